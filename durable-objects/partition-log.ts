@@ -1,0 +1,211 @@
+import { DurableObject } from "cloudflare:workers";
+import { z } from "zod";
+import config from "../eventline.config";
+import { formatSequence } from "../shared/cloudevents";
+import { canonicalJson } from "../shared/json";
+
+/**
+ * One partition of one topic: an ordered, durable, append-only event log in the object's
+ * SQLite storage. Every append call is one SQLite transaction, so a call's events are stored
+ * all together or not at all; the RPC result reaches the caller only after the runtime has
+ * made that transaction durable (the output gate), which is what lets the Worker answer 202.
+ */
+
+const eventInput = z.object({
+  source: z.string().min(1),
+  id: z.string().min(1),
+  /** SHA-256 (hex) of the event's canonical JSON without trace attributes: "same content". */
+  hash: z.string().regex(/^[0-9a-f]{64}$/),
+  event: z.record(z.string(), z.unknown()),
+});
+
+export const appendInputSchema = z.object({
+  topic: z.string().min(1),
+  partition: z.number().int().nonnegative(),
+  events: z.array(eventInput).min(1),
+});
+export type AppendInput = z.input<typeof appendInputSchema>;
+
+export interface AppendedEvent {
+  id: string;
+  source: string;
+  sequence: number;
+  duplicate: boolean;
+}
+
+export type AppendResult =
+  | { ok: true; events: AppendedEvent[]; head: number }
+  | { ok: false; code: "duplicate_conflict"; detail: string; source: string; id: string; sequence: number }
+  | { ok: false; code: "overloaded"; detail: string; retryAfter: number };
+
+export interface ReadResult {
+  /** Stored events, exactly as committed (canonical JSON text). */
+  events: string[];
+  head: number;
+  /** Lowest sequence still held locally (0 when empty). */
+  first: number;
+  /** Sequence of the last event returned, null when none was. */
+  last: number | null;
+}
+
+export interface PartitionStats {
+  head: number;
+  count: number;
+  first: number;
+}
+
+const readInputSchema = z.object({
+  from: z.number().int().min(1),
+  limit: z.number().int().min(1).max(config.read.maxLimit),
+});
+
+class ConflictAbort extends Error {
+  constructor(
+    readonly source: string,
+    readonly id: string,
+    readonly sequence: number,
+  ) {
+    super("duplicate id with different content");
+  }
+}
+
+export class PartitionLog extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  /** Highest sequence ever assigned; kept in `meta` so trimmed rows never free a number. */
+  private head = 0;
+  /** Appends whose transaction ran but whose durability the caller is still waiting for. */
+  private inFlight = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    void ctx.blockConcurrencyWhile(async () => {
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS events (
+        sequence    INTEGER PRIMARY KEY,
+        source      TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        subject     TEXT,
+        traceparent TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        body        TEXT NOT NULL
+      )`);
+      // The idempotency record lives in the event row itself, so it is kept exactly as long
+      // as the event is.
+      this.sql.exec(`CREATE UNIQUE INDEX IF NOT EXISTS events_source_id ON events (source, id)`);
+      const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'head'`).toArray()[0];
+      this.head = row ? Number(row.value) : 0;
+    });
+  }
+
+  async append(input: AppendInput): Promise<AppendResult> {
+    const { topic, partition, events } = appendInputSchema.parse(input);
+    if (this.inFlight >= config.partitionLog.maxInFlightAppends) {
+      return {
+        ok: false,
+        code: "overloaded",
+        detail: `partition ${topic}/${partition} has ${this.inFlight} appends in flight`,
+        retryAfter: config.partitionLog.retryAfterSeconds,
+      };
+    }
+    this.inFlight++;
+    try {
+      let result: AppendResult;
+      try {
+        result = this.ctx.storage.transactionSync(() => this.commit(topic, partition, events));
+      } catch (err) {
+        if (!(err instanceof ConflictAbort)) throw err;
+        return {
+          ok: false,
+          code: "duplicate_conflict",
+          detail: `event ${JSON.stringify(err.id)} from source ${JSON.stringify(err.source)} was already stored at sequence ${err.sequence} with different content`,
+          source: err.source,
+          id: err.id,
+          sequence: err.sequence,
+        };
+      }
+      // Resolves once the transaction is on disk; meanwhile later appends may run, which is
+      // what the in-flight bound counts.
+      await this.ctx.storage.sync();
+      return result;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private commit(topic: string, partition: number, events: z.output<typeof eventInput>[]): AppendResult {
+    this.assertIdentity(topic, partition);
+    let head = this.head;
+    const out: AppendedEvent[] = [];
+    const receivedAt = Date.now();
+    const receivedtime = new Date(receivedAt).toISOString();
+    for (const { source, id, hash, event } of events) {
+      const existing = this.sql
+        .exec<{ sequence: number; hash: string }>(`SELECT sequence, hash FROM events WHERE source = ? AND id = ?`, source, id)
+        .toArray()[0];
+      if (existing) {
+        if (existing.hash !== hash) throw new ConflictAbort(source, id, existing.sequence);
+        out.push({ id, source, sequence: existing.sequence, duplicate: true });
+        continue;
+      }
+      head += 1;
+      const stored = { ...event, partition, sequence: formatSequence(head), receivedtime };
+      this.sql.exec(
+        `INSERT INTO events (sequence, source, id, hash, type, subject, traceparent, received_at, body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        head,
+        source,
+        id,
+        hash,
+        String(event.type),
+        typeof event.subject === "string" ? event.subject : null,
+        String(event.traceparent),
+        receivedAt,
+        canonicalJson(stored),
+      );
+      out.push({ id, source, sequence: head, duplicate: false });
+    }
+    if (head !== this.head) {
+      this.sql.exec(
+        `INSERT INTO meta (key, value) VALUES ('head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        String(head),
+      );
+    }
+    // Only after every statement succeeded; a throw above rolls the transaction back and
+    // leaves the in-memory head untouched.
+    this.head = head;
+    return { ok: true, events: out, head };
+  }
+
+  /** A partition object serves exactly one (topic, partition) for its whole life. */
+  private assertIdentity(topic: string, partition: number): void {
+    const name = `${topic}/${partition}`;
+    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0];
+    if (!row) this.sql.exec(`INSERT INTO meta (key, value) VALUES ('name', ?)`, name);
+    else if (row.value !== name) throw new Error(`partition object for ${row.value} was called as ${name}`);
+  }
+
+  read(from: number, limit: number): ReadResult {
+    const args = readInputSchema.parse({ from, limit });
+    const rows = this.sql
+      .exec<{ sequence: number; body: string }>(
+        `SELECT sequence, body FROM events WHERE sequence >= ? ORDER BY sequence LIMIT ?`,
+        args.from,
+        args.limit,
+      )
+      .toArray();
+    return { events: rows.map((r) => r.body), head: this.head, first: this.firstSequence(), last: rows.at(-1)?.sequence ?? null };
+  }
+
+  stats(): PartitionStats {
+    const row = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM events`).one();
+    return { head: this.head, count: row.n, first: this.firstSequence() };
+  }
+
+  private firstSequence(): number {
+    const row = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM events`).one();
+    return row.s ?? 0;
+  }
+}

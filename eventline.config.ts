@@ -1,0 +1,60 @@
+import { z } from "zod";
+import { defineConfig } from "./shared/config";
+
+/**
+ * Eventline's topics and limits. Validated on load: a mistake here fails `npm run build`,
+ * `npm test` and `npm start` with a message naming the bad field.
+ */
+
+const currency = z.string().regex(/^[A-Z]{3}$/, "ISO 4217 code, e.g. EUR");
+/** Money in minor units (cents) so totals are exact. */
+const amount = z.number().int().nonnegative();
+const orderId = z.string().min(1).max(128);
+const line = z
+  .object({
+    sku: z.string().min(1).max(64),
+    quantity: z.number().int().positive().max(10_000),
+    unitPrice: amount,
+  })
+  .strict();
+
+export const orderEventSchemas = {
+  "orders.placed": z.object({ orderId, customerId: z.string().min(1).max(128), currency, lines: z.array(line).min(1).max(100) }).strict(),
+  "orders.line-added": z.object({ orderId, line }).strict(),
+  "orders.line-removed": z.object({ orderId, sku: z.string().min(1).max(64) }).strict(),
+  "orders.paid": z.object({ orderId, amount, currency }).strict(),
+  "orders.shipped": z.object({ orderId, carrier: z.string().max(64).optional() }).strict(),
+  "orders.cancelled": z.object({ orderId, reason: z.string().max(500).optional() }).strict(),
+};
+
+export default defineConfig({
+  topics: [
+    {
+      name: "events",
+      partitions: 4,
+      retentionHours: 24 * 7,
+      description: "General-purpose topic: any event type, no data schema.",
+    },
+    {
+      name: "orders",
+      partitions: 4,
+      retentionHours: 24 * 30,
+      strictTypes: true,
+      schemas: orderEventSchemas,
+      description: "Demo domain: order lifecycle events, each type with a data schema.",
+    },
+  ],
+  limits: {
+    maxBodyBytes: 1024 * 1024,
+    maxEventBytes: 64 * 1024,
+    maxBatchEvents: 500,
+  },
+  partitionLog: {
+    maxInFlightAppends: 256,
+    retryAfterSeconds: 1,
+  },
+  read: {
+    defaultLimit: 100,
+    maxLimit: 1000,
+  },
+});

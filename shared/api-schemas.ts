@@ -1,0 +1,128 @@
+import { z } from "@hono/zod-openapi";
+import { SEQUENCE_DIGITS } from "./cloudevents";
+
+/** Response and parameter schemas of the HTTP API; the OpenAPI document is generated from them. */
+
+export const TopicParam = z
+  .string()
+  .min(1)
+  .openapi({ param: { name: "topic", in: "path" }, example: "events", description: "Topic name" });
+
+export const PartitionParam = z
+  .string()
+  .regex(/^\d+$/, "partition must be a non-negative integer")
+  .transform(Number)
+  .openapi({ param: { name: "partition", in: "path" }, example: "0", type: "integer", description: "Partition number, 0-based" });
+
+export const ReadQuery = z.object({
+  from: z
+    .string()
+    .regex(/^\d+$/, "from must be a non-negative integer")
+    .transform(Number)
+    .optional()
+    .openapi({ param: { name: "from", in: "query" }, example: "1", type: "integer", description: "First sequence to return (default 1)" }),
+  limit: z
+    .string()
+    .regex(/^\d+$/, "limit must be a positive integer")
+    .transform(Number)
+    .optional()
+    .openapi({
+      param: { name: "limit", in: "query" },
+      example: "100",
+      type: "integer",
+      description: "Page size (default 100, at most 1000)",
+    }),
+});
+
+export const AppendedEventSchema = z
+  .object({
+    id: z.string(),
+    partition: z.number().int(),
+    sequence: z.number().int().openapi({ description: "Position in the partition log (1-based)" }),
+    duplicate: z.boolean().openapi({ description: "True when this source+id was already stored; sequence is the original one" }),
+  })
+  .openapi("AppendedEvent");
+
+export const IngestResponseSchema = z.object({ events: z.array(AppendedEventSchema) }).openapi("IngestResponse");
+
+export const StoredCloudEventSchema = z
+  .object({
+    specversion: z.literal("1.0"),
+    id: z.string(),
+    source: z.string(),
+    type: z.string(),
+    subject: z.string().optional(),
+    time: z.string().optional(),
+    datacontenttype: z.string().optional(),
+    dataschema: z.string().optional(),
+    data: z.unknown().optional(),
+    data_base64: z.string().optional(),
+    partitionkey: z.string().optional(),
+    traceparent: z.string().openapi({ description: "W3C traceparent: the producer's, the request's, or one Eventline generated" }),
+    tracestate: z.string().optional(),
+    partition: z.number().int().openapi({ description: "Partition the event is stored in (server-owned)" }),
+    sequence: z
+      .string()
+      .length(SEQUENCE_DIGITS)
+      .openapi({
+        description: `Sequence in the partition, zero-padded to ${SEQUENCE_DIGITS} digits (server-owned)`,
+        example: "00000000000000000001",
+      }),
+    receivedtime: z.string().openapi({ description: "When Eventline committed the event, RFC 3339 (server-owned)" }),
+  })
+  .catchall(z.union([z.string(), z.boolean(), z.number().int()]))
+  .openapi("StoredCloudEvent");
+
+export const PartitionStatsSchema = z
+  .object({
+    partition: z.number().int(),
+    head: z.number().int().openapi({ description: "Highest sequence committed (0 when empty)" }),
+    count: z.number().int().openapi({ description: "Events held in the partition log" }),
+    first: z.number().int().openapi({ description: "Lowest sequence held (0 when empty)" }),
+  })
+  .openapi("PartitionStats");
+
+export const TopicSchema = z
+  .object({
+    name: z.string(),
+    description: z.string().optional(),
+    partitions: z.number().int(),
+    retentionHours: z.number().int(),
+    strictTypes: z.boolean(),
+    schemaTypes: z.array(z.string()).openapi({ description: "Event types with a registered data schema" }),
+    partitionStats: z.array(PartitionStatsSchema),
+  })
+  .openapi("Topic");
+
+export const TopicListSchema = z.object({ topics: z.array(TopicSchema) }).openapi("TopicList");
+
+export const EventPageSchema = z
+  .object({
+    topic: z.string(),
+    partition: z.number().int(),
+    head: z.number().int(),
+    first: z.number().int(),
+    events: z.array(StoredCloudEventSchema),
+    next: z
+      .object({ from: z.number().int(), href: z.string() })
+      .openapi({ description: "Where the next page starts; when caught up, polling it returns new events as they arrive" }),
+    hasMore: z.boolean().openapi({ description: "True when events beyond this page are already stored" }),
+  })
+  .openapi("EventPage");
+
+export const ProblemSchema = z
+  .object({
+    type: z.string().url(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().optional(),
+    code: z.string(),
+    requestId: z.string(),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    events: z
+      .array(z.record(z.string(), z.unknown()))
+      .optional()
+      .openapi({ description: "For a batch that failed in some partitions: what happened to each event" }),
+  })
+  .openapi("Problem");

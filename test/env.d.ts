@@ -1,0 +1,6 @@
+declare namespace Cloudflare {
+  interface Env {
+    /** Defined in vitest.config.ts; applied by test/setup.ts. */
+    TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+  }
+}

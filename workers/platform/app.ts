@@ -1,0 +1,93 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import config from "../../eventline.config";
+import { EventlineError, problemResponse } from "../../shared/errors";
+import { createLogger } from "../../shared/logger";
+import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
+import type { AppEnv } from "./context";
+import { docsRoutes } from "./routes/docs";
+import { ingestRoutes } from "./routes/ingest";
+import { topicRoutes } from "./routes/topics";
+
+/** Paths the API serves and the methods each allows; used for 405 + Allow. */
+const ROUTE_METHODS: [RegExp, string[]][] = [
+  [/^\/v1\/topics\/?$/, ["GET", "HEAD"]],
+  [/^\/v1\/topics\/[^/]+\/?$/, ["GET", "HEAD"]],
+  [/^\/v1\/topics\/[^/]+\/events\/?$/, ["POST"]],
+  [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events\/?$/, ["GET", "HEAD"]],
+  [/^\/openapi\.json$/, ["GET", "HEAD"]],
+  [/^\/docs\/?$/, ["GET", "HEAD"]],
+  [/^\/health$/, ["GET", "HEAD"]],
+];
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function invalidParameter(issues: { path: PropertyKey[]; message: string }[], where: string): EventlineError {
+  return new EventlineError("invalid_parameter", `invalid ${where}`, {
+    issues: issues.map((i) => ({ path: `/${where}/${i.path.map(String).join("/")}`, message: i.message })),
+  });
+}
+
+/** Builds the platform app: request id + logging, error rendering, routes, OpenAPI document. */
+export function createApp() {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw invalidParameter(result.error.issues, result.target);
+    },
+  });
+
+  app.use(async (c, next) => {
+    const started = Date.now();
+    const given = c.req.header("x-request-id");
+    const requestId = given !== undefined && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+    const incoming = traceparentFromHeader(c.req.header("traceparent"));
+    c.set("requestId", requestId);
+    c.set("incomingTraceparent", incoming);
+    c.set("traceparent", incoming ?? newTraceparent());
+    c.set("log", createLogger({ requestId }));
+    await next();
+    c.res.headers.set("x-request-id", requestId);
+    c.get("log").info("request", {
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      durationMs: Date.now() - started,
+      traceparent: c.get("traceparent"),
+    });
+  });
+
+  app.onError((err, c) => {
+    const requestId = c.get("requestId") ?? crypto.randomUUID();
+    if (err instanceof EventlineError) {
+      if (err.status >= 500) c.get("log")?.warn("request failed", { code: err.code, detail: err.detail });
+      return problemResponse(err, requestId, c.req.path);
+    }
+    c.get("log")?.error("unhandled error", { error: err, path: c.req.path });
+    return problemResponse(
+      new EventlineError("internal", "an unexpected error occurred; it has been logged with this request id"),
+      requestId,
+      c.req.path,
+    );
+  });
+
+  app.notFound((c) => {
+    const requestId = c.get("requestId") ?? crypto.randomUUID();
+    const match = ROUTE_METHODS.find(([pattern]) => pattern.test(c.req.path));
+    if (match !== undefined) {
+      const allow = match[1].join(", ");
+      return problemResponse(
+        new EventlineError("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allow}`, {
+          headers: { allow },
+        }),
+        requestId,
+        c.req.path,
+      );
+    }
+    return problemResponse(new EventlineError("not_found", `no route for ${c.req.method} ${c.req.path}`), requestId, c.req.path);
+  });
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.route("/", ingestRoutes(config));
+  app.route("/", topicRoutes(config));
+  app.route("/", docsRoutes(app));
+  return app;
+}

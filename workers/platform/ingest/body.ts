@@ -1,0 +1,37 @@
+import { EventlineError } from "../../../shared/errors";
+
+/**
+ * Reads a request body, refusing it as soon as it exceeds `max` bytes: by Content-Length
+ * before reading anything, else while streaming, so an oversize body is never buffered whole.
+ */
+export async function readBodyWithLimit(request: Request, max: number): Promise<Uint8Array> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > max) throw tooLarge(max, Number(declared));
+  if (request.body === null) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel();
+      throw tooLarge(max, total);
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
+function tooLarge(max: number, seen: number): EventlineError {
+  return new EventlineError("payload_too_large", `request body is larger than the ${max}-byte limit (at least ${seen} bytes)`, {
+    extensions: { limitBytes: max },
+  });
+}

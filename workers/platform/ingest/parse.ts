@@ -1,0 +1,203 @@
+import type { z } from "zod";
+import {
+  BATCH_CONTENT_TYPE,
+  type CloudEvent,
+  decodeBinary,
+  hasBinaryHeaders,
+  isJsonMediaType,
+  STRUCTURED_CONTENT_TYPE,
+  validateEnvelope,
+} from "../../../shared/cloudevents";
+import type { EventlineConfig, TopicConfig } from "../../../shared/config";
+import { EventlineError, type ProblemIssue } from "../../../shared/errors";
+import { canonicalJson, sha256Hex, strictUtf8, utf8Length } from "../../../shared/json";
+import { partitionFor } from "../../../shared/partitioner";
+import { isValidTracestate, newTraceparent } from "../../../shared/trace";
+import { readBodyWithLimit } from "./body";
+
+export type IngestMode = "structured" | "binary" | "batch";
+
+/** An event that passed every check and is ready for its partition log. */
+export interface PreparedEvent {
+  /** Position in the request (0 for structured and binary mode). */
+  index: number;
+  partition: number;
+  hash: string;
+  event: CloudEvent;
+}
+
+export interface ParsedIngest {
+  mode: IngestMode;
+  events: PreparedEvent[];
+  traceparent: string;
+}
+
+function mediaEssence(contentType: string | null): string {
+  return (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+}
+
+function charsetOf(contentType: string | null): string | undefined {
+  const m = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType ?? "");
+  return m?.[1]?.toLowerCase();
+}
+
+export function detectMode(headers: Headers): IngestMode {
+  const contentType = headers.get("content-type");
+  const essence = mediaEssence(contentType);
+  if (essence === STRUCTURED_CONTENT_TYPE || essence === BATCH_CONTENT_TYPE) {
+    const charset = charsetOf(contentType);
+    if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
+      throw new EventlineError("unsupported_media_type", `charset ${charset} is not supported; send UTF-8`);
+    }
+    return essence === STRUCTURED_CONTENT_TYPE ? "structured" : "batch";
+  }
+  if (essence.startsWith("application/cloudevents")) {
+    throw new EventlineError(
+      "unsupported_media_type",
+      `${essence} is not supported: Eventline accepts the JSON event format (${STRUCTURED_CONTENT_TYPE}, ${BATCH_CONTENT_TYPE})`,
+    );
+  }
+  if (hasBinaryHeaders(headers)) return "binary";
+  throw new EventlineError(
+    "unsupported_media_type",
+    `Content-Type ${contentType === null ? "(none)" : JSON.stringify(contentType)} without ce-specversion: send ${STRUCTURED_CONTENT_TYPE}, ${BATCH_CONTENT_TYPE}, or binary mode with ce-* headers`,
+    { headers: { "accept-post": `${STRUCTURED_CONTENT_TYPE}, ${BATCH_CONTENT_TYPE}` } },
+  );
+}
+
+function parseJsonBody(body: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = strictUtf8(body);
+  } catch {
+    throw new EventlineError("malformed_request", "request body is not valid UTF-8");
+  }
+  if (text.trim() === "") throw new EventlineError("malformed_request", "request body is empty");
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new EventlineError("malformed_request", `request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function envelopeError(issues: ProblemIssue[]): EventlineError {
+  const n = issues.length;
+  return new EventlineError("invalid_envelope", `${n} problem${n === 1 ? "" : "s"} with the CloudEvents envelope`, { issues });
+}
+
+/** Checks `data` against the schema the topic registers for the event's type. */
+function schemaIssues(topic: TopicConfig, event: CloudEvent, base: string): ProblemIssue[] {
+  const schema: z.ZodType | undefined = topic.schemas[event.type];
+  if (schema === undefined) {
+    if (!topic.strictTypes) return [];
+    const known = Object.keys(topic.schemas).join(", ");
+    return [{ path: `${base}/type`, message: `topic ${topic.name} does not accept type "${event.type}" (accepted: ${known})` }];
+  }
+  if (event.data_base64 !== undefined || !isJsonMediaType(event.datacontenttype)) {
+    return [{ path: `${base}/data`, message: `type "${event.type}" requires JSON data` }];
+  }
+  const result = schema.safeParse(event.data);
+  if (result.success) return [];
+  return result.error.issues.map((issue) => ({
+    path: `${base}/data${issue.path.map((p) => `/${String(p)}`).join("")}`,
+    message: issue.message,
+  }));
+}
+
+/**
+ * Turns an ingest request into validated, partitioned, hashed events, or throws the one
+ * EventlineError that describes everything wrong with it. Nothing here touches storage, so
+ * every rejection leaves the logs untouched.
+ */
+export async function parseIngest(
+  request: Request,
+  topic: TopicConfig,
+  config: EventlineConfig,
+  headerTraceparent: string | undefined,
+): Promise<ParsedIngest> {
+  const mode = detectMode(request.headers);
+  const body = await readBodyWithLimit(request, config.limits.maxBodyBytes);
+
+  let raw: { value: unknown; base: string }[];
+  let binary: CloudEvent | undefined;
+  if (mode === "binary") {
+    const decoded = decodeBinary(request.headers, body);
+    if (!decoded.ok) throw envelopeError(decoded.issues);
+    binary = decoded.event;
+    raw = [];
+  } else if (mode === "structured") {
+    raw = [{ value: parseJsonBody(body), base: "" }];
+  } else {
+    const parsed = parseJsonBody(body);
+    if (!Array.isArray(parsed)) throw new EventlineError("malformed_request", "a batch must be a JSON array of CloudEvents");
+    if (parsed.length === 0) throw new EventlineError("malformed_request", "a batch must contain at least one event");
+    if (parsed.length > config.limits.maxBatchEvents) {
+      throw new EventlineError("payload_too_large", `a batch holds at most ${config.limits.maxBatchEvents} events, got ${parsed.length}`, {
+        extensions: { limitEvents: config.limits.maxBatchEvents },
+      });
+    }
+    raw = parsed.map((value, i) => ({ value, base: `/${i}` }));
+  }
+
+  const events: CloudEvent[] = [];
+  const issues: ProblemIssue[] = [];
+  if (binary !== undefined) events.push(binary);
+  for (const { value, base } of raw) {
+    const result = validateEnvelope(value, base);
+    if (result.ok) events.push(result.event);
+    else issues.push(...result.issues);
+  }
+  if (issues.length > 0) throw envelopeError(issues);
+
+  const base = (i: number) => (mode === "batch" ? `/${i}` : "");
+  const dataIssues = events.flatMap((event, i) => schemaIssues(topic, event, base(i)));
+  if (dataIssues.length > 0) {
+    throw new EventlineError("schema_violation", `data does not match the schema registered for its type`, { issues: dataIssues });
+  }
+
+  // Every event of the request shares the request's trace unless it carries its own.
+  const traceparent = headerTraceparent ?? newTraceparent();
+  const tracestate = request.headers.get("tracestate") ?? undefined;
+  const prepared: PreparedEvent[] = [];
+  const seen = new Map<string, { hash: string; index: number }>();
+  for (const [index, event] of events.entries()) {
+    const canonical = canonicalJson(event);
+    const size = utf8Length(canonical);
+    if (size > config.limits.maxEventBytes) {
+      throw new EventlineError(
+        "payload_too_large",
+        `event ${base(index) || "/"} is ${size} bytes serialized; the limit is ${config.limits.maxEventBytes}`,
+        {
+          extensions: { limitBytes: config.limits.maxEventBytes },
+          issues: [{ path: base(index) || "/", message: `${size} bytes > ${config.limits.maxEventBytes}` }],
+        },
+      );
+    }
+    // "Same content" ignores trace context: a producer's retry may carry a new trace.
+    const { traceparent: ownTrace, tracestate: ownState, ...content } = event;
+    const hash = await sha256Hex(canonicalJson(content));
+    const key = `${event.source}\u0000${event.id}`;
+    const earlier = seen.get(key);
+    if (earlier !== undefined && earlier.hash !== hash) {
+      throw new EventlineError(
+        "duplicate_conflict",
+        `events ${base(earlier.index)} and ${base(index)} share source and id but differ in content`,
+        {
+          issues: [{ path: `${base(index)}/id`, message: `same source+id as ${base(earlier.index)} with different content` }],
+        },
+      );
+    }
+    seen.set(key, { hash, index });
+    const withTrace: CloudEvent = { ...event, traceparent: ownTrace ?? traceparent };
+    const state =
+      ownTrace !== undefined
+        ? ownState
+        : tracestate !== undefined && isValidTracestate(tracestate) && headerTraceparent
+          ? tracestate
+          : undefined;
+    if (state !== undefined) withTrace.tracestate = state;
+    else delete withTrace.tracestate;
+    prepared.push({ index, partition: partitionFor(event, topic.partitions), hash, event: withTrace });
+  }
+  return { mode, events: prepared, traceparent };
+}

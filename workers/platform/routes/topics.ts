@@ -1,0 +1,116 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import {
+  EventPageSchema,
+  PartitionParam,
+  ProblemSchema,
+  ReadQuery,
+  TopicListSchema,
+  TopicParam,
+  TopicSchema,
+} from "../../../shared/api-schemas";
+import { BATCH_CONTENT_TYPE } from "../../../shared/cloudevents";
+import { type EventlineConfig, findTopic, type TopicConfig } from "../../../shared/config";
+import { EventlineError } from "../../../shared/errors";
+import type { AppEnv } from "../context";
+import { partitionStub } from "../ingest/append";
+
+const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ProblemSchema } } });
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/v1/topics",
+  tags: ["Topics"],
+  summary: "List topics with per-partition head sequences",
+  responses: { 200: { description: "Every configured topic", content: { "application/json": { schema: TopicListSchema } } } },
+});
+
+const topicRoute = createRoute({
+  method: "get",
+  path: "/v1/topics/{topic}",
+  tags: ["Topics"],
+  summary: "One topic's config and per-partition head sequence and event count",
+  request: { params: z.object({ topic: TopicParam }) },
+  responses: {
+    200: { description: "The topic", content: { "application/json": { schema: TopicSchema } } },
+    404: problem("Unknown topic"),
+  },
+});
+
+const readRoute = createRoute({
+  method: "get",
+  path: "/v1/topics/{topic}/partitions/{partition}/events",
+  tags: ["Topics"],
+  summary: "Read a partition's events in sequence order",
+  description: `Events come back exactly as stored: CloudEvents in JSON format with the server-owned \`partition\`, \`sequence\` (zero-padded) and \`receivedtime\` attributes. Follow \`next.href\` for the next page. With \`Accept: ${BATCH_CONTENT_TYPE}\` the body is the bare batch and the next page is in a \`Link: <…>; rel="next"\` header.`,
+  request: { params: z.object({ topic: TopicParam, partition: PartitionParam }), query: ReadQuery },
+  responses: {
+    200: {
+      description: "A page of events",
+      content: {
+        "application/json": { schema: EventPageSchema },
+        [BATCH_CONTENT_TYPE]: { schema: z.array(z.record(z.string(), z.unknown())) },
+      },
+    },
+    400: problem("Invalid partition, from or limit"),
+    404: problem("Unknown topic or partition"),
+  },
+});
+
+function requireTopic(config: EventlineConfig, name: string): TopicConfig {
+  const topic = findTopic(config, name);
+  if (topic === undefined) throw new EventlineError("topic_not_found", `topic ${JSON.stringify(name)} does not exist`);
+  return topic;
+}
+
+async function describeTopic(env: Env, topic: TopicConfig) {
+  const partitionStats = await Promise.all(
+    Array.from({ length: topic.partitions }, async (_, partition) => ({
+      partition,
+      ...(await partitionStub(env, topic.name, partition).stats()),
+    })),
+  );
+  return {
+    name: topic.name,
+    ...(topic.description === undefined ? {} : { description: topic.description }),
+    partitions: topic.partitions,
+    retentionHours: topic.retentionHours,
+    strictTypes: topic.strictTypes,
+    schemaTypes: Object.keys(topic.schemas),
+    partitionStats,
+  };
+}
+
+export function topicRoutes(config: EventlineConfig) {
+  return new OpenAPIHono<AppEnv>()
+    .openapi(listRoute, async (c) => c.json({ topics: await Promise.all(config.topics.map((t) => describeTopic(c.env, t))) }, 200))
+    .openapi(topicRoute, async (c) => c.json(await describeTopic(c.env, requireTopic(config, c.req.valid("param").topic)), 200))
+    .openapi(readRoute, async (c) => {
+      const { topic: name, partition } = c.req.valid("param");
+      const topic = requireTopic(config, name);
+      if (partition >= topic.partitions) {
+        throw new EventlineError(
+          "not_found",
+          `topic ${name} has ${topic.partitions} partitions (0-${topic.partitions - 1}); there is no partition ${partition}`,
+        );
+      }
+      const query = c.req.valid("query");
+      const from = Math.max(1, query.from ?? 1);
+      const limit = query.limit ?? config.read.defaultLimit;
+      if (limit < 1 || limit > config.read.maxLimit) {
+        throw new EventlineError("invalid_parameter", `limit must be between 1 and ${config.read.maxLimit}`, {
+          issues: [{ path: "/query/limit", message: `${limit} is outside 1-${config.read.maxLimit}` }],
+        });
+      }
+      const page = await partitionStub(c.env, name, partition).read(from, limit);
+      const nextFrom = page.last === null ? from : page.last + 1;
+      const hasMore = nextFrom <= page.head;
+      const href = `/v1/topics/${encodeURIComponent(name)}/partitions/${partition}/events?from=${nextFrom}&limit=${limit}`;
+      if ((c.req.header("accept") ?? "").includes(BATCH_CONTENT_TYPE)) {
+        // `as never`: the body is stored JSON spliced as text, which the typed-response helper cannot see.
+        return c.body(`[${page.events.join(",")}]`, 200, { "content-type": BATCH_CONTENT_TYPE, link: `<${href}>; rel="next"` }) as never;
+      }
+      // Stored events are spliced in as stored: no parse / re-serialise on the read path.
+      const body = `{"topic":${JSON.stringify(name)},"partition":${partition},"head":${page.head},"first":${page.first},"events":[${page.events.join(",")}],"next":${JSON.stringify({ from: nextFrom, href })},"hasMore":${hasMore}}`;
+      return c.body(body, 200, { "content-type": "application/json" }) as never;
+    });
+}
