@@ -14,10 +14,19 @@ export default defineConfig(async () => {
         },
       }),
     ],
+    resolve: {
+      // The CloudEvents SDK require()s uuid; uuid's "import" condition is ESM, so point the
+      // CommonJS require at uuid's CommonJS build.
+      alias: [{ find: /^uuid$/, replacement: path.join(import.meta.dirname, "node_modules/uuid/dist/index.js") }],
+    },
     test: {
       setupFiles: ["./test/setup.ts"],
       include: ["test/**/*.test.ts"],
       testTimeout: 30_000,
+      // Request/append log lines are shown for failing tests only.
+      silent: "passed-only",
+      // The CloudEvents SDK ships CommonJS; inline it so it loads inside workerd.
+      server: { deps: { inline: ["cloudevents"] } },
     },
   };
 });

@@ -102,20 +102,27 @@ export const envelopeSchema = z
     traceparent: z.string().refine(isValidTraceparent, "traceparent must be a W3C traceparent").optional(),
     tracestate: z.string().refine(isValidTracestate, "tracestate must be printable ASCII, at most 512 chars").optional(),
   })
-  .catchall(extensionValue)
-  .superRefine((event, ctx) => {
-    for (const name of Object.keys(event)) {
-      if (name !== "data_base64" && !ATTRIBUTE_NAME.test(name)) {
-        ctx.addIssue({ code: "custom", path: [name], message: `attribute name "${name}" must be lower-case a-z and 0-9 only` });
-      }
-      if ((SERVER_ATTRIBUTES as readonly string[]).includes(name)) {
-        ctx.addIssue({ code: "custom", path: [name], message: `"${name}" is set by Eventline and cannot be sent by a producer` });
-      }
+  .catchall(extensionValue);
+
+/**
+ * Checks that zod's object schema cannot express, or would skip once a field failed (zod runs
+ * refinements only on otherwise valid objects, and a producer should see every problem at once).
+ */
+function attributeIssues(raw: Record<string, unknown>): { path: string[]; message: string }[] {
+  const issues: { path: string[]; message: string }[] = [];
+  for (const name of Object.keys(raw)) {
+    if (name !== "data_base64" && !ATTRIBUTE_NAME.test(name)) {
+      issues.push({ path: [name], message: `attribute name "${name}" must be lower-case a-z and 0-9 only` });
     }
-    if (event.data !== undefined && event.data_base64 !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["data_base64"], message: "data and data_base64 are mutually exclusive" });
+    if ((SERVER_ATTRIBUTES as readonly string[]).includes(name)) {
+      issues.push({ path: [name], message: `"${name}" is set by Eventline and cannot be sent by a producer` });
     }
-  });
+  }
+  if (raw.data !== undefined && raw.data_base64 !== undefined) {
+    issues.push({ path: ["data_base64"], message: "data and data_base64 are mutually exclusive" });
+  }
+  return issues;
+}
 
 /** A validated event in JSON format: the context attributes, `data`/`data_base64`, extensions. */
 export interface CloudEvent {
@@ -158,10 +165,14 @@ export function validateEnvelope(raw: unknown, base = ""): ValidationResult {
   // The JSON format treats a null attribute as absent.
   const withoutNulls = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== null));
   const parsed = envelopeSchema.safeParse(withoutNulls);
-  if (parsed.success) return { ok: true, event: parsed.data };
+  const own = attributeIssues(withoutNulls);
+  if (parsed.success && own.length === 0) return { ok: true, event: parsed.data };
+  // A bad attribute name also fails the catch-all value check; report it once.
+  const named = new Set(own.map((i) => i.path[0]));
+  const zodIssues = parsed.success ? [] : parsed.error.issues.filter((i) => !named.has(String(i.path[0])));
   return {
     ok: false,
-    issues: parsed.error.issues.map((issue) => ({ path: pointer(base, issue.path), message: issue.message })),
+    issues: [...own, ...zodIssues].map((issue) => ({ path: pointer(base, issue.path), message: issue.message })),
   };
 }
 

@@ -1,0 +1,96 @@
+// Hosts both Workers in one Miniflare (one workerd) in a child process of run.mjs, so the load
+// generator's event loop never shares a thread with Miniflare's log handling.
+// Protocol (IPC): parent sends { platform, baseline, persist } (bundle paths, state dir);
+// child answers { ready: { platform, baseline } } with loopback URLs, or { error };
+// on { stop } (or parent exit) it disposes Miniflare and sends { stopped: logStats }.
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { Miniflare } from "miniflare";
+
+const COMPATIBILITY_DATE = "2026-11-01";
+// Port 0: the OS picks free ports, so a stale bench or `npm start` never collides with us.
+const LOOPBACK = { host: "127.0.0.1", port: 0 };
+
+async function manifest(bundlePath) {
+  const mainModule = path.basename(bundlePath);
+  return {
+    mainModule,
+    modulesRoot: path.dirname(bundlePath),
+    modules: { [mainModule]: { type: "esm", contents: await readFile(bundlePath, "utf8") } },
+  };
+}
+
+// Each Worker gets its own direct socket, which skips Miniflare's entry worker (a dev-only hop
+// that production doesn't have) and treats both sides alike.
+const dev = { unsafeDirectSockets: [LOOPBACK], unsafeRegisterWorker: false };
+
+async function start({ platform, baseline, persist }) {
+  const logs = { lines: 0, byLevel: {}, samples: [] };
+  const mf = new Miniflare({
+    ...LOOPBACK,
+    logRequests: false,
+    enableDevRegistry: false,
+    telemetry: { enabled: false },
+    resourcePersistencePath: persist,
+    // The platform writes structured logs on every request; they are part of its cost inside
+    // workerd, but printing them would drown the report, so they are only counted here.
+    handleStructuredLogs: (log) => {
+      logs.lines++;
+      // The platform logs everything via console.log, so its own level field is the one to count.
+      const level = /"level":"(\w+)"/.exec(log.message)?.[1] ?? log.level;
+      logs.byLevel[level] = (logs.byLevel[level] ?? 0) + 1;
+      if ((level === "warn" || level === "error") && logs.samples.length < 5) logs.samples.push(log.message.slice(0, 500));
+    },
+    workers: [
+      {
+        config: {
+          name: "platform",
+          compatibilityDate: COMPATIBILITY_DATE,
+          manifest: await manifest(platform),
+          env: {
+            PARTITION_LOG: { type: "durable-object", worker: "platform", exportName: "PartitionLog" },
+            DB: { type: "d1", id: "DB" },
+          },
+          exports: { PartitionLog: { type: "durable-object", storage: "sqlite" } },
+        },
+        dev,
+      },
+      {
+        config: {
+          name: "baseline",
+          compatibilityDate: COMPATIBILITY_DATE,
+          manifest: await manifest(baseline),
+          env: { BARE_LOG: { type: "durable-object", worker: "baseline", exportName: "BareLog" } },
+          exports: { BareLog: { type: "durable-object", storage: "sqlite" } },
+        },
+        dev,
+      },
+    ],
+  });
+  await mf.ready;
+  const urls = {
+    platform: (await mf.unsafeGetDirectURL("platform")).href,
+    baseline: (await mf.unsafeGetDirectURL("baseline")).href,
+  };
+  return { mf, urls, logs };
+}
+
+let running;
+process.on("message", async (msg) => {
+  if (msg.stop !== undefined) {
+    await running?.mf.dispose();
+    process.send({ stopped: running?.logs ?? null }, () => process.exit(0));
+    return;
+  }
+  try {
+    running = await start(msg);
+    process.send({ ready: running.urls });
+  } catch (err) {
+    process.send({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, () => process.exit(1));
+  }
+});
+// If run.mjs dies, don't leave workerd running.
+process.on("disconnect", async () => {
+  await running?.mf.dispose();
+  process.exit(0);
+});

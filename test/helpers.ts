@@ -1,0 +1,104 @@
+import { exports } from "cloudflare:workers";
+import { expect } from "vitest";
+import config from "../eventline.config";
+
+export const BASE = "http://eventline.test";
+export const STRUCTURED = "application/cloudevents+json";
+export const BATCH = "application/cloudevents-batch+json";
+
+export function event(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return { specversion: "1.0", id: crypto.randomUUID(), source: "/tests", type: "test.created", data: { ok: true }, ...overrides };
+}
+
+export function request(path: string, init: RequestInit = {}): Promise<Response> {
+  return exports.default.fetch(`${BASE}${path}`, init);
+}
+
+export function postStructured(topic: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return request(`/v1/topics/${topic}/events`, {
+    method: "POST",
+    headers: { "content-type": STRUCTURED, ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+export function postBatch(topic: string, events: unknown[], headers: Record<string, string> = {}): Promise<Response> {
+  return request(`/v1/topics/${topic}/events`, {
+    method: "POST",
+    headers: { "content-type": BATCH, ...headers },
+    body: JSON.stringify(events),
+  });
+}
+
+export interface Ack {
+  id: string;
+  partition: number;
+  sequence: number;
+  duplicate: boolean;
+}
+
+export async function expectAccepted(res: Response): Promise<Ack[]> {
+  const text = await res.text();
+  expect(res.status, text).toBe(202);
+  const body = JSON.parse(text) as { events: Ack[] };
+  return body.events;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  requestId: string;
+  issues?: { path: string; message: string }[];
+  events?: Record<string, unknown>[];
+}
+
+export async function expectProblem(res: Response, status: number): Promise<Problem> {
+  const text = await res.text();
+  expect(res.status, text).toBe(status);
+  expect(res.headers.get("content-type")).toBe("application/problem+json");
+  const body = JSON.parse(text) as Problem;
+  expect(body.status).toBe(status);
+  expect(body.type).toMatch(/^https:\/\/eventline\.dev\/problems\//);
+  expect(body.title.length).toBeGreaterThan(0);
+  expect(body.detail.length).toBeGreaterThan(0);
+  expect(body.requestId).toBe(res.headers.get("x-request-id"));
+  return body;
+}
+
+/** Head sequence of every partition of every topic, read through the public API. */
+export async function allHeads(): Promise<Record<string, number[]>> {
+  const res = await request("/v1/topics");
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { topics: { name: string; partitionStats: { head: number; count: number }[] }[] };
+  return Object.fromEntries(body.topics.map((t) => [t.name, t.partitionStats.map((p) => p.head)]));
+}
+
+export interface StoredEvent extends Record<string, unknown> {
+  id: string;
+  partition: number;
+  sequence: string;
+  traceparent: string;
+}
+
+/** Every event of one partition, following the cursor. */
+export async function readAll(topic: string, partition: number, limit = 1000): Promise<StoredEvent[]> {
+  const out: StoredEvent[] = [];
+  let href = `/v1/topics/${topic}/partitions/${partition}/events?from=1&limit=${limit}`;
+  for (;;) {
+    const res = await request(href);
+    expect(res.status).toBe(200);
+    const page = (await res.json()) as { events: StoredEvent[]; next: { href: string }; hasMore: boolean };
+    out.push(...page.events);
+    if (!page.hasMore) return out;
+    href = page.next.href;
+  }
+}
+
+export const topicConfig = (name: string) => {
+  const t = config.topics.find((x) => x.name === name);
+  if (t === undefined) throw new Error(`no topic ${name}`);
+  return t;
+};
