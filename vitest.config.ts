@@ -24,7 +24,7 @@ export default defineConfig(async () => {
       include: ["test/**/*.test.ts"],
       testTimeout: 30_000,
       // Request/append log lines are shown for failing tests only.
-      silent: "passed-only",
+      silent: "passed-only" as const,
       // The CloudEvents SDK ships CommonJS; inline it so it loads inside workerd.
       server: { deps: { inline: ["cloudevents"] } },
     },
