@@ -1,6 +1,5 @@
 // bench/baseline-worker.js
 import { DurableObject } from "cloudflare:workers";
-
 var CREATE_EVENTS = `CREATE TABLE IF NOT EXISTS events (
   sequence    INTEGER PRIMARY KEY,
   source      TEXT NOT NULL,
@@ -44,13 +43,13 @@ function toRow(event) {
     id: String(event.id),
     type: String(event.type),
     subject: typeof event.subject === "string" ? event.subject : null,
-    body: JSON.stringify(event),
+    body: JSON.stringify(event)
   };
 }
 var baseline_worker_default = {
   async fetch(request, env) {
     const { pathname } = new URL(request.url);
-    if (request.method !== "POST" || (pathname !== "/one" && pathname !== "/batch")) {
+    if (request.method !== "POST" || pathname !== "/one" && pathname !== "/batch") {
       return new Response("POST /one or /batch\n", { status: 404 });
     }
     let parsed;
@@ -63,7 +62,9 @@ var baseline_worker_default = {
     if (!Array.isArray(events) || events.length === 0) return new Response("expected a JSON array\n", { status: 400 });
     const result = await env.BARE_LOG.getByName("bench").insert(events.map(toRow));
     return Response.json(result, { status: 202 });
-  },
+  }
 };
-
-export { BareLog, baseline_worker_default as default };
+export {
+  BareLog,
+  baseline_worker_default as default
+};
