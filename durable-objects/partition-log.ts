@@ -73,8 +73,12 @@ export class PartitionLog extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   /** Highest sequence ever assigned; kept in `meta` so trimmed rows never free a number. */
   private head = 0;
+  /** "<topic>/<partition>" this object serves, recorded by its first append. */
+  private name: string | undefined;
   /** Appends whose transaction ran but whose durability the caller is still waiting for. */
   private inFlight = 0;
+  /** Bound on `inFlight`; an instance field so tests can lower it for one object. */
+  maxInFlight = config.partitionLog.maxInFlightAppends;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -97,12 +101,13 @@ export class PartitionLog extends DurableObject<Env> {
       this.sql.exec(`CREATE UNIQUE INDEX IF NOT EXISTS events_source_id ON events (source, id)`);
       const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'head'`).toArray()[0];
       this.head = row ? Number(row.value) : 0;
+      this.name = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0]?.value;
     });
   }
 
   async append(input: AppendInput): Promise<AppendResult> {
     const { topic, partition, events } = appendInputSchema.parse(input);
-    if (this.inFlight >= config.partitionLog.maxInFlightAppends) {
+    if (this.inFlight >= this.maxInFlight) {
       return {
         ok: false,
         code: "overloaded",
@@ -115,6 +120,7 @@ export class PartitionLog extends DurableObject<Env> {
       let result: AppendResult;
       try {
         result = this.ctx.storage.transactionSync(() => this.commit(topic, partition, events));
+        this.name = `${topic}/${partition}`;
       } catch (err) {
         if (!(err instanceof ConflictAbort)) throw err;
         return {
@@ -182,9 +188,12 @@ export class PartitionLog extends DurableObject<Env> {
   /** A partition object serves exactly one (topic, partition) for its whole life. */
   private assertIdentity(topic: string, partition: number): void {
     const name = `${topic}/${partition}`;
-    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0];
-    if (!row) this.sql.exec(`INSERT INTO meta (key, value) VALUES ('name', ?)`, name);
-    else if (row.value !== name) throw new Error(`partition object for ${row.value} was called as ${name}`);
+    if (this.name === undefined) {
+      // Part of the append transaction; `this.name` is set by append() once it committed.
+      this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('name', ?)`, name);
+    } else if (this.name !== name) {
+      throw new Error(`partition object for ${this.name} was called as ${name}`);
+    }
   }
 
   read(from: number, limit: number): ReadResult {

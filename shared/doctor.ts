@@ -1,0 +1,38 @@
+import type { EventlineConfig } from "./config";
+
+/**
+ * Cross-checks the Eventline config against the parsed wrangler.toml: every binding and class
+ * the code relies on must be declared there. Returns human-readable problems (empty = agree).
+ */
+
+interface WranglerConfig {
+  main?: unknown;
+  durable_objects?: { bindings?: { name?: unknown; class_name?: unknown }[] };
+  migrations?: { tag?: unknown; new_sqlite_classes?: unknown[]; new_classes?: unknown[] }[];
+  d1_databases?: { binding?: unknown; migrations_dir?: unknown }[];
+}
+
+export const REQUIRED_DURABLE_OBJECTS = [{ binding: "PARTITION_LOG", className: "PartitionLog" }] as const;
+
+export function checkWranglerConfig(config: EventlineConfig, wrangler: WranglerConfig): string[] {
+  const problems: string[] = [];
+  if (wrangler.main !== "workers/platform/index.ts") problems.push(`main must be workers/platform/index.ts (is ${String(wrangler.main)})`);
+  const bindings = wrangler.durable_objects?.bindings ?? [];
+  const sqliteClasses = new Set((wrangler.migrations ?? []).flatMap((m) => m.new_sqlite_classes ?? []));
+  const kvClasses = new Set((wrangler.migrations ?? []).flatMap((m) => m.new_classes ?? []));
+  for (const { binding, className } of REQUIRED_DURABLE_OBJECTS) {
+    const found = bindings.find((b) => b.name === binding);
+    if (found === undefined) problems.push(`durable_objects.bindings has no ${binding}`);
+    else if (found.class_name !== className) problems.push(`${binding} must bind class ${className} (binds ${String(found.class_name)})`);
+    if (!sqliteClasses.has(className)) {
+      problems.push(
+        `${className} must be in a migration's new_sqlite_classes${kvClasses.has(className) ? " (it is in new_classes: SQLite storage is required)" : ""}`,
+      );
+    }
+  }
+  const db = (wrangler.d1_databases ?? []).find((d) => d.binding === "DB");
+  if (db === undefined) problems.push("d1_databases has no DB binding");
+  else if (db.migrations_dir !== "migrations") problems.push(`DB migrations_dir must be "migrations" (is ${String(db.migrations_dir)})`);
+  if (config.topics.length === 0) problems.push("config declares no topics");
+  return problems;
+}

@@ -1,0 +1,142 @@
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { AppendInput, PartitionLog } from "../../durable-objects/partition-log";
+import { formatSequence } from "../../shared/cloudevents";
+import { sha256Hex } from "../../shared/json";
+import { allHeads, event, expectAccepted, expectProblem, postStructured, readAll } from "../helpers";
+
+const TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+async function input(topic: string, partition: number, ids: string[], variant = ""): Promise<AppendInput> {
+  return {
+    topic,
+    partition,
+    events: await Promise.all(
+      ids.map(async (id) => ({
+        source: "/do",
+        id,
+        hash: await sha256Hex(`${id}${variant}`),
+        event: { specversion: "1.0", id, source: "/do", type: "t", traceparent: TRACE, data: { id, variant } },
+      })),
+    ),
+  };
+}
+
+function rows(stub: DurableObjectStub<PartitionLog>) {
+  return runInDurableObject(stub, (_instance, state) =>
+    state.storage.sql
+      .exec<{ sequence: number; id: string; body: string }>("SELECT sequence, id, body FROM events ORDER BY sequence")
+      .toArray(),
+  );
+}
+
+describe("PartitionLog", () => {
+  it("assigns contiguous sequences from 1 and stores canonical JSON with server attributes", async () => {
+    const stub = env.PARTITION_LOG.getByName("events/0");
+    const result = await stub.append(await input("events", 0, ["a", "b", "c"]));
+    expect(result).toMatchObject({ ok: true, head: 3, events: [{ sequence: 1 }, { sequence: 2 }, { sequence: 3 }] });
+    const stored = await rows(stub);
+    expect(stored.map((r) => r.sequence)).toEqual([1, 2, 3]);
+    const first = JSON.parse(stored[0]?.body ?? "{}") as Record<string, unknown>;
+    expect(first).toMatchObject({ id: "a", partition: 0, sequence: formatSequence(1) });
+    // Canonical: keys in sorted order at the top level.
+    expect(Object.keys(first)).toEqual([...Object.keys(first)].sort());
+  });
+
+  it("never changes the stored bytes of a committed event", async () => {
+    const stub = env.PARTITION_LOG.getByName("events/1");
+    await stub.append(await input("events", 1, ["x", "y"]));
+    const before = await rows(stub);
+    await stub.append(await input("events", 1, ["x", "y", "z"]));
+    await stub.append(await input("events", 1, ["y"]));
+    await evictDurableObject(stub);
+    await stub.append(await input("events", 1, ["w"]));
+    const after = await rows(stub);
+    expect(after.slice(0, 2)).toEqual(before);
+    expect(after.map((r) => r.id)).toEqual(["x", "y", "z", "w"]);
+  });
+
+  it("rolls the whole call back when one event conflicts (atomic per call)", async () => {
+    const stub = env.PARTITION_LOG.getByName("events/2");
+    await stub.append(await input("events", 2, ["keep"]));
+    const result = await stub.append({
+      ...(await input("events", 2, ["n1"])),
+      events: [
+        ...(await input("events", 2, ["n1"])).events,
+        ...(await input("events", 2, ["keep"], "changed")).events,
+        ...(await input("events", 2, ["n2"])).events,
+      ],
+    });
+    expect(result).toMatchObject({ ok: false, code: "duplicate_conflict", id: "keep", sequence: 1 });
+    expect((await rows(stub)).map((r) => r.id)).toEqual(["keep"]);
+    expect(await stub.stats()).toEqual({ head: 1, count: 1, first: 1 });
+    const next = await stub.append(await input("events", 2, ["n1"]));
+    expect(next).toMatchObject({ ok: true, events: [{ id: "n1", sequence: 2, duplicate: false }] });
+  });
+
+  it("keeps its head across eviction, so sequences are never reused", async () => {
+    const stub = env.PARTITION_LOG.getByName("events/3");
+    await stub.append(await input("events", 3, ["p", "q"]));
+    await evictDurableObject(stub);
+    expect(await stub.stats()).toEqual({ head: 2, count: 2, first: 1 });
+    const again = await stub.append(await input("events", 3, ["q", "r"]));
+    expect(again).toMatchObject({
+      ok: true,
+      head: 3,
+      events: [
+        { id: "q", sequence: 2, duplicate: true },
+        { id: "r", sequence: 3, duplicate: false },
+      ],
+    });
+  });
+
+  it("refuses to serve a second (topic, partition)", async () => {
+    const stub = env.PARTITION_LOG.getByName("orders/0");
+    await stub.append(await input("orders", 0, ["o1"]));
+    const wrong = async () => stub.append(await input("events", 0, ["o2"]));
+    await expect(wrong()).rejects.toThrow(/orders\/0 was called as events\/0/);
+  });
+
+  it("validates its RPC arguments", async () => {
+    const stub = env.PARTITION_LOG.getByName("orders/1");
+    const bad = async () => stub.append({ topic: "orders", partition: 1, events: [] });
+    await expect(bad()).rejects.toThrow();
+    const badRead = async () => stub.read(0, 10);
+    await expect(badRead()).rejects.toThrow();
+  });
+});
+
+describe("backpressure", () => {
+  it("answers 503 with Retry-After beyond the in-flight bound, and stores exactly the acknowledged events", async () => {
+    const key = "backpressure";
+    const [probe] = await expectAccepted(await postStructured("events", event({ partitionkey: key })));
+    const partition = probe?.partition ?? -1;
+    const stub = env.PARTITION_LOG.getByName(`events/${partition}`);
+    await runInDurableObject(stub, (instance: PartitionLog) => {
+      instance.maxInFlight = 2;
+    });
+    const headBefore = (await allHeads()).events?.[partition] ?? -1;
+    const sent = Array.from({ length: 120 }, (_, i) => event({ id: `bp-${i}`, partitionkey: key }));
+    const responses = await Promise.all(sent.map((e) => postStructured("events", e)));
+    const accepted: string[] = [];
+    let rejected = 0;
+    for (const [i, res] of responses.entries()) {
+      if (res.status === 202) {
+        accepted.push(String(sent[i]?.id));
+        await res.body?.cancel();
+      } else {
+        const problem = await expectProblem(res, 503);
+        expect(problem.code).toBe("overloaded");
+        expect(res.headers.get("retry-after")).toBe("1");
+        rejected++;
+      }
+    }
+    expect(rejected).toBeGreaterThan(0);
+    expect(accepted.length).toBeGreaterThan(0);
+    const stored = (await readAll("events", partition)).map((e) => e.id).filter((id) => id.startsWith("bp-"));
+    expect(stored.sort()).toEqual(accepted.sort());
+    const heads = await allHeads();
+    expect(heads.events?.[partition]).toBe(headBefore + accepted.length);
+  });
+});

@@ -1,0 +1,29 @@
+import { parse } from "smol-toml";
+import { describe, expect, it } from "vitest";
+import config from "../../eventline.config";
+import { checkWranglerConfig } from "../../shared/doctor";
+import wranglerToml from "../../wrangler.toml?raw";
+
+const wrangler = parse(wranglerToml) as Parameters<typeof checkWranglerConfig>[1];
+
+describe("eventline.config.ts and wrangler.toml agree", () => {
+  it("the shipped files agree", () => {
+    expect(checkWranglerConfig(config, wrangler)).toEqual([]);
+  });
+
+  it("a missing partition-log binding or a non-SQLite class is reported", () => {
+    const broken = structuredClone(wrangler);
+    broken.durable_objects = { bindings: [] };
+    broken.migrations = [{ tag: "v1", new_classes: ["PartitionLog"] }];
+    expect(checkWranglerConfig(config, broken)).toEqual([
+      "durable_objects.bindings has no PARTITION_LOG",
+      "PartitionLog must be in a migration's new_sqlite_classes (it is in new_classes: SQLite storage is required)",
+    ]);
+  });
+
+  it("a D1 binding without the migrations folder is reported", () => {
+    const broken = structuredClone(wrangler);
+    broken.d1_databases = [{ binding: "DB", migrations_dir: "drizzle" }];
+    expect(checkWranglerConfig(config, broken)).toEqual(['DB migrations_dir must be "migrations" (is drizzle)']);
+  });
+});
