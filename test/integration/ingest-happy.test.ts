@@ -191,3 +191,11 @@ describe("service endpoints", () => {
     expect(BASE).toMatch(/^http/);
   });
 });
+
+describe("docs/openapi.json", () => {
+  it("is the document the Worker serves (regenerate with npm run openapi)", async () => {
+    const committed = (await import("../../docs/openapi.json")).default;
+    const served = await (await request("/openapi.json")).json();
+    expect(served).toEqual(JSON.parse(JSON.stringify(committed)));
+  });
+});

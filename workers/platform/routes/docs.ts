@@ -77,10 +77,15 @@ ${sections.join("\n")}
 </body></html>`;
 }
 
+/** The OpenAPI 3.1 document of every route registered on `root`. */
+export function openApiDocument(root: OpenAPIHono<AppEnv>): OpenAPIDocument {
+  return root.getOpenAPI31Document(DOCUMENT_CONFIG);
+}
+
 export function docsRoutes(root: OpenAPIHono<AppEnv>) {
   let cached: OpenAPIDocument | undefined;
   const document = () => {
-    cached ??= root.getOpenAPI31Document(DOCUMENT_CONFIG);
+    cached ??= openApiDocument(root);
     return cached;
   };
   const app = new OpenAPIHono<AppEnv>();

@@ -7,6 +7,12 @@ import type { AppEnv } from "../context";
 import { appendToPartitions } from "../ingest/append";
 import { parseIngest } from "../ingest/parse";
 
+/** The validating envelope schema itself, named for the document. */
+const CloudEventSchema = envelopeSchema.openapi("CloudEvent", {
+  description:
+    "A CloudEvent in the JSON event format. Also enforced (not expressible here): source is a URI-reference, time is RFC 3339, dataschema an absolute URI, attribute names match ^[a-z0-9]+$, data and data_base64 are exclusive, partition/sequence/receivedtime are server-owned.",
+});
+
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ProblemSchema } } });
 
 export const ingestRoute = createRoute({
@@ -20,8 +26,8 @@ export const ingestRoute = createRoute({
     body: {
       required: true,
       content: {
-        [STRUCTURED_CONTENT_TYPE]: { schema: envelopeSchema },
-        [BATCH_CONTENT_TYPE]: { schema: z.array(envelopeSchema) },
+        [STRUCTURED_CONTENT_TYPE]: { schema: CloudEventSchema },
+        [BATCH_CONTENT_TYPE]: { schema: z.array(CloudEventSchema) },
         "*/*": { schema: z.string().openapi({ format: "binary", description: "Binary mode: the event's data, with ce-* headers" }) },
       },
     },
