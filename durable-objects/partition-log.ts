@@ -11,13 +11,27 @@ import { canonicalJson } from "../shared/json";
  * made that transaction durable (the output gate), which is what lets the Worker answer 202.
  */
 
-const eventInput = z.object({
-  source: z.string().min(1),
-  id: z.string().min(1),
-  /** SHA-256 (hex) of the event's canonical JSON without trace attributes: "same content". */
-  hash: z.string().regex(/^[0-9a-f]{64}$/),
-  event: z.record(z.string(), z.unknown()),
-});
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** The Worker has validated the full envelope; this re-checks what the log itself relies on. */
+const eventInput = z
+  .object({
+    source: z.string().min(1),
+    id: z.string().min(1),
+    /** SHA-256 (hex) of the event's canonical JSON without trace attributes: "same content". */
+    hash: z.string().regex(/^[0-9a-f]{64}$/),
+    event: z
+      .object({
+        specversion: z.literal("1.0"),
+        id: z.string().min(1),
+        source: z.string().min(1),
+        type: z.string().min(1),
+        subject: z.string().min(1).optional(),
+        traceparent: z.string().regex(TRACEPARENT),
+      })
+      .catchall(z.unknown()),
+  })
+  .refine((e) => e.event.id === e.id && e.event.source === e.source, { message: "source/id must match the event's own" });
 
 export const appendInputSchema = z.object({
   topic: z.string().min(1),
@@ -58,6 +72,13 @@ const readInputSchema = z.object({
   from: z.number().int().min(1),
   limit: z.number().int().min(1).max(config.read.maxLimit),
 });
+
+/** RPC arguments are parsed, not trusted; the error names what was wrong across the RPC boundary. */
+function parseArgs<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new TypeError(`invalid ${what}: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
 
 class ConflictAbort extends Error {
   constructor(
@@ -106,7 +127,7 @@ export class PartitionLog extends DurableObject<Env> {
   }
 
   async append(input: AppendInput): Promise<AppendResult> {
-    const { topic, partition, events } = appendInputSchema.parse(input);
+    const { topic, partition, events } = parseArgs(appendInputSchema, input, "append input");
     if (this.inFlight >= this.maxInFlight) {
       return {
         ok: false,
@@ -165,9 +186,9 @@ export class PartitionLog extends DurableObject<Env> {
         source,
         id,
         hash,
-        String(event.type),
-        typeof event.subject === "string" ? event.subject : null,
-        String(event.traceparent),
+        event.type,
+        event.subject ?? null,
+        event.traceparent,
         receivedAt,
         canonicalJson(stored),
       );
@@ -197,7 +218,7 @@ export class PartitionLog extends DurableObject<Env> {
   }
 
   read(from: number, limit: number): ReadResult {
-    const args = readInputSchema.parse({ from, limit });
+    const args = parseArgs(readInputSchema, { from, limit }, "read input");
     const rows = this.sql
       .exec<{ sequence: number; body: string }>(
         `SELECT sequence, body FROM events WHERE sequence >= ? ORDER BY sequence LIMIT ?`,
@@ -209,8 +230,10 @@ export class PartitionLog extends DurableObject<Env> {
   }
 
   stats(): PartitionStats {
-    const row = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM events`).one();
-    return { head: this.head, count: row.n, first: this.firstSequence() };
+    // Sequences are contiguous and only a prefix is ever removed, so the count is derived
+    // rather than counted (COUNT(*) would scan the whole log).
+    const first = this.firstSequence();
+    return { head: this.head, count: first === 0 ? 0 : this.head - first + 1, first };
   }
 
   private firstSequence(): number {

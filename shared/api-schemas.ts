@@ -8,23 +8,26 @@ export const TopicParam = z
   .min(1)
   .openapi({ param: { name: "topic", in: "path" }, example: "events", description: "Topic name" });
 
-export const PartitionParam = z
-  .string()
-  .regex(/^\d+$/, "partition must be a non-negative integer")
-  .transform(Number)
-  .openapi({ param: { name: "partition", in: "path" }, example: "0", type: "integer", description: "Partition number, 0-based" });
+/** A decimal string that must denote a safe integer (beyond 2^53 the number would be wrong). */
+const integerString = (what: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, `${what} must be a non-negative integer`)
+    .transform(Number)
+    .refine(Number.isSafeInteger, `${what} is too large`);
+
+export const PartitionParam = integerString("partition").openapi({
+  param: { name: "partition", in: "path" },
+  example: "0",
+  type: "integer",
+  description: "Partition number, 0-based",
+});
 
 export const ReadQuery = z.object({
-  from: z
-    .string()
-    .regex(/^\d+$/, "from must be a non-negative integer")
-    .transform(Number)
+  from: integerString("from")
     .optional()
     .openapi({ param: { name: "from", in: "query" }, example: "1", type: "integer", description: "First sequence to return (default 1)" }),
-  limit: z
-    .string()
-    .regex(/^\d+$/, "limit must be a positive integer")
-    .transform(Number)
+  limit: integerString("limit")
     .optional()
     .openapi({
       param: { name: "limit", in: "query" },

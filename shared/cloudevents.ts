@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { ProblemIssue } from "./errors";
-import { assertJsonDepth, JsonDepthError, strictUtf8 } from "./json";
+import { assertJsonDepth, JsonDepthError, jsonPointer, strictUtf8 } from "./json";
 import { isValidTraceparent, isValidTracestate } from "./trace";
 
 /**
@@ -144,10 +144,6 @@ export interface CloudEvent {
 
 export type ValidationResult = { ok: true; event: CloudEvent } | { ok: false; issues: ProblemIssue[] };
 
-function pointer(base: string, path: readonly PropertyKey[]): string {
-  return base + path.map((p) => `/${String(p).replaceAll("~", "~0").replaceAll("/", "~1")}`).join("");
-}
-
 /**
  * Validates one event in JSON format. `base` is the JSON Pointer of the event inside the
  * request (`""` for structured mode, `/3` for the fourth event of a batch).
@@ -172,7 +168,7 @@ export function validateEnvelope(raw: unknown, base = ""): ValidationResult {
   const zodIssues = parsed.success ? [] : parsed.error.issues.filter((i) => !named.has(String(i.path[0])));
   return {
     ok: false,
-    issues: [...own, ...zodIssues].map((issue) => ({ path: pointer(base, issue.path), message: issue.message })),
+    issues: [...own, ...zodIssues].map((issue) => ({ path: jsonPointer(base, issue.path), message: issue.message })),
   };
 }
 

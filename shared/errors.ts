@@ -17,9 +17,9 @@ export const ERROR_STATUS = {
   unsupported_media_type: 415,
   schema_violation: 422,
   rate_limited: 429,
-  partial_failure: 500,
   internal: 500,
   overloaded: 503,
+  unavailable: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -38,9 +38,9 @@ const TITLES: Record<ErrorCode, string> = {
   unsupported_media_type: "Unsupported media type",
   schema_violation: "Event data does not match its schema",
   rate_limited: "Too many requests",
-  partial_failure: "Batch partially stored",
   internal: "Internal error",
   overloaded: "Partition overloaded",
+  unavailable: "Partition unavailable",
 };
 
 /** One failing location in the request, e.g. `{ path: "/events/3/source", message: "…" }`. */

@@ -21,6 +21,11 @@ function escapePointer(key: string): string {
   return key.replaceAll("~", "~0").replaceAll("/", "~1");
 }
 
+/** RFC 6901 JSON Pointer of `path` below the pointer `base` (e.g. `/3` + ["data", "a/b"] → `/3/data/a~1b`). */
+export function jsonPointer(base: string, path: readonly PropertyKey[]): string {
+  return base + path.map((p) => `/${escapePointer(String(p))}`).join("");
+}
+
 /** Throws `JsonDepthError` with the JSON Pointer of the first value nested beyond `max`. */
 export function assertJsonDepth(value: unknown, max = MAX_JSON_DEPTH, path = "", depth = 0): void {
   if (value === null || typeof value !== "object") return;

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import type { AppendInput, PartitionLog } from "../../durable-objects/partition-log";
 import { formatSequence } from "../../shared/cloudevents";
 import { sha256Hex } from "../../shared/json";
-import { allHeads, event, expectAccepted, expectProblem, postStructured, readAll } from "../helpers";
+import { partitionFor } from "../../shared/partitioner";
+import { allHeads, event, expectAccepted, expectProblem, postBatch, postStructured, readAll } from "../helpers";
 
 const TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -104,6 +105,17 @@ describe("PartitionLog", () => {
     await expect(bad()).rejects.toThrow();
     const badRead = async () => stub.read(0, 10);
     await expect(badRead()).rejects.toThrow();
+    const good = await input("orders", 1, ["v1"]);
+    const mismatched = async () => stub.append({ ...good, events: good.events.map((e) => ({ ...e, id: "other" })) });
+    await expect(mismatched()).rejects.toThrow(/must match/);
+    const untraced = async () =>
+      // Deliberately ill-typed: the object must refuse what the type system would have.
+      stub.append({
+        ...good,
+        events: good.events.map((e) => ({ ...e, event: { ...e.event, traceparent: undefined } })),
+      } as unknown as AppendInput);
+    await expect(untraced()).rejects.toThrow(/traceparent/);
+    expect(await stub.stats()).toEqual({ head: 0, count: 0, first: 0 });
   });
 });
 
@@ -140,3 +152,31 @@ describe("backpressure", () => {
     expect(heads.events?.[partition]).toBe(headBefore + accepted.length);
   });
 });
+
+describe("a partition that fails unexpectedly", () => {
+  it("gives 500 with per-event outcomes (unknown there, stored elsewhere), and the retry after recovery is safe", async () => {
+    const broken = partitionForKey("fault-a");
+    const healthy = partitionForKey("fault-b");
+    expect(broken).not.toBe(healthy);
+    const stub = env.PARTITION_LOG.getByName(`events/${broken}`);
+    await expectAccepted(await postStructured("events", event({ partitionkey: "fault-a" })));
+    // Fault injection: make the object believe it serves another partition, so append throws.
+    await runInDurableObject(stub, (instance: PartitionLog) => {
+      (instance as unknown as { name: string }).name = "events/99";
+    });
+    const batch = [event({ id: "f-1", partitionkey: "fault-a" }), event({ id: "f-2", partitionkey: "fault-b" })];
+    const problem = await expectProblem(await postBatch("events", batch), 500);
+    expect(problem.code).toBe("internal");
+    expect(problem.events).toEqual([
+      expect.objectContaining({ id: "f-1", partition: broken, status: "unknown" }),
+      expect.objectContaining({ id: "f-2", partition: healthy, status: "stored" }),
+    ]);
+    await evictDurableObject(stub);
+    const acks = await expectAccepted(await postBatch("events", batch));
+    expect(acks.map((a) => a.duplicate)).toEqual([false, true]);
+  });
+});
+
+function partitionForKey(key: string): number {
+  return partitionFor({ id: "", partitionkey: key }, 4);
+}

@@ -85,7 +85,7 @@ describe("idempotent producer", () => {
     const outcomes = problem.events as { id: string; status: string; partition: number; sequence?: number }[];
     expect(outcomes).toHaveLength(batch.length);
     expect(outcomes.filter((o) => o.status === "stored").map((o) => o.id)).toEqual(others.map((e) => e.id));
-    expect(outcomes.find((o) => o.id === "taken")?.status).toBe("failed");
+    expect(outcomes.find((o) => o.id === "taken")?.status).toBe("not_stored");
     const headsAfter = await allHeads();
     expect(headsAfter.events?.[takenAck?.partition ?? -1]).toBe(headsBefore.events?.[takenAck?.partition ?? -1]);
     const storedCount = (headsAfter.events ?? []).reduce((s, h) => s + h, 0) - (headsBefore.events ?? []).reduce((s, h) => s + h, 0);

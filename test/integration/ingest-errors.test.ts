@@ -250,6 +250,15 @@ const cases: Case[] = [
     code: "invalid_parameter",
   },
   { name: "negative from", path: "/v1/topics/events/partitions/0/events?from=-1", method: "GET", status: 400, code: "invalid_parameter" },
+  {
+    name: "from beyond the safe-integer range",
+    path: "/v1/topics/events/partitions/0/events?from=99999999999999999999",
+    method: "GET",
+    status: 400,
+    code: "invalid_parameter",
+    issuePath: "/query/from",
+  },
+  { name: "trailing slash is not a route", path: "/v1/topics/events/", method: "GET", status: 404, code: "not_found" },
   { name: "read from an unknown topic", path: "/v1/topics/nope/partitions/0/events", method: "GET", status: 404, code: "topic_not_found" },
 ];
 

@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { assertJsonDepth, canonicalJson, JsonDepthError, MAX_JSON_DEPTH } from "../../shared/json";
+import { assertJsonDepth, canonicalJson, JsonDepthError, jsonPointer, MAX_JSON_DEPTH } from "../../shared/json";
+
+describe("JSON Pointer", () => {
+  it("escapes ~ and / in keys (RFC 6901)", () => {
+    expect(jsonPointer("/3", ["data", "a/b", "c~d", 0])).toBe("/3/data/a~1b/c~0d/0");
+    expect(jsonPointer("", [])).toBe("");
+  });
+});
 
 describe("canonical JSON", () => {
   it("sorts keys at every level, integer-like keys included", () => {

@@ -1,6 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import config from "../../eventline.config";
 import { EventlineError, problemResponse } from "../../shared/errors";
+import { jsonPointer } from "../../shared/json";
 import { createLogger } from "../../shared/logger";
 import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import type { AppEnv } from "./context";
@@ -10,10 +11,11 @@ import { topicRoutes } from "./routes/topics";
 
 /** Paths the API serves and the methods each allows; used for 405 + Allow. */
 const ROUTE_METHODS: [RegExp, string[]][] = [
-  [/^\/v1\/topics\/?$/, ["GET", "HEAD"]],
-  [/^\/v1\/topics\/[^/]+\/?$/, ["GET", "HEAD"]],
-  [/^\/v1\/topics\/[^/]+\/events\/?$/, ["POST"]],
-  [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events\/?$/, ["GET", "HEAD"]],
+  // Exact shapes (no trailing slash), as Hono's router matches them.
+  [/^\/v1\/topics$/, ["GET", "HEAD"]],
+  [/^\/v1\/topics\/[^/]+$/, ["GET", "HEAD"]],
+  [/^\/v1\/topics\/[^/]+\/events$/, ["POST"]],
+  [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events$/, ["GET", "HEAD"]],
   [/^\/openapi\.json$/, ["GET", "HEAD"]],
   [/^\/docs\/?$/, ["GET", "HEAD"]],
   [/^\/health$/, ["GET", "HEAD"]],
@@ -23,7 +25,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 function invalidParameter(issues: { path: PropertyKey[]; message: string }[], where: string): EventlineError {
   return new EventlineError("invalid_parameter", `invalid ${where}`, {
-    issues: issues.map((i) => ({ path: `/${where}/${i.path.map(String).join("/")}`, message: i.message })),
+    issues: issues.map((i) => ({ path: jsonPointer(`/${where}`, i.path), message: i.message })),
   });
 }
 

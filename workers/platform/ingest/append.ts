@@ -8,9 +8,18 @@ export function partitionStub(env: Env, topic: string, partition: number) {
   return env.PARTITION_LOG.getByName(`${topic}/${partition}`);
 }
 
+/**
+ * What happened to one event of the request. `not_stored`: its partition refused the append
+ * (nothing of that call was stored). `unknown`: the call failed in transit, so it may or may not
+ * have committed — re-sending is safe either way, as appends are idempotent.
+ */
 type EventOutcome =
   | { status: "stored" | "duplicate"; id: string; partition: number; sequence: number }
-  | { status: "failed"; id: string; partition: number; code: string; detail: string };
+  | { status: "not_stored" | "unknown"; id: string; partition: number; code: string; detail: string };
+
+type PartitionCall =
+  | { partition: number; events: PreparedEvent[]; kind: "answered"; result: AppendResult }
+  | { partition: number; events: PreparedEvent[]; kind: "threw"; overloaded: boolean; retryable: boolean; detail: string };
 
 export interface IngestAck {
   id: string;
@@ -19,49 +28,29 @@ export interface IngestAck {
   duplicate: boolean;
 }
 
-function isOverloadError(err: unknown): boolean {
-  return typeof err === "object" && err !== null && "overloaded" in err && (err as { overloaded?: unknown }).overloaded === true;
+/** Durable Object errors carry `overloaded` / `retryable` flags set by the runtime. */
+function flag(err: unknown, name: "overloaded" | "retryable"): boolean {
+  return typeof err === "object" && err !== null && (err as Record<string, unknown>)[name] === true;
 }
 
-/**
- * Appends prepared events: one RPC per partition touched, in parallel; each RPC is one
- * transaction. Resolves only when every partition has committed (the 202 path); otherwise
- * throws an error whose body says, per event, what was stored, so retrying the whole request
- * is safe (stored events come back as duplicates).
- */
-export async function appendToPartitions(
-  env: Env,
-  topic: TopicConfig,
-  prepared: PreparedEvent[],
-  log: Logger,
-  retryAfterSeconds: number,
-): Promise<IngestAck[]> {
+function groupByPartition(prepared: PreparedEvent[]): Map<number, PreparedEvent[]> {
   const byPartition = new Map<number, PreparedEvent[]>();
   for (const p of prepared) {
     const list = byPartition.get(p.partition) ?? [];
     list.push(p);
     byPartition.set(p.partition, list);
   }
+  return byPartition;
+}
 
-  const calls = [...byPartition.entries()].map(async ([partition, events]) => {
-    const started = Date.now();
-    let result: AppendResult;
-    try {
-      result = await partitionStub(env, topic.name, partition).append({
-        topic: topic.name,
-        partition,
-        events: events.map((e) => ({ source: e.event.source, id: e.event.id, hash: e.hash, event: e.event })),
-      });
-    } catch (err) {
-      const overloaded = isOverloadError(err);
-      log.error("append failed", { topic: topic.name, partition, count: events.length, overloaded, error: err });
-      result = {
-        ok: false,
-        code: "overloaded",
-        detail: overloaded ? `partition ${partition} is overloaded` : `partition ${partition} is temporarily unavailable`,
-        retryAfter: retryAfterSeconds,
-      };
-    }
+async function appendOne(env: Env, topic: TopicConfig, partition: number, events: PreparedEvent[], log: Logger): Promise<PartitionCall> {
+  const started = Date.now();
+  try {
+    const result = await partitionStub(env, topic.name, partition).append({
+      topic: topic.name,
+      partition,
+      events: events.map((e) => ({ source: e.event.source, id: e.event.id, hash: e.hash, event: e.event })),
+    });
     const durationMs = Date.now() - started;
     if (result.ok) {
       const fresh = result.events.filter((e) => !e.duplicate);
@@ -77,7 +66,7 @@ export async function appendToPartitions(
         durationMs,
         traceparent: events[0]?.event.traceparent,
       });
-    } else if (result.code !== "overloaded") {
+    } else {
       log.warn("append rejected", {
         topic: topic.name,
         partition,
@@ -87,46 +76,80 @@ export async function appendToPartitions(
         durationMs,
       });
     }
-    return { partition, events, result };
+    return { partition, events, kind: "answered", result };
+  } catch (err) {
+    const overloaded = flag(err, "overloaded");
+    const retryable = flag(err, "retryable");
+    log.error("append failed", { topic: topic.name, partition, count: events.length, overloaded, retryable, error: err });
+    const detail = overloaded
+      ? `partition ${partition} is overloaded`
+      : `partition ${partition} did not answer: ${err instanceof Error ? err.message : String(err)}`;
+    return { partition, events, kind: "threw", overloaded, retryable, detail };
+  }
+}
+
+function outcomesOf(call: PartitionCall): EventOutcome[] {
+  return call.events.map((e, i) => {
+    const base = { id: e.event.id, partition: call.partition };
+    if (call.kind === "threw")
+      return { ...base, status: "unknown", code: call.overloaded ? "overloaded" : "unavailable", detail: call.detail };
+    if (!call.result.ok) return { ...base, status: "not_stored", code: call.result.code, detail: call.result.detail };
+    const stored = call.result.events[i];
+    if (stored === undefined)
+      throw new Error(`partition ${call.partition} returned ${call.result.events.length} results for ${call.events.length} events`);
+    return { ...base, status: stored.duplicate ? "duplicate" : "stored", sequence: stored.sequence };
   });
-  const settled = await Promise.all(calls);
+}
 
-  const outcomes = new Map<number, EventOutcome>();
-  for (const { partition, events, result } of settled) {
-    events.forEach((e, i) => {
-      const id = e.event.id;
-      if (result.ok) {
-        const stored = result.events[i];
-        if (stored === undefined)
-          throw new Error(`partition ${partition} returned ${result.events.length} results for ${events.length} events`);
-        outcomes.set(e.index, { status: stored.duplicate ? "duplicate" : "stored", id, partition, sequence: stored.sequence });
-      } else {
-        outcomes.set(e.index, { status: "failed", id, partition, code: result.code, detail: result.detail });
-      }
-    });
+/**
+ * Appends prepared events: one RPC per partition touched, in parallel; each RPC is one
+ * transaction. Resolves only when every partition has committed (the 202 path); otherwise throws
+ * an error whose `events` member says, per event, what happened, so the producer knows what is
+ * stored and can re-send the whole request safely.
+ */
+export async function appendToPartitions(
+  env: Env,
+  topic: TopicConfig,
+  prepared: PreparedEvent[],
+  log: Logger,
+  retryAfterSeconds: number,
+): Promise<IngestAck[]> {
+  const calls = await Promise.all([...groupByPartition(prepared).entries()].map(([p, events]) => appendOne(env, topic, p, events, log)));
+  const byIndex = new Map<number, EventOutcome>();
+  for (const call of calls) {
+    for (const [i, o] of outcomesOf(call).entries()) byIndex.set(call.events[i]?.index ?? -1, o);
   }
-  const ordered = prepared.map((p) => outcomes.get(p.index)).filter((o): o is EventOutcome => o !== undefined);
-  const failures = settled.filter((s) => !s.result.ok).map((s) => s.result);
-  if (failures.length === 0) {
-    return ordered.map((o) => {
-      if (o.status === "failed") throw new Error("unreachable: failed outcome without failure");
-      return { id: o.id, partition: o.partition, sequence: o.sequence, duplicate: o.status === "duplicate" };
-    });
-  }
+  const outcomes = prepared.map((p) => byIndex.get(p.index)).filter((o): o is EventOutcome => o !== undefined);
 
-  const storedCount = ordered.filter((o) => o.status !== "failed").length;
-  const extensions = { events: ordered };
-  const conflict = failures.find((f) => !f.ok && f.code === "duplicate_conflict");
-  if (conflict !== undefined && !conflict.ok) {
+  const acks: IngestAck[] = [];
+  for (const o of outcomes) {
+    if (o.status === "stored" || o.status === "duplicate")
+      acks.push({ id: o.id, partition: o.partition, sequence: o.sequence, duplicate: o.status === "duplicate" });
+  }
+  if (acks.length === prepared.length) return acks;
+
+  const extensions = { events: outcomes };
+  const summary = `${acks.length} of ${prepared.length} event(s) are stored`;
+  const conflict = calls.find((c) => c.kind === "answered" && !c.result.ok && c.result.code === "duplicate_conflict");
+  if (conflict?.kind === "answered" && !conflict.result.ok) {
+    throw new EventlineError("duplicate_conflict", `${conflict.result.detail}; ${summary}`, { extensions });
+  }
+  if (calls.some((c) => c.kind === "threw" && !c.overloaded && !c.retryable)) {
     throw new EventlineError(
-      "duplicate_conflict",
-      `${conflict.detail}${storedCount > 0 ? `; ${storedCount} event(s) in other partitions were stored` : ""}`,
+      "internal",
+      `a partition append failed unexpectedly; ${summary} — the failure is logged, and re-sending is safe`,
       { extensions },
     );
   }
+  const overloaded = calls.some(
+    (c) => (c.kind === "threw" && c.overloaded) || (c.kind === "answered" && !c.result.ok && c.result.code === "overloaded"),
+  );
   throw new EventlineError(
-    "overloaded",
-    `${failures.length} of ${settled.length} partition append(s) did not complete; ${storedCount} event(s) stored — retrying the whole request is safe`,
-    { extensions, retryAfter: retryAfterSeconds },
+    overloaded ? "overloaded" : "unavailable",
+    `${summary}; retry the whole request after the Retry-After delay, it is safe`,
+    {
+      extensions,
+      retryAfter: retryAfterSeconds,
+    },
   );
 }

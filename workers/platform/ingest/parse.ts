@@ -10,7 +10,7 @@ import {
 } from "../../../shared/cloudevents";
 import type { EventlineConfig, TopicConfig } from "../../../shared/config";
 import { EventlineError, type ProblemIssue } from "../../../shared/errors";
-import { canonicalJson, sha256Hex, strictUtf8, utf8Length } from "../../../shared/json";
+import { canonicalJson, jsonPointer, sha256Hex, strictUtf8, utf8Length } from "../../../shared/json";
 import { partitionFor } from "../../../shared/partitioner";
 import { isValidTracestate, newTraceparent } from "../../../shared/trace";
 import { readBodyWithLimit } from "./body";
@@ -23,7 +23,8 @@ export interface PreparedEvent {
   index: number;
   partition: number;
   hash: string;
-  event: CloudEvent;
+  /** The event as it will be stored, trace context resolved. */
+  event: CloudEvent & { traceparent: string };
 }
 
 export interface ParsedIngest {
@@ -99,7 +100,7 @@ function schemaIssues(topic: TopicConfig, event: CloudEvent, base: string): Prob
   const result = schema.safeParse(event.data);
   if (result.success) return [];
   return result.error.issues.map((issue) => ({
-    path: `${base}/data${issue.path.map((p) => `/${String(p)}`).join("")}`,
+    path: jsonPointer(`${base}/data`, issue.path),
     message: issue.message,
   }));
 }
@@ -188,7 +189,7 @@ export async function parseIngest(
       );
     }
     seen.set(key, { hash, index });
-    const withTrace: CloudEvent = { ...event, traceparent: ownTrace ?? traceparent };
+    const withTrace: CloudEvent & { traceparent: string } = { ...event, traceparent: ownTrace ?? traceparent };
     const state =
       ownTrace !== undefined
         ? ownState
