@@ -78,8 +78,10 @@ async function start({ platform, baseline, persist }) {
 let running;
 process.on("message", async (msg) => {
   if (msg.stop !== undefined) {
-    await running?.mf.dispose();
-    process.send({ stopped: running?.logs ?? null }, () => process.exit(0));
+    const stopping = running;
+    running = undefined;
+    await stopping?.mf.dispose();
+    process.send({ stopped: stopping?.logs ?? null }, () => process.exit(0));
     return;
   }
   try {
@@ -91,6 +93,8 @@ process.on("message", async (msg) => {
 });
 // If run.mjs dies, don't leave workerd running.
 process.on("disconnect", async () => {
-  await running?.mf.dispose();
+  const stopping = running;
+  running = undefined;
+  await stopping?.mf.dispose();
   process.exit(0);
 });
