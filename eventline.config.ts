@@ -44,6 +44,19 @@ export default defineConfig({
       description: "Demo domain: order lifecycle events, each type with a data schema.",
     },
   ],
+  subscriptions: [
+    {
+      name: "activity",
+      topic: "events",
+      queue: "SUB_ACTIVITY",
+      description: "Built-in projection: events per (topic, type) in D1, hosted by the platform Worker.",
+      // Counting commutes, so no ordering is needed, and a failing event never holds up others.
+      ordering: "none",
+      maxRetries: 3,
+      backoff: { baseSeconds: 1, capSeconds: 30 },
+      circuitBreaker: { failureThreshold: 10, openSeconds: 10 },
+    },
+  ],
   limits: {
     maxBodyBytes: 1024 * 1024,
     maxEventBytes: 64 * 1024,

@@ -3,6 +3,14 @@ import { z } from "zod";
 import config from "../eventline.config";
 import { formatSequence } from "../shared/cloudevents";
 import { canonicalJson } from "../shared/json";
+import { createLogger } from "../shared/logger";
+import type { Delivery } from "../shared/messages";
+import { queueBinding, routesFor } from "../shared/subscriptions";
+import { createOutboxTable, drainOutbox, enqueueMatching, outboxDepths, type SendBatch } from "./outbox";
+
+/** When a relay attempt fails (or was never finished), the alarm tries again after this. */
+const RELAY_RETRY_MS = 2_000;
+const RELAY_RETRY_MAX_MS = 60_000;
 
 /**
  * One partition of one topic: an ordered, durable, append-only event log in the object's
@@ -48,7 +56,7 @@ export interface AppendedEvent {
 }
 
 export type AppendResult =
-  | { ok: true; events: AppendedEvent[]; head: number }
+  | { ok: true; events: AppendedEvent[]; head: number; queued: number }
   | { ok: false; code: "duplicate_conflict"; detail: string; source: string; id: string; sequence: number }
   | { ok: false; code: "overloaded"; detail: string; retryAfter: number };
 
@@ -66,6 +74,8 @@ export interface PartitionStats {
   head: number;
   count: number;
   first: number;
+  /** Committed events not yet handed to each subscription's queue. */
+  outbox: Record<string, number>;
 }
 
 const readInputSchema = z.object({
@@ -100,6 +110,16 @@ export class PartitionLog extends DurableObject<Env> {
   private inFlight = 0;
   /** Bound on `inFlight`; an instance field so tests can lower it for one object. */
   maxInFlight = config.partitionLog.maxInFlightAppends;
+  /** The running relay, if any; a second request while it runs makes it loop once more. */
+  private relaying: Promise<void> | undefined;
+  private relayAgain = false;
+  private relayFailures = 0;
+  private alarmAt: number | null = null;
+  private readonly log = createLogger({ component: "partition-log" });
+  /** How the relay hands messages to a queue; an instance field so tests can inject failures. */
+  send: SendBatch = async (binding: string, bodies: Delivery[]) => {
+    await queueBinding(this.env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
+  };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -120,6 +140,8 @@ export class PartitionLog extends DurableObject<Env> {
       // The idempotency record lives in the event row itself, so it is kept exactly as long
       // as the event is.
       this.sql.exec(`CREATE UNIQUE INDEX IF NOT EXISTS events_source_id ON events (source, id)`);
+      createOutboxTable(this.sql);
+      this.alarmAt = await ctx.storage.getAlarm();
       const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'head'`).toArray()[0];
       this.head = row ? Number(row.value) : 0;
       this.name = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0]?.value;
@@ -153,9 +175,14 @@ export class PartitionLog extends DurableObject<Env> {
           sequence: err.sequence,
         };
       }
+      // The alarm is the relay's safety net: set before the commit is acknowledged, so an
+      // eviction right after the 202 still delivers.
+      if (result.ok && result.queued > 0) await this.ensureAlarm(RELAY_RETRY_MS);
       // Resolves once the transaction is on disk; meanwhile later appends may run, which is
       // what the in-flight bound counts.
       await this.ctx.storage.sync();
+      // Relay right after the commit, without holding the caller's response.
+      if (result.ok && result.queued > 0) void this.relay();
       return result;
     } finally {
       this.inFlight--;
@@ -168,6 +195,8 @@ export class PartitionLog extends DurableObject<Env> {
     const out: AppendedEvent[] = [];
     const receivedAt = Date.now();
     const receivedtime = new Date(receivedAt).toISOString();
+    const routes = routesFor(topic);
+    let queued = 0;
     for (const { source, id, hash, event } of events) {
       const existing = this.sql
         .exec<{ sequence: number; hash: string }>(`SELECT sequence, hash FROM events WHERE source = ? AND id = ?`, source, id)
@@ -192,6 +221,7 @@ export class PartitionLog extends DurableObject<Env> {
         receivedAt,
         canonicalJson(stored),
       );
+      queued += enqueueMatching(this.sql, routes, head, stored);
       out.push({ id, source, sequence: head, duplicate: false });
     }
     if (head !== this.head) {
@@ -203,7 +233,7 @@ export class PartitionLog extends DurableObject<Env> {
     // Only after every statement succeeded; a throw above rolls the transaction back and
     // leaves the in-memory head untouched.
     this.head = head;
-    return { ok: true, events: out, head };
+    return { ok: true, events: out, head, queued };
   }
 
   /** A partition object serves exactly one (topic, partition) for its whole life. */
@@ -233,7 +263,59 @@ export class PartitionLog extends DurableObject<Env> {
     // Sequences are contiguous and only a prefix is ever removed, so the count is derived
     // rather than counted (COUNT(*) would scan the whole log).
     const first = this.firstSequence();
-    return { head: this.head, count: first === 0 ? 0 : this.head - first + 1, first };
+    return { head: this.head, count: first === 0 ? 0 : this.head - first + 1, first, outbox: outboxDepths(this.sql) };
+  }
+
+  /** The relay's retry: sends whatever the outbox still holds. */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    await this.relay();
+  }
+
+  /** Drains the outbox; at most one drain runs at a time, and a failure re-arms the alarm with backoff. */
+  relay(): Promise<void> {
+    if (this.relaying !== undefined) {
+      this.relayAgain = true;
+      return this.relaying;
+    }
+    const name = this.name;
+    if (name === undefined) return Promise.resolve();
+    const [topic = "", partitionText = "0"] = name.split("/");
+    const partition = Number(partitionText);
+    const routes = new Map(routesFor(topic).map((r) => [r.name, r.queue]));
+    this.relaying = (async () => {
+      try {
+        do {
+          this.relayAgain = false;
+          const sent = await drainOutbox(
+            this.sql,
+            topic,
+            partition,
+            (s) => routes.get(s),
+            this.send,
+            (subscription, rows) =>
+              this.log.warn("outbox rows dropped: subscription no longer configured", { topic, partition, subscription, rows }),
+          );
+          if (sent > 0) this.log.debug("relayed", { topic, partition, sent });
+        } while (this.relayAgain);
+        this.relayFailures = 0;
+      } catch (err) {
+        this.relayFailures++;
+        const retryMs = Math.min(RELAY_RETRY_MAX_MS, RELAY_RETRY_MS * 2 ** (this.relayFailures - 1));
+        this.log.warn("relay failed; the alarm retries", { topic, partition, failures: this.relayFailures, retryMs, error: err });
+        await this.ensureAlarm(retryMs);
+      } finally {
+        this.relaying = undefined;
+      }
+    })();
+    return this.relaying;
+  }
+
+  private async ensureAlarm(inMs: number): Promise<void> {
+    const at = Date.now() + inMs;
+    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    this.alarmAt = at;
+    await this.ctx.storage.setAlarm(at);
   }
 
   private firstSequence(): number {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { filterSchema } from "./filter";
 
 /**
  * Topics are configuration, not runtime state: `eventline.config.ts` declares them and this
@@ -50,9 +51,45 @@ const limitsSchema = z
     path: ["maxEventBytes"],
   });
 
+export const SUBSCRIPTION_NAME = /^[a-z][a-z0-9-]{0,47}$/;
+/** Queues caps retry delays at 12 hours. */
+export const MAX_BACKOFF_SECONDS = 43_200;
+
+const subscriptionSchema = z
+  .object({
+    name: z.string().regex(SUBSCRIPTION_NAME, "must be 1-48 chars of a-z, 0-9, '-', starting with a letter"),
+    topic: z.string(),
+    /** Content-based filter (shared/filter.ts), evaluated when the event is committed. */
+    filter: filterSchema.optional(),
+    /** Queue producer binding that delivers this subscription (SCREAMING_SNAKE, e.g. SUB_ACTIVITY). */
+    queue: z.string().regex(/^[A-Z][A-Z0-9_]*$/, "must be a binding name in SCREAMING_SNAKE_CASE"),
+    /** Deliveries after the first before the message goes to the DLQ (wrangler.toml max_retries). */
+    maxRetries: z.number().int().min(0).max(100).default(3),
+    backoff: z
+      .object({
+        baseSeconds: z.number().int().min(1).max(MAX_BACKOFF_SECONDS).default(1),
+        capSeconds: z.number().int().min(1).max(MAX_BACKOFF_SECONDS).default(300),
+      })
+      .strict()
+      .refine((b) => b.baseSeconds <= b.capSeconds, { message: "baseSeconds must not exceed capSeconds" })
+      .default({ baseSeconds: 1, capSeconds: 300 }),
+    /** `partition`: effects applied in sequence order per partition; `none`: as delivered. */
+    ordering: z.enum(["none", "partition"]).default("none"),
+    circuitBreaker: z
+      .object({
+        failureThreshold: z.number().int().min(1).max(1000).default(5),
+        openSeconds: z.number().int().min(1).max(3600).default(30),
+      })
+      .strict()
+      .default({ failureThreshold: 5, openSeconds: 30 }),
+    description: z.string().optional(),
+  })
+  .strict();
+
 const configSchema = z
   .object({
     topics: z.array(topicSchema).min(1),
+    subscriptions: z.array(subscriptionSchema).default([]),
     limits: limitsSchema,
     partitionLog: z
       .object({
@@ -79,11 +116,39 @@ const configSchema = z
       }
       seen.add(t.name);
     });
+    const names = new Set<string>();
+    const queues = new Set<string>();
+    cfg.subscriptions.forEach((sub, i) => {
+      if (!seen.has(sub.topic))
+        ctx.addIssue({ code: "custom", message: `unknown topic "${sub.topic}"`, path: ["subscriptions", i, "topic"] });
+      if (names.has(sub.name))
+        ctx.addIssue({ code: "custom", message: `duplicate subscription name "${sub.name}"`, path: ["subscriptions", i, "name"] });
+      if (queues.has(sub.queue))
+        ctx.addIssue({ code: "custom", message: `queue binding ${sub.queue} is used twice`, path: ["subscriptions", i, "queue"] });
+      names.add(sub.name);
+      queues.add(sub.queue);
+    });
   });
 
 export type EventlineConfigInput = z.input<typeof configSchema>;
 export type EventlineConfig = z.output<typeof configSchema>;
 export type TopicConfig = EventlineConfig["topics"][number];
+export type SubscriptionConfig = EventlineConfig["subscriptions"][number];
+
+/** Queue names follow the subscription name, so wrangler.toml can be checked against config. */
+export const queueNameOf = (subscription: string) => `eventline-${subscription}`;
+export const dlqNameOf = (subscription: string) => `eventline-${subscription}-dlq`;
+
+/**
+ * Deliveries an ordered subscription may spend waiting for a predecessor (they are not handler
+ * failures); the queue's `max_retries` leaves room for them on top of `maxRetries`.
+ */
+export const ORDERING_DEFERRALS = 20;
+
+/** The `max_retries` wrangler.toml must give the subscription's queue. */
+export function queueMaxRetries(sub: Pick<SubscriptionConfig, "maxRetries" | "ordering">): number {
+  return sub.ordering === "partition" ? sub.maxRetries + ORDERING_DEFERRALS : sub.maxRetries;
+}
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";

@@ -1,4 +1,4 @@
-import type { EventlineConfig } from "./config";
+import { dlqNameOf, type EventlineConfig, queueMaxRetries, queueNameOf } from "./config";
 
 /**
  * Cross-checks the Eventline config against the parsed wrangler.toml: every binding and class
@@ -10,6 +10,10 @@ interface WranglerConfig {
   durable_objects?: { bindings?: { name?: unknown; class_name?: unknown }[] };
   migrations?: { tag?: unknown; new_sqlite_classes?: unknown[]; new_classes?: unknown[] }[];
   d1_databases?: { binding?: unknown; migrations_dir?: unknown }[];
+  queues?: {
+    producers?: { binding?: unknown; queue?: unknown }[];
+    consumers?: { queue?: unknown; max_retries?: unknown; dead_letter_queue?: unknown }[];
+  };
 }
 
 export const REQUIRED_DURABLE_OBJECTS = [{ binding: "PARTITION_LOG", className: "PartitionLog" }] as const;
@@ -34,5 +38,31 @@ export function checkWranglerConfig(config: EventlineConfig, wrangler: WranglerC
   if (db === undefined) problems.push("d1_databases has no DB binding");
   else if (db.migrations_dir !== "migrations") problems.push(`DB migrations_dir must be "migrations" (is ${String(db.migrations_dir)})`);
   if (config.topics.length === 0) problems.push("config declares no topics");
+
+  const producers = wrangler.queues?.producers ?? [];
+  const consumers = wrangler.queues?.consumers ?? [];
+  for (const sub of config.subscriptions) {
+    const queue = queueNameOf(sub.name);
+    const dlq = dlqNameOf(sub.name);
+    const producer = producers.find((p) => p.binding === sub.queue);
+    if (producer === undefined) problems.push(`subscription ${sub.name}: no [[queues.producers]] with binding ${sub.queue}`);
+    else if (producer.queue !== queue)
+      problems.push(`subscription ${sub.name}: binding ${sub.queue} must send to ${queue} (sends to ${String(producer.queue)})`);
+    const consumer = consumers.find((c) => c.queue === queue);
+    if (consumer === undefined) {
+      problems.push(`subscription ${sub.name}: no [[queues.consumers]] for ${queue}`);
+    } else {
+      const expected = queueMaxRetries(sub);
+      if (consumer.max_retries !== expected) {
+        const why = sub.ordering === "partition" ? ` (maxRetries ${sub.maxRetries} + ${expected - sub.maxRetries} ordering deferrals)` : "";
+        problems.push(
+          `subscription ${sub.name}: max_retries is ${String(consumer.max_retries)} in wrangler.toml but must be ${expected}${why}`,
+        );
+      }
+      if (consumer.dead_letter_queue !== dlq) problems.push(`subscription ${sub.name}: dead_letter_queue must be ${dlq}`);
+    }
+    if (!consumers.some((c) => c.queue === dlq))
+      problems.push(`subscription ${sub.name}: no [[queues.consumers]] for ${dlq} (dead letters would go unrecorded)`);
+  }
   return problems;
 }

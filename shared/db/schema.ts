@@ -1,15 +1,15 @@
-import { integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /**
  * D1 schema (drizzle-orm). `npm run db:generate` turns changes here into a migration in
  * `migrations/`, which `npm start`, `npm run db:migrate:local` and the tests apply.
  *
- * The consumer-side tables live here from the start so that the migration pipeline (drizzle-kit →
- * wrangler → tests) is exercised end to end: consumers record each handled event id in the same
- * `db.batch()` as their effects (exactly-once effects), and the highest contiguous sequence per
- * partition (lag = head − checkpoint).
+ * Consumer-side state written by the consumer SDK (shared/consumer.ts). A handler's D1 effects,
+ * its `processed_events` row and its checkpoint move go in one `db.batch()`, so an event's
+ * effects are applied exactly once however often it is delivered.
  */
 
+/** Every event a subscription has settled: handled, or dead-lettered. The idempotency record. */
 export const processedEvents = sqliteTable(
   "processed_events",
   {
@@ -19,11 +19,23 @@ export const processedEvents = sqliteTable(
     topic: text("topic").notNull(),
     partition: integer("partition").notNull(),
     sequence: integer("sequence").notNull(),
+    /** The previous sequence routed to this subscription in the partition: links the order chain. */
+    prev: integer("prev").notNull(),
+    /** `handled` or `dead_lettered`. */
+    outcome: text("outcome").notNull().default("handled"),
     processedAt: integer("processed_at", { mode: "timestamp_ms" }).notNull(),
   },
-  (t) => [primaryKey({ columns: [t.subscription, t.source, t.eventId] })],
+  (t) => [
+    primaryKey({ columns: [t.subscription, t.source, t.eventId] }),
+    index("processed_events_position").on(t.subscription, t.topic, t.partition, t.sequence),
+  ],
 );
 
+/**
+ * Per subscription and partition: the highest sequence such that it and every one before it are
+ * settled (ordering `none`), or the highest applied in order (ordering `partition`).
+ * Lag = partition head − checkpoint.
+ */
 export const checkpoints = sqliteTable(
   "checkpoints",
   {
@@ -34,4 +46,78 @@ export const checkpoints = sqliteTable(
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },
   (t) => [primaryKey({ columns: [t.subscription, t.topic, t.partition] })],
+);
+
+/**
+ * Handler failures of a delivery still being retried (`attempts` counts failures, not deliveries:
+ * an ordered subscription's waits for a predecessor are deliveries too). The dead letter reports it.
+ */
+export const deliveryFailures = sqliteTable(
+  "delivery_failures",
+  {
+    subscription: text("subscription").notNull(),
+    topic: text("topic").notNull(),
+    partition: integer("partition").notNull(),
+    sequence: integer("sequence").notNull(),
+    attempts: integer("attempts").notNull(),
+    firstFailureAt: integer("first_failure_at", { mode: "timestamp_ms" }).notNull(),
+    lastFailureAt: integer("last_failure_at", { mode: "timestamp_ms" }).notNull(),
+    lastError: text("last_error").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.subscription, t.topic, t.partition, t.sequence] })],
+);
+
+/** Messages that exhausted their retries or failed permanently, kept for inspection and redrive. */
+export const deadLetters = sqliteTable(
+  "dead_letters",
+  {
+    id: text("id").primaryKey(),
+    subscription: text("subscription").notNull(),
+    topic: text("topic").notNull(),
+    partition: integer("partition").notNull(),
+    sequence: integer("sequence").notNull(),
+    eventId: text("event_id"),
+    /** The delivery message body as received (JSON). */
+    body: text("body").notNull(),
+    /** `max_retries`, `permanent` or `invalid_message`. */
+    reason: text("reason").notNull(),
+    error: text("error").notNull(),
+    attempts: integer("attempts").notNull(),
+    firstFailureAt: integer("first_failure_at", { mode: "timestamp_ms" }).notNull(),
+    lastFailureAt: integer("last_failure_at", { mode: "timestamp_ms" }).notNull(),
+    deadLetteredAt: integer("dead_lettered_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [index("dead_letters_subscription").on(t.subscription, t.deadLetteredAt)],
+);
+
+/** Running totals per subscription, for the status API. */
+export const subscriptionStats = sqliteTable("subscription_stats", {
+  subscription: text("subscription").primaryKey(),
+  handled: integer("handled").notNull().default(0),
+  retried: integer("retried").notNull().default(0),
+  deadLettered: integer("dead_lettered").notNull().default(0),
+  updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
+});
+
+/** Circuit breaker state per subscription, written on transitions. */
+export const circuitState = sqliteTable("circuit_state", {
+  subscription: text("subscription").primaryKey(),
+  /** `closed`, `open` or `half_open`. */
+  state: text("state").notNull(),
+  consecutiveFailures: integer("consecutive_failures").notNull(),
+  openedAt: integer("opened_at", { mode: "timestamp_ms" }),
+  updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
+});
+
+/** Read model of the `activity` subscription: what flows through each topic, by event type. */
+export const eventTypeActivity = sqliteTable(
+  "event_type_activity",
+  {
+    topic: text("topic").notNull(),
+    type: text("type").notNull(),
+    events: integer("events").notNull(),
+    lastEventId: text("last_event_id").notNull(),
+    lastSeenAt: integer("last_seen_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.topic, t.type] })],
 );

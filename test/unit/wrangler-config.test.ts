@@ -26,4 +26,18 @@ describe("eventline.config.ts and wrangler.toml agree", () => {
     broken.d1_databases = [{ binding: "DB", migrations_dir: "drizzle" }];
     expect(checkWranglerConfig(config, broken)).toEqual(['DB migrations_dir must be "migrations" (is drizzle)']);
   });
+
+  it("a subscription whose queues disagree with the config is reported", () => {
+    const broken = structuredClone(wrangler);
+    const consumers = broken.queues?.consumers ?? [];
+    broken.queues = {
+      producers: [],
+      consumers: consumers.filter((c) => c.queue !== "eventline-activity-dlq").map((c) => ({ ...c, max_retries: 9 })),
+    };
+    expect(checkWranglerConfig(config, broken)).toEqual([
+      "subscription activity: no [[queues.producers]] with binding SUB_ACTIVITY",
+      "subscription activity: max_retries is 9 in wrangler.toml but must be 3",
+      "subscription activity: no [[queues.consumers]] for eventline-activity-dlq (dead letters would go unrecorded)",
+    ]);
+  });
 });

@@ -1,4 +1,5 @@
 import { createApp } from "./app";
+import { handleQueue } from "./queue";
 
 export { PartitionLog } from "../../durable-objects/partition-log";
 
@@ -6,4 +7,5 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
+  queue: handleQueue,
 } satisfies ExportedHandler<Env>;

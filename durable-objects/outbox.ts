@@ -1,0 +1,137 @@
+import type { Delivery } from "../shared/messages";
+import { MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_INLINE_EVENT_BYTES } from "../shared/messages";
+import type { Route } from "../shared/subscriptions";
+
+/**
+ * The transactional outbox of a partition: one row per (subscription, sequence) written in the
+ * same SQLite transaction as the event, deleted only after the queue accepted the message. So a
+ * committed event reaches every matching subscription at least once, whatever fails in between.
+ */
+
+export function createOutboxTable(sql: SqlStorage): void {
+  sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
+    subscription TEXT NOT NULL,
+    sequence     INTEGER NOT NULL,
+    prev         INTEGER NOT NULL,
+    PRIMARY KEY (subscription, sequence)
+  )`);
+  // Last sequence routed to each subscription: every message names its predecessor (`prev`), so
+  // consumers can order and checkpoint a filtered stream that skips sequences.
+  sql.exec(`CREATE TABLE IF NOT EXISTS routing (subscription TEXT PRIMARY KEY, last_sequence INTEGER NOT NULL)`);
+}
+
+/** Inside the append transaction: an outbox row for each route whose filter matches. */
+export function enqueueMatching(sql: SqlStorage, routes: Route[], sequence: number, event: Record<string, unknown>): number {
+  let n = 0;
+  for (const route of routes) {
+    if (!route.matches(event)) continue;
+    const prev =
+      sql.exec<{ last_sequence: number }>(`SELECT last_sequence FROM routing WHERE subscription = ?`, route.name).toArray()[0]
+        ?.last_sequence ?? 0;
+    sql.exec(`INSERT INTO outbox (subscription, sequence, prev) VALUES (?, ?, ?)`, route.name, sequence, prev);
+    sql.exec(
+      `INSERT INTO routing (subscription, last_sequence) VALUES (?, ?) ON CONFLICT (subscription) DO UPDATE SET last_sequence = excluded.last_sequence`,
+      route.name,
+      sequence,
+    );
+    n++;
+  }
+  return n;
+}
+
+/** Undelivered outbox rows per subscription. */
+export function outboxDepths(sql: SqlStorage): Record<string, number> {
+  const rows = sql
+    .exec<{ subscription: string; n: number }>(`SELECT subscription, COUNT(*) AS n FROM outbox GROUP BY subscription`)
+    .toArray();
+  return Object.fromEntries(rows.map((r) => [r.subscription, r.n]));
+}
+
+export type SendBatch = (binding: string, bodies: Delivery[]) => Promise<void>;
+
+type Row = {
+  subscription: string;
+  sequence: number;
+  prev: number;
+  body: string;
+  received_at: number;
+};
+
+const encoder = new TextEncoder();
+
+function toDelivery(row: Row, topic: string, partition: number): { delivery: Delivery; bytes: number } {
+  const bytes = encoder.encode(row.body).byteLength;
+  const base = {
+    v: 1 as const,
+    subscription: row.subscription,
+    topic,
+    partition,
+    sequence: row.sequence,
+    prev: row.prev,
+    committedAt: row.received_at,
+  };
+  if (bytes > MAX_INLINE_EVENT_BYTES) return { delivery: { ...base, ref: true }, bytes: 512 };
+  return { delivery: { ...base, event: JSON.parse(row.body) as Record<string, unknown> }, bytes: bytes + 512 };
+}
+
+/** Splits one subscription's deliveries into sendBatch calls within the Queues limits. */
+function chunk(items: { delivery: Delivery; bytes: number }[]): Delivery[][] {
+  const out: Delivery[][] = [];
+  let current: Delivery[] = [];
+  let size = 0;
+  for (const item of items) {
+    if (current.length > 0 && (current.length === MAX_BATCH_MESSAGES || size + item.bytes > MAX_BATCH_BYTES)) {
+      out.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(item.delivery);
+    size += item.bytes;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+/**
+ * Sends everything in the outbox, oldest first per subscription, deleting rows only after their
+ * batch was accepted. Throws on the first failed send (rows stay for the next attempt).
+ */
+export async function drainOutbox(
+  sql: SqlStorage,
+  topic: string,
+  partition: number,
+  queueOf: (subscription: string) => string | undefined,
+  send: SendBatch,
+  onDropped: (subscription: string, rows: number) => void,
+): Promise<number> {
+  let sent = 0;
+  for (;;) {
+    const rows = sql
+      .exec<Row>(
+        `SELECT o.subscription, o.sequence, o.prev, e.body, e.received_at
+         FROM outbox o JOIN events e ON e.sequence = o.sequence
+         ORDER BY o.subscription, o.sequence LIMIT 1000`,
+      )
+      .toArray();
+    if (rows.length === 0) return sent;
+    const bySubscription = new Map<string, Row[]>();
+    for (const row of rows) bySubscription.set(row.subscription, [...(bySubscription.get(row.subscription) ?? []), row]);
+    for (const [subscription, subRows] of bySubscription) {
+      const binding = queueOf(subscription);
+      if (binding === undefined) {
+        // The subscription was removed from the config: nobody can receive these any more.
+        sql.exec(`DELETE FROM outbox WHERE subscription = ?`, subscription);
+        onDropped(subscription, subRows.length);
+        continue;
+      }
+      for (const batch of chunk(subRows.map((r) => toDelivery(r, topic, partition)))) {
+        await send(binding, batch);
+        // The selection was ordered, so this subscription has no other rows between first and last.
+        const first = batch[0]?.sequence ?? 0;
+        const last = batch.at(-1)?.sequence ?? 0;
+        sql.exec(`DELETE FROM outbox WHERE subscription = ? AND sequence BETWEEN ? AND ?`, subscription, first, last);
+        sent += batch.length;
+      }
+    }
+  }
+}

@@ -1,0 +1,251 @@
+import type { z } from "zod";
+import { backoffSeconds, CircuitBreaker, type CircuitBreakerConfig } from "./consumer-policy";
+import { type Position, recordDeadLetter, settleStatements } from "./consumer-store";
+import { createLogger, type Logger } from "./logger";
+import { type Delivery, deliverySchema } from "./messages";
+
+/**
+ * The consumer SDK: `defineConsumer({ subscription, handle, ... })` returns a Queues `queue()`
+ * handler. Per message: parse → resolve the event → validate its data → circuit breaker →
+ * idempotency and ordering checks → `handle` → one D1 batch with the handler's effects, the
+ * idempotency record and the checkpoint → ack. A failure is retried with exponential backoff
+ * and full jitter; a permanent failure, or the last allowed attempt, is dead-lettered at once.
+ * Messages of one batch succeed or fail independently.
+ */
+
+/** Throw this (or a ZodError) from `handle` for failures that retrying cannot fix. */
+export class PermanentError extends Error {
+  override readonly name = "PermanentError";
+}
+
+export type StoredEvent = Record<string, unknown> & { id: string; source: string; type: string; data?: unknown };
+
+export interface HandleContext<Env> {
+  env: Env;
+  db: D1Database;
+  delivery: Delivery;
+  /** Delivery attempt, 1 for the first. */
+  attempts: number;
+  log: Logger;
+}
+
+export interface ConsumerOptions<Env, Data> {
+  subscription: string;
+  /** Where idempotency records, checkpoints and dead letters live (and the handler's effects). */
+  db: (env: Env) => D1Database;
+  /** Optional zod schema for `data`; a mismatch is permanent (straight to the dead letters). */
+  schema?: z.ZodType<Data>;
+  /**
+   * Applies one event. Return D1 statements to have them committed atomically with the
+   * idempotency record (exactly-once effects); other side effects are at-least-once.
+   */
+  handle: (event: StoredEvent & { data: Data }, ctx: HandleContext<Env>) => Promise<D1PreparedStatement[] | undefined>;
+  /** Deliveries after the first before dead-lettering; match wrangler.toml `max_retries`. */
+  maxRetries: number;
+  ordering?: "none" | "partition";
+  backoff?: { baseSeconds: number; capSeconds: number };
+  circuitBreaker?: CircuitBreakerConfig;
+  /** Loads an event that travelled by reference (too large for a queue message). */
+  resolveRef?: (delivery: Delivery, env: Env) => Promise<StoredEvent>;
+  /** Seconds to wait when an event arrives before its predecessor (ordering `partition`). */
+  gapRetrySeconds?: number;
+}
+
+type Outcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred";
+
+export interface Consumer<Env> {
+  queue(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void>;
+  /** Processes one message and reports what happened (used by `queue`; handy in tests). */
+  process(message: Message<unknown>, env: Env): Promise<Outcome>;
+  readonly breaker: CircuitBreaker;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`.slice(0, 2000);
+  return String(err).slice(0, 2000);
+}
+
+function isPermanent(err: unknown): boolean {
+  return err instanceof PermanentError || (err instanceof Error && err.name === "ZodError");
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Error && /UNIQUE constraint failed: processed_events/.test(err.message);
+}
+
+export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env, Data>): Consumer<Env> {
+  const ordering = options.ordering ?? "none";
+  const backoff = options.backoff ?? { baseSeconds: 1, capSeconds: 300 };
+  const breaker = new CircuitBreaker(options.subscription, options.circuitBreaker ?? { failureThreshold: 5, openSeconds: 30 });
+  const baseLog = createLogger({ component: "consumer", subscription: options.subscription });
+
+  async function deadLetter(db: D1Database, message: Message<unknown>, delivery: Delivery | undefined, reason: string, error: string) {
+    await recordDeadLetter(db, {
+      subscription: options.subscription,
+      delivery,
+      rawBody: message.body,
+      reason,
+      error,
+      attempts: message.attempts,
+    });
+  }
+
+  async function process(message: Message<unknown>, env: Env): Promise<Outcome> {
+    const db = options.db(env);
+    const parsed = deliverySchema.safeParse(message.body);
+    if (!parsed.success || parsed.data.subscription !== options.subscription) {
+      const error = parsed.success ? `message for subscription ${parsed.data.subscription}` : parsed.error.message;
+      baseLog.error("invalid delivery message", { messageId: message.id, error });
+      await deadLetter(db, message, parsed.success ? parsed.data : undefined, "invalid_message", error);
+      message.ack();
+      return "dead_lettered";
+    }
+    const delivery = parsed.data;
+    const log = baseLog.with({
+      topic: delivery.topic,
+      partition: delivery.partition,
+      sequence: delivery.sequence,
+      attempts: message.attempts,
+    });
+    const key: Position = {
+      subscription: options.subscription,
+      topic: delivery.topic,
+      partition: delivery.partition,
+      sequence: delivery.sequence,
+      prev: delivery.prev,
+    };
+
+    try {
+      const event = (delivery.event as StoredEvent | undefined) ?? (await resolve(delivery, env));
+      if (typeof event.traceparent === "string") log.with({ traceparent: event.traceparent });
+      const data = options.schema ? options.schema.parse(event.data) : (event.data as Data);
+
+      const wait = breaker.shouldHold();
+      if (wait > 0) {
+        message.retry({ delaySeconds: wait });
+        return "deferred";
+      }
+
+      const seen = await db
+        .prepare("SELECT outcome FROM processed_events WHERE subscription = ? AND source = ? AND event_id = ?")
+        .bind(options.subscription, event.source, event.id)
+        .first<{ outcome: string }>();
+      if (seen !== null) {
+        message.ack();
+        return "duplicate";
+      }
+      // A redriven letter is re-applied where it stands: its successors have moved on already.
+      if (ordering === "partition" && delivery.redrive === undefined) {
+        const cp = await db
+          .prepare("SELECT sequence FROM checkpoints WHERE subscription = ? AND topic = ? AND partition = ?")
+          .bind(options.subscription, delivery.topic, delivery.partition)
+          .first<{ sequence: number }>();
+        const applied = cp?.sequence ?? 0;
+        if (delivery.sequence <= applied) {
+          message.ack();
+          return "duplicate";
+        }
+        if (delivery.prev > applied) {
+          // Its predecessor has not been applied yet: never apply out of order. Waiting is not a
+          // failure; the queue's max_retries leaves room for it (ORDERING_DEFERRALS).
+          message.retry({ delaySeconds: Math.min(10, (options.gapRetrySeconds ?? 1) * message.attempts) });
+          return "deferred";
+        }
+      }
+
+      const effects = (await options.handle({ ...event, data }, { env, db, delivery, attempts: message.attempts, log })) ?? [];
+      try {
+        await db.batch([...effects, ...settleStatements(db, key, event, "handled")]);
+      } catch (err) {
+        // A concurrent delivery of the same event committed first: its effects are the ones kept.
+        if (isUniqueViolation(err)) {
+          message.ack();
+          return "duplicate";
+        }
+        throw err;
+      }
+      await breaker.success(db);
+      message.ack();
+      return "handled";
+    } catch (err) {
+      const error = errorText(err);
+      if (isPermanent(err)) {
+        log.warn("permanent failure: dead-lettered", { error });
+        await deadLetter(db, message, delivery, "permanent", error);
+        message.ack();
+        return "dead_lettered";
+      }
+      await breaker.failure(db);
+      // Handler failures are counted apart from deliveries, which also include waits for order.
+      const failures = await failuresSoFar(db, key);
+      if (failures + 1 > options.maxRetries) {
+        log.warn("retries exhausted: dead-lettered", { error });
+        await deadLetter(db, message, delivery, "max_retries", error);
+        message.ack();
+        return "dead_lettered";
+      }
+      const delaySeconds = backoffSeconds(failures + 1, backoff.baseSeconds, backoff.capSeconds);
+      log.info("handler failed; retrying", { error, delaySeconds, failures: failures + 1 });
+      await db.batch(recordFailureStatements(db, key, failures + 1, error));
+      message.retry({ delaySeconds });
+      return "retried";
+    }
+  }
+
+  async function resolve(delivery: Delivery, env: Env): Promise<StoredEvent> {
+    if (options.resolveRef === undefined) throw new PermanentError("event sent by reference but the consumer has no resolveRef");
+    return options.resolveRef(delivery, env);
+  }
+
+  return {
+    breaker,
+    process,
+    async queue(batch, env) {
+      // Messages settle independently: one failing never affects the others' ack or retry.
+      // Within a partition they are taken in sequence order (Queues does not keep order), so an
+      // ordered subscription rarely has to wait for a predecessor that is in the same batch.
+      const byPartition = new Map<string, { sequence: number; message: Message<unknown> }[]>();
+      for (const message of batch.messages) {
+        const parsed = deliverySchema.safeParse(message.body);
+        const group = parsed.success ? `${parsed.data.topic}/${parsed.data.partition}` : `invalid/${message.id}`;
+        const list = byPartition.get(group) ?? [];
+        list.push({ sequence: parsed.success ? parsed.data.sequence : 0, message });
+        byPartition.set(group, list);
+      }
+      await Promise.all(
+        [...byPartition.values()].map(async (list) => {
+          for (const { message } of list.sort((a, b) => a.sequence - b.sequence)) await process(message, env);
+        }),
+      );
+    },
+  };
+}
+
+async function failuresSoFar(db: D1Database, key: Position): Promise<number> {
+  const row = await db
+    .prepare("SELECT attempts FROM delivery_failures WHERE subscription = ? AND topic = ? AND partition = ? AND sequence = ?")
+    .bind(key.subscription, key.topic, key.partition, key.sequence)
+    .first<{ attempts: number }>();
+  return row?.attempts ?? 0;
+}
+
+function recordFailureStatements(db: D1Database, key: Position, attempts: number, error: string): D1PreparedStatement[] {
+  const now = Date.now();
+  const { subscription } = key;
+  return [
+    db
+      .prepare(
+        `INSERT INTO delivery_failures (subscription, topic, partition, sequence, attempts, first_failure_at, last_failure_at, last_error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (subscription, topic, partition, sequence)
+         DO UPDATE SET attempts = excluded.attempts, last_failure_at = excluded.last_failure_at, last_error = excluded.last_error`,
+      )
+      .bind(subscription, key.topic, key.partition, key.sequence, attempts, now, now, error),
+    db
+      .prepare(
+        `INSERT INTO subscription_stats (subscription, retried, updated_at) VALUES (?, 1, ?)
+         ON CONFLICT (subscription) DO UPDATE SET retried = retried + 1, updated_at = excluded.updated_at`,
+      )
+      .bind(subscription, now),
+  ];
+}
