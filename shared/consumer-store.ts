@@ -20,10 +20,21 @@ export function settleStatements(
   at: Position,
   event: { source: string; id: string },
   outcome: "handled" | "dead_lettered",
+  replacingDeadLetter = false,
 ): D1PreparedStatement[] {
   const now = Date.now();
   const where = [at.subscription, at.topic, at.partition] as const;
-  const statements = [
+  const statements: D1PreparedStatement[] = [];
+  if (replacingDeadLetter) {
+    // Only a dead-lettered record is removed, so a second delivery of the same redrive still
+    // fails on the insert below and changes nothing.
+    statements.push(
+      db
+        .prepare(`DELETE FROM processed_events WHERE subscription = ? AND source = ? AND event_id = ? AND outcome = 'dead_lettered'`)
+        .bind(at.subscription, event.source, event.id),
+    );
+  }
+  statements.push(
     db
       .prepare(
         `INSERT INTO processed_events (subscription, source, event_id, topic, partition, sequence, prev, outcome, processed_at)
@@ -35,7 +46,7 @@ export function settleStatements(
         `INSERT INTO checkpoints (subscription, topic, partition, sequence, updated_at) VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING`,
       )
       .bind(...where, now),
-  ];
+  );
   // Advance along the chain of settled events (linked by `prev`) that follows the checkpoint. In
   // `partition` mode events are applied only at the chain's end, so this moves one step or more
   // (over successors dead-lettered early); in `none` mode it also catches up over events settled

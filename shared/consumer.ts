@@ -130,7 +130,9 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         .prepare("SELECT outcome FROM processed_events WHERE subscription = ? AND source = ? AND event_id = ?")
         .bind(options.subscription, event.source, event.id)
         .first<{ outcome: string }>();
-      if (seen !== null) {
+      // A redriven letter replaces its dead-lettered record; anything else seen before is a duplicate.
+      const redrive = delivery.redrive !== undefined && seen?.outcome === "dead_lettered";
+      if (seen !== null && !redrive) {
         message.ack();
         return "duplicate";
       }
@@ -155,7 +157,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
 
       const effects = (await options.handle({ ...event, data }, { env, db, delivery, attempts: message.attempts, log })) ?? [];
       try {
-        await db.batch([...effects, ...settleStatements(db, key, event, "handled")]);
+        await db.batch([...effects, ...settleStatements(db, key, event, "handled", redrive)]);
       } catch (err) {
         // A concurrent delivery of the same event committed first: its effects are the ones kept.
         if (isUniqueViolation(err)) {

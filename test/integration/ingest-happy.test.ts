@@ -176,7 +176,16 @@ describe("service endpoints", () => {
     const doc = (await (await request("/openapi.json")).json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ["/v1/topics", "/v1/topics/{topic}", "/v1/topics/{topic}/events", "/v1/topics/{topic}/partitions/{partition}/events"].sort(),
+      [
+        "/v1/topics",
+        "/v1/topics/{topic}",
+        "/v1/topics/{topic}/events",
+        "/v1/topics/{topic}/partitions/{partition}/events",
+        "/v1/subscriptions",
+        "/v1/subscriptions/{name}",
+        "/v1/subscriptions/{name}/dlq",
+        "/v1/subscriptions/{name}/dlq/redrive",
+      ].sort(),
     );
     expect(Object.keys(doc.paths["/v1/topics/{topic}/events"]?.post as object)).toContain("requestBody");
     const html = await (await request("/docs")).text();

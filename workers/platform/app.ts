@@ -7,6 +7,7 @@ import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import type { AppEnv } from "./context";
 import { docsRoutes } from "./routes/docs";
 import { ingestRoutes } from "./routes/ingest";
+import { subscriptionRoutes } from "./routes/subscriptions";
 import { topicRoutes } from "./routes/topics";
 
 /** Paths the API serves and the methods each allows; used for 405 + Allow. */
@@ -16,6 +17,10 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/topics\/[^/]+$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+\/events$/, ["POST"]],
   [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events$/, ["GET", "HEAD"]],
+  [/^\/v1\/subscriptions$/, ["GET", "HEAD"]],
+  [/^\/v1\/subscriptions\/[^/]+$/, ["GET", "HEAD"]],
+  [/^\/v1\/subscriptions\/[^/]+\/dlq$/, ["GET", "HEAD"]],
+  [/^\/v1\/subscriptions\/[^/]+\/dlq\/redrive$/, ["POST"]],
   [/^\/openapi\.json$/, ["GET", "HEAD"]],
   [/^\/docs\/?$/, ["GET", "HEAD"]],
   [/^\/health$/, ["GET", "HEAD"]],
@@ -90,6 +95,7 @@ export function createApp() {
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.route("/", ingestRoutes(config));
   app.route("/", topicRoutes(config));
+  app.route("/", subscriptionRoutes(config));
   app.route("/", docsRoutes(app));
   return app;
 }
