@@ -5,7 +5,8 @@ import { formatSequence } from "../shared/cloudevents";
 import { canonicalJson } from "../shared/json";
 import { createLogger } from "../shared/logger";
 import type { Delivery } from "../shared/messages";
-import { queueBinding, routesFor } from "../shared/subscriptions";
+import { compileFilter } from "../shared/filter";
+import { queueBinding, type Route, routesFor } from "../shared/subscriptions";
 import { createOutboxTable, drainOutbox, enqueueMatching, outboxDepths, type SendBatch } from "./outbox";
 
 /** When a relay attempt fails (or was never finished), the alarm tries again after this. */
@@ -78,6 +79,12 @@ export interface PartitionStats {
   outbox: Record<string, number>;
 }
 
+/** Runtime (webhook) subscriptions of this partition's topic, pushed by the Worker. */
+const runtimeRoutesSchema = z.array(z.object({ name: z.string().min(1), filter: z.record(z.string(), z.unknown()).nullable() })).max(1000);
+export type RuntimeRoutes = z.input<typeof runtimeRoutesSchema>;
+/** Every runtime subscription is delivered through the shared webhook queue. */
+const RUNTIME_ROUTE_QUEUE = "WEBHOOK_DELIVERY";
+
 const readInputSchema = z.object({
   from: z.number().int().min(1),
   limit: z.number().int().min(1).max(config.read.maxLimit),
@@ -116,6 +123,8 @@ export class PartitionLog extends DurableObject<Env> {
   private relayFailures = 0;
   private alarmAt: number | null = null;
   private readonly log = createLogger({ component: "partition-log" });
+  /** Webhook subscriptions created at runtime, compiled; persisted in `runtime_routes`. */
+  private runtimeRoutes: Route[] = [];
   /** How the relay hands messages to a queue; an instance field so tests can inject failures. */
   send: SendBatch = async (binding: string, bodies: Delivery[]) => {
     await queueBinding(this.env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
@@ -141,6 +150,10 @@ export class PartitionLog extends DurableObject<Env> {
       // as the event is.
       this.sql.exec(`CREATE UNIQUE INDEX IF NOT EXISTS events_source_id ON events (source, id)`);
       createOutboxTable(this.sql);
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS runtime_routes (name TEXT PRIMARY KEY, filter TEXT)`);
+      this.runtimeRoutes = this.compileRuntimeRoutes(
+        this.sql.exec<{ name: string; filter: string | null }>(`SELECT name, filter FROM runtime_routes ORDER BY name`).toArray(),
+      );
       this.alarmAt = await ctx.storage.getAlarm();
       const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'head'`).toArray()[0];
       this.head = row ? Number(row.value) : 0;
@@ -195,7 +208,7 @@ export class PartitionLog extends DurableObject<Env> {
     const out: AppendedEvent[] = [];
     const receivedAt = Date.now();
     const receivedtime = new Date(receivedAt).toISOString();
-    const routes = routesFor(topic);
+    const routes = this.runtimeRoutes.length === 0 ? routesFor(topic) : [...routesFor(topic), ...this.runtimeRoutes];
     let queued = 0;
     for (const { source, id, hash, event } of events) {
       const existing = this.sql
@@ -266,6 +279,25 @@ export class PartitionLog extends DurableObject<Env> {
     return { head: this.head, count: first === 0 ? 0 : this.head - first + 1, first, outbox: outboxDepths(this.sql) };
   }
 
+  /**
+   * Replaces the runtime subscriptions this partition routes to; they apply to events committed
+   * from now on, like configured ones (filters evaluated at commit time).
+   */
+  setRuntimeRoutes(routes: RuntimeRoutes): number {
+    const parsed = parseArgs(runtimeRoutesSchema, routes, "runtime routes");
+    const compiled = this.compileRuntimeRoutes(parsed.map((r) => ({ name: r.name, filter: r.filter === null ? null : JSON.stringify(r.filter) })));
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec(`DELETE FROM runtime_routes`);
+      for (const r of parsed) this.sql.exec(`INSERT INTO runtime_routes (name, filter) VALUES (?, ?)`, r.name, r.filter === null ? null : JSON.stringify(r.filter));
+    });
+    this.runtimeRoutes = compiled;
+    return compiled.length;
+  }
+
+  private compileRuntimeRoutes(rows: { name: string; filter: string | null }[]): Route[] {
+    return rows.map((r) => ({ name: r.name, queue: RUNTIME_ROUTE_QUEUE, matches: compileFilter(r.filter === null ? undefined : JSON.parse(r.filter)) }));
+  }
+
   /** The relay's retry: sends whatever the outbox still holds. */
   override async alarm(): Promise<void> {
     this.alarmAt = null;
@@ -282,7 +314,7 @@ export class PartitionLog extends DurableObject<Env> {
     if (name === undefined) return Promise.resolve();
     const [topic = "", partitionText = "0"] = name.split("/");
     const partition = Number(partitionText);
-    const routes = new Map(routesFor(topic).map((r) => [r.name, r.queue]));
+    const routes = new Map([...routesFor(topic), ...this.runtimeRoutes].map((r) => [r.name, r.queue]));
     this.relaying = (async () => {
       try {
         do {
