@@ -6,13 +6,14 @@ export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
   return {
     plugins: [
-      cloudflareTest({
+      cloudflareTest(({ inject }) => ({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
-          // Test-only binding: the setup file applies these to the isolated D1 database.
-          bindings: { TEST_MIGRATIONS: migrations },
+          // Test-only bindings: migrations for the setup file to apply to the isolated D1
+          // database, and the loopback webhook receiver started by test/global-setup.ts.
+          bindings: { TEST_MIGRATIONS: migrations, WEBHOOK_SINK: `http://127.0.0.1:${inject("webhookPort")}` },
         },
-      }),
+      })),
     ],
     resolve: {
       // The CloudEvents SDK require()s uuid; uuid's "import" condition is ESM, so point the
@@ -21,6 +22,7 @@ export default defineConfig(async () => {
     },
     test: {
       setupFiles: ["./test/setup.ts"],
+      globalSetup: ["./test/global-setup.ts"],
       include: ["test/**/*.test.ts"],
       testTimeout: 30_000,
       // Request/append log lines are shown for failing tests only.

@@ -2,10 +2,10 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import config from "../eventline.config";
 import { formatSequence } from "../shared/cloudevents";
+import { compileFilter } from "../shared/filter";
 import { canonicalJson } from "../shared/json";
 import { createLogger } from "../shared/logger";
 import type { Delivery } from "../shared/messages";
-import { compileFilter } from "../shared/filter";
 import { queueBinding, type Route, routesFor } from "../shared/subscriptions";
 import { createOutboxTable, drainOutbox, enqueueMatching, outboxDepths, type SendBatch } from "./outbox";
 
@@ -285,17 +285,28 @@ export class PartitionLog extends DurableObject<Env> {
    */
   setRuntimeRoutes(routes: RuntimeRoutes): number {
     const parsed = parseArgs(runtimeRoutesSchema, routes, "runtime routes");
-    const compiled = this.compileRuntimeRoutes(parsed.map((r) => ({ name: r.name, filter: r.filter === null ? null : JSON.stringify(r.filter) })));
+    const compiled = this.compileRuntimeRoutes(
+      parsed.map((r) => ({ name: r.name, filter: r.filter === null ? null : JSON.stringify(r.filter) })),
+    );
     this.ctx.storage.transactionSync(() => {
       this.sql.exec(`DELETE FROM runtime_routes`);
-      for (const r of parsed) this.sql.exec(`INSERT INTO runtime_routes (name, filter) VALUES (?, ?)`, r.name, r.filter === null ? null : JSON.stringify(r.filter));
+      for (const r of parsed)
+        this.sql.exec(
+          `INSERT INTO runtime_routes (name, filter) VALUES (?, ?)`,
+          r.name,
+          r.filter === null ? null : JSON.stringify(r.filter),
+        );
     });
     this.runtimeRoutes = compiled;
     return compiled.length;
   }
 
   private compileRuntimeRoutes(rows: { name: string; filter: string | null }[]): Route[] {
-    return rows.map((r) => ({ name: r.name, queue: RUNTIME_ROUTE_QUEUE, matches: compileFilter(r.filter === null ? undefined : JSON.parse(r.filter)) }));
+    return rows.map((r) => ({
+      name: r.name,
+      queue: RUNTIME_ROUTE_QUEUE,
+      matches: compileFilter(r.filter === null ? undefined : JSON.parse(r.filter)),
+    }));
   }
 
   /** The relay's retry: sends whatever the outbox still holds. */

@@ -145,6 +145,12 @@ export const dlqNameOf = (subscription: string) => `eventline-${subscription}-dl
  */
 export const ORDERING_DEFERRALS = 20;
 
+/** Runtime (webhook) subscriptions share one delivery queue (see wrangler.toml). */
+export const WEBHOOK_QUEUE_BINDING = "WEBHOOK_DELIVERY";
+export const WEBHOOK_QUEUE = "eventline-webhooks";
+/** The webhook queue's max_retries: the ceiling for a webhook subscription's maxRetries. */
+export const WEBHOOK_MAX_RETRIES = 10;
+
 /** The `max_retries` wrangler.toml must give the subscription's queue. */
 export function queueMaxRetries(sub: Pick<SubscriptionConfig, "maxRetries" | "ordering">): number {
   return sub.ordering === "partition" ? sub.maxRetries + ORDERING_DEFERRALS : sub.maxRetries;

@@ -1,4 +1,12 @@
-import { dlqNameOf, type EventlineConfig, queueMaxRetries, queueNameOf } from "./config";
+import {
+  dlqNameOf,
+  type EventlineConfig,
+  queueMaxRetries,
+  queueNameOf,
+  WEBHOOK_MAX_RETRIES,
+  WEBHOOK_QUEUE,
+  WEBHOOK_QUEUE_BINDING,
+} from "./config";
 
 /**
  * Cross-checks the Eventline config against the parsed wrangler.toml: every binding and class
@@ -64,5 +72,16 @@ export function checkWranglerConfig(config: EventlineConfig, wrangler: WranglerC
     if (!consumers.some((c) => c.queue === dlq))
       problems.push(`subscription ${sub.name}: no [[queues.consumers]] for ${dlq} (dead letters would go unrecorded)`);
   }
+  const webhookProducer = producers.find((p) => p.binding === WEBHOOK_QUEUE_BINDING);
+  if (webhookProducer?.queue !== WEBHOOK_QUEUE)
+    problems.push(`webhooks: [[queues.producers]] ${WEBHOOK_QUEUE_BINDING} must send to ${WEBHOOK_QUEUE}`);
+  const webhookConsumer = consumers.find((c) => c.queue === WEBHOOK_QUEUE);
+  if (webhookConsumer?.max_retries !== WEBHOOK_MAX_RETRIES || webhookConsumer.dead_letter_queue !== `${WEBHOOK_QUEUE}-dlq`) {
+    problems.push(
+      `webhooks: [[queues.consumers]] for ${WEBHOOK_QUEUE} needs max_retries = ${WEBHOOK_MAX_RETRIES} and dead_letter_queue = "${WEBHOOK_QUEUE}-dlq"`,
+    );
+  }
+  if (!consumers.some((c) => c.queue === `${WEBHOOK_QUEUE}-dlq`))
+    problems.push(`webhooks: no [[queues.consumers]] for ${WEBHOOK_QUEUE}-dlq`);
   return problems;
 }

@@ -121,3 +121,16 @@ export const eventTypeActivity = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.topic, t.type] })],
 );
+
+/** Subscriptions created at runtime through the API, delivered by webhook (Standard Webhooks). */
+export const webhookSubscriptions = sqliteTable("webhook_subscriptions", {
+  name: text("name").primaryKey(),
+  topic: text("topic").notNull(),
+  /** The filter pattern as JSON, or null for every event. */
+  filter: text("filter"),
+  ordering: text("ordering").notNull(),
+  maxRetries: integer("max_retries").notNull(),
+  url: text("url").notNull(),
+  secret: text("secret").notNull(),
+  createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+});

@@ -31,13 +31,25 @@ describe("eventline.config.ts and wrangler.toml agree", () => {
     const broken = structuredClone(wrangler);
     const consumers = broken.queues?.consumers ?? [];
     broken.queues = {
-      producers: [],
+      producers: (broken.queues?.producers ?? []).filter((p) => p.binding !== "SUB_ACTIVITY"),
       consumers: consumers.filter((c) => c.queue !== "eventline-activity-dlq").map((c) => ({ ...c, max_retries: 9 })),
     };
     expect(checkWranglerConfig(config, broken)).toEqual([
       "subscription activity: no [[queues.producers]] with binding SUB_ACTIVITY",
       "subscription activity: max_retries is 9 in wrangler.toml but must be 3",
       "subscription activity: no [[queues.consumers]] for eventline-activity-dlq (dead letters would go unrecorded)",
+    ]);
+  });
+
+  it("the webhook delivery queue must be declared with its retries and DLQ", () => {
+    const broken = structuredClone(wrangler);
+    broken.queues = {
+      producers: broken.queues?.producers ?? [],
+      consumers: (broken.queues?.consumers ?? []).filter((c) => !String(c.queue).startsWith("eventline-webhooks")),
+    };
+    expect(checkWranglerConfig(config, broken)).toEqual([
+      'webhooks: [[queues.consumers]] for eventline-webhooks needs max_retries = 10 and dead_letter_queue = "eventline-webhooks-dlq"',
+      "webhooks: no [[queues.consumers]] for eventline-webhooks-dlq",
     ]);
   });
 });

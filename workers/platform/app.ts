@@ -7,6 +7,7 @@ import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import type { AppEnv } from "./context";
 import { docsRoutes } from "./routes/docs";
 import { ingestRoutes } from "./routes/ingest";
+import { subscriptionAdminRoutes } from "./routes/subscription-admin";
 import { subscriptionRoutes } from "./routes/subscriptions";
 import { topicRoutes } from "./routes/topics";
 
@@ -17,8 +18,8 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/topics\/[^/]+$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+\/events$/, ["POST"]],
   [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events$/, ["GET", "HEAD"]],
-  [/^\/v1\/subscriptions$/, ["GET", "HEAD"]],
-  [/^\/v1\/subscriptions\/[^/]+$/, ["GET", "HEAD"]],
+  [/^\/v1\/subscriptions$/, ["GET", "HEAD", "POST"]],
+  [/^\/v1\/subscriptions\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
   [/^\/v1\/subscriptions\/[^/]+\/dlq$/, ["GET", "HEAD"]],
   [/^\/v1\/subscriptions\/[^/]+\/dlq\/redrive$/, ["POST"]],
   [/^\/openapi\.json$/, ["GET", "HEAD"]],
@@ -96,6 +97,7 @@ export function createApp() {
   app.route("/", ingestRoutes(config));
   app.route("/", topicRoutes(config));
   app.route("/", subscriptionRoutes(config));
+  app.route("/", subscriptionAdminRoutes(config));
   app.route("/", docsRoutes(app));
   return app;
 }

@@ -1,6 +1,8 @@
 import { createLogger } from "../../shared/logger";
 import { activityConsumer } from "./consumers/activity";
 import { recordDlqBatch } from "./consumers/dead-letters";
+import { handleWebhookBatch } from "./consumers/webhooks";
+import { WEBHOOK_QUEUE } from "./subscription-registry";
 
 const log = createLogger({ component: "queue" });
 const DLQ = /^eventline-(.+)-dlq$/;
@@ -10,6 +12,7 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promi
   const dlq = DLQ.exec(batch.queue);
   if (dlq?.[1] !== undefined) return recordDlqBatch(batch, env, dlq[1]);
   if (batch.queue === "eventline-activity") return activityConsumer.queue(batch, env);
+  if (batch.queue === WEBHOOK_QUEUE) return handleWebhookBatch(batch, env);
   log.error("batch from an unknown queue: retried", { queue: batch.queue, messages: batch.messages.length });
   batch.retryAll();
 }

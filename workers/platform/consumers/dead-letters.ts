@@ -1,29 +1,30 @@
-import { queueMaxRetries } from "../../../shared/config";
 import { recordDeadLetter } from "../../../shared/consumer-store";
 import { createLogger } from "../../../shared/logger";
 import { deliverySchema } from "../../../shared/messages";
-import { findSubscription } from "../../../shared/subscriptions";
+import { findSubscriptionView, queueRetriesOf } from "../subscription-registry";
 
 const log = createLogger({ component: "dlq" });
 
 /**
- * Consumer of every `eventline-<subscription>-dlq` queue: records each message that Queues moved
- * there (a consumer that crashed or timed out on every attempt) as a dead letter in D1. The SDK
- * dead-letters handler failures itself, so this is the backstop for failures outside it.
+ * Consumer of every `eventline-*-dlq` queue: records each message Queues moved there (a consumer
+ * that crashed or timed out on every attempt) as a dead letter in D1, under the subscription the
+ * message names (the webhook DLQ carries many). The SDK dead-letters handler failures itself, so
+ * this is the backstop for failures outside it.
  */
-export async function recordDlqBatch(batch: MessageBatch<unknown>, env: Env, subscriptionName: string): Promise<void> {
-  const subscription = findSubscription(subscriptionName);
+export async function recordDlqBatch(batch: MessageBatch<unknown>, env: Env, queueSubscription: string): Promise<void> {
   for (const message of batch.messages) {
     const parsed = deliverySchema.safeParse(message.body);
+    const name = parsed.success ? parsed.data.subscription : queueSubscription;
+    const view = await findSubscriptionView(env.DB, name);
     await recordDeadLetter(env.DB, {
-      subscription: subscriptionName,
+      subscription: name,
       delivery: parsed.success ? parsed.data : undefined,
       rawBody: message.body,
       reason: parsed.success ? "max_retries" : "invalid_message",
       error: parsed.success ? "moved to the dead-letter queue after the queue's max_retries" : parsed.error.message,
-      attempts: subscription === undefined ? message.attempts : queueMaxRetries(subscription) + 1,
+      attempts: view === undefined ? message.attempts : queueRetriesOf(view) + 1,
     });
-    log.warn("dead letter recorded from DLQ", { subscription: subscriptionName, messageId: message.id });
+    log.warn("dead letter recorded from DLQ", { subscription: name, messageId: message.id });
     message.ack();
   }
 }

@@ -1,11 +1,12 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ProblemSchema } from "../../../shared/api-schemas";
-import { type EventlineConfig, queueNameOf, type SubscriptionConfig } from "../../../shared/config";
+import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../shared/messages";
 import { queueBinding } from "../../../shared/subscriptions";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
+import { findSubscriptionView, listSubscriptionViews, type SubscriptionView } from "../subscription-registry";
 
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ProblemSchema } } });
 
@@ -29,8 +30,9 @@ const SubscriptionSchema = z
     name: z.string(),
     topic: z.string(),
     description: z.string().optional(),
+    kind: z.enum(["worker", "webhook"]).openapi({ description: "worker: declared in config, own queue; webhook: created at runtime" }),
     filter: z.record(z.string(), z.unknown()).nullable(),
-    target: z.object({ queue: z.string(), binding: z.string() }),
+    target: z.object({ queue: z.string(), binding: z.string(), url: z.string().optional() }),
     ordering: z.enum(["none", "partition"]),
     maxRetries: z.number().int(),
     backoff: z.object({ baseSeconds: z.number().int(), capSeconds: z.number().int() }),
@@ -162,13 +164,13 @@ interface DeadLetterRow {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function requireSubscription(config: EventlineConfig, name: string): SubscriptionConfig {
-  const sub = config.subscriptions.find((s) => s.name === name);
+async function requireSubscription(db: D1Database, name: string): Promise<SubscriptionView> {
+  const sub = await findSubscriptionView(db, name);
   if (sub === undefined) throw new EventlineError("not_found", `subscription ${JSON.stringify(name)} does not exist`);
   return sub;
 }
 
-async function describeSubscription(env: Env, config: EventlineConfig, sub: SubscriptionConfig) {
+export async function describeSubscription(env: Env, config: EventlineConfig, sub: SubscriptionView) {
   const topic = config.topics.find((t) => t.name === sub.topic);
   const partitions = topic?.partitions ?? 0;
   const [stats, checkpoints, counts, circuit, dlq] = await Promise.all([
@@ -193,8 +195,9 @@ async function describeSubscription(env: Env, config: EventlineConfig, sub: Subs
     name: sub.name,
     topic: sub.topic,
     ...(sub.description === undefined ? {} : { description: sub.description }),
-    filter: (sub.filter as Record<string, unknown> | undefined) ?? null,
-    target: { queue: queueNameOf(sub.name), binding: sub.queue },
+    kind: sub.kind,
+    filter: sub.filter ?? null,
+    target: { queue: sub.queue, binding: sub.binding, ...(sub.webhook === undefined ? {} : { url: sub.webhook.url }) },
     ordering: sub.ordering,
     maxRetries: sub.maxRetries,
     backoff: sub.backoff,
@@ -247,13 +250,16 @@ function parseCursor(after: string | undefined): [number, string] {
 export function subscriptionRoutes(config: EventlineConfig) {
   return new OpenAPIHono<AppEnv>()
     .openapi(listRoute, async (c) =>
-      c.json({ subscriptions: await Promise.all(config.subscriptions.map((s) => describeSubscription(c.env, config, s))) }, 200),
+      c.json(
+        { subscriptions: await Promise.all((await listSubscriptionViews(c.env.DB)).map((s) => describeSubscription(c.env, config, s))) },
+        200,
+      ),
     )
     .openapi(getRoute, async (c) =>
-      c.json(await describeSubscription(c.env, config, requireSubscription(config, c.req.valid("param").name)), 200),
+      c.json(await describeSubscription(c.env, config, await requireSubscription(c.env.DB, c.req.valid("param").name)), 200),
     )
     .openapi(dlqRoute, async (c) => {
-      const sub = requireSubscription(config, c.req.valid("param").name);
+      const sub = await requireSubscription(c.env.DB, c.req.valid("param").name);
       const { after, limit = 100 } = c.req.valid("query");
       const [at, id] = parseCursor(after);
       const [page, total] = await Promise.all([
@@ -270,10 +276,10 @@ export function subscriptionRoutes(config: EventlineConfig) {
       return c.json({ deadLetters: page.results.map(toDeadLetter), total: total?.n ?? 0, next }, 200);
     })
     .openapi(redriveRoute, async (c) => {
-      const sub = requireSubscription(config, c.req.valid("param").name);
+      const sub = await requireSubscription(c.env.DB, c.req.valid("param").name);
       const ids = c.req.valid("json")?.ids;
       const log = c.get("log").with({ subscription: sub.name });
-      const queue = queueBinding(c.env, sub.queue);
+      const queue = queueBinding(c.env, sub.binding);
       const db = c.env.DB;
       let redriven = 0;
       const notFound: string[] = [];

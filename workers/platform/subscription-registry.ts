@@ -1,0 +1,103 @@
+import { z } from "zod";
+import config from "../../eventline.config";
+import { queueMaxRetries, WEBHOOK_MAX_RETRIES, WEBHOOK_QUEUE, WEBHOOK_QUEUE_BINDING } from "../../shared/config";
+import { type FilterPattern, filterSchema } from "../../shared/filter";
+
+/**
+ * One view over both kinds of subscription: declared in eventline.config.ts (delivered to a
+ * Worker through its own queue) or created at runtime (delivered by webhook through the shared
+ * WEBHOOK_DELIVERY queue; stored in D1 and pushed to the topic's partition logs).
+ */
+
+export { WEBHOOK_MAX_RETRIES, WEBHOOK_QUEUE, WEBHOOK_QUEUE_BINDING } from "../../shared/config";
+export const WEBHOOK_BACKOFF = { baseSeconds: 1, capSeconds: 300 };
+
+export interface SubscriptionView {
+  name: string;
+  topic: string;
+  kind: "worker" | "webhook";
+  description?: string;
+  filter: FilterPattern | undefined;
+  ordering: "none" | "partition";
+  maxRetries: number;
+  backoff: { baseSeconds: number; capSeconds: number };
+  /** Queue producer binding and queue name the subscription is delivered through. */
+  binding: string;
+  queue: string;
+  webhook?: { url: string; secret: string };
+}
+
+const webhookRow = z.object({
+  name: z.string(),
+  topic: z.string(),
+  filter: z.string().nullable(),
+  ordering: z.enum(["none", "partition"]),
+  max_retries: z.number().int(),
+  url: z.string(),
+  secret: z.string(),
+});
+
+function fromRow(raw: unknown): SubscriptionView {
+  const row = webhookRow.parse(raw);
+  const filter = row.filter === null ? undefined : filterSchema.parse(JSON.parse(row.filter));
+  return {
+    name: row.name,
+    topic: row.topic,
+    kind: "webhook",
+    filter,
+    ordering: row.ordering,
+    maxRetries: row.max_retries,
+    backoff: WEBHOOK_BACKOFF,
+    binding: WEBHOOK_QUEUE_BINDING,
+    queue: WEBHOOK_QUEUE,
+    webhook: { url: row.url, secret: row.secret },
+  };
+}
+
+function fromConfig(name: string): SubscriptionView | undefined {
+  const sub = config.subscriptions.find((s) => s.name === name);
+  if (sub === undefined) return undefined;
+  return {
+    name: sub.name,
+    topic: sub.topic,
+    kind: "worker",
+    ...(sub.description === undefined ? {} : { description: sub.description }),
+    filter: sub.filter,
+    ordering: sub.ordering,
+    maxRetries: sub.maxRetries,
+    backoff: sub.backoff,
+    binding: sub.queue,
+    queue: `eventline-${sub.name}`,
+  };
+}
+
+export function isConfigSubscription(name: string): boolean {
+  return config.subscriptions.some((s) => s.name === name);
+}
+
+export async function findSubscriptionView(db: D1Database, name: string): Promise<SubscriptionView | undefined> {
+  const configured = fromConfig(name);
+  if (configured !== undefined) return configured;
+  const row = await db.prepare("SELECT * FROM webhook_subscriptions WHERE name = ?").bind(name).first();
+  return row === null ? undefined : fromRow(row);
+}
+
+export async function listSubscriptionViews(db: D1Database): Promise<SubscriptionView[]> {
+  const rows = (await db.prepare("SELECT * FROM webhook_subscriptions ORDER BY name").all()).results;
+  return [
+    ...config.subscriptions.map((s) => fromConfig(s.name)).filter((s): s is SubscriptionView => s !== undefined),
+    ...rows.map(fromRow),
+  ];
+}
+
+export async function webhookRoutesOf(db: D1Database, topic: string): Promise<{ name: string; filter: FilterPattern | null }[]> {
+  const rows = (await db.prepare("SELECT * FROM webhook_subscriptions WHERE topic = ? ORDER BY name").bind(topic).all()).results.map(
+    fromRow,
+  );
+  return rows.map((r) => ({ name: r.name, filter: r.filter ?? null }));
+}
+
+/** The queue max_retries that applies to a subscription (for dead letters recorded from a DLQ). */
+export function queueRetriesOf(sub: SubscriptionView): number {
+  return sub.kind === "webhook" ? WEBHOOK_MAX_RETRIES : queueMaxRetries(sub);
+}
