@@ -32,7 +32,9 @@ describe("eventline.config.ts and wrangler.toml agree", () => {
     const consumers = broken.queues?.consumers ?? [];
     broken.queues = {
       producers: (broken.queues?.producers ?? []).filter((p) => p.binding !== "SUB_ACTIVITY"),
-      consumers: consumers.filter((c) => c.queue !== "eventline-activity-dlq").map((c) => ({ ...c, max_retries: 9 })),
+      consumers: consumers
+        .filter((c) => c.queue !== "eventline-activity-dlq")
+        .map((c) => (c.queue === "eventline-activity" ? { ...c, max_retries: 9 } : c)),
     };
     expect(checkWranglerConfig(config, broken)).toEqual([
       "subscription activity: no [[queues.producers]] with binding SUB_ACTIVITY",
