@@ -56,6 +56,17 @@ export default defineConfig({
       backoff: { baseSeconds: 1, capSeconds: 30 },
       circuitBreaker: { failureThreshold: 10, openSeconds: 10 },
     },
+    {
+      name: "greetings",
+      topic: "events",
+      filter: { type: [{ prefix: "com.example.greeting" }] },
+      queue: "SUB_GREETINGS",
+      description: "Consumed by the example consumer Worker (workers/example-consumer).",
+      consumer: "workers/example-consumer/wrangler.toml",
+      ordering: "partition",
+      maxRetries: 5,
+      backoff: { baseSeconds: 1, capSeconds: 60 },
+    },
   ],
   limits: {
     maxBodyBytes: 1024 * 1024,

@@ -17,6 +17,8 @@ function run(cmd, args) {
 run(bin("tsx"), ["scripts/check-config.ts"]);
 run(bin("wrangler"), ["d1", "migrations", "apply", "DB", "--local"]);
 
-const dev = spawn(bin("wrangler"), ["dev", ...process.argv.slice(2)], { stdio: "inherit" });
+// The platform and the example consumer Worker run in one local runtime, sharing D1 and queues.
+const configs = ["-c", "wrangler.toml", "-c", "workers/example-consumer/wrangler.toml"];
+const dev = spawn(bin("wrangler"), ["dev", ...configs, ...process.argv.slice(2)], { stdio: "inherit" });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
 dev.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -83,6 +83,8 @@ const subscriptionSchema = z
       .strict()
       .default({ failureThreshold: 5, openSeconds: 30 }),
     description: z.string().optional(),
+    /** Who consumes the queue: the platform Worker, or the Worker of this wrangler config. */
+    consumer: z.string().default("platform"),
   })
   .strict();
 

@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { z } from "zod";
 import { backoffSeconds, CircuitBreaker, type CircuitBreakerConfig } from "./consumer-policy";
 import { type Position, recordDeadLetter, settleStatements } from "./consumer-store";
 import { createLogger, type Logger } from "./logger";
@@ -18,6 +18,7 @@ export class PermanentError extends Error {
   override readonly name = "PermanentError";
 }
 
+export const storedEventSchema = z.looseObject({ id: z.string(), source: z.string(), type: z.string() });
 export type StoredEvent = Record<string, unknown> & { id: string; source: string; type: string; data?: unknown };
 
 export interface HandleContext<Env> {
@@ -250,4 +251,27 @@ function recordFailureStatements(db: D1Database, key: Position, attempts: number
       )
       .bind(subscription, now),
   ];
+}
+
+const logPageSchema = z.object({ events: z.array(z.string()), last: z.number().int().nullable() });
+
+/**
+ * A `resolveRef` that loads an event sent by reference from its partition log, through a
+ * Durable Object binding to PartitionLog (declared with `script_name` in a consumer Worker, so
+ * its type is not known there: the RPC answer is parsed, not trusted).
+ */
+export function resolveFromLog<Env>(
+  binding: (env: Env) => { getByName(name: string): unknown },
+): (delivery: Delivery, env: Env) => Promise<StoredEvent> {
+  return async (delivery, env) => {
+    const stub = binding(env).getByName(`${delivery.topic}/${delivery.partition}`) as unknown as {
+      read(from: number, limit: number): Promise<unknown>;
+    };
+    const page = logPageSchema.parse(await stub.read(delivery.sequence, 1));
+    const raw = page.events[0];
+    if (raw === undefined || page.last !== delivery.sequence) {
+      throw new PermanentError(`event ${delivery.topic}/${delivery.partition}/${delivery.sequence} is no longer in the partition log`);
+    }
+    return storedEventSchema.parse(JSON.parse(raw));
+  };
 }

@@ -26,7 +26,15 @@ interface WranglerConfig {
 
 export const REQUIRED_DURABLE_OBJECTS = [{ binding: "PARTITION_LOG", className: "PartitionLog" }] as const;
 
-export function checkWranglerConfig(config: EventlineConfig, wrangler: WranglerConfig): string[] {
+/**
+ * `consumerConfigs` holds the parsed wrangler config of every Worker named as a subscription's
+ * `consumer` (by that path); the platform's is `wrangler`.
+ */
+export function checkWranglerConfig(
+  config: EventlineConfig,
+  wrangler: WranglerConfig,
+  consumerConfigs: Record<string, WranglerConfig> = {},
+): string[] {
   const problems: string[] = [];
   if (wrangler.main !== "workers/platform/index.ts") problems.push(`main must be workers/platform/index.ts (is ${String(wrangler.main)})`);
   const bindings = wrangler.durable_objects?.bindings ?? [];
@@ -56,9 +64,14 @@ export function checkWranglerConfig(config: EventlineConfig, wrangler: WranglerC
     if (producer === undefined) problems.push(`subscription ${sub.name}: no [[queues.producers]] with binding ${sub.queue}`);
     else if (producer.queue !== queue)
       problems.push(`subscription ${sub.name}: binding ${sub.queue} must send to ${queue} (sends to ${String(producer.queue)})`);
-    const consumer = consumers.find((c) => c.queue === queue);
-    if (consumer === undefined) {
-      problems.push(`subscription ${sub.name}: no [[queues.consumers]] for ${queue}`);
+    const consumerConfig = sub.consumer === "platform" ? wrangler : consumerConfigs[sub.consumer];
+    const consumer = consumerConfig?.queues?.consumers?.find((c) => c.queue === queue);
+    if (consumerConfig === undefined) {
+      problems.push(`subscription ${sub.name}: consumer config ${sub.consumer} was not checked (not found)`);
+    } else if (consumer === undefined) {
+      problems.push(
+        `subscription ${sub.name}: no [[queues.consumers]] for ${queue} in ${sub.consumer === "platform" ? "wrangler.toml" : sub.consumer}`,
+      );
     } else {
       const expected = queueMaxRetries(sub);
       if (consumer.max_retries !== expected) {

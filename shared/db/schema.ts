@@ -134,3 +134,11 @@ export const webhookSubscriptions = sqliteTable("webhook_subscriptions", {
   secret: text("secret").notNull(),
   createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
 });
+
+/** Read model of the example consumer Worker (workers/example-consumer): greetings per subject. */
+export const greetings = sqliteTable("greetings", {
+  subject: text("subject").primaryKey(),
+  greetings: integer("greetings").notNull(),
+  lastMessage: text("last_message").notNull(),
+  lastSequence: integer("last_sequence").notNull(),
+});

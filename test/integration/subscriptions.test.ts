@@ -36,7 +36,7 @@ describe("subscription status", () => {
     const list = (await (await request("/v1/subscriptions")).json()) as {
       subscriptions: (SubscriptionStatus & { target: { queue: string } })[];
     };
-    expect(list.subscriptions.map((s) => s.name)).toEqual(["activity"]);
+    expect(list.subscriptions.map((s) => s.name)).toEqual(["activity", "greetings"]);
     expect(list.subscriptions[0]?.target).toEqual({ queue: "eventline-activity", binding: "SUB_ACTIVITY" });
 
     await expectAccepted(

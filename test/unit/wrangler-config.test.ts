@@ -2,20 +2,33 @@ import { parse } from "smol-toml";
 import { describe, expect, it } from "vitest";
 import config from "../../eventline.config";
 import { checkWranglerConfig } from "../../shared/doctor";
+import exampleToml from "../../workers/example-consumer/wrangler.toml?raw";
 import wranglerToml from "../../wrangler.toml?raw";
 
 const wrangler = parse(wranglerToml) as Parameters<typeof checkWranglerConfig>[1];
+const consumerConfigs = { "workers/example-consumer/wrangler.toml": parse(exampleToml) as Parameters<typeof checkWranglerConfig>[1] };
 
 describe("eventline.config.ts and wrangler.toml agree", () => {
   it("the shipped files agree", () => {
-    expect(checkWranglerConfig(config, wrangler)).toEqual([]);
+    expect(checkWranglerConfig(config, wrangler, consumerConfigs)).toEqual([]);
+  });
+
+  it("a subscription consumed by another Worker is checked against that Worker's config", () => {
+    expect(checkWranglerConfig(config, wrangler)).toEqual([
+      "subscription greetings: consumer config workers/example-consumer/wrangler.toml was not checked (not found)",
+    ]);
+    const broken = structuredClone(consumerConfigs["workers/example-consumer/wrangler.toml"]);
+    broken.queues = { consumers: [{ queue: "eventline-greetings", max_retries: 5, dead_letter_queue: "eventline-greetings-dlq" }] };
+    expect(checkWranglerConfig(config, wrangler, { "workers/example-consumer/wrangler.toml": broken })).toEqual([
+      "subscription greetings: max_retries is 5 in wrangler.toml but must be 25 (maxRetries 5 + 20 ordering deferrals)",
+    ]);
   });
 
   it("a missing partition-log binding or a non-SQLite class is reported", () => {
     const broken = structuredClone(wrangler);
     broken.durable_objects = { bindings: [] };
     broken.migrations = [{ tag: "v1", new_classes: ["PartitionLog"] }];
-    expect(checkWranglerConfig(config, broken)).toEqual([
+    expect(checkWranglerConfig(config, broken, consumerConfigs)).toEqual([
       "durable_objects.bindings has no PARTITION_LOG",
       "PartitionLog must be in a migration's new_sqlite_classes (it is in new_classes: SQLite storage is required)",
     ]);
@@ -24,7 +37,7 @@ describe("eventline.config.ts and wrangler.toml agree", () => {
   it("a D1 binding without the migrations folder is reported", () => {
     const broken = structuredClone(wrangler);
     broken.d1_databases = [{ binding: "DB", migrations_dir: "drizzle" }];
-    expect(checkWranglerConfig(config, broken)).toEqual(['DB migrations_dir must be "migrations" (is drizzle)']);
+    expect(checkWranglerConfig(config, broken, consumerConfigs)).toEqual(['DB migrations_dir must be "migrations" (is drizzle)']);
   });
 
   it("a subscription whose queues disagree with the config is reported", () => {
@@ -36,7 +49,7 @@ describe("eventline.config.ts and wrangler.toml agree", () => {
         .filter((c) => c.queue !== "eventline-activity-dlq")
         .map((c) => (c.queue === "eventline-activity" ? { ...c, max_retries: 9 } : c)),
     };
-    expect(checkWranglerConfig(config, broken)).toEqual([
+    expect(checkWranglerConfig(config, broken, consumerConfigs)).toEqual([
       "subscription activity: no [[queues.producers]] with binding SUB_ACTIVITY",
       "subscription activity: max_retries is 9 in wrangler.toml but must be 3",
       "subscription activity: no [[queues.consumers]] for eventline-activity-dlq (dead letters would go unrecorded)",
@@ -49,7 +62,7 @@ describe("eventline.config.ts and wrangler.toml agree", () => {
       producers: broken.queues?.producers ?? [],
       consumers: (broken.queues?.consumers ?? []).filter((c) => !String(c.queue).startsWith("eventline-webhooks")),
     };
-    expect(checkWranglerConfig(config, broken)).toEqual([
+    expect(checkWranglerConfig(config, broken, consumerConfigs)).toEqual([
       'webhooks: [[queues.consumers]] for eventline-webhooks needs max_retries = 10 and dead_letter_queue = "eventline-webhooks-dlq"',
       "webhooks: no [[queues.consumers]] for eventline-webhooks-dlq",
     ]);

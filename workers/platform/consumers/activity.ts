@@ -1,4 +1,4 @@
-import { defineConsumer } from "../../../shared/consumer";
+import { defineConsumer, resolveFromLog } from "../../../shared/consumer";
 import { findSubscription } from "../../../shared/subscriptions";
 
 /**
@@ -31,6 +31,7 @@ export const activityConsumer = defineConsumer<Env>({
   ordering: subscription.ordering,
   backoff: subscription.backoff,
   circuitBreaker: subscription.circuitBreaker,
+  resolveRef: resolveFromLog((env) => env.PARTITION_LOG),
   handle: async (event, { env, delivery }) =>
     activityProjection.statements(env.DB, { topic: delivery.topic, type: event.type, id: event.id, receivedAt: delivery.committedAt }),
 });
