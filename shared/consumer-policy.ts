@@ -54,6 +54,11 @@ export class CircuitBreaker {
     return 0;
   }
 
+  /** The message let through as a probe ended without telling success from failure. */
+  release(): void {
+    this.probing = false;
+  }
+
   async success(db?: D1Database): Promise<void> {
     const changed = this.state !== "closed";
     this.state = "closed";

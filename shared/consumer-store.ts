@@ -122,13 +122,18 @@ export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): 
       input.attempts,
       now,
     );
-  if (d === undefined || d.event === undefined || typeof d.event.source !== "string" || typeof d.event.id !== "string") {
+  if (d === undefined) {
     await db.batch([insert]);
     return;
   }
+  // An event that travelled by reference has no id in the message; its position identifies it.
+  const identity =
+    typeof d.event?.source === "string" && typeof d.event.id === "string"
+      ? { source: d.event.source, id: d.event.id }
+      : { source: "eventline:ref", id: `${d.topic}/${d.partition}/${d.sequence}` };
   const position: Position = { subscription: input.subscription, ...key, prev: d.prev };
   try {
-    await db.batch([insert, ...settleStatements(db, position, { source: d.event.source, id: d.event.id }, "dead_lettered")]);
+    await db.batch([insert, ...settleStatements(db, position, identity, "dead_lettered")]);
   } catch (err) {
     if (!(err instanceof Error && /UNIQUE constraint failed: processed_events/.test(err.message))) throw err;
   }

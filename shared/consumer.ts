@@ -92,6 +92,14 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
   }
 
   async function process(message: Message<unknown>, env: Env): Promise<Outcome> {
+    const outcome = await settle(message, env);
+    // Only a handler's success or failure says anything about the dependency behind it; a probe
+    // that ended otherwise (duplicate, waiting for order, permanent error) lets the next one through.
+    if (outcome !== "handled" && outcome !== "retried") breaker.release();
+    return outcome;
+  }
+
+  async function settle(message: Message<unknown>, env: Env): Promise<Outcome> {
     const db = options.db(env);
     const parsed = deliverySchema.safeParse(message.body);
     if (!parsed.success || parsed.data.subscription !== options.subscription) {
@@ -102,7 +110,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       return "dead_lettered";
     }
     const delivery = parsed.data;
-    const log = baseLog.with({
+    let log = baseLog.with({
       topic: delivery.topic,
       partition: delivery.partition,
       sequence: delivery.sequence,
@@ -118,7 +126,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
 
     try {
       const event = (delivery.event as StoredEvent | undefined) ?? (await resolve(delivery, env));
-      if (typeof event.traceparent === "string") log.with({ traceparent: event.traceparent });
+      if (typeof event.traceparent === "string") log = log.with({ traceparent: event.traceparent });
       const data = options.schema ? options.schema.parse(event.data) : (event.data as Data);
 
       const wait = breaker.shouldHold();

@@ -122,9 +122,13 @@ function matchOne(m: Matcher, present: boolean, value: unknown): boolean {
 }
 
 function matchValue(matchers: Matcher[], present: boolean, value: unknown): boolean {
-  // An array field matches when any element matches (EventBridge semantics).
-  if (present && Array.isArray(value)) return value.some((v) => matchers.some((m) => matchOne(m, true, v)));
-  return matchers.some((m) => matchOne(m, present, value));
+  return matchers.some((m) => {
+    // `exists` is about the field, whatever its value (an empty array included).
+    if (m !== null && typeof m === "object" && "exists" in m) return m.exists === present;
+    // An array field matches when any element matches (EventBridge semantics).
+    if (present && Array.isArray(value)) return value.some((v) => matchOne(m, true, v));
+    return matchOne(m, present, value);
+  });
 }
 
 export function matches(pattern: FilterPattern, event: Record<string, unknown>): boolean {

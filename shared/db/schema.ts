@@ -28,6 +28,8 @@ export const processedEvents = sqliteTable(
   (t) => [
     primaryKey({ columns: [t.subscription, t.source, t.eventId] }),
     index("processed_events_position").on(t.subscription, t.topic, t.partition, t.sequence),
+    // The checkpoint walk follows `prev` links.
+    index("processed_events_chain").on(t.subscription, t.topic, t.partition, t.prev),
   ],
 );
 

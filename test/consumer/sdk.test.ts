@@ -304,4 +304,30 @@ describe("circuit breaker", () => {
     const row = await env.DB.prepare("SELECT state, consecutive_failures FROM circuit_state WHERE subscription = 'test-sub'").first();
     expect(row).toEqual({ state: "open", consecutive_failures: 2 });
   });
+
+  it("a half-open probe that turns out to be a duplicate lets the next message probe", async () => {
+    let failing = true;
+    const consumer = defineConsumer<Env>({
+      subscription: "test-sub",
+      db: (e) => e.DB,
+      maxRetries: 100,
+      circuitBreaker: { failureThreshold: 1, openSeconds: 1 },
+      handle: async (event, { db, delivery: d }) => {
+        if (failing) throw new Error("down");
+        return [effect(db, event, d.sequence)];
+      },
+    });
+    failing = false;
+    const done = delivery();
+    expect(await consumer.process(new FakeMessage(done), env)).toBe("handled");
+    failing = true;
+    expect(await consumer.process(new FakeMessage(delivery()), env)).toBe("retried");
+    expect(consumer.breaker.state).toBe("open");
+    failing = false;
+    await new Promise((r) => setTimeout(r, 1100));
+    // The probe is a redelivery of an event already handled: no verdict on the dependency.
+    expect(await consumer.process(new FakeMessage(done), env)).toBe("duplicate");
+    expect(await consumer.process(new FakeMessage(delivery()), env)).toBe("handled");
+    expect(consumer.breaker.state).toBe("closed");
+  });
 });

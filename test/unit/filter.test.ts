@@ -36,6 +36,8 @@ describe("filter operators", () => {
     ["$or: one alternative", { $or: [{ subject: ["a"] }, { type: [{ prefix: "orders." }] }] }, ev(), true],
     ["$or: none", { $or: [{ subject: ["a"] }, { type: ["x"] }] }, ev(), false],
     ["extension attribute", { tenant: ["acme"] }, ev({ tenant: "acme" }), true],
+    ["exists true on an empty array", { data: { tags: [{ exists: true }] } }, ev({ data: { tags: [] } }), true],
+    ["exists false on an empty array", { data: { tags: [{ exists: false }] } }, ev({ data: { tags: [] } }), false],
   ])("%s", (_name, pattern, event, expected) => {
     expect(compileFilter(pattern)(event)).toBe(expected);
   });

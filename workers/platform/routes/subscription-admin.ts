@@ -47,7 +47,7 @@ const createRoute_ = createRoute({
     400: problem("Invalid body, URL or secret"),
     409: problem("A subscription with this name exists"),
     422: problem("Unknown topic or invalid filter"),
-    503: problem("Stored, but not every partition could be told yet; repeat the request"),
+    503: problem("Stored, but not every partition could be told; delete the subscription and create it again"),
   },
 });
 
@@ -68,6 +68,7 @@ const deleteRoute = createRoute({
     204: { description: "Deleted; events committed from now on are not routed to it" },
     404: problem("Unknown subscription"),
     409: problem("The subscription is declared in eventline.config.ts and cannot be deleted at runtime"),
+    503: problem("Deleted, but not every partition could be told"),
   },
 });
 
@@ -154,6 +155,15 @@ export function subscriptionAdminRoutes(config: EventlineConfig) {
       if (row === null) throw new EventlineError("not_found", `subscription ${JSON.stringify(name)} does not exist`);
       const failed = await pushRoutes(c.env, config, row.topic);
       c.get("log").info("subscription deleted", { subscription: name, topic: row.topic, failedPartitions: failed });
+      if (failed.length > 0) {
+        throw new EventlineError(
+          "unavailable",
+          `subscription deleted, but partitions ${failed.join(", ")} were not reached and may still route to it`,
+          {
+            retryAfter: 1,
+          },
+        );
+      }
       return c.body(null, 204);
     });
 }

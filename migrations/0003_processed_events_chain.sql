@@ -1,0 +1,1 @@
+CREATE INDEX `processed_events_chain` ON `processed_events` (`subscription`,`topic`,`partition`,`prev`);
