@@ -19,7 +19,7 @@ export function settleStatements(
   db: D1Database,
   at: Position,
   event: { source: string; id: string },
-  outcome: "handled" | "dead_lettered",
+  outcome: "handled" | "dead_lettered" | "duplicate_id",
   replacingDeadLetter = false,
 ): D1PreparedStatement[] {
   const now = Date.now();
@@ -66,14 +66,18 @@ export function settleStatements(
       )
       .bind(...where, now),
   );
-  const counter = outcome === "handled" ? "handled" : "dead_lettered";
+  if (outcome !== "duplicate_id") {
+    const counter = outcome === "handled" ? "handled" : "dead_lettered";
+    statements.push(
+      db
+        .prepare(
+          `INSERT INTO subscription_stats (subscription, ${counter}, updated_at) VALUES (?, 1, ?)
+           ON CONFLICT (subscription) DO UPDATE SET ${counter} = ${counter} + 1, updated_at = excluded.updated_at`,
+        )
+        .bind(at.subscription, now),
+    );
+  }
   statements.push(
-    db
-      .prepare(
-        `INSERT INTO subscription_stats (subscription, ${counter}, updated_at) VALUES (?, 1, ?)
-         ON CONFLICT (subscription) DO UPDATE SET ${counter} = ${counter} + 1, updated_at = excluded.updated_at`,
-      )
-      .bind(at.subscription, now),
     db
       .prepare(`DELETE FROM delivery_failures WHERE subscription = ? AND topic = ? AND partition = ? AND sequence = ?`)
       .bind(...where, at.sequence),

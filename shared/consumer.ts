@@ -136,12 +136,24 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       }
 
       const seen = await db
-        .prepare("SELECT outcome FROM processed_events WHERE subscription = ? AND source = ? AND event_id = ?")
+        .prepare("SELECT outcome, topic, partition, sequence FROM processed_events WHERE subscription = ? AND source = ? AND event_id = ?")
         .bind(options.subscription, event.source, event.id)
-        .first<{ outcome: string }>();
+        .first<{ outcome: string; topic: string; partition: number; sequence: number }>();
       // A redriven letter replaces its dead-lettered record; anything else seen before is a duplicate.
       const redrive = delivery.redrive !== undefined && seen?.outcome === "dead_lettered";
       if (seen !== null && !redrive) {
+        const samePosition = seen.topic === delivery.topic && seen.partition === delivery.partition && seen.sequence === delivery.sequence;
+        if (!samePosition) {
+          // Another event reused this (source, id) in another partition (producers' dedupe is per
+          // partition): not applied twice, but its position is settled so the checkpoint moves on.
+          const alias = { source: "eventline:duplicate-id", id: `${delivery.topic}/${delivery.partition}/${delivery.sequence}` };
+          try {
+            await db.batch(settleStatements(db, key, alias, "duplicate_id"));
+          } catch (err) {
+            if (!isUniqueViolation(err)) throw err;
+          }
+          log.warn("event id already handled at another position: not applied", { source: event.source, id: event.id, firstSeenAt: seen });
+        }
         message.ack();
         return "duplicate";
       }

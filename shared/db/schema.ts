@@ -21,7 +21,7 @@ export const processedEvents = sqliteTable(
     sequence: integer("sequence").notNull(),
     /** The previous sequence routed to this subscription in the partition: links the order chain. */
     prev: integer("prev").notNull(),
-    /** `handled` or `dead_lettered`. */
+    /** `handled`, `dead_lettered`, or `duplicate_id` (its id was handled at another position). */
     outcome: text("outcome").notNull().default("handled"),
     processedAt: integer("processed_at", { mode: "timestamp_ms" }).notNull(),
   },

@@ -331,3 +331,23 @@ describe("circuit breaker", () => {
     expect(consumer.breaker.state).toBe("closed");
   });
 });
+
+describe("consumer SDK: an id reused in another partition", () => {
+  it("is not applied twice, and its position still settles so the checkpoint moves on", async () => {
+    const consumer = defineConsumer<Env>({
+      subscription: "test-sub",
+      db: (e) => e.DB,
+      maxRetries: 3,
+      handle: async (event, { db, delivery: d }) => [effect(db, event, d.sequence)],
+    });
+    const same = { specversion: "1.0", id: "reused", source: "/t", type: "t" };
+    expect(await consumer.process(new FakeMessage(delivery({ partition: 1, sequence: 1, prev: 0, event: same })), env)).toBe("handled");
+    expect(await consumer.process(new FakeMessage(delivery({ partition: 2, sequence: 1, prev: 0, event: same })), env)).toBe("duplicate");
+    expect(await consumer.process(new FakeMessage(delivery({ partition: 2, sequence: 2, prev: 1 })), env)).toBe("handled");
+    expect((await effects()).filter((e) => e.event_id === "reused")).toHaveLength(1);
+    const cp = await env.DB.prepare("SELECT sequence FROM checkpoints WHERE subscription = 'test-sub' AND partition = 2").first<{
+      sequence: number;
+    }>();
+    expect(cp?.sequence).toBe(2);
+  });
+});
