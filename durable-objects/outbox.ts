@@ -20,23 +20,68 @@ export function createOutboxTable(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS routing (subscription TEXT PRIMARY KEY, last_sequence INTEGER NOT NULL)`);
 }
 
-/** Inside the append transaction: an outbox row for each route whose filter matches. */
-export function enqueueMatching(sql: SqlStorage, routes: Route[], sequence: number, event: Record<string, unknown>): number {
-  let n = 0;
-  for (const route of routes) {
-    if (!route.matches(event)) continue;
-    const prev =
-      sql.exec<{ last_sequence: number }>(`SELECT last_sequence FROM routing WHERE subscription = ?`, route.name).toArray()[0]
-        ?.last_sequence ?? 0;
-    sql.exec(`INSERT INTO outbox (subscription, sequence, prev) VALUES (?, ?, ?)`, route.name, sequence, prev);
-    sql.exec(
-      `INSERT INTO routing (subscription, last_sequence) VALUES (?, ?) ON CONFLICT (subscription) DO UPDATE SET last_sequence = excluded.last_sequence`,
-      route.name,
-      sequence,
-    );
-    n++;
+/**
+ * The outbox writes of one append transaction: an outbox row for each committed event and each
+ * route whose filter matches, each row naming its predecessor in that subscription's chain
+ * (`prev`). The chain's end per subscription is kept in `routing`, written once per transaction
+ * by `finish()`; `routed` holds the ends as of this transaction, for the caller to keep once the
+ * transaction has committed (and to drop if it rolls back).
+ */
+export class OutboxWrites {
+  readonly routed: Map<string, number>;
+  private readonly changed = new Set<string>();
+
+  /**
+   * `committed`: chain ends known from earlier transactions; others are read from `routing`.
+   * `unfiltered`: routes without a filter, which every event matches (their filter is never called).
+   */
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly routes: Route[],
+    committed: ReadonlyMap<string, number>,
+    private readonly unfiltered: (route: Route) => boolean = () => false,
+  ) {
+    this.routed = new Map(committed);
   }
-  return n;
+
+  /**
+   * Inside the append transaction: an outbox row for each route whose filter matches the event
+   * as stored. `stored` gives that event; it is called only if some route has a filter.
+   */
+  add(sequence: number, stored: () => Record<string, unknown>): number {
+    let n = 0;
+    let event: Record<string, unknown> | undefined;
+    for (const route of this.routes) {
+      if (!this.unfiltered(route)) {
+        if (event === undefined) event = stored();
+        if (!route.matches(event)) continue;
+      }
+      const prev = this.routed.get(route.name) ?? this.lastRouted(route.name);
+      this.sql.exec(`INSERT INTO outbox (subscription, sequence, prev) VALUES (?, ?, ?)`, route.name, sequence, prev);
+      this.routed.set(route.name, sequence);
+      this.changed.add(route.name);
+      n++;
+    }
+    return n;
+  }
+
+  /** Inside the append transaction, after the last `add`: records each chain's new end. */
+  finish(): void {
+    for (const name of this.changed) {
+      this.sql.exec(
+        `INSERT INTO routing (subscription, last_sequence) VALUES (?, ?) ON CONFLICT (subscription) DO UPDATE SET last_sequence = excluded.last_sequence`,
+        name,
+        this.routed.get(name) ?? 0,
+      );
+    }
+  }
+
+  private lastRouted(subscription: string): number {
+    return (
+      this.sql.exec<{ last_sequence: number }>(`SELECT last_sequence FROM routing WHERE subscription = ?`, subscription).toArray()[0]
+        ?.last_sequence ?? 0
+    );
+  }
 }
 
 /** Undelivered outbox rows per subscription. */

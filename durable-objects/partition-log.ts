@@ -3,11 +3,11 @@ import { z } from "zod";
 import config from "../eventline.config";
 import { formatSequence } from "../shared/cloudevents";
 import { compileFilter } from "../shared/filter";
-import { canonicalJson } from "../shared/json";
+import { joinMembers, type Member } from "../shared/json";
 import { createLogger } from "../shared/logger";
 import type { Delivery } from "../shared/messages";
-import { queueBinding, type Route, routesFor } from "../shared/subscriptions";
-import { createOutboxTable, drainOutbox, enqueueMatching, outboxDepths, type SendBatch } from "./outbox";
+import { findSubscription, queueBinding, type Route, routesFor } from "../shared/subscriptions";
+import { createOutboxTable, drainOutbox, OutboxWrites, outboxDepths, type SendBatch } from "./outbox";
 
 /** When a relay attempt fails (or was never finished), the alarm tries again after this. */
 const RELAY_RETRY_MS = 2_000;
@@ -22,25 +22,83 @@ const RELAY_RETRY_MAX_MS = 60_000;
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
-/** The Worker has validated the full envelope; this re-checks what the log itself relies on. */
+/**
+ * An event's columns and its stored form. The Worker has validated the full envelope and
+ * serialized it once, as canonical members (sorted `[key, canonical JSON of the value]`, trace
+ * context resolved); the log merges in its own attributes and stores the joined text. This
+ * re-checks what the log itself relies on, cheaply: shapes, and that the columns agree with the
+ * members they are indexed by.
+ */
 const eventInput = z
   .object({
     source: z.string().min(1),
     id: z.string().min(1),
+    type: z.string().min(1),
+    subject: z.string().min(1).optional(),
+    traceparent: z.string().regex(TRACEPARENT),
     /** SHA-256 (hex) of the event's canonical JSON without trace attributes: "same content". */
     hash: z.string().regex(/^[0-9a-f]{64}$/),
-    event: z
-      .object({
-        specversion: z.literal("1.0"),
-        id: z.string().min(1),
-        source: z.string().min(1),
-        type: z.string().min(1),
-        subject: z.string().min(1).optional(),
-        traceparent: z.string().regex(TRACEPARENT),
-      })
-      .catchall(z.unknown()),
+    /** `[key, text]` string pairs, at least one (a zod check that skips zod's per-element machinery). */
+    members: z.custom<Member[]>(isMemberList, { message: "members must be a non-empty list of [key, JSON text] string pairs" }),
   })
-  .refine((e) => e.event.id === e.id && e.event.source === e.source, { message: "source/id must match the event's own" });
+  .refine(membersAgree, {
+    message: "source/id must match the event's own, as must type, subject and traceparent; members sorted by key, specversion 1.0",
+  });
+
+function isMemberList(value: unknown): boolean {
+  if (!Array.isArray(value) || value.length === 0) return false;
+  for (const member of value) {
+    if (!Array.isArray(member) || member.length !== 2 || typeof member[0] !== "string" || typeof member[1] !== "string") return false;
+  }
+  return true;
+}
+
+/**
+ * True when the members are sorted by key without repeats, hold specversion "1.0", and the
+ * columns are exactly the event's own attributes (an absent subject included).
+ */
+function membersAgree(e: {
+  source: string;
+  id: string;
+  type: string;
+  subject?: string | undefined;
+  traceparent: string;
+  members: Member[];
+}): boolean {
+  let seen = 0;
+  let previous: string | undefined;
+  for (const [key, text] of e.members) {
+    if (previous !== undefined && !(previous < key)) return false;
+    previous = key;
+    switch (key) {
+      case "id":
+        if (text !== JSON.stringify(e.id)) return false;
+        seen |= 1;
+        break;
+      case "source":
+        if (text !== JSON.stringify(e.source)) return false;
+        seen |= 2;
+        break;
+      case "specversion":
+        if (text !== '"1.0"') return false;
+        seen |= 4;
+        break;
+      case "type":
+        if (text !== JSON.stringify(e.type)) return false;
+        seen |= 8;
+        break;
+      case "traceparent":
+        if (text !== JSON.stringify(e.traceparent)) return false;
+        seen |= 16;
+        break;
+      case "subject":
+        if (e.subject === undefined || text !== JSON.stringify(e.subject)) return false;
+        seen |= 32;
+        break;
+    }
+  }
+  return seen === (e.subject === undefined ? 31 : 63);
+}
 
 export const appendInputSchema = z.object({
   topic: z.string().min(1),
@@ -85,6 +143,16 @@ export type RuntimeRoutes = z.input<typeof runtimeRoutesSchema>;
 /** Every runtime subscription is delivered through the shared webhook queue. */
 const RUNTIME_ROUTE_QUEUE = "WEBHOOK_DELIVERY";
 
+/**
+ * Routes of subscriptions without a filter: every event matches them (compileFilter(undefined)),
+ * so the commit path needn't parse the stored event for them. Configured ones are found here,
+ * runtime ones are added as they are compiled.
+ */
+const UNFILTERED = new WeakSet<Route>(
+  config.topics.flatMap((t) => routesFor(t.name).filter((r) => findSubscription(r.name)?.filter === undefined)),
+);
+const isUnfiltered = (route: Route) => UNFILTERED.has(route);
+
 const readInputSchema = z.object({
   from: z.number().int().min(1),
   limit: z.number().int().min(1).max(config.read.maxLimit),
@@ -109,8 +177,15 @@ class ConflictAbort extends Error {
 
 export class PartitionLog extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  /** Highest sequence ever assigned; kept in `meta` so trimmed rows never free a number. */
+  /**
+   * Highest sequence ever assigned. Not written on every commit: rows are only ever appended,
+   * so at startup it is max(meta 'head', MAX(sequence)). Anything that deletes events (e.g.
+   * retention trimming) MUST first persist the head to meta 'head', in the same transaction as
+   * the delete, or trimming the newest rows would let their numbers be assigned again.
+   */
   private head = 0;
+  /** Last sequence routed to each subscription, as committed (see OutboxWrites); filled lazily. */
+  private routed = new Map<string, number>();
   /** "<topic>/<partition>" this object serves, recorded by its first append. */
   private name: string | undefined;
   /** Appends whose transaction ran but whose durability the caller is still waiting for. */
@@ -156,7 +231,8 @@ export class PartitionLog extends DurableObject<Env> {
       );
       this.alarmAt = await ctx.storage.getAlarm();
       const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'head'`).toArray()[0];
-      this.head = row ? Number(row.value) : 0;
+      const last = this.sql.exec<{ s: number | null }>(`SELECT MAX(sequence) AS s FROM events`).one().s ?? 0;
+      this.head = Math.max(row ? Number(row.value) : 0, last);
       this.name = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0]?.value;
     });
   }
@@ -175,8 +251,13 @@ export class PartitionLog extends DurableObject<Env> {
     try {
       let result: AppendResult;
       try {
-        result = this.ctx.storage.transactionSync(() => this.commit(topic, partition, events));
+        // Configured subscriptions of the topic, then runtime (webhook) ones.
+        const routes = this.runtimeRoutes.length === 0 ? routesFor(topic) : [...routesFor(topic), ...this.runtimeRoutes];
+        const outbox = routes.length > 0 ? new OutboxWrites(this.sql, routes, this.routed, isUnfiltered) : undefined;
+        result = this.ctx.storage.transactionSync(() => this.commit(topic, partition, events, outbox));
+        // Only once the transaction committed; a rollback leaves the in-memory state untouched.
         this.name = `${topic}/${partition}`;
+        if (outbox !== undefined) this.routed = outbox.routed;
       } catch (err) {
         if (!(err instanceof ConflictAbort)) throw err;
         return {
@@ -194,55 +275,59 @@ export class PartitionLog extends DurableObject<Env> {
       // Resolves once the transaction is on disk; meanwhile later appends may run, which is
       // what the in-flight bound counts.
       await this.ctx.storage.sync();
-      // Relay right after the commit, without holding the caller's response.
-      if (result.ok && result.queued > 0) void this.relay();
+      // Relay right after the commit, without holding the caller's response. While the relay is
+      // failing, the alarm (due within RELAY_RETRY_MS, see above) retries it with backoff instead:
+      // each attempt reads the outbox backlog, so retrying on every commit during a queue outage
+      // would make every append pay for the whole backlog.
+      if (result.ok && result.queued > 0 && this.relayFailures === 0) void this.relay();
       return result;
     } finally {
       this.inFlight--;
     }
   }
 
-  private commit(topic: string, partition: number, events: z.output<typeof eventInput>[]): AppendResult {
+  private commit(topic: string, partition: number, events: z.output<typeof eventInput>[], outbox: OutboxWrites | undefined): AppendResult {
     this.assertIdentity(topic, partition);
     let head = this.head;
     const out: AppendedEvent[] = [];
     const receivedAt = Date.now();
-    const receivedtime = new Date(receivedAt).toISOString();
-    const routes = this.runtimeRoutes.length === 0 ? routesFor(topic) : [...routesFor(topic), ...this.runtimeRoutes];
+    // The server attributes, as canonical members in key order: partition < receivedtime < sequence.
+    const partitionMember: Member = ["partition", JSON.stringify(partition)];
+    const receivedMember: Member = ["receivedtime", JSON.stringify(new Date(receivedAt).toISOString())];
     let queued = 0;
-    for (const { source, id, hash, event } of events) {
-      const existing = this.sql
-        .exec<{ sequence: number; hash: string }>(`SELECT sequence, hash FROM events WHERE source = ? AND id = ?`, source, id)
-        .toArray()[0];
-      if (existing) {
+    for (const { source, id, type, subject, traceparent, hash, members } of events) {
+      const sequence = head + 1;
+      // canonicalJson({ ...event, partition, sequence, receivedtime }), from the event's members.
+      const body = joinMembers(members, [partitionMember, receivedMember, ["sequence", JSON.stringify(formatSequence(sequence))]]);
+      // The idempotency check is the unique index: a (source, id) already stored inserts nothing.
+      const inserted =
+        this.sql.exec(
+          `INSERT INTO events (sequence, source, id, hash, type, subject, traceparent, received_at, body)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO NOTHING`,
+          sequence,
+          source,
+          id,
+          hash,
+          type,
+          subject ?? null,
+          traceparent,
+          receivedAt,
+          body,
+        ).rowsWritten > 0;
+      if (!inserted) {
+        const existing = this.sql
+          .exec<{ sequence: number; hash: string }>(`SELECT sequence, hash FROM events WHERE source = ? AND id = ?`, source, id)
+          .one();
         if (existing.hash !== hash) throw new ConflictAbort(source, id, existing.sequence);
         out.push({ id, source, sequence: existing.sequence, duplicate: true });
         continue;
       }
-      head += 1;
-      const stored = { ...event, partition, sequence: formatSequence(head), receivedtime };
-      this.sql.exec(
-        `INSERT INTO events (sequence, source, id, hash, type, subject, traceparent, received_at, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        head,
-        source,
-        id,
-        hash,
-        event.type,
-        event.subject ?? null,
-        event.traceparent,
-        receivedAt,
-        canonicalJson(stored),
-      );
-      queued += enqueueMatching(this.sql, routes, head, stored);
-      out.push({ id, source, sequence: head, duplicate: false });
+      head = sequence;
+      // Filters see the event exactly as stored.
+      if (outbox !== undefined) queued += outbox.add(sequence, () => JSON.parse(body) as Record<string, unknown>);
+      out.push({ id, source, sequence, duplicate: false });
     }
-    if (head !== this.head) {
-      this.sql.exec(
-        `INSERT INTO meta (key, value) VALUES ('head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-        String(head),
-      );
-    }
+    outbox?.finish();
     // Only after every statement succeeded; a throw above rolls the transaction back and
     // leaves the in-memory head untouched.
     this.head = head;
@@ -302,11 +387,15 @@ export class PartitionLog extends DurableObject<Env> {
   }
 
   private compileRuntimeRoutes(rows: { name: string; filter: string | null }[]): Route[] {
-    return rows.map((r) => ({
-      name: r.name,
-      queue: RUNTIME_ROUTE_QUEUE,
-      matches: compileFilter(r.filter === null ? undefined : JSON.parse(r.filter)),
-    }));
+    return rows.map((r) => {
+      const route = {
+        name: r.name,
+        queue: RUNTIME_ROUTE_QUEUE,
+        matches: compileFilter(r.filter === null ? undefined : JSON.parse(r.filter)),
+      };
+      if (r.filter === null) UNFILTERED.add(route);
+      return route;
+    });
   }
 
   /** The relay's retry: sends whatever the outbox still holds. */

@@ -159,7 +159,11 @@ export function validateEnvelope(raw: unknown, base = ""): ValidationResult {
     throw err;
   }
   // The JSON format treats a null attribute as absent.
-  const withoutNulls = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== null));
+  // (A plain object without nulls, as JSON.parse makes them, is used as it is rather than copied.)
+  const withoutNulls: Record<string, unknown> =
+    Object.getPrototypeOf(raw) === Object.prototype && !Object.values(raw).includes(null)
+      ? (raw as Record<string, unknown>)
+      : Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== null));
   const parsed = envelopeSchema.safeParse(withoutNulls);
   const own = attributeIssues(withoutNulls);
   if (parsed.success && own.length === 0) return { ok: true, event: parsed.data };

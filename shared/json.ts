@@ -28,14 +28,31 @@ export function jsonPointer(base: string, path: readonly PropertyKey[]): string 
 
 /** Throws `JsonDepthError` with the JSON Pointer of the first value nested beyond `max`. */
 export function assertJsonDepth(value: unknown, max = MAX_JSON_DEPTH, path = "", depth = 0): void {
+  // Checked without building paths; only a value that is too deep is walked again for its pointer.
+  if (nestsBeyond(value, max - depth)) findTooDeep(value, max, path, depth);
+}
+
+/** True when an object or array sits `remaining` or more levels below `value` (or is `value`, at 0). */
+function nestsBeyond(value: unknown, remaining: number): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (remaining <= 0) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (nestsBeyond(value[i], remaining - 1)) return true;
+    return false;
+  }
+  for (const item of Object.values(value)) if (nestsBeyond(item, remaining - 1)) return true;
+  return false;
+}
+
+function findTooDeep(value: unknown, max: number, path: string, depth: number): void {
   if (value === null || typeof value !== "object") return;
   if (depth >= max) throw new JsonDepthError(path);
   if (Array.isArray(value)) {
-    for (const [i, item] of value.entries()) assertJsonDepth(item, max, `${path}/${i}`, depth + 1);
+    for (const [i, item] of value.entries()) findTooDeep(item, max, `${path}/${i}`, depth + 1);
     return;
   }
   for (const [key, item] of Object.entries(value)) {
-    assertJsonDepth(item, max, `${path}/${escapePointer(key)}`, depth + 1);
+    findTooDeep(item, max, `${path}/${escapePointer(key)}`, depth + 1);
   }
 }
 
@@ -43,33 +60,142 @@ export function canonicalJson(value: unknown): string {
   if (value === null) return "null";
   switch (typeof value) {
     case "string":
-    case "boolean":
       return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
     case "number":
       if (!Number.isFinite(value)) throw new TypeError("non-finite number has no JSON form");
       return JSON.stringify(value);
     case "object": {
-      if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(",")}]`;
-      const entries = Object.entries(value as Record<string, unknown>)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+      if (Array.isArray(value)) {
+        let out = "[";
+        for (let i = 0; i < value.length; i++) {
+          const item: unknown = value[i];
+          out += i === 0 ? canonicalJson(item === undefined ? null : item) : `,${canonicalJson(item === undefined ? null : item)}`;
+        }
+        return `${out}]`;
+      }
+      const record = value as Record<string, unknown>;
+      // Array.prototype.sort without a comparator orders strings by UTF-16 code units.
+      const keys = Object.keys(record).sort();
+      let out = "{";
+      for (const key of keys) {
+        const item = record[key];
+        if (item === undefined) continue;
+        out += `${out.length === 1 ? "" : ","}${JSON.stringify(key)}:${canonicalJson(item)}`;
+      }
+      return `${out}}`;
     }
     default:
       throw new TypeError(`${typeof value} has no JSON form`);
   }
 }
 
-export function utf8Length(text: string): number {
-  return new TextEncoder().encode(text).byteLength;
+/**
+ * An object's top-level members in canonical form: `[key, canonicalJson(value)]`, sorted by key
+ * (UTF-16 code units), members whose value is `undefined` left out. Serializing the members of
+ * an event once lets the ingest path derive its size, its content hash and its stored bytes
+ * without serializing it again; `joinMembers(canonicalMembers(v)) === canonicalJson(v)`.
+ */
+export type Member = [key: string, text: string];
+
+export function canonicalMembers(value: Readonly<Record<string, unknown>>): Member[] {
+  const keys = Object.keys(value).sort();
+  const out: Member[] = [];
+  for (const key of keys) {
+    const item = value[key];
+    if (item !== undefined) out.push([key, canonicalJson(item)]);
+  }
+  return out;
 }
 
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+/**
+ * The canonical JSON text of an object given as sorted members, with `extra` (also sorted)
+ * merged in at their sorted positions; on a shared key the `extra` member wins, as in
+ * `{ ...object, ...extra }`. So `joinMembers(canonicalMembers(a), canonicalMembers(b))` is
+ * `canonicalJson({ ...a, ...b })`.
+ */
+export function joinMembers(members: readonly Member[], extra: readonly Member[] = []): string {
+  let out = "{";
+  let first = true;
+  let j = 0;
+  for (const [key, text] of members) {
+    let next = extra[j];
+    while (next !== undefined && next[0] < key) {
+      out += `${first ? "" : ","}${JSON.stringify(next[0])}:${next[1]}`;
+      first = false;
+      next = extra[++j];
+    }
+    if (next !== undefined && next[0] === key) continue; // replaced by the extra member
+    out += `${first ? "" : ","}${JSON.stringify(key)}:${text}`;
+    first = false;
+  }
+  for (; j < extra.length; j++) {
+    const next = extra[j] as Member;
+    out += `${first ? "" : ","}${JSON.stringify(next[0])}:${next[1]}`;
+    first = false;
+  }
+  return `${out}}`;
 }
+
+/** Sorted `members` with the sorted `extra` merged in: the members of `{ ...object, ...extra }`. */
+export function mergeMembers(members: readonly Member[], extra: readonly Member[]): Member[] {
+  const out: Member[] = [];
+  let j = 0;
+  for (const member of members) {
+    let next = extra[j];
+    while (next !== undefined && next[0] < member[0]) {
+      out.push(next);
+      next = extra[++j];
+    }
+    if (next !== undefined && next[0] === member[0]) continue; // replaced by the extra member
+    out.push(member);
+  }
+  for (; j < extra.length; j++) out.push(extra[j] as Member);
+  return out;
+}
+
+/** UTF-8 byte length of `joinMembers(members)`, without building it. */
+export function membersUtf8Length(members: readonly Member[]): number {
+  // "{" "}" and the commas; JSON text never splits a surrogate pair, so lengths add up.
+  let n = 2 + Math.max(0, members.length - 1);
+  for (const [key, text] of members) n += utf8Length(JSON.stringify(key)) + 1 + utf8Length(text);
+  return n;
+}
+
+/** UTF-8 byte length of `text` as `TextEncoder` would encode it (a lone surrogate becomes U+FFFD). */
+export function utf8Length(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) {
+      n += 1;
+    } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      // A surrogate pair: two UTF-16 units, four bytes.
+      n += 2;
+      i++;
+    } else {
+      n += 2;
+    }
+  }
+  return n;
+}
+
+const encoder = new TextEncoder();
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+  let hex = "";
+  for (const b of digest) hex += HEX[b];
+  return hex;
+}
+
+/** Without `{ stream: true }`, each decode() starts afresh (Encoding spec), so one instance serves every call. */
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /** A UTF-8 decoder that throws on malformed input instead of inserting U+FFFD. */
 export function strictUtf8(bytes: Uint8Array): string {
-  return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  return strictDecoder.decode(bytes);
 }

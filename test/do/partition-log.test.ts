@@ -3,11 +3,15 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AppendInput, PartitionLog } from "../../durable-objects/partition-log";
 import { formatSequence } from "../../shared/cloudevents";
-import { sha256Hex } from "../../shared/json";
+import { canonicalJson, canonicalMembers, sha256Hex } from "../../shared/json";
 import { partitionFor } from "../../shared/partitioner";
 import { allHeads, event, expectAccepted, expectProblem, postBatch, postStructured, readAll } from "../helpers";
 
 const TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+function eventOf(id: string, variant = ""): Record<string, unknown> {
+  return { specversion: "1.0", id, source: "/do", type: "t", traceparent: TRACE, data: { id, variant } };
+}
 
 async function input(topic: string, partition: number, ids: string[], variant = ""): Promise<AppendInput> {
   return {
@@ -17,8 +21,10 @@ async function input(topic: string, partition: number, ids: string[], variant = 
       ids.map(async (id) => ({
         source: "/do",
         id,
+        type: "t",
+        traceparent: TRACE,
         hash: await sha256Hex(`${id}${variant}`),
-        event: { specversion: "1.0", id, source: "/do", type: "t", traceparent: TRACE, data: { id, variant } },
+        members: canonicalMembers(eventOf(id, variant)),
       })),
     ),
   };
@@ -43,6 +49,10 @@ describe("PartitionLog", () => {
     expect(first).toMatchObject({ id: "a", partition: 0, sequence: formatSequence(1) });
     // Canonical: keys in sorted order at the top level.
     expect(Object.keys(first)).toEqual([...Object.keys(first)].sort());
+    // Byte for byte the canonical JSON of the event with the server attributes.
+    expect(stored[0]?.body).toBe(
+      canonicalJson({ ...eventOf("a"), partition: 0, sequence: formatSequence(1), receivedtime: first.receivedtime }),
+    );
   });
 
   it("never changes the stored bytes of a committed event", async () => {
@@ -92,6 +102,104 @@ describe("PartitionLog", () => {
     });
   });
 
+  it("derives its head at startup from the log and meta 'head', whichever is higher", async () => {
+    const stub = env.PARTITION_LOG.getByName("events/4");
+    await stub.append(await input("events", 4, ["h1", "h2"]));
+    // Commits don't write meta 'head': rows are only appended, so MAX(sequence) is the head.
+    const meta = await runInDurableObject(stub, (_instance, state) =>
+      state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'head'").toArray(),
+    );
+    expect(meta).toEqual([]);
+    await evictDurableObject(stub);
+    expect(await stub.stats()).toMatchObject({ head: 2 });
+    // A head persisted above the newest row (as trimming must do before deleting) is kept.
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', '10')");
+    });
+    await evictDurableObject(stub);
+    const next = await stub.append(await input("events", 4, ["h3"]));
+    expect(next).toMatchObject({ ok: true, head: 11, events: [{ id: "h3", sequence: 11, duplicate: false }] });
+  });
+
+  it("chains outbox rows per subscription across calls, rollbacks and eviction", async () => {
+    const stub = env.PARTITION_LOG.getByName("events/5");
+    const holdOutbox = () =>
+      runInDurableObject(stub, (instance: PartitionLog) => {
+        instance.send = async () => {
+          throw new Error("queue held by the test");
+        };
+      });
+    const outboxRows = () =>
+      runInDurableObject(stub, (_instance, state) => ({
+        outbox: state.storage.sql
+          .exec<{ sequence: number; prev: number }>("SELECT sequence, prev FROM outbox WHERE subscription = 'activity' ORDER BY sequence")
+          .toArray(),
+        routed: state.storage.sql.exec<{ last_sequence: number }>("SELECT last_sequence FROM routing WHERE subscription = 'activity'").one()
+          .last_sequence,
+      }));
+    await holdOutbox();
+    await stub.append(await input("events", 5, ["c1", "c2"]));
+    await stub.append(await input("events", 5, ["c2", "c3"]));
+    // A call that rolls back must not move the chain.
+    const conflict = await stub.append({
+      ...(await input("events", 5, [])),
+      events: [...(await input("events", 5, ["c4"])).events, ...(await input("events", 5, ["c1"], "changed")).events],
+    });
+    expect(conflict).toMatchObject({ ok: false, code: "duplicate_conflict" });
+    await stub.append(await input("events", 5, ["c5"]));
+    expect(await outboxRows()).toEqual({
+      outbox: [
+        { sequence: 1, prev: 0 },
+        { sequence: 2, prev: 1 },
+        { sequence: 3, prev: 2 },
+        { sequence: 4, prev: 3 },
+      ],
+      routed: 4,
+    });
+    await evictDurableObject(stub);
+    await holdOutbox();
+    await stub.append(await input("events", 5, ["c6", "c7"]));
+    expect(await outboxRows()).toMatchObject({
+      outbox: expect.arrayContaining([
+        { sequence: 5, prev: 4 },
+        { sequence: 6, prev: 5 },
+      ]),
+      routed: 6,
+    });
+  });
+
+  it("evaluates filters against the event as stored (server attributes included); unfiltered routes take every event", async () => {
+    const stub = env.PARTITION_LOG.getByName("events/6");
+    await runInDurableObject(stub, (instance: PartitionLog) => {
+      instance.send = async () => {
+        throw new Error("queue held by the test");
+      };
+    });
+    await stub.setRuntimeRoutes([
+      { name: "hook-all", filter: null },
+      { name: "hook-even", filter: { sequence: [{ suffix: "0" }, { suffix: "2" }, { suffix: "4" }, { suffix: "6" }, { suffix: "8" }] } },
+      { name: "hook-data", filter: { data: { variant: ["b"] }, partition: [6] } },
+    ]);
+    await stub.append(await input("events", 6, ["f1", "f2", "f3"]));
+    await stub.append(await input("events", 6, ["f4"], "b"));
+    const rows = await runInDurableObject(stub, (_instance, state) =>
+      state.storage.sql
+        .exec<{ subscription: string; sequence: number }>(
+          "SELECT subscription, sequence FROM outbox WHERE subscription LIKE 'hook-%' ORDER BY subscription, sequence",
+        )
+        .toArray(),
+    );
+    expect(rows).toEqual([
+      { subscription: "hook-all", sequence: 1 },
+      { subscription: "hook-all", sequence: 2 },
+      { subscription: "hook-all", sequence: 3 },
+      { subscription: "hook-all", sequence: 4 },
+      { subscription: "hook-data", sequence: 4 },
+      { subscription: "hook-even", sequence: 2 },
+      { subscription: "hook-even", sequence: 4 },
+    ]);
+  });
+
   it("refuses to serve a second (topic, partition)", async () => {
     const stub = env.PARTITION_LOG.getByName("orders/0");
     await stub.append(await input("orders", 0, ["o1"]));
@@ -112,9 +220,20 @@ describe("PartitionLog", () => {
       // Deliberately ill-typed: the object must refuse what the type system would have.
       stub.append({
         ...good,
-        events: good.events.map((e) => ({ ...e, event: { ...e.event, traceparent: undefined } })),
+        events: good.events.map((e) => ({ ...e, traceparent: undefined, members: e.members.filter(([k]) => k !== "traceparent") })),
       } as unknown as AppendInput);
     await expect(untraced()).rejects.toThrow(/traceparent/);
+    // The stored members must agree with the columns and be in canonical (sorted) order.
+    const otherBody = async () =>
+      stub.append({
+        ...good,
+        events: good.events.map((e) => ({ ...e, members: e.members.map(([k, v]) => [k, k === "id" ? '"other"' : v] as [string, string]) })),
+      });
+    await expect(otherBody()).rejects.toThrow(/must match/);
+    const unsorted = async () => stub.append({ ...good, events: good.events.map((e) => ({ ...e, members: [...e.members].reverse() })) });
+    await expect(unsorted()).rejects.toThrow(/sorted/);
+    const noMembers = async () => stub.append({ ...good, events: good.events.map((e) => ({ ...e, members: [] })) });
+    await expect(noMembers()).rejects.toThrow();
     expect(await stub.stats()).toMatchObject({ head: 0, count: 0, first: 0 });
   });
 });

@@ -49,7 +49,11 @@ async function appendOne(env: Env, topic: TopicConfig, partition: number, events
     const result = await partitionStub(env, topic.name, partition).append({
       topic: topic.name,
       partition,
-      events: events.map((e) => ({ source: e.event.source, id: e.event.id, hash: e.hash, event: e.event })),
+      events: events.map(({ source, id, type, subject, traceparent, hash, members }) =>
+        subject === undefined
+          ? { source, id, type, traceparent, hash, members }
+          : { source, id, type, subject, traceparent, hash, members },
+      ),
     });
     const durationMs = Date.now() - started;
     if (result.ok) {
@@ -64,7 +68,7 @@ async function appendOne(env: Env, topic: TopicConfig, partition: number, events
         lastSequence: fresh.at(-1)?.sequence ?? null,
         head: result.head,
         durationMs,
-        traceparent: events[0]?.event.traceparent,
+        traceparent: events[0]?.traceparent,
       });
     } else {
       log.warn("append rejected", {
@@ -90,7 +94,7 @@ async function appendOne(env: Env, topic: TopicConfig, partition: number, events
 
 function outcomesOf(call: PartitionCall): EventOutcome[] {
   return call.events.map((e, i) => {
-    const base = { id: e.event.id, partition: call.partition };
+    const base = { id: e.id, partition: call.partition };
     if (call.kind === "threw")
       return { ...base, status: "unknown", code: call.overloaded ? "overloaded" : "unavailable", detail: call.detail };
     if (!call.result.ok) return { ...base, status: "not_stored", code: call.result.code, detail: call.result.detail };

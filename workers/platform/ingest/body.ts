@@ -21,6 +21,8 @@ export async function readBodyWithLimit(request: Request, max: number): Promise<
     }
     chunks.push(value);
   }
+  // Most bodies arrive in one chunk: no copy needed.
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
   const body = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {

@@ -10,7 +10,16 @@ import {
 } from "../../../shared/cloudevents";
 import type { EventlineConfig, TopicConfig } from "../../../shared/config";
 import { EventlineError, type ProblemIssue } from "../../../shared/errors";
-import { canonicalJson, jsonPointer, sha256Hex, strictUtf8, utf8Length } from "../../../shared/json";
+import {
+  canonicalMembers,
+  joinMembers,
+  jsonPointer,
+  type Member,
+  membersUtf8Length,
+  mergeMembers,
+  sha256Hex,
+  strictUtf8,
+} from "../../../shared/json";
 import { partitionFor } from "../../../shared/partitioner";
 import { isValidTracestate, newTraceparent } from "../../../shared/trace";
 import { readBodyWithLimit } from "./body";
@@ -22,10 +31,24 @@ export interface PreparedEvent {
   /** Position in the request (0 for structured and binary mode). */
   index: number;
   partition: number;
+  /** SHA-256 (hex) of the event's canonical JSON without trace attributes: "same content". */
   hash: string;
-  /** The event as it will be stored, trace context resolved. */
-  event: CloudEvent & { traceparent: string };
+  id: string;
+  source: string;
+  type: string;
+  subject?: string;
+  /** The trace the event is stored with: its own, else the request's. */
+  traceparent: string;
+  /**
+   * The event as it will be stored, trace context resolved, as canonical members (sorted
+   * `[key, canonical JSON of the value]`): serialized once here, so the partition log only merges
+   * in its own attributes (`joinMembers`) to get the stored bytes.
+   */
+  members: Member[];
 }
+
+/** Trace attributes: not part of an event's content, and resolved per request. */
+const TRACE_KEYS: ReadonlySet<string> = new Set(["traceparent", "tracestate"]);
 
 export interface ParsedIngest {
   mode: IngestMode;
@@ -159,11 +182,23 @@ export async function parseIngest(
   // Every event of the request shares the request's trace unless it carries its own.
   const traceparent = headerTraceparent ?? newTraceparent();
   const tracestate = request.headers.get("tracestate") ?? undefined;
+  const requestState = tracestate !== undefined && isValidTracestate(tracestate) && headerTraceparent ? tracestate : undefined;
+
+  // Each event is serialized once, member by member; its size, content hash and stored form
+  // all come from those members. The hashes are computed concurrently.
+  const serialized = events.map((event) => {
+    const members = canonicalMembers(event);
+    // "Same content" ignores trace context: a producer's retry may carry a new trace.
+    const content = members.filter(([key]) => !TRACE_KEYS.has(key));
+    return { members, content, size: membersUtf8Length(members) };
+  });
+  const hashes = await Promise.all(serialized.map(({ content }) => sha256Hex(joinMembers(content))));
+
   const prepared: PreparedEvent[] = [];
   const seen = new Map<string, { hash: string; index: number }>();
   for (const [index, event] of events.entries()) {
-    const canonical = canonicalJson(event);
-    const size = utf8Length(canonical);
+    const { content, size } = serialized[index] as (typeof serialized)[number];
+    const hash = hashes[index] as string;
     if (size > config.limits.maxEventBytes) {
       throw new EventlineError(
         "payload_too_large",
@@ -174,9 +209,6 @@ export async function parseIngest(
         },
       );
     }
-    // "Same content" ignores trace context: a producer's retry may carry a new trace.
-    const { traceparent: ownTrace, tracestate: ownState, ...content } = event;
-    const hash = await sha256Hex(canonicalJson(content));
     const key = `${event.source}\u0000${event.id}`;
     const earlier = seen.get(key);
     if (earlier !== undefined && earlier.hash !== hash) {
@@ -189,16 +221,23 @@ export async function parseIngest(
       );
     }
     seen.set(key, { hash, index });
-    const withTrace: CloudEvent & { traceparent: string } = { ...event, traceparent: ownTrace ?? traceparent };
-    const state =
-      ownTrace !== undefined
-        ? ownState
-        : tracestate !== undefined && isValidTracestate(tracestate) && headerTraceparent
-          ? tracestate
-          : undefined;
-    if (state !== undefined) withTrace.tracestate = state;
-    else delete withTrace.tracestate;
-    prepared.push({ index, partition: partitionFor(event, topic.partitions), hash, event: withTrace });
+    // Stored with its own trace context, else the request's (tracestate only with a valid header traceparent).
+    const ownTrace = event.traceparent;
+    const eventTrace = ownTrace ?? traceparent;
+    const state = ownTrace !== undefined ? event.tracestate : requestState;
+    const trace: Member[] = [["traceparent", JSON.stringify(eventTrace)]];
+    if (state !== undefined) trace.push(["tracestate", JSON.stringify(state)]);
+    prepared.push({
+      index,
+      partition: partitionFor(event, topic.partitions),
+      hash,
+      id: event.id,
+      source: event.source,
+      type: event.type,
+      ...(event.subject !== undefined && { subject: event.subject }),
+      traceparent: eventTrace,
+      members: mergeMembers(content, trace),
+    });
   }
   return { mode, events: prepared, traceparent };
 }
