@@ -135,6 +135,8 @@ export interface PartitionStats {
   first: number;
   /** Committed events not yet handed to each subscription's queue. */
   outbox: Record<string, number>;
+  /** Last sequence routed to each subscription (what it will have seen once caught up). */
+  routed: Record<string, number>;
 }
 
 /** Runtime (webhook) subscriptions of this partition's topic, pushed by the Worker. */
@@ -361,7 +363,16 @@ export class PartitionLog extends DurableObject<Env> {
     // Sequences are contiguous and only a prefix is ever removed, so the count is derived
     // rather than counted (COUNT(*) would scan the whole log).
     const first = this.firstSequence();
-    return { head: this.head, count: first === 0 ? 0 : this.head - first + 1, first, outbox: outboxDepths(this.sql) };
+    const routed = this.sql
+      .exec<{ subscription: string; last_sequence: number }>(`SELECT subscription, last_sequence FROM routing`)
+      .toArray();
+    return {
+      head: this.head,
+      count: first === 0 ? 0 : this.head - first + 1,
+      first,
+      outbox: outboxDepths(this.sql),
+      routed: Object.fromEntries(routed.map((r) => [r.subscription, r.last_sequence])),
+    };
   }
 
   /**
@@ -414,19 +425,15 @@ export class PartitionLog extends DurableObject<Env> {
     if (name === undefined) return Promise.resolve();
     const [topic = "", partitionText = "0"] = name.split("/");
     const partition = Number(partitionText);
-    const routes = new Map([...routesFor(topic), ...this.runtimeRoutes].map((r) => [r.name, r.queue]));
+    // Looked up on every use, not snapshotted: a subscription created while a relay runs must not
+    // have its fresh outbox rows taken for those of a removed one.
+    const queueOf = (subscription: string) => [...routesFor(topic), ...this.runtimeRoutes].find((r) => r.name === subscription)?.queue;
     this.relaying = (async () => {
       try {
         do {
           this.relayAgain = false;
-          const sent = await drainOutbox(
-            this.sql,
-            topic,
-            partition,
-            (s) => routes.get(s),
-            this.send,
-            (subscription, rows) =>
-              this.log.warn("outbox rows dropped: subscription no longer configured", { topic, partition, subscription, rows }),
+          const sent = await drainOutbox(this.sql, topic, partition, queueOf, this.send, (subscription, rows) =>
+            this.log.warn("outbox rows dropped: subscription no longer configured", { topic, partition, subscription, rows }),
           );
           if (sent > 0) this.log.debug("relayed", { topic, partition, sent });
         } while (this.relayAgain);

@@ -82,6 +82,8 @@ export const PartitionStatsSchema = z
     head: z.number().int().openapi({ description: "Highest sequence committed (0 when empty)" }),
     count: z.number().int().openapi({ description: "Events held in the partition log" }),
     first: z.number().int().openapi({ description: "Lowest sequence held (0 when empty)" }),
+    outbox: z.record(z.string(), z.number().int()).openapi({ description: "Committed events not yet handed to each subscription's queue" }),
+    routed: z.record(z.string(), z.number().int()).openapi({ description: "Last sequence routed to each subscription" }),
   })
   .openapi("PartitionStats");
 

@@ -225,6 +225,11 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     process,
     async queue(batch, env) {
       // Messages settle independently: one failing never affects the others' ack or retry.
+      // Without ordering, nothing is gained by waiting: every message is processed at once.
+      if (ordering === "none") {
+        await Promise.all(batch.messages.map((m) => process(m, env)));
+        return;
+      }
       // Within a partition they are taken in sequence order (Queues does not keep order), so an
       // ordered subscription rarely has to wait for a predecessor that is in the same batch.
       const byPartition = new Map<string, { sequence: number; message: Message<unknown> }[]>();

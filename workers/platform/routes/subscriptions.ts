@@ -189,7 +189,10 @@ export async function describeSubscription(env: Env, config: EventlineConfig, su
   const cp = new Map(checkpoints.results.map((r) => [r.partition, r.sequence]));
   const partitionStatus = stats.map((s, partition) => {
     const checkpoint = cp.get(partition) ?? 0;
-    return { partition, head: s.head, checkpoint, lag: Math.max(0, s.head - checkpoint), outbox: s.outbox[sub.name] ?? 0 };
+    // A filtered subscription never sees some sequences: once its checkpoint reaches the last event
+    // routed to it, it is caught up whatever the head; before that, head − checkpoint bounds the lag.
+    const caughtUp = checkpoint >= (s.routed[sub.name] ?? 0);
+    return { partition, head: s.head, checkpoint, lag: caughtUp ? 0 : Math.max(0, s.head - checkpoint), outbox: s.outbox[sub.name] ?? 0 };
   });
   return {
     name: sub.name,
