@@ -136,6 +136,18 @@ const RATIO_HEAD = ["Ratio", "Value", "Target", "Result"];
 
 const rev = (r) => (r ? ` at ${r.commit}${r.dirty ? " (with uncommitted changes)" : ""}` : "");
 
+function endToEndLine(results) {
+  const e = results.endToEnd;
+  if (e === undefined) return "";
+  const ms = e.commitToHandledMs;
+  return (
+    `End to end (${e.events} events published in batches of ${e.settings.batchSize}, ${e.settings.concurrency} requests at a time, ` +
+    `consumed by the activity subscription; ${e.queue}): **${e.eventsPerSec.toLocaleString("en-US")} events/s** from the first publish ` +
+    `until all were handled${e.complete ? "" : " (INCOMPLETE: timed out)"}; commit → handled **p50 ${ms.p50} ms, p99 ${ms.p99} ms** ` +
+    `(max ${ms.max} ms, ${ms.samples} samples).`
+  );
+}
+
 export function markdown(results) {
   const { scenarioRows, ratioRows } = rows(results);
   const table = (head, body) =>
@@ -152,6 +164,8 @@ export function markdown(results) {
     table(SCENARIO_HEAD, scenarioRows),
     "",
     table(RATIO_HEAD, ratioRows),
+    "",
+    endToEndLine(results),
     "",
     disturbance(results),
     "Ratios of throughput compare medians; the CPU ratios divide workerd CPU per event (baseline ÷ ingest, so 1.0 means " +

@@ -10,9 +10,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { childPids, cpuSeconds, machineBusySeconds } from "./cpu.mjs";
+import { endToEnd } from "./e2e.mjs";
 import { BATCH, batchJson, eventJson, keysCoveringPartitions, load, STRUCTURED } from "./load.mjs";
 import { cpuRatio, machine, markdown, ratio, summarize, textTable } from "./report.mjs";
-import { buildWorkers, revision, startServer, stopServer, versionOf } from "./stack.mjs";
+import { buildWorkers, queryD1, revision, startServer, stopServer, versionOf } from "./stack.mjs";
 
 const round2 = (n) => Math.round(n * 100) / 100;
 
@@ -37,6 +38,10 @@ const settings = {
   // by more than that many runs); a disturbed run past the budget is kept and flagged.
   foreignCpuLimit: Number(process.env.BENCH_FOREIGN_CPU ?? 0.25),
   maxRetries: intEnv("BENCH_MAX_RETRIES", 5, 0),
+  // End-to-end scenario: events published (in batches of 100, 4 requests at a time) and how long
+  // to wait for the consumer to handle them.
+  e2eEvents: intEnv("BENCH_E2E_EVENTS", 5000, 100),
+  e2eTimeoutSec: intEnv("BENCH_E2E_TIMEOUT", 120, 5),
   compatibilityDate: "2026-11-01",
 };
 
@@ -203,10 +208,23 @@ async function main() {
   try {
     server = await startServer(bundles, persist);
     const preflightEvents = await preflight(server.urls);
+    const child = server.child;
+    console.log(`End to end: ${settings.e2eEvents} events through the activity subscription…`);
+    const e2e = await endToEnd({
+      platform: server.urls.platform,
+      queryD1: (sql, params) => queryD1(child, sql, params),
+      events: settings.e2eEvents,
+      batchSize: 100,
+      concurrency: 4,
+      timeoutSec: settings.e2eTimeoutSec,
+    });
+    console.log(
+      `  ${e2e.eventsPerSec} events/s handled (complete: ${e2e.complete}); commit → handled p50 ${e2e.commitToHandledMs.p50} ms, p99 ${e2e.commitToHandledMs.p99} ms`,
+    );
     const all = scenarios(server.urls);
     const pids = { server: server.child.pid, workerd: childPids(server.child.pid) };
     const { runs, acknowledged: measuredEvents } = await measure(all, pids);
-    const acknowledged = preflightEvents + measuredEvents;
+    const acknowledged = preflightEvents + e2e.events + measuredEvents;
     // Every acknowledged event must be stored; requests still in flight when a run ends may be
     // stored without being counted, hence "at least".
     const stored = await storedEvents(server.urls.platform);
@@ -229,6 +247,7 @@ async function main() {
         spreadPartitionKeys: SPREAD_KEYS,
       },
       scenarios: sr,
+      endToEnd: { ...e2e, queue: "eventline-activity: max_batch_size 50, max_batch_timeout 1 s (wrangler.toml)" },
       ratios: [
         ratio("single-event ingest ÷ baseline", sr.ingestSingle, sr.baselineSingle, 0.8),
         ratio("batch ingest ÷ baseline", sr.ingestBatch, sr.baselineBatch, 0.7),

@@ -3,9 +3,10 @@
 // Protocol (IPC): parent sends { platform, baseline, persist } (bundle paths, state dir);
 // child answers { ready: { platform, baseline } } with loopback URLs, or { error };
 // on { stop } (or parent exit) it disposes Miniflare and sends { stopped: logStats }.
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { Miniflare } from "miniflare";
+import { parse } from "smol-toml";
 
 const COMPATIBILITY_DATE = "2026-11-01";
 // Port 0: the OS picks free ports, so a stale bench or `npm start` never collides with us.
@@ -24,7 +25,27 @@ async function manifest(bundlePath) {
 // that production doesn't have) and treats both sides alike.
 const dev = { unsafeDirectSockets: [LOOPBACK], unsafeRegisterWorker: false };
 
+/**
+ * The platform's queue producers (env bindings) and consumers (triggers), read from wrangler.toml so
+ * the bench runs the same fan-out as `npm start`: every ingested event on `events` is written to the
+ * outbox and relayed to the subscriptions' queues, whose consumers run in the same workerd.
+ */
+async function queuesFromWrangler() {
+  const wrangler = parse(await readFile(path.join(import.meta.dirname, "..", "wrangler.toml"), "utf8"));
+  const producers = Object.fromEntries((wrangler.queues?.producers ?? []).map((p) => [p.binding, { type: "queue", name: p.queue }]));
+  const triggers = (wrangler.queues?.consumers ?? []).map((c) => ({
+    type: "queue",
+    name: c.queue,
+    ...(c.max_batch_size === undefined ? {} : { maxBatchSize: c.max_batch_size }),
+    ...(c.max_batch_timeout === undefined ? {} : { maxBatchTimeout: c.max_batch_timeout }),
+    ...(c.max_retries === undefined ? {} : { maxRetries: c.max_retries }),
+    ...(c.dead_letter_queue === undefined ? {} : { deadLetterQueue: c.dead_letter_queue }),
+  }));
+  return { producers, triggers };
+}
+
 async function start({ platform, baseline, persist }) {
+  const queues = await queuesFromWrangler();
   const logs = { lines: 0, byLevel: {}, samples: [] };
   const mf = new Miniflare({
     ...LOOPBACK,
@@ -50,7 +71,9 @@ async function start({ platform, baseline, persist }) {
           env: {
             PARTITION_LOG: { type: "durable-object", worker: "platform", exportName: "PartitionLog" },
             DB: { type: "d1", id: "DB" },
+            ...queues.producers,
           },
+          triggers: queues.triggers,
           exports: { PartitionLog: { type: "durable-object", storage: "sqlite" } },
         },
         dev,
@@ -68,6 +91,13 @@ async function start({ platform, baseline, persist }) {
     ],
   });
   await mf.ready;
+  // The consumers write to D1: give it the schema, as `npm start` does with wrangler.
+  const db = await mf.getD1Database("DB", "platform");
+  const migrations = path.join(import.meta.dirname, "..", "migrations");
+  for (const file of (await readdir(migrations)).filter((f) => f.endsWith(".sql")).sort()) {
+    const sql = await readFile(path.join(migrations, file), "utf8");
+    for (const statement of sql.split("--> statement-breakpoint")) if (statement.trim() !== "") await db.prepare(statement).run();
+  }
   const urls = {
     platform: (await mf.unsafeGetDirectURL("platform")).href,
     baseline: (await mf.unsafeGetDirectURL("baseline")).href,
@@ -77,6 +107,22 @@ async function start({ platform, baseline, persist }) {
 
 let running;
 process.on("message", async (msg) => {
+  if (msg.query !== undefined) {
+    // The bench reads D1 (e.g. when each event was handled) the way an operator's SQL would.
+    try {
+      const db = await running.mf.getD1Database("DB", "platform");
+      const rows = (
+        await db
+          .prepare(msg.query.sql)
+          .bind(...msg.query.params)
+          .all()
+      ).results;
+      process.send({ queryResult: { id: msg.query.id, rows } });
+    } catch (err) {
+      process.send({ queryResult: { id: msg.query.id, error: err instanceof Error ? err.message : String(err) } });
+    }
+    return;
+  }
   if (msg.stop !== undefined) {
     const stopping = running;
     running = undefined;

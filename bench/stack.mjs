@@ -60,6 +60,21 @@ export function startServer(bundles, persist) {
   });
 }
 
+/** Runs one SQL query against the platform's D1 database in the server process. */
+export function queryD1(child, sql, params = []) {
+  const id = Math.random().toString(36).slice(2);
+  return new Promise((resolve, reject) => {
+    const onMessage = (msg) => {
+      if (msg.queryResult?.id !== id) return;
+      child.off("message", onMessage);
+      if (msg.queryResult.error) reject(new Error(msg.queryResult.error));
+      else resolve(msg.queryResult.rows);
+    };
+    child.on("message", onMessage);
+    child.send({ query: { id, sql, params } });
+  });
+}
+
 /** Disposes Miniflare; resolves with the platform's log-line counts (null if it had to be killed). */
 export function stopServer(child) {
   return new Promise((resolve) => {
