@@ -34,11 +34,12 @@ export function keysCoveringPartitions(partitions) {
 const idPrefix = `b${Date.now().toString(36)}`;
 let nextId = 0;
 
-const DATA = JSON.stringify({ orderId: "o-1234567", amount: 4200, currency: "EUR", note: "bench payload" });
+// Valid for the `orders` topic's "orders.paid" schema, so the ingest path includes data validation.
+const DATA = JSON.stringify({ orderId: "o-1234567-bench-payload", amount: 4200, currency: "EUR" });
 
 /** A small event (~250 bytes), the same bytes for the platform and the baseline. */
 export function eventJson(partitionkey) {
-  return `{"specversion":"1.0","id":"${idPrefix}-${nextId++}","source":"/bench/load","type":"bench.created","partitionkey":"${partitionkey}","datacontenttype":"application/json","data":${DATA}}`;
+  return `{"specversion":"1.0","id":"${idPrefix}-${nextId++}","source":"/bench/load","type":"orders.paid","partitionkey":"${partitionkey}","datacontenttype":"application/json","data":${DATA}}`;
 }
 
 export function batchJson(partitionkey, size) {
