@@ -131,3 +131,9 @@ export const ProblemSchema = z
       .openapi({ description: "For a batch that failed in some partitions: what happened to each event" }),
   })
   .openapi("Problem");
+
+/** An OpenAPI response entry for an RFC 9457 problem document. */
+export const problemResponse = (description: string) => ({
+  description,
+  content: { "application/problem+json": { schema: ProblemSchema } },
+});

@@ -102,3 +102,13 @@ export const topicConfig = (name: string) => {
   if (t === undefined) throw new Error(`no topic ${name}`);
   return t;
 };
+
+/** Polls `read` until `done` holds or the time is up; returns the last value read (assert on it). */
+export async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

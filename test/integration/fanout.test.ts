@@ -4,18 +4,9 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import { partitionFor } from "../../shared/partitioner";
 import { activityProjection } from "../../workers/platform/consumers/activity";
-import { event, expectAccepted, postBatch, postStructured } from "../helpers";
+import { event, expectAccepted, postBatch, postStructured, waitFor } from "../helpers";
 
 afterEach(() => vi.restoreAllMocks());
-
-async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const settled = async (ids: string[]) => {
   const rows = (

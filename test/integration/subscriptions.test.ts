@@ -2,18 +2,9 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PermanentError } from "../../shared/consumer";
 import { activityProjection } from "../../workers/platform/consumers/activity";
-import { event, expectAccepted, expectProblem, postBatch, request } from "../helpers";
+import { event, expectAccepted, expectProblem, postBatch, request, waitFor } from "../helpers";
 
 afterEach(() => vi.restoreAllMocks());
-
-async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface SubscriptionStatus {
   name: string;

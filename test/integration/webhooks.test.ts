@@ -1,18 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { verifyWebhook } from "../../shared/webhook-signature";
-import { event, expectAccepted, expectProblem, postBatch, postStructured, request } from "../helpers";
+import { event, expectAccepted, expectProblem, postBatch, postStructured, request, waitFor } from "../helpers";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 interface Received {
   headers: Record<string, string>;

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { IngestResponseSchema, ProblemSchema, TopicParam } from "../../../shared/api-schemas";
+import { IngestResponseSchema, problemResponse, TopicParam } from "../../../shared/api-schemas";
 import { BATCH_CONTENT_TYPE, envelopeSchema, STRUCTURED_CONTENT_TYPE } from "../../../shared/cloudevents";
 import { type EventlineConfig, findTopic } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
@@ -12,8 +12,6 @@ const CloudEventSchema = envelopeSchema.openapi("CloudEvent", {
   description:
     "A CloudEvent in the JSON event format. Also enforced (not expressible here): source is a URI-reference, time is RFC 3339, dataschema an absolute URI, attribute names match ^[a-z0-9]+$, data and data_base64 are exclusive, partition/sequence/receivedtime are server-owned.",
 });
-
-const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ProblemSchema } } });
 
 export const ingestRoute = createRoute({
   method: "post",
@@ -34,13 +32,15 @@ export const ingestRoute = createRoute({
   },
   responses: {
     202: { description: "Every event is committed", content: { "application/json": { schema: IngestResponseSchema } } },
-    400: problem("Malformed body or invalid CloudEvents envelope; `issues` lists each failing path"),
-    404: problem("Unknown topic"),
-    409: problem("An event reuses a source+id already stored with different content"),
-    413: problem("Body, event or batch over its limit"),
-    415: problem("Unsupported content type"),
-    422: problem("`data` fails the schema the topic registers for its `type`"),
-    503: problem("A partition is overloaded or unavailable; retry after `Retry-After` seconds (retrying the whole request is safe)"),
+    400: problemResponse("Malformed body or invalid CloudEvents envelope; `issues` lists each failing path"),
+    404: problemResponse("Unknown topic"),
+    409: problemResponse("An event reuses a source+id already stored with different content"),
+    413: problemResponse("Body, event or batch over its limit"),
+    415: problemResponse("Unsupported content type"),
+    422: problemResponse("`data` fails the schema the topic registers for its `type`"),
+    503: problemResponse(
+      "A partition is overloaded or unavailable; retry after `Retry-After` seconds (retrying the whole request is safe)",
+    ),
   },
 });
 

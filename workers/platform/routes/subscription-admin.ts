@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { ProblemSchema } from "../../../shared/api-schemas";
+import { problemResponse } from "../../../shared/api-schemas";
 import { type EventlineConfig, SUBSCRIPTION_NAME } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { compileFilter, FilterError } from "../../../shared/filter";
@@ -7,8 +7,6 @@ import { generateWebhookSecret, isValidWebhookSecret } from "../../../shared/web
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
 import { isConfigSubscription, WEBHOOK_MAX_RETRIES, webhookRoutesOf } from "../subscription-registry";
-
-const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ProblemSchema } } });
 
 const CreateSubscriptionSchema = z
   .object({
@@ -44,10 +42,10 @@ const createRoute_ = createRoute({
         },
       },
     },
-    400: problem("Invalid body, URL or secret"),
-    409: problem("A subscription with this name exists"),
-    422: problem("Unknown topic or invalid filter"),
-    503: problem("Stored, but not every partition could be told; delete the subscription and create it again"),
+    400: problemResponse("Invalid body, URL or secret"),
+    409: problemResponse("A subscription with this name exists"),
+    422: problemResponse("Unknown topic or invalid filter"),
+    503: problemResponse("Stored, but not every partition could be told; delete the subscription and create it again"),
   },
 });
 
@@ -66,9 +64,9 @@ const deleteRoute = createRoute({
   },
   responses: {
     204: { description: "Deleted; events committed from now on are not routed to it" },
-    404: problem("Unknown subscription"),
-    409: problem("The subscription is declared in eventline.config.ts and cannot be deleted at runtime"),
-    503: problem("Deleted, but not every partition could be told"),
+    404: problemResponse("Unknown subscription"),
+    409: problemResponse("The subscription is declared in eventline.config.ts and cannot be deleted at runtime"),
+    503: problemResponse("Deleted, but not every partition could be told"),
   },
 });
 

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { ProblemSchema } from "../../../shared/api-schemas";
+import { problemResponse } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../shared/messages";
@@ -7,8 +7,6 @@ import { queueBinding } from "../../../shared/subscriptions";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
 import { findSubscriptionView, listSubscriptionViews, type SubscriptionView } from "../subscription-registry";
-
-const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ProblemSchema } } });
 
 const NameParam = z
   .string()
@@ -82,7 +80,7 @@ const getRoute = createRoute({
   request: { params: z.object({ name: NameParam }) },
   responses: {
     200: { description: "The subscription", content: { "application/json": { schema: SubscriptionSchema } } },
-    404: problem("Unknown subscription"),
+    404: problemResponse("Unknown subscription"),
   },
 });
 
@@ -107,7 +105,7 @@ const dlqRoute = createRoute({
         },
       },
     },
-    404: problem("Unknown subscription"),
+    404: problemResponse("Unknown subscription"),
   },
 });
 
@@ -141,9 +139,9 @@ const redriveRoute = createRoute({
         },
       },
     },
-    400: problem("Invalid body"),
-    404: problem("Unknown subscription"),
-    503: problem("The queue did not accept the messages; nothing was removed from the DLQ"),
+    400: problemResponse("Invalid body"),
+    404: problemResponse("Unknown subscription"),
+    503: problemResponse("The queue did not accept the messages; nothing was removed from the DLQ"),
   },
 });
 

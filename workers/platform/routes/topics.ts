@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
   EventPageSchema,
   PartitionParam,
-  ProblemSchema,
+  problemResponse,
   ReadQuery,
   TopicListSchema,
   TopicParam,
@@ -13,8 +13,6 @@ import { type EventlineConfig, findTopic, type TopicConfig } from "../../../shar
 import { EventlineError } from "../../../shared/errors";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
-
-const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ProblemSchema } } });
 
 const listRoute = createRoute({
   method: "get",
@@ -32,7 +30,7 @@ const topicRoute = createRoute({
   request: { params: z.object({ topic: TopicParam }) },
   responses: {
     200: { description: "The topic", content: { "application/json": { schema: TopicSchema } } },
-    404: problem("Unknown topic"),
+    404: problemResponse("Unknown topic"),
   },
 });
 
@@ -51,8 +49,8 @@ const readRoute = createRoute({
         [BATCH_CONTENT_TYPE]: { schema: z.array(z.record(z.string(), z.unknown())) },
       },
     },
-    400: problem("Invalid partition, from or limit"),
-    404: problem("Unknown topic or partition"),
+    400: problemResponse("Invalid partition, from or limit"),
+    404: problemResponse("Unknown topic or partition"),
   },
 });
 
