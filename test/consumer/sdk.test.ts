@@ -1,8 +1,9 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { defineConsumer, PermanentError } from "../../shared/consumer";
+import { defineConsumer, PermanentError, resolveFromLog } from "../../shared/consumer";
 import { backoffCeiling, backoffSeconds, CircuitBreaker } from "../../shared/consumer-policy";
+import { event, expectAccepted, postStructured } from "../helpers";
 import { createEffectsTable, delivery, effect, effects, FakeMessage } from "./helpers";
 
 beforeAll(createEffectsTable);
@@ -349,5 +350,35 @@ describe("consumer SDK: an id reused in another partition", () => {
       sequence: number;
     }>();
     expect(cp?.sequence).toBe(2);
+  });
+});
+
+describe("consumer SDK: events sent by reference", () => {
+  it("resolves an event that travelled as a reference from its partition log", async () => {
+    const stored = event({ id: "by-ref", type: "big.thing", data: { payload: "x".repeat(1000) } });
+    const [ack] = await expectAccepted(await postStructured("events", stored));
+    const consumer = defineConsumer<Env>({
+      subscription: "test-sub",
+      db: (e) => e.DB,
+      maxRetries: 3,
+      resolveRef: resolveFromLog((e) => e.PARTITION_LOG),
+      handle: async (ev, { db, delivery: d }) => {
+        expect(ev).toMatchObject({ id: "by-ref", type: "big.thing", data: { payload: "x".repeat(1000) } });
+        return [effect(db, ev, d.sequence)];
+      },
+    });
+    const ref = { ...delivery({ partition: ack?.partition ?? -1, sequence: ack?.sequence ?? -1, prev: 0 }), ref: true as const };
+    delete ref.event;
+    expect(await consumer.process(new FakeMessage(ref), env)).toBe("handled");
+    expect((await effects()).filter((e) => e.event_id === "by-ref")).toHaveLength(1);
+
+    const gone = { ...ref, sequence: 999_999 };
+    expect(await consumer.process(new FakeMessage(gone), env)).toBe("dead_lettered");
+    const letter = await env.DB.prepare("SELECT reason, error FROM dead_letters WHERE sequence = 999999").first<{
+      reason: string;
+      error: string;
+    }>();
+    expect(letter?.reason).toBe("permanent");
+    expect(letter?.error).toContain("no longer in the partition log");
   });
 });
