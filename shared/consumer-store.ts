@@ -6,6 +6,11 @@ import type { Delivery } from "./messages";
  * which rolls the whole batch back — that is what makes effects exactly-once.
  */
 
+/** True when a settle batch failed because the event was already settled (the exactly-once guard). */
+export function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Error && /UNIQUE constraint failed: processed_events/.test(err.message);
+}
+
 export interface Position {
   subscription: string;
   topic: string;
@@ -139,6 +144,6 @@ export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): 
   try {
     await db.batch([insert, ...settleStatements(db, position, identity, "dead_lettered")]);
   } catch (err) {
-    if (!(err instanceof Error && /UNIQUE constraint failed: processed_events/.test(err.message))) throw err;
+    if (!isUniqueViolation(err)) throw err;
   }
 }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { backoffSeconds, CircuitBreaker, type CircuitBreakerConfig } from "./consumer-policy";
-import { type Position, recordDeadLetter, settleStatements } from "./consumer-store";
+import { isUniqueViolation, type Position, recordDeadLetter, settleStatements } from "./consumer-store";
 import { createLogger, type Logger } from "./logger";
 import { type Delivery, deliverySchema } from "./messages";
 
@@ -70,10 +70,6 @@ function isPermanent(err: unknown): boolean {
   return err instanceof PermanentError || (err instanceof Error && err.name === "ZodError");
 }
 
-function isUniqueViolation(err: unknown): boolean {
-  return err instanceof Error && /UNIQUE constraint failed: processed_events/.test(err.message);
-}
-
 export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env, Data>): Consumer<Env> {
   const ordering = options.ordering ?? "none";
   const backoff = options.backoff ?? { baseSeconds: 1, capSeconds: 300 };
@@ -91,17 +87,16 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     });
   }
 
-  async function process(message: Message<unknown>, env: Env): Promise<Outcome> {
-    const outcome = await settle(message, env);
+  async function process(message: Message<unknown>, env: Env, parsed = deliverySchema.safeParse(message.body)): Promise<Outcome> {
+    const outcome = await settle(message, env, parsed);
     // Only a handler's success or failure says anything about the dependency behind it; a probe
     // that ended otherwise (duplicate, waiting for order, permanent error) lets the next one through.
     if (outcome !== "handled" && outcome !== "retried") breaker.release();
     return outcome;
   }
 
-  async function settle(message: Message<unknown>, env: Env): Promise<Outcome> {
+  async function settle(message: Message<unknown>, env: Env, parsed: ReturnType<typeof deliverySchema.safeParse>): Promise<Outcome> {
     const db = options.db(env);
-    const parsed = deliverySchema.safeParse(message.body);
     if (!parsed.success || parsed.data.subscription !== options.subscription) {
       const error = parsed.success ? `message for subscription ${parsed.data.subscription}` : parsed.error.message;
       baseLog.error("invalid delivery message", { messageId: message.id, error });
@@ -232,17 +227,20 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       }
       // Within a partition they are taken in sequence order (Queues does not keep order), so an
       // ordered subscription rarely has to wait for a predecessor that is in the same batch.
-      const byPartition = new Map<string, { sequence: number; message: Message<unknown> }[]>();
+      const byPartition = new Map<
+        string,
+        { sequence: number; message: Message<unknown>; parsed: ReturnType<typeof deliverySchema.safeParse> }[]
+      >();
       for (const message of batch.messages) {
         const parsed = deliverySchema.safeParse(message.body);
         const group = parsed.success ? `${parsed.data.topic}/${parsed.data.partition}` : `invalid/${message.id}`;
         const list = byPartition.get(group) ?? [];
-        list.push({ sequence: parsed.success ? parsed.data.sequence : 0, message });
+        list.push({ sequence: parsed.success ? parsed.data.sequence : 0, message, parsed });
         byPartition.set(group, list);
       }
       await Promise.all(
         [...byPartition.values()].map(async (list) => {
-          for (const { message } of list.sort((a, b) => a.sequence - b.sequence)) await process(message, env);
+          for (const { message, parsed } of list.sort((a, b) => a.sequence - b.sequence)) await process(message, env, parsed);
         }),
       );
     },

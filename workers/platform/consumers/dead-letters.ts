@@ -1,7 +1,7 @@
 import { recordDeadLetter } from "../../../shared/consumer-store";
 import { createLogger } from "../../../shared/logger";
 import { deliverySchema } from "../../../shared/messages";
-import { findSubscriptionView, queueRetriesOf } from "../subscription-registry";
+import { findSubscriptionView, queueRetriesOf, type SubscriptionView } from "../subscription-registry";
 
 const log = createLogger({ component: "dlq" });
 
@@ -12,10 +12,12 @@ const log = createLogger({ component: "dlq" });
  * this is the backstop for failures outside it.
  */
 export async function recordDlqBatch(batch: MessageBatch<unknown>, env: Env, queueSubscription: string): Promise<void> {
+  const views = new Map<string, Promise<SubscriptionView | undefined>>();
   for (const message of batch.messages) {
     const parsed = deliverySchema.safeParse(message.body);
     const name = parsed.success ? parsed.data.subscription : queueSubscription;
-    const view = await findSubscriptionView(env.DB, name);
+    if (!views.has(name)) views.set(name, findSubscriptionView(env.DB, name));
+    const view = await views.get(name);
     await recordDeadLetter(env.DB, {
       subscription: name,
       delivery: parsed.success ? parsed.data : undefined,
