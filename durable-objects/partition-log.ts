@@ -40,10 +40,13 @@ const eventInput = z
     hash: z.string().regex(/^[0-9a-f]{64}$/),
     /** `[key, text]` string pairs, at least one (a zod check that skips zod's per-element machinery). */
     members: z.custom<Member[]>(isMemberList, { message: "members must be a non-empty list of [key, JSON text] string pairs" }),
+    /** The event joins its subject's stream and gets the next stream version (needs a subject). */
+    stream: z.literal(true).optional(),
   })
   .refine(membersAgree, {
     message: "source/id must match the event's own, as must type, subject and traceparent; members sorted by key, specversion 1.0",
-  });
+  })
+  .refine((e) => e.stream === undefined || e.subject !== undefined, { message: "a stream event needs a subject" });
 
 function isMemberList(value: unknown): boolean {
   if (!Array.isArray(value) || value.length === 0) return false;
@@ -95,16 +98,35 @@ function membersAgree(e: {
         if (e.subject === undefined || text !== JSON.stringify(e.subject)) return false;
         seen |= 32;
         break;
+      // The log's own attributes; an event never brings them.
+      case "partition":
+      case "receivedtime":
+      case "sequence":
+      case "streamversion":
+        return false;
     }
   }
   return seen === (e.subject === undefined ? 31 : 63);
 }
 
-export const appendInputSchema = z.object({
-  topic: z.string().min(1),
-  partition: z.number().int().nonnegative(),
-  events: z.array(eventInput).min(1),
-});
+/**
+ * What a stream append expects of the stream before it: `any` (no check), `no-stream` (version
+ * 0), `exists` (version ≥ 1) or that exact version. Stream versions are contiguous from 1.
+ */
+export const expectedVersionSchema = z.union([z.enum(["any", "no-stream", "exists"]), z.number().int().nonnegative()]);
+export type ExpectedVersion = z.output<typeof expectedVersionSchema>;
+
+export const appendInputSchema = z
+  .object({
+    topic: z.string().min(1),
+    partition: z.number().int().nonnegative(),
+    events: z.array(eventInput).min(1),
+    /** Optimistic concurrency for a stream append: every event must be a stream event of `subject`. */
+    expect: z.object({ subject: z.string().min(1), version: expectedVersionSchema }).optional(),
+  })
+  .refine((a) => a.expect === undefined || a.events.every((e) => e.stream === true && e.subject === a.expect?.subject), {
+    message: "with expect, every event must be a stream event (stream: true) of the expected subject",
+  });
 export type AppendInput = z.input<typeof appendInputSchema>;
 
 export interface AppendedEvent {
@@ -112,10 +134,13 @@ export interface AppendedEvent {
   source: string;
   sequence: number;
   duplicate: boolean;
+  /** Position in its subject's stream, for stream events. */
+  streamVersion?: number;
 }
 
 export type AppendResult =
   | { ok: true; events: AppendedEvent[]; head: number; queued: number }
+  | { ok: false; code: "version_conflict"; detail: string; subject: string; expected: ExpectedVersion; currentVersion: number }
   | { ok: false; code: "duplicate_conflict"; detail: string; source: string; id: string; sequence: number }
   | { ok: false; code: "overloaded"; detail: string; retryAfter: number };
 
@@ -127,6 +152,44 @@ export interface ReadResult {
   first: number;
   /** Sequence of the last event returned, null when none was. */
   last: number | null;
+}
+
+export interface StreamInfo {
+  subject: string;
+  /** Current version: the number of events in the stream (0: no stream). */
+  version: number;
+  /** Partition sequence of the stream's last event (0: none). */
+  lastSequence: number;
+  /** When the last event was committed (ms since epoch), null when none. */
+  updatedAt: number | null;
+}
+
+export interface StreamPage {
+  /** Stored events, exactly as committed, in stream-version order. */
+  events: string[];
+  version: number;
+  /** Stream version of the last event returned, null when none was. */
+  last: number | null;
+}
+
+export interface Snapshot {
+  /** The stream version the state was folded up to (inclusive). */
+  version: number;
+  /** The snapshot format, so code that changes the state's shape can ignore older snapshots. */
+  schema: number;
+  /** The folded state, serialized by its aggregate. */
+  state: string;
+}
+
+/** A stream as a command handler loads it: the latest snapshot, and the events after it. */
+export interface LoadedStream {
+  snapshot: Snapshot | null;
+  /** Stored events after the snapshot (or from version 1), at most `limit`. */
+  events: string[];
+  version: number;
+  lastSequence: number;
+  /** False when more events follow than were returned: page on with readStream(). */
+  complete: boolean;
 }
 
 export interface PartitionStats {
@@ -159,6 +222,22 @@ const readInputSchema = z.object({
   from: z.number().int().min(1),
   limit: z.number().int().min(1).max(config.read.maxLimit),
 });
+const subjectSchema = z.string().min(1).max(1024);
+const readStreamSchema = z.object({ subject: subjectSchema, from: z.number().int().min(1), limit: readInputSchema.shape.limit });
+const snapshotInputSchema = z.object({
+  subject: subjectSchema,
+  version: z.number().int().min(1),
+  schema: z.number().int().nonnegative(),
+  state: z.string().max(512 * 1024),
+});
+
+/** True when `expected` holds for a stream at `version`. */
+export function versionMatches(expected: ExpectedVersion, version: number): boolean {
+  if (expected === "any") return true;
+  if (expected === "no-stream") return version === 0;
+  if (expected === "exists") return version > 0;
+  return version === expected;
+}
 
 /** RPC arguments are parsed, not trusted; the error names what was wrong across the RPC boundary. */
 function parseArgs<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
@@ -226,6 +305,7 @@ export class PartitionLog extends DurableObject<Env> {
       // The idempotency record lives in the event row itself, so it is kept exactly as long
       // as the event is.
       this.sql.exec(`CREATE UNIQUE INDEX IF NOT EXISTS events_source_id ON events (source, id)`);
+      this.createStreamTables();
       createOutboxTable(this.sql);
       this.sql.exec(`CREATE TABLE IF NOT EXISTS runtime_routes (name TEXT PRIMARY KEY, filter TEXT)`);
       this.runtimeRoutes = this.compileRuntimeRoutes(
@@ -239,8 +319,33 @@ export class PartitionLog extends DurableObject<Env> {
     });
   }
 
+  /**
+   * Streams (event sourcing): each stream event's version is in its row (and stored body), and
+   * each stream's current version in `streams` — kept apart from the rows so a version survives
+   * the trimming of old events. Added to objects created before streams existed, in place.
+   */
+  private createStreamTables(): void {
+    const columns = this.sql.exec<{ name: string }>(`PRAGMA table_info(events)`).toArray();
+    if (!columns.some((c) => c.name === "stream_version")) this.sql.exec(`ALTER TABLE events ADD COLUMN stream_version INTEGER`);
+    this.sql.exec(`CREATE UNIQUE INDEX IF NOT EXISTS events_stream ON events (subject, stream_version) WHERE stream_version IS NOT NULL`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS streams (
+      subject       TEXT PRIMARY KEY,
+      version       INTEGER NOT NULL,
+      last_sequence INTEGER NOT NULL,
+      updated_at    INTEGER NOT NULL
+    )`);
+    // The latest snapshot per stream, beside it (a newer one replaces it).
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS snapshots (
+      subject    TEXT PRIMARY KEY,
+      version    INTEGER NOT NULL,
+      schema     INTEGER NOT NULL,
+      state      TEXT NOT NULL,
+      created_at INTEGER NOT NULL
+    )`);
+  }
+
   async append(input: AppendInput): Promise<AppendResult> {
-    const { topic, partition, events } = parseArgs(appendInputSchema, input, "append input");
+    const { topic, partition, events, expect } = parseArgs(appendInputSchema, input, "append input");
     if (this.inFlight >= this.maxInFlight) {
       return {
         ok: false,
@@ -256,10 +361,10 @@ export class PartitionLog extends DurableObject<Env> {
         // Configured subscriptions of the topic, then runtime (webhook) ones.
         const routes = this.runtimeRoutes.length === 0 ? routesFor(topic) : [...routesFor(topic), ...this.runtimeRoutes];
         const outbox = routes.length > 0 ? new OutboxWrites(this.sql, routes, this.routed, isUnfiltered) : undefined;
-        result = this.ctx.storage.transactionSync(() => this.commit(topic, partition, events, outbox));
+        result = this.ctx.storage.transactionSync(() => this.commit(topic, partition, events, outbox, expect));
         // Only once the transaction committed; a rollback leaves the in-memory state untouched.
         this.name = `${topic}/${partition}`;
-        if (outbox !== undefined) this.routed = outbox.routed;
+        if (outbox !== undefined && result.ok) this.routed = outbox.routed;
       } catch (err) {
         if (!(err instanceof ConflictAbort)) throw err;
         return {
@@ -288,8 +393,20 @@ export class PartitionLog extends DurableObject<Env> {
     }
   }
 
-  private commit(topic: string, partition: number, events: z.output<typeof eventInput>[], outbox: OutboxWrites | undefined): AppendResult {
+  private commit(
+    topic: string,
+    partition: number,
+    events: z.output<typeof eventInput>[],
+    outbox: OutboxWrites | undefined,
+    expect: { subject: string; version: ExpectedVersion } | undefined,
+  ): AppendResult {
     this.assertIdentity(topic, partition);
+    if (expect !== undefined) {
+      const verdict = this.checkExpectation(expect, events);
+      if (verdict !== undefined) return verdict;
+    }
+    /** Stream versions as this transaction moves them (subject → version, last sequence). */
+    const streams = new Map<string, { version: number; lastSequence: number }>();
     let head = this.head;
     const out: AppendedEvent[] = [];
     const receivedAt = Date.now();
@@ -297,15 +414,26 @@ export class PartitionLog extends DurableObject<Env> {
     const partitionMember: Member = ["partition", JSON.stringify(partition)];
     const receivedMember: Member = ["receivedtime", JSON.stringify(new Date(receivedAt).toISOString())];
     let queued = 0;
-    for (const { source, id, type, subject, traceparent, hash, members } of events) {
+    for (const { source, id, type, subject, traceparent, hash, members, stream } of events) {
       const sequence = head + 1;
-      // canonicalJson({ ...event, partition, sequence, receivedtime }), from the event's members.
-      const body = joinMembers(members, [partitionMember, receivedMember, ["sequence", JSON.stringify(formatSequence(sequence))]]);
+      const sequenceMember: Member = ["sequence", JSON.stringify(formatSequence(sequence))];
+      let streamVersion: number | null = null;
+      if (stream === true && subject !== undefined) {
+        const current = streams.get(subject) ?? this.streamState(subject);
+        streamVersion = current.version + 1;
+      }
+      // canonicalJson({ ...event, partition, sequence, receivedtime[, streamversion] }), from the event's members.
+      const body = joinMembers(
+        members,
+        streamVersion === null
+          ? [partitionMember, receivedMember, sequenceMember]
+          : [partitionMember, receivedMember, sequenceMember, ["streamversion", JSON.stringify(streamVersion)]],
+      );
       // The idempotency check is the unique index: a (source, id) already stored inserts nothing.
       const inserted =
         this.sql.exec(
-          `INSERT INTO events (sequence, source, id, hash, type, subject, traceparent, received_at, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO NOTHING`,
+          `INSERT INTO events (sequence, source, id, hash, type, subject, traceparent, received_at, body, stream_version)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO NOTHING`,
           sequence,
           source,
           id,
@@ -315,25 +443,100 @@ export class PartitionLog extends DurableObject<Env> {
           traceparent,
           receivedAt,
           body,
+          streamVersion,
         ).rowsWritten > 0;
       if (!inserted) {
-        const existing = this.sql
-          .exec<{ sequence: number; hash: string }>(`SELECT sequence, hash FROM events WHERE source = ? AND id = ?`, source, id)
-          .one();
+        const existing = this.existing(source, id);
         if (existing.hash !== hash) throw new ConflictAbort(source, id, existing.sequence);
-        out.push({ id, source, sequence: existing.sequence, duplicate: true });
+        out.push({
+          id,
+          source,
+          sequence: existing.sequence,
+          duplicate: true,
+          ...(existing.stream_version !== null && { streamVersion: existing.stream_version }),
+        });
         continue;
       }
       head = sequence;
+      if (streamVersion !== null && subject !== undefined) streams.set(subject, { version: streamVersion, lastSequence: sequence });
       // Filters see the event exactly as stored.
       if (outbox !== undefined) queued += outbox.add(sequence, () => JSON.parse(body) as Record<string, unknown>);
-      out.push({ id, source, sequence, duplicate: false });
+      out.push({ id, source, sequence, duplicate: false, ...(streamVersion !== null && { streamVersion }) });
     }
     outbox?.finish();
+    for (const [subject, { version, lastSequence }] of streams) {
+      this.sql.exec(
+        `INSERT INTO streams (subject, version, last_sequence, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (subject) DO UPDATE SET version = excluded.version, last_sequence = excluded.last_sequence, updated_at = excluded.updated_at`,
+        subject,
+        version,
+        lastSequence,
+        receivedAt,
+      );
+    }
     // Only after every statement succeeded; a throw above rolls the transaction back and
     // leaves the in-memory head untouched.
     this.head = head;
     return { ok: true, events: out, head, queued };
+  }
+
+  private existing(source: string, id: string) {
+    return this.sql
+      .exec<{ sequence: number; hash: string; stream_version: number | null }>(
+        `SELECT sequence, hash, stream_version FROM events WHERE source = ? AND id = ?`,
+        source,
+        id,
+      )
+      .one();
+  }
+
+  private streamState(subject: string): { version: number; lastSequence: number } {
+    const row = this.sql
+      .exec<{ version: number; last_sequence: number }>(`SELECT version, last_sequence FROM streams WHERE subject = ?`, subject)
+      .toArray()[0];
+    return { version: row?.version ?? 0, lastSequence: row?.last_sequence ?? 0 };
+  }
+
+  /**
+   * Inside the append transaction, before anything is written: undefined when the append may go
+   * ahead, else its answer. Re-sending an append that already committed (every event stored, the
+   * first where the expectation put it) is answered as duplicates, not as a conflict.
+   */
+  private checkExpectation(
+    expect: { subject: string; version: ExpectedVersion },
+    events: z.output<typeof eventInput>[],
+  ): AppendResult | undefined {
+    const current = this.streamState(expect.subject).version;
+    const stored = events.map((e) => {
+      const row = this.sql
+        .exec<{ sequence: number; hash: string; stream_version: number | null; subject: string | null }>(
+          `SELECT sequence, hash, stream_version, subject FROM events WHERE source = ? AND id = ?`,
+          e.source,
+          e.id,
+        )
+        .toArray()[0];
+      if (row !== undefined && row.hash !== e.hash) throw new ConflictAbort(e.source, e.id, row.sequence);
+      return row;
+    });
+    const first = stored[0];
+    const replayed =
+      first?.stream_version != null &&
+      first.subject === expect.subject &&
+      stored.every(
+        (row, i) => row !== undefined && row.subject === expect.subject && row.stream_version === (first.stream_version ?? 0) + i,
+      ) &&
+      versionMatches(expect.version, first.stream_version - 1);
+    if (replayed) return undefined; // the insert loop reports each event as a duplicate at its original position
+    if (versionMatches(expect.version, current)) return undefined;
+    const wanted = typeof expect.version === "number" ? `version ${expect.version}` : JSON.stringify(expect.version);
+    return {
+      ok: false,
+      code: "version_conflict",
+      detail: `stream ${JSON.stringify(expect.subject)} is at version ${current}; the append expected ${wanted}`,
+      subject: expect.subject,
+      expected: expect.version,
+      currentVersion: current,
+    };
   }
 
   /** A partition object serves exactly one (topic, partition) for its whole life. */
@@ -357,6 +560,87 @@ export class PartitionLog extends DurableObject<Env> {
       )
       .toArray();
     return { events: rows.map((r) => r.body), head: this.head, first: this.firstSequence(), last: rows.at(-1)?.sequence ?? null };
+  }
+
+  /** A stream's current version (0 when it has no events). */
+  streamInfo(subject: string): StreamInfo {
+    const name = parseArgs(subjectSchema, subject, "subject");
+    const row = this.sql
+      .exec<{ version: number; last_sequence: number; updated_at: number }>(
+        `SELECT version, last_sequence, updated_at FROM streams WHERE subject = ?`,
+        name,
+      )
+      .toArray()[0];
+    return { subject: name, version: row?.version ?? 0, lastSequence: row?.last_sequence ?? 0, updatedAt: row?.updated_at ?? null };
+  }
+
+  /** A stream's events from version `from`, in order, exactly as stored. */
+  readStream(subject: string, from: number, limit: number): StreamPage {
+    const args = parseArgs(readStreamSchema, { subject, from, limit }, "stream read");
+    const rows = this.sql
+      .exec<{ stream_version: number; body: string }>(
+        `SELECT stream_version, body FROM events WHERE subject = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`,
+        args.subject,
+        args.from,
+        args.limit,
+      )
+      .toArray();
+    return { events: rows.map((r) => r.body), version: this.streamState(args.subject).version, last: rows.at(-1)?.stream_version ?? null };
+  }
+
+  /**
+   * What a command handler needs to rebuild a stream's state in one call: its latest snapshot
+   * whose `schema` is `schema` (others are ignored), and the events after it.
+   */
+  loadStream(subject: string, schema: number, limit: number = config.read.maxLimit): LoadedStream {
+    const name = parseArgs(subjectSchema, subject, "subject");
+    const max = parseArgs(readInputSchema.shape.limit, limit, "limit");
+    const snapshot =
+      this.sql
+        .exec<{ version: number; schema: number; state: string }>(
+          `SELECT version, schema, state FROM snapshots WHERE subject = ? AND schema = ?`,
+          name,
+          schema,
+        )
+        .toArray()[0] ?? null;
+    const { version, lastSequence } = this.streamState(name);
+    const page = this.readStream(name, (snapshot?.version ?? 0) + 1, max);
+    return { snapshot, events: page.events, version, lastSequence, complete: (page.last ?? snapshot?.version ?? 0) >= version };
+  }
+
+  /**
+   * Keeps `state` as the stream's snapshot at `version` unless a newer one is kept already.
+   * The caller folded the stream up to `version`; the version must exist.
+   */
+  saveSnapshot(input: { subject: string; version: number; schema: number; state: string }): boolean {
+    const { subject, version, schema, state } = parseArgs(snapshotInputSchema, input, "snapshot");
+    const current = this.streamState(subject).version;
+    if (version > current) throw new TypeError(`invalid snapshot: stream ${subject} is at version ${current}, not ${version}`);
+    return (
+      this.sql.exec(
+        `INSERT INTO snapshots (subject, version, schema, state, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (subject) DO UPDATE SET version = excluded.version, schema = excluded.schema, state = excluded.state,
+           created_at = excluded.created_at
+         WHERE excluded.version > snapshots.version OR excluded.schema <> snapshots.schema`,
+        subject,
+        version,
+        schema,
+        state,
+        Date.now(),
+      ).rowsWritten > 0
+    );
+  }
+
+  /** Where an event (source, id) is stored, if it is. */
+  findEvent(source: string, id: string): { sequence: number; streamVersion: number | null; body: string } | null {
+    const row = this.sql
+      .exec<{ sequence: number; stream_version: number | null; body: string }>(
+        `SELECT sequence, stream_version, body FROM events WHERE source = ? AND id = ?`,
+        parseArgs(z.string().min(1), source, "source"),
+        parseArgs(z.string().min(1), id, "id"),
+      )
+      .toArray()[0];
+    return row === undefined ? null : { sequence: row.sequence, streamVersion: row.stream_version, body: row.body };
   }
 
   stats(): PartitionStats {

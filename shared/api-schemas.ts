@@ -43,6 +43,11 @@ export const AppendedEventSchema = z
     partition: z.number().int(),
     sequence: z.number().int().openapi({ description: "Position in the partition log (1-based)" }),
     duplicate: z.boolean().openapi({ description: "True when this source+id was already stored; sequence is the original one" }),
+    streamVersion: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: "Version in its subject's stream, for an event partitioned by its subject" }),
   })
   .openapi("AppendedEvent");
 
@@ -72,6 +77,11 @@ export const StoredCloudEventSchema = z
         example: "00000000000000000001",
       }),
     receivedtime: z.string().openapi({ description: "When Eventline committed the event, RFC 3339 (server-owned)" }),
+    streamversion: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: "Version in the subject's stream, from 1, for an event partitioned by its subject (server-owned)" }),
   })
   .catchall(z.union([z.string(), z.boolean(), z.number().int()]))
   .openapi("StoredCloudEvent");
@@ -137,3 +147,60 @@ export const problemResponse = (description: string) => ({
   description,
   content: { "application/problem+json": { schema: ProblemSchema } },
 });
+
+export const SubjectParam = z
+  .string()
+  .min(1)
+  .max(1024)
+  .openapi({ param: { name: "subject", in: "path" }, example: "order-123", description: "Stream subject (percent-encode '/')" });
+
+export const ExpectedVersionQuery = z.object({
+  expectedVersion: z
+    .union([z.enum(["any", "no-stream", "exists"]), integerString("expectedVersion")])
+    .optional()
+    .openapi({
+      param: { name: "expectedVersion", in: "query" },
+      example: "3",
+      description: "`any` (default), `no-stream` (version 0), `exists` (version ≥ 1) or the exact current version",
+    }),
+});
+
+export const StreamReadQuery = z.object({
+  fromVersion: integerString("fromVersion")
+    .optional()
+    .openapi({ param: { name: "fromVersion", in: "query" }, example: "1", type: "integer", description: "First version (default 1)" }),
+  limit: ReadQuery.shape.limit,
+});
+
+export const StreamInfoSchema = z
+  .object({
+    topic: z.string(),
+    subject: z.string(),
+    partition: z.number().int().openapi({ description: "The partition the subject hashes to" }),
+    version: z.number().int().openapi({ description: "Current version: the number of events in the stream (0: none)" }),
+    lastSequence: z.number().int().openapi({ description: "Partition sequence of the last event (0: none)" }),
+    updatedAt: z.string().nullable().openapi({ description: "When the last event was committed, RFC 3339" }),
+  })
+  .openapi("StreamInfo");
+
+export const StreamAppendResponseSchema = z
+  .object({
+    topic: z.string(),
+    subject: z.string(),
+    partition: z.number().int(),
+    version: z.number().int().openapi({ description: "The stream's version after the append" }),
+    events: z.array(AppendedEventSchema.required({ streamVersion: true })),
+  })
+  .openapi("StreamAppendResponse");
+
+export const StreamPageSchema = z
+  .object({
+    topic: z.string(),
+    subject: z.string(),
+    partition: z.number().int(),
+    version: z.number().int(),
+    events: z.array(StoredCloudEventSchema),
+    next: z.object({ fromVersion: z.number().int(), href: z.string() }),
+    hasMore: z.boolean(),
+  })
+  .openapi("StreamPage");

@@ -14,7 +14,7 @@ export const STRUCTURED_CONTENT_TYPE = "application/cloudevents+json";
 export const BATCH_CONTENT_TYPE = "application/cloudevents-batch+json";
 
 /** Attributes only the server sets; a producer that sends them gets a 400. */
-export const SERVER_ATTRIBUTES = ["partition", "sequence", "receivedtime"] as const;
+export const SERVER_ATTRIBUTES = ["partition", "sequence", "receivedtime", "streamversion"] as const;
 
 /** Per the spec: lower-case ASCII letters and digits (the 20-character limit is only advice). */
 export const ATTRIBUTE_NAME = /^[a-z0-9]+$/;

@@ -13,13 +13,16 @@ export const ERROR_STATUS = {
   topic_not_found: 404,
   method_not_allowed: 405,
   duplicate_conflict: 409,
+  version_conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   schema_violation: 422,
+  command_rejected: 422,
   rate_limited: 429,
   internal: 500,
   overloaded: 503,
   unavailable: 503,
+  read_model_behind: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -34,13 +37,16 @@ const TITLES: Record<ErrorCode, string> = {
   topic_not_found: "Unknown topic",
   method_not_allowed: "Method not allowed",
   duplicate_conflict: "Event id already used with different content",
+  version_conflict: "Stream version conflict",
   payload_too_large: "Payload too large",
   unsupported_media_type: "Unsupported media type",
   schema_violation: "Event data does not match its schema",
+  command_rejected: "Command not allowed in the current state",
   rate_limited: "Too many requests",
   internal: "Internal error",
   overloaded: "Partition overloaded",
   unavailable: "Partition unavailable",
+  read_model_behind: "Read model has not caught up",
 };
 
 /** One failing location in the request, e.g. `{ path: "/events/3/source", message: "…" }`. */

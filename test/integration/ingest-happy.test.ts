@@ -11,10 +11,11 @@ describe("ingest: structured mode", () => {
     const ev = event({ subject: "customer-42", time: "2026-11-27T10:00:00Z", data: { b: 2, a: 1 } });
     const [ack] = await expectAccepted(await postStructured("events", ev));
     const partition = partitionFor({ id: String(ev.id), subject: "customer-42" }, topicConfig("events").partitions);
-    expect(ack).toEqual({ id: ev.id, partition, sequence: 1, duplicate: false });
+    // Partitioned by its subject, the event is the first of the subject's stream.
+    expect(ack).toEqual({ id: ev.id, partition, sequence: 1, duplicate: false, streamVersion: 1 });
 
     const [stored] = await readAll("events", partition);
-    expect(stored).toMatchObject({ ...ev, partition, sequence: "00000000000000000001" });
+    expect(stored).toMatchObject({ ...ev, partition, sequence: "00000000000000000001", streamversion: 1 });
     expect(stored?.receivedtime).toMatch(/^\d{4}-\d{2}-\d{2}T/);
     expect(stored?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   });
@@ -181,6 +182,8 @@ describe("service endpoints", () => {
         "/v1/topics/{topic}",
         "/v1/topics/{topic}/events",
         "/v1/topics/{topic}/partitions/{partition}/events",
+        "/v1/topics/{topic}/streams/{subject}",
+        "/v1/topics/{topic}/streams/{subject}/events",
         "/v1/subscriptions",
         "/v1/subscriptions/{name}",
         "/v1/subscriptions/{name}/dlq",

@@ -7,6 +7,7 @@ import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import type { AppEnv } from "./context";
 import { docsRoutes } from "./routes/docs";
 import { ingestRoutes } from "./routes/ingest";
+import { streamRoutes } from "./routes/streams";
 import { subscriptionAdminRoutes } from "./routes/subscription-admin";
 import { subscriptionRoutes } from "./routes/subscriptions";
 import { topicRoutes } from "./routes/topics";
@@ -18,6 +19,8 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/topics\/[^/]+$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+\/events$/, ["POST"]],
   [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events$/, ["GET", "HEAD"]],
+  [/^\/v1\/topics\/[^/]+\/streams\/[^/]+$/, ["GET", "HEAD"]],
+  [/^\/v1\/topics\/[^/]+\/streams\/[^/]+\/events$/, ["GET", "HEAD", "POST"]],
   [/^\/v1\/subscriptions$/, ["GET", "HEAD", "POST"]],
   [/^\/v1\/subscriptions\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
   [/^\/v1\/subscriptions\/[^/]+\/dlq$/, ["GET", "HEAD"]],
@@ -96,6 +99,7 @@ export function createApp() {
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.route("/", ingestRoutes(config));
   app.route("/", topicRoutes(config));
+  app.route("/", streamRoutes(config));
   app.route("/", subscriptionRoutes(config));
   app.route("/", subscriptionAdminRoutes(config));
   app.route("/", docsRoutes(app));

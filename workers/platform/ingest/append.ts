@@ -1,4 +1,4 @@
-import type { AppendResult } from "../../../durable-objects/partition-log";
+import type { AppendInput, AppendResult, ExpectedVersion } from "../../../durable-objects/partition-log";
 import type { TopicConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import type { Logger } from "../../../shared/logger";
@@ -14,7 +14,7 @@ export function partitionStub(env: Env, topic: string, partition: number) {
  * have committed — re-sending is safe either way, as appends are idempotent.
  */
 type EventOutcome =
-  | { status: "stored" | "duplicate"; id: string; partition: number; sequence: number }
+  | { status: "stored" | "duplicate"; id: string; partition: number; sequence: number; streamVersion?: number }
   | { status: "not_stored" | "unknown"; id: string; partition: number; code: string; detail: string };
 
 type PartitionCall =
@@ -26,11 +26,30 @@ export interface IngestAck {
   partition: number;
   sequence: number;
   duplicate: boolean;
+  /** The event's version in its subject's stream, when it joined one. */
+  streamVersion?: number;
 }
 
 /** Durable Object errors carry `overloaded` / `retryable` flags set by the runtime. */
 function flag(err: unknown, name: "overloaded" | "retryable"): boolean {
   return typeof err === "object" && err !== null && (err as Record<string, unknown>)[name] === true;
+}
+
+/** The RPC form of a prepared event (no undefined members: RPC keeps them as keys). */
+export function toAppendEvent({
+  source,
+  id,
+  type,
+  subject,
+  traceparent,
+  hash,
+  members,
+  stream,
+}: PreparedEvent): AppendInput["events"][number] {
+  const event: AppendInput["events"][number] = { source, id, type, traceparent, hash, members };
+  if (subject !== undefined) event.subject = subject;
+  if (stream === true) event.stream = true;
+  return event;
 }
 
 function groupByPartition(prepared: PreparedEvent[]): Map<number, PreparedEvent[]> {
@@ -43,17 +62,21 @@ function groupByPartition(prepared: PreparedEvent[]): Map<number, PreparedEvent[
   return byPartition;
 }
 
-async function appendOne(env: Env, topic: TopicConfig, partition: number, events: PreparedEvent[], log: Logger): Promise<PartitionCall> {
+async function appendOne(
+  env: Env,
+  topic: TopicConfig,
+  partition: number,
+  events: PreparedEvent[],
+  log: Logger,
+  expect?: AppendInput["expect"],
+): Promise<PartitionCall> {
   const started = Date.now();
   try {
     const result = await partitionStub(env, topic.name, partition).append({
       topic: topic.name,
       partition,
-      events: events.map(({ source, id, type, subject, traceparent, hash, members }) =>
-        subject === undefined
-          ? { source, id, type, traceparent, hash, members }
-          : { source, id, type, subject, traceparent, hash, members },
-      ),
+      events: events.map(toAppendEvent),
+      ...(expect !== undefined && { expect }),
     });
     const durationMs = Date.now() - started;
     if (result.ok) {
@@ -101,7 +124,12 @@ function outcomesOf(call: PartitionCall): EventOutcome[] {
     const stored = call.result.events[i];
     if (stored === undefined)
       throw new Error(`partition ${call.partition} returned ${call.result.events.length} results for ${call.events.length} events`);
-    return { ...base, status: stored.duplicate ? "duplicate" : "stored", sequence: stored.sequence };
+    return {
+      ...base,
+      status: stored.duplicate ? "duplicate" : "stored",
+      sequence: stored.sequence,
+      ...(stored.streamVersion !== undefined && { streamVersion: stored.streamVersion }),
+    };
   });
 }
 
@@ -119,6 +147,11 @@ export async function appendToPartitions(
   retryAfterSeconds: number,
 ): Promise<IngestAck[]> {
   const calls = await Promise.all([...groupByPartition(prepared).entries()].map(([p, events]) => appendOne(env, topic, p, events, log)));
+  return settleCalls(prepared, calls, retryAfterSeconds);
+}
+
+/** The acks of partition calls that all succeeded, else the error describing each event's outcome. */
+function settleCalls(prepared: PreparedEvent[], calls: PartitionCall[], retryAfterSeconds: number): IngestAck[] {
   const byIndex = new Map<number, EventOutcome>();
   for (const call of calls) {
     for (const [i, o] of outcomesOf(call).entries()) byIndex.set(call.events[i]?.index ?? -1, o);
@@ -128,7 +161,13 @@ export async function appendToPartitions(
   const acks: IngestAck[] = [];
   for (const o of outcomes) {
     if (o.status === "stored" || o.status === "duplicate")
-      acks.push({ id: o.id, partition: o.partition, sequence: o.sequence, duplicate: o.status === "duplicate" });
+      acks.push({
+        id: o.id,
+        partition: o.partition,
+        sequence: o.sequence,
+        duplicate: o.status === "duplicate",
+        ...(o.streamVersion !== undefined && { streamVersion: o.streamVersion }),
+      });
   }
   if (acks.length === prepared.length) return acks;
 
@@ -156,4 +195,52 @@ export async function appendToPartitions(
       retryAfter: retryAfterSeconds,
     },
   );
+}
+
+export interface StreamAppended {
+  subject: string;
+  partition: number;
+  /** The stream's version after the append (that of its last event). */
+  version: number;
+  events: (IngestAck & { streamVersion: number })[];
+}
+
+/**
+ * Appends events to one stream, atomically, if the stream is where `expected` says: one RPC to
+ * the subject's partition. Throws `version_conflict` (409, with `currentVersion`) when it is not,
+ * and the same errors as ingest otherwise. Re-sending an append that committed is answered with
+ * its original positions (`duplicate: true`).
+ */
+export async function appendToStream(
+  env: Env,
+  topic: TopicConfig,
+  subject: string,
+  prepared: PreparedEvent[],
+  expected: ExpectedVersion,
+  log: Logger,
+  retryAfterSeconds: number,
+): Promise<StreamAppended> {
+  const partition = prepared[0]?.partition;
+  if (partition === undefined || prepared.some((e) => e.partition !== partition || e.subject !== subject || e.stream !== true)) {
+    throw new Error("a stream append takes stream events of one subject, all in its partition");
+  }
+  const call = await appendOne(env, topic, partition, prepared, log, { subject, version: expected });
+  if (call.kind === "answered" && !call.result.ok && call.result.code === "version_conflict") {
+    const { currentVersion, detail } = call.result;
+    throw new EventlineError("version_conflict", detail, {
+      extensions: { subject, partition, currentVersion, expectedVersion: expected },
+    });
+  }
+  if (call.kind === "answered" && call.result.ok) {
+    const events = outcomesOf(call).map((o) => {
+      if ((o.status !== "stored" && o.status !== "duplicate") || o.streamVersion === undefined) {
+        throw new Error(`partition ${partition} did not give event ${o.id} a stream version`);
+      }
+      return { id: o.id, partition, sequence: o.sequence, duplicate: o.status === "duplicate", streamVersion: o.streamVersion };
+    });
+    return { subject, partition, version: Math.max(...events.map((e) => e.streamVersion)), events };
+  }
+  // Refused or failed: the same answers as ingest (409 duplicate conflict, 503, 500).
+  settleCalls(prepared, [call], retryAfterSeconds);
+  throw new Error(`partition ${partition} answered a stream append without its events`);
 }

@@ -39,6 +39,8 @@ export interface PreparedEvent {
   subject?: string;
   /** The trace the event is stored with: its own, else the request's. */
   traceparent: string;
+  /** Joins its subject's stream (the event is partitioned by its subject). */
+  stream?: true;
   /**
    * The event as it will be stored, trace context resolved, as canonical members (sorted
    * `[key, canonical JSON of the value]`): serialized once here, so the partition log only merges
@@ -104,7 +106,7 @@ function parseJsonBody(body: Uint8Array): unknown {
   }
 }
 
-function envelopeError(issues: ProblemIssue[]): EventlineError {
+export function envelopeError(issues: ProblemIssue[]): EventlineError {
   const n = issues.length;
   return new EventlineError("invalid_envelope", `${n} problem${n === 1 ? "" : "s"} with the CloudEvents envelope`, { issues });
 }
@@ -139,6 +141,29 @@ export async function parseIngest(
   config: EventlineConfig,
   headerTraceparent: string | undefined,
 ): Promise<ParsedIngest> {
+  const { mode, events } = await decodeIngest(request, config);
+  return prepareRequestEvents(request, mode, events, topic, config, headerTraceparent);
+}
+
+/** Prepares a request's decoded events, with the request's trace context as their default. */
+export async function prepareRequestEvents(
+  request: Request,
+  mode: IngestMode,
+  events: CloudEvent[],
+  topic: TopicConfig,
+  config: EventlineConfig,
+  headerTraceparent: string | undefined,
+): Promise<ParsedIngest> {
+  // Every event of the request shares the request's trace unless it carries its own.
+  const traceparent = headerTraceparent ?? newTraceparent();
+  const tracestate = request.headers.get("tracestate") ?? undefined;
+  const requestState = tracestate !== undefined && isValidTracestate(tracestate) && headerTraceparent ? tracestate : undefined;
+  const prepared = await prepareEvents(events, topic, config, { traceparent, tracestate: requestState, batch: mode === "batch" });
+  return { mode, events: prepared, traceparent };
+}
+
+/** Reads a request body in any of the three CloudEvents HTTP modes into valid CloudEvents. */
+export async function decodeIngest(request: Request, config: EventlineConfig): Promise<{ mode: IngestMode; events: CloudEvent[] }> {
   const mode = detectMode(request.headers);
   const body = await readBodyWithLimit(request, config.limits.maxBodyBytes);
 
@@ -172,17 +197,26 @@ export async function parseIngest(
     else issues.push(...result.issues);
   }
   if (issues.length > 0) throw envelopeError(issues);
+  return { mode, events };
+}
 
-  const base = (i: number) => (mode === "batch" ? `/${i}` : "");
+/**
+ * Checks valid CloudEvents against the topic (data schemas, size limits, repeated ids) and turns
+ * them into partitioned, hashed, serialized events — what both ingest and the command handlers
+ * append. Throws the one EventlineError describing everything wrong; touches no storage.
+ */
+export async function prepareEvents(
+  events: CloudEvent[],
+  topic: TopicConfig,
+  config: EventlineConfig,
+  trace: { traceparent: string; tracestate?: string | undefined; batch: boolean },
+): Promise<PreparedEvent[]> {
+  const { traceparent, tracestate: requestState } = trace;
+  const base = (i: number) => (trace.batch ? `/${i}` : "");
   const dataIssues = events.flatMap((event, i) => schemaIssues(topic, event, base(i)));
   if (dataIssues.length > 0) {
     throw new EventlineError("schema_violation", `data does not match the schema registered for its type`, { issues: dataIssues });
   }
-
-  // Every event of the request shares the request's trace unless it carries its own.
-  const traceparent = headerTraceparent ?? newTraceparent();
-  const tracestate = request.headers.get("tracestate") ?? undefined;
-  const requestState = tracestate !== undefined && isValidTracestate(tracestate) && headerTraceparent ? tracestate : undefined;
 
   // Each event is serialized once, member by member; its size, content hash and stored form
   // all come from those members. The hashes are computed concurrently.
@@ -225,8 +259,8 @@ export async function parseIngest(
     const ownTrace = event.traceparent;
     const eventTrace = ownTrace ?? traceparent;
     const state = ownTrace !== undefined ? event.tracestate : requestState;
-    const trace: Member[] = [["traceparent", JSON.stringify(eventTrace)]];
-    if (state !== undefined) trace.push(["tracestate", JSON.stringify(state)]);
+    const traceMembers: Member[] = [["traceparent", JSON.stringify(eventTrace)]];
+    if (state !== undefined) traceMembers.push(["tracestate", JSON.stringify(state)]);
     prepared.push({
       index,
       partition: partitionFor(event, topic.partitions),
@@ -236,8 +270,11 @@ export async function parseIngest(
       type: event.type,
       ...(event.subject !== undefined && { subject: event.subject }),
       traceparent: eventTrace,
-      members: mergeMembers(content, trace),
+      members: mergeMembers(content, traceMembers),
+      // An event partitioned by its subject joins the subject's stream; one placed by another
+      // partition key does not (its stream lives in the subject's partition).
+      ...(event.subject !== undefined && (event.partitionkey === undefined || event.partitionkey === event.subject) && { stream: true }),
     });
   }
-  return { mode, events: prepared, traceparent };
+  return prepared;
 }
