@@ -35,6 +35,7 @@ export interface Ack {
   partition: number;
   sequence: number;
   duplicate: boolean;
+  streamVersion?: number;
 }
 
 export async function expectAccepted(res: Response): Promise<Ack[]> {
