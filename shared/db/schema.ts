@@ -144,3 +144,66 @@ export const greetings = sqliteTable("greetings", {
   lastMessage: text("last_message").notNull(),
   lastSequence: integer("last_sequence").notNull(),
 });
+
+/**
+ * Read model of the `orders-view` projection (CQRS): one row per order, the state a fold of its
+ * stream gives. `version` is the stream version applied last: a row only ever moves forward.
+ */
+export const ordersView = sqliteTable(
+  "orders_view",
+  {
+    orderId: text("order_id").primaryKey(),
+    customerId: text("customer_id").notNull(),
+    /** `open`, `paid`, `shipped` or `cancelled`. */
+    status: text("status").notNull(),
+    currency: text("currency").notNull(),
+    /** `[{ sku, quantity, unitPrice }]`, in the order lines were added. */
+    lines: text("lines", { mode: "json" }).notNull().$type<{ sku: string; quantity: number; unitPrice: number }[]>(),
+    /** Minor units (cents). */
+    total: integer("total").notNull(),
+    paid: integer("paid").notNull(),
+    version: integer("version").notNull(),
+    /** Partition and sequence of the last event applied. */
+    partition: integer("partition").notNull(),
+    sequence: integer("sequence").notNull(),
+    placedAt: integer("placed_at", { mode: "timestamp_ms" }).notNull(),
+    updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [
+    // The list query filters by status and/or customer and pages newest first.
+    index("orders_view_status").on(t.status, t.placedAt, t.orderId),
+    index("orders_view_customer").on(t.customerId, t.placedAt, t.orderId),
+    index("orders_view_placed").on(t.placedAt, t.orderId),
+  ],
+);
+
+/** Read model of the `customer-summary` projection: orders per customer. */
+export const customerSummaries = sqliteTable("customer_summaries", {
+  customerId: text("customer_id").primaryKey(),
+  orderCount: integer("order_count").notNull(),
+  updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
+});
+
+/** Read model of the `customer-summary` projection: money spent per customer and currency (paid, less refunds of cancelled orders). */
+export const customerSpend = sqliteTable(
+  "customer_spend",
+  {
+    customerId: text("customer_id").notNull(),
+    currency: text("currency").notNull(),
+    totalSpent: integer("total_spent").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.customerId, t.currency] })],
+);
+
+/**
+ * The `customer-summary` projection's own working state: what it needs to know about each order
+ * (whose it is, what was paid) to apply later events that carry only the order id.
+ */
+export const customerSummaryOrders = sqliteTable("customer_summary_orders", {
+  orderId: text("order_id").primaryKey(),
+  customerId: text("customer_id").notNull(),
+  currency: text("currency").notNull(),
+  paid: integer("paid").notNull(),
+  status: text("status").notNull(),
+  version: integer("version").notNull(),
+});
