@@ -67,7 +67,35 @@ export default defineConfig({
       maxRetries: 5,
       backoff: { baseSeconds: 1, capSeconds: 60 },
     },
+    {
+      name: "orders-view",
+      topic: "orders",
+      queue: "SUB_ORDERS_VIEW",
+      description: "Projection: the orders read model in D1 (GET /v1/orders), hosted by the platform Worker.",
+      // An order's events must be applied in stream order; they share a partition.
+      ordering: "partition",
+      maxRetries: 5,
+      backoff: { baseSeconds: 1, capSeconds: 30 },
+    },
+    {
+      name: "customer-summary",
+      topic: "orders",
+      queue: "SUB_CUSTOMER_SUMMARY",
+      description: "Projection: order count and money spent per customer in D1 (GET /v1/customers/{id}/summary).",
+      ordering: "partition",
+      maxRetries: 5,
+      backoff: { baseSeconds: 1, capSeconds: 30 },
+    },
   ],
+  commands: {
+    // The command side's aggregate snapshots: every N events an aggregate's state is kept beside its stream.
+    snapshotEvery: 10,
+    // A command that loses a race for its stream's version is decided again on the new state, this often.
+    conflictRetries: 4,
+    // Read-your-writes: how long a query that names a position may wait for the read model.
+    maxWaitMs: 10_000,
+    defaultWaitMs: 5_000,
+  },
   limits: {
     maxBodyBytes: 1024 * 1024,
     maxEventBytes: 64 * 1024,

@@ -101,6 +101,16 @@ const configSchema = z
         retryAfterSeconds: z.number().int().min(1).max(3600),
       })
       .strict(),
+    commands: z
+      .object({
+        snapshotEvery: z.number().int().min(1).max(10_000).default(10),
+        conflictRetries: z.number().int().min(0).max(20).default(4),
+        maxWaitMs: z.number().int().min(0).max(60_000).default(10_000),
+        defaultWaitMs: z.number().int().min(0).max(60_000).default(5_000),
+      })
+      .strict()
+      .refine((c) => c.defaultWaitMs <= c.maxWaitMs, { message: "defaultWaitMs must not exceed maxWaitMs" })
+      .default({ snapshotEvery: 10, conflictRetries: 4, maxWaitMs: 10_000, defaultWaitMs: 5_000 }),
     read: z
       .object({
         defaultLimit: z.number().int().min(1),

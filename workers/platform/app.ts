@@ -1,4 +1,5 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
 import config from "../../eventline.config";
 import { EventlineError, problemResponse } from "../../shared/errors";
 import { jsonPointer } from "../../shared/json";
@@ -7,6 +8,7 @@ import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import type { AppEnv } from "./context";
 import { docsRoutes } from "./routes/docs";
 import { ingestRoutes } from "./routes/ingest";
+import { orderRoutes } from "./routes/orders";
 import { streamRoutes } from "./routes/streams";
 import { subscriptionAdminRoutes } from "./routes/subscription-admin";
 import { subscriptionRoutes } from "./routes/subscriptions";
@@ -21,6 +23,10 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+\/streams\/[^/]+$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+\/streams\/[^/]+\/events$/, ["GET", "HEAD", "POST"]],
+  [/^\/v1\/orders$/, ["GET", "HEAD", "POST"]],
+  [/^\/v1\/orders\/[^/]+$/, ["GET", "HEAD"]],
+  [/^\/v1\/orders\/[^/]+\/[^/]+$/, ["POST"]],
+  [/^\/v1\/customers\/[^/]+\/summary$/, ["GET", "HEAD"]],
   [/^\/v1\/subscriptions$/, ["GET", "HEAD", "POST"]],
   [/^\/v1\/subscriptions\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
   [/^\/v1\/subscriptions\/[^/]+\/dlq$/, ["GET", "HEAD"]],
@@ -72,6 +78,10 @@ export function createApp() {
       if (err.status >= 500) c.get("log")?.warn("request failed", { code: err.code, detail: err.detail });
       return problemResponse(err, requestId, c.req.path);
     }
+    // Hono's body validators throw these for a body that is not JSON (or not the declared type).
+    if (err instanceof HTTPException && err.status < 500) {
+      return problemResponse(new EventlineError("malformed_request", err.message || "malformed request body"), requestId, c.req.path);
+    }
     c.get("log")?.error("unhandled error", { error: err, path: c.req.path });
     return problemResponse(
       new EventlineError("internal", "an unexpected error occurred; it has been logged with this request id"),
@@ -100,6 +110,7 @@ export function createApp() {
   app.route("/", ingestRoutes(config));
   app.route("/", topicRoutes(config));
   app.route("/", streamRoutes(config));
+  app.route("/", orderRoutes(config));
   app.route("/", subscriptionRoutes(config));
   app.route("/", subscriptionAdminRoutes(config));
   app.route("/", docsRoutes(app));

@@ -1,0 +1,45 @@
+import config, { orderEventSchemas } from "../../../eventline.config";
+import { findTopic } from "../../../shared/config";
+import { PermanentError } from "../../../shared/consumer";
+import {
+  deserializeState,
+  ORDER_EVENT_TYPES,
+  type OrderCommand,
+  type OrderEvent,
+  type OrderEventType,
+  type OrderState,
+  orderDecider,
+  SNAPSHOT_SCHEMA_VERSION,
+  serializeState,
+} from "../../../shared/orders/domain";
+import type { Aggregate } from "./execute";
+
+/** The orders aggregate on the `orders` topic: one stream per order, its subject the order id. */
+
+const topic = findTopic(config, "orders");
+if (topic === undefined) throw new Error("eventline.config.ts must declare the orders topic");
+
+const isOrderEventType = (type: unknown): type is OrderEventType => (ORDER_EVENT_TYPES as readonly unknown[]).includes(type);
+
+/**
+ * A stored event of an order stream as a domain event, its data checked against the topic's
+ * schema. Anything else in an order stream is a bug or tampering: a PermanentError (a consumer
+ * dead-letters it at once instead of retrying).
+ */
+export function parseOrderEvent(stored: Record<string, unknown>): OrderEvent {
+  const type = stored.type;
+  if (!isOrderEventType(type)) throw new PermanentError(`not an order event type: ${JSON.stringify(type)}`);
+  const data = orderEventSchemas[type].safeParse(stored.data);
+  if (!data.success) throw new PermanentError(`${type} data does not match its schema: ${data.error.message}`);
+  return { type, data: data.data } as OrderEvent;
+}
+
+export const ordersAggregate: Aggregate<OrderCommand, OrderEvent, OrderState> = {
+  topic,
+  source: (orderId) => `/orders/${encodeURIComponent(orderId)}`,
+  decider: orderDecider,
+  snapshotSchema: SNAPSHOT_SCHEMA_VERSION,
+  serialize: serializeState,
+  deserialize: deserializeState,
+  parse: parseOrderEvent,
+};
