@@ -70,6 +70,8 @@ export default defineConfig({
     {
       name: "orders-view",
       topic: "orders",
+      // Projections of order streams: an orders event outside a stream (no subject) is not theirs.
+      filter: { streamversion: [{ exists: true }] },
       queue: "SUB_ORDERS_VIEW",
       description: "Projection: the orders read model in D1 (GET /v1/orders), hosted by the platform Worker.",
       // An order's events must be applied in stream order; they share a partition.
@@ -80,6 +82,8 @@ export default defineConfig({
     {
       name: "customer-summary",
       topic: "orders",
+      // Projections of order streams: an orders event outside a stream (no subject) is not theirs.
+      filter: { streamversion: [{ exists: true }] },
       queue: "SUB_CUSTOMER_SUMMARY",
       description: "Projection: order count and money spent per customer in D1 (GET /v1/customers/{id}/summary).",
       ordering: "partition",

@@ -27,7 +27,7 @@ describe("subscription status", () => {
     const list = (await (await request("/v1/subscriptions")).json()) as {
       subscriptions: (SubscriptionStatus & { target: { queue: string } })[];
     };
-    expect(list.subscriptions.map((s) => s.name)).toEqual(["activity", "greetings"]);
+    expect(list.subscriptions.map((s) => s.name)).toEqual(["activity", "greetings", "orders-view", "customer-summary"]);
     expect(list.subscriptions[0]?.target).toEqual({ queue: "eventline-activity", binding: "SUB_ACTIVITY" });
 
     await expectAccepted(

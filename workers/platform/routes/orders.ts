@@ -33,7 +33,7 @@ const IdempotencyHeaders = z.object({
     .regex(/^[A-Za-z0-9_.:-]{1,128}$/, "1-128 characters of A-Z a-z 0-9 _ . : -")
     .optional()
     .openapi({
-      param: { name: "Idempotency-Key", in: "header" },
+      param: { name: "idempotency-key", in: "header" },
       description: "Re-sending a command with the same key returns its first result instead of running it again",
     }),
 });
