@@ -148,6 +148,21 @@ function endToEndLine(results) {
   );
 }
 
+function commandsLines(results) {
+  const c = results.commands;
+  if (c === undefined) return [];
+  const statuses = (x) =>
+    Object.entries(x.statuses)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(", ");
+  return [
+    `Commands (orders demo, ${c.settings.concurrency} concurrent clients, ${c.settings.durationSec} s each; every command loads its stream, decides and appends at the expected version):`,
+    `- distinct orders (place → add-line → pay per order): **${c.distinct.commandsPerSec.toLocaleString("en-US")} commands/s**, p50 ${c.distinct.p50} ms, p99 ${c.distinct.p99} ms (${statuses(c.distinct)}); ${c.distinct.conflictRetries} conflict retries.`,
+    `- one hot order (every client adds/removes its own line): **${c.hot.commandsPerSec.toLocaleString("en-US")} commands/s**, p50 ${c.hot.p50} ms, p99 ${c.hot.p99} ms (${statuses(c.hot)}); **${c.hot.conflictRetries} conflict retries** for ${c.hot.commands} commands; ${c.hot.statuses["409"] ?? 0} gave up with 409 (retries exhausted).`,
+    `- command sent → visible in the orders read model (${c.visible.samples} orders placed 4 at a time, view polled every 5 ms; the queue's max_batch_timeout is 1 s): **p50 ${c.visible.p50} ms, p99 ${c.visible.p99} ms** (max ${c.visible.max} ms).`,
+  ];
+}
+
 export function markdown(results) {
   const { scenarioRows, ratioRows } = rows(results);
   const table = (head, body) =>
@@ -167,11 +182,17 @@ export function markdown(results) {
     "",
     endToEndLine(results),
     "",
+    ...commandsLines(results),
+    "",
     disturbance(results),
     "Ratios of throughput compare medians; the CPU ratios divide workerd CPU per event (baseline ÷ ingest, so 1.0 means " +
       "no overhead). Under Miniflare every Worker and Durable Object shares one workerd process on the same cores as the " +
       "load generator, so spreading over partitions cannot add parallelism here as separate objects do in production.",
   ].join("\n")}\n`;
+}
+
+export function commandsText(results) {
+  return commandsLines(results).join("\n").replaceAll("**", "");
 }
 
 export function textTable(results) {

@@ -9,10 +9,11 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { commandBench } from "./commands.mjs";
 import { childPids, cpuSeconds, machineBusySeconds } from "./cpu.mjs";
 import { endToEnd } from "./e2e.mjs";
 import { BATCH, batchJson, eventJson, keysCoveringPartitions, load, STRUCTURED } from "./load.mjs";
-import { cpuRatio, machine, markdown, ratio, summarize, textTable } from "./report.mjs";
+import { commandsText, cpuRatio, machine, markdown, ratio, summarize, textTable } from "./report.mjs";
 import { buildWorkers, queryD1, revision, startServer, stopServer, versionOf } from "./stack.mjs";
 
 const round2 = (n) => Math.round(n * 100) / 100;
@@ -42,6 +43,10 @@ const settings = {
   // to wait for the consumer to handle them.
   e2eEvents: intEnv("BENCH_E2E_EVENTS", 5000, 100),
   e2eTimeoutSec: intEnv("BENCH_E2E_TIMEOUT", 120, 5),
+  // Command scenarios: seconds per scenario, concurrent clients, and orders timed until visible.
+  commandSec: intEnv("BENCH_COMMAND_DURATION", 8, 1),
+  commandConcurrency: intEnv("BENCH_COMMAND_CONNECTIONS", 8, 1),
+  visibilitySamples: intEnv("BENCH_VISIBILITY_SAMPLES", 100, 1),
   compatibilityDate: "2026-11-01",
 };
 
@@ -227,6 +232,13 @@ async function main() {
     const all = scenarios(server.urls);
     const pids = { server: server.child.pid, workerd: childPids(server.child.pid) };
     const { runs, acknowledged: measuredEvents } = await measure(all, pids);
+    console.log("Commands on the orders demo (distinct orders, one hot order, command → visible)…");
+    const commands = await commandBench({
+      platform: server.urls.platform,
+      durationSec: settings.commandSec,
+      concurrency: settings.commandConcurrency,
+      visibilitySamples: settings.visibilitySamples,
+    });
     const acknowledged = preflightEvents + e2e.events + measuredEvents;
     // Every acknowledged event must be stored; requests still in flight when a run ends may be
     // stored without being counted, hence "at least".
@@ -251,12 +263,30 @@ async function main() {
       },
       scenarios: sr,
       endToEnd: { ...e2e, queue: "eventline-activity: max_batch_size 50, max_batch_timeout 1 s (wrangler.toml)" },
+      commands: {
+        ...commands,
+        settings: { durationSec: settings.commandSec, concurrency: settings.commandConcurrency },
+      },
       ratios: [
         ratio("single-event ingest ÷ baseline", sr.ingestSingle, sr.baselineSingle, 0.8),
         ratio("batch ingest ÷ baseline", sr.ingestBatch, sr.baselineBatch, 0.7),
         ratio(`${PARTITIONS} partitions ÷ 1 partition`, sr.ingestSpread, sr.ingestSingle),
         cpuRatio("single-event CPU/event, baseline ÷ ingest", sr.baselineSingle, sr.ingestSingle),
         cpuRatio("batch CPU/event, baseline ÷ ingest", sr.baselineBatch, sr.ingestBatch),
+        {
+          name: "commands/s (distinct orders) ÷ single-event ingest req/s",
+          value: Math.round((commands.distinct.commandsPerSec / sr.ingestSingle.median) * 1000) / 1000,
+          of: "a command is a stream load + an append at the expected version: two partition calls",
+          target: null,
+          pass: null,
+        },
+        {
+          name: "commands/s, hot order ÷ distinct orders",
+          value: Math.round((commands.hot.commandsPerSec / commands.distinct.commandsPerSec) * 1000) / 1000,
+          of: "cost of racing for one stream version (conflict retries)",
+          target: null,
+          pass: null,
+        },
       ],
       checks: { acknowledgedEvents: acknowledged, storedEvents: stored, allAcknowledgedStored: stored >= acknowledged },
       platformLogLines: logLines,
@@ -265,6 +295,7 @@ async function main() {
     writeResults(results);
 
     console.log(`\n${textTable(results)}`);
+    console.log(`${commandsText(results)}\n`);
     console.log(`Stored ${stored} events for ${acknowledged} acknowledged (${stored >= acknowledged ? "ok" : "MISSING EVENTS"}).`);
     if (logLines?.samples.length)
       console.log(`Platform warnings/errors (first ${logLines.samples.length}):\n${logLines.samples.join("\n")}`);

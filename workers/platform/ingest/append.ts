@@ -94,7 +94,8 @@ async function appendOne(
         traceparent: events[0]?.traceparent,
       });
     } else {
-      log.warn("append rejected", {
+      // A lost version race is the expected outcome of optimistic concurrency, not a fault.
+      log[result.code === "version_conflict" ? "info" : "warn"]("append rejected", {
         topic: topic.name,
         partition,
         count: events.length,
