@@ -51,7 +51,7 @@ const line = (sku, unitPrice = 1000) => ({ sku, quantity: 1, unitPrice });
 /** Distinct orders: each worker places its own orders and runs each through add-line and pay. */
 function distinctOrders(platform) {
   return async (w, record, going) => {
-    for (let n = 0; going(); n++) {
+    while (going()) {
       const placed = record(await send(platform, "/v1/orders", { customerId: `bench-${w}`, currency: "EUR", lines: [line("A")] }));
       if (placed.status !== 201) continue;
       const id = placed.body.orderId;
