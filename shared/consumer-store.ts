@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { Delivery } from "./messages";
 
 /**
@@ -88,6 +89,135 @@ export function settleStatements(
       .bind(...where, at.sequence),
   );
   return statements;
+}
+
+/** What a subscription recorded when it settled an event (its `processed_events` row). */
+export interface SeenRecord {
+  outcome: string;
+  topic: string;
+  partition: number;
+  sequence: number;
+}
+
+/** Rows as the prefetch reads them (parsed: D1 results are untyped). */
+const seenRow = z.object({
+  source: z.string(),
+  event_id: z.string(),
+  outcome: z.string(),
+  topic: z.string(),
+  partition: z.number(),
+  sequence: z.number(),
+});
+const checkpointRow = z.object({ topic: z.string(), partition: z.number(), sequence: z.number() });
+
+/** Reads one event's idempotency record (null: never settled). */
+export function readSeen(db: D1Database, subscription: string, event: { source: string; id: string }): Promise<SeenRecord | null> {
+  return db
+    .prepare("SELECT outcome, topic, partition, sequence FROM processed_events WHERE subscription = ? AND source = ? AND event_id = ?")
+    .bind(subscription, event.source, event.id)
+    .first<SeenRecord>();
+}
+
+/** The statement reading a partition's checkpoint; also appended to a settle batch to learn where it moved. */
+export function checkpointStatement(db: D1Database, at: { subscription: string; topic: string; partition: number }): D1PreparedStatement {
+  return db
+    .prepare("SELECT sequence FROM checkpoints WHERE subscription = ? AND topic = ? AND partition = ?")
+    .bind(at.subscription, at.topic, at.partition);
+}
+
+/** A partition's checkpoint (0: none yet). */
+export async function readCheckpoint(db: D1Database, at: { subscription: string; topic: string; partition: number }): Promise<number> {
+  return (await checkpointStatement(db, at).first<{ sequence: number }>())?.sequence ?? 0;
+}
+
+/** The sequence a `checkpointStatement` read, from its result in a batch (undefined: no row). */
+export function checkpointFrom(result: D1Result | undefined): number | undefined {
+  const row = checkpointRow.pick({ sequence: true }).safeParse(result?.results[0]);
+  return row.success ? row.data.sequence : undefined;
+}
+
+/** Map keys for the batch prefetch (JSON, so no separator can make two keys collide). */
+export const eventKey = (event: { source: string; id: string }): string => JSON.stringify([event.source, event.id]);
+export const partitionKey = (at: { topic: string; partition: number }): string => JSON.stringify([at.topic, at.partition]);
+
+/**
+ * What a `queue()` invocation read up front for all of its messages, in place of one SELECT per
+ * message. Every key asked for has an entry: `seen` null and checkpoint 0 mean "no row when read".
+ * The values may be stale — other invocations keep settling — but only ever in the safe
+ * direction: a record or checkpoint that exists is never removed or moved back (a redrive only
+ * replaces a dead-lettered record with a handled one), so "not seen" and a low checkpoint can be
+ * stale, "seen" and a high one cannot.
+ */
+export interface BatchContext {
+  seen: Map<string, SeenRecord | null>;
+  checkpoints: Map<string, number>;
+}
+
+/** Pairs per prefetch query: D1 binds at most 100 parameters per statement (1 + 2 per pair). */
+const PREFETCH_PAIRS = 40;
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/**
+ * Reads the idempotency records of `events` and the checkpoints of `partitions` in one round trip
+ * (one `db.batch()` of SELECTs, chunked for the parameter limit). The `WITH k AS (VALUES …) JOIN`
+ * form looks each key up by primary key; `(a, b) IN (VALUES …)` would scan the subscription's rows.
+ */
+export async function readBatchContext(
+  db: D1Database,
+  subscription: string,
+  events: { source: string; id: string }[],
+  partitions: { topic: string; partition: number }[],
+): Promise<BatchContext> {
+  // The same event may be in a batch twice, and a partition usually is.
+  const uniqueEvents = [...new Map(events.map((e) => [eventKey(e), e])).values()];
+  const uniquePartitions = [...new Map(partitions.map((p) => [partitionKey(p), p])).values()];
+  const context: BatchContext = {
+    seen: new Map(uniqueEvents.map((e) => [eventKey(e), null])),
+    checkpoints: new Map(uniquePartitions.map((p) => [partitionKey(p), 0])),
+  };
+  const eventChunks = chunks(uniqueEvents, PREFETCH_PAIRS);
+  const partitionChunks = chunks(uniquePartitions, PREFETCH_PAIRS);
+  const values = (n: number) => Array.from({ length: n }, () => "(?, ?)").join(", ");
+  const statements = [
+    ...eventChunks.map((pairs) =>
+      db
+        .prepare(
+          `WITH k(source, event_id) AS (VALUES ${values(pairs.length)})
+           SELECT p.source, p.event_id, p.outcome, p.topic, p.partition, p.sequence
+           FROM k JOIN processed_events p ON p.subscription = ? AND p.source = k.source AND p.event_id = k.event_id`,
+        )
+        .bind(...pairs.flatMap((e) => [e.source, e.id]), subscription),
+    ),
+    ...partitionChunks.map((pairs) =>
+      db
+        .prepare(
+          `WITH k(topic, partition) AS (VALUES ${values(pairs.length)})
+           SELECT c.topic, c.partition, c.sequence
+           FROM k JOIN checkpoints c ON c.subscription = ? AND c.topic = k.topic AND c.partition = k.partition`,
+        )
+        .bind(...pairs.flatMap((p) => [p.topic, p.partition]), subscription),
+    ),
+  ];
+  if (statements.length === 0) return context;
+  const results = await db.batch(statements);
+  for (const result of results.slice(0, eventChunks.length)) {
+    for (const row of result.results) {
+      const { source, event_id: id, ...record } = seenRow.parse(row);
+      context.seen.set(eventKey({ source, id }), record);
+    }
+  }
+  for (const result of results.slice(eventChunks.length)) {
+    for (const row of result.results) {
+      const checkpoint = checkpointRow.parse(row);
+      context.checkpoints.set(partitionKey(checkpoint), checkpoint.sequence);
+    }
+  }
+  return context;
 }
 
 export interface DeadLetterInput {

@@ -1,6 +1,19 @@
 import { z } from "zod";
 import { backoffSeconds, CircuitBreaker, type CircuitBreakerConfig } from "./consumer-policy";
-import { isUniqueViolation, type Position, recordDeadLetter, settleStatements } from "./consumer-store";
+import {
+  type BatchContext,
+  checkpointFrom,
+  checkpointStatement,
+  eventKey,
+  isUniqueViolation,
+  type Position,
+  partitionKey,
+  readBatchContext,
+  readCheckpoint,
+  readSeen,
+  recordDeadLetter,
+  settleStatements,
+} from "./consumer-store";
 import { createLogger, type Logger } from "./logger";
 import { type Delivery, deliverySchema } from "./messages";
 
@@ -10,7 +23,9 @@ import { type Delivery, deliverySchema } from "./messages";
  * idempotency and ordering checks → `handle` → one D1 batch with the handler's effects, the
  * idempotency record and the checkpoint → ack. A failure is retried with exponential backoff
  * and full jitter; a permanent failure, or the last allowed attempt, is dead-lettered at once.
- * Messages of one batch succeed or fail independently.
+ * Messages of one batch succeed or fail independently. `queue()` reads the idempotency records and
+ * checkpoints of a whole batch up front in one round trip (`BatchContext`), so a message usually
+ * costs a single D1 round trip: its settle batch.
  */
 
 /** Throw this (or a ZodError) from `handle` for failures that retrying cannot fix. */
@@ -87,15 +102,26 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     });
   }
 
-  async function process(message: Message<unknown>, env: Env, parsed = deliverySchema.safeParse(message.body)): Promise<Outcome> {
-    const outcome = await settle(message, env, parsed);
+  async function process(
+    message: Message<unknown>,
+    env: Env,
+    parsed = deliverySchema.safeParse(message.body),
+    context?: BatchContext,
+  ): Promise<Outcome> {
+    const outcome = await settle(message, env, parsed, context);
     // Only a handler's success or failure says anything about the dependency behind it; a probe
     // that ended otherwise (duplicate, waiting for order, permanent error) lets the next one through.
     if (outcome !== "handled" && outcome !== "retried") breaker.release();
     return outcome;
   }
 
-  async function settle(message: Message<unknown>, env: Env, parsed: ReturnType<typeof deliverySchema.safeParse>): Promise<Outcome> {
+  /** `context`: what `queue()` prefetched for the batch; without it (or for a key it lacks) D1 is read here. */
+  async function settle(
+    message: Message<unknown>,
+    env: Env,
+    parsed: ReturnType<typeof deliverySchema.safeParse>,
+    context: BatchContext | undefined,
+  ): Promise<Outcome> {
     const db = options.db(env);
     if (!parsed.success || parsed.data.subscription !== options.subscription) {
       const error = parsed.success ? `message for subscription ${parsed.data.subscription}` : parsed.error.message;
@@ -130,10 +156,10 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         return "deferred";
       }
 
-      const seen = await db
-        .prepare("SELECT outcome, topic, partition, sequence FROM processed_events WHERE subscription = ? AND source = ? AND event_id = ?")
-        .bind(options.subscription, event.source, event.id)
-        .first<{ outcome: string; topic: string; partition: number; sequence: number }>();
+      // A prefetched "not seen" may be stale: the processed_events insert in the settle batch is
+      // still the guard. Events sent by reference were not prefetched (their id was not known).
+      const prefetched = context?.seen.get(eventKey(event));
+      const seen = prefetched !== undefined ? prefetched : await readSeen(db, options.subscription, event);
       // A redriven letter replaces its dead-lettered record; anything else seen before is a duplicate.
       const redrive = delivery.redrive !== undefined && seen?.outcome === "dead_lettered";
       if (seen !== null && !redrive) {
@@ -154,11 +180,14 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       }
       // A redriven letter is re-applied where it stands: its successors have moved on already.
       if (ordering === "partition" && delivery.redrive === undefined) {
-        const cp = await db
-          .prepare("SELECT sequence FROM checkpoints WHERE subscription = ? AND topic = ? AND partition = ?")
-          .bind(options.subscription, delivery.topic, delivery.partition)
-          .first<{ sequence: number }>();
-        const applied = cp?.sequence ?? 0;
+        const known = context?.checkpoints.get(partitionKey(delivery));
+        let applied = known ?? (await readCheckpoint(db, key));
+        if (known !== undefined && delivery.prev > applied) {
+          // The prefetched checkpoint may be stale (low, never high): another invocation may have
+          // applied the predecessor since. Read it again before deciding to wait.
+          applied = await readCheckpoint(db, key);
+          context?.checkpoints.set(partitionKey(delivery), applied);
+        }
         if (delivery.sequence <= applied) {
           message.ack();
           return "duplicate";
@@ -172,15 +201,31 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       }
 
       const effects = (await options.handle({ ...event, data }, { env, db, delivery, attempts: message.attempts, log })) ?? [];
+      // In a batch, the settle also reads back where the checkpoint moved (the walk may pass events
+      // settled earlier out of order), so the partition's next message needs no read of its own.
+      const track = context !== undefined && ordering === "partition";
+      const statements = [...effects, ...settleStatements(db, key, event, "handled", redrive)];
+      let results: D1Result[];
       try {
-        await db.batch([...effects, ...settleStatements(db, key, event, "handled", redrive)]);
+        results = await db.batch(track ? [...statements, checkpointStatement(db, key)] : statements);
       } catch (err) {
         // A concurrent delivery of the same event committed first: its effects are the ones kept.
         if (isUniqueViolation(err)) {
+          context?.seen.delete(eventKey(event)); // known to be seen now; a copy later in the batch reads it
           message.ack();
           return "duplicate";
         }
         throw err;
+      }
+      if (context !== undefined) {
+        context.seen.set(eventKey(event), {
+          outcome: "handled",
+          topic: delivery.topic,
+          partition: delivery.partition,
+          sequence: delivery.sequence,
+        });
+        const moved = track ? checkpointFrom(results.at(-1)) : undefined;
+        if (moved !== undefined) context.checkpoints.set(partitionKey(delivery), moved);
       }
       await breaker.success(db);
       message.ack();
@@ -215,32 +260,53 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     return options.resolveRef(delivery, env);
   }
 
+  /**
+   * One read for the whole batch: the idempotency records of its inline events and (ordering
+   * `partition`) the checkpoints of its partitions. If it fails, each message reads for itself.
+   */
+  async function prefetch(
+    db: D1Database,
+    items: { parsed: ReturnType<typeof deliverySchema.safeParse> }[],
+  ): Promise<BatchContext | undefined> {
+    const deliveries = items.flatMap(({ parsed }) =>
+      parsed.success && parsed.data.subscription === options.subscription ? [parsed.data] : [],
+    );
+    const events = deliveries.flatMap(({ event }) =>
+      typeof event?.source === "string" && typeof event.id === "string" ? [{ source: event.source, id: event.id }] : [],
+    );
+    try {
+      return await readBatchContext(db, options.subscription, events, ordering === "partition" ? deliveries : []);
+    } catch (err) {
+      baseLog.warn("batch prefetch failed; reading per message", { error: errorText(err) });
+      return undefined;
+    }
+  }
+
   return {
     breaker,
     process,
     async queue(batch, env) {
+      const items = batch.messages.map((message) => ({ message, parsed: deliverySchema.safeParse(message.body) }));
+      const context = await prefetch(options.db(env), items);
       // Messages settle independently: one failing never affects the others' ack or retry.
       // Without ordering, nothing is gained by waiting: every message is processed at once.
       if (ordering === "none") {
-        await Promise.all(batch.messages.map((m) => process(m, env)));
+        await Promise.all(items.map(({ message, parsed }) => process(message, env, parsed, context)));
         return;
       }
       // Within a partition they are taken in sequence order (Queues does not keep order), so an
       // ordered subscription rarely has to wait for a predecessor that is in the same batch.
-      const byPartition = new Map<
-        string,
-        { sequence: number; message: Message<unknown>; parsed: ReturnType<typeof deliverySchema.safeParse> }[]
-      >();
-      for (const message of batch.messages) {
-        const parsed = deliverySchema.safeParse(message.body);
-        const group = parsed.success ? `${parsed.data.topic}/${parsed.data.partition}` : `invalid/${message.id}`;
+      const byPartition = new Map<string, typeof items>();
+      for (const item of items) {
+        const group = item.parsed.success ? partitionKey(item.parsed.data) : `invalid/${item.message.id}`;
         const list = byPartition.get(group) ?? [];
-        list.push({ sequence: parsed.success ? parsed.data.sequence : 0, message, parsed });
+        list.push(item);
         byPartition.set(group, list);
       }
+      const sequence = ({ parsed }: (typeof items)[number]) => (parsed.success ? parsed.data.sequence : 0);
       await Promise.all(
         [...byPartition.values()].map(async (list) => {
-          for (const { message, parsed } of list.sort((a, b) => a.sequence - b.sequence)) await process(message, env, parsed);
+          for (const { message, parsed } of list.sort((a, b) => sequence(a) - sequence(b))) await process(message, env, parsed, context);
         }),
       );
     },

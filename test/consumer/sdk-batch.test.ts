@@ -1,0 +1,307 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { type Consumer, defineConsumer, PermanentError } from "../../shared/consumer";
+import type { Delivery } from "../../shared/messages";
+import { createEffectsTable, delivery, effect, effects, FakeMessage } from "./helpers";
+
+/**
+ * `queue()` reads a batch's idempotency records and checkpoints up front in one round trip, then
+ * settles each message with one more. These tests count D1 round trips through a proxy, and
+ * check the cases where what was read up front is stale by the time a message is processed.
+ */
+
+beforeAll(createEffectsTable);
+beforeEach(async () => {
+  await env.DB.batch([
+    env.DB.prepare("DELETE FROM test_effects"),
+    env.DB.prepare("DELETE FROM processed_events"),
+    env.DB.prepare("DELETE FROM checkpoints"),
+    env.DB.prepare("DELETE FROM dead_letters"),
+    env.DB.prepare("DELETE FROM delivery_failures"),
+    env.DB.prepare("DELETE FROM subscription_stats"),
+  ]);
+});
+
+interface Counting {
+  db: D1Database;
+  /** SQL of every single-statement round trip (`first`, `all`, `run`, `raw`). */
+  single: string[];
+  /** `db.batch()` round trips. */
+  batches: number;
+  /** Runs after the n-th batch (0: the first) committed, before its caller continues. */
+  afterBatch?: (n: number) => Promise<void>;
+  /** Makes the n-th batch fail. */
+  failBatch?: number;
+}
+
+/** Wraps D1 to count round trips; statements are unwrapped again for the real `batch()`. */
+function counting(db: D1Database): Counting {
+  const state: Counting = { db, single: [], batches: 0 };
+  const real = new WeakMap<D1PreparedStatement, D1PreparedStatement>();
+  const wrap = (statement: D1PreparedStatement, sql: string): D1PreparedStatement => {
+    const proxy = new Proxy(statement, {
+      get(target, prop) {
+        if (prop === "bind") return (...values: unknown[]) => wrap(target.bind(...values), sql);
+        const value: unknown = Reflect.get(target, prop);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          if (prop === "first" || prop === "all" || prop === "run" || prop === "raw") state.single.push(sql);
+          return Reflect.apply(value, target, args);
+        };
+      },
+    });
+    real.set(proxy, statement);
+    return proxy;
+  };
+  state.db = new Proxy(db, {
+    get(target, prop) {
+      if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql), sql);
+      if (prop === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          const n = state.batches++;
+          if (n === state.failBatch) throw new Error("D1_ERROR: injected failure");
+          const results = await target.batch(statements.map((s) => real.get(s) ?? s));
+          await state.afterBatch?.(n);
+          return results;
+        };
+      }
+      const value: unknown = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return state;
+}
+
+function batchOf(messages: FakeMessage[]): MessageBatch<unknown> {
+  return { queue: "q", messages, ackAll() {}, retryAll() {}, metadata: {} } as unknown as MessageBatch<unknown>;
+}
+
+/** A consumer on `db` whose handler writes one effect row per event, counting its calls. */
+function recording(db: D1Database, ordering: "none" | "partition", extra: { schema?: z.ZodType<unknown> } = {}) {
+  const calls: string[] = [];
+  const consumer: Consumer<Env> = defineConsumer<Env>({
+    subscription: "test-sub",
+    db: () => db,
+    maxRetries: 50,
+    ordering,
+    ...extra,
+    handle: async (event, { db: d1, delivery: d }) => {
+      calls.push(event.id);
+      if (event.type === "permanent") throw new PermanentError("not today");
+      return [effect(d1, event, d.sequence)];
+    },
+  });
+  return { consumer, calls };
+}
+
+/** `n` events chained by `prev` in one partition, starting after `from`. */
+function chain(partition: number, from: number, n: number, topic = "events"): Delivery[] {
+  return Array.from({ length: n }, (_, i) => delivery({ topic, partition, sequence: from + i + 1, prev: from + i }));
+}
+
+function shuffled<T>(items: T[]): T[] {
+  return items
+    .map((item, i) => ({ item, key: (i * 7919) % items.length }))
+    .sort((a, b) => a.key - b.key)
+    .map(({ item }) => item);
+}
+
+const settled = (messages: FakeMessage[]) => messages.every((m) => m.acked && m.retries.length === 0);
+const sequencesOf = async () => (await effects()).map((e) => e.sequence);
+const checkpoint = async (partition: number) =>
+  (
+    await env.DB.prepare("SELECT sequence FROM checkpoints WHERE subscription = 'test-sub' AND partition = ?")
+      .bind(partition)
+      .first<{ sequence: number }>()
+  )?.sequence;
+
+describe("consumer SDK batches: D1 round trips", () => {
+  it("an ordered batch of 20 costs one prefetch plus one settle batch per message (per-message path: 3 round trips each)", async () => {
+    const d1 = counting(env.DB);
+    const { consumer } = recording(d1.db, "partition");
+    const messages = shuffled(chain(5, 0, 20)).map((d) => new FakeMessage(d));
+    await consumer.queue(batchOf(messages), env);
+    expect(settled(messages)).toBe(true);
+    expect(await sequencesOf()).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(d1.single).toEqual([]);
+    expect(d1.batches).toBe(1 + 20);
+
+    // The same work through process(), one message at a time: idempotency and checkpoint SELECTs.
+    const before = { single: d1.single.length, batches: d1.batches };
+    for (const d of chain(5, 20, 20)) expect(await consumer.process(new FakeMessage(d), env)).toBe("handled");
+    expect(d1.single.length - before.single).toBe(2 * 20);
+    expect(d1.batches - before.batches).toBe(20);
+    expect(await checkpoint(5)).toBe(40);
+  });
+
+  it("ordering none: one prefetch, then one settle batch per message", async () => {
+    const d1 = counting(env.DB);
+    const { consumer } = recording(d1.db, "none");
+    const messages = [...chain(1, 0, 10), ...chain(2, 0, 10)].map((d) => new FakeMessage(d));
+    await consumer.queue(batchOf(messages), env);
+    expect(settled(messages)).toBe(true);
+    expect(await effects()).toHaveLength(20);
+    expect(d1.single).toEqual([]);
+    expect(d1.batches).toBe(1 + 20);
+  });
+
+  it("a full batch (100 messages, 50 partitions, 30 events seen before) is prefetched in chunks, in one round trip", async () => {
+    const d1 = counting(env.DB);
+    const { consumer, calls } = recording(d1.db, "partition");
+    const bodies = Array.from({ length: 50 }, (_, p) => chain(100 + p, 0, 2)).flat();
+    const seenBefore = bodies.filter((d) => d.sequence === 1 && d.partition < 130);
+    for (const d of seenBefore) expect(await consumer.process(new FakeMessage(d), env)).toBe("handled");
+    calls.length = 0;
+    d1.single.length = 0;
+    d1.batches = 0;
+
+    const messages = shuffled(bodies).map((d) => new FakeMessage(d));
+    await consumer.queue(batchOf(messages), env);
+    expect(settled(messages)).toBe(true);
+    expect(calls).toHaveLength(100 - 30);
+    expect(await effects()).toHaveLength(100);
+    expect(d1.single).toEqual([]);
+    expect(d1.batches).toBe(1 + 70);
+    for (let p = 100; p < 150; p++) expect(await checkpoint(p)).toBe(2);
+  });
+
+  it("if the prefetch fails, each message reads for itself and settles as usual", async () => {
+    const d1 = counting(env.DB);
+    d1.failBatch = 0;
+    const { consumer } = recording(d1.db, "partition");
+    const messages = chain(6, 0, 5).map((d) => new FakeMessage(d));
+    await consumer.queue(batchOf(messages), env);
+    expect(settled(messages)).toBe(true);
+    expect(await sequencesOf()).toEqual([1, 2, 3, 4, 5]);
+    expect(d1.single).toHaveLength(2 * 5);
+  });
+});
+
+describe("consumer SDK batches: stale prefetch", () => {
+  it.each(["none", "partition"] as const)(
+    "ordering %s: an event prefetched as not seen but settled meanwhile by another invocation ends as a duplicate, applied once",
+    async (ordering) => {
+      const d1 = counting(env.DB);
+      const ours = recording(d1.db, ordering);
+      const other = recording(env.DB, ordering);
+      const [body] = chain(7, 0, 1) as [Delivery];
+      d1.afterBatch = async (n) => {
+        if (n === 0) expect(await other.consumer.process(new FakeMessage(body), env)).toBe("handled");
+      };
+      const message = new FakeMessage(body);
+      await ours.consumer.queue(batchOf([message]), env);
+      // Our handler ran on the prefetched "not seen"; the processed_events insert refused the
+      // second settle, so its effects were rolled back and the message acked.
+      expect(ours.calls).toHaveLength(1);
+      expect(other.calls).toHaveLength(1);
+      expect(settled([message])).toBe(true);
+      expect(await effects()).toHaveLength(1);
+      const stats = await env.DB.prepare("SELECT handled FROM subscription_stats WHERE subscription = 'test-sub'").first();
+      expect(stats).toEqual({ handled: 1 });
+      expect(d1.single).toEqual([]);
+    },
+  );
+
+  it("a predecessor settled by another invocation after the prefetch: the checkpoint is read again, and the batch applies", async () => {
+    const d1 = counting(env.DB);
+    const ours = recording(d1.db, "partition");
+    const other = recording(env.DB, "partition");
+    const [first, ...rest] = chain(8, 0, 3) as [Delivery, ...Delivery[]];
+    d1.afterBatch = async (n) => {
+      if (n === 0) expect(await other.consumer.process(new FakeMessage(first), env)).toBe("handled");
+    };
+    const messages = rest.map((d) => new FakeMessage(d));
+    await ours.consumer.queue(batchOf(messages), env);
+    expect(settled(messages)).toBe(true);
+    expect(await sequencesOf()).toEqual([1, 2, 3]);
+    // One re-read, by the first message that would have waited; the second knew from the settle.
+    expect(d1.single).toHaveLength(1);
+    expect(d1.single[0]).toContain("FROM checkpoints");
+    expect(await checkpoint(8)).toBe(3);
+  });
+
+  it("a real gap still defers, after one re-read, and never applies out of order", async () => {
+    const d1 = counting(env.DB);
+    const { consumer, calls } = recording(d1.db, "partition");
+    const [, second, third] = chain(9, 0, 3) as [Delivery, Delivery, Delivery];
+    const messages = [new FakeMessage(third), new FakeMessage(second)];
+    await consumer.queue(batchOf(messages), env);
+    expect(messages.every((m) => !m.acked && m.retries.length === 1)).toBe(true);
+    expect(calls).toEqual([]);
+    expect(d1.single).toHaveLength(2);
+    expect(d1.single.every((sql) => sql.includes("FROM checkpoints"))).toBe(true);
+  });
+
+  it("the checkpoint read back with a settle follows the walk past events settled out of order", async () => {
+    const d1 = counting(env.DB);
+    const { consumer } = recording(d1.db, "partition", { schema: z.object({ n: z.number() }) });
+    const [one, two, three, four] = chain(10, 0, 4) as [Delivery, Delivery, Delivery, Delivery];
+    expect(await consumer.process(new FakeMessage(one), env)).toBe("handled");
+    // Sequence 3 fails validation (permanent) before its predecessor arrives: settled ahead.
+    const bad = { ...three, event: { ...three.event, data: { n: "three" } } };
+    expect(await consumer.process(new FakeMessage(bad), env)).toBe("dead_lettered");
+    expect(await checkpoint(10)).toBe(1);
+    d1.single.length = 0;
+
+    const messages = [new FakeMessage(four), new FakeMessage(two)];
+    await consumer.queue(batchOf(messages), env);
+    expect(settled(messages)).toBe(true);
+    expect(await sequencesOf()).toEqual([1, 2, 4]);
+    // Settling 2 moved the checkpoint to 3 (over the dead letter); 4 applied without a read.
+    expect(d1.single).toEqual([]);
+    expect(await checkpoint(10)).toBe(4);
+  });
+
+  it("an id already handled in another partition, in a batch: not applied, and its successor still applies", async () => {
+    const d1 = counting(env.DB);
+    const { consumer, calls } = recording(d1.db, "partition");
+    const same = { specversion: "1.0", id: "reused-in-batch", source: "/t", type: "t" };
+    expect(await consumer.process(new FakeMessage(delivery({ partition: 11, sequence: 1, prev: 0, event: same })), env)).toBe("handled");
+    calls.length = 0;
+    const messages = [
+      new FakeMessage(delivery({ partition: 12, sequence: 2, prev: 1 })),
+      new FakeMessage(delivery({ partition: 12, sequence: 1, prev: 0, event: same })),
+    ];
+    await consumer.queue(batchOf(messages), env);
+    expect(settled(messages)).toBe(true);
+    expect(calls).toHaveLength(1);
+    expect((await effects()).filter((e) => e.event_id === "reused-in-batch")).toHaveLength(1);
+    expect(await checkpoint(12)).toBe(2);
+  });
+});
+
+describe("consumer SDK batches: duplicates and redrives within one batch", () => {
+  it.each(["none", "partition"] as const)("ordering %s: the same event twice in one batch is applied once", async (ordering) => {
+    const { consumer, calls } = recording(env.DB, ordering);
+    const [a, b, c] = chain(13, 0, 3) as [Delivery, Delivery, Delivery];
+    const messages = [a, b, b, c, a].map((d) => new FakeMessage(d));
+    await consumer.queue(batchOf(messages), env);
+    expect(settled(messages)).toBe(true);
+    expect((await effects()).map((e) => e.sequence).sort()).toEqual([1, 2, 3]);
+    // Ordered, copies are taken one after the other and the second is known as a duplicate.
+    if (ordering === "partition") expect(calls).toHaveLength(3);
+    expect(await checkpoint(13)).toBe(3);
+  });
+
+  it("a redrive of a dead-lettered event is re-applied from the prefetched record; a second copy in the batch is a duplicate", async () => {
+    const d1 = counting(env.DB);
+    const { consumer, calls } = recording(d1.db, "partition");
+    const [body] = chain(14, 0, 1) as [Delivery];
+    const poison = { ...body, event: { ...body.event, type: "permanent" } };
+    expect(await consumer.process(new FakeMessage(poison), env)).toBe("dead_lettered");
+    const letter = await env.DB.prepare("SELECT id FROM dead_letters").first<{ id: string }>();
+    const redrive = { ...body, redrive: { deadLetterId: letter?.id ?? "" } };
+    calls.length = 0;
+    d1.single.length = 0;
+
+    const messages = [new FakeMessage(redrive), new FakeMessage(redrive)];
+    await consumer.queue(batchOf(messages), env);
+    expect(settled(messages)).toBe(true);
+    expect(calls).toHaveLength(1);
+    expect(await effects()).toHaveLength(1);
+    expect(d1.single).toEqual([]);
+    const record = await env.DB.prepare("SELECT outcome FROM processed_events WHERE partition = 14").all();
+    expect(record.results).toEqual([{ outcome: "handled" }]);
+  });
+});
