@@ -2,11 +2,26 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import config from "../eventline.config";
 import { formatSequence } from "../shared/cloudevents";
+import { findTopic } from "../shared/config";
 import { compileFilter } from "../shared/filter";
 import { joinMembers, type Member } from "../shared/json";
 import { createLogger } from "../shared/logger";
 import type { Delivery } from "../shared/messages";
 import { findSubscription, queueBinding, type Route, routesFor } from "../shared/subscriptions";
+import {
+  chainOf,
+  GENESIS_CHAIN,
+  gunzip,
+  gzip,
+  type Manifest,
+  manifestKey,
+  type Segment,
+  segmentKey,
+  segmentLines,
+  segmentText,
+  sha256Bytes,
+  verifyArchive,
+} from "./archive";
 import { createOutboxTable, drainOutbox, OutboxWrites, outboxDepths, type SendBatch } from "./outbox";
 
 /** When a relay attempt fails (or was never finished), the alarm tries again after this. */
@@ -145,10 +160,10 @@ export type AppendResult =
   | { ok: false; code: "overloaded"; detail: string; retryAfter: number };
 
 export interface ReadResult {
-  /** Stored events, exactly as committed (canonical JSON text). */
+  /** Stored events, exactly as committed (canonical JSON text), from the archive or the log. */
   events: string[];
   head: number;
-  /** Lowest sequence still held locally (0 when empty). */
+  /** Lowest sequence that can be read, archived or local (0 when empty). */
   first: number;
   /** Sequence of the last event returned, null when none was. */
   last: number | null;
@@ -192,10 +207,30 @@ export interface LoadedStream {
   complete: boolean;
 }
 
+export interface ArchiveRange {
+  first: number;
+  last: number;
+  segments: number;
+  /** Compressed bytes in R2. */
+  bytes: number;
+}
+
+export interface ArchiveResult {
+  sealed: Segment[];
+  /** Highest sequence archived and verified (0: none). */
+  archivedThrough: number;
+  /** Events removed from the partition log by this call (archived and past retention). */
+  trimmed: number;
+}
+
 export interface PartitionStats {
   head: number;
+  /** Events held in the partition log itself (not counting archived-only ones). */
   count: number;
+  /** Lowest sequence held in the partition log (0 when none). */
   first: number;
+  /** What is in R2, null when nothing is archived yet. */
+  archived: ArchiveRange | null;
   /** Committed events not yet handed to each subscription's queue. */
   outbox: Record<string, number>;
   /** Last sequence routed to each subscription (what it will have seen once caught up). */
@@ -281,6 +316,16 @@ export class PartitionLog extends DurableObject<Env> {
   private readonly log = createLogger({ component: "partition-log" });
   /** Webhook subscriptions created at runtime, compiled; persisted in `runtime_routes`. */
   private runtimeRoutes: Route[] = [];
+  /** Highest sequence archived and verified in R2 (0: none). */
+  private archivedThrough = 0;
+  /** The running archive pass, if any (one at a time). */
+  private archiving: Promise<ArchiveResult> | undefined;
+  /** Decompressed segments recently read, by key (reads of archived ranges page through them). */
+  private readonly segmentCache = new Map<string, string[]>();
+  /** How long archived events stay in the log; an instance field so tests can shorten it. */
+  retentionMs: number | undefined;
+  /** Between archiving and the R2 put: tests use it to simulate a crash there. */
+  afterSegmentPut: (key: string) => Promise<void> = async () => {};
   /** How the relay hands messages to a queue; an instance field so tests can inject failures. */
   send: SendBatch = async (binding: string, bodies: Delivery[]) => {
     await queueBinding(this.env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
@@ -307,6 +352,12 @@ export class PartitionLog extends DurableObject<Env> {
       this.sql.exec(`CREATE UNIQUE INDEX IF NOT EXISTS events_source_id ON events (source, id)`);
       this.createStreamTables();
       createOutboxTable(this.sql);
+      // The archive's manifest, as committed here; R2's manifest.json is a copy written after it.
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS segments (
+        first INTEGER PRIMARY KEY, last INTEGER NOT NULL, count INTEGER NOT NULL,
+        first_received_at INTEGER NOT NULL, last_received_at INTEGER NOT NULL,
+        bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, chain TEXT NOT NULL, key TEXT NOT NULL
+      )`);
       this.sql.exec(`CREATE TABLE IF NOT EXISTS runtime_routes (name TEXT PRIMARY KEY, filter TEXT)`);
       this.runtimeRoutes = this.compileRuntimeRoutes(
         this.sql.exec<{ name: string; filter: string | null }>(`SELECT name, filter FROM runtime_routes ORDER BY name`).toArray(),
@@ -316,6 +367,7 @@ export class PartitionLog extends DurableObject<Env> {
       const last = this.sql.exec<{ s: number | null }>(`SELECT MAX(sequence) AS s FROM events`).one().s ?? 0;
       this.head = Math.max(row ? Number(row.value) : 0, last);
       this.name = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0]?.value;
+      this.archivedThrough = this.sql.exec<{ s: number | null }>(`SELECT MAX(last) AS s FROM segments`).one().s ?? 0;
     });
   }
 
@@ -379,6 +431,7 @@ export class PartitionLog extends DurableObject<Env> {
       // The alarm is the relay's safety net: set before the commit is acknowledged, so an
       // eviction right after the 202 still delivers.
       if (result.ok && result.queued > 0) await this.ensureAlarm(RELAY_RETRY_MS);
+      if (result.ok) await this.scheduleArchive();
       // Resolves once the transaction is on disk; meanwhile later appends may run, which is
       // what the in-flight bound counts.
       await this.ctx.storage.sync();
@@ -550,16 +603,66 @@ export class PartitionLog extends DurableObject<Env> {
     }
   }
 
-  read(from: number, limit: number): ReadResult {
+  /**
+   * Events from `from` in sequence order, exactly as stored: archived ranges come from their R2
+   * segments, the rest from the log, so a reader cannot tell where an event lives.
+   */
+  async read(from: number, limit: number): Promise<ReadResult> {
     const args = parseArgs(readInputSchema, { from, limit }, "read input");
-    const rows = this.sql
-      .exec<{ sequence: number; body: string }>(
-        `SELECT sequence, body FROM events WHERE sequence >= ? ORDER BY sequence LIMIT ?`,
-        args.from,
-        args.limit,
-      )
-      .toArray();
-    return { events: rows.map((r) => r.body), head: this.head, first: this.firstSequence(), last: rows.at(-1)?.sequence ?? null };
+    const localFirst = this.firstSequence();
+    const events: string[] = [];
+    let next = args.from;
+    if (localFirst === 0 || next < localFirst) {
+      // Archived (trimmed) part first, segment by segment.
+      const segments = this.sql
+        .exec<{ first: number; last: number; key: string }>(`SELECT first, last, key FROM segments WHERE last >= ? ORDER BY first`, next)
+        .toArray();
+      for (const segment of segments) {
+        if (events.length >= args.limit || (localFirst !== 0 && next >= localFirst)) break;
+        if (segment.first > next) break; // a hole: cannot happen while segments are contiguous
+        const lines = await this.segmentLinesOf(segment.key);
+        const start = next - segment.first;
+        const take = lines.slice(start, start + (args.limit - events.length));
+        events.push(...take);
+        next += take.length;
+      }
+    }
+    if (events.length < args.limit && localFirst !== 0) {
+      const rows = this.sql
+        .exec<{ sequence: number; body: string }>(
+          `SELECT sequence, body FROM events WHERE sequence >= ? ORDER BY sequence LIMIT ?`,
+          Math.max(next, localFirst),
+          args.limit - events.length,
+        )
+        .toArray();
+      if (rows.length > 0 && rows[0]?.sequence === next) {
+        events.push(...rows.map((r) => r.body));
+        next = (rows.at(-1)?.sequence ?? next - 1) + 1;
+      } else if (rows.length > 0 && events.length === 0) {
+        // `from` lies before anything readable: start at the first event there is.
+        events.push(...rows.map((r) => r.body));
+        next = (rows.at(-1)?.sequence ?? 0) + 1;
+      }
+    }
+    const archivedFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(first) AS s FROM segments`).one().s;
+    return {
+      events,
+      head: this.head,
+      first: archivedFirst ?? localFirst,
+      last: events.length === 0 ? null : next - 1,
+    };
+  }
+
+  private async segmentLinesOf(key: string): Promise<string[]> {
+    const cached = this.segmentCache.get(key);
+    if (cached !== undefined) return cached;
+    const object = await this.env.ARCHIVE.get(key);
+    if (object === null) throw new Error(`archived segment ${key} is missing from R2`);
+    const lines = segmentLines(await gunzip(await object.arrayBuffer()));
+    this.segmentCache.set(key, lines);
+    // A small LRU: reads of an archived range page through a few segments at a time.
+    if (this.segmentCache.size > 8) this.segmentCache.delete(this.segmentCache.keys().next().value as string);
+    return lines;
   }
 
   /** A stream's current version (0 when it has no events). */
@@ -604,7 +707,14 @@ export class PartitionLog extends DurableObject<Env> {
         )
         .toArray()[0] ?? null;
     const { version, lastSequence } = this.streamState(name);
-    const page = this.readStream(name, (snapshot?.version ?? 0) + 1, max);
+    const start = (snapshot?.version ?? 0) + 1;
+    const page = this.readStream(name, start, max);
+    const firstVersion = page.events[0] === undefined ? null : (JSON.parse(page.events[0]) as { streamversion?: number }).streamversion;
+    if (version >= start && firstVersion !== start) {
+      // Its early events were trimmed after archiving and no snapshot covers them: folding the
+      // rest would give a wrong state, so refuse instead.
+      throw new Error(`stream ${name}: versions from ${start} are no longer in the partition log (archived) and no snapshot covers them`);
+    }
     return { snapshot, events: page.events, version, lastSequence, complete: (page.last ?? snapshot?.version ?? 0) >= version };
   }
 
@@ -654,6 +764,7 @@ export class PartitionLog extends DurableObject<Env> {
       head: this.head,
       count: first === 0 ? 0 : this.head - first + 1,
       first,
+      archived: this.archiveRange(),
       outbox: outboxDepths(this.sql),
       routed: Object.fromEntries(routed.map((r) => [r.subscription, r.last_sequence])),
     };
@@ -697,6 +808,297 @@ export class PartitionLog extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarmAt = null;
     await this.relay();
+    try {
+      await this.archive(false);
+    } catch (err) {
+      this.log.warn("archiving failed; the alarm retries", { partition: this.name, error: err });
+      await this.ensureAlarm(RELAY_RETRY_MAX_MS);
+      return;
+    }
+    await this.scheduleArchive();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Archive (R2)
+
+  private topicConfig() {
+    const topic = this.name?.split("/")[0];
+    return topic === undefined ? undefined : findTopic(config, topic);
+  }
+
+  private archiveRange(): ArchiveRange | null {
+    const row = this.sql
+      .exec<{ first: number | null; last: number | null; n: number; bytes: number | null }>(
+        `SELECT MIN(first) AS first, MAX(last) AS last, COUNT(*) AS n, SUM(bytes) AS bytes FROM segments`,
+      )
+      .one();
+    if (row.first === null || row.last === null) return null;
+    return { first: row.first, last: row.last, segments: row.n, bytes: row.bytes ?? 0 };
+  }
+
+  /** Sets the alarm for when the next segment is due (full, or its oldest event old enough) and for trimming. */
+  private async scheduleArchive(): Promise<void> {
+    const topic = this.topicConfig();
+    if (topic === undefined) return;
+    const { segmentEvents, segmentSeconds } = topic.archive;
+    const now = Date.now();
+    if (this.head > this.archivedThrough) {
+      if (this.head - this.archivedThrough >= segmentEvents) return this.ensureAlarm(0);
+      const oldest = this.sql
+        .exec<{ received_at: number }>(`SELECT received_at FROM events WHERE sequence = ?`, this.archivedThrough + 1)
+        .toArray()[0];
+      if (oldest !== undefined) return this.ensureAlarm(Math.max(0, oldest.received_at + segmentSeconds * 1000 - now));
+    }
+    // Archived events still in the log leave it once past retention.
+    const firstLocal = this.sql
+      .exec<{ received_at: number }>(`SELECT received_at FROM events WHERE sequence <= ? ORDER BY sequence LIMIT 1`, this.archivedThrough)
+      .toArray()[0];
+    if (firstLocal !== undefined) await this.ensureAlarm(Math.max(0, firstLocal.received_at + this.retention(topic) - now));
+  }
+
+  private retention(topic: { retentionHours: number }): number {
+    return this.retentionMs ?? topic.retentionHours * 3_600_000;
+  }
+
+  /**
+   * Seals and archives what is unarchived now (operators, tests), then trims what retention
+   * allows. Returns the segments written.
+   */
+  async archiveNow(): Promise<ArchiveResult> {
+    const result = await this.archive(true);
+    await this.scheduleArchive();
+    return result;
+  }
+
+  /** One archive pass at a time; a second call waits for the running one and then runs its own. */
+  private async archive(force: boolean): Promise<ArchiveResult> {
+    while (this.archiving !== undefined) await this.archiving.catch(() => undefined);
+    this.archiving = this.archivePass(force);
+    try {
+      return await this.archiving;
+    } finally {
+      this.archiving = undefined;
+    }
+  }
+
+  private async archivePass(force: boolean): Promise<ArchiveResult> {
+    const topic = this.topicConfig();
+    if (topic === undefined || this.name === undefined) return { sealed: [], archivedThrough: this.archivedThrough, trimmed: 0 };
+    const [, partitionText = "0"] = this.name.split("/");
+    const partition = Number(partitionText);
+    const { segmentEvents, segmentSeconds } = topic.archive;
+    const sealed: Segment[] = [];
+    for (;;) {
+      // A range chosen earlier but not committed (a crash after the R2 put) is sealed again as
+      // the same range, so its key, and so its object, is the same: no duplicate segments.
+      const pending = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'pending_segment'`).toArray()[0];
+      let range: { first: number; last: number };
+      if (pending !== undefined) {
+        range = JSON.parse(pending.value) as { first: number; last: number };
+      } else {
+        const unarchived = this.head - this.archivedThrough;
+        if (unarchived <= 0) break;
+        const oldest = this.sql
+          .exec<{ received_at: number }>(`SELECT received_at FROM events WHERE sequence = ?`, this.archivedThrough + 1)
+          .one().received_at;
+        if (!force && unarchived < segmentEvents && Date.now() - oldest < segmentSeconds * 1000) break;
+        range = { first: this.archivedThrough + 1, last: Math.min(this.head, this.archivedThrough + segmentEvents) };
+        this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('pending_segment', ?)`, JSON.stringify(range));
+      }
+      sealed.push(await this.sealSegment(topic.name, partition, range));
+    }
+    if (sealed.length > 0) await this.writeManifest(topic.name, partition);
+    const trimmed = this.trim(topic);
+    if (sealed.length > 0 || trimmed > 0) {
+      this.log.info("archived", {
+        topic: topic.name,
+        partition,
+        segments: sealed.length,
+        first: sealed[0]?.first ?? null,
+        last: sealed.at(-1)?.last ?? null,
+        archivedThrough: this.archivedThrough,
+        trimmed,
+      });
+    }
+    return { sealed, archivedThrough: this.archivedThrough, trimmed };
+  }
+
+  /** Writes one segment to R2 (or adopts the identical one already there), verifies it, commits it. */
+  private async sealSegment(topic: string, partition: number, range: { first: number; last: number }): Promise<Segment> {
+    const rows = this.sql
+      .exec<{ sequence: number; received_at: number; body: string }>(
+        `SELECT sequence, received_at, body FROM events WHERE sequence BETWEEN ? AND ? ORDER BY sequence`,
+        range.first,
+        range.last,
+      )
+      .toArray();
+    if (rows.length !== range.last - range.first + 1 || rows[0]?.sequence !== range.first) {
+      throw new Error(`partition ${topic}/${partition} cannot seal ${range.first}-${range.last}: events missing from the log`);
+    }
+    const text = segmentText(rows.map((r) => r.body));
+    const key = segmentKey(topic, partition, range.first, range.last);
+    const existing = await this.env.ARCHIVE.get(key);
+    let bytes: Uint8Array;
+    if (existing !== null) {
+      // Put before a crash: adopt it only if it holds exactly these events.
+      bytes = new Uint8Array(await existing.arrayBuffer());
+      if ((await gunzip(bytes)) !== text) throw new Error(`archive object ${key} exists with other content; refusing to overwrite it`);
+    } else {
+      const gz = await gzip(text);
+      await this.env.ARCHIVE.put(key, gz, {
+        httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
+        customMetadata: { first: String(range.first), last: String(range.last), count: String(rows.length) },
+      });
+      await this.afterSegmentPut(key);
+      // Verify by reading it back: what R2 holds, not what we meant to send.
+      const back = await this.env.ARCHIVE.get(key);
+      if (back === null) throw new Error(`archive object ${key} is not readable after the put`);
+      bytes = new Uint8Array(await back.arrayBuffer());
+      if ((await gunzip(bytes)) !== text) throw new Error(`archive object ${key} read back differs from what was written`);
+    }
+    const sha256 = await sha256Bytes(bytes);
+    const previous =
+      this.sql.exec<{ chain: string }>(`SELECT chain FROM segments ORDER BY first DESC LIMIT 1`).toArray()[0]?.chain ?? GENESIS_CHAIN;
+    const segment: Segment = {
+      first: range.first,
+      last: range.last,
+      count: rows.length,
+      firstReceivedAt: rows[0]?.received_at ?? 0,
+      lastReceivedAt: rows.at(-1)?.received_at ?? 0,
+      bytes: bytes.byteLength,
+      sha256,
+      chain: await chainOf(previous, sha256),
+      key,
+    };
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec(
+        `INSERT INTO segments (first, last, count, first_received_at, last_received_at, bytes, sha256, chain, key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        segment.first,
+        segment.last,
+        segment.count,
+        segment.firstReceivedAt,
+        segment.lastReceivedAt,
+        segment.bytes,
+        segment.sha256,
+        segment.chain,
+        segment.key,
+      );
+      this.sql.exec(`DELETE FROM meta WHERE key = 'pending_segment'`);
+    });
+    this.archivedThrough = segment.last;
+    this.segmentCache.set(key, segmentLines(text));
+    return segment;
+  }
+
+  /** The manifest as this object holds it. */
+  manifest(): Manifest | null {
+    if (this.name === undefined) return null;
+    const [topic = "", partition = "0"] = this.name.split("/");
+    const segments = this.sql
+      .exec<{
+        first: number;
+        last: number;
+        count: number;
+        first_received_at: number;
+        last_received_at: number;
+        bytes: number;
+        sha256: string;
+        chain: string;
+        key: string;
+      }>(`SELECT * FROM segments ORDER BY first`)
+      .toArray()
+      .map((r) => ({
+        first: r.first,
+        last: r.last,
+        count: r.count,
+        firstReceivedAt: r.first_received_at,
+        lastReceivedAt: r.last_received_at,
+        bytes: r.bytes,
+        sha256: r.sha256,
+        chain: r.chain,
+        key: r.key,
+      }));
+    return { v: 1, topic, partition: Number(partition), segments, updatedAt: new Date().toISOString() };
+  }
+
+  private async writeManifest(topic: string, partition: number): Promise<void> {
+    const manifest = this.manifest();
+    if (manifest === null) return;
+    await this.env.ARCHIVE.put(manifestKey(topic, partition), JSON.stringify(manifest, null, 1), {
+      httpMetadata: { contentType: "application/json" },
+    });
+  }
+
+  /**
+   * Checks R2 against the manifest there (and that one against this object's): every segment
+   * present, unaltered, contiguous, its chain intact.
+   */
+  async verify(): Promise<{ ok: boolean; segments: number; problems: { key: string; problem: string }[] }> {
+    if (this.name === undefined) return { ok: true, segments: 0, problems: [] };
+    const [topic = "", partition = "0"] = this.name.split("/");
+    const own = this.manifest();
+    const stored = await this.env.ARCHIVE.get(manifestKey(topic, Number(partition)));
+    if (stored === null) {
+      return own === null || own.segments.length === 0
+        ? { ok: true, segments: 0, problems: [] }
+        : {
+            ok: false,
+            segments: own.segments.length,
+            problems: [{ key: manifestKey(topic, Number(partition)), problem: "manifest missing from R2" }],
+          };
+    }
+    const manifest = JSON.parse(await stored.text()) as Manifest;
+    const result = await verifyArchive(this.env.ARCHIVE, manifest);
+    const lastChain = own?.segments.at(-1)?.chain;
+    if (lastChain !== undefined && manifest.segments.at(-1)?.chain !== lastChain) {
+      result.problems.push({ key: manifestKey(topic, Number(partition)), problem: "manifest in R2 differs from the partition's record" });
+      result.ok = false;
+    }
+    return result;
+  }
+
+  /**
+   * Removes events from the log that are archived and verified, older than retention, and no
+   * longer waiting in the outbox. The head is persisted in the same transaction, so sequences
+   * are never reused however many rows go.
+   */
+  private trim(topic: { retentionHours: number }): number {
+    const cutoff = Date.now() - this.retention(topic);
+    const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
+    let upTo = this.archivedThrough;
+    if (outboxFirst !== null) upTo = Math.min(upTo, outboxFirst - 1);
+    const old = this.sql
+      .exec<{ s: number | null }>(`SELECT MAX(sequence) AS s FROM events WHERE sequence <= ? AND received_at < ?`, upTo, cutoff)
+      .one().s;
+    if (old === null) return 0;
+    let removed = 0;
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?)`, String(this.head));
+      removed = this.sql.exec(`DELETE FROM events WHERE sequence <= ?`, old).rowsWritten;
+    });
+    return removed;
+  }
+
+  /** The first sequence committed at or after `timeMs` (ms since epoch); head + 1 when none. */
+  async locate(timeMs: number): Promise<number> {
+    parseArgs(z.number().int().nonnegative(), timeMs, "time");
+    const segment = this.sql
+      .exec<{ first: number; key: string }>(`SELECT first, key FROM segments WHERE last_received_at >= ? ORDER BY first LIMIT 1`, timeMs)
+      .toArray()[0];
+    if (segment !== undefined) {
+      const lines = await this.segmentLinesOf(segment.key);
+      const i = lines.findIndex((line) => Date.parse((JSON.parse(line) as { receivedtime: string }).receivedtime) >= timeMs);
+      if (i >= 0) return segment.first + i;
+    }
+    const row = this.sql
+      .exec<{ s: number | null }>(
+        `SELECT MIN(sequence) AS s FROM events WHERE received_at >= ? AND sequence > ?`,
+        timeMs,
+        this.archivedThrough,
+      )
+      .one();
+    return row.s ?? this.head + 1;
   }
 
   /** Drains the outbox; at most one drain runs at a time, and a failure re-arms the alarm with backoff. */

@@ -91,7 +91,11 @@ export const PartitionStatsSchema = z
     partition: z.number().int(),
     head: z.number().int().openapi({ description: "Highest sequence committed (0 when empty)" }),
     count: z.number().int().openapi({ description: "Events held in the partition log" }),
-    first: z.number().int().openapi({ description: "Lowest sequence held (0 when empty)" }),
+    first: z.number().int().openapi({ description: "Lowest sequence held in the partition log itself (0 when empty)" }),
+    archived: z
+      .object({ first: z.number().int(), last: z.number().int(), segments: z.number().int(), bytes: z.number().int() })
+      .nullable()
+      .openapi({ description: "The range sealed into R2 segments (null: nothing archived yet); reads serve it transparently" }),
     outbox: z.record(z.string(), z.number().int()).openapi({ description: "Committed events not yet handed to each subscription's queue" }),
     routed: z.record(z.string(), z.number().int()).openapi({ description: "Last sequence routed to each subscription" }),
   })
@@ -204,3 +208,46 @@ export const StreamPageSchema = z
     hasMore: z.boolean(),
   })
   .openapi("StreamPage");
+
+export const SegmentSchema = z
+  .object({
+    first: z.number().int(),
+    last: z.number().int(),
+    count: z.number().int(),
+    firstReceivedAt: z.number().int(),
+    lastReceivedAt: z.number().int(),
+    bytes: z.number().int(),
+    sha256: z.string(),
+    chain: z.string().openapi({ description: "SHA-256 of the previous segment's chain + this sha256 (genesis: 64 zeros)" }),
+    key: z.string().openapi({ example: "topics/events/0/00000000000000000001-00000000000000000100.ndjson.gz" }),
+  })
+  .openapi("Segment");
+
+export const ArchiveResponseSchema = z
+  .object({
+    topic: z.string(),
+    partitions: z.array(
+      z.object({
+        partition: z.number().int(),
+        sealed: z.array(SegmentSchema),
+        archivedThrough: z.number().int(),
+        trimmed: z.number().int().openapi({ description: "Events that left the partition log (archived and past retention)" }),
+      }),
+    ),
+  })
+  .openapi("ArchiveResult");
+
+export const ArchiveManifestSchema = z
+  .object({
+    topic: z.string(),
+    partitions: z.array(
+      z.object({
+        partition: z.number().int(),
+        segments: z.array(SegmentSchema),
+        verified: z
+          .object({ ok: z.boolean(), segments: z.number().int(), problems: z.array(z.object({ key: z.string(), problem: z.string() })) })
+          .optional(),
+      }),
+    ),
+  })
+  .openapi("ArchiveManifest");

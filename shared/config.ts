@@ -27,6 +27,18 @@ const topicSchema = z
     schemas: z.record(z.string().min(1), zodSchema).default({}),
     /** When true, only the types listed in `schemas` are accepted (422 otherwise). */
     strictTypes: z.boolean().default(false),
+    /**
+     * Archiving to R2: a partition seals a segment when `segmentEvents` events are unarchived or
+     * the oldest of them is `segmentSeconds` old. Events leave the partition log only once
+     * archived, verified, and older than `retentionHours`.
+     */
+    archive: z
+      .object({
+        segmentEvents: z.number().int().min(1).max(10_000).default(1000),
+        segmentSeconds: z.number().int().min(1).max(86_400).default(300),
+      })
+      .strict()
+      .default({ segmentEvents: 1000, segmentSeconds: 300 }),
     description: z.string().optional(),
   })
   .strict()

@@ -181,6 +181,7 @@ describe("service endpoints", () => {
         "/v1/topics",
         "/v1/topics/{topic}",
         "/v1/topics/{topic}/events",
+        "/v1/topics/{topic}/archive",
         "/v1/topics/{topic}/partitions/{partition}/events",
         "/v1/topics/{topic}/streams/{subject}",
         "/v1/topics/{topic}/streams/{subject}/events",

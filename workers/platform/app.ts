@@ -20,6 +20,7 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/topics$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+\/events$/, ["POST"]],
+  [/^\/v1\/topics\/[^/]+\/archive$/, ["GET", "HEAD", "POST"]],
   [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+\/streams\/[^/]+$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+\/streams\/[^/]+\/events$/, ["GET", "HEAD", "POST"]],

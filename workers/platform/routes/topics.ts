@@ -1,5 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
+  ArchiveManifestSchema,
+  ArchiveResponseSchema,
   EventPageSchema,
   PartitionParam,
   problemResponse,
@@ -54,6 +56,46 @@ const readRoute = createRoute({
   },
 });
 
+const archiveRoute = createRoute({
+  method: "post",
+  path: "/v1/topics/{topic}/archive",
+  tags: ["Topics"],
+  summary: "Seal and archive every partition's unarchived events to R2 now",
+  description:
+    "Each partition writes its unarchived events as segments (at most `archive.segmentEvents` each), verifies each by reading it back, records it in its manifest, then trims archived events past the topic's retention. Normally a partition does this by itself from an alarm.",
+  request: { params: z.object({ topic: TopicParam }) },
+  responses: {
+    200: { description: "What each partition sealed", content: { "application/json": { schema: ArchiveResponseSchema } } },
+    404: problemResponse("Unknown topic"),
+    503: problemResponse("R2 or a partition is unavailable; retry"),
+  },
+});
+
+const manifestRoute = createRoute({
+  method: "get",
+  path: "/v1/topics/{topic}/archive",
+  tags: ["Topics"],
+  summary: "The archive manifest of every partition; `verify=true` checks every segment in R2",
+  request: {
+    params: z.object({ topic: TopicParam }),
+    query: z.object({
+      verify: z
+        .enum(["true", "false"])
+        .optional()
+        .openapi({
+          param: { name: "verify", in: "query" },
+          description: "Read every segment back: presence, size, SHA-256, hash chain, sequences",
+        }),
+    }),
+  },
+  responses: {
+    200: { description: "Segments per partition", content: { "application/json": { schema: ArchiveManifestSchema } } },
+    404: problemResponse("Unknown topic"),
+  },
+});
+
+const partitionsOf = (topic: TopicConfig) => Array.from({ length: topic.partitions }, (_, p) => p);
+
 function requireTopic(config: EventlineConfig, name: string): TopicConfig {
   const topic = findTopic(config, name);
   if (topic === undefined) throw new EventlineError("topic_not_found", `topic ${JSON.stringify(name)} does not exist`);
@@ -82,6 +124,25 @@ export function topicRoutes(config: EventlineConfig) {
   return new OpenAPIHono<AppEnv>()
     .openapi(listRoute, async (c) => c.json({ topics: await Promise.all(config.topics.map((t) => describeTopic(c.env, t))) }, 200))
     .openapi(topicRoute, async (c) => c.json(await describeTopic(c.env, requireTopic(config, c.req.valid("param").topic)), 200))
+    .openapi(archiveRoute, async (c) => {
+      const topic = requireTopic(config, c.req.valid("param").topic);
+      const partitions = await Promise.all(
+        partitionsOf(topic).map(async (partition) => ({ partition, ...(await partitionStub(c.env, topic.name, partition).archiveNow()) })),
+      );
+      return c.json({ topic: topic.name, partitions }, 200);
+    })
+    .openapi(manifestRoute, async (c) => {
+      const topic = requireTopic(config, c.req.valid("param").topic);
+      const verify = c.req.valid("query").verify === "true";
+      const partitions = await Promise.all(
+        partitionsOf(topic).map(async (partition) => {
+          const stub = partitionStub(c.env, topic.name, partition);
+          const segments = (await stub.manifest())?.segments ?? [];
+          return verify ? { partition, segments, verified: await stub.verify() } : { partition, segments };
+        }),
+      );
+      return c.json({ topic: topic.name, partitions }, 200);
+    })
     .openapi(readRoute, async (c) => {
       const { topic: name, partition } = c.req.valid("param");
       const topic = requireTopic(config, name);

@@ -1,0 +1,232 @@
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { gunzip, segmentLines } from "../../durable-objects/archive";
+import type { PartitionLog } from "../../durable-objects/partition-log";
+import { formatSequence } from "../../shared/cloudevents";
+import { partitionFor } from "../../shared/partitioner";
+import { event, expectAccepted, postBatch, readAll, request, waitFor } from "../helpers";
+
+/**
+ * The R2 archive: segments of 100 events (the shipped `archive.segmentEvents` of `events`), each
+ * verified before it counts, trimmed only once archived and past retention; reads cross from R2
+ * into the log without the reader noticing.
+ */
+
+const TOPIC = "events";
+const PARTITIONS = 4;
+
+/** A partition key for each partition, so each test owns a partition. */
+function keyFor(partition: number, salt: string): string {
+  for (let i = 0; ; i++) {
+    const key = `${salt}-${i}`;
+    if (partitionFor({ id: key, partitionkey: key }, PARTITIONS) === partition) return key;
+  }
+}
+
+const stub = (partition: number) => env.PARTITION_LOG.getByName(`${TOPIC}/${partition}`);
+
+async function publish(partition: number, n: number, salt: string): Promise<void> {
+  const key = keyFor(partition, salt);
+  for (let i = 0; i < n; i += 100) {
+    const batch = Array.from({ length: Math.min(100, n - i) }, (_, k) => event({ partitionkey: key, data: { i: i + k, salt } }));
+    await expectAccepted(await postBatch(TOPIC, batch));
+  }
+}
+
+/** Raw stored text of a partition, read through the DO (archive + log). */
+async function storedText(partition: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let from = 1; ; ) {
+    const page = await stub(partition).read(from, 1000);
+    out.push(...page.events);
+    if (page.last === null || page.last >= page.head) return out;
+    from = page.last + 1;
+  }
+}
+
+/** Waits until the subscriptions' outbox rows are sent (trimming keeps events that still have some). */
+async function outboxDrained(partition: number): Promise<void> {
+  const stats = await waitFor(
+    () => stub(partition).stats(),
+    (s) => Object.values(s.outbox).every((n) => n === 0),
+    20_000,
+  );
+  expect(Object.values(stats.outbox).every((n) => n === 0)).toBe(true);
+}
+
+/** Archives with retention 0 (everything archived may go), as time passing would allow. */
+async function archiveAndTrimAll(partition: number) {
+  await outboxDrained(partition);
+  await runInDurableObject(stub(partition), (instance: PartitionLog) => {
+    instance.retentionMs = 0;
+  });
+  return stub(partition).archiveNow();
+}
+
+async function r2Objects(partition: number): Promise<string[]> {
+  const listed = await env.ARCHIVE.list({ prefix: `topics/${TOPIC}/${partition}/` });
+  return listed.objects.map((o) => o.key).sort();
+}
+
+describe("archive", () => {
+  it("segments + log tail are byte-identical to the events as ingested, contiguous, and the chain verifies", async () => {
+    const p = 0;
+    await publish(p, 250, "equal");
+    const ingested = await storedText(p);
+    expect(ingested).toHaveLength(250);
+
+    const result = await archiveAndTrimAll(p);
+    expect(result.sealed.map((s) => [s.first, s.last, s.count])).toEqual([
+      [1, 100, 100],
+      [101, 200, 100],
+      [201, 250, 50],
+    ]);
+    expect(result.archivedThrough).toBe(250);
+    expect(result.trimmed).toBe(250);
+    // More events after archiving stay in the log: the tail.
+    await publish(p, 30, "equal-tail");
+    const stats = await stub(p).stats();
+    expect(stats).toMatchObject({ head: 280, first: 251, count: 30, archived: { first: 1, last: 250, segments: 3 } });
+
+    // The raw R2 objects, gunzipped and concatenated, then the log's own rows: the whole log.
+    const fromR2: string[] = [];
+    for (const segment of result.sealed) {
+      const object = await env.ARCHIVE.get(segment.key);
+      expect(object).not.toBeNull();
+      fromR2.push(...segmentLines(await gunzip(await (object as R2ObjectBody).arrayBuffer())));
+    }
+    const tail = await runInDurableObject(stub(p), (_i, state) =>
+      state.storage.sql.exec<{ body: string }>("SELECT body FROM events ORDER BY sequence").toArray(),
+    );
+    const whole = [...fromR2, ...tail.map((r) => r.body)];
+    expect(whole.slice(0, 250)).toEqual(ingested);
+    expect(whole.map((text) => (JSON.parse(text) as { sequence: string }).sequence)).toEqual(
+      Array.from({ length: 280 }, (_, i) => formatSequence(i + 1)),
+    );
+    // Reads cross from R2 into the log unnoticed, exactly as stored.
+    expect((await storedText(p)).slice(0, 250)).toEqual(ingested);
+    const served = await readAll(TOPIC, p, 64);
+    expect(served.map((e) => Number(e.sequence))).toEqual(Array.from({ length: 280 }, (_, i) => i + 1));
+
+    const manifest = (await (await request(`/v1/topics/${TOPIC}/archive?verify=true`)).json()) as {
+      partitions: { partition: number; segments: unknown[]; verified: { ok: boolean; problems: unknown[] } }[];
+    };
+    expect(manifest.partitions[p]).toMatchObject({ segments: expect.any(Array), verified: { ok: true, problems: [] } });
+    expect(manifest.partitions[p]?.segments).toHaveLength(3);
+    const topic = (await (await request(`/v1/topics/${TOPIC}`)).json()) as { partitionStats: { archived: unknown; first: number }[] };
+    expect(topic.partitionStats[p]).toMatchObject({ first: 251, archived: { first: 1, last: 250, segments: 3 } });
+  });
+
+  it("detects an altered or a deleted segment", async () => {
+    const p = 1;
+    await publish(p, 200, "tamper");
+    await archiveAndTrimAll(p);
+    const [first, second] = (await stub(p).manifest())?.segments ?? [];
+    expect(second).toBeDefined();
+    expect((await stub(p).verify()).ok).toBe(true);
+
+    // Altered: same key, different (valid gzip) content.
+    const original = await (await env.ARCHIVE.get(first?.key ?? ""))?.arrayBuffer();
+    const text = await gunzip(original as ArrayBuffer);
+    const tampered = new Blob([new TextEncoder().encode(text.replace('"salt":"tamper"', '"salt":"TAMPER"'))])
+      .stream()
+      .pipeThrough(new CompressionStream("gzip"));
+    await env.ARCHIVE.put(first?.key ?? "", await new Response(tampered).arrayBuffer());
+    const altered = await stub(p).verify();
+    expect(altered.ok).toBe(false);
+    expect(altered.problems).toEqual([expect.objectContaining({ key: first?.key, problem: expect.stringContaining("differs") })]);
+
+    // Deleted.
+    await env.ARCHIVE.put(first?.key ?? "", original as ArrayBuffer);
+    expect((await stub(p).verify()).ok).toBe(true);
+    await env.ARCHIVE.delete(second?.key ?? "");
+    const deleted = await stub(p).verify();
+    expect(deleted.problems).toEqual([{ key: second?.key, problem: "missing from R2" }]);
+  });
+
+  it("a crash between the R2 put and the commit loses nothing and writes no duplicate segment", async () => {
+    const p = 2;
+    await publish(p, 150, "crash");
+    await outboxDrained(p);
+    await runInDurableObject(stub(p), (instance: PartitionLog) => {
+      instance.afterSegmentPut = async () => {
+        throw new Error("simulated crash after the put");
+      };
+    });
+    const crash = async () => {
+      await stub(p).archiveNow();
+    };
+    await expect(crash()).rejects.toThrow(/simulated crash/);
+    // The object is in R2 but the partition did not record it: nothing is archived, nothing trimmed.
+    expect(await r2Objects(p)).toEqual([`topics/${TOPIC}/${p}/${formatSequence(1)}-${formatSequence(100)}.ndjson.gz`]);
+    expect((await stub(p).stats()).archived).toBeNull();
+    expect(await storedText(p)).toHaveLength(150);
+
+    // Restart, and more events arrive before the next pass: the pending range is sealed as it was.
+    await evictDurableObject(stub(p));
+    await publish(p, 80, "crash-more");
+    const result = await archiveAndTrimAll(p);
+    expect(result.sealed.map((s) => [s.first, s.last])).toEqual([
+      [1, 100],
+      [101, 200],
+      [201, 230],
+    ]);
+    const keys = await r2Objects(p);
+    expect(keys.filter((k) => k.endsWith(".ndjson.gz"))).toHaveLength(3);
+    expect((await stub(p).verify()).ok).toBe(true);
+    const all = await storedText(p);
+    expect(all.map((t) => (JSON.parse(t) as { sequence: string }).sequence)).toEqual(
+      Array.from({ length: 230 }, (_, i) => formatSequence(i + 1)),
+    );
+  });
+
+  it("never trims unarchived events or events still in the outbox, and never reuses a sequence after trimming", async () => {
+    const p = 3;
+    await publish(p, 40, "keep");
+    // Retention 0, but nothing archived yet: a forced pass archives first, so trimming waits for
+    // what the relay has not sent.
+    await runInDurableObject(stub(p), (instance: PartitionLog, state) => {
+      instance.retentionMs = 0;
+      state.storage.sql.exec("INSERT OR IGNORE INTO outbox (subscription, sequence, prev) VALUES ('activity', 35, 34)");
+    });
+    const kept = await stub(p).archiveNow();
+    expect(kept.archivedThrough).toBe(40);
+    expect(kept.trimmed).toBe(34);
+    expect((await stub(p).stats()).first).toBe(35);
+    await runInDurableObject(stub(p), (_i, state) => state.storage.sql.exec("DELETE FROM outbox WHERE sequence = 35"));
+    expect((await stub(p).archiveNow()).trimmed).toBe(6);
+    expect((await stub(p).stats()).count).toBe(0);
+    // Everything trimmed, then restarted: the next event still gets 41.
+    await evictDurableObject(stub(p));
+    const [ack] = await expectAccepted(await postBatch(TOPIC, [event({ partitionkey: keyFor(p, "keep") })]));
+    expect(ack?.sequence).toBe(41);
+    expect((await storedText(p)).length).toBe(41);
+  });
+
+  it("the alarm seals a segment when it is full, or when its oldest event is old enough", async () => {
+    const p = partitionFor({ id: "x", partitionkey: "alarm-full" }, PARTITIONS);
+    const before = (await stub(p).stats()).archived?.last ?? 0;
+    const head = (await stub(p).stats()).head;
+    // Fill whatever is unarchived up to a full segment.
+    const n = 100 - ((head - before) % 100);
+    const batch = Array.from({ length: n }, () => event({ partitionkey: "alarm-full" }));
+    await expectAccepted(await postBatch(TOPIC, batch));
+    await outboxDrained(p);
+    await runDurableObjectAlarm(stub(p));
+    const full = await waitFor(
+      () => stub(p).stats(),
+      (s) => (s.archived?.last ?? 0) >= head + n,
+      10_000,
+    );
+    expect(full.archived?.last).toBe(head + n);
+
+    // A few events, then time passes (their commit times moved back past segmentSeconds).
+    await expectAccepted(await postBatch(TOPIC, [event({ partitionkey: "alarm-full" }), event({ partitionkey: "alarm-full" })]));
+    await runDurableObjectAlarm(stub(p));
+    expect((await stub(p).stats()).archived?.last).toBe(head + n);
+    await runInDurableObject(stub(p), (_i, state) => state.storage.sql.exec("UPDATE events SET received_at = received_at - 60000"));
+    await runDurableObjectAlarm(stub(p));
+    expect((await stub(p).stats()).archived?.last).toBe(head + n + 2);
+  });
+});
