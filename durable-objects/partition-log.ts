@@ -386,6 +386,13 @@ export class PartitionLog extends DurableObject<Env> {
       last_sequence INTEGER NOT NULL,
       updated_at    INTEGER NOT NULL
     )`);
+    // Where trimmed stream events are (their rows are gone; the events are in R2 segments).
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS stream_archive (
+      subject        TEXT NOT NULL,
+      stream_version INTEGER NOT NULL,
+      sequence       INTEGER NOT NULL,
+      PRIMARY KEY (subject, stream_version)
+    ) WITHOUT ROWID`);
     // The latest snapshot per stream, beside it (a newer one replaces it).
     this.sql.exec(`CREATE TABLE IF NOT EXISTS snapshots (
       subject    TEXT PRIMARY KEY,
@@ -678,24 +685,51 @@ export class PartitionLog extends DurableObject<Env> {
   }
 
   /** A stream's events from version `from`, in order, exactly as stored. */
-  readStream(subject: string, from: number, limit: number): StreamPage {
+  /** A stream's events from version `from`, in order, exactly as stored: trimmed ones from the archive. */
+  async readStream(subject: string, from: number, limit: number): Promise<StreamPage> {
     const args = parseArgs(readStreamSchema, { subject, from, limit }, "stream read");
-    const rows = this.sql
-      .exec<{ stream_version: number; body: string }>(
-        `SELECT stream_version, body FROM events WHERE subject = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`,
+    const events: string[] = [];
+    let last: number | null = null;
+    // Versions whose rows were trimmed: their positions were kept in `stream_archive`.
+    const archived = this.sql
+      .exec<{ stream_version: number; sequence: number }>(
+        `SELECT stream_version, sequence FROM stream_archive WHERE subject = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`,
         args.subject,
         args.from,
         args.limit,
       )
       .toArray();
-    return { events: rows.map((r) => r.body), version: this.streamState(args.subject).version, last: rows.at(-1)?.stream_version ?? null };
+    for (const { stream_version, sequence } of archived) {
+      const segment = this.sql
+        .exec<{ first: number; key: string }>(`SELECT first, key FROM segments WHERE first <= ? AND last >= ?`, sequence, sequence)
+        .toArray()[0];
+      if (segment === undefined)
+        throw new Error(`stream ${args.subject} version ${stream_version}: sequence ${sequence} is in no archived segment`);
+      const line = (await this.segmentLinesOf(segment.key))[sequence - segment.first];
+      if (line === undefined) throw new Error(`archived segment ${segment.key} lacks sequence ${sequence}`);
+      events.push(line);
+      last = stream_version;
+    }
+    if (events.length < args.limit) {
+      const rows = this.sql
+        .exec<{ stream_version: number; body: string }>(
+          `SELECT stream_version, body FROM events WHERE subject = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`,
+          args.subject,
+          last === null ? args.from : last + 1,
+          args.limit - events.length,
+        )
+        .toArray();
+      events.push(...rows.map((r) => r.body));
+      last = rows.at(-1)?.stream_version ?? last;
+    }
+    return { events, version: this.streamState(args.subject).version, last };
   }
 
   /**
    * What a command handler needs to rebuild a stream's state in one call: its latest snapshot
    * whose `schema` is `schema` (others are ignored), and the events after it.
    */
-  loadStream(subject: string, schema: number, limit: number = config.read.maxLimit): LoadedStream {
+  async loadStream(subject: string, schema: number, limit: number = config.read.maxLimit): Promise<LoadedStream> {
     const name = parseArgs(subjectSchema, subject, "subject");
     const max = parseArgs(readInputSchema.shape.limit, limit, "limit");
     const snapshot =
@@ -708,12 +742,11 @@ export class PartitionLog extends DurableObject<Env> {
         .toArray()[0] ?? null;
     const { version, lastSequence } = this.streamState(name);
     const start = (snapshot?.version ?? 0) + 1;
-    const page = this.readStream(name, start, max);
+    const page = await this.readStream(name, start, max);
     const firstVersion = page.events[0] === undefined ? null : (JSON.parse(page.events[0]) as { streamversion?: number }).streamversion;
     if (version >= start && firstVersion !== start) {
-      // Its early events were trimmed after archiving and no snapshot covers them: folding the
-      // rest would give a wrong state, so refuse instead.
-      throw new Error(`stream ${name}: versions from ${start} are no longer in the partition log (archived) and no snapshot covers them`);
+      // Folding from anywhere else would give a wrong state: refuse instead.
+      throw new Error(`stream ${name}: version ${start} cannot be read (first found: ${firstVersion ?? "none"})`);
     }
     return { snapshot, events: page.events, version, lastSequence, complete: (page.last ?? snapshot?.version ?? 0) >= version };
   }
@@ -1075,6 +1108,12 @@ export class PartitionLog extends DurableObject<Env> {
     let removed = 0;
     this.ctx.storage.transactionSync(() => {
       this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?)`, String(this.head));
+      // Streams keep finding their trimmed events, in the archive.
+      this.sql.exec(
+        `INSERT OR IGNORE INTO stream_archive (subject, stream_version, sequence)
+         SELECT subject, stream_version, sequence FROM events WHERE sequence <= ? AND stream_version IS NOT NULL`,
+        old,
+      );
       removed = this.sql.exec(`DELETE FROM events WHERE sequence <= ?`, old).rowsWritten;
     });
     return removed;

@@ -65,6 +65,12 @@ export interface ConsumerOptions<Env, Data> {
   resolveRef?: (delivery: Delivery, env: Env) => Promise<StoredEvent>;
   /** Seconds to wait when an event arrives before its predecessor (ordering `partition`). */
   gapRetrySeconds?: number;
+  /**
+   * A replayed event this subscription already settled: `once` (default) acks it as a duplicate
+   * (exactly-once effects); `always` runs `handle` again without re-settling (for at-least-once
+   * side effects such as webhooks, whose receivers decide what a replay means).
+   */
+  replays?: "once" | "always";
 }
 
 type Outcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred";
@@ -142,8 +148,12 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       topic: delivery.topic,
       partition: delivery.partition,
       sequence: delivery.sequence,
-      prev: delivery.prev,
+      // An unchained replay message stands outside the subscription's order chain: -1 links to
+      // nothing, so it never moves the checkpoint.
+      prev: delivery.replay !== undefined && !delivery.replay.chain ? -1 : delivery.prev,
     };
+    // Redriven letters and unchained replays are applied as they come (ADR 0012, ADR 0019).
+    const inChain = delivery.redrive === undefined && (delivery.replay === undefined || delivery.replay.chain);
 
     try {
       const event = (delivery.event as StoredEvent | undefined) ?? (await resolve(delivery, env));
@@ -162,7 +172,23 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       const seen = prefetched !== undefined ? prefetched : await readSeen(db, options.subscription, event);
       // A redriven letter replaces its dead-lettered record; anything else seen before is a duplicate.
       const redrive = delivery.redrive !== undefined && seen?.outcome === "dead_lettered";
+      if (seen !== null && !redrive && delivery.replay !== undefined && options.replays === "always") {
+        const effects = (await options.handle({ ...event, data }, { env, db, delivery, attempts: message.attempts, log })) ?? [];
+        if (effects.length > 0) await db.batch(effects);
+        message.ack();
+        return "handled";
+      }
       if (seen !== null && !redrive) {
+        if (delivery.replay !== undefined) {
+          // Counted, so an operator sees how much of a replay the subscription already had.
+          await db
+            .prepare(
+              `INSERT INTO subscription_stats (subscription, replay_duplicates, updated_at) VALUES (?, 1, ?)
+               ON CONFLICT (subscription) DO UPDATE SET replay_duplicates = replay_duplicates + 1, updated_at = excluded.updated_at`,
+            )
+            .bind(options.subscription, Date.now())
+            .run();
+        }
         const samePosition = seen.topic === delivery.topic && seen.partition === delivery.partition && seen.sequence === delivery.sequence;
         if (!samePosition) {
           // Another event reused this (source, id) in another partition (producers' dedupe is per
@@ -179,7 +205,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         return "duplicate";
       }
       // A redriven letter is re-applied where it stands: its successors have moved on already.
-      if (ordering === "partition" && delivery.redrive === undefined) {
+      if (ordering === "partition" && inChain) {
         const known = context?.checkpoints.get(partitionKey(delivery));
         let applied = known ?? (await readCheckpoint(db, key));
         if (known !== undefined && delivery.prev > applied) {

@@ -25,8 +25,14 @@ export const deliverySchema = z
     ref: z.literal(true).optional(),
     /** Commit time (ms since epoch), for end-to-end latency. */
     committedAt: z.number().int().nonnegative(),
-    /** Set when the message comes from a redrive or a replay job. */
+    /** Set when the message is a redriven dead letter. */
     redrive: z.object({ deadLetterId: z.string() }).optional(),
+    /**
+     * Set when a replay job sent the message. `chain`: the message carries the live `prev` chain
+     * (a rebuild from the start) and is ordered and checkpointed like a live one; otherwise it is
+     * applied as it comes (the job sends in order) and does not move the checkpoint.
+     */
+    replay: z.object({ jobId: z.string(), chain: z.boolean() }).optional(),
   })
   .refine((m) => (m.event === undefined) === (m.ref === true), { message: "exactly one of event and ref" });
 

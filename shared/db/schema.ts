@@ -98,6 +98,8 @@ export const subscriptionStats = sqliteTable("subscription_stats", {
   handled: integer("handled").notNull().default(0),
   retried: integer("retried").notNull().default(0),
   deadLettered: integer("dead_lettered").notNull().default(0),
+  /** Replayed events the subscription had already settled (absorbed by idempotency). */
+  replayDuplicates: integer("replay_duplicates").notNull().default(0),
   updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
 });
 
@@ -206,4 +208,31 @@ export const customerSummaryOrders = sqliteTable("customer_summary_orders", {
   paid: integer("paid").notNull(),
   status: text("status").notNull(),
   version: integer("version").notNull(),
+});
+
+/** Replay jobs, for listing (`GET /v1/replays`); each job's ReplayJob object is the source of truth. */
+export const replayJobs = sqliteTable(
+  "replay_jobs",
+  {
+    id: text("id").primaryKey(),
+    topic: text("topic").notNull(),
+    subscription: text("subscription").notNull(),
+    /** `running`, `done`, `cancelled` or `failed`. */
+    state: text("state").notNull(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
+    /** The job's last reported view (JSON). */
+    view: text("view").notNull(),
+  },
+  (t) => [index("replay_jobs_created").on(t.createdAt)],
+);
+
+/** Read models being rebuilt (truncated and replayed from the log and the archive). */
+export const projectionState = sqliteTable("projection_state", {
+  projection: text("projection").primaryKey(),
+  /** `rebuilding` or `ready`. */
+  state: text("state").notNull(),
+  replayId: text("replay_id"),
+  startedAt: integer("started_at", { mode: "timestamp_ms" }).notNull(),
+  finishedAt: integer("finished_at", { mode: "timestamp_ms" }),
 });

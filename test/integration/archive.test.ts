@@ -229,4 +229,24 @@ describe("archive", () => {
     await runDurableObjectAlarm(stub(p));
     expect((await stub(p).stats()).archived?.last).toBe(head + n + 2);
   });
+
+  it("a stream whose early events were trimmed still reads whole, from the archive and then the log", async () => {
+    const subject = `archived-stream-${crypto.randomUUID()}`;
+    const p = partitionFor({ id: subject, subject }, PARTITIONS);
+    const append = (n: number) =>
+      request(`/v1/topics/${TOPIC}/streams/${subject}/events`, {
+        method: "POST",
+        headers: { "content-type": "application/cloudevents-batch+json" },
+        body: JSON.stringify(Array.from({ length: n }, (_, i) => event({ data: { i } }))),
+      });
+    expect((await append(5)).status).toBe(201);
+    await archiveAndTrimAll(p);
+    expect((await append(3)).status).toBe(201);
+    const page = await stub(p).readStream(subject, 1, 100);
+    expect(page.events.map((e) => (JSON.parse(e) as { streamversion: number }).streamversion)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect((await stub(p).readStream(subject, 4, 2)).last).toBe(5);
+    const loaded = await stub(p).loadStream(subject, 1);
+    expect(loaded).toMatchObject({ snapshot: null, version: 8, complete: true });
+    expect(loaded.events).toHaveLength(8);
+  });
 });

@@ -9,6 +9,7 @@ import type { AppEnv } from "./context";
 import { docsRoutes } from "./routes/docs";
 import { ingestRoutes } from "./routes/ingest";
 import { orderRoutes } from "./routes/orders";
+import { replayRoutes } from "./routes/replays";
 import { streamRoutes } from "./routes/streams";
 import { subscriptionAdminRoutes } from "./routes/subscription-admin";
 import { subscriptionRoutes } from "./routes/subscriptions";
@@ -28,6 +29,9 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/orders\/[^/]+$/, ["GET", "HEAD"]],
   [/^\/v1\/orders\/[^/]+\/[^/]+$/, ["POST"]],
   [/^\/v1\/customers\/[^/]+\/summary$/, ["GET", "HEAD"]],
+  [/^\/v1\/replays$/, ["GET", "HEAD", "POST"]],
+  [/^\/v1\/replays\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
+  [/^\/v1\/projections\/[^/]+\/rebuild$/, ["POST"]],
   [/^\/v1\/subscriptions$/, ["GET", "HEAD", "POST"]],
   [/^\/v1\/subscriptions\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
   [/^\/v1\/subscriptions\/[^/]+\/dlq$/, ["GET", "HEAD"]],
@@ -112,6 +116,7 @@ export function createApp() {
   app.route("/", topicRoutes(config));
   app.route("/", streamRoutes(config));
   app.route("/", orderRoutes(config));
+  app.route("/", replayRoutes(config));
   app.route("/", subscriptionRoutes(config));
   app.route("/", subscriptionAdminRoutes(config));
   app.route("/", docsRoutes(app));

@@ -2,6 +2,7 @@ import { createApp } from "./app";
 import { handleQueue } from "./queue";
 
 export { PartitionLog } from "../../durable-objects/partition-log";
+export { ReplayJob } from "../../durable-objects/replay-job";
 
 const app = createApp();
 

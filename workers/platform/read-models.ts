@@ -29,6 +29,8 @@ export interface Freshness {
   partitions: PartitionFreshness[];
   /** How long the query waited for `after`, when it named one. */
   waitedMs?: number;
+  /** True while the read model is being rebuilt from the log (its data is incomplete). */
+  rebuilding: boolean;
 }
 
 const POSITION = /^(\d{1,6}):(\d{1,15})$/;
@@ -68,7 +70,32 @@ export async function freshness(env: Env, projection: string, topic: TopicConfig
     const done = checkpoints.get(partition) ?? 0;
     return { partition, applied: done, committed, behind: Math.max(0, committed - done) };
   });
-  return { projection, behindEvents: list.reduce((n, p) => n + p.behind, 0), partitions: list };
+  const behindEvents = list.reduce((n, p) => n + p.behind, 0);
+  return {
+    projection,
+    behindEvents,
+    partitions: list,
+    rebuilding: await rebuilding(env, projection, behindEvents, partitions === undefined),
+  };
+}
+
+/**
+ * Whether a rebuild of `projection` is still under way: its replay has not finished, or the read
+ * model has not applied everything yet. Marked finished here, the first time a full check
+ * (every partition consulted) finds it caught up.
+ */
+async function rebuilding(env: Env, projection: string, behindEvents: number, allPartitions: boolean): Promise<boolean> {
+  const row = await env.DB.prepare("SELECT replay_id FROM projection_state WHERE projection = ? AND state = 'rebuilding'")
+    .bind(projection)
+    .first<{ replay_id: string | null }>();
+  if (row === null) return false;
+  if (row.replay_id === null || !allPartitions || behindEvents > 0) return true;
+  const job = await env.REPLAY_JOB.getByName(row.replay_id).status();
+  if (job?.state === "running") return true;
+  await env.DB.prepare("UPDATE projection_state SET state = 'ready', finished_at = ? WHERE projection = ?")
+    .bind(Date.now(), projection)
+    .run();
+  return false;
 }
 
 /**

@@ -18,13 +18,21 @@ const CACHE_MS = 5_000;
 const cache = new Map<string, { view: SubscriptionView | undefined; consumer: Consumer<Env> | undefined; at: number }>();
 
 /** POSTs one event, structured mode, signed; any non-2xx answer or a timeout is a failure. */
-export async function deliverWebhook(view: SubscriptionView, event: Record<string, unknown>, messageId: string): Promise<void> {
+export async function deliverWebhook(
+  view: SubscriptionView,
+  event: Record<string, unknown>,
+  messageId: string,
+  replayId?: string,
+): Promise<void> {
   if (view.webhook === undefined) throw new Error(`subscription ${view.name} has no webhook`);
   const body = JSON.stringify(event);
   const headers: Record<string, string> = {
     "content-type": "application/cloudevents+json",
     ...(await signWebhook(view.webhook.secret, messageId, Math.floor(Date.now() / 1000), body)),
   };
+  // A replayed delivery says so (and which job); its webhook-id is the original's, so a receiver
+  // that dedupes by it ignores the replay unless it looks at this header.
+  if (replayId !== undefined) headers["eventline-replay"] = replayId;
   if (typeof event.traceparent === "string") headers.traceparent = event.traceparent;
   const res = await fetch(view.webhook.url, { method: "POST", headers, body, signal: AbortSignal.timeout(TIMEOUT_MS) });
   await res.body?.cancel();
@@ -44,9 +52,11 @@ async function consumerFor(env: Env, name: string): Promise<{ view: Subscription
           maxRetries: view.maxRetries,
           ordering: view.ordering,
           backoff: view.backoff,
+          // A replay to a webhook subscription is sent again even if it was delivered before.
+          replays: "always",
           handle: async (event, { delivery }) => {
             // The webhook id is stable across retries of one delivery, so receivers can dedupe.
-            await deliverWebhook(view, event, `${delivery.topic}-${delivery.partition}-${delivery.sequence}`);
+            await deliverWebhook(view, event, `${delivery.topic}-${delivery.partition}-${delivery.sequence}`, delivery.replay?.jobId);
             return [];
           },
         });

@@ -82,6 +82,7 @@ const FreshnessSchema = z
       z.object({ partition: z.number().int(), applied: z.number().int(), committed: z.number().int(), behind: z.number().int() }),
     ),
     waitedMs: z.number().int().optional().openapi({ description: "How long the query waited for `after`" }),
+    rebuilding: z.boolean().openapi({ description: "True while the read model is rebuilt from the log (incomplete until done)" }),
   })
   .openapi("Freshness", { description: "How far the read model is behind the log" });
 
