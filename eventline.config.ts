@@ -33,15 +33,16 @@ export default defineConfig({
       name: "events",
       partitions: 4,
       retentionHours: 24 * 7,
-      // Small so archiving is visible in local dev: a segment per 100 events or 30 s.
-      archive: { segmentEvents: 100, segmentSeconds: 30 },
+      // A segment per 1,000 events, or sooner once its oldest event is 30 s old, so archiving is
+      // visible in local dev within half a minute.
+      archive: { segmentEvents: 1000, segmentSeconds: 30 },
       description: "General-purpose topic: any event type, no data schema.",
     },
     {
       name: "orders",
       partitions: 4,
       retentionHours: 24 * 30,
-      archive: { segmentEvents: 100, segmentSeconds: 30 },
+      archive: { segmentEvents: 1000, segmentSeconds: 30 },
       strictTypes: true,
       schemas: orderEventSchemas,
       description: "Demo domain: order lifecycle events, each type with a data schema.",

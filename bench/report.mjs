@@ -148,6 +148,21 @@ function endToEndLine(results) {
   );
 }
 
+function archiveLines(results) {
+  const a = results.archiveReplay;
+  if (a === undefined) return [];
+  const t = a.archiveThroughput;
+  const kb = (n) => `${Math.round(n / 1024).toLocaleString("en-US")} KiB`;
+  return [
+    `Archive (segments of up to 1,000 events, gzip NDJSON in R2, each checked by SHA-256 before it counts):` +
+      (t
+        ? ` over the whole run the partitions' archive passes sealed **${t.events.toLocaleString("en-US")} events in ${t.segments.toLocaleString("en-US")} segments at ${t.eventsPerSec?.toLocaleString("en-US")} events/s of archiving work** (all topics);`
+        : "") +
+      ` the final forced seal of ${a.topic} took ${a.seal.ms} ms for ${a.seal.events} events; ${a.topic} holds ${a.archive.events.toLocaleString("en-US")} of ${a.archive.of.toLocaleString("en-US")} events archived in ${a.archive.segments} segments (${kb(a.archive.bytes)}, ${a.archive.bytesPerEvent} bytes/event).`,
+    `Replay of the whole topic to \`${a.subscription}\` (rate 10,000/s; the events are still in the partition logs too, so the job reads SQLite rows): **${a.replay.eventsPerSec.toLocaleString("en-US")} events/s** (${a.replay.sent} sent in ${a.replay.ms} ms) vs. a raw read of the same ${a.rawRead.segments} R2 segments inside workerd (get, SHA-256, gunzip, parse: the archive verify route) at **${a.rawRead.eventsPerSec.toLocaleString("en-US")} events/s**: ratio **${a.ratio}**.`,
+  ];
+}
+
 function commandsLines(results) {
   const c = results.commands;
   if (c === undefined) return [];
@@ -184,6 +199,8 @@ export function markdown(results) {
     "",
     ...commandsLines(results),
     "",
+    ...archiveLines(results),
+    "",
     disturbance(results),
     "Ratios of throughput compare medians; the CPU ratios divide workerd CPU per event (baseline ÷ ingest, so 1.0 means " +
       "no overhead). Under Miniflare every Worker and Durable Object shares one workerd process on the same cores as the " +
@@ -192,7 +209,7 @@ export function markdown(results) {
 }
 
 export function commandsText(results) {
-  return commandsLines(results).join("\n").replaceAll("**", "");
+  return [...commandsLines(results), ...archiveLines(results)].join("\n").replaceAll("**", "");
 }
 
 export function textTable(results) {

@@ -9,6 +9,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { archiveAndReplay } from "./archive.mjs";
 import { commandBench } from "./commands.mjs";
 import { childPids, cpuSeconds, machineBusySeconds } from "./cpu.mjs";
 import { endToEnd } from "./e2e.mjs";
@@ -239,6 +240,16 @@ async function main() {
       concurrency: settings.commandConcurrency,
       visibilitySamples: settings.visibilitySamples,
     });
+    console.log("Archive and replay (topic events → subscription activity)…");
+    const archiveReplay = await archiveAndReplay({
+      platform: server.urls.platform,
+      topic: "events",
+      subscription: "activity",
+      timeoutSec: 300,
+    });
+    console.log(
+      `  replay ${archiveReplay.replay.eventsPerSec} events/s; R2 segment read ${archiveReplay.rawRead.eventsPerSec} events/s (ratio ${archiveReplay.ratio})`,
+    );
     const acknowledged = preflightEvents + e2e.events + measuredEvents;
     // Every acknowledged event must be stored; requests still in flight when a run ends may be
     // stored without being counted, hence "at least".
@@ -246,6 +257,14 @@ async function main() {
     const logLines = await stopServer(server.child);
     server = undefined;
 
+    // Archive throughput over the whole run: events sealed per second of archiving work.
+    const passes = logLines?.archive;
+    if (passes !== undefined && passes !== null) {
+      archiveReplay.archiveThroughput = {
+        ...passes,
+        eventsPerSec: passes.ms > 0 ? Math.round((passes.events / passes.ms) * 1000) : null,
+      };
+    }
     const sr = Object.fromEntries(Object.entries(all).map(([k, s]) => [k, summarize(s, runs[k])]));
     const results = {
       command: "npm run bench",
@@ -263,6 +282,7 @@ async function main() {
       },
       scenarios: sr,
       endToEnd: { ...e2e, queue: "eventline-activity: max_batch_size 50, max_batch_timeout 1 s (wrangler.toml)" },
+      archiveReplay,
       commands: {
         ...commands,
         settings: { durationSec: settings.commandSec, concurrency: settings.commandConcurrency },
@@ -277,6 +297,13 @@ async function main() {
           name: "commands/s (distinct orders) ÷ single-event ingest req/s",
           value: Math.round((commands.distinct.commandsPerSec / sr.ingestSingle.median) * 1000) / 1000,
           of: "a command is a stream load + an append at the expected version: two partition calls",
+          target: null,
+          pass: null,
+        },
+        {
+          name: "replay events/s ÷ raw R2 read events/s",
+          value: archiveReplay.ratio,
+          of: `replay of ${archiveReplay.replay.sent} events ÷ get + SHA-256 + gunzip + parse of the same ${archiveReplay.rawRead.segments} segments in workerd`,
           target: null,
           pass: null,
         },

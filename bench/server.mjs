@@ -44,9 +44,24 @@ async function queuesFromWrangler() {
   return { producers, triggers };
 }
 
+/** Durable Object classes (all SQLite-backed) and R2 buckets of the platform, from wrangler.toml. */
+async function storageFromWrangler() {
+  const wrangler = parse(await readFile(path.join(import.meta.dirname, "..", "wrangler.toml"), "utf8"));
+  const objects = wrangler.durable_objects?.bindings ?? [];
+  return {
+    env: {
+      ...Object.fromEntries(objects.map((o) => [o.name, { type: "durable-object", worker: "platform", exportName: o.class_name }])),
+      ...Object.fromEntries((wrangler.r2_buckets ?? []).map((b) => [b.binding, { type: "r2", name: b.bucket_name }])),
+    },
+    exports: Object.fromEntries(objects.map((o) => [o.class_name, { type: "durable-object", storage: "sqlite" }])),
+  };
+}
+
 async function start({ platform, baseline, persist }) {
   const queues = await queuesFromWrangler();
-  const logs = { lines: 0, byLevel: {}, samples: [] };
+  const storage = await storageFromWrangler();
+  // `archive`: what the partitions' archive passes report in their "archived" log lines.
+  const logs = { lines: 0, byLevel: {}, samples: [], archive: { passes: 0, segments: 0, events: 0, ms: 0 } };
   const mf = new Miniflare({
     ...LOOPBACK,
     logRequests: false,
@@ -61,6 +76,19 @@ async function start({ platform, baseline, persist }) {
       const level = /"level":"(\w+)"/.exec(log.message)?.[1] ?? log.level;
       logs.byLevel[level] = (logs.byLevel[level] ?? 0) + 1;
       if ((level === "warn" || level === "error") && logs.samples.length < 5) logs.samples.push(log.message.slice(0, 500));
+      if (log.message.includes('"msg":"archived"')) {
+        try {
+          const line = JSON.parse(log.message);
+          if (line.segments > 0) {
+            logs.archive.passes++;
+            logs.archive.segments += line.segments;
+            logs.archive.events += line.last - line.first + 1;
+            logs.archive.ms += line.durationMs ?? 0;
+          }
+        } catch {
+          // not one of ours
+        }
+      }
     },
     workers: [
       {
@@ -69,12 +97,12 @@ async function start({ platform, baseline, persist }) {
           compatibilityDate: COMPATIBILITY_DATE,
           manifest: await manifest(platform),
           env: {
-            PARTITION_LOG: { type: "durable-object", worker: "platform", exportName: "PartitionLog" },
+            ...storage.env,
             DB: { type: "d1", id: "DB" },
             ...queues.producers,
           },
           triggers: queues.triggers,
-          exports: { PartitionLog: { type: "durable-object", storage: "sqlite" } },
+          exports: storage.exports,
         },
         dev,
       },

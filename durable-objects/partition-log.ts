@@ -24,6 +24,8 @@ import {
 } from "./archive";
 import { createOutboxTable, drainOutbox, OutboxWrites, outboxDepths, type SendBatch } from "./outbox";
 
+const hex = (buffer: ArrayBuffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+
 /** When a relay attempt fails (or was never finished), the alarm tries again after this. */
 const RELAY_RETRY_MS = 2_000;
 const RELAY_RETRY_MAX_MS = 60_000;
@@ -324,6 +326,8 @@ export class PartitionLog extends DurableObject<Env> {
   private readonly segmentCache = new Map<string, string[]>();
   /** How long archived events stay in the log; an instance field so tests can shorten it. */
   retentionMs: number | undefined;
+  /** Events per segment, instead of the topic's `archive.segmentEvents` (tests use small segments). */
+  segmentEvents: number | undefined;
   /** Between archiving and the R2 put: tests use it to simulate a crash there. */
   afterSegmentPut: (key: string) => Promise<void> = async () => {};
   /** How the relay hands messages to a queue; an instance field so tests can inject failures. */
@@ -873,7 +877,8 @@ export class PartitionLog extends DurableObject<Env> {
   private async scheduleArchive(): Promise<void> {
     const topic = this.topicConfig();
     if (topic === undefined) return;
-    const { segmentEvents, segmentSeconds } = topic.archive;
+    const { segmentSeconds } = topic.archive;
+    const segmentEvents = this.segmentEvents ?? topic.archive.segmentEvents;
     const now = Date.now();
     if (this.head > this.archivedThrough) {
       if (this.head - this.archivedThrough >= segmentEvents) return this.ensureAlarm(0);
@@ -915,11 +920,13 @@ export class PartitionLog extends DurableObject<Env> {
   }
 
   private async archivePass(force: boolean): Promise<ArchiveResult> {
+    const started = Date.now();
     const topic = this.topicConfig();
     if (topic === undefined || this.name === undefined) return { sealed: [], archivedThrough: this.archivedThrough, trimmed: 0 };
     const [, partitionText = "0"] = this.name.split("/");
     const partition = Number(partitionText);
-    const { segmentEvents, segmentSeconds } = topic.archive;
+    const { segmentSeconds } = topic.archive;
+    const segmentEvents = this.segmentEvents ?? topic.archive.segmentEvents;
     const sealed: Segment[] = [];
     for (;;) {
       // A range chosen earlier but not committed (a crash after the R2 put) is sealed again as
@@ -951,6 +958,7 @@ export class PartitionLog extends DurableObject<Env> {
         last: sealed.at(-1)?.last ?? null,
         archivedThrough: this.archivedThrough,
         trimmed,
+        durationMs: Date.now() - started,
       });
     }
     return { sealed, archivedThrough: this.archivedThrough, trimmed };
@@ -971,25 +979,32 @@ export class PartitionLog extends DurableObject<Env> {
     const text = segmentText(rows.map((r) => r.body));
     const key = segmentKey(topic, partition, range.first, range.last);
     const existing = await this.env.ARCHIVE.get(key);
-    let bytes: Uint8Array;
+    let size: number;
+    let sha256: string;
     if (existing !== null) {
-      // Put before a crash: adopt it only if it holds exactly these events.
-      bytes = new Uint8Array(await existing.arrayBuffer());
+      // Put before a crash: adopt it only if it holds exactly these events (read back in full).
+      const bytes = new Uint8Array(await existing.arrayBuffer());
       if ((await gunzip(bytes)) !== text) throw new Error(`archive object ${key} exists with other content; refusing to overwrite it`);
+      size = bytes.byteLength;
+      sha256 = await sha256Bytes(bytes);
     } else {
       const gz = await gzip(text);
-      await this.env.ARCHIVE.put(key, gz, {
+      sha256 = await sha256Bytes(gz);
+      // Verified by checksum: R2 refuses the put unless the bytes it stored hash to `sha256`;
+      // then the object's metadata must say so too.
+      const put = await this.env.ARCHIVE.put(key, gz, {
+        sha256,
         httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
         customMetadata: { first: String(range.first), last: String(range.last), count: String(rows.length) },
       });
       await this.afterSegmentPut(key);
-      // Verify by reading it back: what R2 holds, not what we meant to send.
-      const back = await this.env.ARCHIVE.get(key);
-      if (back === null) throw new Error(`archive object ${key} is not readable after the put`);
-      bytes = new Uint8Array(await back.arrayBuffer());
-      if ((await gunzip(bytes)) !== text) throw new Error(`archive object ${key} read back differs from what was written`);
+      const stored = await this.env.ARCHIVE.head(key);
+      const storedSha = stored?.checksums.sha256;
+      if (stored === null || put === null || stored.size !== gz.byteLength || (storedSha !== undefined && hex(storedSha) !== sha256)) {
+        throw new Error(`archive object ${key} does not match what was written (size ${stored?.size ?? "missing"} of ${gz.byteLength})`);
+      }
+      size = gz.byteLength;
     }
-    const sha256 = await sha256Bytes(bytes);
     const previous =
       this.sql.exec<{ chain: string }>(`SELECT chain FROM segments ORDER BY first DESC LIMIT 1`).toArray()[0]?.chain ?? GENESIS_CHAIN;
     const segment: Segment = {
@@ -998,7 +1013,7 @@ export class PartitionLog extends DurableObject<Env> {
       count: rows.length,
       firstReceivedAt: rows[0]?.received_at ?? 0,
       lastReceivedAt: rows.at(-1)?.received_at ?? 0,
-      bytes: bytes.byteLength,
+      bytes: size,
       sha256,
       chain: await chainOf(previous, sha256),
       key,

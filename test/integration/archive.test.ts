@@ -8,8 +8,8 @@ import { partitionFor } from "../../shared/partitioner";
 import { event, expectAccepted, postBatch, readAll, request, waitFor } from "../helpers";
 
 /**
- * The R2 archive: segments of 100 events (the shipped `archive.segmentEvents` of `events`), each
- * verified before it counts, trimmed only once archived and past retention; reads cross from R2
+ * The R2 archive: segments of 100 events here (each partition's `segmentEvents` override; the
+ * shipped config uses 1,000), each verified before it counts, trimmed only once archived and past retention; reads cross from R2
  * into the log without the reader noticing.
  */
 
@@ -26,7 +26,15 @@ function keyFor(partition: number, salt: string): string {
 
 const stub = (partition: number) => env.PARTITION_LOG.getByName(`${TOPIC}/${partition}`);
 
+/** Segments of 100 events in this partition, so a few hundred events make several. */
+async function smallSegments(partition: number): Promise<void> {
+  await runInDurableObject(stub(partition), (instance: PartitionLog) => {
+    instance.segmentEvents = 100;
+  });
+}
+
 async function publish(partition: number, n: number, salt: string): Promise<void> {
+  await smallSegments(partition);
   const key = keyFor(partition, salt);
   for (let i = 0; i < n; i += 100) {
     const batch = Array.from({ length: Math.min(100, n - i) }, (_, k) => event({ partitionkey: key, data: { i: i + k, salt } }));
@@ -60,6 +68,7 @@ async function archiveAndTrimAll(partition: number) {
   await outboxDrained(partition);
   await runInDurableObject(stub(partition), (instance: PartitionLog) => {
     instance.retentionMs = 0;
+    instance.segmentEvents = 100;
   });
   return stub(partition).archiveNow();
 }
@@ -150,6 +159,7 @@ describe("archive", () => {
     await publish(p, 150, "crash");
     await outboxDrained(p);
     await runInDurableObject(stub(p), (instance: PartitionLog) => {
+      instance.segmentEvents = 100;
       instance.afterSegmentPut = async () => {
         throw new Error("simulated crash after the put");
       };
@@ -206,6 +216,7 @@ describe("archive", () => {
 
   it("the alarm seals a segment when it is full, or when its oldest event is old enough", async () => {
     const p = partitionFor({ id: "x", partitionkey: "alarm-full" }, PARTITIONS);
+    await smallSegments(p);
     const before = (await stub(p).stats()).archived?.last ?? 0;
     const head = (await stub(p).stats()).head;
     // Fill whatever is unarchived up to a full segment.
