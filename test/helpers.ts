@@ -1,6 +1,7 @@
 import { exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import config from "../eventline.config";
+import { partitionFor } from "../shared/partitioner";
 
 export const BASE = "http://eventline.test";
 export const STRUCTURED = "application/cloudevents+json";
@@ -111,5 +112,13 @@ export async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boo
     const value = await read();
     if (done(value) || Date.now() > deadline) return value;
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A partition key (`<salt>-<n>`) that places events in `partition`, so a test can own a partition. */
+export function partitionKeyFor(partition: number, partitions: number, salt: string): string {
+  for (let i = 0; ; i++) {
+    const key = `${salt}-${i}`;
+    if (partitionFor({ id: key, partitionkey: key }, partitions) === partition) return key;
   }
 }

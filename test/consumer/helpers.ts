@@ -47,6 +47,15 @@ export function delivery(overrides: Partial<Delivery> & { event?: Record<string,
   };
 }
 
+/** Empties the test effects and every table the SDK writes, so each test starts from nothing. */
+export async function resetConsumerState(): Promise<void> {
+  await env.DB.batch(
+    ["test_effects", "processed_events", "checkpoints", "dead_letters", "delivery_failures", "subscription_stats"].map((table) =>
+      env.DB.prepare(`DELETE FROM ${table}`),
+    ),
+  );
+}
+
 export async function createEffectsTable(): Promise<void> {
   await env.DB.exec(
     "CREATE TABLE IF NOT EXISTS test_effects (event_id TEXT NOT NULL, sequence INTEGER NOT NULL, applied_at INTEGER NOT NULL)",

@@ -3,7 +3,7 @@ import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type Consumer, defineConsumer, PermanentError } from "../../shared/consumer";
 import type { Delivery } from "../../shared/messages";
-import { createEffectsTable, delivery, effect, effects, FakeMessage } from "./helpers";
+import { createEffectsTable, delivery, effect, effects, FakeMessage, resetConsumerState } from "./helpers";
 
 /**
  * `queue()` reads a batch's idempotency records and checkpoints up front in one round trip, then
@@ -12,16 +12,7 @@ import { createEffectsTable, delivery, effect, effects, FakeMessage } from "./he
  */
 
 beforeAll(createEffectsTable);
-beforeEach(async () => {
-  await env.DB.batch([
-    env.DB.prepare("DELETE FROM test_effects"),
-    env.DB.prepare("DELETE FROM processed_events"),
-    env.DB.prepare("DELETE FROM checkpoints"),
-    env.DB.prepare("DELETE FROM dead_letters"),
-    env.DB.prepare("DELETE FROM delivery_failures"),
-    env.DB.prepare("DELETE FROM subscription_stats"),
-  ]);
-});
+beforeEach(resetConsumerState);
 
 interface Counting {
   db: D1Database;

@@ -4,19 +4,10 @@ import { z } from "zod";
 import { defineConsumer, PermanentError, resolveFromLog } from "../../shared/consumer";
 import { backoffCeiling, backoffSeconds, CircuitBreaker } from "../../shared/consumer-policy";
 import { event, expectAccepted, postStructured } from "../helpers";
-import { createEffectsTable, delivery, effect, effects, FakeMessage } from "./helpers";
+import { createEffectsTable, delivery, effect, effects, FakeMessage, resetConsumerState } from "./helpers";
 
 beforeAll(createEffectsTable);
-beforeEach(async () => {
-  await env.DB.batch([
-    env.DB.prepare("DELETE FROM test_effects"),
-    env.DB.prepare("DELETE FROM processed_events"),
-    env.DB.prepare("DELETE FROM checkpoints"),
-    env.DB.prepare("DELETE FROM dead_letters"),
-    env.DB.prepare("DELETE FROM delivery_failures"),
-    env.DB.prepare("DELETE FROM subscription_stats"),
-  ]);
-});
+beforeEach(resetConsumerState);
 
 const deadLetters = async () =>
   (await env.DB.prepare("SELECT * FROM dead_letters ORDER BY dead_lettered_at").all<Record<string, unknown>>()).results;

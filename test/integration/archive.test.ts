@@ -5,7 +5,7 @@ import { gunzip, segmentLines } from "../../durable-objects/archive";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import { formatSequence } from "../../shared/cloudevents";
 import { partitionFor } from "../../shared/partitioner";
-import { event, expectAccepted, postBatch, readAll, request, waitFor } from "../helpers";
+import { event, expectAccepted, partitionKeyFor, postBatch, readAll, request, waitFor } from "../helpers";
 
 /**
  * The R2 archive: segments of 100 events here (each partition's `segmentEvents` override; the
@@ -16,13 +16,7 @@ import { event, expectAccepted, postBatch, readAll, request, waitFor } from "../
 const TOPIC = "events";
 const PARTITIONS = 4;
 
-/** A partition key for each partition, so each test owns a partition. */
-function keyFor(partition: number, salt: string): string {
-  for (let i = 0; ; i++) {
-    const key = `${salt}-${i}`;
-    if (partitionFor({ id: key, partitionkey: key }, PARTITIONS) === partition) return key;
-  }
-}
+const keyFor = (partition: number, salt: string) => partitionKeyFor(partition, PARTITIONS, salt);
 
 const stub = (partition: number) => env.PARTITION_LOG.getByName(`${TOPIC}/${partition}`);
 

@@ -4,17 +4,11 @@ import { describe, expect, it } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import type { ReplayJob, ReplaySpec, ReplayView } from "../../durable-objects/replay-job";
 import type { Delivery } from "../../shared/messages";
-import { partitionFor } from "../../shared/partitioner";
-import { event, expectAccepted, expectProblem, postBatch, request, waitFor } from "../helpers";
+import { event, expectAccepted, expectProblem, partitionKeyFor, postBatch, request, waitFor } from "../helpers";
 
 const TOPIC = "events";
 
-function keyFor(partition: number, salt: string): string {
-  for (let i = 0; ; i++) {
-    const key = `${salt}-${i}`;
-    if (partitionFor({ id: key, partitionkey: key }, 4) === partition) return key;
-  }
-}
+const keyFor = (partition: number, salt: string) => partitionKeyFor(partition, 4, salt);
 
 async function publish(partition: number, types: string[], salt: string) {
   const key = keyFor(partition, salt);

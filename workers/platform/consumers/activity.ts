@@ -1,13 +1,9 @@
-import { defineConsumer, resolveFromLog } from "../../../shared/consumer";
-import { findSubscription } from "../../../shared/subscriptions";
+import { configuredConsumer } from "./configured";
 
 /**
  * The built-in `activity` subscription: a read model of what flows through each topic, by event
  * type (count, last event, last seen), written with the consumer SDK like any user consumer.
  */
-
-const subscription = findSubscription("activity");
-if (subscription === undefined) throw new Error("eventline.config.ts must declare the activity subscription");
 
 /** The projection's effects; a module object so tests can inject faults into it. */
 export const activityProjection = {
@@ -24,14 +20,6 @@ export const activityProjection = {
   },
 };
 
-export const activityConsumer = defineConsumer<Env>({
-  subscription: subscription.name,
-  db: (env) => env.DB,
-  maxRetries: subscription.maxRetries,
-  ordering: subscription.ordering,
-  backoff: subscription.backoff,
-  circuitBreaker: subscription.circuitBreaker,
-  resolveRef: resolveFromLog((env) => env.PARTITION_LOG),
-  handle: async (event, { env, delivery }) =>
-    activityProjection.statements(env.DB, { topic: delivery.topic, type: event.type, id: event.id, receivedAt: delivery.committedAt }),
-});
+export const activityConsumer = configuredConsumer("activity", async (event, { env, delivery }) =>
+  activityProjection.statements(env.DB, { topic: delivery.topic, type: event.type, id: event.id, receivedAt: delivery.committedAt }),
+);

@@ -1,10 +1,10 @@
 import { eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { type Consumer, defineConsumer, resolveFromLog, type StoredEvent } from "../../../shared/consumer";
+import type { StoredEvent } from "../../../shared/consumer";
 import { customerSpend, customerSummaries, customerSummaryOrders, ordersView } from "../../../shared/db/schema";
 import { type OrderEvent, type OrderState, orderDecider } from "../../../shared/orders/domain";
-import { findSubscription } from "../../../shared/subscriptions";
 import { parseOrderEvent } from "../commands/orders";
+import { configuredConsumer } from "./configured";
 
 /**
  * The orders read models (CQRS), as projections built with the consumer SDK: each handler
@@ -173,23 +173,8 @@ export async function customerSummaryStatements(d1: D1Database, stored: StoredEv
   return queries;
 }
 
-function projection(name: string, handle: Parameters<typeof defineConsumer<Env>>[0]["handle"]): Consumer<Env> {
-  const subscription = findSubscription(name);
-  if (subscription === undefined) throw new Error(`eventline.config.ts must declare the ${name} subscription`);
-  return defineConsumer<Env>({
-    subscription: subscription.name,
-    db: (env) => env.DB,
-    maxRetries: subscription.maxRetries,
-    ordering: subscription.ordering,
-    backoff: subscription.backoff,
-    circuitBreaker: subscription.circuitBreaker,
-    resolveRef: resolveFromLog((env) => env.PARTITION_LOG),
-    handle,
-  });
-}
-
-export const ordersViewConsumer = projection(ORDERS_VIEW, (event, { env, delivery }) =>
+export const ordersViewConsumer = configuredConsumer(ORDERS_VIEW, (event, { env, delivery }) =>
   ordersViewStatements(env.DB, event, { partition: delivery.partition, sequence: delivery.sequence }),
 );
 
-export const customerSummaryConsumer = projection(CUSTOMER_SUMMARY, (event, { env }) => customerSummaryStatements(env.DB, event));
+export const customerSummaryConsumer = configuredConsumer(CUSTOMER_SUMMARY, (event, { env }) => customerSummaryStatements(env.DB, event));

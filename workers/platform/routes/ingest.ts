@@ -1,11 +1,11 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { IngestResponseSchema, problemResponse, TopicParam } from "../../../shared/api-schemas";
 import { BATCH_CONTENT_TYPE, envelopeSchema, STRUCTURED_CONTENT_TYPE } from "../../../shared/cloudevents";
-import { type EventlineConfig, findTopic } from "../../../shared/config";
-import { EventlineError } from "../../../shared/errors";
+import type { EventlineConfig } from "../../../shared/config";
 import type { AppEnv } from "../context";
 import { appendToPartitions } from "../ingest/append";
 import { parseIngest } from "../ingest/parse";
+import { requireTopic } from "../validation";
 
 /** The validating envelope schema itself, named for the document. */
 const CloudEventSchema = envelopeSchema.openapi("CloudEvent", {
@@ -51,8 +51,7 @@ export function ingestRoutes(config: EventlineConfig) {
   // document but handled without the generic body validator.
   app.post("/v1/topics/:topic/events", async (c) => {
     const name = c.req.param("topic");
-    const topic = findTopic(config, name);
-    if (topic === undefined) throw new EventlineError("topic_not_found", `topic ${JSON.stringify(name)} does not exist`);
+    const topic = requireTopic(config, name);
     const parsed = await parseIngest(c.req.raw, topic, config, c.get("incomingTraceparent"));
     c.set("traceparent", parsed.traceparent);
     const log = c.get("log").with({ traceparent: parsed.traceparent });

@@ -1,10 +1,11 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problemResponse } from "../../../shared/api-schemas";
-import { type EventlineConfig, findTopic } from "../../../shared/config";
+import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
-import { compileFilter, FilterError, type FilterPattern } from "../../../shared/filter";
+import type { FilterPattern } from "../../../shared/filter";
 import type { AppEnv } from "../context";
 import { findSubscriptionView } from "../subscription-registry";
+import { requireTopic, requireValidFilter } from "../validation";
 
 /**
  * Replays (a ReplayJob object per job) and projection rebuilds (truncate the read model, then
@@ -174,8 +175,7 @@ export function replayRoutes(config: EventlineConfig) {
       chain?: boolean;
     },
   ) {
-    const topic = findTopic(config, input.topic);
-    if (topic === undefined) throw new EventlineError("topic_not_found", `topic ${JSON.stringify(input.topic)} does not exist`);
+    const topic = requireTopic(config, input.topic);
     const sub = await findSubscriptionView(env.DB, input.subscription);
     if (sub === undefined) throw new EventlineError("not_found", `subscription ${JSON.stringify(input.subscription)} does not exist`);
     if (sub.topic !== topic.name) {
@@ -190,16 +190,7 @@ export function replayRoutes(config: EventlineConfig) {
         issues: [{ path: "/partitions", message: bad.length > 0 ? `no partition ${bad.join(", ")}` : "a partition is listed twice" }],
       });
     }
-    try {
-      compileFilter(input.filter);
-    } catch (err) {
-      if (err instanceof FilterError) {
-        throw new EventlineError("schema_violation", err.message, {
-          issues: err.issues.map((i) => ({ path: `/filter${i.path === "/" ? "" : i.path}`, message: i.message })),
-        });
-      }
-      throw err;
-    }
+    requireValidFilter(input.filter);
     if (input.to !== undefined) {
       const before =
         "sequence" in input.from && "sequence" in input.to

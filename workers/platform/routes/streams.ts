@@ -11,13 +11,14 @@ import {
   TopicParam,
 } from "../../../shared/api-schemas";
 import { BATCH_CONTENT_TYPE, type CloudEvent, STRUCTURED_CONTENT_TYPE } from "../../../shared/cloudevents";
-import { type EventlineConfig, findTopic, type TopicConfig } from "../../../shared/config";
+import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError, type ProblemIssue } from "../../../shared/errors";
 import { jsonPointer } from "../../../shared/json";
 import { partitionFor } from "../../../shared/partitioner";
 import type { AppEnv } from "../context";
 import { appendToStream, partitionStub } from "../ingest/append";
 import { decodeIngest, envelopeError, prepareRequestEvents } from "../ingest/parse";
+import { requireTopic } from "../validation";
 
 /**
  * Streams (event sourcing): the events of one subject within a topic, in the partition the
@@ -93,12 +94,6 @@ const readRoute = createRoute({
     404: problemResponse("Unknown topic"),
   },
 });
-
-function requireTopic(config: EventlineConfig, name: string): TopicConfig {
-  const topic = findTopic(config, name);
-  if (topic === undefined) throw new EventlineError("topic_not_found", `topic ${JSON.stringify(name)} does not exist`);
-  return topic;
-}
 
 /** Puts every event of a stream append in the stream: subject filled in or checked, no other partition key. */
 function assignToStream(events: CloudEvent[], subject: string, batch: boolean): CloudEvent[] {

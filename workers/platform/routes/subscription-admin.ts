@@ -2,11 +2,11 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problemResponse } from "../../../shared/api-schemas";
 import { type EventlineConfig, SUBSCRIPTION_NAME } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
-import { compileFilter, FilterError } from "../../../shared/filter";
 import { generateWebhookSecret, isValidWebhookSecret } from "../../../shared/webhook-signature";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
 import { isConfigSubscription, WEBHOOK_MAX_RETRIES, webhookRoutesOf } from "../subscription-registry";
+import { requireValidFilter } from "../validation";
 
 const CreateSubscriptionSchema = z
   .object({
@@ -89,16 +89,7 @@ export function subscriptionAdminRoutes(config: EventlineConfig) {
           issues: [{ path: "/topic", message: "unknown topic" }],
         });
       }
-      try {
-        compileFilter(body.filter);
-      } catch (err) {
-        if (err instanceof FilterError) {
-          throw new EventlineError("schema_violation", err.message, {
-            issues: err.issues.map((i) => ({ path: `/filter${i.path === "/" ? "" : i.path}`, message: i.message })),
-          });
-        }
-        throw err;
-      }
+      requireValidFilter(body.filter);
       if (body.webhook.secret !== undefined && !isValidWebhookSecret(body.webhook.secret)) {
         throw new EventlineError("invalid_parameter", "webhook.secret must be whsec_ followed by the base64 of 24 to 64 random bytes", {
           issues: [{ path: "/webhook/secret", message: "not a Standard Webhooks secret" }],

@@ -11,10 +11,11 @@ import {
   TopicSchema,
 } from "../../../shared/api-schemas";
 import { BATCH_CONTENT_TYPE } from "../../../shared/cloudevents";
-import { type EventlineConfig, findTopic, type TopicConfig } from "../../../shared/config";
+import type { EventlineConfig, TopicConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
+import { requireTopic } from "../validation";
 
 const listRoute = createRoute({
   method: "get",
@@ -95,12 +96,6 @@ const manifestRoute = createRoute({
 });
 
 const partitionsOf = (topic: TopicConfig) => Array.from({ length: topic.partitions }, (_, p) => p);
-
-function requireTopic(config: EventlineConfig, name: string): TopicConfig {
-  const topic = findTopic(config, name);
-  if (topic === undefined) throw new EventlineError("topic_not_found", `topic ${JSON.stringify(name)} does not exist`);
-  return topic;
-}
 
 async function describeTopic(env: Env, topic: TopicConfig) {
   const partitionStats = await Promise.all(
