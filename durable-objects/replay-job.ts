@@ -79,6 +79,8 @@ export interface ReplayView {
   etaSeconds: number | null;
 }
 
+/** Consecutive failed ticks after which a job gives up (state `failed`). */
+const MAX_FAILED_TICKS = 10;
 /** Events read per partition call, and sent at most per tick. */
 const PAGE = 100;
 const MAX_PER_TICK = 1000;
@@ -115,7 +117,7 @@ export class ReplayJob extends DurableObject<Env> {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS job (
         id TEXT PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, error TEXT,
         created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, started_at INTEGER NOT NULL,
-        finished_at INTEGER, resent INTEGER NOT NULL DEFAULT 0
+        finished_at INTEGER, resent INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0
       )`);
       this.sql.exec(`CREATE TABLE IF NOT EXISTS positions (
         partition INTEGER PRIMARY KEY, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,
@@ -269,19 +271,31 @@ export class ReplayJob extends DurableObject<Env> {
       }
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      this.log.error("replay tick failed; retrying", { id: spec.id, error: err });
-      this.sql.exec(`UPDATE job SET error = ?, updated_at = ?`, message, Date.now());
-      await this.ctx.storage.setAlarm(Date.now() + 5_000);
+      const failures = this.sql
+        .exec<{ failures: number }>(
+          `UPDATE job SET error = ?, updated_at = ?, failures = failures + 1 RETURNING failures`,
+          message,
+          Date.now(),
+        )
+        .one().failures;
+      if (failures >= MAX_FAILED_TICKS) {
+        // It keeps failing (e.g. the queue is gone): stop, with the position kept for a new job.
+        this.sql.exec(`UPDATE job SET state = 'failed', finished_at = ?`, Date.now());
+        this.log.error("replay failed", { id: spec.id, failures, error: err });
+      } else {
+        this.log.error("replay tick failed; retrying", { id: spec.id, failures, error: err });
+        await this.ctx.storage.setAlarm(Date.now() + Math.min(60_000, 1_000 * 2 ** failures));
+      }
       await this.record();
       return;
     }
     const remaining = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM positions WHERE position < to_seq`).one().n;
     const now = Date.now();
     if (remaining === 0) {
-      this.sql.exec(`UPDATE job SET state = 'done', error = NULL, updated_at = ?, finished_at = ?`, now, now);
+      this.sql.exec(`UPDATE job SET state = 'done', error = NULL, failures = 0, updated_at = ?, finished_at = ?`, now, now);
       this.log.info("replay done", { id: spec.id, ...this.totals() });
     } else {
-      this.sql.exec(`UPDATE job SET error = NULL, updated_at = ?`, now);
+      this.sql.exec(`UPDATE job SET error = NULL, failures = 0, updated_at = ?`, now);
       // Paced: the next tick when this one's events are due at `rate`.
       await this.ctx.storage.setAlarm(started + Math.ceil((sentThisTick / spec.rate) * 1000));
     }

@@ -299,4 +299,21 @@ describe("projection rebuild from the archive", () => {
     // Rebuilding again while one runs is refused only while it runs; unknown projections are 404.
     expect((await expectProblem(await request("/v1/projections/nope/rebuild", json({})), 404)).code).toBe("not_found");
   });
+
+  it("gives up as failed after repeated failing ticks, keeping its position", async () => {
+    const acks = await publish(2, ["x", "y"], "fail");
+    const id = "rpl_00000000000000000000000000000004";
+    const stub = env.REPLAY_JOB.getByName(id);
+    await runInDurableObject(stub, (job: ReplayJob) => {
+      job.send = async () => {
+        throw new Error("queue unavailable");
+      };
+    });
+    await stub.start(spec(id, { partitions: [2], from: { sequence: acks[0]?.sequence ?? 1 }, to: { sequence: acks[1]?.sequence ?? 1 } }));
+    for (let i = 0; i < 10; i++) await runDurableObjectAlarm(stub);
+    const view = await statusOf(stub);
+    expect(view).toMatchObject({ state: "failed", error: "queue unavailable", sent: 0 });
+    expect(view?.partitions[0]?.position).toBe((acks[0]?.sequence ?? 1) - 1);
+    expect(view?.finishedAt).not.toBeNull();
+  });
 });
