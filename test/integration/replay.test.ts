@@ -179,6 +179,41 @@ describe("replay targeting", () => {
   });
 });
 
+describe("replay to a webhook subscription", () => {
+  it("sends the range to the receiver again, marked with the replay id; nothing goes to other subscriptions", async () => {
+    const name = "hook-replay";
+    const create = await request("/v1/subscriptions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name, topic: TOPIC, filter: { type: ["hooked"] }, webhook: { url: `${env.WEBHOOK_SINK}/hooks/${name}` } }),
+    });
+    expect(create.status).toBe(201);
+    const received = async () =>
+      (await (await fetch(`${env.WEBHOOK_SINK}/control/${name}`)).json()) as { headers: Record<string, string>; body: string }[];
+    const acks = await publish(0, ["hooked", "not-hooked", "hooked"], "hook");
+    await waitFor(received, (r) => r.length >= 2, 20_000);
+    const res = await request("/v1/replays", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        topic: TOPIC,
+        partitions: [0],
+        from: { sequence: acks[0]?.sequence },
+        to: { sequence: acks.at(-1)?.sequence },
+        subscription: name,
+      }),
+    });
+    const job = (await res.json()) as ReplayView;
+    expect(res.status).toBe(201);
+    const all = await waitFor(received, (r) => r.length >= 4, 20_000);
+    expect(all).toHaveLength(4);
+    const replayed = all.filter((r) => r.headers["eventline-replay"] === job.id);
+    expect(replayed.map((r) => (JSON.parse(r.body) as { id: string }).id)).toEqual([acks[0]?.id, acks[2]?.id]);
+    // The webhook-id is the original delivery's, so a receiver that dedupes by it can tell.
+    expect(new Set(all.map((r) => r.headers["webhook-id"])).size).toBe(2);
+  });
+});
+
 describe("resumability", () => {
   it("a replay interrupted mid-way (a crash after a send, then an eviction) completes without gaps; the re-sent batch is counted", async () => {
     const acks = await publish(
