@@ -1,6 +1,6 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
@@ -24,6 +24,8 @@ export default defineConfig(async () => {
       setupFiles: ["./test/setup.ts"],
       globalSetup: ["./test/global-setup.ts"],
       include: ["test/**/*.test.ts"],
+      // The CLI tests run in Node against a real local stack: vitest.cli.config.ts.
+      exclude: [...configDefaults.exclude, "test/cli/**"],
       testTimeout: 30_000,
       // Request/append log lines are shown for failing tests only.
       silent: "passed-only" as const,

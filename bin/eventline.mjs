@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// @ts-check
+/**
+ * eventline: the operator CLI for the Eventline HTTP API (see bin/README.md).
+ * `eventline help` lists the commands; exit codes: 0 ok, 1 API error, 2 usage, 3 unreachable,
+ * 130 interrupted.
+ */
+import { readFileSync } from "node:fs";
+import { ApiError, CliError, createClient, EXIT, UsageError } from "./lib/api.mjs";
+import { commandHelp, DEFAULT_URL, findCommand, mainHelp, parseCommandLine } from "./lib/cli.mjs";
+import { publish, tail } from "./lib/events.mjs";
+import { replay, replayCancel, replayList, replayStatus } from "./lib/replay.mjs";
+import { dlqList, dlqRedrive, subscriptions } from "./lib/subscriptions.mjs";
+import { archive, topic, topics } from "./lib/topics.mjs";
+
+/** @type {{ version: string }} */
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+const COMMANDS = [
+  topics,
+  topic,
+  tail,
+  publish,
+  replay,
+  replayStatus,
+  replayList,
+  replayCancel,
+  subscriptions,
+  dlqList,
+  dlqRedrive,
+  archive,
+];
+const byName = new Map(COMMANDS.map((c) => [c.name, c]));
+
+/** Prints an error the way every command does, and returns its exit code. @param {unknown} err */
+function report(err) {
+  if (err instanceof ApiError) {
+    const { title = `HTTP ${err.status}`, detail, issues = [] } = err.problem;
+    const lines = [`error: ${title}${detail ? `: ${detail}` : ""}`, ...issues.map((i) => `  ${i.path || "/"}: ${i.message}`)];
+    process.stderr.write(`${lines.join("\n")}\n`);
+    return err.exitCode;
+  }
+  if (err instanceof UsageError) {
+    const hint = err.command ? `run \`eventline ${err.command} --help\`` : "run `eventline help`";
+    process.stderr.write(`error: ${err.message}\n${hint} for usage\n`);
+    return err.exitCode;
+  }
+  if (err instanceof CliError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT.api;
+}
+
+/** @param {string} name */
+function unknownCommand(name) {
+  const group = COMMANDS.filter((c) => c.name.startsWith(`${name} `)).map((c) => c.name.split(" ")[1]);
+  return new UsageError(group.length > 0 ? `${name} needs a subcommand: ${group.join(", ")}` : `unknown command ${JSON.stringify(name)}`);
+}
+
+/** @param {string[]} argv @returns {Promise<number>} */
+async function main(argv) {
+  const { cmd, rest, words } = findCommand(argv, byName);
+  if (cmd === undefined) {
+    const [word] = words;
+    if (word === "help" || (word === undefined && (argv.includes("--help") || argv.includes("-h")))) {
+      const about = findCommand(rest, byName); // `help <command>`
+      if (about.cmd === undefined && about.words[0] !== undefined) throw unknownCommand(about.words[0]);
+      console.log(about.cmd ? commandHelp(about.cmd) : mainHelp(COMMANDS, pkg.version));
+      return EXIT.ok;
+    }
+    if (word === undefined && (argv.includes("--version") || argv.includes("-V"))) {
+      console.log(pkg.version);
+      return EXIT.ok;
+    }
+    throw word === undefined ? new UsageError("no command given") : unknownCommand(word);
+  }
+  const { values, args } = parseCommandLine(cmd, rest);
+  if (values.help) {
+    console.log(commandHelp(cmd));
+    return EXIT.ok;
+  }
+  const url = (typeof values.url === "string" ? values.url : undefined) ?? process.env.EVENTLINE_URL ?? DEFAULT_URL;
+  if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol))
+    throw new UsageError(`--url must be an http(s) URL, not ${JSON.stringify(url)}`);
+  const token = (typeof values.token === "string" ? values.token : undefined) ?? process.env.EVENTLINE_TOKEN;
+  const api = createClient({ url, token, userAgent: `eventline-cli/${pkg.version}` });
+  try {
+    return (await cmd.run({ api, values, args, json: values.json === true, url, command: cmd })) ?? EXIT.ok;
+  } catch (err) {
+    if (err instanceof UsageError) err.command ??= cmd.name;
+    throw err;
+  }
+}
+
+// A closed pipe (`eventline tail … | head`) ends the command quietly.
+process.stdout.on("error", (err) => process.exit(/** @type {NodeJS.ErrnoException} */ (err).code === "EPIPE" ? EXIT.ok : EXIT.api));
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => process.exit(report(err)),
+);

@@ -1,0 +1,104 @@
+// @ts-check
+/** `subscriptions`, `dlq list <subscription>`, `dlq redrive <subscription>`. */
+import { seg, UsageError } from "./api.mjs";
+import { command, intOption, str } from "./cli.mjs";
+import { num, printJson, table, truncate } from "./ui.mjs";
+
+/**
+ * @typedef {{ name: string, topic: string, kind: string, ordering: string, lag: number, dlqDepth: number,
+ *   circuit: { state: string }, counts: { handled: number, retried: number, deadLettered: number } }} Subscription
+ * @typedef {{ id: string, topic: string, partition: number, sequence: number, eventId: string | null, reason: string,
+ *   error: string, attempts: number, lastFailureAt: string, deadLetteredAt: string }} DeadLetter
+ * @typedef {{ deadLetters: DeadLetter[], total: number, next: string | null }} DlqPage
+ */
+
+export const subscriptions = command({
+  name: "subscriptions",
+  summary: "Subscriptions: topic, kind, ordering, lag, DLQ depth, circuit state, handled/retried/dead-lettered",
+  async run({ api, json }) {
+    /** @type {{ subscriptions: Subscription[] }} */
+    const body = await api("GET", "/v1/subscriptions");
+    if (json) return printJson(body);
+    const rows = body.subscriptions.map((s) => [
+      s.name,
+      s.topic,
+      s.kind,
+      s.ordering,
+      s.lag,
+      s.dlqDepth,
+      s.circuit.state,
+      s.counts.handled,
+      s.counts.retried,
+      s.counts.deadLettered,
+    ]);
+    console.log(table(["NAME", "TOPIC", "KIND", "ORDERING", "LAG", "DLQ", "CIRCUIT", "HANDLED", "RETRIED", "DEAD-LETTERED"], rows));
+    return 0;
+  },
+});
+
+export const dlqList = command({
+  name: "dlq list",
+  args: ["<subscription>"],
+  summary: "A subscription's dead letters, oldest first",
+  details: "Prints one page (--limit, default 100) and the cursor of the next; --all follows the cursors to the end.",
+  options: {
+    limit: { type: "string", arg: "N", desc: "page size, 1-500 (default 100)" },
+    after: { type: "string", arg: "CURSOR", desc: "start after this cursor (the `next` of a previous page)" },
+    all: { type: "boolean", desc: "fetch every page" },
+  },
+  async run({ api, json, values, args: [name = ""] }) {
+    const limit = intOption(values.limit, "--limit", { min: 1, max: 500 });
+    let after = str(values.after);
+    /** @type {DeadLetter[]} */
+    const letters = [];
+    /** @type {DlqPage} */
+    let page;
+    do {
+      const query = new URLSearchParams();
+      if (limit !== undefined) query.set("limit", String(limit));
+      if (after !== undefined) query.set("after", after);
+      page = await api("GET", `/v1/subscriptions/${seg(name)}/dlq${query.size > 0 ? `?${query}` : ""}`);
+      letters.push(...page.deadLetters);
+      after = page.next ?? undefined;
+    } while (values.all && page.next !== null);
+    if (json) return printJson(values.all ? { deadLetters: letters, total: page.total, next: null } : page);
+    if (letters.length === 0) {
+      console.log(`no dead letters for ${name}${values.after ? " after that cursor" : ""} (total ${num(page.total)})`);
+      return 0;
+    }
+    const rows = letters.map((d) => [
+      d.id,
+      `${d.partition}:${d.sequence}`,
+      d.eventId ?? "-",
+      d.reason,
+      d.attempts,
+      d.lastFailureAt,
+      truncate(d.error.replace(/\s+/g, " "), 60),
+    ]);
+    console.log(table(["ID", "POSITION", "EVENT", "REASON", "ATTEMPTS", "LAST FAILURE", "ERROR"], rows));
+    console.log(`\n${num(letters.length)} of ${num(page.total)} dead letters${page.next ? `; next page: --after ${page.next}` : ""}`);
+    return 0;
+  },
+});
+
+export const dlqRedrive = command({
+  name: "dlq redrive",
+  args: ["<subscription>"],
+  summary: "Re-enqueue dead letters (all, or --ids) to the subscription's queue",
+  details: "A letter leaves the DLQ once the queue accepted it; the consumer applies it exactly once.",
+  options: { ids: { type: "string", arg: "ID,ID", desc: "comma-separated dead-letter ids (default: every letter)" } },
+  async run({ api, json, values, args: [name = ""] }) {
+    const ids = str(values.ids)
+      ?.split(",")
+      .map((id) => id.trim())
+      .filter((id) => id !== "");
+    if (ids !== undefined && ids.length === 0) throw new UsageError("--ids needs at least one id", "dlq redrive");
+    /** @type {{ redriven: number, remaining: number, notFound: string[], skipped: string[] }} */
+    const res = await api("POST", `/v1/subscriptions/${seg(name)}/dlq/redrive`, { body: ids ? { ids } : {} });
+    if (json) return printJson(res);
+    console.log(`redriven ${num(res.redriven)}, remaining ${num(res.remaining)}`);
+    if (res.notFound.length > 0) console.log(`not found: ${res.notFound.join(", ")}`);
+    if (res.skipped.length > 0) console.log(`skipped (not a delivery message, they stay): ${res.skipped.join(", ")}`);
+    return 0;
+  },
+});

@@ -1,0 +1,109 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import type { TestProject } from "vitest/node";
+
+/**
+ * Global setup of the CLI tests: the real local stack, as `npm start` runs it (without the
+ * example consumer Worker), on a free port with its state in a temporary directory. Tests get
+ * its base URL with `inject("eventlineUrl")`.
+ */
+
+declare module "vitest" {
+  interface ProvidedContext {
+    eventlineUrl: string;
+  }
+}
+
+const root = path.resolve(import.meta.dirname, "../..");
+const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
+// wrangler needs Node ≥ 22.12: put the Node running the tests (node_modules/.bin/node under npm) first.
+const env = {
+  ...process.env,
+  PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`,
+  WRANGLER_SEND_METRICS: "false",
+};
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHealth(url: string, dev: ChildProcess, output: () => string, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (dev.exitCode !== null || dev.signalCode !== null)
+      throw new Error(`wrangler dev exited (${dev.exitCode ?? dev.signalCode}):\n${output()}`);
+    try {
+      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) return;
+    } catch {}
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`the local stack did not answer ${url}/health within ${timeoutMs / 1000} s:\n${output()}`);
+}
+
+/** Ends the process group of `child` (wrangler and its workerd): SIGTERM, then SIGKILL. */
+async function stop(child: ChildProcess) {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const group = -child.pid;
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(group, s);
+    } catch {}
+  };
+  signal("SIGTERM");
+  const timer = setTimeout(() => signal("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
+  signal("SIGKILL"); // whatever of the group outlived wrangler
+}
+
+export default async function setup(project: TestProject) {
+  const state = await mkdtemp(path.join(os.tmpdir(), "eventline-cli-"));
+  const migrate = spawnSync(bin("wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
+    cwd: root,
+    env,
+    encoding: "utf8",
+  });
+  if (migrate.status !== 0) throw new Error(`wrangler d1 migrations apply failed:\n${migrate.stdout}\n${migrate.stderr}`);
+
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  // detached: its own process group, so teardown ends wrangler and the workerd it started.
+  const dev = spawn(bin("wrangler"), ["dev", "-c", "wrangler.toml", "--port", String(port), "--persist-to", state, "--ip", "127.0.0.1"], {
+    cwd: root,
+    env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  const keep = (chunk: Buffer) => {
+    log = (log + chunk.toString("utf8")).slice(-20_000);
+  };
+  dev.stdout?.on("data", keep);
+  dev.stderr?.on("data", keep);
+  try {
+    await waitForHealth(url, dev, () => log);
+  } catch (err) {
+    await stop(dev);
+    await rm(state, { recursive: true, force: true });
+    throw err;
+  }
+  project.provide("eventlineUrl", url);
+
+  return async () => {
+    await stop(dev);
+    await rm(state, { recursive: true, force: true });
+  };
+}
