@@ -24,6 +24,9 @@ import {
 } from "./archive";
 import { createOutboxTable, drainOutbox, OutboxWrites, outboxDepths, type SendBatch } from "./outbox";
 
+/** A segment's stored text stops growing past this (a few MiB, gzipped to far less). */
+const SEGMENT_MAX_CHARS = 8 * 1024 * 1024;
+
 const hex = (buffer: ArrayBuffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** When a relay attempt fails (or was never finished), the alarm tries again after this. */
@@ -320,6 +323,9 @@ export class PartitionLog extends DurableObject<Env> {
   private runtimeRoutes: Route[] = [];
   /** Highest sequence archived and verified in R2 (0: none). */
   private archivedThrough = 0;
+  /** Failed archive passes in a row, and when the next may run (backoff, respected by every scheduler). */
+  private archiveFailures = 0;
+  private archiveRetryAt = 0;
   /** The running archive pass, if any (one at a time). */
   private archiving: Promise<ArchiveResult> | undefined;
   /** Decompressed segments recently read, by key (reads of archived ranges page through them). */
@@ -626,7 +632,11 @@ export class PartitionLog extends DurableObject<Env> {
     if (localFirst === 0 || next < localFirst) {
       // Archived (trimmed) part first, segment by segment.
       const segments = this.sql
-        .exec<{ first: number; last: number; key: string }>(`SELECT first, last, key FROM segments WHERE last >= ? ORDER BY first`, next)
+        .exec<{ first: number; last: number; key: string }>(
+          `SELECT first, last, key FROM segments WHERE last >= ? ORDER BY first LIMIT ?`,
+          next,
+          args.limit,
+        )
         .toArray();
       for (const segment of segments) {
         if (events.length >= args.limit || (localFirst !== 0 && next >= localFirst)) break;
@@ -692,9 +702,7 @@ export class PartitionLog extends DurableObject<Env> {
   /** A stream's events from version `from`, in order, exactly as stored: trimmed ones from the archive. */
   async readStream(subject: string, from: number, limit: number): Promise<StreamPage> {
     const args = parseArgs(readStreamSchema, { subject, from, limit }, "stream read");
-    const events: string[] = [];
-    let last: number | null = null;
-    // Versions whose rows were trimmed: their positions were kept in `stream_archive`.
+    // Both lookups before any await: a trim while segments are fetched must not open a gap.
     const archived = this.sql
       .exec<{ stream_version: number; sequence: number }>(
         `SELECT stream_version, sequence FROM stream_archive WHERE subject = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`,
@@ -703,30 +711,32 @@ export class PartitionLog extends DurableObject<Env> {
         args.limit,
       )
       .toArray();
-    for (const { stream_version, sequence } of archived) {
+    const local = this.sql
+      .exec<{ stream_version: number; body: string }>(
+        `SELECT stream_version, body FROM events WHERE subject = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`,
+        args.subject,
+        (archived.at(-1)?.stream_version ?? args.from - 1) + 1,
+        args.limit - archived.length,
+      )
+      .toArray();
+    const located = archived.map(({ stream_version, sequence }) => {
       const segment = this.sql
-        .exec<{ first: number; key: string }>(`SELECT first, key FROM segments WHERE first <= ? AND last >= ?`, sequence, sequence)
+        .exec<{ first: number; key: string }>(`SELECT first, key FROM segments WHERE first <= ? ORDER BY first DESC LIMIT 1`, sequence)
         .toArray()[0];
       if (segment === undefined)
         throw new Error(`stream ${args.subject} version ${stream_version}: sequence ${sequence} is in no archived segment`);
+      return { stream_version, sequence, segment };
+    });
+    const version = this.streamState(args.subject).version;
+    const events: string[] = [];
+    for (const { sequence, segment } of located) {
       const line = (await this.segmentLinesOf(segment.key))[sequence - segment.first];
       if (line === undefined) throw new Error(`archived segment ${segment.key} lacks sequence ${sequence}`);
       events.push(line);
-      last = stream_version;
     }
-    if (events.length < args.limit) {
-      const rows = this.sql
-        .exec<{ stream_version: number; body: string }>(
-          `SELECT stream_version, body FROM events WHERE subject = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`,
-          args.subject,
-          last === null ? args.from : last + 1,
-          args.limit - events.length,
-        )
-        .toArray();
-      events.push(...rows.map((r) => r.body));
-      last = rows.at(-1)?.stream_version ?? last;
-    }
-    return { events, version: this.streamState(args.subject).version, last };
+    events.push(...local.map((r) => r.body));
+    const last = local.at(-1)?.stream_version ?? archived.at(-1)?.stream_version ?? null;
+    return { events, version, last };
   }
 
   /**
@@ -746,13 +756,15 @@ export class PartitionLog extends DurableObject<Env> {
         .toArray()[0] ?? null;
     const { version, lastSequence } = this.streamState(name);
     const start = (snapshot?.version ?? 0) + 1;
-    const page = await this.readStream(name, start, max);
+    // Capped at the version read above: appends while segments are fetched are not in this load.
+    const page = await this.readStream(name, start, Math.max(1, Math.min(max, version - start + 1)));
     const firstVersion = page.events[0] === undefined ? null : (JSON.parse(page.events[0]) as { streamversion?: number }).streamversion;
     if (version >= start && firstVersion !== start) {
       // Folding from anywhere else would give a wrong state: refuse instead.
       throw new Error(`stream ${name}: version ${start} cannot be read (first found: ${firstVersion ?? "none"})`);
     }
-    return { snapshot, events: page.events, version, lastSequence, complete: (page.last ?? snapshot?.version ?? 0) >= version };
+    const events = page.last !== null && page.last > version ? page.events.slice(0, version - start + 1) : page.events;
+    return { snapshot, events, version, lastSequence, complete: Math.min(page.last ?? 0, version) >= version || version < start };
   }
 
   /**
@@ -845,12 +857,17 @@ export class PartitionLog extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarmAt = null;
     await this.relay();
-    try {
-      await this.archive(false);
-    } catch (err) {
-      this.log.warn("archiving failed; the alarm retries", { partition: this.name, error: err });
-      await this.ensureAlarm(RELAY_RETRY_MAX_MS);
-      return;
+    if (Date.now() >= this.archiveRetryAt) {
+      try {
+        await this.archive(false);
+        this.archiveFailures = 0;
+        this.archiveRetryAt = 0;
+      } catch (err) {
+        this.archiveFailures++;
+        const retryMs = Math.min(10 * 60_000, 30_000 * 2 ** (this.archiveFailures - 1));
+        this.archiveRetryAt = Date.now() + retryMs;
+        this.log.warn("archiving failed; retrying later", { partition: this.name, failures: this.archiveFailures, retryMs, error: err });
+      }
     }
     await this.scheduleArchive();
   }
@@ -880,18 +897,23 @@ export class PartitionLog extends DurableObject<Env> {
     const { segmentSeconds } = topic.archive;
     const segmentEvents = this.segmentEvents ?? topic.archive.segmentEvents;
     const now = Date.now();
+    // After failures, nothing brings the next pass forward of its backoff.
+    const at = (due: number) => this.ensureAlarm(Math.max(0, Math.max(due, this.archiveRetryAt) - now));
     if (this.head > this.archivedThrough) {
-      if (this.head - this.archivedThrough >= segmentEvents) return this.ensureAlarm(0);
+      if (this.head - this.archivedThrough >= segmentEvents) return at(now);
       const oldest = this.sql
         .exec<{ received_at: number }>(`SELECT received_at FROM events WHERE sequence = ?`, this.archivedThrough + 1)
         .toArray()[0];
-      if (oldest !== undefined) return this.ensureAlarm(Math.max(0, oldest.received_at + segmentSeconds * 1000 - now));
+      if (oldest !== undefined) return at(oldest.received_at + segmentSeconds * 1000);
     }
-    // Archived events still in the log leave it once past retention.
+    // Archived events still in the log leave it once past retention, unless the outbox still
+    // needs them (the relay's own alarm comes first then).
+    const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
+    const trimmable = Math.min(this.archivedThrough, outboxFirst === null ? this.archivedThrough : outboxFirst - 1);
     const firstLocal = this.sql
-      .exec<{ received_at: number }>(`SELECT received_at FROM events WHERE sequence <= ? ORDER BY sequence LIMIT 1`, this.archivedThrough)
+      .exec<{ received_at: number }>(`SELECT received_at FROM events WHERE sequence <= ? ORDER BY sequence LIMIT 1`, trimmable)
       .toArray()[0];
-    if (firstLocal !== undefined) await this.ensureAlarm(Math.max(0, firstLocal.received_at + this.retention(topic) - now));
+    if (firstLocal !== undefined) await at(firstLocal.received_at + this.retention(topic));
   }
 
   private retention(topic: { retentionHours: number }): number {
@@ -942,12 +964,13 @@ export class PartitionLog extends DurableObject<Env> {
           .exec<{ received_at: number }>(`SELECT received_at FROM events WHERE sequence = ?`, this.archivedThrough + 1)
           .one().received_at;
         if (!force && unarchived < segmentEvents && Date.now() - oldest < segmentSeconds * 1000) break;
-        range = { first: this.archivedThrough + 1, last: Math.min(this.head, this.archivedThrough + segmentEvents) };
+        range = { first: this.archivedThrough + 1, last: this.segmentEnd(segmentEvents) };
         this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('pending_segment', ?)`, JSON.stringify(range));
       }
       sealed.push(await this.sealSegment(topic.name, partition, range));
     }
-    if (sealed.length > 0) await this.writeManifest(topic.name, partition);
+    // Also when an earlier pass stopped between committing a segment and writing the manifest.
+    if (sealed.length > 0 || this.manifestBehind()) await this.writeManifest(topic.name, partition);
     const trimmed = this.trim(topic);
     if (sealed.length > 0 || trimmed > 0) {
       this.log.info("archived", {
@@ -1076,6 +1099,37 @@ export class PartitionLog extends DurableObject<Env> {
     await this.env.ARCHIVE.put(manifestKey(topic, partition), JSON.stringify(manifest, null, 1), {
       httpMetadata: { contentType: "application/json" },
     });
+    const chain = manifest.segments.at(-1)?.chain;
+    if (chain !== undefined) this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('manifest_chain', ?)`, chain);
+  }
+
+  /** True when R2's manifest.json was last written before the newest segment was committed. */
+  private manifestBehind(): boolean {
+    const newest = this.sql.exec<{ chain: string }>(`SELECT chain FROM segments ORDER BY first DESC LIMIT 1`).toArray()[0]?.chain;
+    const written = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'manifest_chain'`).toArray()[0]?.value;
+    return newest !== undefined && newest !== written;
+  }
+
+  /**
+   * Where the next segment ends: at most `segmentEvents` events and about SEGMENT_MAX_CHARS of
+   * stored text, so a segment of large events stays well within the object's memory.
+   */
+  private segmentEnd(segmentEvents: number): number {
+    const rows = this.sql
+      .exec<{ sequence: number; n: number }>(
+        `SELECT sequence, length(body) AS n FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?`,
+        this.archivedThrough,
+        segmentEvents,
+      )
+      .toArray();
+    let total = 0;
+    let last = this.archivedThrough + 1;
+    for (const row of rows) {
+      total += row.n;
+      if (total > SEGMENT_MAX_CHARS && row.sequence > this.archivedThrough + 1) break;
+      last = row.sequence;
+    }
+    return last;
   }
 
   /**

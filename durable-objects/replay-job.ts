@@ -79,6 +79,8 @@ export interface ReplayView {
   etaSeconds: number | null;
 }
 
+const utf8 = new TextEncoder();
+
 /** Consecutive failed ticks after which a job gives up (state `failed`). */
 const MAX_FAILED_TICKS = 10;
 /** Events read per partition call, and sent at most per tick. */
@@ -258,22 +260,32 @@ export class ReplayJob extends DurableObject<Env> {
     if (spec === null || state !== "running") return;
     const started = Date.now();
     let sentThisTick = 0;
+    let scannedThisTick = 0;
+    const running = () => this.sql.exec<{ state: ReplayState }>(`SELECT state FROM job`).one().state === "running";
     try {
       const budget = Math.min(MAX_PER_TICK, spec.rate);
+      // Scanning is bounded too, so a filter that matches little cannot make one tick read the
+      // whole range.
+      const scanBudget = Math.max(PAGE, budget * 10);
       let progressed = true;
-      while (sentThisTick < budget && progressed) {
+      while (sentThisTick < budget && scannedThisTick < scanBudget && progressed) {
         progressed = false;
         for (const row of this.sql.exec<PartitionRow>(`SELECT * FROM positions WHERE position < to_seq ORDER BY partition`).toArray()) {
-          if (sentThisTick >= budget) break;
-          sentThisTick += await this.batch(spec, row, Math.min(PAGE, budget - sentThisTick));
+          // A cancel that came in while this tick awaited stops it at the next batch.
+          if (sentThisTick >= budget || scannedThisTick >= scanBudget || !running()) break;
+          const done = await this.batch(spec, row, budget - sentThisTick);
+          sentThisTick += done.sent;
+          scannedThisTick += done.scanned;
           progressed = true;
         }
       }
+      if (!running()) return;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
+      if (!running()) return;
       const failures = this.sql
         .exec<{ failures: number }>(
-          `UPDATE job SET error = ?, updated_at = ?, failures = failures + 1 RETURNING failures`,
+          `UPDATE job SET error = ?, updated_at = ?, failures = failures + 1 WHERE state = 'running' RETURNING failures`,
           message,
           Date.now(),
         )
@@ -292,7 +304,11 @@ export class ReplayJob extends DurableObject<Env> {
     const remaining = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM positions WHERE position < to_seq`).one().n;
     const now = Date.now();
     if (remaining === 0) {
-      this.sql.exec(`UPDATE job SET state = 'done', error = NULL, failures = 0, updated_at = ?, finished_at = ?`, now, now);
+      this.sql.exec(
+        `UPDATE job SET state = 'done', error = NULL, failures = 0, updated_at = ?, finished_at = ? WHERE state = 'running'`,
+        now,
+        now,
+      );
       this.log.info("replay done", { id: spec.id, ...this.totals() });
     } else {
       this.sql.exec(`UPDATE job SET error = NULL, failures = 0, updated_at = ?`, now);
@@ -320,9 +336,10 @@ export class ReplayJob extends DurableObject<Env> {
    * commits the new position. The range about to be sent is recorded first, so if the job stops
    * before the commit, the resumed job knows it is sending those events again (`resent`).
    */
-  private async batch(spec: ReplaySpec, row: PartitionRow, want: number): Promise<number> {
+  private async batch(spec: ReplaySpec, row: PartitionRow, wantSent: number): Promise<{ sent: number; scanned: number }> {
     const log = this.env.PARTITION_LOG.getByName(`${spec.topic}/${row.partition}`);
-    const page = await log.read(row.position + 1, Math.min(want, row.to_seq - row.position));
+    // A full page is read whatever is left to send: few of its events may match.
+    const page = await log.read(row.position + 1, Math.min(PAGE, row.to_seq - row.position));
     const matches = this.matches(spec);
     const messages: Delivery[] = [];
     let prev = row.prev;
@@ -330,7 +347,7 @@ export class ReplayJob extends DurableObject<Env> {
     for (const text of page.events) {
       const event = JSON.parse(text) as Record<string, unknown>;
       const sequence = Number(event.sequence);
-      if (sequence > row.to_seq) break;
+      if (sequence > row.to_seq || messages.length >= wantSent) break;
       position = sequence;
       if (!matches(event)) continue;
       const inline = text.length <= MAX_INLINE_EVENT_BYTES;
@@ -350,7 +367,7 @@ export class ReplayJob extends DurableObject<Env> {
     if (page.events.length === 0 || position === row.position) {
       // Nothing left to read below `to` (the range ends beyond what exists): the partition is done.
       this.sql.exec(`UPDATE positions SET position = to_seq WHERE partition = ?`, row.partition);
-      return 0;
+      return { sent: 0, scanned: 0 };
     }
     if (row.pending_to !== null) {
       // Resumed after stopping mid-batch: what was in flight then is being sent again.
@@ -368,7 +385,7 @@ export class ReplayJob extends DurableObject<Env> {
       row.partition,
     );
     await this.afterBatch();
-    return messages.length;
+    return { sent: messages.length, scanned: position - row.position };
   }
 
   /** sendBatch limits: at most 100 messages and 256 KB per call. */
@@ -376,7 +393,7 @@ export class ReplayJob extends DurableObject<Env> {
     let chunk: Delivery[] = [];
     let bytes = 0;
     for (const m of messages) {
-      const size = JSON.stringify(m).length;
+      const size = utf8.encode(JSON.stringify(m)).byteLength;
       if (chunk.length > 0 && (chunk.length >= MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES)) {
         await this.send(binding, chunk);
         chunk = [];

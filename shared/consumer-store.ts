@@ -275,5 +275,7 @@ export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): 
     await db.batch([insert, ...settleStatements(db, position, identity, "dead_lettered")]);
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
+    // Already settled (e.g. a replay re-sent to a webhook that now fails): keep the letter anyway.
+    if (d.replay !== undefined) await db.batch([insert]);
   }
 }

@@ -73,7 +73,7 @@ export interface ConsumerOptions<Env, Data> {
   replays?: "once" | "always";
 }
 
-type Outcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred";
+type Outcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred" | "skipped";
 
 export interface Consumer<Env> {
   queue(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void>;
@@ -203,6 +203,16 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         }
         message.ack();
         return "duplicate";
+      }
+      if (delivery.replay !== undefined && !delivery.replay.chain) {
+        // An ordinary replay fills in only what the subscription has passed without settling (its
+        // state was lost or rebuilt): an event beyond the checkpoint is still on its way live, and
+        // settling it here, outside the order chain, would stall the checkpoint behind it.
+        const applied = context?.checkpoints.get(partitionKey(delivery)) ?? (await readCheckpoint(db, key));
+        if (delivery.sequence > applied) {
+          message.ack();
+          return "skipped";
+        }
       }
       // A redriven letter is re-applied where it stands: its successors have moved on already.
       if (ordering === "partition" && inChain) {

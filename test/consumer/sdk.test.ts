@@ -250,6 +250,64 @@ describe("consumer SDK: ordering mode partition", () => {
   });
 });
 
+describe("consumer SDK: replayed messages", () => {
+  const replay = { jobId: "rpl_test", chain: false };
+  const checkpoint = async (partition: number) =>
+    (
+      await env.DB.prepare("SELECT sequence FROM checkpoints WHERE subscription = 'test-sub' AND partition = ?")
+        .bind(partition)
+        .first<{ sequence: number }>()
+    )?.sequence ?? 0;
+
+  it("an ordinary replay fills in only what the subscription has passed, and never stalls its order chain", async () => {
+    const consumer = defineConsumer<Env>({
+      subscription: "test-sub",
+      db: (e) => e.DB,
+      maxRetries: 5,
+      ordering: "partition",
+      handle: async (event, { db, delivery: d }) => [effect(db, event, d.sequence)],
+    });
+    const live = [1, 2, 3].map((sequence) => delivery({ sequence, prev: sequence - 1, partition: 5 }));
+    expect(await new FakeMessage(live[0]).deliverUntilSettled(consumer)).toEqual(["handled"]);
+    // Beyond the checkpoint: still on its way live, so the replay leaves it alone.
+    expect(await new FakeMessage({ ...live[1], replay }).deliverUntilSettled(consumer)).toEqual(["skipped"]);
+    // At or below it and already applied: a counted duplicate.
+    expect(await new FakeMessage({ ...live[0], replay }).deliverUntilSettled(consumer)).toEqual(["duplicate"]);
+    const stats = await env.DB.prepare("SELECT replay_duplicates FROM subscription_stats WHERE subscription = 'test-sub'").first();
+    expect(stats).toEqual({ replay_duplicates: 1 });
+    // The live chain goes on as if the replay had not happened.
+    expect(await new FakeMessage(live[1]).deliverUntilSettled(consumer)).toEqual(["handled"]);
+    expect(await new FakeMessage(live[2]).deliverUntilSettled(consumer)).toEqual(["handled"]);
+    expect(await checkpoint(5)).toBe(3);
+    // Passed but lost (its record gone, e.g. state restored from a backup): the replay applies it
+    // outside the chain, and the checkpoint does not move back or sideways.
+    await env.DB.prepare("DELETE FROM processed_events WHERE subscription = 'test-sub' AND sequence = 2 AND partition = 5").run();
+    await env.DB.prepare("DELETE FROM test_effects WHERE sequence = 2").run();
+    expect(await new FakeMessage({ ...live[1], replay }).deliverUntilSettled(consumer)).toEqual(["handled"]);
+    expect((await effects()).map((e) => e.sequence)).toEqual([1, 3, 2]);
+    expect(await checkpoint(5)).toBe(3);
+  });
+
+  it("a replay with replays: always runs the handler again for an event already settled", async () => {
+    let calls = 0;
+    const consumer = defineConsumer<Env>({
+      subscription: "test-sub",
+      db: (e) => e.DB,
+      maxRetries: 5,
+      replays: "always",
+      handle: async () => {
+        calls++;
+        return [];
+      },
+    });
+    const body = delivery({ sequence: 1, prev: 0, partition: 6 });
+    expect(await new FakeMessage(body).deliverUntilSettled(consumer)).toEqual(["handled"]);
+    expect(await new FakeMessage({ ...body, replay }).deliverUntilSettled(consumer)).toEqual(["handled"]);
+    expect(await new FakeMessage(body).deliverUntilSettled(consumer)).toEqual(["duplicate"]);
+    expect(calls).toBe(2);
+  });
+});
+
 describe("circuit breaker", () => {
   it("opens after N consecutive failures, holds messages without calling the handler, then probes", async () => {
     let now = 1_000_000;

@@ -171,6 +171,16 @@ describe("order commands", () => {
     );
   });
 
+  it("concurrent retries with one Idempotency-Key all get the single result", async () => {
+    const id = (await place()).orderId;
+    const key = { "idempotency-key": `pay-race-${crypto.randomUUID()}` };
+    const responses = await Promise.all(Array.from({ length: 5 }, () => command(id, "pay", { amount: 1000, currency: "EUR" }, key)));
+    const bodies = await Promise.all(responses.map(ok));
+    expect(new Set(bodies.map((b) => `${b.version}@${b.position.sequence}`)).size).toBe(1);
+    expect(bodies.filter((b) => !b.replayed)).toHaveLength(1);
+    expect(await streamVersion(id)).toBe(2);
+  });
+
   it("decides again when concurrent commands race for one order: every command lands once, versions stay contiguous", async () => {
     const id = (await place(undefined, [line("BASE")])).orderId;
     const K = 8;

@@ -179,6 +179,35 @@ describe("replay targeting", () => {
   });
 });
 
+describe("replay pacing", () => {
+  it("bounds what one tick scans when the filter matches little, and still finishes", async () => {
+    const acks = await publish(
+      3,
+      Array.from({ length: 300 }, () => "nomatch"),
+      "scan",
+    );
+    const id = "rpl_00000000000000000000000000000005";
+    const { stub, sent } = await recordedJob(id);
+    await stub.start(
+      spec(id, {
+        partitions: [3],
+        from: { sequence: acks[0]?.sequence ?? 1 },
+        to: { sequence: acks.at(-1)?.sequence ?? 1 },
+        rate: 1,
+        filter: { type: ["x"] },
+      }),
+    );
+    await runDurableObjectAlarm(stub);
+    const first = await statusOf(stub);
+    expect(first?.state).toBe("running");
+    expect(first?.scanned).toBeGreaterThan(0);
+    expect(first?.scanned).toBeLessThanOrEqual(100);
+    const done = await runToEnd(stub);
+    expect(done).toMatchObject({ state: "done", scanned: 300, sent: 0 });
+    expect(sent).toEqual([]);
+  });
+});
+
 describe("replay to a webhook subscription", () => {
   it("sends the range to the receiver again, marked with the replay id; nothing goes to other subscriptions", async () => {
     const name = "hook-replay";

@@ -4,7 +4,7 @@ import { type Decider, DomainError, fold } from "../../../shared/decider";
 import { EventlineError } from "../../../shared/errors";
 import type { Logger } from "../../../shared/logger";
 import { partitionFor } from "../../../shared/partitioner";
-import { appendToStream, partitionStub } from "../ingest/append";
+import { appendToStream, partitionStub, partitionUnavailable } from "../ingest/append";
 import { prepareEvents } from "../ingest/parse";
 
 /**
@@ -150,20 +150,37 @@ export async function executeCommand<Command, Event extends { type: string; data
 ): Promise<CommandResult> {
   const { config, log } = options;
   const source = aggregate.source(subject);
-  if (options.idempotencyKey !== undefined) {
-    const prior = await priorResult(env, aggregate.topic, subject, source, options.idempotencyKey);
-    if (prior !== null) return prior;
-  }
+  const key = options.idempotencyKey;
+  const retryAfter = config.partitionLog.retryAfterSeconds;
+  /** A loading call that failed changed nothing: the client may retry (503). */
+  const guarded = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof EventlineError) throw err;
+      log.warn(`${what} failed`, { subject, error: err });
+      throw partitionUnavailable(err, what, retryAfter);
+    }
+  };
+  const prior = () =>
+    key === undefined
+      ? Promise.resolve(null)
+      : guarded("idempotency lookup", () => priorResult(env, aggregate.topic, subject, source, key));
+  const first = await prior();
+  if (first !== null) return first;
   const retries = config.commands.conflictRetries;
   const sleep = options.sleep ?? wait;
   for (let attempt = 0; ; attempt++) {
-    const loaded = await loadAggregate(env, aggregate, subject, log, config.read.maxLimit);
+    const loaded = await guarded("loading the stream", () => loadAggregate(env, aggregate, subject, log, config.read.maxLimit));
     let decided: Event[];
     try {
       decided = aggregate.decider.decide(command, loaded.state);
     } catch (err) {
-      if (err instanceof DomainError) throw domainToHttp(err);
-      throw err;
+      if (!(err instanceof DomainError)) throw err;
+      // A retry of a command that committed meanwhile (same key) sees its own result.
+      const replayed = await prior();
+      if (replayed !== null) return replayed;
+      throw domainToHttp(err);
     }
     if (decided.length === 0) {
       // Nothing to record (an idempotent command on a state that already satisfies it).
@@ -211,6 +228,11 @@ export async function executeCommand<Command, Event extends { type: string; data
         replayed: false,
       };
     } catch (err) {
+      if (key !== undefined && err instanceof EventlineError && (err.code === "version_conflict" || err.code === "duplicate_conflict")) {
+        // The same command, committed by a concurrent request with the same key, won the race.
+        const replayed = await prior();
+        if (replayed !== null) return replayed;
+      }
       if (!(err instanceof EventlineError) || err.code !== "version_conflict") throw err;
       if (attempt >= retries) {
         throw new EventlineError(

@@ -21,6 +21,19 @@ type PartitionCall =
   | { partition: number; events: PreparedEvent[]; kind: "answered"; result: AppendResult }
   | { partition: number; events: PreparedEvent[]; kind: "threw"; overloaded: boolean; retryable: boolean; detail: string };
 
+/**
+ * A partition call that failed before anything changed (a read, a load): the caller may simply
+ * retry, so it is a 503 with Retry-After. The cause is logged by the caller.
+ */
+export function partitionUnavailable(err: unknown, what: string, retryAfter: number): EventlineError {
+  const overloaded = flag(err, "overloaded");
+  const reason = err instanceof Error ? err.message : String(err);
+  return new EventlineError(overloaded ? "overloaded" : "unavailable", `${what} failed: ${reason}; retrying is safe`, {
+    retryAfter,
+    cause: err,
+  });
+}
+
 export interface IngestAck {
   id: string;
   partition: number;

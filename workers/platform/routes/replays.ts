@@ -173,6 +173,7 @@ export function replayRoutes(config: EventlineConfig) {
       subscription: string;
       rate?: number | undefined;
       chain?: boolean;
+      id?: string;
     },
   ) {
     const topic = requireTopic(config, input.topic);
@@ -202,7 +203,7 @@ export function replayRoutes(config: EventlineConfig) {
         });
       }
     }
-    const id = newReplayId();
+    const id = input.id ?? newReplayId();
     return env.REPLAY_JOB.getByName(id).start({
       id,
       topic: topic.name,
@@ -265,6 +266,9 @@ export function replayRoutes(config: EventlineConfig) {
     }
     const db = c.env.DB;
     const now = Date.now();
+    // The job's id is chosen first and recorded with the truncation, so a failed start leaves a
+    // record a retry can see (its job does not exist, so the retry rebuilds again).
+    const replayId = newReplayId();
     await db.batch([
       ...tables.map((t) => db.prepare(`DELETE FROM ${t}`)),
       db.prepare("DELETE FROM processed_events WHERE subscription = ?").bind(name),
@@ -272,14 +276,13 @@ export function replayRoutes(config: EventlineConfig) {
       db.prepare("DELETE FROM delivery_failures WHERE subscription = ?").bind(name),
       db
         .prepare(
-          `INSERT INTO projection_state (projection, state, replay_id, started_at, finished_at) VALUES (?, 'rebuilding', NULL, ?, NULL)
-           ON CONFLICT (projection) DO UPDATE SET state = 'rebuilding', replay_id = NULL, started_at = excluded.started_at, finished_at = NULL`,
+          `INSERT INTO projection_state (projection, state, replay_id, started_at, finished_at) VALUES (?, 'rebuilding', ?, ?, NULL)
+           ON CONFLICT (projection) DO UPDATE SET state = 'rebuilding', replay_id = excluded.replay_id, started_at = excluded.started_at, finished_at = NULL`,
         )
-        .bind(name, now),
+        .bind(name, replayId, now),
     ]);
     const rate = (c.req.valid("json") as { rate?: number } | undefined)?.rate;
-    const replay = await start(c.env, { topic: sub.topic, from: { sequence: 1 }, subscription: name, rate, chain: true });
-    await db.prepare("UPDATE projection_state SET replay_id = ? WHERE projection = ?").bind(replay.id, name).run();
+    const replay = await start(c.env, { topic: sub.topic, from: { sequence: 1 }, subscription: name, rate, chain: true, id: replayId });
     c.get("log").info("projection rebuild started", { projection: name, replay: replay.id, tables });
     return c.json({ projection: name, state: "rebuilding" as const, replay }, 202);
   });

@@ -14,7 +14,7 @@ import { BATCH_CONTENT_TYPE } from "../../../shared/cloudevents";
 import type { EventlineConfig, TopicConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import type { AppEnv } from "../context";
-import { partitionStub } from "../ingest/append";
+import { partitionStub, partitionUnavailable } from "../ingest/append";
 import { requireTopic } from "../validation";
 
 const listRoute = createRoute({
@@ -63,7 +63,7 @@ const archiveRoute = createRoute({
   tags: ["Topics"],
   summary: "Seal and archive every partition's unarchived events to R2 now",
   description:
-    "Each partition writes its unarchived events as segments (at most `archive.segmentEvents` each), verifies each by reading it back, records it in its manifest, then trims archived events past the topic's retention. Normally a partition does this by itself from an alarm.",
+    "Each partition writes its unarchived events as segments (at most `archive.segmentEvents` each), stored with their SHA-256 (R2 refuses a mismatch), records them in its manifest, then trims archived events past the topic's retention that the outbox no longer needs. Normally a partition does this by itself from an alarm.",
   request: { params: z.object({ topic: TopicParam }) },
   responses: {
     200: { description: "What each partition sealed", content: { "application/json": { schema: ArchiveResponseSchema } } },
@@ -122,7 +122,15 @@ export function topicRoutes(config: EventlineConfig) {
     .openapi(archiveRoute, async (c) => {
       const topic = requireTopic(config, c.req.valid("param").topic);
       const partitions = await Promise.all(
-        partitionsOf(topic).map(async (partition) => ({ partition, ...(await partitionStub(c.env, topic.name, partition).archiveNow()) })),
+        partitionsOf(topic).map(async (partition) => {
+          try {
+            return { partition, ...(await partitionStub(c.env, topic.name, partition).archiveNow()) };
+          } catch (err) {
+            c.get("log").warn("archive failed", { topic: topic.name, partition, error: err });
+            // Nothing half-done stays behind (a retry seals the same range): retrying is safe.
+            throw partitionUnavailable(err, `archiving ${topic.name}/${partition}`, 5);
+          }
+        }),
       );
       return c.json({ topic: topic.name, partitions }, 200);
     })
