@@ -8,6 +8,21 @@ import type { Route } from "../shared/subscriptions";
  * committed event reaches every matching subscription at least once, whatever fails in between.
  */
 
+/**
+ * Attributes the log has as columns when it commits an event. A filter that reads only these is
+ * evaluated without parsing the stored event (most filters look at type, source or subject).
+ */
+export const ENVELOPE_KEYS: ReadonlySet<string> = new Set(["id", "source", "type", "subject", "streamversion"]);
+const envelopeOnly = new WeakMap<ReadonlySet<string>, boolean>();
+function isEnvelopeOnly(keys: ReadonlySet<string>): boolean {
+  let known = envelopeOnly.get(keys);
+  if (known === undefined) {
+    known = [...keys].every((k) => ENVELOPE_KEYS.has(k));
+    envelopeOnly.set(keys, known);
+  }
+  return known;
+}
+
 export function createOutboxTable(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
     subscription TEXT NOT NULL,
@@ -46,15 +61,24 @@ export class OutboxWrites {
 
   /**
    * Inside the append transaction: an outbox row for each route whose filter matches the event
-   * as stored. `stored` gives that event; it is called only if some route has a filter.
+   * as stored. `stored` gives that event (parsed: called only if some filter needs more than the
+   * envelope); `envelope` gives its ENVELOPE_KEYS attributes, with the same values, cheaply.
    */
-  add(sequence: number, stored: () => Record<string, unknown>): number {
+  add(sequence: number, stored: () => Record<string, unknown>, envelope?: () => Record<string, unknown>): number {
     let n = 0;
     let event: Record<string, unknown> | undefined;
+    let head: Record<string, unknown> | undefined;
     for (const route of this.routes) {
       if (!this.unfiltered(route)) {
-        if (event === undefined) event = stored();
-        if (!route.matches(event)) continue;
+        let view: Record<string, unknown>;
+        if (envelope !== undefined && route.keys !== undefined && isEnvelopeOnly(route.keys)) {
+          if (head === undefined) head = envelope();
+          view = head;
+        } else {
+          if (event === undefined) event = stored();
+          view = event;
+        }
+        if (!route.matches(view)) continue;
       }
       const prev = this.routed.get(route.name) ?? this.lastRouted(route.name);
       this.sql.exec(`INSERT INTO outbox (subscription, sequence, prev) VALUES (?, ?, ?)`, route.name, sequence, prev);

@@ -3,7 +3,7 @@ import { z } from "zod";
 import config from "../eventline.config";
 import { formatSequence } from "../shared/cloudevents";
 import { findTopic } from "../shared/config";
-import { compileFilter } from "../shared/filter";
+import { compileFilter, type FilterPattern, patternKeys } from "../shared/filter";
 import { joinMembers, type Member } from "../shared/json";
 import { createLogger } from "../shared/logger";
 import type { Delivery } from "../shared/messages";
@@ -530,7 +530,20 @@ export class PartitionLog extends DurableObject<Env> {
       head = sequence;
       if (streamVersion !== null && subject !== undefined) streams.set(subject, { version: streamVersion, lastSequence: sequence });
       // Filters see the event exactly as stored.
-      if (outbox !== undefined) queued += outbox.add(sequence, () => JSON.parse(body) as Record<string, unknown>);
+      if (outbox !== undefined) {
+        queued += outbox.add(
+          sequence,
+          () => JSON.parse(body) as Record<string, unknown>,
+          // The same values as in `body` (membersAgree checked them), without parsing it.
+          () => ({
+            id,
+            source,
+            type,
+            ...(subject !== undefined && { subject }),
+            ...(streamVersion !== null && { streamversion: streamVersion }),
+          }),
+        );
+      }
       out.push({ id, source, sequence, duplicate: false, ...(streamVersion !== null && { streamVersion }) });
     }
     outbox?.finish();
@@ -843,10 +856,12 @@ export class PartitionLog extends DurableObject<Env> {
 
   private compileRuntimeRoutes(rows: { name: string; filter: string | null }[]): Route[] {
     return rows.map((r) => {
-      const route = {
+      const pattern = r.filter === null ? undefined : (JSON.parse(r.filter) as FilterPattern);
+      const route: Route = {
         name: r.name,
         queue: RUNTIME_ROUTE_QUEUE,
-        matches: compileFilter(r.filter === null ? undefined : JSON.parse(r.filter)),
+        matches: compileFilter(pattern),
+        ...(pattern === undefined ? {} : { keys: patternKeys(pattern) }),
       };
       if (r.filter === null) UNFILTERED.add(route);
       return route;

@@ -156,6 +156,19 @@ export class FilterError extends Error {
   }
 }
 
+/**
+ * The top-level attributes a pattern looks at (through `$or` too), so a caller holding only some
+ * attributes of an event knows whether they are enough to evaluate it.
+ */
+export function patternKeys(pattern: FilterPattern): Set<string> {
+  const keys = new Set<string>();
+  for (const [key, rule] of Object.entries(pattern)) {
+    if (key === "$or") for (const alt of rule as FilterPattern[]) for (const k of patternKeys(alt)) keys.add(k);
+    else keys.add(key);
+  }
+  return keys;
+}
+
 /** Validates a pattern and returns its predicate; throws FilterError naming each bad path. */
 export function compileFilter(pattern: unknown): Filter {
   if (pattern === undefined) return () => true;

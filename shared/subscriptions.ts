@@ -1,18 +1,25 @@
 import config from "../eventline.config";
 import type { SubscriptionConfig } from "./config";
-import { compileFilter, type Filter } from "./filter";
+import { compileFilter, type Filter, patternKeys } from "./filter";
 
 /** A subscription as the commit path needs it: where to send, and which events. */
 export interface Route {
   name: string;
   queue: string;
   matches: Filter;
+  /** The top-level attributes its filter reads (none: no filter). */
+  keys?: ReadonlySet<string>;
 }
 
 const byTopic = new Map<string, Route[]>();
 for (const sub of config.subscriptions) {
   const routes = byTopic.get(sub.topic) ?? [];
-  routes.push({ name: sub.name, queue: sub.queue, matches: compileFilter(sub.filter) });
+  routes.push({
+    name: sub.name,
+    queue: sub.queue,
+    matches: compileFilter(sub.filter),
+    ...(sub.filter === undefined ? {} : { keys: patternKeys(sub.filter) }),
+  });
   byTopic.set(sub.topic, routes);
 }
 

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compileFilter, FilterError } from "../../shared/filter";
+import { compileFilter, FilterError, patternKeys } from "../../shared/filter";
 
 const ev = (extra: Record<string, unknown> = {}) => ({ specversion: "1.0", id: "1", source: "/s", type: "orders.placed", ...extra });
 
@@ -126,5 +126,13 @@ describe("filter properties", () => {
         expect(compileFilter({ $or: [a, b] })(x)).toBe(compileFilter(a)(x) || compileFilter(b)(x));
       }),
     );
+  });
+});
+
+describe("patternKeys", () => {
+  it("lists the top-level attributes a pattern reads, through $or, so envelope-only filters skip parsing the event", () => {
+    expect([...patternKeys({ type: [{ prefix: "a" }], subject: [{ exists: true }] })].sort()).toEqual(["subject", "type"]);
+    expect([...patternKeys({ $or: [{ source: ["/a"] }, { data: { n: [1] } }] })].sort()).toEqual(["data", "source"]);
+    expect([...patternKeys({ streamversion: [{ exists: true }] })]).toEqual(["streamversion"]);
   });
 });
