@@ -1016,7 +1016,8 @@ export class PartitionLog extends DurableObject<Env> {
     }
     const text = segmentText(rows.map((r) => r.body));
     const key = segmentKey(topic, partition, range.first, range.last);
-    const existing = await this.env.ARCHIVE.get(key);
+    // A head (no body) first: the object exists only after a crash, rarely.
+    const existing = (await this.env.ARCHIVE.head(key)) === null ? null : await this.env.ARCHIVE.get(key);
     let size: number;
     let sha256: string;
     if (existing !== null) {
@@ -1036,10 +1037,9 @@ export class PartitionLog extends DurableObject<Env> {
         customMetadata: { first: String(range.first), last: String(range.last), count: String(rows.length) },
       });
       await this.afterSegmentPut(key);
-      const stored = await this.env.ARCHIVE.head(key);
-      const storedSha = stored?.checksums.sha256;
-      if (stored === null || put === null || stored.size !== gz.byteLength || (storedSha !== undefined && hex(storedSha) !== sha256)) {
-        throw new Error(`archive object ${key} does not match what was written (size ${stored?.size ?? "missing"} of ${gz.byteLength})`);
+      const storedSha = put?.checksums.sha256;
+      if (put === null || put.size !== gz.byteLength || (storedSha !== undefined && hex(storedSha) !== sha256)) {
+        throw new Error(`archive object ${key} does not match what was written (size ${put?.size ?? "missing"} of ${gz.byteLength})`);
       }
       size = gz.byteLength;
     }
@@ -1073,7 +1073,6 @@ export class PartitionLog extends DurableObject<Env> {
       this.sql.exec(`DELETE FROM meta WHERE key = 'pending_segment'`);
     });
     this.archivedThrough = segment.last;
-    this.segmentCache.set(key, segmentLines(text));
     return segment;
   }
 
