@@ -254,4 +254,45 @@ describe("archive", () => {
     expect(loaded).toMatchObject({ snapshot: null, version: 8, complete: true });
     expect(loaded.events).toHaveLength(8);
   });
+
+  it("rewrites a manifest that fell behind its segments (a stop between the commit and the manifest write)", async () => {
+    const p = 3;
+    await publish(p, 100, "manifest");
+    await archiveAndTrimAll(p);
+    expect((await stub(p).verify()).ok).toBe(true);
+    // As if the object stopped after committing its last segment but before writing manifest.json.
+    const key = `topics/${TOPIC}/${p}/manifest.json`;
+    const before = JSON.parse(await ((await env.ARCHIVE.get(key)) as R2ObjectBody).text()) as { segments: unknown[] };
+    await env.ARCHIVE.put(key, JSON.stringify({ ...before, segments: before.segments.slice(0, -1) }));
+    await runInDurableObject(stub(p), (_i, state) => state.storage.sql.exec("DELETE FROM meta WHERE key = 'manifest_chain'"));
+    expect((await stub(p).verify()).ok).toBe(false);
+    // The next pass has nothing to seal, but brings the manifest up to date.
+    expect((await stub(p).archiveNow()).sealed).toEqual([]);
+    expect(await stub(p).verify()).toMatchObject({ ok: true, problems: [] });
+  });
+
+  it("after a failed pass, archiving backs off: new appends and relay alarms do not retry it early", async () => {
+    const p = 0;
+    let attempts = 0;
+    const failing = (instance: PartitionLog) => {
+      instance.segmentEvents = 1;
+      instance.afterSegmentPut = async () => {
+        attempts++;
+        throw new Error("R2 is down");
+      };
+    };
+    await runInDurableObject(stub(p), failing);
+    await publish(p, 3, "backoff");
+    await runInDurableObject(stub(p), failing);
+    await outboxDrained(p);
+    await runDurableObjectAlarm(stub(p));
+    expect(attempts).toBe(1);
+    // More events, each making a segment due at once, and the relay's alarm runs: no new attempt.
+    await expectAccepted(await postBatch(TOPIC, [event({ partitionkey: keyFor(p, "backoff") })]));
+    await outboxDrained(p);
+    await runDurableObjectAlarm(stub(p));
+    expect(attempts).toBe(1);
+    const next = await runInDurableObject(stub(p), (_i, state) => state.storage.getAlarm());
+    expect((next ?? 0) - Date.now()).toBeGreaterThan(20_000);
+  });
 });
