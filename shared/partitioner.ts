@@ -38,3 +38,8 @@ export function partitionFor(event: PartitionKeySource, partitionCount: number):
   }
   return fnv1a32(partitionKeyOf(event)) % partitionCount;
 }
+
+/** The partition a stream (the events of one subject, partitioned by it) lives in. */
+export function streamPartition(subject: string, partitionCount: number): number {
+  return partitionFor({ id: subject, subject }, partitionCount);
+}

@@ -3,7 +3,7 @@ import type { EventlineConfig, TopicConfig } from "../../../shared/config";
 import { type Decider, DomainError, fold } from "../../../shared/decider";
 import { EventlineError } from "../../../shared/errors";
 import type { Logger } from "../../../shared/logger";
-import { partitionFor } from "../../../shared/partitioner";
+import { streamPartition } from "../../../shared/partitioner";
 import { appendToStream, partitionStub, partitionUnavailable } from "../ingest/append";
 import { prepareEvents } from "../ingest/parse";
 
@@ -72,7 +72,7 @@ export async function loadAggregate<Command, Event extends { type: string; data:
   log: Logger,
   maxLimit: number,
 ): Promise<Loaded<State>> {
-  const partition = partitionFor({ id: subject, subject }, aggregate.topic.partitions);
+  const partition = streamPartition(subject, aggregate.topic.partitions);
   const stub = partitionStub(env, aggregate.topic.name, partition);
   const loaded = await stub.loadStream(subject, aggregate.snapshotSchema, maxLimit);
   let state = aggregate.decider.initialState;
@@ -120,7 +120,7 @@ function domainToHttp(err: DomainError): EventlineError {
 
 /** The stored result of a command re-sent with its idempotency key, if it ran before. */
 async function priorResult(env: Env, topic: TopicConfig, subject: string, source: string, key: string): Promise<CommandResult | null> {
-  const partition = partitionFor({ id: subject, subject }, topic.partitions);
+  const partition = streamPartition(subject, topic.partitions);
   const stub = partitionStub(env, topic.name, partition);
   const events: CommandResult["events"] = [];
   for (let i = 0; ; i++) {
@@ -184,7 +184,7 @@ export async function executeCommand<Command, Event extends { type: string; data
     }
     if (decided.length === 0) {
       // Nothing to record (an idempotent command on a state that already satisfies it).
-      const partition = partitionFor({ id: subject, subject }, aggregate.topic.partitions);
+      const partition = streamPartition(subject, aggregate.topic.partitions);
       return { subject, version: loaded.version, partition, sequence: 0, events: [], conflictRetries: attempt, replayed: false };
     }
     const now = new Date().toISOString();
@@ -261,7 +261,7 @@ function maybeSnapshot<Command, Event extends { type: string; data: unknown }, S
   const every = options.config.commands.snapshotEvery;
   if (Math.floor(version / every) === Math.floor(loaded.version / every) && version - loaded.snapshotVersion < every) return;
   const state = fold(aggregate.decider, decided, loaded.state);
-  const partition = partitionFor({ id: subject, subject }, aggregate.topic.partitions);
+  const partition = streamPartition(subject, aggregate.topic.partitions);
   options.defer(
     partitionStub(env, aggregate.topic.name, partition)
       .saveSnapshot({ subject, version, schema: aggregate.snapshotSchema, state: aggregate.serialize(state) })

@@ -8,7 +8,7 @@ import { customerSpend, customerSummaries, ordersView } from "../../../shared/db
 import { EventlineError } from "../../../shared/errors";
 import { sha256Hex } from "../../../shared/json";
 import { commandBodies, type OrderCommand, placeOrderBody } from "../../../shared/orders/domain";
-import { partitionFor } from "../../../shared/partitioner";
+import { streamPartition } from "../../../shared/partitioner";
 import { type CommandResult, executeCommand } from "../commands/execute";
 import { ordersAggregate } from "../commands/orders";
 import { CUSTOMER_SUMMARY, ORDERS_VIEW } from "../consumers/orders-projections";
@@ -363,7 +363,7 @@ export function orderRoutes(config: EventlineConfig) {
 
   app.openapi(getRoute, async (c) => {
     const { id } = c.req.valid("param");
-    const partition = partitionFor({ id, subject: id }, topic.partitions);
+    const partition = streamPartition(id, topic.partitions);
     const fresh = await consistency(c, ORDERS_VIEW, c.req.valid("query"), [partition]);
     const row = (await drizzle(c.env.DB).select().from(ordersView).where(eq(ordersView.orderId, id)).limit(1))[0];
     if (row === undefined) {

@@ -14,7 +14,7 @@ import { BATCH_CONTENT_TYPE, type CloudEvent, STRUCTURED_CONTENT_TYPE } from "..
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError, type ProblemIssue } from "../../../shared/errors";
 import { jsonPointer } from "../../../shared/json";
-import { partitionFor } from "../../../shared/partitioner";
+import { streamPartition } from "../../../shared/partitioner";
 import type { AppEnv } from "../context";
 import { appendToStream, partitionStub } from "../ingest/append";
 import { decodeIngest, envelopeError, prepareRequestEvents } from "../ingest/parse";
@@ -148,7 +148,7 @@ export function streamRoutes(config: EventlineConfig) {
     .openapi(infoRoute, async (c) => {
       const { topic: name, subject } = c.req.valid("param");
       const topic = requireTopic(config, name);
-      const partition = partitionFor({ id: subject, subject }, topic.partitions);
+      const partition = streamPartition(subject, topic.partitions);
       const info = await partitionStub(c.env, topic.name, partition).streamInfo(subject);
       return c.json(
         {
@@ -174,7 +174,7 @@ export function streamRoutes(config: EventlineConfig) {
           issues: [{ path: "/query/limit", message: `${limit} is outside 1-${config.read.maxLimit}` }],
         });
       }
-      const partition = partitionFor({ id: subject, subject }, topic.partitions);
+      const partition = streamPartition(subject, topic.partitions);
       const page = await partitionStub(c.env, topic.name, partition).readStream(subject, from, limit);
       const nextFrom = page.last === null ? from : page.last + 1;
       const href = `/v1/topics/${encodeURIComponent(topic.name)}/streams/${encodeURIComponent(subject)}/events?fromVersion=${nextFrom}&limit=${limit}`;
