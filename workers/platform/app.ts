@@ -2,7 +2,6 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import config from "../../eventline.config";
 import { EventlineError, problemResponse } from "../../shared/errors";
-import { jsonPointer } from "../../shared/json";
 import { createLogger } from "../../shared/logger";
 import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import type { AppEnv } from "./context";
@@ -14,6 +13,7 @@ import { streamRoutes } from "./routes/streams";
 import { subscriptionAdminRoutes } from "./routes/subscription-admin";
 import { subscriptionRoutes } from "./routes/subscriptions";
 import { topicRoutes } from "./routes/topics";
+import { invalidParameter } from "./validation";
 
 /** Paths the API serves and the methods each allows; used for 405 + Allow. */
 const ROUTE_METHODS: [RegExp, string[]][] = [
@@ -42,12 +42,6 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
 ];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-function invalidParameter(issues: { path: PropertyKey[]; message: string }[], where: string): EventlineError {
-  return new EventlineError("invalid_parameter", `invalid ${where}`, {
-    issues: issues.map((i) => ({ path: jsonPointer(`/${where}`, i.path), message: i.message })),
-  });
-}
 
 /** Builds the platform app: request id + logging, error rendering, routes, OpenAPI document. */
 export function createApp() {

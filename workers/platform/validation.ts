@@ -1,8 +1,27 @@
 import { type EventlineConfig, findTopic, type TopicConfig } from "../../shared/config";
 import { EventlineError } from "../../shared/errors";
 import { compileFilter, FilterError } from "../../shared/filter";
+import { jsonPointer } from "../../shared/json";
 
-/** Checks the route groups share: a topic that exists, a filter pattern that compiles. */
+/** Checks the route groups share: parameters, page sizes, topics, filter patterns. */
+
+/** zod issues of one part of the request (`query`, `param`, `json`…) as a 400 with JSON Pointers. */
+export function invalidParameter(issues: readonly { path: PropertyKey[]; message: string }[], where: string): EventlineError {
+  return new EventlineError("invalid_parameter", `invalid ${where}`, {
+    issues: issues.map((i) => ({ path: jsonPointer(`/${where}`, i.path), message: i.message })),
+  });
+}
+
+/** A read's page size: the default when absent, else 1…`read.maxLimit` (400 otherwise). */
+export function readLimit(config: EventlineConfig, limit: number | undefined): number {
+  const value = limit ?? config.read.defaultLimit;
+  if (value < 1 || value > config.read.maxLimit) {
+    throw new EventlineError("invalid_parameter", `limit must be between 1 and ${config.read.maxLimit}`, {
+      issues: [{ path: "/query/limit", message: `${value} is outside 1-${config.read.maxLimit}` }],
+    });
+  }
+  return value;
+}
 
 export function requireTopic(config: EventlineConfig, name: string): TopicConfig {
   const topic = findTopic(config, name);

@@ -12,13 +12,12 @@ import {
 } from "../../../shared/api-schemas";
 import { BATCH_CONTENT_TYPE, type CloudEvent, STRUCTURED_CONTENT_TYPE } from "../../../shared/cloudevents";
 import type { EventlineConfig } from "../../../shared/config";
-import { EventlineError, type ProblemIssue } from "../../../shared/errors";
-import { jsonPointer } from "../../../shared/json";
+import type { ProblemIssue } from "../../../shared/errors";
 import { streamPartition } from "../../../shared/partitioner";
 import type { AppEnv } from "../context";
 import { appendToStream, partitionStub } from "../ingest/append";
 import { decodeIngest, envelopeError, prepareRequestEvents } from "../ingest/parse";
-import { requireTopic } from "../validation";
+import { invalidParameter, readLimit, requireTopic } from "../validation";
 
 /**
  * Streams (event sourcing): the events of one subject within a topic, in the partition the
@@ -112,15 +111,9 @@ function assignToStream(events: CloudEvent[], subject: string, batch: boolean): 
   return out;
 }
 
-function invalidQuery(error: z.ZodError): EventlineError {
-  return new EventlineError("invalid_parameter", "invalid query", {
-    issues: error.issues.map((i) => ({ path: jsonPointer("/query", i.path), message: i.message })),
-  });
-}
-
 export function parseExpectedVersion(c: Context<AppEnv>) {
   const parsed = ExpectedVersionQuery.safeParse({ expectedVersion: c.req.query("expectedVersion") });
-  if (!parsed.success) throw invalidQuery(parsed.error);
+  if (!parsed.success) throw invalidParameter(parsed.error.issues, "query");
   return parsed.data.expectedVersion ?? "any";
 }
 
@@ -132,7 +125,7 @@ export function streamRoutes(config: EventlineConfig) {
     const topic = requireTopic(config, c.req.param("topic"));
     const subject = c.req.param("subject");
     const params = streamParams.safeParse({ topic: topic.name, subject });
-    if (!params.success) throw invalidQuery(params.error);
+    if (!params.success) throw invalidParameter(params.error.issues, "param");
     const expected = parseExpectedVersion(c);
     const { mode, events } = await decodeIngest(c.req.raw, config);
     const inStream = assignToStream(events, subject, mode === "batch");
@@ -168,12 +161,7 @@ export function streamRoutes(config: EventlineConfig) {
       const topic = requireTopic(config, name);
       const query = c.req.valid("query");
       const from = Math.max(1, query.fromVersion ?? 1);
-      const limit = query.limit ?? config.read.defaultLimit;
-      if (limit < 1 || limit > config.read.maxLimit) {
-        throw new EventlineError("invalid_parameter", `limit must be between 1 and ${config.read.maxLimit}`, {
-          issues: [{ path: "/query/limit", message: `${limit} is outside 1-${config.read.maxLimit}` }],
-        });
-      }
+      const limit = readLimit(config, query.limit);
       const partition = streamPartition(subject, topic.partitions);
       const page = await partitionStub(c.env, topic.name, partition).readStream(subject, from, limit);
       const nextFrom = page.last === null ? from : page.last + 1;

@@ -15,7 +15,7 @@ import type { EventlineConfig, TopicConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import type { AppEnv } from "../context";
 import { partitionStub, partitionUnavailable } from "../ingest/append";
-import { requireTopic } from "../validation";
+import { readLimit, requireTopic } from "../validation";
 
 const listRoute = createRoute({
   method: "get",
@@ -157,12 +157,7 @@ export function topicRoutes(config: EventlineConfig) {
       }
       const query = c.req.valid("query");
       const from = Math.max(1, query.from ?? 1);
-      const limit = query.limit ?? config.read.defaultLimit;
-      if (limit < 1 || limit > config.read.maxLimit) {
-        throw new EventlineError("invalid_parameter", `limit must be between 1 and ${config.read.maxLimit}`, {
-          issues: [{ path: "/query/limit", message: `${limit} is outside 1-${config.read.maxLimit}` }],
-        });
-      }
+      const limit = readLimit(config, query.limit);
       const page = await partitionStub(c.env, name, partition).read(from, limit);
       const nextFrom = page.last === null ? from : page.last + 1;
       const hasMore = nextFrom <= page.head;
