@@ -890,9 +890,16 @@ export class PartitionLog extends DurableObject<Env> {
   // ---------------------------------------------------------------------------------------------
   // Archive (R2)
 
+  /** The (topic, partition) this object serves, from its recorded name; undefined before its first append. */
+  private identity(): { topic: string; partition: number } | undefined {
+    if (this.name === undefined) return undefined;
+    const slash = this.name.lastIndexOf("/");
+    return { topic: this.name.slice(0, slash), partition: Number(this.name.slice(slash + 1)) };
+  }
+
   private topicConfig() {
-    const topic = this.name?.split("/")[0];
-    return topic === undefined ? undefined : findTopic(config, topic);
+    const id = this.identity();
+    return id === undefined ? undefined : findTopic(config, id.topic);
   }
 
   private archiveRange(): ArchiveRange | null {
@@ -959,9 +966,9 @@ export class PartitionLog extends DurableObject<Env> {
   private async archivePass(force: boolean): Promise<ArchiveResult> {
     const started = Date.now();
     const topic = this.topicConfig();
-    if (topic === undefined || this.name === undefined) return { sealed: [], archivedThrough: this.archivedThrough, trimmed: 0 };
-    const [, partitionText = "0"] = this.name.split("/");
-    const partition = Number(partitionText);
+    const id = this.identity();
+    if (topic === undefined || id === undefined) return { sealed: [], archivedThrough: this.archivedThrough, trimmed: 0 };
+    const { partition } = id;
     const { segmentSeconds } = topic.archive;
     const segmentEvents = this.segmentEvents ?? topic.archive.segmentEvents;
     const sealed: Segment[] = [];
@@ -1078,8 +1085,8 @@ export class PartitionLog extends DurableObject<Env> {
 
   /** The manifest as this object holds it. */
   manifest(): Manifest | null {
-    if (this.name === undefined) return null;
-    const [topic = "", partition = "0"] = this.name.split("/");
+    const id = this.identity();
+    if (id === undefined) return null;
     const segments = this.sql
       .exec<{
         first: number;
@@ -1104,7 +1111,7 @@ export class PartitionLog extends DurableObject<Env> {
         chain: r.chain,
         key: r.key,
       }));
-    return { v: 1, topic, partition: Number(partition), segments, updatedAt: new Date().toISOString() };
+    return { v: 1, topic: id.topic, partition: id.partition, segments, updatedAt: new Date().toISOString() };
   }
 
   private async writeManifest(topic: string, partition: number): Promise<void> {
@@ -1151,24 +1158,25 @@ export class PartitionLog extends DurableObject<Env> {
    * present, unaltered, contiguous, its chain intact.
    */
   async verify(): Promise<{ ok: boolean; segments: number; problems: { key: string; problem: string }[] }> {
-    if (this.name === undefined) return { ok: true, segments: 0, problems: [] };
-    const [topic = "", partition = "0"] = this.name.split("/");
+    const id = this.identity();
+    if (id === undefined) return { ok: true, segments: 0, problems: [] };
+    const key = manifestKey(id.topic, id.partition);
     const own = this.manifest();
-    const stored = await this.env.ARCHIVE.get(manifestKey(topic, Number(partition)));
+    const stored = await this.env.ARCHIVE.get(key);
     if (stored === null) {
       return own === null || own.segments.length === 0
         ? { ok: true, segments: 0, problems: [] }
         : {
             ok: false,
             segments: own.segments.length,
-            problems: [{ key: manifestKey(topic, Number(partition)), problem: "manifest missing from R2" }],
+            problems: [{ key, problem: "manifest missing from R2" }],
           };
     }
     const manifest = JSON.parse(await stored.text()) as Manifest;
     const result = await verifyArchive(this.env.ARCHIVE, manifest);
     const lastChain = own?.segments.at(-1)?.chain;
     if (lastChain !== undefined && manifest.segments.at(-1)?.chain !== lastChain) {
-      result.problems.push({ key: manifestKey(topic, Number(partition)), problem: "manifest in R2 differs from the partition's record" });
+      result.problems.push({ key, problem: "manifest in R2 differs from the partition's record" });
       result.ok = false;
     }
     return result;
@@ -1229,10 +1237,9 @@ export class PartitionLog extends DurableObject<Env> {
       this.relayAgain = true;
       return this.relaying;
     }
-    const name = this.name;
-    if (name === undefined) return Promise.resolve();
-    const [topic = "", partitionText = "0"] = name.split("/");
-    const partition = Number(partitionText);
+    const id = this.identity();
+    if (id === undefined) return Promise.resolve();
+    const { topic, partition } = id;
     // Looked up on every use, not snapshotted: a subscription created while a relay runs must not
     // have its fresh outbox rows taken for those of a removed one.
     const queueOf = (subscription: string) => [...routesFor(topic), ...this.runtimeRoutes].find((r) => r.name === subscription)?.queue;

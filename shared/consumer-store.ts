@@ -130,6 +130,15 @@ export async function readCheckpoint(db: D1Database, at: { subscription: string;
   return (await checkpointStatement(db, at).first<{ sequence: number }>())?.sequence ?? 0;
 }
 
+/** A subscription's checkpoint per partition of a topic (partitions without one are absent). */
+export async function readCheckpoints(db: D1Database, subscription: string, topic: string): Promise<Map<number, number>> {
+  const rows = await db
+    .prepare("SELECT partition, sequence FROM checkpoints WHERE subscription = ? AND topic = ?")
+    .bind(subscription, topic)
+    .all<{ partition: number; sequence: number }>();
+  return new Map(rows.results.map((r) => [r.partition, r.sequence]));
+}
+
 /** The sequence a `checkpointStatement` read, from its result in a batch (undefined: no row). */
 export function checkpointFrom(result: D1Result | undefined): number | undefined {
   const row = checkpointRow.pick({ sequence: true }).safeParse(result?.results[0]);

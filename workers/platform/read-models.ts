@@ -1,4 +1,5 @@
 import type { TopicConfig } from "../../shared/config";
+import { readCheckpoints } from "../../shared/consumer-store";
 import { EventlineError } from "../../shared/errors";
 import { partitionStub } from "./ingest/append";
 
@@ -50,19 +51,11 @@ export function parsePosition(text: string, topic: TopicConfig, where: string): 
   return { partition, sequence };
 }
 
-async function applied(db: D1Database, projection: string, topic: string): Promise<Map<number, number>> {
-  const rows = await db
-    .prepare("SELECT partition, sequence FROM checkpoints WHERE subscription = ? AND topic = ?")
-    .bind(projection, topic)
-    .all<{ partition: number; sequence: number }>();
-  return new Map(rows.results.map((r) => [r.partition, r.sequence]));
-}
-
 /** How far `projection` is behind in the given partitions of `topic` (all of them by default). */
 export async function freshness(env: Env, projection: string, topic: TopicConfig, partitions?: number[]): Promise<Freshness> {
   const which = partitions ?? Array.from({ length: topic.partitions }, (_, p) => p);
   const [checkpoints, stats] = await Promise.all([
-    applied(env.DB, projection, topic.name),
+    readCheckpoints(env.DB, projection, topic.name),
     Promise.all(which.map((p) => partitionStub(env, topic.name, p).stats())),
   ]);
   const list = which.map((partition, i) => {
@@ -113,7 +106,7 @@ export async function waitForPosition(
   const started = Date.now();
   let pause = 10;
   for (;;) {
-    const done = (await applied(env.DB, projection, topic.name)).get(position.partition) ?? 0;
+    const done = (await readCheckpoints(env.DB, projection, topic.name)).get(position.partition) ?? 0;
     if (done >= position.sequence) return Date.now() - started;
     const left = started + waitMs - Date.now();
     if (left <= 0) {

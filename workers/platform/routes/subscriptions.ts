@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problemResponse } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
+import { readCheckpoints } from "../../../shared/consumer-store";
 import { EventlineError } from "../../../shared/errors";
 import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../shared/messages";
 import { queueBinding } from "../../../shared/subscriptions";
@@ -173,9 +174,7 @@ export async function describeSubscription(env: Env, config: EventlineConfig, su
   const partitions = topic?.partitions ?? 0;
   const [stats, checkpoints, counts, circuit, dlq] = await Promise.all([
     Promise.all(Array.from({ length: partitions }, (_, p) => partitionStub(env, sub.topic, p).stats())),
-    env.DB.prepare("SELECT partition, sequence FROM checkpoints WHERE subscription = ? AND topic = ?")
-      .bind(sub.name, sub.topic)
-      .all<{ partition: number; sequence: number }>(),
+    readCheckpoints(env.DB, sub.name, sub.topic),
     env.DB.prepare("SELECT handled, retried, dead_lettered FROM subscription_stats WHERE subscription = ?")
       .bind(sub.name)
       .first<{ handled: number; retried: number; dead_lettered: number }>(),
@@ -184,9 +183,8 @@ export async function describeSubscription(env: Env, config: EventlineConfig, su
       .first<{ state: string; consecutive_failures: number; opened_at: number | null }>(),
     env.DB.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE subscription = ?").bind(sub.name).first<{ n: number }>(),
   ]);
-  const cp = new Map(checkpoints.results.map((r) => [r.partition, r.sequence]));
   const partitionStatus = stats.map((s, partition) => {
-    const checkpoint = cp.get(partition) ?? 0;
+    const checkpoint = checkpoints.get(partition) ?? 0;
     // A filtered subscription never sees some sequences: once its checkpoint reaches the last event
     // routed to it, it is caught up whatever the head; before that, head − checkpoint bounds the lag.
     const caughtUp = checkpoint >= (s.routed[sub.name] ?? 0);
