@@ -74,14 +74,7 @@ export function settleStatements(
   );
   if (outcome !== "duplicate_id") {
     const counter = outcome === "handled" ? "handled" : "dead_lettered";
-    statements.push(
-      db
-        .prepare(
-          `INSERT INTO subscription_stats (subscription, ${counter}, updated_at) VALUES (?, 1, ?)
-           ON CONFLICT (subscription) DO UPDATE SET ${counter} = ${counter} + 1, updated_at = excluded.updated_at`,
-        )
-        .bind(at.subscription, now),
-    );
+    statements.push(countStatement(db, at.subscription, counter, now));
   }
   statements.push(
     db
@@ -227,6 +220,19 @@ export async function readBatchContext(
     }
   }
   return context;
+}
+
+/** A subscription's running totals (`subscription_stats`), for the status API. */
+export type StatsCounter = "handled" | "retried" | "dead_lettered" | "replay_duplicates";
+
+/** Adds one to a subscription's counter. */
+export function countStatement(db: D1Database, subscription: string, counter: StatsCounter, now = Date.now()): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO subscription_stats (subscription, ${counter}, updated_at) VALUES (?, 1, ?)
+       ON CONFLICT (subscription) DO UPDATE SET ${counter} = ${counter} + 1, updated_at = excluded.updated_at`,
+    )
+    .bind(subscription, now);
 }
 
 export interface DeadLetterInput {

@@ -4,6 +4,7 @@ import {
   type BatchContext,
   checkpointFrom,
   checkpointStatement,
+  countStatement,
   eventKey,
   isUniqueViolation,
   type Position,
@@ -181,13 +182,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       if (seen !== null && !redrive) {
         if (delivery.replay !== undefined) {
           // Counted, so an operator sees how much of a replay the subscription already had.
-          await db
-            .prepare(
-              `INSERT INTO subscription_stats (subscription, replay_duplicates, updated_at) VALUES (?, 1, ?)
-               ON CONFLICT (subscription) DO UPDATE SET replay_duplicates = replay_duplicates + 1, updated_at = excluded.updated_at`,
-            )
-            .bind(options.subscription, Date.now())
-            .run();
+          await countStatement(db, options.subscription, "replay_duplicates").run();
         }
         const samePosition = seen.topic === delivery.topic && seen.partition === delivery.partition && seen.sequence === delivery.sequence;
         if (!samePosition) {
@@ -369,12 +364,7 @@ function recordFailureStatements(db: D1Database, key: Position, attempts: number
          DO UPDATE SET attempts = excluded.attempts, last_failure_at = excluded.last_failure_at, last_error = excluded.last_error`,
       )
       .bind(subscription, key.topic, key.partition, key.sequence, attempts, now, now, error),
-    db
-      .prepare(
-        `INSERT INTO subscription_stats (subscription, retried, updated_at) VALUES (?, 1, ?)
-         ON CONFLICT (subscription) DO UPDATE SET retried = retried + 1, updated_at = excluded.updated_at`,
-      )
-      .bind(subscription, now),
+    countStatement(db, subscription, "retried", now),
   ];
 }
 
