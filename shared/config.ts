@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { filterSchema } from "./filter";
+import { parseGrants } from "./security/grants";
 
 /**
  * Topics are configuration, not runtime state: `eventline.config.ts` declares them and this
@@ -8,6 +9,113 @@ import { filterSchema } from "./filter";
  */
 
 export const TOPIC_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** A JSON Pointer below `data` (RFC 6901 escapes; a `*` segment is a wildcard). */
+export const SENSITIVE_PATH = /^(\/([^~/]|~[01])+)+$/;
+
+export const JWT_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
+
+const grantList = z.array(z.string()).superRefine((texts, ctx) => {
+  for (const message of parseGrants(texts).errors) ctx.addIssue({ code: "custom", message });
+});
+
+const issuerSchema = z
+  .object({
+    /** The `iss` value tokens must carry (exact match). */
+    issuer: z.string().url(),
+    /** Accepted `aud` values; a token must name at least one. */
+    audiences: z.array(z.string().min(1)).min(1),
+    /** Where the issuer publishes its keys (fetched with caching and a refetch cooldown; https, or http on loopback)... */
+    jwksUri: z
+      .string()
+      .url()
+      .refine((u) => u.startsWith("https://") || /^http:\/\/(localhost|127\.0\.0\.1)(:\d+)?\//.test(u), {
+        message: "must be an https:// URL (http:// only for localhost)",
+      })
+      .optional(),
+    /** ...or its public keys inline (a static JWKS). */
+    jwks: z
+      .object({
+        keys: z
+          .array(
+            z
+              .record(z.string(), z.unknown())
+              .refine((k) => k.d === undefined && k.kty !== "oct", { message: "a JWKS here holds public keys only (no `d`, no `oct`)" }),
+          )
+          .min(1),
+      })
+      .optional(),
+    /** Accepted signature algorithms; `none` and HMAC are never accepted. */
+    algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(["RS256", "ES256"]),
+    /** Accepted `typ` header values (compared case-insensitively, `application/` optional). */
+    types: z.array(z.string().min(1)).min(1).default(["JWT", "at+jwt"]),
+    clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
+    /** Claim holding the principal's grants (array of grant strings, see shared/security/grants.ts). */
+    grantsClaim: z.string().min(1).default("eventline_grants"),
+    /** Claim naming the principal's tenant (recorded as owner and in the audit log). */
+    tenantClaim: z.string().min(1).default("tenant"),
+  })
+  .strict()
+  .refine((i) => (i.jwksUri === undefined) !== (i.jwks === undefined), { message: "give exactly one of jwksUri and jwks" });
+
+export const ROUTE_GROUPS = ["ingest", "read", "commands", "admin"] as const;
+export type RouteGroup = (typeof ROUTE_GROUPS)[number];
+
+const securitySchema = z
+  .object({
+    oidc: z
+      .object({
+        issuers: z.array(issuerSchema).default([]),
+        /** How long fetched JWKS are used before a refresh. */
+        jwksCacheSeconds: z.number().int().min(1).max(86_400).default(600),
+        /** At most one JWKS refetch per issuer in this period, however many unknown `kid`s arrive. */
+        jwksCooldownSeconds: z.number().int().min(1).max(3600).default(30),
+      })
+      .strict()
+      .refine((o) => new Set(o.issuers.map((i) => i.issuer)).size === o.issuers.length, { message: "an issuer is listed twice" })
+      .refine((o) => o.jwksCacheSeconds >= o.jwksCooldownSeconds, { message: "jwksCacheSeconds must be at least jwksCooldownSeconds" })
+      .default({ issuers: [], jwksCacheSeconds: 600, jwksCooldownSeconds: 30 }),
+    apiKeys: z
+      .object({
+        /** Seconds a verified API key is cached per isolate (revocation reaches other isolates within it). */
+        cacheSeconds: z.number().int().min(0).max(300).default(10),
+        /** Grants a new key may not exceed are checked against its creator's; this caps their count. */
+        maxGrants: z.number().int().min(1).max(100).default(20),
+      })
+      .strict()
+      .default({ cacheSeconds: 10, maxGrants: 20 }),
+    mtls: z
+      .object({
+        /** Route groups that require a verified client certificate (request.cf.tlsClientAuth). */
+        routeGroups: z.array(z.enum(ROUTE_GROUPS)).default([]),
+        /** When non-empty, the certificate must also match one entry (every given field equal). */
+        certificates: z
+          .array(
+            z
+              .object({
+                subjectDN: z.string().min(1).optional(),
+                issuerDN: z.string().min(1).optional(),
+                fingerprintSha256: z
+                  .string()
+                  .regex(/^[0-9a-f]{64}$/, "lower-case hex SHA-256")
+                  .optional(),
+              })
+              .strict()
+              .refine((c) => Object.keys(c).length > 0, { message: "name at least one certificate field" }),
+          )
+          .default([]),
+      })
+      .strict()
+      .default({ routeGroups: [], certificates: [] }),
+    /** Grants of the bootstrap admin key (EVENTLINE_ADMIN_KEY). */
+    adminGrants: grantList.default(["admin:*", "decrypt:*"]),
+  })
+  .strict()
+  .default({
+    oidc: { issuers: [], jwksCacheSeconds: 600, jwksCooldownSeconds: 30 },
+    apiKeys: { cacheSeconds: 10, maxGrants: 20 },
+    mtls: { routeGroups: [], certificates: [] },
+    adminGrants: ["admin:*", "decrypt:*"],
+  });
 
 const zodSchema = z.custom<z.ZodType>((v) => v instanceof z.ZodType, {
   message: "must be a zod schema (z.object(...), z.string(), ...)",
@@ -39,6 +147,17 @@ const topicSchema = z
       })
       .strict()
       .default({ segmentEvents: 1000, segmentSeconds: 300 }),
+    /**
+     * Sensitive fields of `data`, per event type (`"*"`: every type), as JSON Pointers into
+     * `data`; a `*` segment matches every array element or object member (e.g. `/cards/*\/number`).
+     * They are encrypted at ingest under the subject's data key (docs/security.md), so events
+     * with sensitive fields need a `subject`.
+     */
+    sensitive: z
+      .record(z.string().min(1), z.array(z.string().regex(SENSITIVE_PATH, "must be a JSON Pointer into data, e.g. /email")).min(1))
+      .default({}),
+    /** Written only by the platform (e.g. the audit log): nobody may produce to it through the API. */
+    internal: z.boolean().default(false),
     description: z.string().optional(),
   })
   .strict()
@@ -123,6 +242,7 @@ const configSchema = z
       .strict()
       .refine((c) => c.defaultWaitMs <= c.maxWaitMs, { message: "defaultWaitMs must not exceed maxWaitMs" })
       .default({ snapshotEvery: 10, conflictRetries: 4, maxWaitMs: 10_000, defaultWaitMs: 5_000 }),
+    security: securitySchema,
     read: z
       .object({
         defaultLimit: z.number().int().min(1),
@@ -158,6 +278,8 @@ export type EventlineConfigInput = z.input<typeof configSchema>;
 export type EventlineConfig = z.output<typeof configSchema>;
 export type TopicConfig = EventlineConfig["topics"][number];
 export type SubscriptionConfig = EventlineConfig["subscriptions"][number];
+export type SecurityConfig = EventlineConfig["security"];
+export type IssuerConfig = SecurityConfig["oidc"]["issuers"][number];
 
 /** Queue names follow the subscription name, so wrangler.toml can be checked against config. */
 export const queueNameOf = (subscription: string) => `eventline-${subscription}`;
