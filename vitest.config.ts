@@ -2,6 +2,10 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { configDefaults, defineConfig } from "vitest/config";
 
+/** The test stack's bootstrap admin key and key-encryption keys (test/helpers.ts sends the key). */
+export const TEST_ADMIN_KEY = "evl_testadmin0_c2VjcmV0LXRlc3QtYWRtaW4ta2V5LW5vdC1mb3ItcHJvZA";
+export const TEST_KEKS = "v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
   return {
@@ -11,7 +15,13 @@ export default defineConfig(async () => {
         miniflare: {
           // Test-only bindings: migrations for the setup file to apply to the isolated D1
           // database, and the loopback webhook receiver started by test/global-setup.ts.
-          bindings: { TEST_MIGRATIONS: migrations, WEBHOOK_SINK: `http://127.0.0.1:${inject("webhookPort")}` },
+          // Fixed test secrets (the tests' own; never used outside them).
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            WEBHOOK_SINK: `http://127.0.0.1:${inject("webhookPort")}`,
+            EVENTLINE_ADMIN_KEY: TEST_ADMIN_KEY,
+            EVENTLINE_KEKS: TEST_KEKS,
+          },
         },
       })),
     ],
