@@ -47,6 +47,24 @@ export default defineConfig({
       schemas: orderEventSchemas,
       description: "Demo domain: order lifecycle events, each type with a data schema.",
     },
+    {
+      name: "customers",
+      partitions: 2,
+      retentionHours: 24 * 30,
+      archive: { segmentEvents: 1000, segmentSeconds: 30 },
+      // Personal data: encrypted at ingest under the subject's (the customer's) data key, readable
+      // only with a decrypt grant, erasable with DELETE /v1/subjects/{subject}/keys (docs/security.md).
+      sensitive: { "*": ["/name", "/email", "/phone", "/address"] },
+      description: "Demo of field encryption: customer events whose personal fields are stored encrypted.",
+    },
+    {
+      name: "audit",
+      partitions: 1,
+      retentionHours: 24 * 365,
+      archive: { segmentEvents: 1000, segmentSeconds: 30 },
+      internal: true,
+      description: "The audit log (GET /v1/audit): written only by the platform, archived like any topic.",
+    },
   ],
   subscriptions: [
     {

@@ -2,6 +2,8 @@
 // `npm start [-- wrangler dev args]`: checks the config, applies the local D1 migrations, then
 // runs the whole local stack with `wrangler dev` (state persists in .wrangler/state).
 import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const bin = (name) => path.join(import.meta.dirname, "..", "node_modules", ".bin", name);
@@ -14,6 +16,32 @@ function run(cmd, args) {
   }
 }
 
+/**
+ * Local secrets: .dev.vars is created from .dev.vars.example on first start, each value
+ * "generate" replaced by a fresh random one (an admin API key, a key-encryption key). It is
+ * git-ignored and never overwritten.
+ */
+function ensureDevVars() {
+  const root = path.join(import.meta.dirname, "..");
+  const target = path.join(root, ".dev.vars");
+  if (existsSync(target)) return;
+  const generated = {
+    EVENTLINE_ADMIN_KEY: () => `evl_localadmin00_${randomBytes(32).toString("base64url")}`,
+    EVENTLINE_KEKS: () => `v1:${randomBytes(32).toString("base64")}`,
+  };
+  const text = readFileSync(path.join(root, ".dev.vars.example"), "utf8").replace(/^([A-Z_]+)=generate$/gm, (line, name) =>
+    name in generated ? `${name}=${generated[name]()}` : line,
+  );
+  writeFileSync(target, text, { mode: 0o600 });
+  console.log("Created .dev.vars with a local admin API key (EVENTLINE_ADMIN_KEY) and a key-encryption key.");
+  console.log('Use it:  export EVENTLINE_TOKEN=$(sed -n "s/^EVENTLINE_ADMIN_KEY=//p" .dev.vars)\n');
+}
+
+ensureDevVars();
+const devVars = readFileSync(path.join(import.meta.dirname, "..", ".dev.vars"), "utf8");
+if (/^EVENTLINE_AUTH=disabled$/m.test(devVars)) {
+  console.warn("\n⚠ EVENTLINE_AUTH=disabled in .dev.vars: AUTHENTICATION IS OFF — every caller is an admin.\n");
+}
 run(bin("tsx"), ["scripts/check-config.ts"]);
 run(bin("wrangler"), ["d1", "migrations", "apply", "DB", "--local"]);
 

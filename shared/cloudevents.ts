@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { ProblemIssue } from "./errors";
-import { assertJsonDepth, JsonDepthError, jsonPointer, strictUtf8 } from "./json";
+import { assertJsonDepth, exceedsJsonMembers, JsonDepthError, jsonPointer, MAX_JSON_MEMBERS, strictUtf8 } from "./json";
 import { isValidTraceparent, isValidTracestate } from "./trace";
 
 /**
@@ -157,6 +157,9 @@ export function validateEnvelope(raw: unknown, base = ""): ValidationResult {
   } catch (err) {
     if (err instanceof JsonDepthError) return { ok: false, issues: [{ path: base + err.path, message: err.message }] };
     throw err;
+  }
+  if (exceedsJsonMembers(raw)) {
+    return { ok: false, issues: [{ path: base || "/", message: `more than ${MAX_JSON_MEMBERS} JSON members and elements in one event` }] };
   }
   // The JSON format treats a null attribute as absent.
   // (A plain object without nulls, as JSON.parse makes them, is used as it is rather than copied.)

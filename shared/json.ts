@@ -26,6 +26,24 @@ export function jsonPointer(base: string, path: readonly PropertyKey[]): string 
   return base + path.map((p) => `/${escapePointer(String(p))}`).join("");
 }
 
+/** Object members plus array elements one event may hold: bounds the CPU any later walk of it costs. */
+export const MAX_JSON_MEMBERS = 10_000;
+
+/** True when `value` holds more than `max` object members and array elements in all (stops counting there). */
+export function exceedsJsonMembers(value: unknown, max = MAX_JSON_MEMBERS): boolean {
+  let budget = max;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== "object") continue;
+    const items = Array.isArray(v) ? v : Object.values(v);
+    budget -= items.length;
+    if (budget < 0) return true;
+    for (const item of items) if (item !== null && typeof item === "object") stack.push(item);
+  }
+  return false;
+}
+
 /** Throws `JsonDepthError` with the JSON Pointer of the first value nested beyond `max`. */
 export function assertJsonDepth(value: unknown, max = MAX_JSON_DEPTH, path = "", depth = 0): void {
   // Checked without building paths; only a value that is too deep is walked again for its pointer.

@@ -1,4 +1,4 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import config from "../eventline.config";
 import { partitionFor } from "../shared/partitioner";
@@ -11,8 +11,26 @@ export function event(overrides: Record<string, unknown> = {}): Record<string, u
   return { specversion: "1.0", id: crypto.randomUUID(), source: "/tests", type: "test.created", data: { ok: true }, ...overrides };
 }
 
+/** The test stack's bootstrap admin key (vitest.config.ts); `request` sends it unless told otherwise. */
+export const ADMIN_KEY: string = env.EVENTLINE_ADMIN_KEY;
+
+/** A request to the platform Worker, as the admin unless `init.headers` carries its own Authorization. */
 export function request(path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (!headers.has("authorization")) headers.set("authorization", `Bearer ${ADMIN_KEY}`);
+  return exports.default.fetch(`${BASE}${path}`, { ...init, headers });
+}
+
+/** A request with no credentials at all. */
+export function anonymousRequest(path: string, init: RequestInit = {}): Promise<Response> {
   return exports.default.fetch(`${BASE}${path}`, init);
+}
+
+/** A request sent with `token` as its bearer credential. */
+export function requestAs(token: string, path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set("authorization", `Bearer ${token}`);
+  return exports.default.fetch(`${BASE}${path}`, { ...init, headers });
 }
 
 export function postStructured(topic: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {

@@ -236,3 +236,27 @@ export const projectionState = sqliteTable("projection_state", {
   startedAt: integer("started_at", { mode: "timestamp_ms" }).notNull(),
   finishedAt: integer("finished_at", { mode: "timestamp_ms" }),
 });
+
+/**
+ * API keys (docs/security.md). The secret is shown once at creation and stored only as its
+ * SHA-256 (a 256-bit random secret needs no slow hash); `id` is the public part of the key
+ * (`evl_<id>_<secret>`) and how it is found, listed and revoked.
+ */
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    /** Hex SHA-256 of the whole key string. */
+    secretHash: text("secret_hash").notNull(),
+    /** JSON array of grant strings (shared/security/grants.ts). */
+    grants: text("grants").notNull(),
+    tenant: text("tenant"),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    expiresAt: integer("expires_at", { mode: "timestamp_ms" }),
+    revokedAt: integer("revoked_at", { mode: "timestamp_ms" }),
+    revokedBy: text("revoked_by"),
+  },
+  (t) => [index("api_keys_created").on(t.createdAt)],
+);

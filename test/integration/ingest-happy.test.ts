@@ -200,6 +200,12 @@ describe("service endpoints", () => {
         "/v1/subscriptions/{name}",
         "/v1/subscriptions/{name}/dlq",
         "/v1/subscriptions/{name}/dlq/redrive",
+        "/v1/keys",
+        "/v1/keys/{id}",
+        "/v1/audit",
+        "/v1/subjects/{subject}/keys",
+        "/v1/encryption",
+        "/v1/encryption/rewrap",
       ].sort(),
     );
     expect(Object.keys(doc.paths["/v1/topics/{topic}/events"]?.post as object)).toContain("requestBody");

@@ -1,12 +1,19 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import config from "../../eventline.config";
+import defaultConfig from "../../eventline.config";
+import type { EventlineConfig } from "../../shared/config";
 import { EventlineError, problemResponse } from "../../shared/errors";
+import { assertJsonDepth, exceedsJsonMembers, JsonDepthError } from "../../shared/json";
 import { createLogger } from "../../shared/logger";
 import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
+import { authentication } from "./auth/access";
 import type { AppEnv } from "./context";
+import { auditRoutes } from "./routes/audit";
 import { docsRoutes } from "./routes/docs";
+import { encryptionRoutes } from "./routes/encryption";
 import { ingestRoutes } from "./routes/ingest";
+import { keyRoutes } from "./routes/keys";
 import { orderRoutes } from "./routes/orders";
 import { replayRoutes } from "./routes/replays";
 import { streamRoutes } from "./routes/streams";
@@ -36,6 +43,12 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/subscriptions\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
   [/^\/v1\/subscriptions\/[^/]+\/dlq$/, ["GET", "HEAD"]],
   [/^\/v1\/subscriptions\/[^/]+\/dlq\/redrive$/, ["POST"]],
+  [/^\/v1\/keys$/, ["GET", "HEAD", "POST"]],
+  [/^\/v1\/keys\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
+  [/^\/v1\/audit$/, ["GET", "HEAD"]],
+  [/^\/v1\/subjects\/[^/]+\/keys$/, ["DELETE"]],
+  [/^\/v1\/encryption$/, ["GET", "HEAD"]],
+  [/^\/v1\/encryption\/rewrap$/, ["POST"]],
   [/^\/openapi\.json$/, ["GET", "HEAD"]],
   [/^\/docs\/?$/, ["GET", "HEAD"]],
   [/^\/health$/, ["GET", "HEAD"]],
@@ -43,8 +56,22 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Builds the platform app: request id + logging, error rendering, routes, OpenAPI document. */
-export function createApp() {
+/** JSON bodies of the admin and command routes (ingest has its own, larger limits). */
+const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+const EVENT_BODY = /\/events$/;
+const MAX_ADMIN_JSON_DEPTH = 16;
+
+export interface AppOptions {
+  /** Outbound fetch for JWKS (tests count it). */
+  fetch?: typeof fetch;
+}
+
+/**
+ * Builds the platform app: request id + logging, authentication and rate limits, error rendering,
+ * routes (each declaring its access), OpenAPI document. Tests pass their own config to try
+ * security settings (OIDC issuers, mTLS) the shipped config does not use.
+ */
+export function createApp(config: EventlineConfig = defaultConfig, options: AppOptions = {}) {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (!result.success) throw invalidParameter(result.error.issues, result.target);
@@ -57,6 +84,7 @@ export function createApp() {
     const requestId = given !== undefined && REQUEST_ID.test(given) ? given : crypto.randomUUID();
     const incoming = traceparentFromHeader(c.req.header("traceparent"));
     c.set("requestId", requestId);
+    c.set("config", config);
     c.set("incomingTraceparent", incoming);
     c.set("traceparent", incoming ?? newTraceparent());
     c.set("log", createLogger({ requestId }));
@@ -105,6 +133,32 @@ export function createApp() {
     return problemResponse(new EventlineError("not_found", `no route for ${c.req.method} ${c.req.path}`), requestId, c.req.path);
   });
 
+  app.use(authentication(config, options));
+  // Admin and command bodies: bounded size (also when Content-Length lies: the stream is
+  // counted), and JSON bounded in depth and members before any validator walks it.
+  app.use(async (c, next) => {
+    if (c.req.method === "GET" || c.req.method === "HEAD" || EVENT_BODY.test(c.req.path)) return next();
+    return bodyLimit({
+      maxSize: MAX_ADMIN_BODY_BYTES,
+      onError: () => {
+        throw new EventlineError("payload_too_large", `request bodies of this route are limited to ${MAX_ADMIN_BODY_BYTES} bytes`);
+      },
+    })(c, async () => {
+      if ((c.req.header("content-type") ?? "").includes("json") && c.req.header("content-length") !== "0") {
+        const body = await c.req.json().catch(() => undefined);
+        try {
+          assertJsonDepth(body, MAX_ADMIN_JSON_DEPTH);
+        } catch (err) {
+          if (err instanceof JsonDepthError)
+            throw new EventlineError("malformed_request", `JSON nested deeper than ${MAX_ADMIN_JSON_DEPTH} levels`);
+          throw err;
+        }
+        if (exceedsJsonMembers(body)) throw new EventlineError("malformed_request", "too many JSON members in the body");
+      }
+      await next();
+    });
+  });
+
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.route("/", ingestRoutes(config));
   app.route("/", topicRoutes(config));
@@ -113,6 +167,9 @@ export function createApp() {
   app.route("/", replayRoutes(config));
   app.route("/", subscriptionRoutes(config));
   app.route("/", subscriptionAdminRoutes(config));
+  app.route("/", keyRoutes(config));
+  app.route("/", auditRoutes(config));
+  app.route("/", encryptionRoutes());
   app.route("/", docsRoutes(app));
   return app;
 }

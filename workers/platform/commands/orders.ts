@@ -16,7 +16,9 @@ import type { Aggregate } from "./execute";
 
 /** The orders aggregate on the `orders` topic: one stream per order, its subject the order id. */
 
-const topic = findTopic(config, "orders");
+/** The topic order commands append to and the order read models are projected from. */
+export const ORDERS_TOPIC = "orders";
+const topic = findTopic(config, ORDERS_TOPIC);
 if (topic === undefined) throw new Error("eventline.config.ts must declare the orders topic");
 
 const isOrderEventType = (type: unknown): type is OrderEventType => (ORDER_EVENT_TYPES as readonly unknown[]).includes(type);

@@ -21,6 +21,7 @@ import {
   strictUtf8,
 } from "../../../shared/json";
 import { partitionFor } from "../../../shared/partitioner";
+import type { FieldProtector } from "../../../shared/security/fields";
 import { isValidTracestate, newTraceparent } from "../../../shared/trace";
 import { readBodyWithLimit } from "./body";
 
@@ -140,9 +141,10 @@ export async function parseIngest(
   topic: TopicConfig,
   config: EventlineConfig,
   headerTraceparent: string | undefined,
+  protector?: FieldProtector,
 ): Promise<ParsedIngest> {
   const { mode, events } = await decodeIngest(request, config);
-  return prepareRequestEvents(request, mode, events, topic, config, headerTraceparent);
+  return prepareRequestEvents(request, mode, events, topic, config, headerTraceparent, protector);
 }
 
 /** Prepares a request's decoded events, with the request's trace context as their default. */
@@ -153,12 +155,18 @@ export async function prepareRequestEvents(
   topic: TopicConfig,
   config: EventlineConfig,
   headerTraceparent: string | undefined,
+  protector?: FieldProtector,
 ): Promise<ParsedIngest> {
   // Every event of the request shares the request's trace unless it carries its own.
   const traceparent = headerTraceparent ?? newTraceparent();
   const tracestate = request.headers.get("tracestate") ?? undefined;
   const requestState = tracestate !== undefined && isValidTracestate(tracestate) && headerTraceparent ? tracestate : undefined;
-  const prepared = await prepareEvents(events, topic, config, { traceparent, tracestate: requestState, batch: mode === "batch" });
+  const prepared = await prepareEvents(events, topic, config, {
+    traceparent,
+    tracestate: requestState,
+    batch: mode === "batch",
+    protector,
+  });
   return { mode, events: prepared, traceparent };
 }
 
@@ -206,16 +214,23 @@ export async function decodeIngest(request: Request, config: EventlineConfig): P
  * append. Throws the one EventlineError describing everything wrong; touches no storage.
  */
 export async function prepareEvents(
-  events: CloudEvent[],
+  validated: CloudEvent[],
   topic: TopicConfig,
   config: EventlineConfig,
-  trace: { traceparent: string; tracestate?: string | undefined; batch: boolean },
+  trace: { traceparent: string; tracestate?: string | undefined; batch: boolean; protector?: FieldProtector | undefined },
 ): Promise<PreparedEvent[]> {
   const { traceparent, tracestate: requestState } = trace;
   const base = (i: number) => (trace.batch ? `/${i}` : "");
-  const dataIssues = events.flatMap((event, i) => schemaIssues(topic, event, base(i)));
+  const dataIssues = validated.flatMap((event, i) => schemaIssues(topic, event, base(i)));
   if (dataIssues.length > 0) {
     throw new EventlineError("schema_violation", `data does not match the schema registered for its type`, { issues: dataIssues });
+  }
+  // Sensitive fields are encrypted before anything is hashed or serialized, so neither the stored
+  // event nor its content hash ever holds the plaintext (docs/security.md).
+  let events = validated;
+  if (Object.keys(topic.sensitive).length > 0) {
+    if (trace.protector === undefined) throw new Error(`topic ${topic.name} has sensitive fields but no field protector was given`);
+    events = await trace.protector.protect(topic, validated, base);
   }
 
   // Each event is serialized once, member by member; its size, content hash and stored form

@@ -77,9 +77,46 @@ ${sections.join("\n")}
 </body></html>`;
 }
 
-/** The OpenAPI 3.1 document of every route registered on `root`. */
+/** Paths anyone may call; everything else needs a bearer credential. */
+const PUBLIC_PATHS = new Set(["/health", "/openapi.json", "/docs"]);
+
+const SECURITY_RESPONSES = {
+  401: "No credentials, or the API key / JWT is not valid (see `WWW-Authenticate`)",
+  403: "The credential lacks the grant this route needs for the topic it touches, or the route's mTLS requirement is not met",
+  429: "The caller's request budget is spent; retry after `Retry-After` seconds",
+} as const;
+
+/**
+ * The OpenAPI 3.1 document of every route registered on `root`, with the bearer security scheme
+ * (API key or OIDC JWT) and the 401/403/429 answers every protected operation can give.
+ */
 export function openApiDocument(root: OpenAPIHono<AppEnv>): OpenAPIDocument {
-  return root.getOpenAPI31Document(DOCUMENT_CONFIG);
+  const doc = root.getOpenAPI31Document(DOCUMENT_CONFIG);
+  doc.components = {
+    ...doc.components,
+    securitySchemes: {
+      bearer: {
+        type: "http",
+        scheme: "bearer",
+        description:
+          "An Eventline API key (`evl_…`, POST /v1/keys; locally EVENTLINE_ADMIN_KEY from .dev.vars) or a JWT from a configured OIDC issuer. Grants decide what it may do (docs/security.md).",
+      },
+    },
+  };
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    if (PUBLIC_PATHS.has(path)) continue;
+    for (const op of Object.values(item as Record<string, { security?: unknown; responses?: Record<string, unknown> }>)) {
+      if (typeof op !== "object" || op === null || op.responses === undefined) continue;
+      op.security = [{ bearer: [] }];
+      for (const [status, description] of Object.entries(SECURITY_RESPONSES)) {
+        op.responses[status] ??= {
+          description,
+          content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
+        };
+      }
+    }
+  }
+  return doc;
 }
 
 export function docsRoutes(root: OpenAPIHono<AppEnv>) {

@@ -2,6 +2,8 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { IngestResponseSchema, problemResponse, TopicParam } from "../../../shared/api-schemas";
 import { BATCH_CONTENT_TYPE, envelopeSchema, STRUCTURED_CONTENT_TYPE } from "../../../shared/cloudevents";
 import type { EventlineConfig } from "../../../shared/config";
+import { createFieldProtector } from "../../../shared/security/fields";
+import { access, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { appendToPartitions } from "../ingest/append";
 import { parseIngest } from "../ingest/parse";
@@ -49,10 +51,10 @@ export function ingestRoutes(config: EventlineConfig) {
   app.openAPIRegistry.registerPath(ingestRoute);
   // The body is dispatched on Content-Type by parseIngest, so the route is registered for the
   // document but handled without the generic body validator.
-  app.post("/v1/topics/:topic/events", async (c) => {
+  app.post("/v1/topics/:topic/events", access({ group: "ingest", action: "produce", topic: topicParam }), async (c) => {
     const name = c.req.param("topic");
     const topic = requireTopic(config, name);
-    const parsed = await parseIngest(c.req.raw, topic, config, c.get("incomingTraceparent"));
+    const parsed = await parseIngest(c.req.raw, topic, config, c.get("incomingTraceparent"), createFieldProtector(c.env));
     c.set("traceparent", parsed.traceparent);
     const log = c.get("log").with({ traceparent: parsed.traceparent });
     const events = await appendToPartitions(c.env, topic, parsed.events, log, config.partitionLog.retryAfterSeconds);

@@ -9,8 +9,9 @@ import { EventlineError } from "../../../shared/errors";
 import { sha256Hex } from "../../../shared/json";
 import { commandBodies, type OrderCommand, placeOrderBody } from "../../../shared/orders/domain";
 import { streamPartition } from "../../../shared/partitioner";
+import { access, fixedTopic } from "../auth/access";
 import { type CommandResult, executeCommand } from "../commands/execute";
-import { ordersAggregate } from "../commands/orders";
+import { ORDERS_TOPIC, ordersAggregate } from "../commands/orders";
 import { CUSTOMER_SUMMARY, ORDERS_VIEW } from "../consumers/orders-projections";
 import type { AppEnv } from "../context";
 import { type Freshness, freshness, parsePosition, waitForPosition } from "../read-models";
@@ -135,6 +136,7 @@ const ListQuery = ConsistencyQuery.extend({
 const placeRoute = createRoute({
   method: "post",
   path: "/v1/orders",
+  middleware: [access({ group: "commands", action: "produce", topic: fixedTopic(ORDERS_TOPIC) })] as const,
   tags: ["Orders"],
   summary: "Place an order (returns its new id)",
   request: {
@@ -163,6 +165,7 @@ const commandRoute = (kind: CommandKind) =>
   createRoute({
     method: "post",
     path: `/v1/orders/{id}/${kind}`,
+    middleware: [access({ group: "commands", action: "produce", topic: fixedTopic(ORDERS_TOPIC) })] as const,
     tags: ["Orders"],
     summary: commandSummaries[kind],
     request: {
@@ -183,6 +186,7 @@ const commandRoute = (kind: CommandKind) =>
 const getRoute = createRoute({
   method: "get",
   path: "/v1/orders/{id}",
+  middleware: [access({ group: "read", action: "consume", topic: fixedTopic(ORDERS_TOPIC) })] as const,
   tags: ["Orders"],
   summary: "One order from the orders read model",
   request: { params: z.object({ id: OrderIdParam }), query: ConsistencyQuery },
@@ -200,6 +204,7 @@ const getRoute = createRoute({
 const listRoute = createRoute({
   method: "get",
   path: "/v1/orders",
+  middleware: [access({ group: "read", action: "consume", topic: fixedTopic(ORDERS_TOPIC) })] as const,
   tags: ["Orders"],
   summary: "Orders from the read model, newest first, by status and/or customer",
   request: { query: ListQuery },
@@ -220,6 +225,7 @@ const listRoute = createRoute({
 const summaryRoute = createRoute({
   method: "get",
   path: "/v1/customers/{id}/summary",
+  middleware: [access({ group: "read", action: "consume", topic: fixedTopic(ORDERS_TOPIC) })] as const,
   tags: ["Orders"],
   summary: "A customer's order count and money spent per currency (paid, less cancelled)",
   request: {
@@ -354,7 +360,7 @@ export function orderRoutes(config: EventlineConfig) {
   }
 
   // Any other command name: say which exist.
-  app.post("/v1/orders/:id/:command", (c) => {
+  app.post("/v1/orders/:id/:command", access({ group: "commands", action: "produce", topic: fixedTopic(ORDERS_TOPIC) }), (c) => {
     throw new EventlineError(
       "not_found",
       `unknown order command ${JSON.stringify(c.req.param("command"))}; commands: ${COMMANDS.join(", ")}`,

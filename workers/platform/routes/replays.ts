@@ -3,6 +3,8 @@ import { problemResponse } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import type { FilterPattern } from "../../../shared/filter";
+import { isAllowed } from "../../../shared/security/grants";
+import { access, bodyTopic, replayTopic, subscriptionTopic } from "../auth/access";
 import type { AppEnv } from "../context";
 import { findSubscriptionView } from "../subscription-registry";
 import { requireTopic, requireValidFilter } from "../validation";
@@ -76,6 +78,7 @@ const IdParam = z
 const createReplay = createRoute({
   method: "post",
   path: "/v1/replays",
+  middleware: [access({ group: "admin", action: "replay", topic: bodyTopic, audit: "replays.create" })] as const,
   tags: ["Replays"],
   summary: "Replay a range of a topic to one subscription",
   description:
@@ -92,6 +95,7 @@ const createReplay = createRoute({
 const listReplays = createRoute({
   method: "get",
   path: "/v1/replays",
+  middleware: [access({ group: "admin", action: "list" })] as const,
   tags: ["Replays"],
   summary: "Replay jobs, newest first (the last 100)",
   responses: {
@@ -102,6 +106,7 @@ const listReplays = createRoute({
 const getReplay = createRoute({
   method: "get",
   path: "/v1/replays/{id}",
+  middleware: [access({ group: "admin", action: "replay", topic: replayTopic })] as const,
   tags: ["Replays"],
   summary: "A replay's state, per-partition position, events scanned and sent, rate and ETA",
   request: { params: z.object({ id: IdParam }) },
@@ -114,6 +119,15 @@ const getReplay = createRoute({
 const cancelReplay = createRoute({
   method: "delete",
   path: "/v1/replays/{id}",
+  middleware: [
+    access({
+      group: "admin",
+      action: "replay",
+      topic: replayTopic,
+      audit: "replays.cancel",
+      resource: (c) => `replay:${c.req.param("id")}`,
+    }),
+  ] as const,
   tags: ["Replays"],
   summary: "Cancel a replay (what was sent stays sent; cancelling a finished job changes nothing)",
   request: { params: z.object({ id: IdParam }) },
@@ -134,6 +148,15 @@ export const PROJECTION_TABLES: Record<string, string[]> = {
 const rebuildRoute = createRoute({
   method: "post",
   path: "/v1/projections/{name}/rebuild",
+  middleware: [
+    access({
+      group: "admin",
+      action: "admin",
+      topic: subscriptionTopic,
+      audit: "projections.rebuild",
+      resource: (c) => `projection:${c.req.param("name")}`,
+    }),
+  ] as const,
   tags: ["Replays"],
   summary: "Rebuild a read model from the log and the archive",
   description:
@@ -226,7 +249,9 @@ export function replayRoutes(config: EventlineConfig) {
 
   app.openapi(listReplays, async (c) => {
     const rows = await c.env.DB.prepare("SELECT view FROM replay_jobs ORDER BY created_at DESC LIMIT 100").all<{ view: string }>();
-    return c.json({ replays: rows.results.map((r) => JSON.parse(r.view) as z.output<typeof ReplayViewSchema>) }, 200);
+    const views = rows.results.map((r) => JSON.parse(r.view) as z.output<typeof ReplayViewSchema>);
+    // Only jobs on topics the caller may replay.
+    return c.json({ replays: views.filter((v) => isAllowed(c.get("principal").grants, "replay", v.topic)) }, 200);
   });
 
   app.openapi(getReplay, async (c) => {

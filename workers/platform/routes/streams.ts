@@ -14,9 +14,12 @@ import { BATCH_CONTENT_TYPE, type CloudEvent, STRUCTURED_CONTENT_TYPE } from "..
 import type { EventlineConfig } from "../../../shared/config";
 import type { ProblemIssue } from "../../../shared/errors";
 import { streamPartition } from "../../../shared/partitioner";
+import { createFieldProtector } from "../../../shared/security/fields";
+import { access, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { appendToStream, partitionStub } from "../ingest/append";
 import { decodeIngest, envelopeError, prepareRequestEvents } from "../ingest/parse";
+import { revealForCaller } from "../reveal";
 import { invalidParameter, readLimit, requireTopic } from "../validation";
 
 /**
@@ -66,6 +69,7 @@ const appendRoute = createRoute({
 const infoRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/streams/{subject}",
+  middleware: [access({ group: "read", action: "consume", topic: topicParam })] as const,
   tags: ["Streams"],
   summary: "A stream's current version (also as `Eventline-Stream-Version` and `ETag`; HEAD for headers only)",
   request: { params: streamParams },
@@ -78,6 +82,7 @@ const infoRoute = createRoute({
 const readRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/streams/{subject}/events",
+  middleware: [access({ group: "read", action: "consume", topic: topicParam })] as const,
   tags: ["Streams"],
   summary: "Read a stream's events in version order",
   request: { params: streamParams, query: StreamReadQuery },
@@ -121,7 +126,7 @@ export function streamRoutes(config: EventlineConfig) {
   const app = new OpenAPIHono<AppEnv>();
   app.openAPIRegistry.registerPath(appendRoute);
   // Like ingest, the body is dispatched on Content-Type by decodeIngest rather than the generic validator.
-  app.post("/v1/topics/:topic/streams/:subject/events", async (c) => {
+  app.post("/v1/topics/:topic/streams/:subject/events", access({ group: "ingest", action: "produce", topic: topicParam }), async (c) => {
     const topic = requireTopic(config, c.req.param("topic"));
     const subject = c.req.param("subject");
     const params = streamParams.safeParse({ topic: topic.name, subject });
@@ -129,7 +134,15 @@ export function streamRoutes(config: EventlineConfig) {
     const expected = parseExpectedVersion(c);
     const { mode, events } = await decodeIngest(c.req.raw, config);
     const inStream = assignToStream(events, subject, mode === "batch");
-    const parsed = await prepareRequestEvents(c.req.raw, mode, inStream, topic, config, c.get("incomingTraceparent"));
+    const parsed = await prepareRequestEvents(
+      c.req.raw,
+      mode,
+      inStream,
+      topic,
+      config,
+      c.get("incomingTraceparent"),
+      createFieldProtector(c.env),
+    );
     c.set("traceparent", parsed.traceparent);
     const log = c.get("log").with({ traceparent: parsed.traceparent });
     const result = await appendToStream(c.env, topic, subject, parsed.events, expected, log, config.partitionLog.retryAfterSeconds);
@@ -164,6 +177,7 @@ export function streamRoutes(config: EventlineConfig) {
       const limit = readLimit(config, query.limit);
       const partition = streamPartition(subject, topic.partitions);
       const page = await partitionStub(c.env, topic.name, partition).readStream(subject, from, limit);
+      page.events = await revealForCaller(c, topic.name, page.events);
       const nextFrom = page.last === null ? from : page.last + 1;
       const href = `/v1/topics/${encodeURIComponent(topic.name)}/streams/${encodeURIComponent(subject)}/events?fromVersion=${nextFrom}&limit=${limit}`;
       const headers = { "eventline-stream-version": String(page.version) };

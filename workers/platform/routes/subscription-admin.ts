@@ -3,6 +3,7 @@ import { problemResponse } from "../../../shared/api-schemas";
 import { type EventlineConfig, SUBSCRIPTION_NAME } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { generateWebhookSecret, isValidWebhookSecret } from "../../../shared/webhook-signature";
+import { access, bodyTopic, subscriptionResource, subscriptionTopic } from "../auth/access";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
 import { isConfigSubscription, WEBHOOK_MAX_RETRIES, webhookRoutesOf } from "../subscription-registry";
@@ -28,6 +29,7 @@ const CreateSubscriptionSchema = z
 const createRoute_ = createRoute({
   method: "post",
   path: "/v1/subscriptions",
+  middleware: [access({ group: "admin", action: "admin", topic: bodyTopic, audit: "subscriptions.create" })] as const,
   tags: ["Subscriptions"],
   summary: "Create a webhook subscription at runtime",
   description:
@@ -52,6 +54,9 @@ const createRoute_ = createRoute({
 const deleteRoute = createRoute({
   method: "delete",
   path: "/v1/subscriptions/{name}",
+  middleware: [
+    access({ group: "admin", action: "admin", topic: subscriptionTopic, audit: "subscriptions.delete", resource: subscriptionResource }),
+  ] as const,
   tags: ["Subscriptions"],
   summary: "Delete a webhook subscription",
   request: {

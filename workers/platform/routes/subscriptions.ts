@@ -5,6 +5,7 @@ import { readCheckpoints } from "../../../shared/consumer-store";
 import { EventlineError } from "../../../shared/errors";
 import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../shared/messages";
 import { queueBinding } from "../../../shared/subscriptions";
+import { access, canSee, subscriptionResource, subscriptionTopic } from "../auth/access";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
 import { findSubscriptionView, listSubscriptionViews, type SubscriptionView } from "../subscription-registry";
@@ -63,6 +64,7 @@ const DeadLetterSchema = z
 const listRoute = createRoute({
   method: "get",
   path: "/v1/subscriptions",
+  middleware: [access({ group: "read", action: "list" })] as const,
   tags: ["Subscriptions"],
   summary: "Every subscription with its status",
   responses: {
@@ -76,6 +78,7 @@ const listRoute = createRoute({
 const getRoute = createRoute({
   method: "get",
   path: "/v1/subscriptions/{name}",
+  middleware: [access({ group: "read", action: "consume", topic: subscriptionTopic })] as const,
   tags: ["Subscriptions"],
   summary: "A subscription: filter, target, per-partition checkpoint and lag, DLQ depth, circuit state, counts",
   request: { params: z.object({ name: NameParam }) },
@@ -88,6 +91,7 @@ const getRoute = createRoute({
 const dlqRoute = createRoute({
   method: "get",
   path: "/v1/subscriptions/{name}/dlq",
+  middleware: [access({ group: "admin", action: "admin", topic: subscriptionTopic })] as const,
   tags: ["Subscriptions"],
   summary: "Dead letters of a subscription, oldest first, paged",
   request: {
@@ -113,6 +117,9 @@ const dlqRoute = createRoute({
 const redriveRoute = createRoute({
   method: "post",
   path: "/v1/subscriptions/{name}/dlq/redrive",
+  middleware: [
+    access({ group: "admin", action: "admin", topic: subscriptionTopic, audit: "dlq.redrive", resource: subscriptionResource }),
+  ] as const,
   tags: ["Subscriptions"],
   summary: "Re-enqueue dead letters to the subscription's queue",
   description:
@@ -250,7 +257,13 @@ export function subscriptionRoutes(config: EventlineConfig) {
   return new OpenAPIHono<AppEnv>()
     .openapi(listRoute, async (c) =>
       c.json(
-        { subscriptions: await Promise.all((await listSubscriptionViews(c.env.DB)).map((s) => describeSubscription(c.env, config, s))) },
+        {
+          subscriptions: await Promise.all(
+            (await listSubscriptionViews(c.env.DB))
+              .filter((s) => canSee(c.get("principal"), s.topic))
+              .map((s) => describeSubscription(c.env, config, s)),
+          ),
+        },
         200,
       ),
     )

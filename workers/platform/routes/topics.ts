@@ -13,13 +13,16 @@ import {
 import { BATCH_CONTENT_TYPE } from "../../../shared/cloudevents";
 import type { EventlineConfig, TopicConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
+import { access, canSee, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { partitionStub, partitionUnavailable } from "../ingest/append";
+import { revealForCaller } from "../reveal";
 import { readLimit, requireTopic } from "../validation";
 
 const listRoute = createRoute({
   method: "get",
   path: "/v1/topics",
+  middleware: [access({ group: "read", action: "list" })] as const,
   tags: ["Topics"],
   summary: "List topics with per-partition head sequences",
   responses: { 200: { description: "Every configured topic", content: { "application/json": { schema: TopicListSchema } } } },
@@ -28,6 +31,7 @@ const listRoute = createRoute({
 const topicRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}",
+  middleware: [access({ group: "read", action: "consume", topic: topicParam })] as const,
   tags: ["Topics"],
   summary: "One topic's config and per-partition head sequence and event count",
   request: { params: z.object({ topic: TopicParam }) },
@@ -40,6 +44,7 @@ const topicRoute = createRoute({
 const readRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/partitions/{partition}/events",
+  middleware: [access({ group: "read", action: "consume", topic: topicParam })] as const,
   tags: ["Topics"],
   summary: "Read a partition's events in sequence order",
   description: `Events come back exactly as stored: CloudEvents in JSON format with the server-owned \`partition\`, \`sequence\` (zero-padded) and \`receivedtime\` attributes. Follow \`next.href\` for the next page. With \`Accept: ${BATCH_CONTENT_TYPE}\` the body is the bare batch and the next page is in a \`Link: <…>; rel="next"\` header.`,
@@ -60,6 +65,7 @@ const readRoute = createRoute({
 const archiveRoute = createRoute({
   method: "post",
   path: "/v1/topics/{topic}/archive",
+  middleware: [access({ group: "admin", action: "admin", topic: topicParam, audit: "archive.seal" })] as const,
   tags: ["Topics"],
   summary: "Seal and archive every partition's unarchived events to R2 now",
   description:
@@ -75,6 +81,7 @@ const archiveRoute = createRoute({
 const manifestRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/archive",
+  middleware: [access({ group: "admin", action: "admin", topic: topicParam })] as const,
   tags: ["Topics"],
   summary: "The archive manifest of every partition; `verify=true` checks every segment in R2",
   request: {
@@ -117,7 +124,11 @@ async function describeTopic(env: Env, topic: TopicConfig) {
 
 export function topicRoutes(config: EventlineConfig) {
   return new OpenAPIHono<AppEnv>()
-    .openapi(listRoute, async (c) => c.json({ topics: await Promise.all(config.topics.map((t) => describeTopic(c.env, t))) }, 200))
+    .openapi(listRoute, async (c) => {
+      // Only the topics the caller holds some grant on.
+      const visible = config.topics.filter((t) => canSee(c.get("principal"), t.name));
+      return c.json({ topics: await Promise.all(visible.map((t) => describeTopic(c.env, t))) }, 200);
+    })
     .openapi(topicRoute, async (c) => c.json(await describeTopic(c.env, requireTopic(config, c.req.valid("param").topic)), 200))
     .openapi(archiveRoute, async (c) => {
       const topic = requireTopic(config, c.req.valid("param").topic);
@@ -159,6 +170,7 @@ export function topicRoutes(config: EventlineConfig) {
       const from = Math.max(1, query.from ?? 1);
       const limit = readLimit(config, query.limit);
       const page = await partitionStub(c.env, name, partition).read(from, limit);
+      page.events = await revealForCaller(c, name, page.events);
       const nextFrom = page.last === null ? from : page.last + 1;
       const hasMore = nextFrom <= page.head;
       const href = `/v1/topics/${encodeURIComponent(name)}/partitions/${partition}/events?from=${nextFrom}&limit=${limit}`;

@@ -1,0 +1,220 @@
+import type { Context, MiddlewareHandler } from "hono";
+import { type EventlineConfig, findTopic, type RouteGroup } from "../../../shared/config";
+import { EventlineError } from "../../../shared/errors";
+import { type Action, formatGrant, isAllowed, isGlobalAdmin } from "../../../shared/security/grants";
+import { actorOf, writeAudit } from "../audit";
+import type { AppEnv } from "../context";
+import { findSubscriptionView } from "../subscription-registry";
+import { type Authenticate, AuthenticationError, createAuthenticator, type Principal } from "./principal";
+
+/**
+ * Every route declares what it needs with `access({ group, action, topic })`: the route group
+ * (for mTLS), the action (`produce`, `consume`, `replay`, `admin`, or `global` for functions
+ * that are not about one topic), and how to find the topic it touches. The app-wide
+ * `authentication` middleware proves who is calling first; a successful response from a route
+ * that never declared its access is turned into a 500 (fail closed), so a forgotten declaration
+ * cannot pass the tests.
+ */
+
+/** Paths anyone may read: liveness, the API document and its reference page. */
+const PUBLIC = /^\/(health|openapi\.json|docs\/?)$/;
+
+export interface AccessSpec {
+  group: RouteGroup;
+  /** `global`: needs `admin:*` (keys, audit, erasure, KEK rotation). `list`: any grant; the handler filters. */
+  action: Action | "global" | "list";
+  /** The topic the request touches; `undefined` (unknown resource) lets the handler answer 404. */
+  topic?: (c: Context<AppEnv>) => string | undefined | Promise<string | undefined>;
+  /** Audit this route's outcome under this action name (admin and security functions). */
+  audit?: string;
+  /** The audited resource; default `topic:<topic>` or the path. */
+  resource?: (c: Context<AppEnv>) => string;
+}
+
+function clientIp(c: Context<AppEnv>): string {
+  return c.req.header("cf-connecting-ip") ?? "local";
+}
+
+async function rateLimited(c: Context<AppEnv>, key: string): Promise<boolean> {
+  const limiter = (c.env as Partial<Env>).RATE_LIMIT;
+  if (limiter === undefined) return false;
+  const { success } = await limiter.limit({ key });
+  return !success;
+}
+
+const RATE_LIMIT_PERIOD_SECONDS = 10;
+
+function tooManyRequests(who: string): EventlineError {
+  return new EventlineError("rate_limited", `request budget of ${who} exhausted; retry after the Retry-After seconds`, {
+    retryAfter: RATE_LIMIT_PERIOD_SECONDS,
+  });
+}
+
+/** Authenticates every non-public request, applies the per-principal rate limit, and fails closed. */
+export function authentication(config: EventlineConfig, options: { fetch?: typeof fetch } = {}): MiddlewareHandler<AppEnv> {
+  const authenticate: Authenticate = createAuthenticator(config, options);
+  return async (c, next) => {
+    if (PUBLIC.test(c.req.path)) return next();
+    const log = c.get("log");
+    let principal: Principal;
+    try {
+      principal = await authenticate(c, log);
+    } catch (err) {
+      if (!(err instanceof AuthenticationError)) throw err;
+      // Failed attempts spend the client address's budget, so guessing is throttled too.
+      if (await rateLimited(c, `ip:${clientIp(c)}`)) throw tooManyRequests("this client");
+      await writeAudit(
+        c.env,
+        config,
+        log,
+        {
+          action: "auth.failed",
+          outcome: "failure",
+          resource: c.req.path,
+          actor: { id: "unauthenticated", kind: "none", ...(err.keyId === undefined ? {} : { keyId: err.keyId }) },
+          requestId: c.get("requestId"),
+          status: 401,
+          reason: err.detail,
+          method: c.req.method,
+          path: c.req.path,
+          ip: clientIp(c),
+        },
+        c.get("traceparent"),
+      );
+      throw err;
+    }
+    c.set("principal", principal);
+    c.set("log", log.with({ principal: principal.id }));
+    if (await rateLimited(c, principal.id)) throw tooManyRequests(principal.id);
+    await next();
+    if (c.get("authorized") !== true && c.res.status < 400) {
+      c.get("log").error("route without an access declaration answered; response withheld", { path: c.req.path });
+      throw new EventlineError("internal", "this route declares no access policy; the response was withheld");
+    }
+  };
+}
+
+function certificateProblem(c: Context<AppEnv>, config: EventlineConfig): string | undefined {
+  const auth = (c.req.raw as Request & { cf?: { tlsClientAuth?: Record<string, string> } }).cf?.tlsClientAuth;
+  if (auth === undefined || auth.certPresented !== "1") return "a client certificate is required for this route (mTLS)";
+  if (auth.certVerified !== "SUCCESS") return `the client certificate was not verified (${auth.certVerified ?? "unknown"})`;
+  const allowed = config.security.mtls.certificates;
+  if (allowed.length === 0) return undefined;
+  const ok = allowed.some(
+    (a) =>
+      (a.subjectDN === undefined || a.subjectDN === auth.certSubjectDN) &&
+      (a.issuerDN === undefined || a.issuerDN === auth.certIssuerDN) &&
+      (a.fingerprintSha256 === undefined || a.fingerprintSha256 === auth.certFingerprintSHA256),
+  );
+  return ok ? undefined : "the client certificate is not one of the certificates allowed for this route";
+}
+
+function describe(action: AccessSpec["action"], topic: string | undefined): string {
+  if (action === "global") return "admin on every topic (admin:*)";
+  if (action === "list") return "any grant";
+  return `${action} on topic ${topic}`;
+}
+
+/** The route's access declaration: mTLS for its group, then the grant check, then (optionally) its audit record. */
+export function access(spec: AccessSpec): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const config = c.get("config");
+    const principal = c.get("principal");
+    const topic = spec.topic === undefined ? undefined : await spec.topic(c);
+    const resource = spec.resource?.(c) ?? (topic === undefined ? c.req.path : `topic:${topic}`);
+    const audit = async (outcome: "success" | "failure" | "denied", status: number, reason?: string) =>
+      writeAudit(
+        c.env,
+        config,
+        c.get("log"),
+        {
+          action: outcome === "denied" ? "access.denied" : (spec.audit as string),
+          outcome,
+          resource,
+          actor: actorOf(principal),
+          requestId: c.get("requestId"),
+          status,
+          method: c.req.method,
+          path: c.req.path,
+          ...(reason === undefined ? {} : { reason }),
+          ...(outcome === "denied" && spec.audit !== undefined ? { details: { attempted: spec.audit } } : {}),
+          ...(outcome !== "denied" && c.get("auditDetails") !== undefined ? { details: c.get("auditDetails") } : {}),
+        },
+        c.get("traceparent"),
+      );
+
+    if (config.security.mtls.routeGroups.includes(spec.group)) {
+      const problem = certificateProblem(c, config);
+      if (problem !== undefined) {
+        await audit("denied", 403, problem);
+        throw new EventlineError("forbidden", problem);
+      }
+    }
+    const denial = deny(config, principal, spec.action, topic);
+    if (denial !== undefined) {
+      await audit("denied", 403, denial);
+      throw new EventlineError("forbidden", denial);
+    }
+    c.set("authorized", true);
+    if (spec.audit === undefined) return next();
+    try {
+      await next();
+    } catch (err) {
+      const status = err instanceof EventlineError ? err.status : 500;
+      await audit("failure", status, err instanceof EventlineError ? err.detail : "unexpected error");
+      throw err;
+    }
+    await audit(c.res.status < 400 ? "success" : "failure", c.res.status);
+  };
+}
+
+/** Why `principal` may not do `action` on `topic`, or undefined when it may. */
+export function deny(
+  config: EventlineConfig,
+  principal: Principal,
+  action: AccessSpec["action"],
+  topic: string | undefined,
+): string | undefined {
+  const grants = principal.grants;
+  const missing = `${principal.id} lacks ${describe(action, topic)}`;
+  if (action === "global") return isGlobalAdmin(grants) ? undefined : missing;
+  if (action === "list") return grants.some((g) => g.effect === "allow") ? undefined : `${principal.id} has no grants`;
+  if (topic === undefined) return undefined;
+  if (action === "produce" && findTopic(config, topic)?.internal === true) {
+    return `topic ${topic} is written only by the platform`;
+  }
+  return isAllowed(grants, action, topic) ? undefined : missing;
+}
+
+/** Can the caller see `topic` at all (listing)? Any of produce/consume/replay/admin on it. */
+export function canSee(principal: Principal, topic: string): boolean {
+  return (["consume", "produce", "replay", "admin"] as const).some((a) => isAllowed(principal.grants, a, topic));
+}
+
+/** `topic` resolver: the route's `{topic}` path parameter. */
+export const topicParam = (c: Context<AppEnv>) => c.req.param("topic");
+
+/** `topic` resolver: the topic of the `{name}` subscription (configured or webhook); undefined if unknown. */
+export const subscriptionTopic = async (c: Context<AppEnv>) => (await findSubscriptionView(c.env.DB, c.req.param("name") ?? ""))?.topic;
+
+export const subscriptionResource = (c: Context<AppEnv>) => `subscription:${c.req.param("name")}`;
+
+/** `topic` resolver: the `topic` member of a JSON body (the body's own validation runs after). */
+export const bodyTopic = async (c: Context<AppEnv>) => {
+  const body = (await c.req.json().catch(() => undefined)) as { topic?: unknown } | undefined;
+  return typeof body?.topic === "string" ? body.topic : undefined;
+};
+
+/** `topic` resolver: the topic of the `{id}` replay job. */
+export const replayTopic = async (c: Context<AppEnv>) =>
+  (
+    await c.env.DB.prepare("SELECT topic FROM replay_jobs WHERE id = ?")
+      .bind(c.req.param("id") ?? "")
+      .first<{ topic: string }>()
+  )?.topic;
+
+/** `topic` resolver for routes about one fixed topic (the orders commands and read models). */
+export const fixedTopic = (name: string) => () => name;
+
+/** The grants of a principal, for display. */
+export const grantStrings = (principal: Principal) => principal.grants.map(formatGrant);

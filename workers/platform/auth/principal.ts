@@ -1,0 +1,112 @@
+import type { Context } from "hono";
+import type { EventlineConfig } from "../../../shared/config";
+import { EventlineError } from "../../../shared/errors";
+import { sha256Hex } from "../../../shared/json";
+import type { Logger } from "../../../shared/logger";
+import { type Grant, parseGrants } from "../../../shared/security/grants";
+import { createJwtVerifier, TokenError } from "../../../shared/security/jwt";
+import type { AppEnv } from "../context";
+import { digestsEqual, looksLikeApiKey, verifyApiKey } from "./api-keys";
+
+/** Who is calling, as proven by a credential. Identity and tenant come only from here. */
+export interface Principal {
+  /** Stable id for audit records and rate limits: `admin`, `key:<id>`, `jwt:<iss>#<sub>`, `anonymous`. */
+  id: string;
+  kind: "admin-key" | "api-key" | "jwt" | "anonymous";
+  tenant?: string;
+  grants: Grant[];
+}
+
+/** A refused credential: the 401 to send, and what the audit record says (never the credential). */
+export class AuthenticationError extends EventlineError {
+  constructor(
+    detail: string,
+    readonly challenge: string,
+    readonly keyId?: string,
+  ) {
+    super("unauthorized", detail, { headers: { "www-authenticate": challenge } });
+  }
+}
+
+const REALM = 'Bearer realm="eventline"';
+const challenge = (error: "invalid_request" | "invalid_token", description: string) =>
+  `${REALM}, error="${error}", error_description="${description.replaceAll('"', "'").replaceAll("\\", "")}"`;
+
+export function authDisabled(env: Env): boolean {
+  return (env.EVENTLINE_AUTH as string) === "disabled";
+}
+
+let warnedDisabled = false;
+
+/**
+ * Builds the authenticator for one app (the JWT verifier, with its JWKS caches, lives as long as
+ * the isolate). `authenticate` returns the principal or throws AuthenticationError.
+ */
+export function createAuthenticator(config: EventlineConfig, options: { fetch?: typeof fetch } = {}) {
+  const jwt = config.security.oidc.issuers.length > 0 ? createJwtVerifier(config.security.oidc, options) : undefined;
+  const adminGrants = parseGrants(config.security.adminGrants).grants;
+  let adminHash: { key: string; hash: Promise<string> } | undefined;
+
+  async function isAdminKey(env: Env, token: string): Promise<boolean> {
+    const key = env.EVENTLINE_ADMIN_KEY;
+    if (typeof key !== "string" || key.length < 32) return false;
+    if (adminHash?.key !== key) adminHash = { key, hash: sha256Hex(key) };
+    return digestsEqual(await adminHash.hash, await sha256Hex(token));
+  }
+
+  return async function authenticate(c: Context<AppEnv>, log: Logger): Promise<Principal> {
+    if (authDisabled(c.env)) {
+      if (!warnedDisabled) {
+        warnedDisabled = true;
+        log.warn("AUTHENTICATION DISABLED: EVENTLINE_AUTH=disabled gives every caller full admin rights; never deploy this", {
+          setting: "EVENTLINE_AUTH",
+        });
+      }
+      return { id: "anonymous", kind: "anonymous", grants: adminGrants };
+    }
+    const header = c.req.header("authorization");
+    if (header === undefined || header.trim() === "") {
+      throw new AuthenticationError("this endpoint needs credentials: send Authorization: Bearer <API key or JWT>", REALM);
+    }
+    const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+    if (match === null) {
+      throw new AuthenticationError(
+        "malformed Authorization header: expected `Bearer <token>`",
+        challenge("invalid_request", "expected Bearer <token>"),
+      );
+    }
+    const token = match[1] as string;
+    if (await isAdminKey(c.env, token)) return { id: "admin", kind: "admin-key", grants: adminGrants };
+    if (looksLikeApiKey(token)) {
+      const check = await verifyApiKey(c.env.DB, token, config.security.apiKeys.cacheSeconds);
+      if (!check.ok) throw new AuthenticationError(check.reason, challenge("invalid_token", check.reason), check.keyId);
+      const { grants } = parseGrants(check.record.grants);
+      return {
+        id: `key:${check.record.id}`,
+        kind: "api-key",
+        grants,
+        ...(check.record.tenant === null ? {} : { tenant: check.record.tenant }),
+      };
+    }
+    if (jwt === undefined) {
+      throw new AuthenticationError(
+        "not an API key, and no OIDC issuer is configured for JWTs",
+        challenge("invalid_token", "no OIDC issuer configured"),
+      );
+    }
+    try {
+      const verified = await jwt.verify(token);
+      return {
+        id: `jwt:${verified.issuer}#${verified.subject}`,
+        kind: "jwt",
+        grants: parseGrants(verified.grants).grants,
+        ...(verified.tenant === undefined ? {} : { tenant: verified.tenant }),
+      };
+    } catch (err) {
+      if (err instanceof TokenError) throw new AuthenticationError(`invalid token: ${err.reason}`, challenge("invalid_token", err.reason));
+      throw err;
+    }
+  };
+}
+
+export type Authenticate = ReturnType<typeof createAuthenticator>;

@@ -1,0 +1,126 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { problemResponse, SubjectParam } from "../../../shared/api-schemas";
+import { EventlineError } from "../../../shared/errors";
+import { createFieldProtector } from "../../../shared/security/fields";
+import { KEY_VAULT_SHARDS, parseKeyring, vaultShardName } from "../../../shared/security/keyring";
+import { access } from "../auth/access";
+import type { AppEnv } from "../context";
+
+/**
+ * Field encryption administration (global admins; audited): erasing a subject by destroying its
+ * data key (crypto-shredding), the vault's state, and re-wrapping data keys after a KEK rotation.
+ */
+
+const VaultStatusSchema = z.object({
+  keys: z.number().int().openapi({ description: "Active data keys" }),
+  shredded: z.number().int(),
+  byKekVersion: z.record(z.string(), z.number().int()).openapi({ description: "Active keys per KEK version wrapping them" }),
+});
+
+const shredRoute = createRoute({
+  method: "delete",
+  path: "/v1/subjects/{subject}/keys",
+  middleware: [
+    access({ group: "admin", action: "global", audit: "subjects.shred", resource: (c) => `subject:${c.req.param("subject")}` }),
+  ] as const,
+  tags: ["Security"],
+  summary: "Erase a subject: destroy its data key (crypto-shredding)",
+  description:
+    "The subject's sensitive fields become unreadable everywhere they are stored or sent — partition logs, the R2 archive, queue messages, replays — while the log itself stays intact and ordered. Irreversible. A later event for the subject gets a new key. Idempotent: `destroyed` is 0 the second time.",
+  request: { params: z.object({ subject: SubjectParam }) },
+  responses: {
+    200: {
+      description: "Keys destroyed",
+      content: { "application/json": { schema: z.object({ subject: z.string(), destroyed: z.number().int(), erasedAt: z.string() }) } },
+    },
+  },
+});
+
+const statusRoute = createRoute({
+  method: "get",
+  path: "/v1/encryption",
+  middleware: [access({ group: "admin", action: "global" })] as const,
+  tags: ["Security"],
+  summary: "Field encryption: KEK versions and data keys per KEK version",
+  responses: {
+    200: {
+      description: "The key-encryption keys configured (versions only) and the vault's data keys",
+      content: {
+        "application/json": {
+          schema: z.object({
+            kek: z.object({ current: z.string(), versions: z.array(z.string()) }),
+            dataKeys: VaultStatusSchema,
+            rotationComplete: z.boolean().openapi({ description: "Every active data key is wrapped by the current KEK" }),
+          }),
+        },
+      },
+    },
+    503: problemResponse("EVENTLINE_KEKS is missing or malformed"),
+  },
+});
+
+const rewrapRoute = createRoute({
+  method: "post",
+  path: "/v1/encryption/rewrap",
+  middleware: [access({ group: "admin", action: "global", audit: "keys.rewrap", resource: () => "kek" })] as const,
+  tags: ["Security"],
+  summary: "Re-wrap data keys under the current KEK (one step of a rotation)",
+  description:
+    "After putting a new KEK first in EVENTLINE_KEKS, call until `remaining` is 0; then the old version can be removed. Events are not re-encrypted: only the data keys are re-wrapped.",
+  request: {
+    body: {
+      required: false,
+      content: { "application/json": { schema: z.object({ limit: z.number().int().min(1).max(10_000).optional() }).strict() } },
+    },
+  },
+  responses: {
+    200: {
+      description: "Progress of this step",
+      content: {
+        "application/json": { schema: z.object({ rewrapped: z.number().int(), remaining: z.number().int(), current: z.string() }) },
+      },
+    },
+    503: problemResponse("EVENTLINE_KEKS is missing or malformed"),
+  },
+});
+
+function keyring(env: Env) {
+  try {
+    return parseKeyring(env.EVENTLINE_KEKS);
+  } catch (err) {
+    throw new EventlineError("unavailable", `field encryption is not configured: ${(err as Error).message}`, { retryAfter: 60 });
+  }
+}
+
+const shards = (env: Env) => Array.from({ length: KEY_VAULT_SHARDS }, (_, n) => env.KEY_VAULT.getByName(vaultShardName(n)));
+
+export function encryptionRoutes() {
+  return new OpenAPIHono<AppEnv>()
+    .openapi(shredRoute, async (c) => {
+      const { subject } = c.req.valid("param");
+      const { destroyed } = await createFieldProtector(c.env).shred(subject);
+      c.set("auditDetails", { destroyed });
+      return c.json({ subject, destroyed, erasedAt: new Date().toISOString() }, 200);
+    })
+    .openapi(statusRoute, async (c) => {
+      const ring = keyring(c.env);
+      const total = { keys: 0, shredded: 0, byKekVersion: {} as Record<string, number> };
+      for (const s of await Promise.all(shards(c.env).map((stub) => stub.status()))) {
+        total.keys += s.keys;
+        total.shredded += s.shredded;
+        for (const [v, n] of Object.entries(s.byKekVersion)) total.byKekVersion[v] = (total.byKekVersion[v] ?? 0) + n;
+      }
+      const rotationComplete = Object.keys(total.byKekVersion).every((v) => v === ring.current);
+      return c.json({ kek: { current: ring.current, versions: [...ring.versions] }, dataKeys: total, rotationComplete }, 200);
+    })
+    .openapi(rewrapRoute, async (c) => {
+      const ring = keyring(c.env);
+      const limit = (c.req.header("content-length") ?? "0") === "0" ? undefined : (await c.req.json<{ limit?: number }>()).limit;
+      const perShard = Math.max(1, Math.ceil((limit ?? 5000) / KEY_VAULT_SHARDS));
+      const results = await Promise.all(shards(c.env).map((stub) => stub.rewrap(perShard)));
+      const rewrapped = results.reduce((n, r) => n + r.rewrapped, 0);
+      const remaining = results.reduce((n, r) => n + r.remaining, 0);
+      c.set("auditDetails", { rewrapped, remaining, current: ring.current });
+      return c.json({ rewrapped, remaining, current: ring.current }, 200);
+    });
+}
