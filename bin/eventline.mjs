@@ -10,6 +10,7 @@ import { ApiError, CliError, createClient, EXIT, UsageError } from "./lib/api.mj
 import { commandHelp, DEFAULT_URL, findCommand, mainHelp, parseCommandLine } from "./lib/cli.mjs";
 import { publish, tail } from "./lib/events.mjs";
 import { replay, replayCancel, replayList, replayStatus } from "./lib/replay.mjs";
+import { audit, encryptionRewrap, encryptionStatus, erase, keysCreate, keysList, keysRevoke, keysShow } from "./lib/security.mjs";
 import { dlqList, dlqRedrive, subscriptions } from "./lib/subscriptions.mjs";
 import { archive, topic, topics } from "./lib/topics.mjs";
 
@@ -28,6 +29,14 @@ const COMMANDS = [
   dlqList,
   dlqRedrive,
   archive,
+  keysCreate,
+  keysList,
+  keysShow,
+  keysRevoke,
+  audit,
+  erase,
+  encryptionStatus,
+  encryptionRewrap,
 ];
 const byName = new Map(COMMANDS.map((c) => [c.name, c]));
 
@@ -36,6 +45,9 @@ function report(err) {
   if (err instanceof ApiError) {
     const { title = `HTTP ${err.status}`, detail, issues = [] } = err.problem;
     const lines = [`error: ${title}${detail ? `: ${detail}` : ""}`, ...issues.map((i) => `  ${i.path || "/"}: ${i.message}`)];
+    if (err.status === 401) {
+      lines.push("hint: pass --token or set EVENTLINE_TOKEN (locally: the EVENTLINE_ADMIN_KEY in .dev.vars, created by npm start)");
+    }
     process.stderr.write(`${lines.join("\n")}\n`);
     return err.exitCode;
   }

@@ -8,8 +8,8 @@ import { parseArgs } from "node:util";
 import { UsageError } from "./api.mjs";
 
 /**
- * @typedef {{ type: "string" | "boolean", short?: string, arg?: string, desc: string }} OptionSpec
- *   `arg` names the value in the help (`--limit N`).
+ * @typedef {{ type: "string" | "boolean", short?: string, arg?: string, desc: string, multiple?: boolean }} OptionSpec
+ *   `arg` names the value in the help (`--limit N`); `multiple`: the option may repeat (an array of values).
  * @typedef {{
  *   api: import("./api.mjs").Api,
  *   values: Record<string, string | boolean | undefined>,
@@ -127,7 +127,9 @@ export function parseCommandLine(cmd, rest) {
   const specs = { ...GLOBAL_OPTIONS, ...cmd.options };
   /** @type {import("node:util").ParseArgsConfig["options"]} */
   const options = {};
-  for (const [name, { type, short }] of Object.entries(specs)) options[name] = short ? { type, short } : { type };
+  for (const [name, { type, short, multiple }] of Object.entries(specs)) {
+    options[name] = { type, ...(short ? { short } : {}), ...(multiple ? { multiple } : {}) };
+  }
   let parsed;
   try {
     parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });

@@ -21,7 +21,9 @@ const event = (id: string, extra: Record<string, unknown> = {}) => ({
 
 /** The head of a partition of "events", through the API. */
 async function head(partition: number): Promise<number> {
-  const res = await fetch(`${inject("eventlineUrl")}/v1/topics/events`);
+  const res = await fetch(`${inject("eventlineUrl")}/v1/topics/events`, {
+    headers: { authorization: `Bearer ${inject("eventlineToken")}` },
+  });
   const body = (await res.json()) as { partitionStats: { partition: number; head: number }[] };
   return body.partitionStats.find((p) => p.partition === partition)?.head ?? 0;
 }
@@ -67,13 +69,13 @@ describe("topics", () => {
     expect(table.stderr).toBe("");
     const [header, ...rows] = table.stdout.trimEnd().split("\n");
     expect(header).toMatch(/^TOPIC\s+PARTITIONS\s+EVENTS\s+HEADS\s+ARCHIVED$/);
-    expect(rows.map((r) => r.split(/\s+/)[0])).toEqual(["events", "orders"]);
+    expect(rows.map((r) => r.split(/\s+/)[0])).toEqual(["events", "orders", "customers", "audit"]);
     expect(rows[1]).toMatch(/^orders\s+4\s+\d+\s+\d+,\d+,\d+,\d+\s/);
 
     const json = await cli(["topics", "--json"]);
     expect(json.code).toBe(0);
     const body = JSON.parse(json.stdout) as { topics: { name: string; partitions: number; partitionStats: unknown[] }[] };
-    expect(body.topics.map((t) => t.name)).toEqual(["events", "orders"]);
+    expect(body.topics.map((t) => t.name)).toEqual(["events", "orders", "customers", "audit"]);
     expect(body.topics[0]?.partitionStats).toHaveLength(4);
   });
 

@@ -28,7 +28,7 @@ export interface Options {
   url?: string | null;
   /** Written to stdin, which is then closed. */
   input?: string;
-  /** Extra environment variables (EVENTLINE_URL and EVENTLINE_TOKEN are unset otherwise). */
+  /** Extra environment variables (EVENTLINE_URL is unset, EVENTLINE_TOKEN is the stack's admin key, otherwise). */
   env?: Record<string, string>;
 }
 
@@ -36,7 +36,7 @@ export interface Options {
 export function start(args: string[], { url = inject("eventlineUrl"), input, env: extra = {} }: Options = {}): Running {
   const env = { ...process.env };
   delete env.EVENTLINE_URL;
-  delete env.EVENTLINE_TOKEN;
+  env.EVENTLINE_TOKEN = inject("eventlineToken");
   const child = spawn(process.execPath, [CLI, ...(url === null ? [] : ["--url", url]), ...args], {
     env: { ...env, ...extra },
     stdio: ["pipe", "pipe", "pipe"],

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
@@ -14,6 +15,8 @@ import type { TestProject } from "vitest/node";
 declare module "vitest" {
   interface ProvidedContext {
     eventlineUrl: string;
+    /** The stack's admin API key (the CLI gets it as EVENTLINE_TOKEN). */
+    eventlineToken: string;
   }
 }
 
@@ -81,7 +84,11 @@ export default async function setup(project: TestProject) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   // detached: its own process group, so teardown ends wrangler and the workerd it started.
-  const dev = spawn(bin("wrangler"), ["dev", "-c", "wrangler.toml", "--port", String(port), "--persist-to", state, "--ip", "127.0.0.1"], {
+  // Fresh secrets for this stack, given as --var (they win over any developer's .dev.vars).
+  const token = `evl_clitestadmin_${randomBytes(32).toString("base64url")}`;
+  const keks = `v1:${randomBytes(32).toString("base64")}`;
+  const args = ["dev", "-c", "wrangler.toml", "--port", String(port), "--persist-to", state, "--ip", "127.0.0.1"];
+  const dev = spawn(bin("wrangler"), [...args, "--var", `EVENTLINE_ADMIN_KEY:${token}`, "--var", `EVENTLINE_KEKS:${keks}`], {
     cwd: root,
     env,
     detached: true,
@@ -101,6 +108,7 @@ export default async function setup(project: TestProject) {
     throw err;
   }
   project.provide("eventlineUrl", url);
+  project.provide("eventlineToken", token);
 
   return async () => {
     await stop(dev);
