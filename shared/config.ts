@@ -214,6 +214,11 @@ const subscriptionSchema = z
       .strict()
       .default({ failureThreshold: 5, openSeconds: 30 }),
     description: z.string().optional(),
+    /**
+     * Give the handler plaintext of the topic's sensitive fields (the SDK decrypts on receipt;
+     * queue messages carry only envelopes). The declaration is the operator's grant.
+     */
+    decrypt: z.boolean().default(false),
     /** Who consumes the queue: the platform Worker, or the Worker of this wrangler config. */
     consumer: z.string().default("platform"),
   })

@@ -72,6 +72,13 @@ export interface ConsumerOptions<Env, Data> {
    * side effects such as webhooks, whose receivers decide what a replay means).
    */
   replays?: "once" | "always";
+  /**
+   * Plaintext of sensitive fields for a consumer authorized to read them (its Worker can reach the
+   * KeyVault): e.g. `decrypt: fieldDecryption((env) => env.KEY_VAULT)` from shared/security/fields.
+   * Without it the handler sees the encrypted envelopes, as they are stored and queued. A field
+   * whose key was shredded stays an envelope.
+   */
+  decrypt?: (event: StoredEvent, ctx: { env: Env; topic: string }) => Promise<StoredEvent>;
 }
 
 type Outcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred" | "skipped";
@@ -157,7 +164,8 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     const inChain = delivery.redrive === undefined && (delivery.replay === undefined || delivery.replay.chain);
 
     try {
-      const event = (delivery.event as StoredEvent | undefined) ?? (await resolve(delivery, env));
+      const queued = (delivery.event as StoredEvent | undefined) ?? (await resolve(delivery, env));
+      const event = options.decrypt === undefined ? queued : await options.decrypt(queued, { env, topic: delivery.topic });
       if (typeof event.traceparent === "string") log = log.with({ traceparent: event.traceparent });
       const data = options.schema ? options.schema.parse(event.data) : (event.data as Data);
 

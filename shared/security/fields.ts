@@ -512,3 +512,14 @@ export function createFieldProtector(env: FieldProtectorEnv): FieldProtector {
     },
   };
 }
+
+/**
+ * The consumer SDK's `decrypt` option (shared/consumer.ts) over a KeyVault binding: an authorized
+ * consumer's handler gets plaintext; the queue message itself only ever carried envelopes.
+ */
+export function fieldDecryption<Env>(vault: (env: Env) => DurableObjectNamespace<KeyVault>) {
+  return async <E extends Record<string, unknown>>(event: E, { env, topic }: { env: Env; topic: string }): Promise<E> => {
+    const { events } = await createFieldProtector({ KEY_VAULT: vault(env) }).reveal(topic, [event]);
+    return events[0] as E;
+  };
+}

@@ -1,4 +1,5 @@
 import { type Consumer, type ConsumerOptions, defineConsumer, resolveFromLog } from "../../../shared/consumer";
+import { fieldDecryption } from "../../../shared/security/fields";
 import { findSubscription } from "../../../shared/subscriptions";
 
 /**
@@ -17,6 +18,8 @@ export function configuredConsumer(name: string, handle: ConsumerOptions<Env, un
     backoff: subscription.backoff,
     circuitBreaker: subscription.circuitBreaker,
     resolveRef: resolveFromLog((env) => env.PARTITION_LOG),
+    // Only a subscription the operator marked `decrypt` sees plaintext of sensitive fields.
+    ...(subscription.decrypt ? { decrypt: fieldDecryption((env: Env) => env.KEY_VAULT) } : {}),
     handle,
   });
 }
