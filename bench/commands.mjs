@@ -4,6 +4,8 @@
 // Each command is a real HTTP request: load the stream (snapshot + tail), decide, append at the
 // expected version.
 
+import { authFetch } from "./auth.mjs";
+
 const json = (body) => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
 function percentile(values, p) {
@@ -14,7 +16,7 @@ function percentile(values, p) {
 
 async function send(platform, path, body) {
   const started = performance.now();
-  const res = await fetch(new URL(path, platform), json(body));
+  const res = await authFetch(new URL(path, platform), json(body));
   const text = await res.text();
   return { status: res.status, body: text.startsWith("{") ? JSON.parse(text) : text, ms: performance.now() - started };
 }
@@ -84,7 +86,7 @@ async function visibility(platform, samples, concurrency) {
       const placed = await send(platform, "/v1/orders", { customerId: "bench-visible", currency: "EUR", lines: [line("A")] });
       if (placed.status !== 201) throw new Error(`visibility: place → ${placed.status}: ${JSON.stringify(placed.body).slice(0, 300)}`);
       for (;;) {
-        const res = await fetch(new URL(`/v1/orders/${placed.body.orderId}`, platform));
+        const res = await authFetch(new URL(`/v1/orders/${placed.body.orderId}`, platform));
         await res.arrayBuffer();
         if (res.status === 200) break;
         if (performance.now() - started > 30_000) throw new Error("visibility: order not visible after 30 s");
@@ -102,7 +104,7 @@ async function drained(platform, timeoutSec) {
   for (;;) {
     const lags = await Promise.all(
       ["orders-view", "customer-summary"].map(
-        async (name) => (await (await fetch(new URL(`/v1/subscriptions/${name}`, platform))).json()).lag,
+        async (name) => (await (await authFetch(new URL(`/v1/subscriptions/${name}`, platform))).json()).lag,
       ),
     );
     if (lags.every((lag) => lag === 0)) return;

@@ -3,6 +3,8 @@
 // effects gets), and the commit → handled latency of each event (its `receivedtime` in the log
 // against its `processed_at` in D1). Runs on a fresh stack, before the ingest load, so no backlog
 // from other scenarios is in the queue.
+
+import { authFetch } from "./auth.mjs";
 import { median } from "./report.mjs";
 
 const SUBSCRIPTION = "activity";
@@ -13,7 +15,7 @@ function percentile(values, p) {
 }
 
 async function status(platform) {
-  const res = await fetch(new URL(`/v1/subscriptions/${SUBSCRIPTION}`, platform));
+  const res = await authFetch(new URL(`/v1/subscriptions/${SUBSCRIPTION}`, platform));
   return res.json();
 }
 
@@ -28,7 +30,7 @@ async function publish(platform, ids, batchSize, concurrency) {
       const body = JSON.stringify(
         batch.map((id, k) => ({ specversion: "1.0", id, source: "/bench/e2e", type: "bench.e2e", subject: `e2e-${k % 64}`, data: { k } })),
       );
-      const res = await fetch(new URL("/v1/topics/events/events", platform), {
+      const res = await authFetch(new URL("/v1/topics/events/events", platform), {
         method: "POST",
         headers: { "content-type": "application/cloudevents-batch+json" },
         body,
@@ -51,7 +53,7 @@ async function commitTimes(platform, acks) {
   const times = new Map();
   for (const [partition, { min, max }] of byPartition) {
     for (let from = min; from <= max; from += 1000) {
-      const res = await fetch(new URL(`/v1/topics/events/partitions/${partition}/events?from=${from}&limit=1000`, platform));
+      const res = await authFetch(new URL(`/v1/topics/events/partitions/${partition}/events?from=${from}&limit=1000`, platform));
       for (const e of (await res.json()).events) times.set(e.id, Date.parse(e.receivedtime));
     }
   }

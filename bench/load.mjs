@@ -1,6 +1,7 @@
 // Request bodies and the autocannon runner. Bodies are built from pre-serialized fragments so
 // the load generator, which shares the 2 cores with workerd, spends as little CPU as possible.
 import autocannon from "autocannon";
+import { AUTH_HEADERS } from "./auth.mjs";
 
 export const STRUCTURED = "application/cloudevents+json";
 export const BATCH = "application/cloudevents-batch+json";
@@ -58,7 +59,7 @@ export async function load({ url, contentType, makeBody, connections, duration }
     method: "POST",
     connections,
     duration,
-    headers: { "content-type": contentType },
+    headers: { "content-type": contentType, ...AUTH_HEADERS },
     requests: [{ setupRequest: (req) => ({ ...req, body: makeBody() }) }],
     // Generous: a batch under load can take a while, and a timeout would hide a slow server.
     timeout: 30,

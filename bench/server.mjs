@@ -7,6 +7,7 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { Miniflare } from "miniflare";
 import { parse } from "smol-toml";
+import { BENCH_ADMIN_KEY, BENCH_KEKS } from "./auth.mjs";
 
 const COMPATIBILITY_DATE = "2026-11-01";
 // Port 0: the OS picks free ports, so a stale bench or `npm start` never collides with us.
@@ -100,6 +101,12 @@ async function start({ platform, baseline, persist }) {
             ...storage.env,
             DB: { type: "d1", id: "DB" },
             ...queues.producers,
+            // Authentication on, as deployed; the rate limit is checked on every request but set
+            // high enough that the load generator never hits it.
+            EVENTLINE_AUTH: { type: "text", value: "required" },
+            EVENTLINE_ADMIN_KEY: { type: "text", value: BENCH_ADMIN_KEY },
+            EVENTLINE_KEKS: { type: "text", value: BENCH_KEKS },
+            RATE_LIMIT: { type: "rate-limit", namespace: "1001", simple: { limit: 100_000_000, period: 10 } },
           },
           triggers: queues.triggers,
           exports: storage.exports,
