@@ -25,6 +25,12 @@ export { KEY_VAULT_SHARDS, vaultShardOf } from "./keyring";
 
 export const ENCRYPTED_MARK = "enc.v1";
 
+/**
+ * The longest subject whose fields are encrypted: the longest `DELETE /v1/subjects/{subject}/keys`
+ * accepts (SubjectParam in shared/api-schemas.ts), so every data key ever made can be shredded.
+ */
+export const MAX_SENSITIVE_SUBJECT_LENGTH = 1024;
+
 export interface EncryptedValue {
   $eventline: typeof ENCRYPTED_MARK;
   kid: string;
@@ -443,6 +449,14 @@ export function createFieldProtector(env: FieldProtectorEnv): FieldProtector {
           issues.push({
             path: `${pathOf(index)}/subject`,
             message: `an event with sensitive fields (${fields}) needs a subject: its data key is per subject`,
+          });
+          return;
+        }
+        if (event.subject.length > MAX_SENSITIVE_SUBJECT_LENGTH) {
+          // Its data key could never be erased through the API (the subject does not fit the route).
+          issues.push({
+            path: `${pathOf(index)}/subject`,
+            message: `an event with sensitive fields needs a subject of at most ${MAX_SENSITIVE_SUBJECT_LENGTH} characters, so its data key can be erased`,
           });
           return;
         }

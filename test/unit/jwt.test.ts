@@ -563,8 +563,12 @@ describe("createJwtVerifier: JWKS fetching", () => {
     await expectRefused(h, await sign(claims(h)), /^could not fetch the JWKS of issuer https:\/\/idp-a\.example\/ \(not a JWK set\)$/);
   });
 
-  it("refuses a configuration naming one issuer twice", () => {
+  it("refuses a configuration naming one issuer twice: the config check first, the verifier too", () => {
     const issuer = { issuer: ISS_B, audiences: [AUD], jwks: { keys: [ec.publicJwk as Record<string, unknown>] } };
-    expect(() => createJwtVerifier(oidcConfig([issuer, issuer]))).toThrow(/configured twice/);
+    expect(() => oidcConfig([issuer, issuer])).toThrow(/an issuer is listed twice/);
+    const valid = oidcConfig([issuer]);
+    expect(() => createJwtVerifier({ ...valid, issuers: [valid.issuers[0], valid.issuers[0]] as typeof valid.issuers })).toThrow(
+      /configured twice/,
+    );
   });
 });

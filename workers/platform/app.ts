@@ -1,5 +1,4 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import defaultConfig from "../../eventline.config";
 import type { EventlineConfig } from "../../shared/config";
@@ -9,6 +8,7 @@ import { createLogger } from "../../shared/logger";
 import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import { authentication } from "./auth/access";
 import type { AppEnv } from "./context";
+import { readBodyWithLimit } from "./ingest/body";
 import { auditRoutes } from "./routes/audit";
 import { docsRoutes } from "./routes/docs";
 import { encryptionRoutes } from "./routes/encryption";
@@ -134,29 +134,31 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   });
 
   app.use(authentication(config, options));
-  // Admin and command bodies: bounded size (also when Content-Length lies: the stream is
-  // counted), and JSON bounded in depth and members before any validator walks it.
+  // Admin and command bodies: bounded size, counted on the stream (a lying or absent
+  // Content-Length does not help), and JSON bounded in depth and members before any validator
+  // walks it. The body read here is what the route's validators parse (Hono's body cache).
   app.use(async (c, next) => {
     if (c.req.method === "GET" || c.req.method === "HEAD" || EVENT_BODY.test(c.req.path)) return next();
-    return bodyLimit({
-      maxSize: MAX_ADMIN_BODY_BYTES,
-      onError: () => {
-        throw new EventlineError("payload_too_large", `request bodies of this route are limited to ${MAX_ADMIN_BODY_BYTES} bytes`);
-      },
-    })(c, async () => {
-      if ((c.req.header("content-type") ?? "").includes("json") && c.req.header("content-length") !== "0") {
-        const body = await c.req.json().catch(() => undefined);
-        try {
-          assertJsonDepth(body, MAX_ADMIN_JSON_DEPTH);
-        } catch (err) {
-          if (err instanceof JsonDepthError)
-            throw new EventlineError("malformed_request", `JSON nested deeper than ${MAX_ADMIN_JSON_DEPTH} levels`);
-          throw err;
-        }
-        if (exceedsJsonMembers(body)) throw new EventlineError("malformed_request", "too many JSON members in the body");
+    const text = new TextDecoder().decode(await readBodyWithLimit(c.req.raw, MAX_ADMIN_BODY_BYTES));
+    // Hono keeps the pending read per body type; `text` is where json() and the validators look first.
+    (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(text);
+    if ((c.req.header("content-type") ?? "").includes("json") && text.trim() !== "") {
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return next(); // the route's validator reports the malformed JSON
       }
-      await next();
-    });
+      try {
+        assertJsonDepth(body, MAX_ADMIN_JSON_DEPTH);
+      } catch (err) {
+        if (err instanceof JsonDepthError)
+          throw new EventlineError("malformed_request", `JSON nested deeper than ${MAX_ADMIN_JSON_DEPTH} levels`);
+        throw err;
+      }
+      if (exceedsJsonMembers(body)) throw new EventlineError("malformed_request", "too many JSON members in the body");
+    }
+    await next();
   });
 
   app.get("/health", (c) => c.json({ status: "ok" }));

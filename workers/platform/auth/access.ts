@@ -98,6 +98,8 @@ function certificateProblem(c: Context<AppEnv>, config: EventlineConfig): string
   const auth = (c.req.raw as Request & { cf?: { tlsClientAuth?: Record<string, string> } }).cf?.tlsClientAuth;
   if (auth === undefined || auth.certPresented !== "1") return "a client certificate is required for this route (mTLS)";
   if (auth.certVerified !== "SUCCESS") return `the client certificate was not verified (${auth.certVerified ?? "unknown"})`;
+  // Revocation is reported apart from verification: a revoked certificate still verifies.
+  if (auth.certRevoked === "1") return "the client certificate has been revoked";
   const allowed = config.security.mtls.certificates;
   if (allowed.length === 0) return undefined;
   const ok = allowed.some(
@@ -164,7 +166,11 @@ export function access(spec: AccessSpec): MiddlewareHandler<AppEnv> {
       await audit("failure", status, err instanceof EventlineError ? err.detail : "unexpected error");
       throw err;
     }
-    await audit(c.res.status < 400 ? "success" : "failure", c.res.status);
+    // Hono renders an error thrown further down (by the handler or a validator) with the app's
+    // onError before `next` returns, leaving it in `c.error`: name it as the failure's reason.
+    const failed = c.error;
+    const reason = failed === undefined ? undefined : failed instanceof EventlineError ? failed.detail : "unexpected error";
+    await audit(c.res.status < 400 ? "success" : "failure", c.res.status, c.res.status < 400 ? undefined : reason);
   };
 }
 

@@ -124,8 +124,12 @@ export async function revokeApiKey(db: D1Database, id: string, by: string): Prom
 /** Verified keys, per isolate, for `cacheSeconds` (revocation reaches other isolates within it). */
 const verified = new Map<string, { hash: string; record: ApiKeyRecord; until: number }>();
 
+/** Bumped per key on revocation, so a lookup that raced with it cannot cache the old record. */
+const generations = new Map<string, number>();
+
 function forgetVerified(id: string): void {
   verified.delete(id);
+  generations.set(id, (generations.get(id) ?? 0) + 1);
 }
 
 export type KeyCheck = { ok: true; record: ApiKeyRecord } | { ok: false; reason: string; keyId?: string };
@@ -141,10 +145,13 @@ export async function verifyApiKey(db: D1Database, token: string, cacheSeconds: 
     if (!digestsEqual(cached.hash, hash)) return { ok: false, reason: "API key not recognised", keyId: id };
     record = cached.record;
   } else {
+    const generation = generations.get(id) ?? 0;
     const row = await drizzle(db).select().from(apiKeys).where(eq(apiKeys.id, id)).get();
     if (row === undefined || !digestsEqual(row.secretHash, hash)) return { ok: false, reason: "API key not recognised", keyId: id };
     record = toRecord(row);
-    if (cacheSeconds > 0) verified.set(id, { hash: row.secretHash, record, until: now + cacheSeconds * 1000 });
+    if (cacheSeconds > 0 && (generations.get(id) ?? 0) === generation) {
+      verified.set(id, { hash: row.secretHash, record, until: now + cacheSeconds * 1000 });
+    }
   }
   if (record.revokedAt !== null) return { ok: false, reason: "API key revoked", keyId: id };
   if (record.expiresAt !== null && record.expiresAt.getTime() <= now) return { ok: false, reason: "API key expired", keyId: id };

@@ -29,8 +29,16 @@ export class AuthenticationError extends EventlineError {
 }
 
 const REALM = 'Bearer realm="eventline"';
+/**
+ * RFC 6750 §3: error_description is printable ASCII without `"` and `\`. The description may
+ * quote token values (iss, kid, typ), so anything else is replaced: a header value must not carry
+ * raw non-ASCII bytes.
+ */
 const challenge = (error: "invalid_request" | "invalid_token", description: string) =>
-  `${REALM}, error="${error}", error_description="${description.replaceAll('"', "'").replaceAll("\\", "")}"`;
+  `${REALM}, error="${error}", error_description="${description
+    .replaceAll('"', "'")
+    .replaceAll("\\", "")
+    .replace(/[^\x20-\x7e]/g, "?")}"`;
 
 export function authDisabled(env: Env): boolean {
   return (env.EVENTLINE_AUTH as string) === "disabled";

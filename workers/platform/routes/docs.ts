@@ -128,5 +128,6 @@ export function docsRoutes(root: OpenAPIHono<AppEnv>) {
   const app = new OpenAPIHono<AppEnv>();
   app.get("/openapi.json", (c) => c.json(document()));
   app.get("/docs", (c) => c.html(renderReference(document())));
+  app.get("/docs/", (c) => c.redirect("/docs", 301));
   return app;
 }

@@ -59,6 +59,8 @@ const statusRoute = createRoute({
   },
 });
 
+const RewrapBody = z.object({ limit: z.number().int().min(1).max(10_000).optional() }).strict();
+
 const rewrapRoute = createRoute({
   method: "post",
   path: "/v1/encryption/rewrap",
@@ -70,7 +72,7 @@ const rewrapRoute = createRoute({
   request: {
     body: {
       required: false,
-      content: { "application/json": { schema: z.object({ limit: z.number().int().min(1).max(10_000).optional() }).strict() } },
+      content: { "application/json": { schema: RewrapBody } },
     },
   },
   responses: {
@@ -115,10 +117,40 @@ export function encryptionRoutes() {
     })
     .openapi(rewrapRoute, async (c) => {
       const ring = keyring(c.env);
-      const limit = (c.req.header("content-length") ?? "0") === "0" ? undefined : (await c.req.json<{ limit?: number }>()).limit;
+      // The body is optional (and validated by the route when it is JSON); chunked bodies count too.
+      const text = await c.req.text();
+      let limit: number | undefined;
+      if (text.trim() !== "") {
+        const parsed = RewrapBody.safeParse(
+          (() => {
+            try {
+              return JSON.parse(text);
+            } catch {
+              return null;
+            }
+          })(),
+        );
+        if (!parsed.success) throw new EventlineError("malformed_request", 'the body, when given, is {"limit": 1-10000}');
+        limit = parsed.data.limit;
+      }
       const perShard = Math.max(1, Math.ceil((limit ?? 5000) / KEY_VAULT_SHARDS));
-      const results = await Promise.all(shards(c.env).map((stub) => stub.rewrap(perShard)));
+      // Every shard is asked (each step is its own transaction); what the others did still counts.
+      const settled = await Promise.allSettled(shards(c.env).map((stub) => stub.rewrap(perShard)));
+      const results = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       const rewrapped = results.reduce((n, r) => n + r.rewrapped, 0);
+      const failures = settled.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+      if (failures.length > 0) {
+        // A key wrapped under a KEK version EVENTLINE_KEKS no longer holds (KeyringError, its name kept
+        // across RPC): the documented 503 with what to do, not an opaque 500. Anything else stays a 500.
+        const keyring = failures.find((e): e is Error => e instanceof Error && e.name === "KeyringError");
+        if (keyring === undefined) throw failures[0];
+        c.set("auditDetails", { rewrapped, current: ring.current });
+        throw new EventlineError(
+          "unavailable",
+          `${rewrapped} data key(s) rewrapped, then: ${keyring.message}; put that KEK version back in EVENTLINE_KEKS and call again`,
+          { retryAfter: 60 },
+        );
+      }
       const remaining = results.reduce((n, r) => n + r.remaining, 0);
       c.set("auditDetails", { rewrapped, remaining, current: ring.current });
       return c.json({ rewrapped, remaining, current: ring.current }, 200);

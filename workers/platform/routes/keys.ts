@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problemResponse } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
-import { parseGrant } from "../../../shared/security/grants";
+import { type Grant, parseGrant, patternMatches } from "../../../shared/security/grants";
 import { access } from "../auth/access";
 import { type ApiKeyRecord, createApiKey, getApiKey, listApiKeys, revokeApiKey } from "../auth/api-keys";
 import type { AppEnv } from "../context";
@@ -107,6 +107,36 @@ const revokeKey = createRoute({
   },
 });
 
+/** Every topic `inner` matches, `outer` matches too. */
+function patternCovers(outer: string, inner: string): boolean {
+  return outer === "*" || outer === inner || (inner !== "*" && patternMatches(outer, inner));
+}
+
+/** Some topic matches both patterns. */
+function patternsOverlap(a: string, b: string): boolean {
+  return patternCovers(a, b) || patternCovers(b, a);
+}
+
+/**
+ * Why the allow grant `grant` of a new key would give it more than its creator holds, or
+ * undefined. The creator needs an allow grant covering it (admin implies produce, consume and
+ * replay, never decrypt), and each of the creator's deny grants that bites on it must be carried
+ * over by one of the new key's own deny grants — else a global admin without `decrypt`, or with
+ * a deny, could mint a key without that limit.
+ */
+function exceedsCreator(creator: readonly Grant[], grant: Grant, keyDenies: readonly Grant[]): string | undefined {
+  const implies = (held: Grant["action"], wanted: Grant["action"]) => held === wanted || (held === "admin" && wanted !== "decrypt");
+  const allowed = creator.some((c) => c.effect === "allow" && implies(c.action, grant.action) && patternCovers(c.pattern, grant.pattern));
+  if (!allowed) return "the creator does not hold this grant";
+  for (const deny of creator) {
+    if (deny.effect !== "deny" || !implies(grant.action, deny.action) || !patternsOverlap(deny.pattern, grant.pattern)) continue;
+    if (!keyDenies.some((k) => k.action === deny.action && patternCovers(k.pattern, deny.pattern))) {
+      return `the creator is denied ${deny.action}:${deny.pattern}; add !${deny.action}:${deny.pattern} to the key's grants`;
+    }
+  }
+  return undefined;
+}
+
 function view(record: ApiKeyRecord) {
   return {
     id: record.id,
@@ -130,14 +160,26 @@ export function keyRoutes(config: EventlineConfig) {
       if (body.grants.length > config.security.apiKeys.maxGrants) {
         issues.push({ path: "/grants", message: `at most ${config.security.apiKeys.maxGrants} grants per key` });
       }
+      const grants: Grant[] = [];
       body.grants.forEach((g, i) => {
         try {
-          parseGrant(g);
+          grants.push(parseGrant(g));
         } catch (err) {
           issues.push({ path: `/grants/${i}`, message: (err as Error).message });
         }
       });
       if (issues.length > 0) throw new EventlineError("invalid_parameter", "the key's grants are not valid", { issues });
+      // A key never holds more than its creator: no privilege escalation by minting a key.
+      const creator = c.get("principal").grants;
+      const keyDenies = grants.filter((g) => g.effect === "deny");
+      grants.forEach((g, i) => {
+        const why = g.effect === "allow" ? exceedsCreator(creator, g, keyDenies) : undefined;
+        if (why !== undefined)
+          issues.push({ path: `/grants/${i}`, message: `grant "${body.grants[i]}" exceeds the creator's grants: ${why}` });
+      });
+      if (issues.length > 0) {
+        throw new EventlineError("forbidden", "a key may not hold grants its creator does not hold", { issues });
+      }
       const { record, key } = await createApiKey(c.env.DB, {
         name: body.name,
         grants: body.grants,

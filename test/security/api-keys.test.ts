@@ -1,0 +1,578 @@
+import { env } from "cloudflare:workers";
+import { afterAll, describe, expect, it } from "vitest";
+import { sha256Hex } from "../../shared/json";
+import { createApiKey, verifyApiKey } from "../../workers/platform/auth/api-keys";
+import { event, expectAccepted, expectProblem, request, requestAs, STRUCTURED } from "../helpers";
+import { auditSearch, dataHeads, expectAudit, expectNoSecrets } from "./helpers";
+
+/*
+ * API keys end to end: POST/GET/DELETE /v1/keys as the admin (and as callers who may not), the
+ * keys' grants at work, revocation and expiry, and the audit records all of it leaves. Every key
+ * string a test sees is remembered and must never show up in a response other than its creation,
+ * nor in the audit log.
+ */
+
+const KEY_SHAPE = /^evl_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+interface ApiKeyView {
+  id: string;
+  prefix: string;
+  name: string;
+  grants: string[];
+  tenant: string | null;
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  revokedBy: string | null;
+}
+
+interface CreatedKey extends ApiKeyView {
+  key: string;
+}
+
+/** Every key string created here (they must never leak). */
+const secrets: string[] = [];
+
+function postKey(body: unknown, as?: string): Promise<Response> {
+  const init = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+  return as === undefined ? request("/v1/keys", init) : requestAs(as, "/v1/keys", init);
+}
+
+/** Creates a key as the admin and returns it (asserting the 201). */
+async function newKey(grants: string[], extra: Record<string, unknown> = {}): Promise<CreatedKey> {
+  const res = await postKey({ name: `test-${crypto.randomUUID().slice(0, 8)}`, grants, ...extra });
+  const text = await res.text();
+  expect(res.status, text).toBe(201);
+  const created = JSON.parse(text) as CreatedKey;
+  secrets.push(created.key);
+  return created;
+}
+
+async function listKeys(): Promise<{ text: string; keys: ApiKeyView[] }> {
+  const res = await request("/v1/keys");
+  const text = await res.text();
+  expect(res.status, text).toBe(200);
+  return { text, keys: (JSON.parse(text) as { keys: ApiKeyView[] }).keys };
+}
+
+async function getKey(id: string): Promise<{ text: string; key: ApiKeyView }> {
+  const res = await request(`/v1/keys/${id}`);
+  const text = await res.text();
+  expect(res.status, text).toBe(200);
+  return { text, key: JSON.parse(text) as ApiKeyView };
+}
+
+const produce = (topic: string, as: string, body: unknown = event()) =>
+  requestAs(as, `/v1/topics/${topic}/events`, { method: "POST", headers: { "content-type": STRUCTURED }, body: JSON.stringify(body) });
+
+/** An order event the orders topic's schema accepts (so only authorization can refuse it). */
+const orderPlaced = () =>
+  event({
+    type: "orders.placed",
+    subject: `order-${crypto.randomUUID()}`,
+    data: { orderId: "o-1", customerId: "c-1", currency: "EUR", lines: [{ sku: "sku-1", quantity: 1, unitPrice: 100 }] },
+  });
+
+/** The same id with another (well-formed) secret. */
+function withWrongSecret(key: string): string {
+  const [, id, secret] = KEY_SHAPE.exec(key) ?? [];
+  const other = (secret as string).startsWith("A") ? `B${(secret as string).slice(1)}` : `A${(secret as string).slice(1)}`;
+  return `evl_${id}_${other}`;
+}
+
+afterAll(async () => {
+  // No key string, nor the hash of one, anywhere in the audit log.
+  const log = JSON.stringify(await auditSearch());
+  expectNoSecrets(log, secrets);
+  for (const key of secrets) expect(log.includes(await sha256Hex(key))).toBe(false);
+});
+
+describe("POST /v1/keys: creating a key", () => {
+  it("answers 201 with the key shown once (no-store), its id, prefix and grants, and audits keys.create by admin", async () => {
+    const before = (await listKeys()).keys.length;
+    const res = await postKey({ name: "checkout-service", grants: ["produce:events", "consume:orders"], tenant: "acme" });
+    const text = await res.text();
+    expect(res.status, text).toBe(201);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const created = JSON.parse(text) as CreatedKey;
+    secrets.push(created.key);
+    const [, id, secret] = KEY_SHAPE.exec(created.key) ?? [];
+    expect(id, "evl_<12 a-z0-9>_<43 base64url>").toBe(created.id);
+    expect(secret).toHaveLength(43);
+    expect(res.headers.get("location")).toBe(`/v1/keys/${created.id}`);
+    expect(created).toEqual({
+      id: created.id,
+      prefix: `evl_${created.id}`,
+      name: "checkout-service",
+      grants: ["produce:events", "consume:orders"],
+      tenant: "acme",
+      createdBy: "admin",
+      createdAt: expect.stringMatching(ISO),
+      expiresAt: null,
+      revokedAt: null,
+      revokedBy: null,
+      key: created.key,
+    });
+    expect(created.key.startsWith(`${created.prefix}_`)).toBe(true);
+
+    // Shown once: reading it back gives everything but the key.
+    const { key: stored } = await getKey(created.id);
+    const { key: _key, ...withoutKey } = created;
+    expect(stored).toEqual(withoutKey);
+    expect((await listKeys()).keys).toHaveLength(before + 1);
+
+    await expectAudit(
+      res.headers.get("x-request-id") as string,
+      {
+        action: "keys.create",
+        outcome: "success",
+        status: 201,
+        resource: "keys",
+        actor: { id: "admin", kind: "admin-key" },
+        method: "POST",
+        path: "/v1/keys",
+        details: { keyId: created.id, name: "checkout-service", grants: ["produce:events", "consume:orders"], tenant: "acme" },
+      },
+      [created.key],
+    );
+  });
+
+  it("gives every key its own id and secret, and an expiry when expiresInDays is set", async () => {
+    const a = await newKey(["consume:events"]);
+    const b = await newKey(["consume:events"], { expiresInDays: 30 });
+    expect(a.id).not.toBe(b.id);
+    expect(KEY_SHAPE.exec(a.key)?.[2]).not.toBe(KEY_SHAPE.exec(b.key)?.[2]);
+    expect(a.expiresAt).toBeNull();
+    const expires = Date.parse(b.expiresAt as string) - Date.parse(b.createdAt);
+    expect(Math.abs(expires - 30 * 86_400_000)).toBeLessThan(5_000);
+  });
+
+  it.each([
+    ["an undelimited prefix and an unknown action", ["produce:events", "produce:orders*", "fly:x"], [1, 2]],
+    ["an upper-case action", ["PRODUCE:events"], [0]],
+    ["an empty topic pattern", ["consume:"], [0]],
+    ["no action", [":orders", "consume:events"], [0]],
+    ["an upper-case topic", ["consume:Orders"], [0]],
+    ["a space in the topic", ["consume:a b"], [0]],
+    ["a doubled star", ["consume:orders.**"], [0]],
+  ])("refuses %s with 400, an issue per bad grant (/grants/<i>), and no key", async (_name, grants, bad) => {
+    const before = await listKeys();
+    const res = await postKey({ name: "bad-grants", grants });
+    const problem = await expectProblem(res, 400);
+    expect(problem.code).toBe("invalid_parameter");
+    expect(problem.issues?.map((i) => i.path)).toEqual(bad.map((i) => `/grants/${i}`));
+    for (const issue of problem.issues ?? []) expect(issue.message.length).toBeGreaterThan(0);
+    expect((await listKeys()).keys).toEqual(before.keys);
+    await expectAudit(problem.requestId, {
+      action: "keys.create",
+      outcome: "failure",
+      status: 400,
+      actor: { id: "admin", kind: "admin-key" },
+      reason: "the key's grants are not valid",
+    });
+  });
+
+  it.each([
+    ["no grants", { name: "x", grants: [] }, "/json/grants"],
+    ["no name", { grants: ["consume:events"] }, "/json/name"],
+    ["grants not strings", { name: "x", grants: [42] }, "/json/grants/0"],
+    ["a tenant with spaces", { name: "x", grants: ["consume:events"], tenant: "a b" }, "/json/tenant"],
+    ["expiresInDays 0", { name: "x", grants: ["consume:events"], expiresInDays: 0 }, "/json/expiresInDays"],
+  ])("refuses a body with %s (400, issue at %s) and creates nothing", async (_name, body, path) => {
+    const before = await listKeys();
+    const problem = await expectProblem(await postKey(body), 400);
+    expect(problem.issues?.map((i) => i.path)).toContain(path);
+    expect((await listKeys()).keys).toEqual(before.keys);
+    await expectAudit(problem.requestId, {
+      action: "keys.create",
+      outcome: "failure",
+      status: 400,
+      actor: { id: "admin" },
+      reason: "invalid json",
+    });
+  });
+
+  it("refuses more grants than security.apiKeys.maxGrants (20)", async () => {
+    const before = await listKeys();
+    const grants = Array.from({ length: 21 }, (_, i) => `consume:t${i}`);
+    const problem = await expectProblem(await postKey({ name: "many", grants }), 400);
+    expect(problem.issues?.map((i) => i.path)).toEqual(["/grants"]);
+    expect((await listKeys()).keys).toEqual(before.keys);
+    await expectAudit(problem.requestId, {
+      action: "keys.create",
+      outcome: "failure",
+      status: 400,
+      reason: "the key's grants are not valid",
+    });
+  });
+
+  it.each([
+    ["createdBy", { createdBy: "someone-else" }],
+    ["revokedBy", { revokedBy: "someone-else" }],
+    ["id", { id: "aaaaaaaaaaaa" }],
+    ["key", { key: "evl_aaaaaaaaaaaa_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }],
+    ["secretHash", { secretHash: "00".repeat(32) }],
+  ])("refuses a body that tries to set %s (strict schema: 400) and creates nothing", async (field, extra) => {
+    const before = await listKeys();
+    const problem = await expectProblem(await postKey({ name: "sneaky", grants: ["consume:events"], ...extra }), 400);
+    expect(problem.code).toBe("invalid_parameter");
+    expect(
+      problem.issues?.some((i) => i.path.startsWith("/json") && i.message.includes(field)),
+      JSON.stringify(problem.issues),
+    ).toBe(true);
+    expect((await listKeys()).keys).toEqual(before.keys);
+    await expectAudit(problem.requestId, {
+      action: "keys.create",
+      outcome: "failure",
+      status: 400,
+      actor: { id: "admin" },
+      reason: "invalid json",
+    });
+  });
+
+  it("records the caller as createdBy: a key created by a key-holding admin names that key", async () => {
+    const adminKey = await newKey(["admin:*", "decrypt:*"]);
+    expect(adminKey.createdBy).toBe("admin");
+    const res = await postKey({ name: "minted", grants: ["consume:events"] }, adminKey.key);
+    const text = await res.text();
+    expect(res.status, text).toBe(201);
+    const minted = JSON.parse(text) as CreatedKey;
+    secrets.push(minted.key);
+    expect(minted.createdBy).toBe(`key:${adminKey.id}`);
+    expect((await getKey(minted.id)).key.createdBy).toBe(`key:${adminKey.id}`);
+    await expectAudit(
+      res.headers.get("x-request-id") as string,
+      { action: "keys.create", outcome: "success", status: 201, actor: { id: `key:${adminKey.id}`, kind: "api-key" } },
+      [adminKey.key, minted.key],
+    );
+  });
+
+  it("never lets a key mint a key with more than it holds (decrypt is not implied by admin:*; denies carry over)", async () => {
+    // A global admin without decrypt, and one whose produce on orders is denied.
+    const noDecrypt = await newKey(["admin:*"]);
+    const denied = await newKey(["admin:*", "!produce:orders"]);
+    const cases: [CreatedKey, string[], number[]][] = [
+      [noDecrypt, ["consume:events", "decrypt:*"], [1]],
+      [noDecrypt, ["decrypt:customers"], [0]],
+      [denied, ["produce:orders"], [0]],
+      [denied, ["produce:*"], [0]],
+      [denied, ["admin:*"], [0]],
+    ];
+    for (const [creator, grants, bad] of cases) {
+      const before = await listKeys();
+      const problem = await expectProblem(await postKey({ name: "escalate", grants }, creator.key), 403);
+      expect(
+        problem.issues?.map((i) => i.path),
+        JSON.stringify(grants),
+      ).toEqual(bad.map((i) => `/grants/${i}`));
+      expect((await listKeys()).keys).toEqual(before.keys);
+      await expectAudit(
+        problem.requestId,
+        {
+          action: "keys.create",
+          outcome: "failure",
+          status: 403,
+          actor: { id: `key:${creator.id}` },
+          reason: "a key may not hold grants its creator does not hold",
+        },
+        [creator.key],
+      );
+    }
+    // Within the creator's grants (or carrying its deny over) is fine.
+    for (const [creator, grants] of [
+      [noDecrypt, ["produce:events", "consume:*", "admin:orders"]],
+      [denied, ["produce:events", "consume:orders"]],
+      [denied, ["produce:*", "!produce:orders"]],
+      [denied, ["admin:*", "!produce:orders"]],
+    ] as const) {
+      const res = await postKey({ name: "fine", grants }, creator.key);
+      const text = await res.text();
+      expect(res.status, `${JSON.stringify(grants)}: ${text}`).toBe(201);
+      secrets.push((JSON.parse(text) as CreatedKey).key);
+    }
+  });
+});
+
+describe("API keys at work", () => {
+  it("a key can do what its grants allow (202 on events) and nothing else (403 on orders, audited as access.denied of key:<id>)", async () => {
+    const key = await newKey(["produce:events"], { tenant: "acme" });
+    const acks = await expectAccepted(await produce("events", key.key));
+    expect(acks).toHaveLength(1);
+
+    const before = await dataHeads();
+    const res = await produce("orders", key.key, orderPlaced());
+    const problem = await expectProblem(res, 403);
+    expect(problem.code).toBe("forbidden");
+    expect(problem.detail).toBe(`key:${key.id} lacks produce on topic orders`);
+    expect(res.headers.get("www-authenticate")).toBeNull();
+    expect(await dataHeads()).toEqual(before);
+    expectNoSecrets(JSON.stringify(problem), [key.key]);
+    await expectAudit(
+      problem.requestId,
+      {
+        action: "access.denied",
+        outcome: "denied",
+        status: 403,
+        resource: "topic:orders",
+        actor: { id: `key:${key.id}`, kind: "api-key", tenant: "acme" },
+        reason: `key:${key.id} lacks produce on topic orders`,
+        method: "POST",
+        path: "/v1/topics/orders/events",
+      },
+      [key.key],
+    );
+  });
+
+  it("nobody produces to the audit topic, not even a key holding admin:*", async () => {
+    const key = await newKey(["admin:*"]);
+    const before = await dataHeads();
+    const auditBefore = (await auditSearch()).length;
+    const problem = await expectProblem(await produce("audit", key.key, event({ type: "eventline.audit.keys.create" })), 403);
+    expect(problem.detail).toBe("topic audit is written only by the platform");
+    expect(await dataHeads()).toEqual(before);
+    const denial = await expectAudit(problem.requestId, {
+      action: "access.denied",
+      outcome: "denied",
+      status: 403,
+      resource: "topic:audit",
+      actor: { id: `key:${key.id}` },
+    });
+    // The only record added is the platform's own denial.
+    const after = await auditSearch();
+    expect(after.length).toBe(auditBefore + 1);
+    expect(after.at(-1)?.sequence).toBe(denial.sequence);
+  });
+
+  it("list and get never show a key's secret or its hash", async () => {
+    const key = await newKey(["consume:events"]);
+    const hash = await sha256Hex(key.key);
+    const secret = KEY_SHAPE.exec(key.key)?.[2] as string;
+    const { text: listText, keys } = await listKeys();
+    const { text: getText, key: stored } = await getKey(key.id);
+    expect(keys.some((k) => k.id === key.id)).toBe(true);
+    for (const text of [listText, getText]) {
+      expect(text.includes(key.key)).toBe(false);
+      expect(text.includes(secret)).toBe(false);
+      expect(text.includes(hash)).toBe(false);
+      expect(text.toLowerCase().includes("hash")).toBe(false);
+    }
+    const fields = ["createdAt", "createdBy", "expiresAt", "grants", "id", "name", "prefix", "revokedAt", "revokedBy", "tenant"];
+    expect(Object.keys(stored).sort()).toEqual(fields);
+    for (const listed of keys) expect(Object.keys(listed).sort()).toEqual(fields);
+  });
+
+  it("a key whose id is known but whose secret is wrong gets 401, before and after the right key was cached", async () => {
+    const key = await newKey(["consume:events"]);
+    const wrong = withWrongSecret(key.key);
+    secrets.push(wrong);
+    // Not cached yet, then cached (the right key used once), then again.
+    for (const step of ["cold", "warm"]) {
+      const before = await dataHeads();
+      const res = await requestAs(wrong, "/v1/topics");
+      const problem = await expectProblem(res, 401);
+      expect(problem.detail, step).toBe("API key not recognised");
+      expect(res.headers.get("www-authenticate")).toBe(
+        'Bearer realm="eventline", error="invalid_token", error_description="API key not recognised"',
+      );
+      expect(await dataHeads()).toEqual(before);
+      await expectAudit(
+        problem.requestId,
+        {
+          action: "auth.failed",
+          outcome: "failure",
+          status: 401,
+          reason: "API key not recognised",
+          actor: { id: "unauthenticated", kind: "none", keyId: key.id },
+          resource: "/v1/topics",
+        },
+        [wrong, key.key],
+      );
+      const ok = await requestAs(key.key, "/v1/topics");
+      expect(ok.status).toBe(200);
+    }
+  });
+
+  it("an unknown id or a malformed evl_ string gets 401", async () => {
+    const unknown = `evl_${"z".repeat(12)}_${"A".repeat(43)}`;
+    const malformed = "evl_short_secret";
+    for (const [token, detail, keyId] of [
+      [unknown, "API key not recognised", "z".repeat(12)],
+      [malformed, "malformed API key", undefined],
+    ] as const) {
+      const problem = await expectProblem(await requestAs(token, "/v1/topics"), 401);
+      expect(problem.detail).toBe(detail);
+      const record = await expectAudit(problem.requestId, { action: "auth.failed", reason: detail, status: 401 }, [token]);
+      expect(record.actor).toEqual(
+        keyId === undefined ? { id: "unauthenticated", kind: "none" } : { id: "unauthenticated", kind: "none", keyId },
+      );
+    }
+  });
+});
+
+describe("revoking and expiry", () => {
+  it("a revoked key gets 401 at once (also when it was cached), audited as keys.revoke by admin", async () => {
+    const key = await newKey(["produce:events"]);
+    await expectAccepted(await produce("events", key.key)); // now verified and cached in this isolate
+
+    const res = await request(`/v1/keys/${key.id}`, { method: "DELETE" });
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    const revoked = JSON.parse(text) as ApiKeyView;
+    expect(revoked).toMatchObject({ id: key.id, revokedBy: "admin", revokedAt: expect.stringMatching(ISO) });
+    expect(text.includes(key.key)).toBe(false);
+    await expectAudit(
+      res.headers.get("x-request-id") as string,
+      {
+        action: "keys.revoke",
+        outcome: "success",
+        status: 200,
+        resource: `key:${key.id}`,
+        actor: { id: "admin", kind: "admin-key" },
+        details: { keyId: key.id },
+      },
+      [key.key],
+    );
+
+    const before = await dataHeads();
+    const refused = await produce("events", key.key);
+    const problem = await expectProblem(refused, 401);
+    expect(problem.detail).toBe("API key revoked");
+    expect(refused.headers.get("www-authenticate")).toContain('error="invalid_token"');
+    expect(await dataHeads()).toEqual(before);
+    await expectAudit(
+      problem.requestId,
+      {
+        action: "auth.failed",
+        outcome: "failure",
+        status: 401,
+        reason: "API key revoked",
+        actor: { id: "unauthenticated", kind: "none", keyId: key.id },
+        path: "/v1/topics/events/events",
+      },
+      [key.key],
+    );
+  });
+
+  it("revoking is idempotent: the first revocation's time and actor are kept, each call is audited", async () => {
+    const key = await newKey(["consume:events"]);
+    const first = await request(`/v1/keys/${key.id}`, { method: "DELETE" });
+    expect(first.status).toBe(200);
+    const firstView = (await first.json()) as ApiKeyView;
+    // The second revocation comes from another admin (a key holding admin:*).
+    const otherAdmin = await newKey(["admin:*"]);
+    const second = await requestAs(otherAdmin.key, `/v1/keys/${key.id}`, { method: "DELETE" });
+    expect(second.status).toBe(200);
+    const secondView = (await second.json()) as ApiKeyView;
+    expect(secondView).toEqual(firstView);
+    expect(secondView.revokedBy).toBe("admin");
+    expect((await getKey(key.id)).key).toEqual(firstView);
+    const records = (await auditSearch({ action: "keys.revoke" })).filter((r) => r.resource === `key:${key.id}`);
+    expect(records.map((r) => [r.actor.id, r.outcome, r.status])).toEqual([
+      ["admin", "success", 200],
+      [`key:${otherAdmin.id}`, "success", 200],
+    ]);
+    expect((await requestAs(key.key, "/v1/topics")).status).toBe(401);
+  });
+
+  it("revoking an unknown key is 404 and a malformed id 400; neither changes anything", async () => {
+    const before = await listKeys();
+    const missing = await expectProblem(await request(`/v1/keys/${"q".repeat(12)}`, { method: "DELETE" }), 404);
+    await expectAudit(missing.requestId, {
+      action: "keys.revoke",
+      outcome: "failure",
+      status: 404,
+      resource: `key:${"q".repeat(12)}`,
+      reason: `no API key ${"q".repeat(12)}`,
+    });
+    const malformed = await expectProblem(await request("/v1/keys/NOT-AN-ID", { method: "DELETE" }), 400);
+    expect(malformed.issues?.map((i) => i.path)).toEqual(["/param/id"]);
+    await expectAudit(malformed.requestId, { action: "keys.revoke", outcome: "failure", status: 400, reason: "invalid param" });
+    expect((await listKeys()).keys).toEqual(before.keys);
+  });
+
+  it("an expired key gets 401 (API key expired)", async () => {
+    // Created directly with an expiry in the past: the clock cannot be moved for the Worker.
+    const { record, key } = await createApiKey(env.DB, {
+      name: "expired",
+      grants: ["produce:events"],
+      createdBy: "admin",
+      expiresAt: new Date(Date.now() - 1_000),
+    });
+    secrets.push(key);
+    const before = await dataHeads();
+    const problem = await expectProblem(await produce("events", key), 401);
+    expect(problem.detail).toBe("API key expired");
+    expect(await dataHeads()).toEqual(before);
+    await expectAudit(
+      problem.requestId,
+      { action: "auth.failed", outcome: "failure", status: 401, reason: "API key expired", actor: { keyId: record.id } },
+      [key],
+    );
+  });
+
+  it("verifyApiKey: a key made with expiresInDays works until then and is refused from then on, cached or not", async () => {
+    const created = await newKey(["consume:events"], { expiresInDays: 1 });
+    const expiresAt = Date.parse(created.expiresAt as string);
+    const now = Date.now();
+    for (const cacheSeconds of [0, 300]) {
+      await expect(verifyApiKey(env.DB, created.key, cacheSeconds, now)).resolves.toMatchObject({ ok: true, record: { id: created.id } });
+      await expect(verifyApiKey(env.DB, created.key, cacheSeconds, expiresAt - 1)).resolves.toMatchObject({ ok: true });
+      for (const at of [expiresAt, expiresAt + 1, now + 2 * 86_400_000]) {
+        await expect(verifyApiKey(env.DB, created.key, cacheSeconds, at)).resolves.toEqual({
+          ok: false,
+          reason: "API key expired",
+          keyId: created.id,
+        });
+      }
+    }
+    // And over HTTP it still works today.
+    expect((await requestAs(created.key, "/v1/topics")).status).toBe(200);
+  });
+});
+
+describe("only global admins manage keys", () => {
+  it.each([
+    ["produce:events", ["produce:events"]],
+    ["admin on some topics", ["admin:events", "admin:orders", "decrypt:*"]],
+    ["admin:* cut down by a deny", ["admin:*", "!admin:audit"]],
+  ])("a key with %s gets 403 on POST /v1/keys (access.denied, nothing created)", async (_name, grants) => {
+    const caller = await newKey(grants);
+    const before = await listKeys();
+    const res = await postKey({ name: "escalate", grants: ["admin:*"] }, caller.key);
+    const problem = await expectProblem(res, 403);
+    expect(problem.detail).toBe(`key:${caller.id} lacks admin on every topic (admin:*)`);
+    expect((await listKeys()).keys).toEqual(before.keys);
+    await expectAudit(
+      problem.requestId,
+      {
+        action: "access.denied",
+        outcome: "denied",
+        status: 403,
+        resource: "keys",
+        actor: { id: `key:${caller.id}`, kind: "api-key" },
+        details: { attempted: "keys.create" },
+      },
+      [caller.key],
+    );
+    expect(await auditSearch({ action: "keys.create" }).then((r) => r.filter((x) => x.requestId === problem.requestId))).toEqual([]);
+  });
+
+  it("a non-admin key can neither list, read nor revoke keys", async () => {
+    const caller = await newKey(["consume:events"]);
+    const victim = await newKey(["consume:events"]);
+    for (const [method, path] of [
+      ["GET", "/v1/keys"],
+      ["GET", `/v1/keys/${victim.id}`],
+      ["DELETE", `/v1/keys/${victim.id}`],
+    ] as const) {
+      const problem = await expectProblem(await requestAs(caller.key, path, { method }), 403);
+      expectNoSecrets(JSON.stringify(problem), [victim.key, caller.key]);
+      await expectAudit(problem.requestId, { action: "access.denied", status: 403, actor: { id: `key:${caller.id}` } }, [caller.key]);
+    }
+    expect((await getKey(victim.id)).key.revokedAt).toBeNull();
+    expect((await requestAs(victim.key, "/v1/topics")).status).toBe(200);
+  });
+});
