@@ -1,4 +1,4 @@
-import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /**
  * D1 schema (drizzle-orm). `npm run db:generate` turns changes here into a migration in
@@ -259,4 +259,44 @@ export const apiKeys = sqliteTable(
     revokedBy: text("revoked_by"),
   },
   (t) => [index("api_keys_created").on(t.createdAt)],
+);
+
+/**
+ * Latency histograms kept by the consumer SDK per subscription (`metric`: `handler` — time in the
+ * handler; `end_to_end` — commit in the partition log → handled). One row per bucket upper bound
+ * `le` (seconds, as text, `+Inf` last) holding a cumulative-ready count, plus rows `sum` and
+ * `count`; observations are added with an upsert, so concurrent batches never lose one.
+ */
+export const latencyHistograms = sqliteTable(
+  "latency_histograms",
+  {
+    subscription: text("subscription").notNull(),
+    metric: text("metric").notNull(),
+    le: text("le").notNull(),
+    value: real("value").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.subscription, t.metric, t.le] })],
+);
+
+/**
+ * Every delivery attempt the consumer SDK settles, for an event's trace
+ * (GET /v1/topics/{topic}/partitions/{p}/events/{sequence}/trace): when, which attempt, and how it
+ * ended (`handled`, `failed`, `dead_lettered`, `duplicate`, `deferred`, `skipped`), with the error.
+ */
+export const deliveryAttempts = sqliteTable(
+  "delivery_attempts",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    subscription: text("subscription").notNull(),
+    topic: text("topic").notNull(),
+    partition: integer("partition").notNull(),
+    sequence: integer("sequence").notNull(),
+    attempt: integer("attempt").notNull(),
+    outcome: text("outcome").notNull(),
+    error: text("error"),
+    at: integer("at", { mode: "timestamp_ms" }).notNull(),
+    /** When the queue accepted the message (Message.timestamp): "sent". */
+    sentAt: integer("sent_at", { mode: "timestamp_ms" }),
+  },
+  (t) => [index("delivery_attempts_event").on(t.topic, t.partition, t.sequence)],
 );
