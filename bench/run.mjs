@@ -64,6 +64,7 @@ const SPREAD_KEYS = keysCoveringPartitions(PARTITIONS);
 function scenarios(urls) {
   const n = settings.batchSize;
   const ingest = new URL(INGEST, urls.platform).href;
+  const ingestOff = new URL(INGEST, urls.platformMetricsOff).href;
   let spread = 0;
   const scenario = (label, target, url, contentType, eventsPerRequest, makeBody) => ({
     label,
@@ -80,6 +81,12 @@ function scenarios(urls) {
     ),
     ingestBatch: scenario(`ingest batch of ${n}, 1 partition`, "platform", ingest, BATCH, n, () => batchJson(ONE_KEY, n)),
     baselineBatch: scenario(`baseline POST /batch (${n} rows)`, "baseline", new URL("/batch", urls.baseline).href, BATCH, n, () =>
+      batchJson(ONE_KEY, n),
+    ),
+    ingestSingleOff: scenario("ingest single event, 1 partition, metrics off", "platform-metrics-off", ingestOff, STRUCTURED, 1, () =>
+      eventJson(ONE_KEY),
+    ),
+    ingestBatchOff: scenario(`ingest batch of ${n}, 1 partition, metrics off`, "platform-metrics-off", ingestOff, BATCH, n, () =>
       batchJson(ONE_KEY, n),
     ),
     ingestSpread: scenario(`ingest single event, ${PARTITIONS} partitions`, "platform", ingest, STRUCTURED, 1, () =>
@@ -102,9 +109,10 @@ async function preflight(urls) {
   const spread = await post(new URL(INGEST, urls.platform), BATCH, `[${SPREAD_KEYS.map((k) => eventJson(k)).join(",")}]`);
   const hit = new Set(spread.events.map((e) => e.partition));
   if (hit.size !== PARTITIONS) throw new Error(`preflight: keys ${SPREAD_KEYS} hit partitions ${[...hit]}, expected all ${PARTITIONS}`);
+  await post(new URL(INGEST, urls.platformMetricsOff), STRUCTURED, eventJson(ONE_KEY));
   await post(new URL("/one", urls.baseline), STRUCTURED, eventJson(ONE_KEY));
   await post(new URL("/batch", urls.baseline), BATCH, batchJson(ONE_KEY, 2));
-  return 1 + PARTITIONS;
+  return { platform: 1 + PARTITIONS, "platform-metrics-off": 1 };
 }
 
 function checkHealthy(name, r) {
@@ -150,9 +158,10 @@ async function measured(s, duration, pids) {
 
 /** Warm-up, then the interleaved runs; returns each scenario's runs and the events acknowledged. */
 async function measure(all, pids) {
-  let acknowledged = 0;
+  /** Events acknowledged per platform Worker (the baseline stores rows, not events). */
+  const acknowledged = { platform: 0, "platform-metrics-off": 0 };
   const count = (s, r) => {
-    if (s.target === "platform") acknowledged += r.ok * s.eventsPerRequest;
+    if (s.target in acknowledged) acknowledged[s.target] += r.ok * s.eventsPerRequest;
   };
   if (settings.warmupSec > 0) {
     console.log(`Warming up each scenario for ${settings.warmupSec} s…`);
@@ -254,11 +263,14 @@ async function main() {
     // Every acknowledged event must be stored, per topic: the ingest scenarios write to TOPIC, the
     // end-to-end scenario to "events". Requests still in flight when a run ends may be stored
     // without being counted, and the order commands add events to TOPIC too, hence "at least".
-    const acknowledged = preflightEvents + measuredEvents + e2e.events;
+    const ackIngest = preflightEvents.platform + measuredEvents.platform;
+    const ackOff = preflightEvents["platform-metrics-off"] + measuredEvents["platform-metrics-off"];
+    const acknowledged = ackIngest + ackOff + e2e.events;
     const storedIngest = await storedEvents(server.urls.platform, TOPIC);
+    const storedOff = await storedEvents(server.urls.platformMetricsOff, TOPIC);
     const storedE2e = await storedEvents(server.urls.platform, "events");
-    const allStored = storedIngest >= preflightEvents + measuredEvents && storedE2e >= e2e.events;
-    const stored = storedIngest + storedE2e;
+    const allStored = storedIngest >= ackIngest && storedOff >= ackOff && storedE2e >= e2e.events;
+    const stored = storedIngest + storedOff + storedE2e;
     const logLines = await stopServer(server.child);
     server = undefined;
 
@@ -295,6 +307,8 @@ async function main() {
       ratios: [
         ratio("single-event ingest ÷ baseline", sr.ingestSingle, sr.baselineSingle, 0.8),
         ratio("batch ingest ÷ baseline", sr.ingestBatch, sr.baselineBatch, 0.7),
+        ratio("single-event ingest, metrics on ÷ off", sr.ingestSingle, sr.ingestSingleOff, 0.9),
+        ratio("batch ingest, metrics on ÷ off", sr.ingestBatch, sr.ingestBatchOff, 0.9),
         ratio(`${PARTITIONS} partitions ÷ 1 partition`, sr.ingestSpread, sr.ingestSingle),
         cpuRatio("single-event CPU/event, baseline ÷ ingest", sr.baselineSingle, sr.ingestSingle),
         cpuRatio("batch CPU/event, baseline ÷ ingest", sr.baselineBatch, sr.ingestBatch),
@@ -329,7 +343,7 @@ async function main() {
     console.log(`\n${textTable(results)}`);
     console.log(`${commandsText(results)}\n`);
     console.log(
-      `Stored ${storedIngest} events in ${TOPIC} for ${preflightEvents + measuredEvents} acknowledged, ${storedE2e} in events for ${e2e.events} (${allStored ? "ok" : "MISSING EVENTS"}).`,
+      `Stored ${storedIngest} events in ${TOPIC} for ${ackIngest} acknowledged (metrics off: ${storedOff} for ${ackOff}), ${storedE2e} in events for ${e2e.events} (${allStored ? "ok" : "MISSING EVENTS"}).`,
     );
     if (logLines?.samples.length)
       console.log(`Platform warnings/errors (first ${logLines.samples.length}):\n${logLines.samples.join("\n")}`);

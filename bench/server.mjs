@@ -45,14 +45,17 @@ async function queuesFromWrangler() {
   return { producers, triggers };
 }
 
-/** Durable Object classes (all SQLite-backed) and R2 buckets of the platform, from wrangler.toml. */
-async function storageFromWrangler() {
+/**
+ * Durable Object classes (all SQLite-backed) and R2 buckets of a platform Worker named `worker`,
+ * from wrangler.toml; `suffix` keeps a second platform's buckets apart.
+ */
+async function storageFromWrangler(worker = "platform", suffix = "") {
   const wrangler = parse(await readFile(path.join(import.meta.dirname, "..", "wrangler.toml"), "utf8"));
   const objects = wrangler.durable_objects?.bindings ?? [];
   return {
     env: {
-      ...Object.fromEntries(objects.map((o) => [o.name, { type: "durable-object", worker: "platform", exportName: o.class_name }])),
-      ...Object.fromEntries((wrangler.r2_buckets ?? []).map((b) => [b.binding, { type: "r2", name: b.bucket_name }])),
+      ...Object.fromEntries(objects.map((o) => [o.name, { type: "durable-object", worker, exportName: o.class_name }])),
+      ...Object.fromEntries((wrangler.r2_buckets ?? []).map((b) => [b.binding, { type: "r2", name: `${b.bucket_name}${suffix}` }])),
     },
     exports: Object.fromEntries(objects.map((o) => [o.class_name, { type: "durable-object", storage: "sqlite" }])),
   };
@@ -61,6 +64,17 @@ async function storageFromWrangler() {
 async function start({ platform, baseline, persist }) {
   const queues = await queuesFromWrangler();
   const storage = await storageFromWrangler();
+  const storageOff = await storageFromWrangler("platform-metrics-off", "-metrics-off");
+  /** The platform's variables and secrets; `metrics` is EVENTLINE_METRICS. */
+  const platformVars = (metrics) => ({
+    // Authentication on, as deployed; the rate limit is checked on every request but set high
+    // enough that the load generator never hits it.
+    EVENTLINE_AUTH: { type: "text", value: "required" },
+    EVENTLINE_METRICS: { type: "text", value: metrics },
+    EVENTLINE_ADMIN_KEY: { type: "text", value: BENCH_ADMIN_KEY },
+    EVENTLINE_KEKS: { type: "text", value: BENCH_KEKS },
+    RATE_LIMIT: { type: "rate-limit", namespace: "1001", simple: { limit: 100_000_000, period: 10 } },
+  });
   // `archive`: what the partitions' archive passes report in their "archived" log lines.
   const logs = { lines: 0, byLevel: {}, samples: [], archive: { passes: 0, segments: 0, events: 0, ms: 0 } };
   const mf = new Miniflare({
@@ -101,15 +115,23 @@ async function start({ platform, baseline, persist }) {
             ...storage.env,
             DB: { type: "d1", id: "DB" },
             ...queues.producers,
-            // Authentication on, as deployed; the rate limit is checked on every request but set
-            // high enough that the load generator never hits it.
-            EVENTLINE_AUTH: { type: "text", value: "required" },
-            EVENTLINE_ADMIN_KEY: { type: "text", value: BENCH_ADMIN_KEY },
-            EVENTLINE_KEKS: { type: "text", value: BENCH_KEKS },
-            RATE_LIMIT: { type: "rate-limit", namespace: "1001", simple: { limit: 100_000_000, period: 10 } },
+            ...platformVars("on"),
           },
           triggers: queues.triggers,
           exports: storage.exports,
+        },
+        dev,
+      },
+      // The same bundle with EVENTLINE_METRICS=off and its own objects and buckets: the ingest
+      // scenarios run against both to measure what metrics and tracing cost. It consumes no
+      // queues (the ingest topic routes nothing) and shares D1 with the platform.
+      {
+        config: {
+          name: "platform-metrics-off",
+          compatibilityDate: COMPATIBILITY_DATE,
+          manifest: await manifest(platform),
+          env: { ...storageOff.env, DB: { type: "d1", id: "DB" }, ...queues.producers, ...platformVars("off") },
+          exports: storageOff.exports,
         },
         dev,
       },
@@ -135,6 +157,7 @@ async function start({ platform, baseline, persist }) {
   }
   const urls = {
     platform: (await mf.unsafeGetDirectURL("platform")).href,
+    platformMetricsOff: (await mf.unsafeGetDirectURL("platform-metrics-off")).href,
     baseline: (await mf.unsafeGetDirectURL("baseline")).href,
   };
   return { mf, urls, logs };
