@@ -56,6 +56,8 @@ export interface FieldContext {
   topic: string;
   source: string;
   id: string;
+  /** The event's subject (whose data key it is): a copy under the same id in another stream does not decrypt. */
+  subject?: string | undefined;
 }
 
 export interface FieldDataKey {
@@ -157,7 +159,9 @@ export function expandPaths(data: unknown, pointers: readonly string[]): string[
 
 /** The sensitive pointers of an event type: those for every type (`*`) and those for the type. */
 export function sensitivePointersFor(topic: Pick<TopicConfig, "sensitive">, type: string): string[] {
-  const pointers = [...(topic.sensitive["*"] ?? []), ...(type === "*" ? [] : (topic.sensitive[type] ?? []))];
+  // Own properties only: a type such as "constructor" must not find Object.prototype's.
+  const own = (key: string) => (Object.hasOwn(topic.sensitive, key) ? (topic.sensitive[key] ?? []) : []);
+  const pointers = [...own("*"), ...(type === "*" ? [] : own(type))];
   return [...new Set(pointers)];
 }
 
@@ -222,12 +226,12 @@ async function deriveFieldKeys(raw: ArrayBuffer | Uint8Array): Promise<FieldKeys
 }
 
 /**
- * The AAD binding a ciphertext to its topic, event (source + id) and field: a JSON array, so the
+ * The AAD binding a ciphertext to its topic, event (source + id), subject and field: a JSON array, so the
  * encoding is injective whatever characters an id or source holds (a separator-joined string
  * would let a crafted id shift the boundaries), and it never contains a raw 0x00 byte.
  */
 function fieldAad(ctx: FieldContext, pointer: string): Uint8Array {
-  return utf8.encode(JSON.stringify(["eventline.enc.v1", ctx.topic, ctx.source, ctx.id, pointer]));
+  return utf8.encode(JSON.stringify(["eventline.enc.v1", ctx.topic, ctx.source, ctx.id, ctx.subject ?? null, pointer]));
 }
 
 function toBase64Url(bytes: Uint8Array): string {
@@ -488,7 +492,7 @@ export function createFieldProtector(env: FieldProtectorEnv): FieldProtector {
           const event = events[index] as E;
           const key = keys.get(subject);
           if (key === undefined) throw new Error("data key missing for a planned event");
-          const ctx = { topic: topic.name, source: event.source, id: event.id };
+          const ctx = { topic: topic.name, source: event.source, id: event.id, subject };
           out[index] = { ...event, data: await encryptSelected(event.data, selected, ctx, key.kid, await key.keys) };
         }),
       );
@@ -511,7 +515,12 @@ export function createFieldProtector(env: FieldProtectorEnv): FieldProtector {
       const out = await Promise.all(
         events.map(async (event, i) => {
           if (found[i]?.length === 0) return event;
-          const ctx = { topic, source: String(event.source), id: String(event.id) };
+          const ctx = {
+            topic,
+            source: String(event.source),
+            id: String(event.id),
+            subject: typeof event.subject === "string" ? event.subject : undefined,
+          };
           const result = await decryptWith(event.data, ctx, keysFor);
           undecryptable += result.undecryptable.length;
           return { ...event, data: result.data };
@@ -536,4 +545,17 @@ export function fieldDecryption<Env>(vault: (env: Env) => DurableObjectNamespace
     const { events } = await createFieldProtector({ KEY_VAULT: vault(env) }).reveal(topic, [event]);
     return events[0] as E;
   };
+}
+
+/**
+ * `data` with every envelope reduced to its key id (`{"$eventline":"enc.v1","kid":…}`): what the
+ * content comparison of a retried event looks at, so it never depends on the encrypted values.
+ */
+export function withoutCiphertext(data: unknown): unknown {
+  if (isEncryptedValue(data)) return { $eventline: data.$eventline, kid: data.kid };
+  if (Array.isArray(data)) return data.map(withoutCiphertext);
+  if (data !== null && typeof data === "object") {
+    return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, withoutCiphertext(v)]));
+  }
+  return data;
 }

@@ -10,8 +10,9 @@
  *
  * A prefix must end in one of the delimiters `.`, `_`, `-`, `/`, `:` so `orders.` can never
  * match `orders-evil`; an undelimited `orders*` is rejected when the grant is parsed.
- * `admin` implies `produce`, `consume` and `replay` on the topics it covers; `decrypt` (plaintext
- * of sensitive fields) is never implied and must be granted explicitly.
+ * `admin` implies `produce`, `consume` and `replay` on the topics it covers, and a deny of any of
+ * those also denies `admin` there; `decrypt` (plaintext of sensitive fields) is never implied and
+ * must be granted explicitly.
  */
 
 export const ACTIONS = ["produce", "consume", "replay", "admin", "decrypt"] as const;
@@ -82,10 +83,17 @@ export function patternMatches(pattern: string, topic: string): boolean {
   return pattern === topic;
 }
 
+/** The topic actions an `admin` grant implies (never `decrypt`). */
+const IMPLIED_BY_ADMIN: ReadonlySet<Action> = new Set(["produce", "consume", "replay"]);
+
 function covers(grant: Grant, action: Action, topic: string): boolean {
-  const actionMatches = grant.action === action || (grant.effect === "allow" && grant.action === "admin" && action !== "decrypt");
-  // An allow of `admin` implies the topic actions; a deny names exactly the action it denies.
-  return actionMatches && patternMatches(grant.pattern, topic);
+  if (!patternMatches(grant.pattern, topic)) return false;
+  if (grant.action === action) return true;
+  // An allow of `admin` implies the topic actions. A deny of one of them also denies `admin` on
+  // that topic: admin functions (DLQ contents, webhook subscriptions, replays) would otherwise
+  // read or move the events the deny keeps from the principal.
+  if (grant.effect === "allow") return grant.action === "admin" && IMPLIED_BY_ADMIN.has(action);
+  return action === "admin" && IMPLIED_BY_ADMIN.has(grant.action);
 }
 
 /** Allowed iff some allow grant covers (action, topic) and no deny grant does. */
@@ -101,11 +109,12 @@ export function isAllowed(grants: readonly Grant[], action: Action, topic: strin
 
 /**
  * Global functions (API keys, audit, erasing a subject, key rotation) are not about one topic:
- * they need `admin` on every topic, i.e. an `admin:*` grant not cut down by any admin deny.
+ * they need `admin` on every topic, i.e. an `admin:*` grant not cut down by any deny of `admin`
+ * or of an action admin implies.
  */
 export function isGlobalAdmin(grants: readonly Grant[]): boolean {
   return (
     grants.some((g) => g.effect === "allow" && g.action === "admin" && g.pattern === "*") &&
-    !grants.some((g) => g.effect === "deny" && g.action === "admin")
+    !grants.some((g) => g.effect === "deny" && (g.action === "admin" || IMPLIED_BY_ADMIN.has(g.action)))
   );
 }

@@ -251,15 +251,16 @@ describe("POST /v1/keys: creating a key", () => {
   });
 
   it("never lets a key mint a key with more than it holds (decrypt is not implied by admin:*; denies carry over)", async () => {
-    // A global admin without decrypt, and one whose produce on orders is denied.
+    // A global admin without decrypt, and one whose decrypt on customers is denied. (A deny of a
+    // topic action takes admin on that topic, so `admin:*` + `!produce:orders` is no global admin
+    // and cannot reach the key routes at all: see the last case.)
     const noDecrypt = await newKey(["admin:*"]);
-    const denied = await newKey(["admin:*", "!produce:orders"]);
+    const denied = await newKey(["admin:*", "decrypt:*", "!decrypt:customers"]);
     const cases: [CreatedKey, string[], number[]][] = [
       [noDecrypt, ["consume:events", "decrypt:*"], [1]],
       [noDecrypt, ["decrypt:customers"], [0]],
-      [denied, ["produce:orders"], [0]],
-      [denied, ["produce:*"], [0]],
-      [denied, ["admin:*"], [0]],
+      [denied, ["decrypt:customers"], [0]],
+      [denied, ["decrypt:*"], [0]],
     ];
     for (const [creator, grants, bad] of cases) {
       const before = await listKeys();
@@ -284,15 +285,23 @@ describe("POST /v1/keys: creating a key", () => {
     // Within the creator's grants (or carrying its deny over) is fine.
     for (const [creator, grants] of [
       [noDecrypt, ["produce:events", "consume:*", "admin:orders"]],
-      [denied, ["produce:events", "consume:orders"]],
-      [denied, ["produce:*", "!produce:orders"]],
-      [denied, ["admin:*", "!produce:orders"]],
+      [denied, ["produce:events", "decrypt:events"]],
+      [denied, ["decrypt:*", "!decrypt:customers"]],
+      [denied, ["admin:*", "decrypt:orders"]],
     ] as const) {
       const res = await postKey({ name: "fine", grants }, creator.key);
       const text = await res.text();
       expect(res.status, `${JSON.stringify(grants)}: ${text}`).toBe(201);
       secrets.push((JSON.parse(text) as CreatedKey).key);
     }
+    // admin:* cut down by a topic deny is not a global admin: the key routes refuse it outright.
+    const cut = await newKey(["admin:*", "!produce:orders"]);
+    const before = await listKeys();
+    const refused = await expectProblem(await postKey({ name: "cut", grants: ["produce:events"] }, cut.key), 403);
+    await expectAudit(refused.requestId, { action: "access.denied", outcome: "denied", status: 403, actor: { id: `key:${cut.id}` } }, [
+      cut.key,
+    ]);
+    expect((await listKeys()).keys).toEqual(before.keys);
   });
 });
 

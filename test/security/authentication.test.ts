@@ -823,16 +823,29 @@ describe("EVENTLINE_AUTH", () => {
     await expectAudit(problem.requestId, { action: "auth.failed", status: 401, actor: { id: "unauthenticated" } });
   });
 
-  it("disabled (never the default): anonymous callers are let through as admin, with a loud warning", async () => {
+  it("disabled is ignored for a non-loopback host: still 401, and an error is logged", async () => {
     const from = logs.lines().length;
     const app = testApp(shipped);
     const disabled = { EVENTLINE_AUTH: "disabled" } as unknown as Partial<Env>;
-    const res = await app.call("/v1/topics", {}, disabled);
+    const res = await app.call("/v1/topics", { headers: { "cf-connecting-ip": IP } }, disabled);
+    await expectProblem(res, 401);
+    const records = logs
+      .lines()
+      .slice(from)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.find((r) => String(r.msg).includes("EVENTLINE_AUTH=disabled ignored"))).toMatchObject({ level: "error" });
+  });
+
+  it("disabled (never the default, loopback hosts only): anonymous callers are let through as admin, with a loud warning", async () => {
+    const from = logs.lines().length;
+    const app = testApp(shipped);
+    const disabled = { EVENTLINE_AUTH: "disabled" } as unknown as Partial<Env>;
+    const res = await app.call("http://localhost/v1/topics", {}, disabled);
     expect(res.status).toBe(200);
     await res.arrayBuffer();
     // What an anonymous caller does is still audited, as `anonymous`.
     const created = await app.call(
-      "/v1/keys",
+      "http://127.0.0.1:8787/v1/keys",
       {
         method: "POST",
         headers: { "content-type": "application/json" },

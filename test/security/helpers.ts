@@ -32,7 +32,8 @@ export function testApp(config: EventlineConfig, options: AppOptions = {}): Test
   return {
     async call(path, init = {}, envOverrides = {}) {
       const ctx = createExecutionContext();
-      const req = new Request(`${BASE}${path}`, init as RequestInit<CfProperties>);
+      // A path is sent to the test host; a full URL (e.g. a loopback one) as it is.
+      const req = new Request(/^https?:/.test(path) ? path : `${BASE}${path}`, init as RequestInit<CfProperties>);
       const res = await app.fetch(req, { ...env, ...envOverrides } as Env, ctx);
       await waitOnExecutionContext(ctx);
       return res;

@@ -42,9 +42,29 @@ export function actorOf(principal: Principal): AuditRecord["actor"] {
  * a failure to write it is logged (error level) but does not change the response of the request
  * it describes.
  */
-export async function writeAudit(env: Env, config: EventlineConfig, log: Logger, record: AuditRecord, traceparent: string): Promise<void> {
+/** Longest attacker-influenced string kept in a record (paths, reasons, ids), so a record always fits an event. */
+const MAX_FIELD = 512;
+
+function cap(text: string): string {
+  return text.length <= MAX_FIELD ? text : `${text.slice(0, MAX_FIELD)}…(truncated, ${text.length} chars)`;
+}
+
+/** The record with every free-text member capped: a crafted path cannot make it too large to store. */
+function capped(record: AuditRecord): AuditRecord {
+  return {
+    ...record,
+    resource: cap(record.resource),
+    actor: { ...record.actor, id: cap(record.actor.id) } as AuditRecord["actor"],
+    ...(record.reason === undefined ? {} : { reason: cap(record.reason) }),
+    ...(record.path === undefined ? {} : { path: cap(record.path) }),
+    ...(record.ip === undefined ? {} : { ip: cap(record.ip) }),
+  };
+}
+
+export async function writeAudit(env: Env, config: EventlineConfig, log: Logger, full: AuditRecord, traceparent: string): Promise<void> {
   const topic = findTopic(config, AUDIT_TOPIC);
   if (topic === undefined) return;
+  const record = capped(full);
   const event: CloudEvent = {
     specversion: "1.0",
     id: crypto.randomUUID(),

@@ -16,8 +16,11 @@ import { type Authenticate, AuthenticationError, createAuthenticator, type Princ
  * cannot pass the tests.
  */
 
-/** Paths anyone may read: liveness, the API document and its reference page. */
-const PUBLIC = /^\/(health|openapi\.json|docs\/?)$/;
+/**
+ * Paths anyone may read: liveness, the API document and its reference page, and the dashboard's
+ * page shell and static assets (no data in them; the page calls the API with the user's key).
+ */
+const PUBLIC = /^\/(health|openapi\.json|docs\/?|dashboard\/?|dashboard\/(app\.js|app\.css|icon\.svg))$/;
 
 export interface AccessSpec {
   group: RouteGroup;
@@ -185,15 +188,24 @@ export function deny(
   const missing = `${principal.id} lacks ${describe(action, topic)}`;
   if (action === "global") return isGlobalAdmin(grants) ? undefined : missing;
   if (action === "list") return grants.some((g) => g.effect === "allow") ? undefined : `${principal.id} has no grants`;
-  if (topic === undefined) return undefined;
-  if (action === "produce" && findTopic(config, topic)?.internal === true) {
-    return `topic ${topic} is written only by the platform`;
+  if (topic === undefined) {
+    // The resource named no topic we could find (the handler answers 404 or 400): still, only a
+    // principal that holds this action somewhere gets that far.
+    return grants.some((g) => g.effect === "allow" && (g.action === action || (g.action === "admin" && action !== "decrypt")))
+      ? undefined
+      : missing;
+  }
+  if (findTopic(config, topic)?.internal === true) {
+    // Internal topics (the audit log): written only by the platform, read only by global admins.
+    if (action === "produce") return `topic ${topic} is written only by the platform`;
+    return isGlobalAdmin(grants) ? undefined : `${principal.id} lacks admin on every topic (admin:*), which topic ${topic} needs`;
   }
   return isAllowed(grants, action, topic) ? undefined : missing;
 }
 
 /** Can the caller see `topic` at all (listing)? Any of produce/consume/replay/admin on it. */
-export function canSee(principal: Principal, topic: string): boolean {
+export function canSee(principal: Principal, topic: string, config: EventlineConfig): boolean {
+  if (findTopic(config, topic)?.internal === true) return isGlobalAdmin(principal.grants);
   return (["consume", "produce", "replay", "admin"] as const).some((a) => isAllowed(principal.grants, a, topic));
 }
 
@@ -211,13 +223,12 @@ export const bodyTopic = async (c: Context<AppEnv>) => {
   return typeof body?.topic === "string" ? body.topic : undefined;
 };
 
-/** `topic` resolver: the topic of the `{id}` replay job. */
-export const replayTopic = async (c: Context<AppEnv>) =>
-  (
-    await c.env.DB.prepare("SELECT topic FROM replay_jobs WHERE id = ?")
-      .bind(c.req.param("id") ?? "")
-      .first<{ topic: string }>()
-  )?.topic;
+/** `topic` resolver: the topic of the `{id}` replay job, from the job itself (the D1 listing is only a copy). */
+export const replayTopic = async (c: Context<AppEnv>) => {
+  const id = c.req.param("id") ?? "";
+  // Only well-formed ids reach a ReplayJob (the route's validator answers the rest with 400).
+  return /^rpl_[0-9a-f]{32}$/.test(id) ? (await c.env.REPLAY_JOB.getByName(id).status())?.topic : undefined;
+};
 
 /** `topic` resolver for routes about one fixed topic (the orders commands and read models). */
 export const fixedTopic = (name: string) => () => name;

@@ -45,6 +45,7 @@ export function authDisabled(env: Env): boolean {
 }
 
 let warnedDisabled = false;
+const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /**
  * Builds the authenticator for one app (the JWT verifier, with its JWKS caches, lives as long as
@@ -64,13 +65,21 @@ export function createAuthenticator(config: EventlineConfig, options: { fetch?: 
 
   return async function authenticate(c: Context<AppEnv>, log: Logger): Promise<Principal> {
     if (authDisabled(c.env)) {
-      if (!warnedDisabled) {
-        warnedDisabled = true;
-        log.warn("AUTHENTICATION DISABLED: EVENTLINE_AUTH=disabled gives every caller full admin rights; never deploy this", {
+      // Honoured only for requests to a loopback host (local development): a deployment that
+      // carries the setting by mistake still authenticates, and says so.
+      if (!LOOPBACK_HOSTS.has(new URL(c.req.url).hostname)) {
+        log.error("EVENTLINE_AUTH=disabled ignored: the request is not to a loopback host; authentication stays on", {
           setting: "EVENTLINE_AUTH",
         });
+      } else {
+        if (!warnedDisabled) {
+          warnedDisabled = true;
+          log.warn("AUTHENTICATION DISABLED: EVENTLINE_AUTH=disabled gives every caller full admin rights; never deploy this", {
+            setting: "EVENTLINE_AUTH",
+          });
+        }
+        return { id: "anonymous", kind: "anonymous", grants: adminGrants };
       }
-      return { id: "anonymous", kind: "anonymous", grants: adminGrants };
     }
     const header = c.req.header("authorization");
     if (header === undefined || header.trim() === "") {

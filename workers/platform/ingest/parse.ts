@@ -21,7 +21,7 @@ import {
   strictUtf8,
 } from "../../../shared/json";
 import { partitionFor } from "../../../shared/partitioner";
-import type { FieldProtector } from "../../../shared/security/fields";
+import { type FieldProtector, withoutCiphertext } from "../../../shared/security/fields";
 import { isValidTracestate, newTraceparent } from "../../../shared/trace";
 import { readBodyWithLimit } from "./body";
 
@@ -114,7 +114,8 @@ export function envelopeError(issues: ProblemIssue[]): EventlineError {
 
 /** Checks `data` against the schema the topic registers for the event's type. */
 function schemaIssues(topic: TopicConfig, event: CloudEvent, base: string): ProblemIssue[] {
-  const schema: z.ZodType | undefined = topic.schemas[event.type];
+  // Own properties only: a type such as "constructor" must not find Object.prototype's.
+  const schema: z.ZodType | undefined = Object.hasOwn(topic.schemas, event.type) ? topic.schemas[event.type] : undefined;
   if (schema === undefined) {
     if (!topic.strictTypes) return [];
     const known = Object.keys(topic.schemas).join(", ");
@@ -235,13 +236,18 @@ export async function prepareEvents(
 
   // Each event is serialized once, member by member; its size, content hash and stored form
   // all come from those members. The hashes are computed concurrently.
-  const serialized = events.map((event) => {
+  const serialized = events.map((event, i) => {
     const members = canonicalMembers(event);
     // "Same content" ignores trace context: a producer's retry may carry a new trace.
     const content = members.filter(([key]) => !TRACE_KEYS.has(key));
-    return { members, content, size: membersUtf8Length(members) };
+    // For an event whose sensitive fields were encrypted, "same content" ignores the ciphertexts
+    // (each field counts by its key id only): otherwise duplicate-vs-409 would tell a producer
+    // without `decrypt` whether a guessed value equals the stored one. The first write wins.
+    const compared =
+      event === validated[i] ? content : canonicalMembers({ ...event, data: withoutCiphertext(event.data) }).filter(([key]) => !TRACE_KEYS.has(key));
+    return { members, content, compared, size: membersUtf8Length(members) };
   });
-  const hashes = await Promise.all(serialized.map(({ content }) => sha256Hex(joinMembers(content))));
+  const hashes = await Promise.all(serialized.map(({ compared }) => sha256Hex(joinMembers(compared))));
 
   const prepared: PreparedEvent[] = [];
   const seen = new Map<string, { hash: string; index: number }>();

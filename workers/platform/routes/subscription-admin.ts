@@ -136,7 +136,9 @@ export function subscriptionAdminRoutes(config: EventlineConfig) {
           },
         );
       }
-      return c.json({ name: body.name, topic: body.topic, webhook: { url: body.webhook.url, secret } }, 201);
+      return c.json({ name: body.name, topic: body.topic, webhook: { url: body.webhook.url, secret } }, 201, {
+        "cache-control": "no-store",
+      });
     })
     .openapi(deleteRoute, async (c) => {
       const { name } = c.req.valid("param");

@@ -4,8 +4,10 @@ import type { EventlineConfig } from "../../../shared/config";
 import { readCheckpoints } from "../../../shared/consumer-store";
 import { EventlineError } from "../../../shared/errors";
 import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../shared/messages";
+import { isAllowed } from "../../../shared/security/grants";
 import { queueBinding } from "../../../shared/subscriptions";
 import { access, canSee, subscriptionResource, subscriptionTopic } from "../auth/access";
+import type { Principal } from "../auth/principal";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
 import { findSubscriptionView, listSubscriptionViews, type SubscriptionView } from "../subscription-registry";
@@ -176,6 +178,16 @@ async function requireSubscription(db: D1Database, name: string): Promise<Subscr
   return sub;
 }
 
+/**
+ * A webhook URL may carry credentials (tokens in the path or query): only admins of the topic see
+ * it whole; other readers get its origin.
+ */
+function forCaller<T extends { topic: string; target: { url?: string } }>(view: T, principal: Principal): T {
+  const url = view.target.url;
+  if (url === undefined || isAllowed(principal.grants, "admin", view.topic)) return view;
+  return { ...view, target: { ...view.target, url: `${new URL(url).origin}/…` } };
+}
+
 export async function describeSubscription(env: Env, config: EventlineConfig, sub: SubscriptionView) {
   const topic = config.topics.find((t) => t.name === sub.topic);
   const partitions = topic?.partitions ?? 0;
@@ -260,15 +272,21 @@ export function subscriptionRoutes(config: EventlineConfig) {
         {
           subscriptions: await Promise.all(
             (await listSubscriptionViews(c.env.DB))
-              .filter((s) => canSee(c.get("principal"), s.topic))
-              .map((s) => describeSubscription(c.env, config, s)),
+              .filter((s) => canSee(c.get("principal"), s.topic, config))
+              .map(async (s) => forCaller(await describeSubscription(c.env, config, s), c.get("principal"))),
           ),
         },
         200,
       ),
     )
     .openapi(getRoute, async (c) =>
-      c.json(await describeSubscription(c.env, config, await requireSubscription(c.env.DB, c.req.valid("param").name)), 200),
+      c.json(
+        forCaller(
+          await describeSubscription(c.env, config, await requireSubscription(c.env.DB, c.req.valid("param").name)),
+          c.get("principal"),
+        ),
+        200,
+      ),
     )
     .openapi(dlqRoute, async (c) => {
       const sub = await requireSubscription(c.env.DB, c.req.valid("param").name);

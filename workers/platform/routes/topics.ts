@@ -126,7 +126,7 @@ export function topicRoutes(config: EventlineConfig) {
   return new OpenAPIHono<AppEnv>()
     .openapi(listRoute, async (c) => {
       // Only the topics the caller holds some grant on.
-      const visible = config.topics.filter((t) => canSee(c.get("principal"), t.name));
+      const visible = config.topics.filter((t) => canSee(c.get("principal"), t.name, config));
       return c.json({ topics: await Promise.all(visible.map((t) => describeTopic(c.env, t))) }, 200);
     })
     .openapi(topicRoute, async (c) => c.json(await describeTopic(c.env, requireTopic(config, c.req.valid("param").topic)), 200))
