@@ -7,6 +7,7 @@ import { compileFilter, type FilterPattern, patternKeys } from "../shared/filter
 import { joinMembers, type Member } from "../shared/json";
 import { createLogger } from "../shared/logger";
 import type { Delivery } from "../shared/messages";
+import { emptyHistogram, type Histogram, metricsEnabled, observe, parseHistogram, utf8Length } from "../shared/metrics";
 import { findSubscription, queueBinding, type Route, routesFor } from "../shared/subscriptions";
 import {
   chainOf,
@@ -159,7 +160,14 @@ export interface AppendedEvent {
 }
 
 export type AppendResult =
-  | { ok: true; events: AppendedEvent[]; head: number; queued: number }
+  | {
+      ok: true;
+      events: AppendedEvent[];
+      head: number;
+      queued: number;
+      /** UTF-8 bytes of the events this call stored (not of duplicates); only with metrics on. */
+      bytes?: number;
+    }
   | { ok: false; code: "version_conflict"; detail: string; subject: string; expected: ExpectedVersion; currentVersion: number }
   | { ok: false; code: "duplicate_conflict"; detail: string; source: string; id: string; sequence: number }
   | { ok: false; code: "overloaded"; detail: string; retryAfter: number };
@@ -242,6 +250,24 @@ export interface PartitionStats {
   routed: Record<string, number>;
 }
 
+/** What GET /v1/metrics reads from a partition (PartitionLog.metrics). */
+export interface PartitionMetrics {
+  head: number;
+  /** Events ever appended: the head (sequences are contiguous from 1 and never reused). */
+  appended: number;
+  /** UTF-8 bytes of the events appended, as stored (duplicates excluded). */
+  bytes: number;
+  /** Events sent again with the same content (answered `duplicate: true`, nothing stored). */
+  duplicates: number;
+  /** Time inside append(), from parsing the input to the commit being durable, per successful call. */
+  appendLatency: Histogram;
+  archived: ArchiveRange | null;
+  /** Last sequence routed to each subscription. */
+  routed: Record<string, number>;
+  /** Commit time (ms since epoch) of each sequence asked for; null when there is no such event. */
+  committedAt: Record<number, number | null>;
+}
+
 /** Runtime (webhook) subscriptions of this partition's topic, pushed by the Worker. */
 const runtimeRoutesSchema = z.array(z.object({ name: z.string().min(1), filter: z.record(z.string(), z.unknown()).nullable() })).max(1000);
 export type RuntimeRoutes = z.input<typeof runtimeRoutesSchema>;
@@ -313,6 +339,13 @@ export class PartitionLog extends DurableObject<Env> {
   private inFlight = 0;
   /** Bound on `inFlight`; an instance field so tests can lower it for one object. */
   maxInFlight = config.partitionLog.maxInFlightAppends;
+  /**
+   * EVENTLINE_METRICS: bytes, duplicates and append latency are kept only when on (an instance
+   * field so tests can switch one object off). Appended events are the head either way.
+   */
+  metricsOn: boolean;
+  /** Append latency, persisted (in `append_metrics`) by the next append's transaction. */
+  private appendLatency: Histogram = emptyHistogram();
   /** The running relay, if any; a second request while it runs makes it loop once more. */
   private relaying: Promise<void> | undefined;
   private relayAgain = false;
@@ -344,6 +377,7 @@ export class PartitionLog extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.metricsOn = metricsEnabled(env);
     void ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
       this.sql.exec(`CREATE TABLE IF NOT EXISTS events (
@@ -369,6 +403,12 @@ export class PartitionLog extends DurableObject<Env> {
         bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, chain TEXT NOT NULL, key TEXT NOT NULL
       )`);
       this.sql.exec(`CREATE TABLE IF NOT EXISTS runtime_routes (name TEXT PRIMARY KEY, filter TEXT)`);
+      // Metrics counters: one row, updated by each append call's own transaction.
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS append_metrics (
+        id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0, latency TEXT
+      )`);
+      this.sql.exec(`INSERT OR IGNORE INTO append_metrics (id) VALUES (1)`);
+      this.appendLatency = parseHistogram(this.sql.exec<{ latency: string | null }>(`SELECT latency FROM append_metrics`).one().latency);
       this.runtimeRoutes = this.compileRuntimeRoutes(
         this.sql.exec<{ name: string; filter: string | null }>(`SELECT name, filter FROM runtime_routes ORDER BY name`).toArray(),
       );
@@ -414,6 +454,7 @@ export class PartitionLog extends DurableObject<Env> {
   }
 
   async append(input: AppendInput): Promise<AppendResult> {
+    const started = Date.now();
     const { topic, partition, events, expect } = parseArgs(appendInputSchema, input, "append input");
     if (this.inFlight >= this.maxInFlight) {
       return {
@@ -430,7 +471,11 @@ export class PartitionLog extends DurableObject<Env> {
         // Configured subscriptions of the topic, then runtime (webhook) ones.
         const routes = this.runtimeRoutes.length === 0 ? routesFor(topic) : [...routesFor(topic), ...this.runtimeRoutes];
         const outbox = routes.length > 0 ? new OutboxWrites(this.sql, routes, this.routed, isUnfiltered) : undefined;
-        result = this.ctx.storage.transactionSync(() => this.commit(topic, partition, events, outbox, expect));
+        result = this.ctx.storage.transactionSync(() => {
+          const committed = this.commit(topic, partition, events, outbox, expect);
+          if (committed.ok && this.metricsOn) this.recordAppend(committed);
+          return committed;
+        });
         // Only once the transaction committed; a rollback leaves the in-memory state untouched.
         this.name = `${topic}/${partition}`;
         if (outbox !== undefined && result.ok) this.routed = outbox.routed;
@@ -452,6 +497,7 @@ export class PartitionLog extends DurableObject<Env> {
       // Resolves once the transaction is on disk; meanwhile later appends may run, which is
       // what the in-flight bound counts.
       await this.ctx.storage.sync();
+      if (result.ok && this.metricsOn) observe(this.appendLatency, (Date.now() - started) / 1000);
       // Relay right after the commit, without holding the caller's response. While the relay is
       // failing, the alarm (due within RELAY_RETRY_MS, see above) retries it with backoff instead:
       // each attempt reads the outbox backlog, so retrying on every commit during a queue outage
@@ -484,6 +530,7 @@ export class PartitionLog extends DurableObject<Env> {
     const partitionMember: Member = ["partition", JSON.stringify(partition)];
     const receivedMember: Member = ["receivedtime", JSON.stringify(new Date(receivedAt).toISOString())];
     let queued = 0;
+    let bytes = 0;
     for (const { source, id, type, subject, traceparent, hash, members, stream } of events) {
       const sequence = head + 1;
       const sequenceMember: Member = ["sequence", JSON.stringify(formatSequence(sequence))];
@@ -528,6 +575,7 @@ export class PartitionLog extends DurableObject<Env> {
         continue;
       }
       head = sequence;
+      if (this.metricsOn) bytes += utf8Length(body);
       if (streamVersion !== null && subject !== undefined) streams.set(subject, { version: streamVersion, lastSequence: sequence });
       // Filters see the event exactly as stored.
       if (outbox !== undefined) {
@@ -560,7 +608,22 @@ export class PartitionLog extends DurableObject<Env> {
     // Only after every statement succeeded; a throw above rolls the transaction back and
     // leaves the in-memory head untouched.
     this.head = head;
-    return { ok: true, events: out, head, queued };
+    return this.metricsOn ? { ok: true, events: out, head, queued, bytes } : { ok: true, events: out, head, queued };
+  }
+
+  /**
+   * The call's counters, in its own transaction: one UPDATE per call. The latency histogram
+   * written is the one in memory, so a call's own latency is persisted by the next call.
+   */
+  private recordAppend(result: { events: AppendedEvent[]; bytes?: number }): void {
+    let duplicates = 0;
+    for (const e of result.events) if (e.duplicate) duplicates++;
+    this.sql.exec(
+      `UPDATE append_metrics SET bytes = bytes + ?, duplicates = duplicates + ?, latency = ? WHERE id = 1`,
+      result.bytes ?? 0,
+      duplicates,
+      JSON.stringify(this.appendLatency),
+    );
   }
 
   private existing(source: string, id: string) {
@@ -813,6 +876,43 @@ export class PartitionLog extends DurableObject<Env> {
       )
       .toArray()[0];
     return row === undefined ? null : { sequence: row.sequence, streamVersion: row.stream_version, body: row.body };
+  }
+
+  /**
+   * Counters for GET /v1/metrics, and the commit time of each of `sequences` (a subscription's
+   * checkpoint + 1: how old its oldest unhandled event is). An event already trimmed from the log
+   * answers its segment's last commit time (so the age is a lower bound).
+   */
+  metrics(sequences: number[] = []): PartitionMetrics {
+    const asked = parseArgs(z.array(z.number().int()).max(10_000), sequences, "sequences");
+    const row = this.sql.exec<{ bytes: number; duplicates: number }>(`SELECT bytes, duplicates FROM append_metrics`).one();
+    const committedAt: Record<number, number | null> = {};
+    for (const sequence of asked) committedAt[sequence] = this.commitTime(sequence);
+    return {
+      head: this.head,
+      appended: this.head,
+      bytes: row.bytes,
+      duplicates: row.duplicates,
+      appendLatency: { buckets: [...this.appendLatency.buckets], sum: this.appendLatency.sum, count: this.appendLatency.count },
+      archived: this.archiveRange(),
+      routed: Object.fromEntries(
+        this.sql
+          .exec<{ subscription: string; last_sequence: number }>(`SELECT subscription, last_sequence FROM routing`)
+          .toArray()
+          .map((r) => [r.subscription, r.last_sequence]),
+      ),
+      committedAt,
+    };
+  }
+
+  private commitTime(sequence: number): number | null {
+    if (sequence < 1 || sequence > this.head) return null;
+    const local = this.sql.exec<{ received_at: number }>(`SELECT received_at FROM events WHERE sequence = ?`, sequence).toArray()[0];
+    if (local !== undefined) return local.received_at;
+    const segment = this.sql
+      .exec<{ last_received_at: number }>(`SELECT last_received_at FROM segments WHERE first <= ? AND last >= ?`, sequence, sequence)
+      .toArray()[0];
+    return segment?.last_received_at ?? null;
   }
 
   stats(): PartitionStats {

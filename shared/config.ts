@@ -186,6 +186,22 @@ export const SUBSCRIPTION_NAME = /^[a-z][a-z0-9-]{0,47}$/;
 /** Queues caps retry delays at 12 hours. */
 export const MAX_BACKOFF_SECONDS = 43_200;
 
+/** Health thresholds of a subscription; webhook subscriptions use the defaults. */
+export const DEFAULT_HEALTH = { maxLagEvents: 5000, maxLagSeconds: 300, maxErrorRate: 0.1 } as const;
+
+const healthSchema = z
+  .object({
+    /** Events not yet handled, summed over the topic's partitions. */
+    maxLagEvents: z.number().int().min(0).default(DEFAULT_HEALTH.maxLagEvents),
+    /** Age of the oldest event not yet handled, seconds. */
+    maxLagSeconds: z.number().min(0).default(DEFAULT_HEALTH.maxLagSeconds),
+    /** Failed handler attempts (retried + dead-lettered) ÷ deliveries, over the subscription's counters. */
+    maxErrorRate: z.number().min(0).max(1).default(DEFAULT_HEALTH.maxErrorRate),
+  })
+  .strict()
+  .default({ ...DEFAULT_HEALTH });
+export type HealthThresholds = z.output<typeof healthSchema>;
+
 const subscriptionSchema = z
   .object({
     name: z.string().regex(SUBSCRIPTION_NAME, "must be 1-48 chars of a-z, 0-9, '-', starting with a letter"),
@@ -221,6 +237,8 @@ const subscriptionSchema = z
     decrypt: z.boolean().default(false),
     /** Who consumes the queue: the platform Worker, or the Worker of this wrangler config. */
     consumer: z.string().default("platform"),
+    /** Thresholds of GET /v1/health: exceeded → degraded, exceeded 10× → failing (README "Metrics and health"). */
+    health: healthSchema,
   })
   .strict();
 

@@ -242,6 +242,8 @@ export interface DeadLetterInput {
   reason: string;
   error: string;
   attempts: number;
+  /** More statements for the dead letter's batch (its `delivery_attempts` record). */
+  also?: D1PreparedStatement[];
 }
 
 /**
@@ -286,11 +288,51 @@ export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): 
       ? { source: d.event.source, id: d.event.id }
       : { source: "eventline:ref", id: `${d.topic}/${d.partition}/${d.sequence}` };
   const position: Position = { subscription: input.subscription, ...key, prev: d.prev };
+  const also = input.also ?? [];
   try {
-    await db.batch([insert, ...settleStatements(db, position, identity, "dead_lettered")]);
+    await db.batch([insert, ...settleStatements(db, position, identity, "dead_lettered"), ...also]);
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
     // Already settled (e.g. a replay re-sent to a webhook that now fails): keep the letter anyway.
-    if (d.replay !== undefined) await db.batch([insert]);
+    if (d.replay !== undefined) await db.batch([insert, ...also]);
   }
+}
+
+/** How a delivery attempt ended, as `delivery_attempts` records it (`failed`: retried later). */
+export type AttemptOutcome = "handled" | "failed" | "dead_lettered" | "duplicate" | "deferred" | "skipped";
+
+/** Error text kept per attempt (the dead letter keeps the last error at full length). */
+export const ATTEMPT_ERROR_CHARS = 500;
+
+export interface AttemptRecord {
+  subscription: string;
+  topic: string;
+  partition: number;
+  sequence: number;
+  /** Delivery attempt (Message.attempts), 1 for the first. */
+  attempt: number;
+  outcome: AttemptOutcome;
+  error?: string | undefined;
+  /** When the queue accepted the message (Message.timestamp), ms since epoch. */
+  sentAt: number | null;
+}
+
+/** One `delivery_attempts` row, for an event's trace; put it in the batch the outcome writes anyway. */
+export function attemptStatement(db: D1Database, a: AttemptRecord, now = Date.now()): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO delivery_attempts (subscription, topic, partition, sequence, attempt, outcome, error, at, sent_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(
+      a.subscription,
+      a.topic,
+      a.partition,
+      a.sequence,
+      a.attempt,
+      a.outcome,
+      a.error === undefined ? null : a.error.slice(0, ATTEMPT_ERROR_CHARS),
+      now,
+      a.sentAt,
+    );
 }

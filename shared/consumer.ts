@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { backoffSeconds, CircuitBreaker, type CircuitBreakerConfig } from "./consumer-policy";
 import {
+  type AttemptOutcome,
+  attemptStatement,
   type BatchContext,
   checkpointFrom,
   checkpointStatement,
@@ -17,6 +19,8 @@ import {
 } from "./consumer-store";
 import { createLogger, type Logger } from "./logger";
 import { type Delivery, deliverySchema } from "./messages";
+import { ConsumerMetrics, metricsEnabled } from "./metrics";
+import { type ReactionAttributes, reactionAttributes } from "./trace";
 
 /**
  * The consumer SDK: `defineConsumer({ subscription, handle, ... })` returns a Queues `queue()`
@@ -44,6 +48,13 @@ export interface HandleContext<Env> {
   /** Delivery attempt, 1 for the first. */
   attempts: number;
   log: Logger;
+  /**
+   * The attributes to put on an event emitted in reaction to this one: `causationid` (this event's
+   * id), `correlationid` (this event's, or its id) and `traceparent` (a child span of this event's
+   * trace, `tracestate` kept). The same for every call within one attempt: events emitted together
+   * are siblings under the span of this handling.
+   */
+  reactionAttributes(): ReactionAttributes;
 }
 
 export interface ConsumerOptions<Env, Data> {
@@ -104,8 +115,27 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
   const backoff = options.backoff ?? { baseSeconds: 1, capSeconds: 300 };
   const breaker = new CircuitBreaker(options.subscription, options.circuitBreaker ?? { failureThreshold: 5, openSeconds: 30 });
   const baseLog = createLogger({ component: "consumer", subscription: options.subscription });
+  /** Latency histograms and duplicate counts not yet written (EVENTLINE_METRICS on); see shared/metrics.ts. */
+  const metrics = new ConsumerMetrics(options.subscription);
 
-  async function deadLetter(db: D1Database, message: Message<unknown>, delivery: Delivery | undefined, reason: string, error: string) {
+  /** Runs the handler; its time goes to the handler latency histogram, whether it succeeds or fails. */
+  async function handleTimed(event: StoredEvent & { data: Data }, ctx: HandleContext<Env>): Promise<D1PreparedStatement[]> {
+    const started = Date.now();
+    try {
+      return (await options.handle(event, ctx)) ?? [];
+    } finally {
+      if (metricsEnabled(ctx.env)) metrics.observeHandler((Date.now() - started) / 1000);
+    }
+  }
+
+  async function deadLetter(
+    db: D1Database,
+    message: Message<unknown>,
+    delivery: Delivery | undefined,
+    reason: string,
+    error: string,
+    also: D1PreparedStatement[] = [],
+  ) {
     await recordDeadLetter(db, {
       subscription: options.subscription,
       delivery,
@@ -113,6 +143,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       reason,
       error,
       attempts: message.attempts,
+      also,
     });
   }
 
@@ -121,20 +152,27 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     env: Env,
     parsed = deliverySchema.safeParse(message.body),
     context?: BatchContext,
+    riders?: D1PreparedStatement[],
   ): Promise<Outcome> {
-    const outcome = await settle(message, env, parsed, context);
+    const outcome = await settle(message, env, parsed, context, riders);
+    if (metricsEnabled(env)) metrics.settled(outcome);
     // Only a handler's success or failure says anything about the dependency behind it; a probe
     // that ended otherwise (duplicate, waiting for order, permanent error) lets the next one through.
     if (outcome !== "handled" && outcome !== "retried") breaker.release();
     return outcome;
   }
 
-  /** `context`: what `queue()` prefetched for the batch; without it (or for a key it lacks) D1 is read here. */
+  /**
+   * `context`: what `queue()` prefetched for the batch; without it (or for a key it lacks) D1 is read here.
+   * `riders`: attempt records of outcomes that write nothing else (duplicate, deferred, skipped), which
+   * `queue()` has written with a later settle batch of the invocation (or at its end) rather than alone.
+   */
   async function settle(
     message: Message<unknown>,
     env: Env,
     parsed: ReturnType<typeof deliverySchema.safeParse>,
     context: BatchContext | undefined,
+    riders: D1PreparedStatement[] | undefined,
   ): Promise<Outcome> {
     const db = options.db(env);
     if (!parsed.success || parsed.data.subscription !== options.subscription) {
@@ -145,11 +183,14 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       return "dead_lettered";
     }
     const delivery = parsed.data;
+    // Every line about this message carries the event's trace (an event sent by reference: once resolved).
+    const inlineTrace = typeof delivery.event?.traceparent === "string" ? delivery.event.traceparent : undefined;
     let log = baseLog.with({
       topic: delivery.topic,
       partition: delivery.partition,
       sequence: delivery.sequence,
       attempts: message.attempts,
+      ...(inlineTrace === undefined ? {} : { traceparent: inlineTrace }),
     });
     const key: Position = {
       subscription: options.subscription,
@@ -162,18 +203,47 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     };
     // Redriven letters and unchained replays are applied as they come (ADR 0012, ADR 0019).
     const inChain = delivery.redrive === undefined && (delivery.replay === undefined || delivery.replay.chain);
+    // Each settled attempt is recorded (`delivery_attempts`, the event's trace) in the batch its
+    // outcome writes anyway, else on its own; not at all with EVENTLINE_METRICS=off.
+    const recording = (env as { EVENTLINE_METRICS?: string }).EVENTLINE_METRICS !== "off";
+    const sentAt = message.timestamp instanceof Date ? message.timestamp.getTime() : null;
+    const attempt = (outcome: AttemptOutcome, error?: string): D1PreparedStatement[] =>
+      recording ? [attemptStatement(db, { ...key, attempt: message.attempts, outcome, error, sentAt })] : [];
+    const recordAttempt = async (outcome: AttemptOutcome): Promise<void> => {
+      const statements = attempt(outcome);
+      if (riders !== undefined) {
+        riders.push(...statements);
+        return;
+      }
+      if (statements.length === 0) return;
+      // Best effort: the outcome stands whether or not its record was written.
+      await db.batch(statements).catch((err: unknown) => log.warn("delivery attempt not recorded", { outcome, error: errorText(err) }));
+    };
 
     try {
       const queued = (delivery.event as StoredEvent | undefined) ?? (await resolve(delivery, env));
       const event = options.decrypt === undefined ? queued : await options.decrypt(queued, { env, topic: delivery.topic });
-      if (typeof event.traceparent === "string") log = log.with({ traceparent: event.traceparent });
+      if (inlineTrace === undefined && typeof event.traceparent === "string") log = log.with({ traceparent: event.traceparent });
       const data = options.schema ? options.schema.parse(event.data) : (event.data as Data);
 
       const wait = breaker.shouldHold();
       if (wait > 0) {
         message.retry({ delaySeconds: wait });
+        await recordAttempt("deferred");
         return "deferred";
       }
+      let reaction: ReactionAttributes | undefined;
+      const ctx: HandleContext<Env> = {
+        env,
+        db,
+        delivery,
+        attempts: message.attempts,
+        log,
+        reactionAttributes: () => {
+          reaction ??= reactionAttributes(event);
+          return { ...reaction };
+        },
+      };
 
       // A prefetched "not seen" may be stale: the processed_events insert in the settle batch is
       // still the guard. Events sent by reference were not prefetched (their id was not known).
@@ -182,15 +252,17 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       // A redriven letter replaces its dead-lettered record; anything else seen before is a duplicate.
       const redrive = delivery.redrive !== undefined && seen?.outcome === "dead_lettered";
       if (seen !== null && !redrive && delivery.replay !== undefined && options.replays === "always") {
-        const effects = (await options.handle({ ...event, data }, { env, db, delivery, attempts: message.attempts, log })) ?? [];
-        if (effects.length > 0) await db.batch(effects);
+        const effects = await handleTimed({ ...event, data }, ctx);
+        const statements = [...effects, ...attempt("handled")];
+        if (statements.length > 0) await db.batch(statements);
+        if (metricsEnabled(env)) metrics.redelivered();
         message.ack();
         return "handled";
       }
       if (seen !== null && !redrive) {
         if (delivery.replay !== undefined) {
           // Counted, so an operator sees how much of a replay the subscription already had.
-          await countStatement(db, options.subscription, "replay_duplicates").run();
+          await db.batch([countStatement(db, options.subscription, "replay_duplicates"), ...attempt("duplicate")]);
         }
         const samePosition = seen.topic === delivery.topic && seen.partition === delivery.partition && seen.sequence === delivery.sequence;
         if (!samePosition) {
@@ -198,11 +270,16 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
           // partition): not applied twice, but its position is settled so the checkpoint moves on.
           const alias = { source: "eventline:duplicate-id", id: `${delivery.topic}/${delivery.partition}/${delivery.sequence}` };
           try {
-            await db.batch(settleStatements(db, key, alias, "duplicate_id"));
+            await db.batch([
+              ...settleStatements(db, key, alias, "duplicate_id"),
+              ...(delivery.replay === undefined ? attempt("duplicate") : []),
+            ]);
           } catch (err) {
             if (!isUniqueViolation(err)) throw err;
           }
           log.warn("event id already handled at another position: not applied", { source: event.source, id: event.id, firstSeenAt: seen });
+        } else if (delivery.replay === undefined) {
+          await recordAttempt("duplicate");
         }
         message.ack();
         return "duplicate";
@@ -214,6 +291,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         const applied = context?.checkpoints.get(partitionKey(delivery)) ?? (await readCheckpoint(db, key));
         if (delivery.sequence > applied) {
           message.ack();
+          await recordAttempt("skipped");
           return "skipped";
         }
       }
@@ -229,29 +307,44 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         }
         if (delivery.sequence <= applied) {
           message.ack();
+          await recordAttempt("duplicate");
           return "duplicate";
         }
         if (delivery.prev > applied) {
           // Its predecessor has not been applied yet: never apply out of order. Waiting is not a
           // failure; the queue's max_retries leaves room for it (ORDERING_DEFERRALS).
           message.retry({ delaySeconds: Math.min(10, (options.gapRetrySeconds ?? 1) * message.attempts) });
+          await recordAttempt("deferred");
           return "deferred";
         }
       }
 
-      const effects = (await options.handle({ ...event, data }, { env, db, delivery, attempts: message.attempts, log })) ?? [];
+      const effects = await handleTimed({ ...event, data }, ctx);
       // In a batch, the settle also reads back where the checkpoint moved (the walk may pass events
       // settled earlier out of order), so the partition's next message needs no read of its own.
       const track = context !== undefined && ordering === "partition";
-      const statements = [...effects, ...settleStatements(db, key, event, "handled", redrive)];
+      const riding = riders?.splice(0) ?? [];
+      // Latencies observed so far ride along too (end to end: commit → handled, for live deliveries).
+      const live = delivery.redrive === undefined && delivery.replay === undefined;
+      const measured = metricsEnabled(env) ? metrics.take(db, live ? (Date.now() - delivery.committedAt) / 1000 : undefined) : undefined;
+      const statements = [
+        ...effects,
+        ...settleStatements(db, key, event, "handled", redrive),
+        ...attempt("handled"),
+        ...riding,
+        ...(measured?.statements ?? []),
+      ];
       let results: D1Result[];
       try {
         results = await db.batch(track ? [...statements, checkpointStatement(db, key)] : statements);
       } catch (err) {
+        riders?.push(...riding);
+        measured?.restore();
         // A concurrent delivery of the same event committed first: its effects are the ones kept.
         if (isUniqueViolation(err)) {
           context?.seen.delete(eventKey(event)); // known to be seen now; a copy later in the batch reads it
           message.ack();
+          await recordAttempt("duplicate");
           return "duplicate";
         }
         throw err;
@@ -273,7 +366,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       const error = errorText(err);
       if (isPermanent(err)) {
         log.warn("permanent failure: dead-lettered", { error });
-        await deadLetter(db, message, delivery, "permanent", error);
+        await deadLetter(db, message, delivery, "permanent", error, attempt("dead_lettered", error));
         message.ack();
         return "dead_lettered";
       }
@@ -282,13 +375,19 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       const failures = await failuresSoFar(db, key);
       if (failures + 1 > options.maxRetries) {
         log.warn("retries exhausted: dead-lettered", { error });
-        await deadLetter(db, message, delivery, "max_retries", error);
+        await deadLetter(db, message, delivery, "max_retries", error, attempt("dead_lettered", error));
         message.ack();
         return "dead_lettered";
       }
       const delaySeconds = backoffSeconds(failures + 1, backoff.baseSeconds, backoff.capSeconds);
       log.info("handler failed; retrying", { error, delaySeconds, failures: failures + 1 });
-      await db.batch(recordFailureStatements(db, key, failures + 1, error));
+      const measured = metricsEnabled(env) ? metrics.take(db) : undefined;
+      await db
+        .batch([...recordFailureStatements(db, key, failures + 1, error), ...attempt("failed", error), ...(measured?.statements ?? [])])
+        .catch((e: unknown) => {
+          measured?.restore();
+          throw e;
+        });
       message.retry({ delaySeconds });
       return "retried";
     }
@@ -321,33 +420,57 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     }
   }
 
+  async function settleAll(
+    items: { message: Message<unknown>; parsed: ReturnType<typeof deliverySchema.safeParse> }[],
+    env: Env,
+    context: BatchContext | undefined,
+    riders: D1PreparedStatement[],
+  ): Promise<void> {
+    // Messages settle independently: one failing never affects the others' ack or retry.
+    // Without ordering, nothing is gained by waiting: every message is processed at once.
+    if (ordering === "none") {
+      await Promise.all(items.map(({ message, parsed }) => process(message, env, parsed, context, riders)));
+      return;
+    }
+    // Within a partition they are taken in sequence order (Queues does not keep order), so an
+    // ordered subscription rarely has to wait for a predecessor that is in the same batch.
+    const byPartition = new Map<string, typeof items>();
+    for (const item of items) {
+      const group = item.parsed.success ? partitionKey(item.parsed.data) : `invalid/${item.message.id}`;
+      const list = byPartition.get(group) ?? [];
+      list.push(item);
+      byPartition.set(group, list);
+    }
+    const sequence = ({ parsed }: (typeof items)[number]) => (parsed.success ? parsed.data.sequence : 0);
+    await Promise.all(
+      [...byPartition.values()].map(async (list) => {
+        for (const { message, parsed } of list.sort((a, b) => sequence(a) - sequence(b)))
+          await process(message, env, parsed, context, riders);
+      }),
+    );
+  }
+
   return {
     breaker,
     process,
     async queue(batch, env) {
+      const db = options.db(env);
       const items = batch.messages.map((message) => ({ message, parsed: deliverySchema.safeParse(message.body) }));
-      const context = await prefetch(options.db(env), items);
-      // Messages settle independently: one failing never affects the others' ack or retry.
-      // Without ordering, nothing is gained by waiting: every message is processed at once.
-      if (ordering === "none") {
-        await Promise.all(items.map(({ message, parsed }) => process(message, env, parsed, context)));
-        return;
+      const context = await prefetch(db, items);
+      const riders: D1PreparedStatement[] = [];
+      try {
+        await settleAll(items, env, context, riders);
+      } finally {
+        // Latencies and duplicates no batch took along go with the attempt records below.
+        if (metricsEnabled(env)) riders.push(...metrics.take(db).statements);
+        // Attempt records no settle batch took along: one more batch for the whole invocation.
+        if (riders.length > 0) {
+          await db
+            .batch(riders.splice(0))
+            .catch((err: unknown) => baseLog.warn("delivery attempts not recorded", { error: errorText(err) }));
+        }
+        metrics.report(env, batch.messages.length);
       }
-      // Within a partition they are taken in sequence order (Queues does not keep order), so an
-      // ordered subscription rarely has to wait for a predecessor that is in the same batch.
-      const byPartition = new Map<string, typeof items>();
-      for (const item of items) {
-        const group = item.parsed.success ? partitionKey(item.parsed.data) : `invalid/${item.message.id}`;
-        const list = byPartition.get(group) ?? [];
-        list.push(item);
-        byPartition.set(group, list);
-      }
-      const sequence = ({ parsed }: (typeof items)[number]) => (parsed.success ? parsed.data.sequence : 0);
-      await Promise.all(
-        [...byPartition.values()].map(async (list) => {
-          for (const { message, parsed } of list.sort((a, b) => sequence(a) - sequence(b))) await process(message, env, parsed, context);
-        }),
-      );
     },
   };
 }

@@ -30,3 +30,47 @@ export function newTraceparent(): string {
 export function traceparentFromHeader(value: string | null | undefined): string | undefined {
   return value && isValidTraceparent(value.trim()) ? value.trim() : undefined;
 }
+
+/**
+ * A child of `parent` (W3C Trace Context): the same trace id and trace flags, a new parent id —
+ * the span of whoever acts on the parent's behalf. An invalid `parent` starts a new trace.
+ */
+export function childTraceparent(parent: string): string {
+  const m = isValidTraceparent(parent) ? TRACEPARENT.exec(parent) : null;
+  if (m === null) return newTraceparent();
+  const [, , traceId, , flags] = m;
+  return `00-${traceId}-${randomHex(8)}-${flags}`;
+}
+
+/**
+ * The attributes an event emitted in reaction to `trigger` carries (README "Correlation and
+ * causation"): `causationid` — the trigger's id; `correlationid` — the trigger's correlationid, or
+ * its id when it has none (the trigger started the conversation); `traceparent` — a child span of
+ * the trigger's trace (a new trace if it has no valid one) and the trigger's `tracestate` with it.
+ */
+export interface ReactionAttributes {
+  causationid: string;
+  correlationid: string;
+  traceparent: string;
+  tracestate?: string;
+}
+
+export function reactionAttributes(trigger: {
+  id: string;
+  correlationid?: unknown;
+  traceparent?: unknown;
+  tracestate?: unknown;
+}): ReactionAttributes {
+  const parent = typeof trigger.traceparent === "string" && isValidTraceparent(trigger.traceparent) ? trigger.traceparent : undefined;
+  const correlationid = typeof trigger.correlationid === "string" && trigger.correlationid !== "" ? trigger.correlationid : trigger.id;
+  const state =
+    parent !== undefined && typeof trigger.tracestate === "string" && isValidTracestate(trigger.tracestate)
+      ? trigger.tracestate
+      : undefined;
+  return {
+    causationid: trigger.id,
+    correlationid,
+    traceparent: parent === undefined ? newTraceparent() : childTraceparent(parent),
+    ...(state === undefined ? {} : { tracestate: state }),
+  };
+}

@@ -100,6 +100,11 @@ export const subscriptionStats = sqliteTable("subscription_stats", {
   deadLettered: integer("dead_lettered").notNull().default(0),
   /** Replayed events the subscription had already settled (absorbed by idempotency). */
   replayDuplicates: integer("replay_duplicates").notNull().default(0),
+  /**
+   * Deliveries of events the subscription had already settled (queue redeliveries, replays; with
+   * EVENTLINE_METRICS on), so delivered = handled + retried + dead_lettered + duplicates.
+   */
+  duplicates: integer("duplicates").notNull().default(0),
   updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
 });
 

@@ -183,6 +183,7 @@ describe("service endpoints", () => {
         "/v1/topics/{topic}/events",
         "/v1/topics/{topic}/archive",
         "/v1/topics/{topic}/partitions/{partition}/events",
+        "/v1/topics/{topic}/partitions/{partition}/events/{sequence}/trace",
         "/v1/topics/{topic}/streams/{subject}",
         "/v1/topics/{topic}/streams/{subject}/events",
         "/v1/orders",
@@ -206,6 +207,8 @@ describe("service endpoints", () => {
         "/v1/subjects/{subject}/keys",
         "/v1/encryption",
         "/v1/encryption/rewrap",
+        "/v1/metrics",
+        "/v1/health",
       ].sort(),
     );
     expect(Object.keys(doc.paths["/v1/topics/{topic}/events"]?.post as object)).toContain("requestBody");

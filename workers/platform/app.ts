@@ -9,17 +9,21 @@ import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import { authentication } from "./auth/access";
 import type { AppEnv } from "./context";
 import { readBodyWithLimit } from "./ingest/body";
+import { recordIngestReject } from "./metrics";
 import { auditRoutes } from "./routes/audit";
+import { dashboardRoutes } from "./routes/dashboard";
 import { docsRoutes } from "./routes/docs";
 import { encryptionRoutes } from "./routes/encryption";
 import { ingestRoutes } from "./routes/ingest";
 import { keyRoutes } from "./routes/keys";
+import { metricsRoutes } from "./routes/metrics";
 import { orderRoutes } from "./routes/orders";
 import { replayRoutes } from "./routes/replays";
 import { streamRoutes } from "./routes/streams";
 import { subscriptionAdminRoutes } from "./routes/subscription-admin";
 import { subscriptionRoutes } from "./routes/subscriptions";
 import { topicRoutes } from "./routes/topics";
+import { traceRoutes } from "./routes/trace";
 import { invalidParameter } from "./validation";
 
 /** Paths the API serves and the methods each allows; used for 405 + Allow. */
@@ -30,6 +34,7 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/topics\/[^/]+\/events$/, ["POST"]],
   [/^\/v1\/topics\/[^/]+\/archive$/, ["GET", "HEAD", "POST"]],
   [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events$/, ["GET", "HEAD"]],
+  [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events\/[^/]+\/trace$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+\/streams\/[^/]+$/, ["GET", "HEAD"]],
   [/^\/v1\/topics\/[^/]+\/streams\/[^/]+\/events$/, ["GET", "HEAD", "POST"]],
   [/^\/v1\/orders$/, ["GET", "HEAD", "POST"]],
@@ -49,8 +54,11 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/subjects\/[^/]+\/keys$/, ["DELETE"]],
   [/^\/v1\/encryption$/, ["GET", "HEAD"]],
   [/^\/v1\/encryption\/rewrap$/, ["POST"]],
+  [/^\/v1\/metrics$/, ["GET", "HEAD"]],
+  [/^\/v1\/health$/, ["GET", "HEAD"]],
   [/^\/openapi\.json$/, ["GET", "HEAD"]],
   [/^\/docs\/?$/, ["GET", "HEAD"]],
+  [/^\/dashboard(\/|\/app\.js|\/app\.css|\/icon\.svg)?$/, ["GET", "HEAD"]],
   [/^\/health$/, ["GET", "HEAD"]],
 ];
 
@@ -101,6 +109,9 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
 
   app.onError((err, c) => {
     const requestId = c.get("requestId") ?? crypto.randomUUID();
+    // Rejected ingest requests are counted by topic and status (README "Metrics and health").
+    const status = err instanceof EventlineError ? err.status : err instanceof HTTPException && err.status < 500 ? 400 : 500;
+    recordIngestReject(c, status, err instanceof EventlineError ? err.code : status === 400 ? "malformed_request" : "internal");
     if (err instanceof EventlineError) {
       if (err.status >= 500) c.get("log")?.warn("request failed", { code: err.code, detail: err.detail });
       return problemResponse(err, requestId, c.req.path);
@@ -164,6 +175,7 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.route("/", ingestRoutes(config));
   app.route("/", topicRoutes(config));
+  app.route("/", traceRoutes(config));
   app.route("/", streamRoutes(config));
   app.route("/", orderRoutes(config));
   app.route("/", replayRoutes(config));
@@ -172,6 +184,8 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", keyRoutes(config));
   app.route("/", auditRoutes(config));
   app.route("/", encryptionRoutes());
+  app.route("/", metricsRoutes(config));
   app.route("/", docsRoutes(app));
+  app.route("/", dashboardRoutes());
   return app;
 }

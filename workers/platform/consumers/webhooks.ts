@@ -33,7 +33,11 @@ export async function deliverWebhook(
   // A replayed delivery says so (and which job); its webhook-id is the original's, so a receiver
   // that dedupes by it ignores the replay unless it looks at this header.
   if (replayId !== undefined) headers["eventline-replay"] = replayId;
-  if (typeof event.traceparent === "string") headers.traceparent = event.traceparent;
+  // The event's trace context (W3C Trace Context headers), so the receiver joins the producer's trace.
+  if (typeof event.traceparent === "string") {
+    headers.traceparent = event.traceparent;
+    if (typeof event.tracestate === "string") headers.tracestate = event.tracestate;
+  }
   const res = await fetch(view.webhook.url, { method: "POST", headers, body, signal: AbortSignal.timeout(TIMEOUT_MS) });
   await res.body?.cancel();
   if (res.status < 200 || res.status > 299) throw new Error(`webhook ${view.webhook.url} answered ${res.status}`);

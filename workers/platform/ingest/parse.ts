@@ -244,7 +244,9 @@ export async function prepareEvents(
     // (each field counts by its key id only): otherwise duplicate-vs-409 would tell a producer
     // without `decrypt` whether a guessed value equals the stored one. The first write wins.
     const compared =
-      event === validated[i] ? content : canonicalMembers({ ...event, data: withoutCiphertext(event.data) }).filter(([key]) => !TRACE_KEYS.has(key));
+      event === validated[i]
+        ? content
+        : canonicalMembers({ ...event, data: withoutCiphertext(event.data) }).filter(([key]) => !TRACE_KEYS.has(key));
     return { members, content, compared, size: membersUtf8Length(members) };
   });
   const hashes = await Promise.all(serialized.map(({ compared }) => sha256Hex(joinMembers(compared))));

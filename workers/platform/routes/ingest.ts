@@ -7,6 +7,7 @@ import { access, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { appendToPartitions } from "../ingest/append";
 import { parseIngest } from "../ingest/parse";
+import { recordIngestAccepted } from "../metrics";
 import { requireTopic } from "../validation";
 
 /** The validating envelope schema itself, named for the document. */
@@ -52,12 +53,15 @@ export function ingestRoutes(config: EventlineConfig) {
   // The body is dispatched on Content-Type by parseIngest, so the route is registered for the
   // document but handled without the generic body validator.
   app.post("/v1/topics/:topic/events", access({ group: "ingest", action: "produce", topic: topicParam }), async (c) => {
+    const started = Date.now();
     const name = c.req.param("topic");
     const topic = requireTopic(config, name);
     const parsed = await parseIngest(c.req.raw, topic, config, c.get("incomingTraceparent"), createFieldProtector(c.env));
     c.set("traceparent", parsed.traceparent);
     const log = c.get("log").with({ traceparent: parsed.traceparent });
     const events = await appendToPartitions(c.env, topic, parsed.events, log, config.partitionLog.retryAfterSeconds);
+    // Committed: one Analytics Engine data point (fire and forget; rejects are counted in onError).
+    recordIngestAccepted(c.env, topic.name, events, Date.now() - started);
     return c.json({ events }, 202);
   });
   return app;

@@ -1,0 +1,1 @@
+ALTER TABLE `subscription_stats` ADD `duplicates` integer DEFAULT 0 NOT NULL;

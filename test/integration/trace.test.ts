@@ -1,0 +1,490 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import type { PartitionLog } from "../../durable-objects/partition-log";
+import { defineConsumer, PermanentError } from "../../shared/consumer";
+import { delivery, FakeMessage } from "../consumer/helpers";
+import {
+  event,
+  expectAccepted,
+  expectProblem,
+  partitionKeyFor,
+  postStructured,
+  request,
+  requestAs,
+  topicConfig,
+  waitFor,
+} from "../helpers";
+import { createTestKey } from "../security/helpers";
+
+/**
+ * An event's trace (GET /v1/topics/{topic}/partitions/{p}/events/{sequence}/trace) end to end:
+ * webhook subscriptions against the loopback receiver (test/global-setup.ts), whose answer each
+ * test sets, the SDK's delivery-attempt records behind the trace, and the trace context carried
+ * from ingest to the receiver's headers and the consumer's log lines.
+ */
+
+const TOPIC = "events";
+const PARTITIONS = topicConfig(TOPIC).partitions;
+const HEADER_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const OWN_TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+interface Attempt {
+  attempt: number;
+  at: string;
+  sentAt: string | null;
+  outcome: string;
+  error?: string;
+}
+interface SubscriptionTrace {
+  subscription: string;
+  kind: string;
+  matched: boolean;
+  routed: boolean;
+  attempts: Attempt[];
+  state: string;
+  handledAt?: string;
+  deadLetteredAt?: string;
+}
+interface Trace {
+  topic: string;
+  partition: number;
+  sequence: number;
+  id: string;
+  source: string;
+  type: string;
+  traceparent: string;
+  tracestate?: string;
+  correlationid?: string;
+  causationid?: string;
+  committed: { at: string };
+  subscriptions: SubscriptionTrace[];
+}
+
+interface Received {
+  headers: Record<string, string>;
+  body: string;
+  at: number;
+}
+const received = async (name: string) => (await (await fetch(`${env.WEBHOOK_SINK}/control/${name}`)).json()) as Received[];
+const setStatus = (name: string, status: number) => fetch(`${env.WEBHOOK_SINK}/control/${name}?status=${status}`, { method: "POST" });
+
+const tracePath = (partition: number, sequence: number | string, topic = TOPIC) =>
+  `/v1/topics/${topic}/partitions/${partition}/events/${sequence}/trace`;
+
+async function getTrace(partition: number, sequence: number): Promise<Trace> {
+  const res = await request(tracePath(partition, sequence));
+  const text = await res.text();
+  expect(res.status, text).toBe(200);
+  expect(res.headers.get("content-type")).toContain("application/json");
+  return JSON.parse(text) as Trace;
+}
+
+const of = (trace: Trace, name: string): SubscriptionTrace => {
+  const sub = trace.subscriptions.find((s) => s.subscription === name);
+  expect(sub, `subscription ${name} in the trace`).toBeDefined();
+  return sub as SubscriptionTrace;
+};
+
+/** Waits until `name`'s part of the trace is in `state`; returns the last trace read. */
+const traceUntil = (partition: number, sequence: number, name: string, state: string, timeoutMs = 30_000) =>
+  waitFor(
+    () => getTrace(partition, sequence),
+    (t) => t.subscriptions.find((s) => s.subscription === name)?.state === state,
+    timeoutMs,
+  );
+
+async function createHook(name: string, filter: Record<string, unknown>, maxRetries: number): Promise<void> {
+  const res = await request("/v1/subscriptions", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name, topic: TOPIC, filter, maxRetries, webhook: { url: `${env.WEBHOOK_SINK}/hooks/${name}` } }),
+  });
+  expect(res.status, await res.text()).toBe(201);
+}
+
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** Two ISO times of the same settle (clocks read a moment apart). */
+const closeTo = (a: string | undefined, b: string | undefined) =>
+  a !== undefined && b !== undefined && ISO.test(a) && Math.abs(Date.parse(a) - Date.parse(b)) < 1000;
+
+/** Captures console.log, silenced, for the rest of the test. */
+let logSpy: MockInstance<typeof console.log> | undefined;
+function captureLogs(): () => Record<string, unknown>[] {
+  logSpy = vi.spyOn(console, "log").mockImplementation(() => undefined);
+  const spy = logSpy;
+  return () =>
+    spy.mock.calls.flatMap((args) => {
+      try {
+        return [JSON.parse(String(args[0])) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
+afterEach(() => {
+  logSpy?.mockRestore();
+  logSpy = undefined;
+});
+
+/** The consumer SDK's log lines about one message of one subscription. */
+const consumerLines = (lines: Record<string, unknown>[], subscription: string, partition: number, sequence: number) =>
+  lines.filter(
+    (l) =>
+      l.component === "consumer" &&
+      l.subscription === subscription &&
+      l.topic === TOPIC &&
+      l.partition === partition &&
+      l.sequence === sequence,
+  );
+
+describe("event trace", () => {
+  it("lists every attempt through a failing-then-recovering webhook, and the ingest trace context reaches the receiver and the logs", async () => {
+    const lines = captureLogs();
+    const name = "trace-flaky";
+    await setStatus(name, 500);
+    await createHook(name, { type: ["trace.flaky"] }, 5);
+    const key = partitionKeyFor(0, PARTITIONS, "trace-flaky");
+    const [ack] = await expectAccepted(
+      await postStructured(TOPIC, event({ type: "trace.flaky", partitionkey: key }), {
+        traceparent: HEADER_TRACE,
+        tracestate: "vendor=trace",
+      }),
+    );
+    const { partition, sequence } = ack as { partition: number; sequence: number };
+
+    // The receiver fails twice, then recovers.
+    const failed = await waitFor(
+      () => received(name),
+      (r) => r.length >= 2,
+    );
+    expect(failed).toHaveLength(2);
+    await setStatus(name, 200);
+    const trace = await traceUntil(partition, sequence, name, "handled");
+
+    expect(trace).toMatchObject({
+      topic: TOPIC,
+      partition,
+      sequence,
+      id: ack?.id,
+      source: "/tests",
+      type: "trace.flaky",
+      traceparent: HEADER_TRACE,
+      tracestate: "vendor=trace",
+    });
+    expect(trace.committed.at).toMatch(ISO);
+    const hook = of(trace, name);
+    expect(hook).toMatchObject({ kind: "webhook", matched: true, routed: true, state: "handled" });
+    expect(hook.attempts.map((a) => a.outcome)).toEqual(["failed", "failed", "handled"]);
+    expect(hook.attempts.map((a) => a.attempt)).toEqual([1, 2, 3]);
+    const times = hook.attempts.map((a) => Date.parse(a.at));
+    expect(times[0]).toBeGreaterThanOrEqual(Date.parse(trace.committed.at));
+    for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThan(times[i - 1] ?? Number.POSITIVE_INFINITY);
+    for (const a of hook.attempts) {
+      expect(a.at).toMatch(ISO);
+      expect(a.sentAt).toMatch(ISO);
+      expect(Date.parse(a.sentAt ?? "")).toBeLessThanOrEqual(Date.parse(a.at));
+    }
+    expect(hook.attempts[0]?.error).toContain("answered 500");
+    expect(hook.attempts[2]).not.toHaveProperty("error");
+    // From the idempotency record, written in the same batch as the attempt's record.
+    expect(closeTo(hook.handledAt, hook.attempts[2]?.at)).toBe(true);
+    expect(hook).not.toHaveProperty("deadLetteredAt");
+
+    // The configured subscriptions of the topic: `activity` takes everything, `greetings` filters on its type prefix.
+    expect(of(trace, "activity")).toMatchObject({ kind: "worker", matched: true, routed: true });
+    expect(of(trace, "greetings")).toEqual({
+      subscription: "greetings",
+      kind: "worker",
+      matched: false,
+      routed: false,
+      attempts: [],
+      state: "filtered_out",
+    });
+
+    // Every request the receiver saw carried the trace context given at ingest (header form).
+    const all = await received(name);
+    expect(all).toHaveLength(3);
+    for (const r of all) {
+      expect(r.headers.traceparent).toBe(HEADER_TRACE);
+      expect(r.headers.tracestate).toBe("vendor=trace");
+    }
+
+    // So did every consumer log line about the message: two "handler failed; retrying" at least.
+    const logged = consumerLines(lines(), name, partition, sequence);
+    expect(logged.filter((l) => l.msg === "handler failed; retrying")).toHaveLength(2);
+    for (const line of logged) expect(line.traceparent).toBe(HEADER_TRACE);
+  });
+
+  it("a subscription whose filter does not match shows filtered_out with no attempts; the event's own traceparent is kept", async () => {
+    const name = "trace-filtered";
+    await createHook(name, { type: ["trace.never"] }, 2);
+    const [ack] = await expectAccepted(
+      await postStructured(TOPIC, event({ type: "trace.other", traceparent: OWN_TRACE, correlationid: "conv-1", causationid: "cause-1" }), {
+        traceparent: HEADER_TRACE,
+      }),
+    );
+    const { partition, sequence } = ack as { partition: number; sequence: number };
+    // Once the activity projection handled it, the event has gone everywhere it will go.
+    const trace = await traceUntil(partition, sequence, "activity", "handled");
+    expect(trace).toMatchObject({ traceparent: OWN_TRACE, correlationid: "conv-1", causationid: "cause-1" });
+    expect(trace).not.toHaveProperty("tracestate");
+    expect(of(trace, name)).toEqual({
+      subscription: name,
+      kind: "webhook",
+      matched: false,
+      routed: false,
+      attempts: [],
+      state: "filtered_out",
+    });
+    expect(of(trace, "activity")).toMatchObject({ matched: true, routed: true, attempts: [{ attempt: 1, outcome: "handled" }] });
+    expect(await received(name)).toHaveLength(0);
+  });
+
+  it("a dead-lettered event shows maxRetries + 1 attempts; the traceparent extension reaches the receiver and the logs", async () => {
+    const lines = captureLogs();
+    const name = "trace-dead";
+    const maxRetries = 1;
+    await setStatus(name, 503);
+    await createHook(name, { type: ["trace.dead"] }, maxRetries);
+    const key = partitionKeyFor(1, PARTITIONS, "trace-dead");
+    const [ack] = await expectAccepted(
+      await postStructured(TOPIC, event({ type: "trace.dead", partitionkey: key, traceparent: OWN_TRACE, tracestate: "own=1" })),
+    );
+    const { partition, sequence } = ack as { partition: number; sequence: number };
+    const trace = await traceUntil(partition, sequence, name, "dead_lettered");
+
+    expect(trace).toMatchObject({ traceparent: OWN_TRACE, tracestate: "own=1" });
+    const hook = of(trace, name);
+    expect(hook).toMatchObject({ matched: true, routed: true, state: "dead_lettered" });
+    expect(hook.attempts).toHaveLength(maxRetries + 1);
+    expect(hook.attempts.map((a) => a.outcome)).toEqual(["failed", "dead_lettered"]);
+    for (const a of hook.attempts) expect(a.error).toContain("answered 503");
+    expect(Date.parse(hook.attempts[1]?.at ?? "")).toBeGreaterThan(Date.parse(hook.attempts[0]?.at ?? ""));
+    expect(closeTo(hook.deadLetteredAt, hook.attempts[1]?.at)).toBe(true);
+    expect(hook).not.toHaveProperty("handledAt");
+
+    const all = await received(name);
+    expect(all).toHaveLength(maxRetries + 1);
+    for (const r of all) expect(r.headers).toMatchObject({ traceparent: OWN_TRACE, tracestate: "own=1" });
+    const logged = consumerLines(lines(), name, partition, sequence);
+    expect(logged.map((l) => l.msg)).toEqual(expect.arrayContaining(["handler failed; retrying", "retries exhausted: dead-lettered"]));
+    for (const line of logged) expect(line.traceparent).toBe(OWN_TRACE);
+  });
+
+  it("traces an archived event (trimmed from the partition log) just the same", async () => {
+    const key = partitionKeyFor(3, PARTITIONS, "trace-archived");
+    const [ack] = await expectAccepted(await postStructured(TOPIC, event({ type: "trace.archived", partitionkey: key })));
+    const { partition, sequence } = ack as { partition: number; sequence: number };
+    const before = await traceUntil(partition, sequence, "activity", "handled");
+    const stub = env.PARTITION_LOG.getByName(`${TOPIC}/${partition}`);
+    await waitFor(
+      () => stub.stats(),
+      (s) => Object.values(s.outbox).every((n) => n === 0),
+    );
+    await runInDurableObject(stub, (instance: PartitionLog) => {
+      instance.retentionMs = 0;
+    });
+    await stub.archiveNow();
+    const stats = await stub.stats();
+    expect(stats.archived?.last).toBeGreaterThanOrEqual(sequence);
+    expect(stats.first === 0 || stats.first > sequence).toBe(true);
+
+    expect(await getTrace(partition, sequence)).toEqual(before);
+  });
+
+  it("404 for an unknown topic, partition or sequence; 400 for a malformed one; 405 for another method", async () => {
+    const [ack] = await expectAccepted(await postStructured(TOPIC, event({ type: "trace.404" })));
+    const { partition, sequence } = ack as { partition: number; sequence: number };
+    expect((await getTrace(partition, sequence)).sequence).toBe(sequence);
+    // The stored, zero-padded form of the sequence names the same event.
+    expect((await request(tracePath(partition, String(sequence).padStart(20, "0")))).status).toBe(200);
+
+    expect((await expectProblem(await request(tracePath(partition, sequence + 1000)), 404)).code).toBe("not_found");
+    expect((await expectProblem(await request(tracePath(partition, 0)), 404)).code).toBe("not_found");
+    expect((await expectProblem(await request(tracePath(PARTITIONS, 1)), 404)).code).toBe("not_found");
+    expect((await expectProblem(await request(tracePath(0, 1, "nope")), 404)).code).toBe("topic_not_found");
+    expect((await expectProblem(await request(tracePath(partition, "x1")), 400)).issues?.[0]?.path).toBe("/param/sequence");
+    const wrong = await expectProblem(await request(tracePath(partition, sequence), { method: "POST" }), 405);
+    expect(wrong.code).toBe("method_not_allowed");
+  });
+
+  it("needs consume on the topic: 403 for a key without it, 200 with it", async () => {
+    const [ack] = await expectAccepted(await postStructured(TOPIC, event({ type: "trace.authz" })));
+    const { partition, sequence } = ack as { partition: number; sequence: number };
+    const producer = await createTestKey("trace-producer", ["produce:events"]);
+    const otherTopic = await createTestKey("trace-orders-reader", ["consume:orders"]);
+    const reader = await createTestKey("trace-reader", ["consume:events"]);
+
+    for (const key of [producer, otherTopic]) {
+      const problem = await expectProblem(await requestAs(key.key, tracePath(partition, sequence)), 403);
+      expect(problem.code).toBe("forbidden");
+      expect(problem.detail).toContain("consume on topic events");
+    }
+    const res = await requestAs(reader.key, tracePath(partition, sequence));
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as Trace).id).toBe(ack?.id);
+  });
+});
+
+describe("the consumer SDK records each settled delivery attempt", () => {
+  const rows = async (subscription: string) =>
+    (
+      await env.DB.prepare(
+        "SELECT attempt, outcome, error, at, sent_at, topic, partition, sequence FROM delivery_attempts WHERE subscription = ? ORDER BY id",
+      )
+        .bind(subscription)
+        .all<{
+          attempt: number;
+          outcome: string;
+          error: string | null;
+          at: number;
+          sent_at: number | null;
+          topic: string;
+          partition: number;
+          sequence: number;
+        }>()
+    ).results;
+
+  function consumer(
+    subscription: string,
+    handle: (attempt: number) => void,
+    ordering: "none" | "partition" = "none",
+    db: (e: Env) => D1Database = (e) => e.DB,
+  ) {
+    return defineConsumer<Env>({
+      subscription,
+      db,
+      maxRetries: 2,
+      ordering,
+      backoff: { baseSeconds: 1, capSeconds: 1 },
+      circuitBreaker: { failureThreshold: 100, openSeconds: 1 },
+      handle: async (_event, { attempts }) => {
+        handle(attempts);
+        return [];
+      },
+    });
+  }
+
+  it("failed, then handled in the settle batch; a redelivery is a duplicate; sent_at is the queue's timestamp", async () => {
+    const sdk = consumer("attempts-a", (n) => {
+      if (n === 1) throw new Error(`boom ${"x".repeat(2000)}`);
+    });
+    const message = new FakeMessage(delivery({ subscription: "attempts-a", sequence: 7, prev: 0 }));
+    expect(await message.deliverUntilSettled(sdk)).toEqual(["retried", "handled"]);
+    message.acked = false;
+    message.attempts++;
+    expect(await sdk.process(message, env)).toBe("duplicate");
+
+    const recorded = await rows("attempts-a");
+    expect(recorded.map((r) => [r.attempt, r.outcome])).toEqual([
+      [1, "failed"],
+      [2, "handled"],
+      [3, "duplicate"],
+    ]);
+    expect(recorded[0]?.error?.startsWith("Error: boom x")).toBe(true);
+    expect(recorded[0]?.error?.length).toBe(500);
+    expect(recorded[1]?.error).toBeNull();
+    for (const r of recorded) {
+      expect(r).toMatchObject({ topic: "events", partition: 0, sequence: 7, sent_at: message.timestamp.getTime() });
+      expect(r.at).toBeGreaterThanOrEqual(message.timestamp.getTime());
+    }
+  });
+
+  it("dead-lettered with the dead letter, permanent failures at once, and waits for order as deferred", async () => {
+    const sdk = consumer("attempts-b", () => {
+      throw new Error("always");
+    });
+    const doomed = new FakeMessage(delivery({ subscription: "attempts-b", sequence: 11, prev: 0 }));
+    expect(await doomed.deliverUntilSettled(sdk)).toEqual(["retried", "retried", "dead_lettered"]);
+    const permanent = consumer("attempts-c", () => {
+      throw new PermanentError("never");
+    });
+    expect(await permanent.process(new FakeMessage(delivery({ subscription: "attempts-c", sequence: 12, prev: 0 })), env)).toBe(
+      "dead_lettered",
+    );
+    const ordered = consumer("attempts-d", () => undefined, "partition");
+    expect(await ordered.process(new FakeMessage(delivery({ subscription: "attempts-d", sequence: 14, prev: 13 })), env)).toBe("deferred");
+
+    expect((await rows("attempts-b")).map((r) => r.outcome)).toEqual(["failed", "failed", "dead_lettered"]);
+    expect((await rows("attempts-b"))[2]?.error).toBe("Error: always");
+    expect((await rows("attempts-c")).map((r) => [r.outcome, r.error])).toEqual([["dead_lettered", "PermanentError: never"]]);
+    expect((await rows("attempts-d")).map((r) => r.outcome)).toEqual(["deferred"]);
+  });
+
+  it("in queue(), outcomes that write nothing else ride along with a settle batch of the invocation, or one batch at its end", async () => {
+    // Counts db.batch() round trips.
+    let batches = 0;
+    const counted = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch") {
+          return (statements: D1PreparedStatement[]) => {
+            batches++;
+            return target.batch(statements);
+          };
+        }
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const sdk = consumer(
+      "attempts-e",
+      () => undefined,
+      "partition",
+      () => counted,
+    );
+    const batchOf = (messages: FakeMessage[]) =>
+      ({ queue: "q", messages, ackAll() {}, retryAll() {}, metadata: {} }) as unknown as MessageBatch<unknown>;
+    const seen = delivery({ subscription: "attempts-e", partition: 3, sequence: 1, prev: 0 });
+    expect(await sdk.process(new FakeMessage(seen), env)).toBe("handled");
+    // A redelivery of the handled one (a duplicate), its successor, and one whose predecessor never came.
+    const again = new FakeMessage(seen);
+    again.attempts = 2;
+    const next = new FakeMessage(delivery({ subscription: "attempts-e", partition: 3, sequence: 2, prev: 1 }));
+    const gap = new FakeMessage(delivery({ subscription: "attempts-e", partition: 4, sequence: 9, prev: 8 }));
+    batches = 0;
+    await sdk.queue(batchOf([again, next, gap]), env);
+    // The prefetch, the settle of `next` (the duplicate's record with it), and at most one batch at
+    // the end for the deferral (if it came after that settle); alone, each record would cost one.
+    expect(batches).toBeGreaterThanOrEqual(2);
+    expect(batches).toBeLessThanOrEqual(3);
+    expect([again.acked, next.acked, gap.acked, gap.retries.length]).toEqual([true, true, false, 1]);
+    const recorded = (await rows("attempts-e")).map((r) => [r.partition, r.sequence, r.attempt, r.outcome]);
+    expect(recorded).toHaveLength(4);
+    expect(recorded).toEqual(
+      expect.arrayContaining([
+        [3, 1, 1, "handled"],
+        [3, 1, 2, "duplicate"],
+        [3, 2, 1, "handled"],
+        [4, 9, 1, "deferred"],
+      ]),
+    );
+    // Only a deferral: nothing to ride along with, so the invocation writes it at its end.
+    gap.attempts = 2;
+    batches = 0;
+    await sdk.queue(batchOf([gap]), env);
+    expect(batches).toBe(2);
+    expect((await rows("attempts-e")).filter((r) => r.sequence === 9).map((r) => [r.attempt, r.outcome])).toEqual([
+      [1, "deferred"],
+      [2, "deferred"],
+    ]);
+  });
+
+  it("records nothing with EVENTLINE_METRICS=off, and handles just the same", async () => {
+    const off = { ...env, EVENTLINE_METRICS: "off" } as unknown as Env;
+    let fail = true;
+    const sdk = consumer("attempts-off", () => {
+      if (fail) {
+        fail = false;
+        throw new Error("once");
+      }
+    });
+    const message = new FakeMessage(delivery({ subscription: "attempts-off", sequence: 21, prev: 0 }));
+    expect(await sdk.process(message, off)).toBe("retried");
+    message.attempts++;
+    expect(await sdk.process(message, off)).toBe("handled");
+    expect(await rows("attempts-off")).toEqual([]);
+    const settled = await env.DB.prepare("SELECT outcome FROM processed_events WHERE subscription = 'attempts-off'").all();
+    expect(settled.results).toEqual([{ outcome: "handled" }]);
+  });
+});

@@ -1,0 +1,507 @@
+import type { Context } from "hono";
+import type { ArchiveRange } from "../../durable-objects/partition-log";
+import { DEFAULT_HEALTH, type EventlineConfig, findTopic, type HealthThresholds } from "../../shared/config";
+import {
+  CounterRegistry,
+  Exposition,
+  type Histogram,
+  histogramFromRows,
+  type LatencySummary,
+  metricsEnabled,
+  summarize,
+  writeDataPoint,
+} from "../../shared/metrics";
+import { canSee } from "./auth/access";
+import type { Principal } from "./auth/principal";
+import type { AppEnv } from "./context";
+import { partitionStub, partitionUnavailable } from "./ingest/append";
+import { listSubscriptionViews } from "./subscription-registry";
+
+/**
+ * GET /v1/metrics and GET /v1/health: what the components keep about themselves, collected in one
+ * pass — each partition's counters and append latency (PartitionLog.metrics), the subscriptions'
+ * counters, DLQ depth, circuit and latency histograms (D1), the replay jobs' last views (D1), and
+ * the Worker's in-isolate reject counters — then served as JSON or Prometheus text, or judged
+ * against the subscriptions' health thresholds. README "Metrics and health" documents every name.
+ */
+
+// -------------------------------------------------------------------------------------------------
+// Worker-level counts
+
+/**
+ * Counters of this isolate (ingest rejects by topic and status). On Cloudflare each isolate counts
+ * only what it served since it started, so these are partial; the Analytics Engine dataset holds
+ * the total (one `reject` data point per rejected request).
+ */
+export const workerCounters = new CounterRegistry();
+const REJECTS = "eventline_rejects_total";
+const INGEST_PATH = /^\/v1\/topics\/([^/]+)\/events$/;
+
+/** Counts an ingest request answered with an error (4xx/5xx), for a configured topic. */
+export function recordIngestReject(c: Context<AppEnv>, status: number, code: string): void {
+  if (c.req.method !== "POST" || !metricsEnabled(c.env)) return;
+  const match = INGEST_PATH.exec(c.req.path);
+  const config = c.get("config");
+  if (match?.[1] === undefined || config === undefined) return;
+  let topic: string;
+  try {
+    topic = decodeURIComponent(match[1]);
+  } catch {
+    return;
+  }
+  // Unknown topics are not counted: their names are the caller's, so they would be unbounded.
+  if (findTopic(config, topic) === undefined) return;
+  workerCounters.inc(REJECTS, { topic, status: String(status) });
+  writeDataPoint(c.env, { indexes: [topic], blobs: ["reject", topic, String(status), code], doubles: [1] });
+}
+
+/** The Analytics Engine data point of an accepted ingest request (written after the events are committed; never blocks). */
+export function recordIngestAccepted(
+  env: Env,
+  topic: string,
+  acks: readonly { partition: number; duplicate: boolean }[],
+  durationMs: number,
+): void {
+  if (!metricsEnabled(env)) return;
+  let duplicates = 0;
+  const partitions = new Set<number>();
+  for (const ack of acks) {
+    if (ack.duplicate) duplicates++;
+    partitions.add(ack.partition);
+  }
+  writeDataPoint(env, {
+    indexes: [topic],
+    blobs: ["append", topic],
+    doubles: [acks.length, acks.length - duplicates, duplicates, partitions.size, durationMs],
+  });
+}
+
+// -------------------------------------------------------------------------------------------------
+// The model
+
+export type CircuitName = "closed" | "open" | "half-open";
+
+export interface PartitionModel {
+  partition: number;
+  head: number;
+  appended: number;
+  bytes: number;
+  duplicates: number;
+  appendLatency: Histogram;
+  archived: ArchiveRange | null;
+}
+
+export interface TopicModel {
+  topic: string;
+  partitions: PartitionModel[];
+  /** Rejected ingest requests by HTTP status (this isolate's counts). */
+  rejects: Record<string, number>;
+}
+
+export interface LagModel {
+  partition: number;
+  /** Events not yet handled (0 when caught up). */
+  events: number;
+  /** Age of the oldest event not yet handled, seconds; 0 when caught up, null when unknown. */
+  seconds: number | null;
+}
+
+export interface SubscriptionModel {
+  subscription: string;
+  topic: string;
+  kind: "worker" | "webhook";
+  delivered: number;
+  handled: number;
+  retried: number;
+  deadLettered: number;
+  dlqDepth: number;
+  circuit: CircuitName;
+  errorRate: number;
+  handlerLatency: Histogram;
+  endToEndLatency: Histogram;
+  lag: LagModel[];
+}
+
+export interface ReplayModel {
+  id: string;
+  topic: string;
+  subscription: string;
+  state: string;
+  sent: number;
+  scanned: number;
+  eventsPerSecond: number;
+  progress: number | null;
+}
+
+export interface MetricsModel {
+  generatedAt: string;
+  topics: TopicModel[];
+  subscriptions: SubscriptionModel[];
+  replays: ReplayModel[];
+}
+
+interface StatsRow {
+  subscription: string;
+  handled: number;
+  retried: number;
+  dead_lettered: number;
+  duplicates: number;
+}
+
+interface ReplayViewRow {
+  id: string;
+  topic: string;
+  subscription: string;
+  state: string;
+  sent: number;
+  scanned: number;
+  total: number;
+  eventsPerSecond: number;
+}
+
+const circuitName = (state: string | undefined): CircuitName =>
+  state === "open" ? "open" : state === "half_open" ? "half-open" : "closed";
+const cpKey = (subscription: string, topic: string, partition: number) => JSON.stringify([subscription, topic, partition]);
+
+/**
+ * Everything GET /v1/metrics reports that `principal` may see (topics it holds any grant on, and
+ * their subscriptions and replays): one D1 batch, the subscription list, then one RPC per partition.
+ */
+export async function collectMetrics(env: Env, config: EventlineConfig, principal: Principal): Promise<MetricsModel> {
+  const db = env.DB;
+  const [views, results] = await Promise.all([
+    listSubscriptionViews(db),
+    db.batch([
+      db.prepare("SELECT subscription, topic, partition, sequence FROM checkpoints"),
+      db.prepare("SELECT subscription, handled, retried, dead_lettered, duplicates FROM subscription_stats"),
+      db.prepare("SELECT subscription, state FROM circuit_state"),
+      db.prepare("SELECT subscription, COUNT(*) AS n FROM dead_letters GROUP BY subscription"),
+      db.prepare("SELECT subscription, metric, le, value FROM latency_histograms"),
+      db.prepare("SELECT view FROM replay_jobs ORDER BY created_at DESC LIMIT 100"),
+    ]),
+  ]);
+  const rows = <T>(i: number) => (results[i]?.results ?? []) as T[];
+  const checkpoints = new Map(
+    rows<{ subscription: string; topic: string; partition: number; sequence: number }>(0).map((r) => [
+      cpKey(r.subscription, r.topic, r.partition),
+      r.sequence,
+    ]),
+  );
+  const stats = new Map(rows<StatsRow>(1).map((r) => [r.subscription, r]));
+  const circuits = new Map(rows<{ subscription: string; state: string }>(2).map((r) => [r.subscription, r.state]));
+  const dlq = new Map(rows<{ subscription: string; n: number }>(3).map((r) => [r.subscription, r.n]));
+  const histogramRows = new Map<string, { le: string; value: number }[]>();
+  for (const r of rows<{ subscription: string; metric: string; le: string; value: number }>(4)) {
+    const key = JSON.stringify([r.subscription, r.metric]);
+    histogramRows.set(key, [...(histogramRows.get(key) ?? []), r]);
+  }
+  const histogram = (subscription: string, metric: string) =>
+    histogramFromRows(histogramRows.get(JSON.stringify([subscription, metric])) ?? []);
+
+  const topics = config.topics.filter((t) => canSee(principal, t.name, config));
+  const visibleTopics = new Set(topics.map((t) => t.name));
+  const subscriptions = views.filter((s) => visibleTopics.has(s.topic));
+
+  // Per partition: counters, and the commit time of each subscription's checkpoint + 1.
+  const now = Date.now();
+  const partitionMetrics = await Promise.all(
+    topics.map((topic) =>
+      Promise.all(
+        Array.from({ length: topic.partitions }, async (_, partition) => {
+          const asked = [
+            ...new Set(
+              subscriptions.filter((s) => s.topic === topic.name).map((s) => (checkpoints.get(cpKey(s.name, s.topic, partition)) ?? 0) + 1),
+            ),
+          ];
+          try {
+            return await partitionStub(env, topic.name, partition).metrics(asked);
+          } catch (err) {
+            throw partitionUnavailable(err, `reading the metrics of ${topic.name}/${partition}`, 5);
+          }
+        }),
+      ),
+    ),
+  );
+  const byTopic = new Map(topics.map((t, i) => [t.name, partitionMetrics[i] ?? []]));
+
+  const topicModels: TopicModel[] = topics.map((topic) => ({
+    topic: topic.name,
+    partitions: (byTopic.get(topic.name) ?? []).map((m, partition) => ({
+      partition,
+      head: m.head,
+      appended: m.appended,
+      bytes: m.bytes,
+      duplicates: m.duplicates,
+      appendLatency: m.appendLatency,
+      archived: m.archived,
+    })),
+    rejects: Object.fromEntries(
+      workerCounters
+        .list(REJECTS)
+        .filter((c) => c.labels.topic === topic.name)
+        .sort((a, b) => Number(a.labels.status) - Number(b.labels.status))
+        .map((c) => [c.labels.status as string, c.value]),
+    ),
+  }));
+
+  const subscriptionModels: SubscriptionModel[] = subscriptions.map((sub) => {
+    const s = stats.get(sub.name);
+    const handled = s?.handled ?? 0;
+    const retried = s?.retried ?? 0;
+    const deadLettered = s?.dead_lettered ?? 0;
+    const delivered = handled + retried + deadLettered + (s?.duplicates ?? 0);
+    const lag = (byTopic.get(sub.topic) ?? []).map((m, partition): LagModel => {
+      const checkpoint = checkpoints.get(cpKey(sub.name, sub.topic, partition)) ?? 0;
+      // As the status API: caught up once the checkpoint reaches the last event routed to it
+      // (a filtered subscription never sees some sequences); before that head − checkpoint.
+      const caughtUp = checkpoint >= (m.routed[sub.name] ?? 0);
+      const events = caughtUp ? 0 : Math.max(0, m.head - checkpoint);
+      const at = m.committedAt[checkpoint + 1];
+      const seconds = events === 0 ? 0 : at === undefined || at === null ? null : Math.max(0, Math.round(now - at) / 1000);
+      return { partition, events, seconds };
+    });
+    return {
+      subscription: sub.name,
+      topic: sub.topic,
+      kind: sub.kind,
+      delivered,
+      handled,
+      retried,
+      deadLettered,
+      dlqDepth: dlq.get(sub.name) ?? 0,
+      circuit: circuitName(circuits.get(sub.name)),
+      errorRate: delivered === 0 ? 0 : (retried + deadLettered) / delivered,
+      handlerLatency: histogram(sub.name, "handler"),
+      endToEndLatency: histogram(sub.name, "end_to_end"),
+      lag,
+    };
+  });
+
+  const replays: ReplayModel[] = [];
+  for (const row of rows<{ view: string }>(5)) {
+    let view: ReplayViewRow;
+    try {
+      view = JSON.parse(row.view) as ReplayViewRow;
+    } catch {
+      continue;
+    }
+    if (!visibleTopics.has(view.topic)) continue;
+    replays.push({
+      id: view.id,
+      topic: view.topic,
+      subscription: view.subscription,
+      state: view.state,
+      sent: view.sent,
+      scanned: view.scanned,
+      eventsPerSecond: view.eventsPerSecond,
+      progress: view.total > 0 ? Math.min(1, view.scanned / view.total) : view.state === "done" ? 1 : null,
+    });
+  }
+
+  return { generatedAt: new Date(now).toISOString(), topics: topicModels, subscriptions: subscriptionModels, replays };
+}
+
+// -------------------------------------------------------------------------------------------------
+// JSON
+
+const latency = (h: Histogram): LatencySummary => summarize(h);
+
+/** The JSON document of GET /v1/metrics (the dashboard's contract). */
+export function metricsJson(model: MetricsModel) {
+  return {
+    generatedAt: model.generatedAt,
+    topics: model.topics.map((t) => ({
+      topic: t.topic,
+      partitions: t.partitions.map((p) => ({
+        partition: p.partition,
+        head: p.head,
+        appended: p.appended,
+        bytes: p.bytes,
+        duplicates: p.duplicates,
+        appendLatency: latency(p.appendLatency),
+        archived:
+          p.archived === null
+            ? null
+            : { first: p.archived.first, last: p.archived.last, segments: p.archived.segments, bytes: p.archived.bytes },
+      })),
+      rejects: t.rejects,
+    })),
+    subscriptions: model.subscriptions.map((s) => ({
+      subscription: s.subscription,
+      topic: s.topic,
+      kind: s.kind,
+      delivered: s.delivered,
+      handled: s.handled,
+      retried: s.retried,
+      deadLettered: s.deadLettered,
+      dlqDepth: s.dlqDepth,
+      circuit: s.circuit,
+      errorRate: s.errorRate,
+      handlerLatency: latency(s.handlerLatency),
+      endToEndLatency: latency(s.endToEndLatency),
+      lag: s.lag.map((l) => ({ partition: l.partition, events: l.events, seconds: l.seconds })),
+    })),
+    replays: model.replays.map((r) => ({
+      id: r.id,
+      topic: r.topic,
+      subscription: r.subscription,
+      state: r.state,
+      sent: r.sent,
+      scanned: r.scanned,
+      eventsPerSecond: r.eventsPerSecond,
+      progress: r.progress,
+    })),
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
+// Prometheus
+
+/** The Prometheus text exposition (format 0.0.4) of the same model: every value equals the JSON one. */
+export function metricsPrometheus(model: MetricsModel): string {
+  const out = new Exposition();
+  for (const t of model.topics) {
+    for (const p of t.partitions) {
+      const labels = { topic: t.topic, partition: String(p.partition) };
+      out.counter("eventline_events_appended_total", "Events appended to the partition log (its head sequence).", labels, p.appended);
+      out.counter("eventline_event_bytes_total", "UTF-8 bytes of the events appended, as stored.", labels, p.bytes);
+      out.counter("eventline_duplicates_total", "Events sent again with the same content: acknowledged, not stored.", labels, p.duplicates);
+      out.histogram(
+        "eventline_append_duration_seconds",
+        "Time inside the partition's append call, from parsing its input to the durable commit.",
+        labels,
+        p.appendLatency,
+      );
+      out.counter("eventline_archive_segments_total", "Segments sealed to R2.", labels, p.archived?.segments ?? 0);
+      out.counter("eventline_archive_bytes_total", "Compressed bytes of the segments in R2.", labels, p.archived?.bytes ?? 0);
+      out.gauge("eventline_archived_sequence", "Highest sequence archived to R2 (0: none).", labels, p.archived?.last ?? 0);
+    }
+  }
+  for (const t of model.topics) {
+    for (const [status, n] of Object.entries(t.rejects)) {
+      out.counter(
+        "eventline_rejects_total",
+        "Ingest requests answered with an error, by topic and HTTP status (counted per isolate; Analytics Engine holds the total).",
+        { topic: t.topic, status },
+        n,
+      );
+    }
+  }
+  for (const s of model.subscriptions) {
+    const labels = { subscription: s.subscription };
+    out.counter(
+      "eventline_subscription_delivered_total",
+      "Deliveries that reached an outcome: handled + retried + dead-lettered + duplicates.",
+      labels,
+      s.delivered,
+    );
+    out.counter("eventline_subscription_handled_total", "Events handled (effects committed).", labels, s.handled);
+    out.counter("eventline_subscription_retried_total", "Handler failures that were retried.", labels, s.retried);
+    out.counter("eventline_subscription_dead_lettered_total", "Events dead-lettered.", labels, s.deadLettered);
+    out.gauge("eventline_dlq_depth", "Dead letters waiting for inspection or redrive.", labels, s.dlqDepth);
+    out.gauge("eventline_circuit_open", "1 while the subscription's circuit breaker is open.", labels, s.circuit === "open" ? 1 : 0);
+    for (const state of ["closed", "open", "half-open"] as const) {
+      out.gauge(
+        "eventline_circuit_state",
+        "The circuit breaker's state: 1 for the current one.",
+        { subscription: s.subscription, state },
+        s.circuit === state ? 1 : 0,
+      );
+    }
+    out.gauge(
+      "eventline_subscription_error_ratio",
+      "(retried + dead-lettered) ÷ delivered, over the subscription's lifetime counters.",
+      labels,
+      s.errorRate,
+    );
+    out.histogram(
+      "eventline_handler_duration_seconds",
+      "Time in the subscription's handler per call (successful or failed).",
+      labels,
+      s.handlerLatency,
+    );
+    out.histogram(
+      "eventline_end_to_end_latency_seconds",
+      "Commit in the partition log to handled, per live delivery.",
+      labels,
+      s.endToEndLatency,
+    );
+    for (const l of s.lag) {
+      const lagLabels = { subscription: s.subscription, topic: s.topic, partition: String(l.partition) };
+      out.gauge("eventline_subscription_lag_events", "Events of the partition not yet handled by the subscription.", lagLabels, l.events);
+      if (l.seconds !== null) {
+        out.gauge(
+          "eventline_subscription_lag_seconds",
+          "Age of the oldest event of the partition not yet handled (0 when caught up).",
+          lagLabels,
+          l.seconds,
+        );
+      }
+    }
+  }
+  for (const r of model.replays) {
+    const labels = { replay: r.id, subscription: r.subscription };
+    out.counter("eventline_replay_events_sent_total", "Events a replay job sent to its subscription's queue.", labels, r.sent);
+    out.counter("eventline_replay_events_scanned_total", "Events a replay job read from the log and the archive.", labels, r.scanned);
+    out.gauge("eventline_replay_events_per_second", "A replay job's send rate since it started.", { replay: r.id }, r.eventsPerSecond);
+    if (r.progress !== null)
+      out.gauge("eventline_replay_progress_ratio", "Share of a replay's range scanned (0..1).", { replay: r.id }, r.progress);
+  }
+  return out.render();
+}
+
+// -------------------------------------------------------------------------------------------------
+// Health
+
+export type HealthStatus = "ok" | "degraded" | "failing";
+
+export interface HealthReport {
+  status: HealthStatus;
+  checks: { subscription: string; status: HealthStatus; reasons: string[] }[];
+  reasons: string[];
+}
+
+const RANK: Record<HealthStatus, number> = { ok: 0, degraded: 1, failing: 2 };
+const worse = (a: HealthStatus, b: HealthStatus): HealthStatus => (RANK[b] > RANK[a] ? b : a);
+const integer = (n: number) => Math.round(n).toLocaleString("en-US");
+const decimal = (n: number) => String(Number(n.toFixed(3)));
+
+/** The thresholds of a subscription: its config `health` block, or the defaults (webhook subscriptions). */
+export function thresholdsOf(config: EventlineConfig, subscription: string): HealthThresholds {
+  return config.subscriptions.find((s) => s.name === subscription)?.health ?? { ...DEFAULT_HEALTH };
+}
+
+/**
+ * Per subscription: failing when its circuit is open or a threshold is exceeded more than 10×;
+ * degraded when its circuit is half-open or a threshold is exceeded; else ok. The whole is the
+ * worst of its subscriptions (ok when there are none).
+ */
+export function evaluateHealth(model: MetricsModel, config: EventlineConfig): HealthReport {
+  const checks = model.subscriptions.map((s) => {
+    const t = thresholdsOf(config, s.subscription);
+    let status: HealthStatus = "ok";
+    const reasons: string[] = [];
+    const flag = (level: HealthStatus, reason: string) => {
+      status = worse(status, level);
+      reasons.push(`subscription ${s.subscription} ${reason}`);
+    };
+    if (s.circuit === "open") flag("failing", "circuit is open");
+    else if (s.circuit === "half-open") flag("degraded", "circuit is half-open");
+    const over = (value: number, max: number, text: string) => {
+      if (!(value > max)) return;
+      const tenfold = value > 10 * max;
+      flag(tenfold ? "failing" : "degraded", tenfold ? `${text} (over 10× the threshold)` : text);
+    };
+    const lagEvents = s.lag.reduce((n, l) => n + l.events, 0);
+    const lagSeconds = s.lag.reduce((n, l) => Math.max(n, l.seconds ?? 0), 0);
+    over(lagEvents, t.maxLagEvents, `lag ${integer(lagEvents)} events > ${integer(t.maxLagEvents)}`);
+    over(lagSeconds, t.maxLagSeconds, `lag ${decimal(lagSeconds)} s > ${decimal(t.maxLagSeconds)} s`);
+    over(s.errorRate, t.maxErrorRate, `error rate ${decimal(s.errorRate)} > ${decimal(t.maxErrorRate)}`);
+    return { subscription: s.subscription, status: status as HealthStatus, reasons };
+  });
+  return {
+    status: checks.reduce<HealthStatus>((a, c) => worse(a, c.status), "ok"),
+    checks,
+    reasons: checks.flatMap((c) => c.reasons),
+  };
+}

@@ -1,0 +1,158 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { problemResponse } from "../../../shared/api-schemas";
+import type { EventlineConfig } from "../../../shared/config";
+import { PROMETHEUS_CONTENT_TYPE } from "../../../shared/metrics";
+import { access } from "../auth/access";
+import type { AppEnv } from "../context";
+import { collectMetrics, evaluateHealth, metricsJson, metricsPrometheus } from "../metrics";
+
+const LatencySchema = z
+  .object({
+    count: z.number().int(),
+    sum: z.number().openapi({ description: "Seconds" }),
+    p50: z.number().nullable().openapi({ description: "Seconds, estimated within the bucket; null when count is 0" }),
+    p95: z.number().nullable(),
+    p99: z.number().nullable(),
+  })
+  .openapi("LatencySummary");
+
+const MetricsSchema = z
+  .object({
+    generatedAt: z.string(),
+    topics: z.array(
+      z.object({
+        topic: z.string(),
+        partitions: z.array(
+          z.object({
+            partition: z.number().int(),
+            head: z.number().int(),
+            appended: z.number().int().openapi({ description: "Events ever appended (the head)" }),
+            bytes: z.number().int().openapi({ description: "UTF-8 bytes of the appended events, as stored" }),
+            duplicates: z.number().int().openapi({ description: "Events re-sent with the same content (not stored)" }),
+            appendLatency: LatencySchema,
+            archived: z
+              .object({ first: z.number().int(), last: z.number().int(), segments: z.number().int(), bytes: z.number().int() })
+              .nullable(),
+          }),
+        ),
+        rejects: z
+          .record(z.string(), z.number().int())
+          .openapi({ description: "Ingest requests answered with an error, by HTTP status (this isolate's counts)" }),
+      }),
+    ),
+    subscriptions: z.array(
+      z.object({
+        subscription: z.string(),
+        topic: z.string(),
+        kind: z.enum(["worker", "webhook"]),
+        delivered: z.number().int().openapi({ description: "handled + retried + deadLettered + duplicates" }),
+        handled: z.number().int(),
+        retried: z.number().int(),
+        deadLettered: z.number().int(),
+        dlqDepth: z.number().int(),
+        circuit: z.enum(["closed", "open", "half-open"]),
+        errorRate: z.number().openapi({ description: "(retried + deadLettered) ÷ delivered, 0..1" }),
+        handlerLatency: LatencySchema,
+        endToEndLatency: LatencySchema,
+        lag: z.array(
+          z.object({
+            partition: z.number().int(),
+            events: z.number().int(),
+            seconds: z.number().nullable().openapi({ description: "Age of the oldest event not yet handled; 0 when caught up" }),
+          }),
+        ),
+      }),
+    ),
+    replays: z.array(
+      z.object({
+        id: z.string(),
+        topic: z.string(),
+        subscription: z.string(),
+        state: z.string(),
+        sent: z.number().int(),
+        scanned: z.number().int(),
+        eventsPerSecond: z.number(),
+        progress: z.number().nullable().openapi({ description: "Share of the range scanned, 0..1" }),
+      }),
+    ),
+  })
+  .openapi("Metrics");
+
+const HealthStatusSchema = z.enum(["ok", "degraded", "failing"]);
+const HealthSchema = z
+  .object({
+    status: HealthStatusSchema,
+    checks: z.array(z.object({ subscription: z.string(), status: HealthStatusSchema, reasons: z.array(z.string()) })),
+    reasons: z.array(z.string()),
+  })
+  .openapi("Health");
+
+const metricsRoute = createRoute({
+  method: "get",
+  path: "/v1/metrics",
+  middleware: [access({ group: "read", action: "list" })] as const,
+  tags: ["Operations"],
+  summary: "Metrics of the topics, subscriptions and replays the caller can see",
+  description:
+    "JSON by default. With `Accept: text/plain` (Prometheus, `text/plain; version=0.0.4`) the same values in the Prometheus text exposition format. Latencies are in seconds. Reject counts are this isolate's; Analytics Engine (dataset `eventline_metrics`) holds the totals.",
+  responses: {
+    200: {
+      description: "The metrics",
+      content: {
+        "application/json": { schema: MetricsSchema },
+        "text/plain": { schema: z.string().openapi({ description: "Prometheus text exposition format 0.0.4" }) },
+      },
+    },
+    503: problemResponse("A partition did not answer; retry"),
+  },
+});
+
+const healthRoute = createRoute({
+  method: "get",
+  path: "/v1/health",
+  middleware: [access({ group: "read", action: "list" })] as const,
+  tags: ["Operations"],
+  summary: "Health of the subscriptions the caller can see, against their thresholds",
+  description:
+    "Per subscription: `failing` when its circuit is open or a threshold (`health` in its config: maxLagEvents, maxLagSeconds, maxErrorRate) is exceeded more than 10×; `degraded` when its circuit is half-open or a threshold is exceeded; else `ok`. The status is the worst of them: 200 for ok and degraded, 503 for failing.",
+  responses: {
+    200: { description: "ok or degraded", content: { "application/json": { schema: HealthSchema } } },
+    503: { description: "failing", content: { "application/json": { schema: HealthSchema } } },
+  },
+});
+
+/** Picks Prometheus text or JSON from Accept (q-values honoured; JSON on a tie or without Accept). */
+export function wantsPrometheus(accept: string | undefined): boolean {
+  if (accept === undefined || accept.trim() === "") return false;
+  let text = -1;
+  let json = -1;
+  for (const part of accept.split(",")) {
+    const [range = "", ...params] = part.split(";").map((p) => p.trim().toLowerCase());
+    const qParam = params.find((p) => p.startsWith("q="));
+    const q = qParam === undefined ? 1 : Number(qParam.slice(2));
+    if (!Number.isFinite(q)) continue;
+    if (range === "text/plain" || range === "text/*") text = Math.max(text, q);
+    if (range === "application/json" || range === "application/*") json = Math.max(json, q);
+    if (range === "*/*") {
+      text = Math.max(text, q);
+      json = Math.max(json, q);
+    }
+  }
+  return text > 0 && text > json;
+}
+
+export function metricsRoutes(config: EventlineConfig) {
+  return new OpenAPIHono<AppEnv>()
+    .openapi(metricsRoute, async (c) => {
+      const model = await collectMetrics(c.env, config, c.get("principal"));
+      if (wantsPrometheus(c.req.header("accept"))) {
+        // `as never`: a second content type, which the typed-response helper cannot express.
+        return c.body(metricsPrometheus(model), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }) as never;
+      }
+      return c.json(metricsJson(model), 200);
+    })
+    .openapi(healthRoute, async (c) => {
+      const report = evaluateHealth(await collectMetrics(c.env, config, c.get("principal")), config);
+      return report.status === "failing" ? c.json(report, 503) : c.json(report, 200);
+    });
+}

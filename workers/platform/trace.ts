@@ -1,0 +1,266 @@
+import type { EventlineConfig, TopicConfig } from "../../shared/config";
+import type { AttemptOutcome } from "../../shared/consumer-store";
+import { EventlineError } from "../../shared/errors";
+import { compileFilter, type FilterPattern } from "../../shared/filter";
+import { partitionStub } from "./ingest/append";
+
+/**
+ * An event's journey (GET /v1/topics/{topic}/partitions/{p}/events/{sequence}/trace): the stored
+ * event's identity and trace context, when it was committed, and per subscription of its topic
+ * whether its filter matches the stored event, whether the partition routed it there, every
+ * delivery attempt the consumer SDK recorded, and where it stands now.
+ *
+ * Sources: the partition log (the event, archived or not, and its routing), D1 (`delivery_attempts`
+ * written by the SDK with each outcome, `processed_events`, `delivery_failures`, the webhook
+ * subscriptions). One partition read, one stats call and one D1 batch per trace.
+ */
+
+export type TraceState = "pending" | "handled" | "dead_lettered" | "filtered_out" | "retrying";
+
+export interface TraceAttempt {
+  attempt: number;
+  at: string;
+  /** When the queue accepted the message (null: not known). */
+  sentAt: string | null;
+  outcome: AttemptOutcome;
+  error?: string;
+}
+
+export interface SubscriptionTrace {
+  subscription: string;
+  kind: "worker" | "webhook";
+  matched: boolean;
+  routed: boolean;
+  attempts: TraceAttempt[];
+  state: TraceState;
+  handledAt?: string;
+  deadLetteredAt?: string;
+}
+
+export interface EventTrace {
+  topic: string;
+  partition: number;
+  sequence: number;
+  id: string;
+  source: string;
+  type: string;
+  subject?: string;
+  traceparent: string;
+  tracestate?: string;
+  correlationid?: string;
+  causationid?: string;
+  committed: { at: string };
+  subscriptions: SubscriptionTrace[];
+}
+
+interface Candidate {
+  name: string;
+  kind: "worker" | "webhook";
+  filter: FilterPattern | undefined;
+  /** Created after the event was committed: it never saw it, unless a replay sent it there. */
+  late: boolean;
+}
+
+/** D1 binds at most 100 parameters per statement: subscriptions per IN list, with 3 more for the position. */
+const NAMES_PER_QUERY = 90;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const optionalString = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** The stored event at `sequence`, exactly as committed (from the archive when trimmed); 404 when there is none. */
+async function storedEvent(env: Env, topic: TopicConfig, partition: number, sequence: number): Promise<Record<string, unknown>> {
+  const missing = () => new EventlineError("not_found", `topic ${topic.name} partition ${partition} has no event at sequence ${sequence}`);
+  if (sequence < 1) throw missing();
+  const page = await partitionStub(env, topic.name, partition).read(sequence, 1);
+  const text = page.events[0];
+  if (text === undefined || page.last !== sequence) throw missing();
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+/**
+ * The topic's subscriptions: configured ones (in config order), then webhook ones (by name). A
+ * configured subscription is taken to have existed at commit; a webhook one knows when it was created.
+ */
+async function candidates(env: Env, config: EventlineConfig, topic: string, committedAt: number): Promise<Candidate[]> {
+  const configured: Candidate[] = config.subscriptions
+    .filter((s) => s.topic === topic)
+    .map((s) => ({ name: s.name, kind: "worker", filter: s.filter, late: false }));
+  const rows = await env.DB.prepare("SELECT name, filter, created_at FROM webhook_subscriptions WHERE topic = ? ORDER BY name")
+    .bind(topic)
+    .all<{ name: string; filter: string | null; created_at: number }>();
+  const webhooks: Candidate[] = rows.results.map((r) => ({
+    name: r.name,
+    kind: "webhook",
+    filter: r.filter === null ? undefined : (JSON.parse(r.filter) as FilterPattern),
+    late: r.created_at > committedAt,
+  }));
+  return [...configured, ...webhooks];
+}
+
+interface Records {
+  attempts: Map<string, TraceAttempt[]>;
+  settled: Map<string, { outcome: string; at: number }>;
+  failing: Set<string>;
+}
+
+/** Everything D1 holds about the event at this position, for these subscriptions, in one batch. */
+async function records(env: Env, names: string[], topic: string, partition: number, sequence: number): Promise<Records> {
+  const db = env.DB;
+  const groups = chunks(names, NAMES_PER_QUERY);
+  const inList = (n: number) => Array.from({ length: n }, () => "?").join(", ");
+  const statements = [
+    db
+      .prepare(
+        `SELECT subscription, attempt, outcome, error, at, sent_at FROM delivery_attempts
+         WHERE topic = ? AND partition = ? AND sequence = ? ORDER BY at, id`,
+      )
+      .bind(topic, partition, sequence),
+    // The primary key and the position index start with the subscription: look each one up.
+    ...groups.map((group) =>
+      db
+        .prepare(
+          `SELECT subscription, outcome, processed_at FROM processed_events
+           WHERE subscription IN (${inList(group.length)}) AND topic = ? AND partition = ? AND sequence = ?`,
+        )
+        .bind(...group, topic, partition, sequence),
+    ),
+    ...groups.map((group) =>
+      db
+        .prepare(
+          `SELECT subscription FROM delivery_failures
+           WHERE subscription IN (${inList(group.length)}) AND topic = ? AND partition = ? AND sequence = ?`,
+        )
+        .bind(...group, topic, partition, sequence),
+    ),
+  ];
+  const [attemptRows, ...rest] = await db.batch(statements);
+  const out: Records = { attempts: new Map(), settled: new Map(), failing: new Set() };
+  for (const row of (attemptRows?.results ?? []) as {
+    subscription: string;
+    attempt: number;
+    outcome: AttemptOutcome;
+    error: string | null;
+    at: number;
+    sent_at: number | null;
+  }[]) {
+    const list = out.attempts.get(row.subscription) ?? [];
+    list.push({
+      attempt: row.attempt,
+      at: iso(row.at),
+      sentAt: row.sent_at === null ? null : iso(row.sent_at),
+      outcome: row.outcome,
+      ...(row.error === null ? {} : { error: row.error }),
+    });
+    out.attempts.set(row.subscription, list);
+  }
+  for (const result of rest.slice(0, groups.length)) {
+    for (const row of result.results as { subscription: string; outcome: string; processed_at: number }[]) {
+      out.settled.set(row.subscription, { outcome: row.outcome, at: row.processed_at });
+    }
+  }
+  for (const result of rest.slice(groups.length)) {
+    for (const row of result.results as { subscription: string }[]) out.failing.add(row.subscription);
+  }
+  return out;
+}
+
+/** Where a subscription stands with the event, from what it recorded (or did not). */
+function stateOf(
+  matched: boolean,
+  settled: { outcome: string; at: number } | undefined,
+  failing: boolean,
+  attempts: TraceAttempt[],
+): Pick<SubscriptionTrace, "state" | "handledAt" | "deadLetteredAt"> {
+  // A dead letter redriven and then handled keeps its dead-lettering in the attempts.
+  const lastDeadLettered = attempts.findLast((a) => a.outcome === "dead_lettered")?.at;
+  if (settled?.outcome === "dead_lettered") return { state: "dead_lettered", deadLetteredAt: iso(settled.at) };
+  if (settled !== undefined) {
+    // `handled`, or `duplicate_id`: the same event (source, id) was handled at another position.
+    return {
+      state: "handled",
+      handledAt: iso(settled.at),
+      ...(lastDeadLettered === undefined ? {} : { deadLetteredAt: lastDeadLettered }),
+    };
+  }
+  if (!matched && attempts.length === 0) return { state: "filtered_out" };
+  if (failing || attempts.at(-1)?.outcome === "failed") return { state: "retrying" };
+  return { state: "pending" };
+}
+
+/** The journey of the event at `sequence` of `topic`/`partition`; 404 when there is no such event. */
+export async function traceEvent(
+  env: Env,
+  config: EventlineConfig,
+  topic: TopicConfig,
+  partition: number,
+  sequence: number,
+): Promise<EventTrace> {
+  if (partition >= topic.partitions) {
+    throw new EventlineError(
+      "not_found",
+      `topic ${topic.name} has ${topic.partitions} partitions (0-${topic.partitions - 1}); there is no partition ${partition}`,
+    );
+  }
+  const [event, stats] = await Promise.all([
+    storedEvent(env, topic, partition, sequence),
+    partitionStub(env, topic.name, partition).stats(),
+  ]);
+  const committedAt = Date.parse(String(event.receivedtime));
+  const listed = await candidates(env, config, topic.name, committedAt);
+  const found = await records(
+    env,
+    listed.map((c) => c.name),
+    topic.name,
+    partition,
+    sequence,
+  );
+
+  const subscriptions: SubscriptionTrace[] = [];
+  for (const candidate of listed) {
+    const attempts = found.attempts.get(candidate.name) ?? [];
+    const settled = found.settled.get(candidate.name);
+    const failing = found.failing.has(candidate.name);
+    const evidence = attempts.length > 0 || settled !== undefined || failing;
+    if (candidate.late && !evidence) continue;
+    // Evaluated on the event as stored, as the partition did at commit (a webhook's filter never
+    // changes; a configured one only with a deploy).
+    const matched = compileFilter(candidate.filter)(event);
+    // The routing keeps each subscription's last routed sequence: a matching event at or before it
+    // went into the outbox. What the subscription recorded proves it reached it anyway.
+    const routed = evidence || (matched && (stats.routed[candidate.name] ?? 0) >= sequence);
+    subscriptions.push({
+      subscription: candidate.name,
+      kind: candidate.kind,
+      matched,
+      routed,
+      attempts,
+      ...stateOf(matched, settled, failing, attempts),
+    });
+  }
+
+  const tracestate = optionalString(event.tracestate);
+  const correlationid = optionalString(event.correlationid);
+  const causationid = optionalString(event.causationid);
+  const subject = optionalString(event.subject);
+  return {
+    topic: topic.name,
+    partition,
+    sequence,
+    id: String(event.id),
+    source: String(event.source),
+    type: String(event.type),
+    ...(subject === undefined ? {} : { subject }),
+    traceparent: String(event.traceparent),
+    ...(tracestate === undefined ? {} : { tracestate }),
+    ...(correlationid === undefined ? {} : { correlationid }),
+    ...(causationid === undefined ? {} : { causationid }),
+    committed: { at: iso(committedAt) },
+    subscriptions,
+  };
+}
