@@ -1,13 +1,14 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * The CLI tests (`bin/eventline.mjs`): plain Node, against the real local stack that
- * test/cli/stack.ts starts with `wrangler dev` in a temporary state directory.
+ * The CLI tests (`bin/eventline.mjs`) and the dashboard's browser tests (headless Chromium via
+ * playwright-core): plain Node, against the real local stack that test/cli/stack.ts starts with
+ * `wrangler dev` in a temporary state directory.
  */
 export default defineConfig({
   test: {
     environment: "node",
-    include: ["test/cli/**/*.test.ts"],
+    include: ["test/cli/**/*.test.ts", "test/browser/**/*.test.ts"],
     globalSetup: ["./test/cli/stack.ts"],
     // One stack for every file: run the files one at a time so their counts do not interleave.
     fileParallelism: false,
