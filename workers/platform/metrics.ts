@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { ArchiveRange } from "../../durable-objects/partition-log";
+import type { PartitionMetrics } from "../../durable-objects/partition-log";
 import { DEFAULT_HEALTH, type EventlineConfig, findTopic, type HealthThresholds } from "../../shared/config";
 import {
   CounterRegistry,
@@ -81,15 +81,8 @@ export function recordIngestAccepted(
 
 export type CircuitName = "closed" | "open" | "half-open";
 
-export interface PartitionModel {
-  partition: number;
-  head: number;
-  appended: number;
-  bytes: number;
-  duplicates: number;
-  appendLatency: Histogram;
-  archived: ArchiveRange | null;
-}
+/** A partition's metrics as the partition reports them (PartitionLog.metrics), with its number. */
+export type PartitionModel = Omit<PartitionMetrics, "routed" | "committedAt"> & { partition: number };
 
 export interface TopicModel {
   topic: string;
@@ -148,16 +141,8 @@ interface StatsRow {
   duplicates: number;
 }
 
-interface ReplayViewRow {
-  id: string;
-  topic: string;
-  subscription: string;
-  state: string;
-  sent: number;
-  scanned: number;
-  total: number;
-  eventsPerSecond: number;
-}
+/** The replay view kept in D1 (`replay_jobs.view`), as far as metrics read it. */
+type ReplayViewRow = Omit<ReplayModel, "progress"> & { total: number };
 
 const circuitName = (state: string | undefined): CircuitName =>
   state === "open" ? "open" : state === "half_open" ? "half-open" : "closed";
