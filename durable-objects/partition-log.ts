@@ -981,7 +981,7 @@ export class PartitionLog extends DurableObject<Env> {
         this.archiveFailures++;
         const retryMs = Math.min(10 * 60_000, 30_000 * 2 ** (this.archiveFailures - 1));
         this.archiveRetryAt = Date.now() + retryMs;
-        this.log.warn("archiving failed; retrying later", { partition: this.name, failures: this.archiveFailures, retryMs, error: err });
+        this.log.warn("archiving failed; retrying later", { ...this.identity(), failures: this.archiveFailures, retryMs, error: err });
       }
     }
     await this.scheduleArchive();

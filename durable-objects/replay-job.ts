@@ -175,7 +175,7 @@ export class ReplayJob extends DurableObject<Env> {
       }
     });
     await this.ctx.storage.setAlarm(now);
-    this.log.info("replay started", { id: spec.id, topic: spec.topic, subscription: spec.subscription, ranges, rate: spec.rate });
+    this.log.info("replay started", { replayId: spec.id, topic: spec.topic, subscription: spec.subscription, ranges, rate: spec.rate });
     await this.record();
     return this.view();
   }
@@ -247,7 +247,7 @@ export class ReplayJob extends DurableObject<Env> {
       const now = Date.now();
       this.sql.exec(`UPDATE job SET state = 'cancelled', updated_at = ?, finished_at = ?`, now, now);
       await this.ctx.storage.deleteAlarm();
-      this.log.info("replay cancelled", { id: view.id, scanned: view.scanned, sent: view.sent });
+      this.log.info("replay cancelled", { replayId: view.id, scanned: view.scanned, sent: view.sent });
       await this.record();
     }
     return this.view();
@@ -293,9 +293,9 @@ export class ReplayJob extends DurableObject<Env> {
       if (failures >= MAX_FAILED_TICKS) {
         // It keeps failing (e.g. the queue is gone): stop, with the position kept for a new job.
         this.sql.exec(`UPDATE job SET state = 'failed', finished_at = ?`, Date.now());
-        this.log.error("replay failed", { id: spec.id, failures, error: err });
+        this.log.error("replay failed", { replayId: spec.id, failures, error: err });
       } else {
-        this.log.error("replay tick failed; retrying", { id: spec.id, failures, error: err });
+        this.log.error("replay tick failed; retrying", { replayId: spec.id, failures, error: err });
         await this.ctx.storage.setAlarm(Date.now() + Math.min(60_000, 1_000 * 2 ** failures));
       }
       await this.record();
@@ -309,7 +309,7 @@ export class ReplayJob extends DurableObject<Env> {
         now,
         now,
       );
-      this.log.info("replay done", { id: spec.id, ...this.totals() });
+      this.log.info("replay done", { replayId: spec.id, ...this.totals() });
     } else {
       this.sql.exec(`UPDATE job SET error = NULL, failures = 0, updated_at = ?`, now);
       // Paced: the next tick when this one's events are due at `rate`.
@@ -425,7 +425,7 @@ export class ReplayJob extends DurableObject<Env> {
         )
         .run();
     } catch (err) {
-      this.log.warn("replay list not updated", { id: view.id, error: err });
+      this.log.warn("replay list not updated", { replayId: view.id, error: err });
     }
   }
 }
