@@ -464,7 +464,16 @@ describe("GET /v1/health", () => {
         Array.from({ length: 5 }, (_, i) => event({ id: `hook-${i}`, type: "metrics.hook" })),
       ),
     );
-    const open = await waitFor(metrics, (x) => x.subscriptions.find((s) => s.subscription === "metrics-hook")?.circuit === "open", 60_000);
+    // The circuit opens at the fifth failure; that failure's dead letter is counted in its own write
+    // just after, so wait for both.
+    const open = await waitFor(
+      metrics,
+      (x) => {
+        const hook = x.subscriptions.find((s) => s.subscription === "metrics-hook");
+        return hook?.circuit === "open" && hook.deadLettered === 5 && hook.dlqDepth === 5;
+      },
+      60_000,
+    );
     expect(subOf(open, "metrics-hook")).toMatchObject({ kind: "webhook", circuit: "open", deadLettered: 5, dlqDepth: 5, errorRate: 1 });
 
     const [failingStatus, failing] = await health(calm);
