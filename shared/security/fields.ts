@@ -234,7 +234,8 @@ function fieldAad(ctx: FieldContext, pointer: string): Uint8Array {
   return utf8.encode(JSON.stringify(["eventline.enc.v1", ctx.topic, ctx.source, ctx.id, ctx.subject ?? null, pointer]));
 }
 
-function toBase64Url(bytes: Uint8Array): string {
+/** Unpadded base64url (RFC 4648 §5) of `bytes`: envelope IVs and ciphertexts, API key secrets. */
+export function toBase64Url(bytes: Uint8Array): string {
   let binary = "";
   for (const byte of bytes) binary += String.fromCharCode(byte);
   return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");

@@ -2,6 +2,7 @@ import { desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { apiKeys } from "../../../shared/db/schema";
 import { sha256Hex } from "../../../shared/json";
+import { toBase64Url } from "../../../shared/security/fields";
 
 /**
  * API keys: `evl_<id>_<secret>`, where `id` (12 chars of a-z0-9) is public — it is how a key is
@@ -23,12 +24,6 @@ export interface ApiKeyRecord {
   expiresAt: Date | null;
   revokedAt: Date | null;
   revokedBy: string | null;
-}
-
-function base64url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 function randomId(): string {
@@ -83,7 +78,7 @@ export interface NewApiKey {
 /** Creates a key; returns its record and the key string (never stored, never shown again). */
 export async function createApiKey(db: D1Database, input: NewApiKey): Promise<{ record: ApiKeyRecord; key: string }> {
   const id = randomId();
-  const key = `${API_KEY_PREFIX}${id}_${base64url(crypto.getRandomValues(new Uint8Array(32)))}`;
+  const key = `${API_KEY_PREFIX}${id}_${toBase64Url(crypto.getRandomValues(new Uint8Array(32)))}`;
   const row = {
     id,
     name: input.name,
