@@ -15,7 +15,7 @@ export interface Segment {
   first: number;
   last: number;
   count: number;
-  /** Commit times (ms since epoch) of the first and last event. */
+  /** Commit times (ms since epoch): the first event's, and the newest (the last one's unless the clock stepped back). */
   firstReceivedAt: number;
   lastReceivedAt: number;
   /** Size of the gzip object in R2. */

@@ -1157,7 +1157,8 @@ export class PartitionLog extends DurableObject<Env> {
       last: range.last,
       count: rows.length,
       firstReceivedAt: rows[0]?.received_at ?? 0,
-      lastReceivedAt: rows.at(-1)?.received_at ?? 0,
+      // The newest, not the last: trimming judges a segment's age by it (see trim()).
+      lastReceivedAt: rows.reduce((newest, r) => Math.max(newest, r.received_at), 0),
       bytes: size,
       sha256,
       chain: await chainOf(previous, sha256),
@@ -1286,16 +1287,28 @@ export class PartitionLog extends DurableObject<Env> {
    * Removes events from the log that are archived and verified, older than retention, and no
    * longer waiting in the outbox. The head is persisted in the same transaction, so sequences
    * are never reused however many rows go.
+   *
+   * Age is judged per segment, by its newest event: a segment's events leave together once all
+   * of them are past retention (like a Kafka log segment), so finding them reads the segments
+   * table from the oldest local segment on, never the events table (which would be a scan of
+   * every archived row on every pass).
    */
   private trim(topic: { retentionHours: number }): number {
+    const first = this.firstSequence();
+    if (first === 0 || first > this.archivedThrough) return 0;
     const cutoff = Date.now() - this.retention(topic);
-    const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
-    let upTo = this.archivedThrough;
-    if (outboxFirst !== null) upTo = Math.min(upTo, outboxFirst - 1);
     const old = this.sql
-      .exec<{ s: number | null }>(`SELECT MAX(sequence) AS s FROM events WHERE sequence <= ? AND received_at < ?`, upTo, cutoff)
+      .exec<{ s: number | null }>(
+        `SELECT MAX(last) AS s FROM segments
+         WHERE first >= (SELECT COALESCE(MAX(first), 0) FROM segments WHERE first <= ?) AND last_received_at < ?`,
+        first,
+        cutoff,
+      )
       .one().s;
     if (old === null) return 0;
+    const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
+    const through = Math.min(old, this.archivedThrough, outboxFirst === null ? old : outboxFirst - 1);
+    if (through < first) return 0;
     let removed = 0;
     this.ctx.storage.transactionSync(() => {
       this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?)`, String(this.head));
@@ -1303,9 +1316,9 @@ export class PartitionLog extends DurableObject<Env> {
       this.sql.exec(
         `INSERT OR IGNORE INTO stream_archive (subject, stream_version, sequence)
          SELECT subject, stream_version, sequence FROM events WHERE sequence <= ? AND stream_version IS NOT NULL`,
-        old,
+        through,
       );
-      removed = this.sql.exec(`DELETE FROM events WHERE sequence <= ?`, old).rowsWritten;
+      removed = this.sql.exec(`DELETE FROM events WHERE sequence <= ?`, through).rowsWritten;
     });
     return removed;
   }

@@ -208,6 +208,87 @@ describe("archive", () => {
     expect((await storedText(p)).length).toBe(41);
   });
 
+  it("retention ages segments as a whole, by their newest event, and trims them oldest first", async () => {
+    // `orders` has no subscriptions (no outbox) and no other test here writes to it.
+    const orders = env.PARTITION_LOG.getByName("orders/0");
+    const key = partitionKeyFor(0, 4, "retention");
+    await runInDurableObject(orders, (instance: PartitionLog) => {
+      instance.segmentEvents = 100;
+    });
+    const paid = (i: number) => event({ type: "orders.paid", partitionkey: key, data: { orderId: `o-${i}`, amount: i, currency: "EUR" } });
+    await expectAccepted(
+      await postBatch(
+        "orders",
+        Array.from({ length: 100 }, (_, i) => paid(i)),
+      ),
+    );
+    await expectAccepted(
+      await postBatch(
+        "orders",
+        Array.from({ length: 100 }, (_, i) => paid(100 + i)),
+      ),
+    );
+    await expectAccepted(
+      await postBatch(
+        "orders",
+        Array.from({ length: 50 }, (_, i) => paid(200 + i)),
+      ),
+    );
+    const hour = 3_600_000;
+    const archived = await runInDurableObject(orders, (instance: PartitionLog) => {
+      instance.retentionMs = hour;
+      return instance.archiveNow();
+    });
+    expect(archived.sealed.map((s) => [s.first, s.last])).toEqual([
+      [1, 100],
+      [101, 200],
+      [201, 250],
+    ]);
+    expect(archived.trimmed).toBe(0);
+    // Segment 1 wholly two hours old; segment 2's first events as old, its newest ten minutes old.
+    const setAges = (ages: [first: number, newestAgeMs: number][]) =>
+      runInDurableObject(orders, (instance: PartitionLog, state) => {
+        for (const [first, age] of ages) {
+          state.storage.sql.exec(
+            "UPDATE segments SET first_received_at = ?, last_received_at = ? WHERE first = ?",
+            Date.now() - 2 * hour,
+            Date.now() - age,
+            first,
+          );
+          state.storage.sql.exec(
+            "UPDATE events SET received_at = ? WHERE sequence BETWEEN ? AND ?",
+            Date.now() - 2 * hour,
+            first,
+            first + 49,
+          );
+        }
+        return instance.archiveNow();
+      });
+    expect(
+      (
+        await setAges([
+          [1, 2 * hour],
+          [101, 10 * 60_000],
+        ])
+      ).trimmed,
+    ).toBe(100);
+    expect(await orders.stats()).toMatchObject({ head: 250, first: 101, count: 150 });
+    // Once segment 2's newest event is past retention too, the whole segment goes; 3 stays.
+    expect((await setAges([[101, hour + 60_000]])).trimmed).toBe(100);
+    expect(await orders.stats()).toMatchObject({ head: 250, first: 201, count: 50, archived: { first: 1, last: 250, segments: 3 } });
+    // Every event still reads, from R2 and then the log.
+    const all: string[] = [];
+    for (let from = 1; ; ) {
+      const page = await orders.read(from, 1000);
+      all.push(...page.events);
+      if (page.last === null || page.last >= page.head) break;
+      from = page.last + 1;
+    }
+    expect(all.map((t) => (JSON.parse(t) as { sequence: string }).sequence)).toEqual(
+      Array.from({ length: 250 }, (_, i) => formatSequence(i + 1)),
+    );
+  });
+
   it("the alarm seals a segment when it is full, or when its oldest event is old enough", async () => {
     const p = partitionFor({ id: "x", partitionkey: "alarm-full" }, PARTITIONS);
     await smallSegments(p);
