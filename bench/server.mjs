@@ -61,7 +61,7 @@ async function storageFromWrangler(worker = "platform", suffix = "") {
   };
 }
 
-async function start({ platform, baseline, persist }) {
+export async function start({ platform, baseline, persist, inspectorPort }) {
   const queues = await queuesFromWrangler();
   const storage = await storageFromWrangler();
   const storageOff = await storageFromWrangler("platform-metrics-off", "-metrics-off");
@@ -79,6 +79,8 @@ async function start({ platform, baseline, persist }) {
   const logs = { lines: 0, byLevel: {}, samples: [], archive: { passes: 0, segments: 0, events: 0, ms: 0 } };
   const mf = new Miniflare({
     ...LOOPBACK,
+    // bench/profile.mjs: workerd's V8 inspector, to take CPU profiles of the platform's isolate.
+    ...(inspectorPort === undefined ? {} : { inspectorPort }),
     logRequests: false,
     enableDevRegistry: false,
     telemetry: { enabled: false },
@@ -120,7 +122,7 @@ async function start({ platform, baseline, persist }) {
           triggers: queues.triggers,
           exports: storage.exports,
         },
-        dev,
+        dev: inspectorPort === undefined ? dev : { ...dev, unsafeInspectorProxy: true },
       },
       // The same bundle with EVENTLINE_METRICS=off and its own objects and buckets: the ingest
       // scenarios run against both to measure what metrics and tracing cost. It consumes no
@@ -164,6 +166,7 @@ async function start({ platform, baseline, persist }) {
 }
 
 let running;
+// Forked by stack.mjs; bench/profile.mjs imports start() instead.
 process.on("message", async (msg) => {
   if (msg.query !== undefined) {
     // The bench reads D1 (e.g. when each event was handled) the way an operator's SQL would.
