@@ -1032,10 +1032,14 @@ export class PartitionLog extends DurableObject<Env> {
     // needs them (the relay's own alarm comes first then).
     const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
     const trimmable = Math.min(this.archivedThrough, outboxFirst === null ? this.archivedThrough : outboxFirst - 1);
-    const firstLocal = this.sql
-      .exec<{ received_at: number }>(`SELECT received_at FROM events WHERE sequence <= ? ORDER BY sequence LIMIT 1`, trimmable)
+    // trim() takes whole segments once their newest event is past retention: the first local
+    // event's segment says when the next trim is due.
+    const first = this.firstSequence();
+    if (first === 0 || first > trimmable) return;
+    const segment = this.sql
+      .exec<{ last_received_at: number }>(`SELECT last_received_at FROM segments WHERE first <= ? ORDER BY first DESC LIMIT 1`, first)
       .toArray()[0];
-    if (firstLocal !== undefined) await at(firstLocal.received_at + this.retention(topic));
+    if (segment !== undefined) await at(segment.last_received_at + this.retention(topic));
   }
 
   private retention(topic: { retentionHours: number }): number {

@@ -273,6 +273,13 @@ describe("archive", () => {
       ).trimmed,
     ).toBe(100);
     expect(await orders.stats()).toMatchObject({ head: 250, first: 101, count: 150 });
+    // The next trim is due when segment 2's newest event passes retention (in ~50 min), not when
+    // its first event did (an hour ago): the alarm must not fire again and again meanwhile.
+    await runInDurableObject(orders, (_i, state) => state.storage.setAlarm(Date.now()));
+    expect(await runDurableObjectAlarm(orders)).toBe(true);
+    const next = await runInDurableObject(orders, (_i, state) => state.storage.getAlarm());
+    expect((next ?? 0) - Date.now()).toBeGreaterThan(45 * 60_000);
+    expect(await orders.stats()).toMatchObject({ first: 101 });
     // Once segment 2's newest event is past retention too, the whole segment goes; 3 stays.
     expect((await setAges([[101, hour + 60_000]])).trimmed).toBe(100);
     expect(await orders.stats()).toMatchObject({ head: 250, first: 201, count: 50, archived: { first: 1, last: 250, segments: 3 } });
