@@ -189,7 +189,10 @@ export function markdown(results) {
     `Measured ${results.date}${rev(results.revision)} on ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.os}.`,
     `Miniflare ${s.miniflare} (workerd ${s.workerd}) on loopback; autocannon, ${s.connections} connections, ` +
       `${s.runs} runs × ${s.durationSec} s after a ${s.warmupSec} s warm-up per scenario; medians of the runs. ` +
-      "workerd CPU µs/event is the workerd process's CPU time (all threads) per stored event.",
+      "workerd CPU µs/event is the workerd process's CPU time (all threads) per stored event. " +
+      "The platform checks its rate limit on every request; `RATE_LIMIT` is an in-memory counter reached over RPC " +
+      "(bench/ratelimit-worker.js), not Miniflare's emulation of the binding (ADR 0028), except in the scenario marked " +
+      '"Miniflare\'s rate limiter", whose emulation writes a SQLite row per call.',
     "",
     table(SCENARIO_HEAD, scenarioRows),
     "",

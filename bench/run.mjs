@@ -65,6 +65,7 @@ function scenarios(urls) {
   const n = settings.batchSize;
   const ingest = new URL(INGEST, urls.platform).href;
   const ingestOff = new URL(INGEST, urls.platformMetricsOff).href;
+  const ingestEmulated = new URL(INGEST, urls.platformEmulatedRateLimit).href;
   let spread = 0;
   const scenario = (label, target, url, contentType, eventsPerRequest, makeBody) => ({
     label,
@@ -89,6 +90,14 @@ function scenarios(urls) {
     ingestBatchOff: scenario(`ingest batch of ${n}, 1 partition, metrics off`, "platform-metrics-off", ingestOff, BATCH, n, () =>
       batchJson(ONE_KEY, n),
     ),
+    ingestSingleEmulatedRateLimit: scenario(
+      "ingest single event, 1 partition, Miniflare's rate limiter",
+      "platform-emulated-ratelimit",
+      ingestEmulated,
+      STRUCTURED,
+      1,
+      () => eventJson(ONE_KEY),
+    ),
     ingestSpread: scenario(`ingest single event, ${PARTITIONS} partitions`, "platform", ingest, STRUCTURED, 1, () =>
       eventJson(SPREAD_KEYS[spread++ % PARTITIONS]),
     ),
@@ -110,9 +119,10 @@ async function preflight(urls) {
   const hit = new Set(spread.events.map((e) => e.partition));
   if (hit.size !== PARTITIONS) throw new Error(`preflight: keys ${SPREAD_KEYS} hit partitions ${[...hit]}, expected all ${PARTITIONS}`);
   await post(new URL(INGEST, urls.platformMetricsOff), STRUCTURED, eventJson(ONE_KEY));
+  await post(new URL(INGEST, urls.platformEmulatedRateLimit), STRUCTURED, eventJson(ONE_KEY));
   await post(new URL("/one", urls.baseline), STRUCTURED, eventJson(ONE_KEY));
   await post(new URL("/batch", urls.baseline), BATCH, batchJson(ONE_KEY, 2));
-  return { platform: 1 + PARTITIONS, "platform-metrics-off": 1 };
+  return { platform: 1 + PARTITIONS, "platform-metrics-off": 1, "platform-emulated-ratelimit": 1 };
 }
 
 function checkHealthy(name, r) {
@@ -159,7 +169,7 @@ async function measured(s, duration, pids) {
 /** Warm-up, then the interleaved runs; returns each scenario's runs and the events acknowledged. */
 async function measure(all, pids) {
   /** Events acknowledged per platform Worker (the baseline stores rows, not events). */
-  const acknowledged = { platform: 0, "platform-metrics-off": 0 };
+  const acknowledged = { platform: 0, "platform-metrics-off": 0, "platform-emulated-ratelimit": 0 };
   const count = (s, r) => {
     if (s.target in acknowledged) acknowledged[s.target] += r.ok * s.eventsPerRequest;
   };
@@ -265,12 +275,14 @@ async function main() {
     // without being counted, and the order commands add events to TOPIC too, hence "at least".
     const ackIngest = preflightEvents.platform + measuredEvents.platform;
     const ackOff = preflightEvents["platform-metrics-off"] + measuredEvents["platform-metrics-off"];
-    const acknowledged = ackIngest + ackOff + e2e.events;
+    const ackEmulated = preflightEvents["platform-emulated-ratelimit"] + measuredEvents["platform-emulated-ratelimit"];
+    const acknowledged = ackIngest + ackOff + ackEmulated + e2e.events;
     const storedIngest = await storedEvents(server.urls.platform, TOPIC);
     const storedOff = await storedEvents(server.urls.platformMetricsOff, TOPIC);
+    const storedEmulated = await storedEvents(server.urls.platformEmulatedRateLimit, TOPIC);
     const storedE2e = await storedEvents(server.urls.platform, "events");
-    const allStored = storedIngest >= ackIngest && storedOff >= ackOff && storedE2e >= e2e.events;
-    const stored = storedIngest + storedOff + storedE2e;
+    const allStored = storedIngest >= ackIngest && storedOff >= ackOff && storedEmulated >= ackEmulated && storedE2e >= e2e.events;
+    const stored = storedIngest + storedOff + storedEmulated + storedE2e;
     const logLines = await stopServer(server.child);
     server = undefined;
 
@@ -310,6 +322,7 @@ async function main() {
         ratio("single-event ingest, metrics on ÷ off", sr.ingestSingle, sr.ingestSingleOff, 0.9),
         ratio("batch ingest, metrics on ÷ off", sr.ingestBatch, sr.ingestBatchOff, 0.9),
         ratio(`${PARTITIONS} partitions ÷ 1 partition`, sr.ingestSpread, sr.ingestSingle),
+        ratio("single-event ingest with Miniflare's rate limiter ÷ baseline", sr.ingestSingleEmulatedRateLimit, sr.baselineSingle),
         cpuRatio("single-event CPU/event, baseline ÷ ingest", sr.baselineSingle, sr.ingestSingle),
         cpuRatio("batch CPU/event, baseline ÷ ingest", sr.baselineBatch, sr.ingestBatch),
         {
@@ -343,7 +356,7 @@ async function main() {
     console.log(`\n${textTable(results)}`);
     console.log(`${commandsText(results)}\n`);
     console.log(
-      `Stored ${storedIngest} events in ${TOPIC} for ${ackIngest} acknowledged (metrics off: ${storedOff} for ${ackOff}), ${storedE2e} in events for ${e2e.events} (${allStored ? "ok" : "MISSING EVENTS"}).`,
+      `Stored ${storedIngest} events in ${TOPIC} for ${ackIngest} acknowledged (metrics off: ${storedOff} for ${ackOff}; Miniflare's rate limiter: ${storedEmulated} for ${ackEmulated}), ${storedE2e} in events for ${e2e.events} (${allStored ? "ok" : "MISSING EVENTS"}).`,
     );
     if (logLines?.samples.length)
       console.log(`Platform warnings/errors (first ${logLines.samples.length}):\n${logLines.samples.join("\n")}`);

@@ -61,19 +61,28 @@ async function storageFromWrangler(worker = "platform", suffix = "") {
   };
 }
 
+/** High enough that the load generator never hits it; the check itself runs on every request. */
+const RATE_LIMIT = { limit: 100_000_000, period: 10 };
+
 export async function start({ platform, baseline, persist, inspectorPort }) {
   const queues = await queuesFromWrangler();
   const storage = await storageFromWrangler();
   const storageOff = await storageFromWrangler("platform-metrics-off", "-metrics-off");
-  /** The platform's variables and secrets; `metrics` is EVENTLINE_METRICS. */
-  const platformVars = (metrics) => ({
-    // Authentication on, as deployed; the rate limit is checked on every request but set high
-    // enough that the load generator never hits it.
+  const storageEmulated = await storageFromWrangler("platform-emulated-ratelimit", "-emulated-ratelimit");
+  /**
+   * The platform's variables and secrets; `metrics` is EVENTLINE_METRICS. RATE_LIMIT is the
+   * in-memory counter of bench/ratelimit-worker.js (production's cost profile), or with
+   * `emulatedRateLimit` Miniflare's own binding (a SQLite write per call).
+   */
+  const platformVars = (metrics, emulatedRateLimit = false) => ({
+    // Authentication on, as deployed.
     EVENTLINE_AUTH: { type: "text", value: "required" },
     EVENTLINE_METRICS: { type: "text", value: metrics },
     EVENTLINE_ADMIN_KEY: { type: "text", value: BENCH_ADMIN_KEY },
     EVENTLINE_KEKS: { type: "text", value: BENCH_KEKS },
-    RATE_LIMIT: { type: "rate-limit", namespace: "1001", simple: { limit: 100_000_000, period: 10 } },
+    RATE_LIMIT: emulatedRateLimit
+      ? { type: "rate-limit", namespace: "1001", simple: RATE_LIMIT }
+      : { type: "worker", worker: "ratelimit", exportName: "RateLimit" },
   });
   // `archive`: what the partitions' archive passes report in their "archived" log lines.
   const logs = { lines: 0, byLevel: {}, samples: [], archive: { passes: 0, segments: 0, events: 0, ms: 0 } };
@@ -137,6 +146,26 @@ export async function start({ platform, baseline, persist, inspectorPort }) {
         },
         dev,
       },
+      // The same bundle with Miniflare's emulated rate limiter, for the one scenario that shows
+      // what the emulation costs (single events; a batch pays one limit() call per request).
+      {
+        config: {
+          name: "platform-emulated-ratelimit",
+          compatibilityDate: COMPATIBILITY_DATE,
+          manifest: await manifest(platform),
+          env: { ...storageEmulated.env, DB: { type: "d1", id: "DB" }, ...queues.producers, ...platformVars("on", true) },
+          exports: storageEmulated.exports,
+        },
+        dev,
+      },
+      {
+        config: {
+          name: "ratelimit",
+          compatibilityDate: COMPATIBILITY_DATE,
+          manifest: await manifest(path.join(import.meta.dirname, "ratelimit-worker.js")),
+          env: { LIMIT: { type: "text", value: String(RATE_LIMIT.limit) }, PERIOD: { type: "text", value: String(RATE_LIMIT.period) } },
+        },
+      },
       {
         config: {
           name: "baseline",
@@ -160,6 +189,7 @@ export async function start({ platform, baseline, persist, inspectorPort }) {
   const urls = {
     platform: (await mf.unsafeGetDirectURL("platform")).href,
     platformMetricsOff: (await mf.unsafeGetDirectURL("platform-metrics-off")).href,
+    platformEmulatedRateLimit: (await mf.unsafeGetDirectURL("platform-emulated-ratelimit")).href,
     baseline: (await mf.unsafeGetDirectURL("baseline")).href,
   };
   return { mf, urls, logs };
