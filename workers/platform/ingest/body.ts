@@ -3,8 +3,10 @@ import { EventlineError } from "../../../shared/errors";
 const DECIMAL = /^\d+$/;
 
 /**
- * Reads a request body, refusing it as soon as it exceeds `max` bytes: by Content-Length
- * before reading anything, else while streaming, so an oversize body is never buffered whole.
+ * Reads a request body, refusing it once it exceeds `max` bytes: by Content-Length before
+ * reading anything; with a declared length within the limit (which HTTP framing holds the body
+ * to) in one read, checked after; without one while streaming, so an oversize body from the
+ * network is never buffered whole.
  */
 export async function readBodyWithLimit(request: Request, max: number): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
