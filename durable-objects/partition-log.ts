@@ -4,10 +4,10 @@ import config from "../eventline.config";
 import { formatSequence } from "../shared/cloudevents";
 import { findTopic } from "../shared/config";
 import { compileFilter, type FilterPattern, patternKeys } from "../shared/filter";
-import { joinMembers, type Member } from "../shared/json";
+import { joinMembers, type Member, utf8Length } from "../shared/json";
 import { createLogger } from "../shared/logger";
 import type { Delivery } from "../shared/messages";
-import { emptyHistogram, type Histogram, metricsEnabled, observe, parseHistogram, utf8Length } from "../shared/metrics";
+import { emptyHistogram, type Histogram, metricsEnabled, observe, parseHistogram } from "../shared/metrics";
 import { findSubscription, queueBinding, type Route, routesFor } from "../shared/subscriptions";
 import {
   chainOf,

@@ -143,30 +143,6 @@ export function parseHistogram(text: string | null | undefined): Histogram {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Sizes
-
-const NON_ASCII = /[\u0080-\uffff]/;
-
-/** UTF-8 length of a string (as TextEncoder would encode it), without allocating. */
-export function utf8Length(s: string): number {
-  if (!NON_ASCII.test(s)) return s.length;
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const next = s.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        n += 4;
-        i++;
-      } else n += 3; // a lone high surrogate becomes U+FFFD
-    } else n += 3;
-  }
-  return n;
-}
-
-// -------------------------------------------------------------------------------------------------
 // Prometheus text exposition format 0.0.4
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";

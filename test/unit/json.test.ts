@@ -132,7 +132,19 @@ describe("utf8Length", () => {
         expect(utf8Length(text)).toBe(new TextEncoder().encode(text).byteLength);
       }),
     );
-    for (const text of ["\ud800", "\udc00", "a\ud800b", "\ud83d\ude00", "\ude00\ud83d", "\ud800\ud800\udc00", "é€😀"]) {
+    for (const text of [
+      "",
+      "abc",
+      "\ud800",
+      "\udc00",
+      "\udc00x",
+      "\ud800\ud800",
+      "a\ud800b",
+      "\ud83d\ude00",
+      "\ude00\ud83d",
+      "\ud800\ud800\udc00",
+      "é€😀",
+    ]) {
       expect(utf8Length(text)).toBe(new TextEncoder().encode(text).byteLength);
     }
   });

@@ -22,7 +22,6 @@ import {
   parseHistogram,
   quantile,
   summarize,
-  utf8Length,
 } from "../../shared/metrics";
 import { evaluateHealth, type MetricsModel, type SubscriptionModel } from "../../workers/platform/metrics";
 import { wantsPrometheus } from "../../workers/platform/routes/metrics";
@@ -219,14 +218,6 @@ describe("Prometheus text exposition", () => {
 });
 
 describe("the rest", () => {
-  it("utf8Length equals TextEncoder's byte length, surrogates and all", () => {
-    const encoder = new TextEncoder();
-    for (const s of ["", "abc", "é", "€", "😀", "a😀b", "\ud800", "\udc00x", "\ud800\ud800"]) {
-      expect(utf8Length(s)).toBe(encoder.encode(s).byteLength);
-    }
-    fc.assert(fc.property(fc.string({ unit: "binary" }), (s) => utf8Length(s) === encoder.encode(s).byteLength));
-  });
-
   it("counts per label set, whatever the label order", () => {
     const r = new CounterRegistry();
     r.inc("x_total", { topic: "a", status: "400" });
