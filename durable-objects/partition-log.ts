@@ -796,9 +796,7 @@ export class PartitionLog extends DurableObject<Env> {
       )
       .toArray();
     const located = archived.map(({ stream_version, sequence }) => {
-      const segment = this.sql
-        .exec<{ first: number; key: string }>(`SELECT first, key FROM segments WHERE first <= ? ORDER BY first DESC LIMIT 1`, sequence)
-        .toArray()[0];
+      const segment = this.segmentHolding(sequence);
       if (segment === undefined)
         throw new Error(`stream ${args.subject} version ${stream_version}: sequence ${sequence} is in no archived segment`);
       return { stream_version, sequence, segment };
@@ -895,12 +893,7 @@ export class PartitionLog extends DurableObject<Env> {
       duplicates: row.duplicates,
       appendLatency: { buckets: [...this.appendLatency.buckets], sum: this.appendLatency.sum, count: this.appendLatency.count },
       archived: this.archiveRange(),
-      routed: Object.fromEntries(
-        this.sql
-          .exec<{ subscription: string; last_sequence: number }>(`SELECT subscription, last_sequence FROM routing`)
-          .toArray()
-          .map((r) => [r.subscription, r.last_sequence]),
-      ),
+      routed: this.routedThrough(),
       committedAt,
     };
   }
@@ -909,27 +902,40 @@ export class PartitionLog extends DurableObject<Env> {
     if (sequence < 1 || sequence > this.head) return null;
     const local = this.sql.exec<{ received_at: number }>(`SELECT received_at FROM events WHERE sequence = ?`, sequence).toArray()[0];
     if (local !== undefined) return local.received_at;
-    const segment = this.sql
-      .exec<{ last_received_at: number }>(`SELECT last_received_at FROM segments WHERE first <= ? AND last >= ?`, sequence, sequence)
-      .toArray()[0];
-    return segment?.last_received_at ?? null;
+    const segment = this.segmentHolding(sequence);
+    return segment !== undefined && segment.last >= sequence ? segment.last_received_at : null;
   }
 
   stats(): PartitionStats {
     // Sequences are contiguous and only a prefix is ever removed, so the count is derived
     // rather than counted (COUNT(*) would scan the whole log).
     const first = this.firstSequence();
-    const routed = this.sql
-      .exec<{ subscription: string; last_sequence: number }>(`SELECT subscription, last_sequence FROM routing`)
-      .toArray();
     return {
       head: this.head,
       count: first === 0 ? 0 : this.head - first + 1,
       first,
       archived: this.archiveRange(),
       outbox: outboxDepths(this.sql),
-      routed: Object.fromEntries(routed.map((r) => [r.subscription, r.last_sequence])),
+      routed: this.routedThrough(),
     };
+  }
+
+  /** Last sequence routed to each subscription, as committed. */
+  private routedThrough(): Record<string, number> {
+    const rows = this.sql
+      .exec<{ subscription: string; last_sequence: number }>(`SELECT subscription, last_sequence FROM routing`)
+      .toArray();
+    return Object.fromEntries(rows.map((r) => [r.subscription, r.last_sequence]));
+  }
+
+  /** The archived segment holding `sequence` if it is archived: the last one starting at or before it. */
+  private segmentHolding(sequence: number): { first: number; last: number; key: string; last_received_at: number } | undefined {
+    return this.sql
+      .exec<{ first: number; last: number; key: string; last_received_at: number }>(
+        `SELECT first, last, key, last_received_at FROM segments WHERE first <= ? ORDER BY first DESC LIMIT 1`,
+        sequence,
+      )
+      .toArray()[0];
   }
 
   /**
@@ -1036,9 +1042,7 @@ export class PartitionLog extends DurableObject<Env> {
     // event's segment says when the next trim is due.
     const first = this.firstSequence();
     if (first === 0 || first > trimmable) return;
-    const segment = this.sql
-      .exec<{ last_received_at: number }>(`SELECT last_received_at FROM segments WHERE first <= ? ORDER BY first DESC LIMIT 1`, first)
-      .toArray()[0];
+    const segment = this.segmentHolding(first);
     if (segment !== undefined) await at(segment.last_received_at + this.retention(topic));
   }
 
@@ -1303,9 +1307,8 @@ export class PartitionLog extends DurableObject<Env> {
     const cutoff = Date.now() - this.retention(topic);
     const old = this.sql
       .exec<{ s: number | null }>(
-        `SELECT MAX(last) AS s FROM segments
-         WHERE first >= (SELECT COALESCE(MAX(first), 0) FROM segments WHERE first <= ?) AND last_received_at < ?`,
-        first,
+        `SELECT MAX(last) AS s FROM segments WHERE first >= ? AND last_received_at < ?`,
+        this.segmentHolding(first)?.first ?? 0,
         cutoff,
       )
       .one().s;
