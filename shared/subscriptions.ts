@@ -40,3 +40,12 @@ export function queueBinding(env: Env, binding: string): Queue {
   }
   return q as Queue;
 }
+
+/**
+ * Events a subscription has yet to handle in one partition. A filtered subscription never sees
+ * some sequences: once its checkpoint reaches the last event routed to it, it is caught up
+ * whatever the head; before that, head − checkpoint bounds the lag.
+ */
+export function lagEvents(checkpoint: number, head: number, routedThrough: number | undefined): number {
+  return checkpoint >= (routedThrough ?? 0) ? 0 : Math.max(0, head - checkpoint);
+}

@@ -11,6 +11,7 @@ import {
   summarize,
   writeDataPoint,
 } from "../../shared/metrics";
+import { lagEvents } from "../../shared/subscriptions";
 import { canSee } from "./auth/access";
 import type { Principal } from "./auth/principal";
 import type { AppEnv } from "./context";
@@ -237,10 +238,7 @@ export async function collectMetrics(env: Env, config: EventlineConfig, principa
     const delivered = handled + retried + deadLettered + (s?.duplicates ?? 0);
     const lag = (byTopic.get(sub.topic) ?? []).map((m, partition): LagModel => {
       const checkpoint = checkpoints.get(cpKey(sub.name, sub.topic, partition)) ?? 0;
-      // As the status API: caught up once the checkpoint reaches the last event routed to it
-      // (a filtered subscription never sees some sequences); before that head − checkpoint.
-      const caughtUp = checkpoint >= (m.routed[sub.name] ?? 0);
-      const events = caughtUp ? 0 : Math.max(0, m.head - checkpoint);
+      const events = lagEvents(checkpoint, m.head, m.routed[sub.name]);
       const at = m.committedAt[checkpoint + 1];
       const seconds = events === 0 ? 0 : at === undefined || at === null ? null : Math.max(0, Math.round(now - at) / 1000);
       return { partition, events, seconds };

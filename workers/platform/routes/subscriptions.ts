@@ -5,7 +5,7 @@ import { readCheckpoints } from "../../../shared/consumer-store";
 import { EventlineError } from "../../../shared/errors";
 import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../shared/messages";
 import { isAllowed } from "../../../shared/security/grants";
-import { queueBinding } from "../../../shared/subscriptions";
+import { lagEvents, queueBinding } from "../../../shared/subscriptions";
 import { access, canSee, subscriptionResource, subscriptionTopic } from "../auth/access";
 import type { Principal } from "../auth/principal";
 import type { AppEnv } from "../context";
@@ -204,10 +204,7 @@ export async function describeSubscription(env: Env, config: EventlineConfig, su
   ]);
   const partitionStatus = stats.map((s, partition) => {
     const checkpoint = checkpoints.get(partition) ?? 0;
-    // A filtered subscription never sees some sequences: once its checkpoint reaches the last event
-    // routed to it, it is caught up whatever the head; before that, head − checkpoint bounds the lag.
-    const caughtUp = checkpoint >= (s.routed[sub.name] ?? 0);
-    return { partition, head: s.head, checkpoint, lag: caughtUp ? 0 : Math.max(0, s.head - checkpoint), outbox: s.outbox[sub.name] ?? 0 };
+    return { partition, head: s.head, checkpoint, lag: lagEvents(checkpoint, s.head, s.routed[sub.name]), outbox: s.outbox[sub.name] ?? 0 };
   });
   return {
     name: sub.name,
