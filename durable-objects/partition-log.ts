@@ -160,14 +160,7 @@ export interface AppendedEvent {
 }
 
 export type AppendResult =
-  | {
-      ok: true;
-      events: AppendedEvent[];
-      head: number;
-      queued: number;
-      /** UTF-8 bytes of the events this call stored (not of duplicates); only with metrics on. */
-      bytes?: number;
-    }
+  | { ok: true; events: AppendedEvent[]; head: number; queued: number }
   | { ok: false; code: "version_conflict"; detail: string; subject: string; expected: ExpectedVersion; currentVersion: number }
   | { ok: false; code: "duplicate_conflict"; detail: string; source: string; id: string; sequence: number }
   | { ok: false; code: "overloaded"; detail: string; retryAfter: number };
@@ -471,11 +464,7 @@ export class PartitionLog extends DurableObject<Env> {
         // Configured subscriptions of the topic, then runtime (webhook) ones.
         const routes = this.runtimeRoutes.length === 0 ? routesFor(topic) : [...routesFor(topic), ...this.runtimeRoutes];
         const outbox = routes.length > 0 ? new OutboxWrites(this.sql, routes, this.routed, isUnfiltered) : undefined;
-        result = this.ctx.storage.transactionSync(() => {
-          const committed = this.commit(topic, partition, events, outbox, expect);
-          if (committed.ok && this.metricsOn) this.recordAppend(committed);
-          return committed;
-        });
+        result = this.ctx.storage.transactionSync(() => this.commit(topic, partition, events, outbox, expect));
         // Only once the transaction committed; a rollback leaves the in-memory state untouched.
         this.name = `${topic}/${partition}`;
         if (outbox !== undefined && result.ok) this.routed = outbox.routed;
@@ -530,7 +519,9 @@ export class PartitionLog extends DurableObject<Env> {
     const partitionMember: Member = ["partition", JSON.stringify(partition)];
     const receivedMember: Member = ["receivedtime", JSON.stringify(new Date(receivedAt).toISOString())];
     let queued = 0;
+    // Metrics counters (EVENTLINE_METRICS): bytes stored and duplicates answered by this call.
     let bytes = 0;
+    let duplicates = 0;
     for (const { source, id, type, subject, traceparent, hash, members, stream } of events) {
       const sequence = head + 1;
       const sequenceMember: Member = ["sequence", JSON.stringify(formatSequence(sequence))];
@@ -565,6 +556,7 @@ export class PartitionLog extends DurableObject<Env> {
       if (!inserted) {
         const existing = this.existing(source, id);
         if (existing.hash !== hash) throw new ConflictAbort(source, id, existing.sequence);
+        duplicates++;
         out.push({
           id,
           source,
@@ -605,25 +597,20 @@ export class PartitionLog extends DurableObject<Env> {
         receivedAt,
       );
     }
+    // The call's metrics counters, in its transaction: one UPDATE per call. The latency histogram
+    // written is the one in memory, so a call's own latency is persisted by the next call.
+    if (this.metricsOn) {
+      this.sql.exec(
+        `UPDATE append_metrics SET bytes = bytes + ?, duplicates = duplicates + ?, latency = ? WHERE id = 1`,
+        bytes,
+        duplicates,
+        JSON.stringify(this.appendLatency),
+      );
+    }
     // Only after every statement succeeded; a throw above rolls the transaction back and
     // leaves the in-memory head untouched.
     this.head = head;
-    return this.metricsOn ? { ok: true, events: out, head, queued, bytes } : { ok: true, events: out, head, queued };
-  }
-
-  /**
-   * The call's counters, in its own transaction: one UPDATE per call. The latency histogram
-   * written is the one in memory, so a call's own latency is persisted by the next call.
-   */
-  private recordAppend(result: { events: AppendedEvent[]; bytes?: number }): void {
-    let duplicates = 0;
-    for (const e of result.events) if (e.duplicate) duplicates++;
-    this.sql.exec(
-      `UPDATE append_metrics SET bytes = bytes + ?, duplicates = duplicates + ?, latency = ? WHERE id = 1`,
-      result.bytes ?? 0,
-      duplicates,
-      JSON.stringify(this.appendLatency),
-    );
+    return { ok: true, events: out, head, queued };
   }
 
   private existing(source: string, id: string) {
