@@ -246,8 +246,6 @@ export interface PartitionStats {
 /** What GET /v1/metrics reads from a partition (PartitionLog.metrics). */
 export interface PartitionMetrics {
   head: number;
-  /** Events ever appended: the head (sequences are contiguous from 1 and never reused). */
-  appended: number;
   /** UTF-8 bytes of the events appended, as stored (duplicates excluded). */
   bytes: number;
   /** Events sent again with the same content (answered `duplicate: true`, nothing stored). */
@@ -875,7 +873,6 @@ export class PartitionLog extends DurableObject<Env> {
     for (const sequence of asked) committedAt[sequence] = this.commitTime(sequence);
     return {
       head: this.head,
-      appended: this.head,
       bytes: row.bytes,
       duplicates: row.duplicates,
       appendLatency: { buckets: [...this.appendLatency.buckets], sum: this.appendLatency.sum, count: this.appendLatency.count },

@@ -73,10 +73,6 @@ export function merge(a: Histogram, b: Histogram): Histogram {
   return mergeInto(mergeInto(emptyHistogram(), a), b);
 }
 
-export function isEmpty(h: Histogram): boolean {
-  return h.count === 0;
-}
-
 /**
  * The q-quantile (0 ≤ q ≤ 1), estimated like Prometheus' histogram_quantile: find the bucket that
  * holds the rank q·count and interpolate linearly between its bounds (the first bucket's lower

@@ -83,7 +83,11 @@ export function recordIngestAccepted(
 export type CircuitName = "closed" | "open" | "half-open";
 
 /** A partition's metrics as the partition reports them (PartitionLog.metrics), with its number. */
-export type PartitionModel = Omit<PartitionMetrics, "routed" | "committedAt"> & { partition: number };
+export type PartitionModel = Omit<PartitionMetrics, "routed" | "committedAt"> & {
+  partition: number;
+  /** Events ever appended: the head (sequences are contiguous from 1 and never reused). */
+  appended: number;
+};
 
 export interface TopicModel {
   topic: string;
@@ -215,7 +219,7 @@ export async function collectMetrics(env: Env, config: EventlineConfig, principa
     partitions: (byTopic.get(topic.name) ?? []).map((m, partition) => ({
       partition,
       head: m.head,
-      appended: m.appended,
+      appended: m.head,
       bytes: m.bytes,
       duplicates: m.duplicates,
       appendLatency: m.appendLatency,
