@@ -158,7 +158,8 @@ export interface BatchContext {
 /** Pairs per prefetch query: D1 binds at most 100 parameters per statement (1 + 2 per pair). */
 const PREFETCH_PAIRS = 40;
 
-function chunks<T>(items: T[], size: number): T[][] {
+/** `items` in consecutive slices of at most `size`. */
+export function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;

@@ -1,5 +1,5 @@
 import type { EventlineConfig, TopicConfig } from "../../shared/config";
-import type { AttemptOutcome } from "../../shared/consumer-store";
+import { type AttemptOutcome, chunks } from "../../shared/consumer-store";
 import { EventlineError } from "../../shared/errors";
 import { compileFilter, type FilterPattern } from "../../shared/filter";
 import { partitionStub } from "./ingest/append";
@@ -66,12 +66,6 @@ const NAMES_PER_QUERY = 90;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const optionalString = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
-
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
 
 /** The stored event at `sequence`, exactly as committed (from the archive when trimmed); 404 when there is none. */
 async function storedEvent(env: Env, topic: TopicConfig, partition: number, sequence: number): Promise<Record<string, unknown>> {
