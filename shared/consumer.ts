@@ -205,7 +205,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     const inChain = delivery.redrive === undefined && (delivery.replay === undefined || delivery.replay.chain);
     // Each settled attempt is recorded (`delivery_attempts`, the event's trace) in the batch its
     // outcome writes anyway, else on its own; not at all with EVENTLINE_METRICS=off.
-    const recording = (env as { EVENTLINE_METRICS?: string }).EVENTLINE_METRICS !== "off";
+    const recording = metricsEnabled(env);
     const sentAt = message.timestamp instanceof Date ? message.timestamp.getTime() : null;
     const attempt = (outcome: AttemptOutcome, error?: string): D1PreparedStatement[] =>
       recording ? [attemptStatement(db, { ...key, attempt: message.attempts, outcome, error, sentAt })] : [];
