@@ -601,6 +601,13 @@ describe("key administration", () => {
     for (const limit of [0, 10_001, "many"]) {
       await expectProblem(await request("/v1/encryption/rewrap", jsonInit({ limit })), 400);
     }
+    // …and so are bodies that are not JSON at all, whatever they claim to be.
+    for (const [contentType, body] of [
+      ["application/json", '{"limit": '],
+      ["text/plain", "limit=10"],
+    ]) {
+      await expectProblem(await request("/v1/encryption/rewrap", { method: "POST", headers: { "content-type": contentType }, body }), 400);
+    }
   });
 
   it("a data key wrapped under a KEK version EVENTLINE_KEKS no longer holds: rotation shows incomplete, rewrap is a 503 naming it", async () => {

@@ -121,15 +121,13 @@ export function encryptionRoutes() {
       const text = await c.req.text();
       let limit: number | undefined;
       if (text.trim() !== "") {
-        const parsed = RewrapBody.safeParse(
-          (() => {
-            try {
-              return JSON.parse(text);
-            } catch {
-              return null;
-            }
-          })(),
-        );
+        let body: unknown = null;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON: RewrapBody rejects the null below with the same message as a wrong shape
+        }
+        const parsed = RewrapBody.safeParse(body);
         if (!parsed.success) throw new EventlineError("malformed_request", 'the body, when given, is {"limit": 1-10000}');
         limit = parsed.data.limit;
       }
