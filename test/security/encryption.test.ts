@@ -605,7 +605,7 @@ describe("key administration", () => {
     for (const [contentType, body] of [
       ["application/json", '{"limit": '],
       ["text/plain", "limit=10"],
-    ]) {
+    ] as const) {
       await expectProblem(await request("/v1/encryption/rewrap", { method: "POST", headers: { "content-type": contentType }, body }), 400);
     }
   });
