@@ -83,17 +83,36 @@ export function patternMatches(pattern: string, topic: string): boolean {
   return pattern === topic;
 }
 
+/**
+ * Does every topic `inner` matches also match `outer`? Compares two patterns rather than a pattern
+ * and a topic, so a new key's grants can be checked against its creator's.
+ */
+export function patternCovers(outer: string, inner: string): boolean {
+  return outer === "*" || outer === inner || (inner !== "*" && patternMatches(outer, inner));
+}
+
+/** Does some topic match both patterns? Two prefixes overlap only when one starts with the other. */
+export function patternsOverlap(a: string, b: string): boolean {
+  return patternCovers(a, b) || patternCovers(b, a);
+}
+
 /** The topic actions an `admin` grant implies (never `decrypt`). */
 const IMPLIED_BY_ADMIN: ReadonlySet<Action> = new Set(["produce", "consume", "replay"]);
 
+/**
+ * Does holding `held` on a topic give `wanted` there? The one place the rule lives: every action
+ * gives itself, `admin` also gives the topic actions, and nothing gives `decrypt` but `decrypt`.
+ */
+export function implies(held: Action, wanted: Action): boolean {
+  return held === wanted || (held === "admin" && IMPLIED_BY_ADMIN.has(wanted));
+}
+
 function covers(grant: Grant, action: Action, topic: string): boolean {
   if (!patternMatches(grant.pattern, topic)) return false;
-  if (grant.action === action) return true;
   // An allow of `admin` implies the topic actions. A deny of one of them also denies `admin` on
   // that topic: admin functions (DLQ contents, webhook subscriptions, replays) would otherwise
   // read or move the events the deny keeps from the principal.
-  if (grant.effect === "allow") return grant.action === "admin" && IMPLIED_BY_ADMIN.has(action);
-  return action === "admin" && IMPLIED_BY_ADMIN.has(grant.action);
+  return grant.effect === "allow" ? implies(grant.action, action) : implies(action, grant.action);
 }
 
 /** Allowed iff some allow grant covers (action, topic) and no deny grant does. */
@@ -115,6 +134,6 @@ export function isAllowed(grants: readonly Grant[], action: Action, topic: strin
 export function isGlobalAdmin(grants: readonly Grant[]): boolean {
   return (
     grants.some((g) => g.effect === "allow" && g.action === "admin" && g.pattern === "*") &&
-    !grants.some((g) => g.effect === "deny" && (g.action === "admin" || IMPLIED_BY_ADMIN.has(g.action)))
+    !grants.some((g) => g.effect === "deny" && implies("admin", g.action))
   );
 }

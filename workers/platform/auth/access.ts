@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { type EventlineConfig, findTopic, type RouteGroup } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
-import { type Action, formatGrant, isAllowed, isGlobalAdmin } from "../../../shared/security/grants";
+import { type Action, formatGrant, implies, isAllowed, isGlobalAdmin } from "../../../shared/security/grants";
 import { actorOf, writeAudit } from "../audit";
 import type { AppEnv } from "../context";
 import { findSubscriptionView } from "../subscription-registry";
@@ -191,9 +191,7 @@ export function deny(
   if (topic === undefined) {
     // The resource named no topic we could find (the handler answers 404 or 400): still, only a
     // principal that holds this action somewhere gets that far.
-    return grants.some((g) => g.effect === "allow" && (g.action === action || (g.action === "admin" && action !== "decrypt")))
-      ? undefined
-      : missing;
+    return grants.some((g) => g.effect === "allow" && implies(g.action, action)) ? undefined : missing;
   }
   if (findTopic(config, topic)?.internal === true) {
     // Internal topics (the audit log): written only by the platform, read only by global admins.

@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problemResponse } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
-import { type Grant, parseGrant, patternMatches } from "../../../shared/security/grants";
+import { type Grant, implies, parseGrant, patternCovers, patternsOverlap } from "../../../shared/security/grants";
 import { access } from "../auth/access";
 import { type ApiKeyRecord, createApiKey, getApiKey, listApiKeys, revokeApiKey } from "../auth/api-keys";
 import type { AppEnv } from "../context";
@@ -107,16 +107,6 @@ const revokeKey = createRoute({
   },
 });
 
-/** Every topic `inner` matches, `outer` matches too. */
-function patternCovers(outer: string, inner: string): boolean {
-  return outer === "*" || outer === inner || (inner !== "*" && patternMatches(outer, inner));
-}
-
-/** Some topic matches both patterns. */
-function patternsOverlap(a: string, b: string): boolean {
-  return patternCovers(a, b) || patternCovers(b, a);
-}
-
 /**
  * Why the allow grant `grant` of a new key would give it more than its creator holds, or
  * undefined. The creator needs an allow grant covering it (admin implies produce, consume and
@@ -125,7 +115,6 @@ function patternsOverlap(a: string, b: string): boolean {
  * a deny, could mint a key without that limit.
  */
 function exceedsCreator(creator: readonly Grant[], grant: Grant, keyDenies: readonly Grant[]): string | undefined {
-  const implies = (held: Grant["action"], wanted: Grant["action"]) => held === wanted || (held === "admin" && wanted !== "decrypt");
   const allowed = creator.some((c) => c.effect === "allow" && implies(c.action, grant.action) && patternCovers(c.pattern, grant.pattern));
   if (!allowed) return "the creator does not hold this grant";
   for (const deny of creator) {
