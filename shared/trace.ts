@@ -3,13 +3,24 @@
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 const TRACESTATE_MAX = 512;
 
+/** What a child span keeps of a valid traceparent. */
+interface ParsedTraceparent {
+  traceId: string;
+  flags: string;
+}
+
+/** One match and check of a traceparent, so a caller that needs its parts does not validate twice. */
+function parseTraceparent(value: string): ParsedTraceparent | undefined {
+  const m = TRACEPARENT.exec(value);
+  if (!m) return undefined;
+  const [, version, traceId = "", spanId = "", flags = ""] = m;
+  if (version === "ff" || /^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined;
+  return { traceId, flags };
+}
+
 /** Version 00 layout; an all-zero trace or span id, or version ff, is invalid. */
 export function isValidTraceparent(value: string): boolean {
-  const m = TRACEPARENT.exec(value);
-  if (!m) return false;
-  const [, version, traceId, spanId] = m;
-  if (version === "ff") return false;
-  return !/^0+$/.test(traceId ?? "") && !/^0+$/.test(spanId ?? "");
+  return parseTraceparent(value) !== undefined;
 }
 
 /** A tracestate we are willing to carry: printable ASCII list members, bounded length. */
@@ -36,11 +47,12 @@ export function traceparentFromHeader(value: string | null | undefined): string 
  * the span of whoever acts on the parent's behalf. An invalid `parent` starts a new trace.
  */
 export function childTraceparent(parent: string): string {
-  const m = isValidTraceparent(parent) ? TRACEPARENT.exec(parent) : null;
-  if (m === null) return newTraceparent();
-  const [, , traceId, , flags] = m;
-  return `00-${traceId}-${randomHex(8)}-${flags}`;
+  const parsed = parseTraceparent(parent);
+  return parsed === undefined ? newTraceparent() : childOf(parsed);
 }
+
+/** A child of an already parsed (so valid) traceparent. */
+const childOf = ({ traceId, flags }: ParsedTraceparent) => `00-${traceId}-${randomHex(8)}-${flags}`;
 
 /**
  * The attributes an event emitted in reaction to `trigger` carries (README "Correlation and
@@ -61,7 +73,7 @@ export function reactionAttributes(trigger: {
   traceparent?: unknown;
   tracestate?: unknown;
 }): ReactionAttributes {
-  const parent = typeof trigger.traceparent === "string" && isValidTraceparent(trigger.traceparent) ? trigger.traceparent : undefined;
+  const parent = typeof trigger.traceparent === "string" ? parseTraceparent(trigger.traceparent) : undefined;
   const correlationid = typeof trigger.correlationid === "string" && trigger.correlationid !== "" ? trigger.correlationid : trigger.id;
   const state =
     parent !== undefined && typeof trigger.tracestate === "string" && isValidTracestate(trigger.tracestate)
@@ -70,7 +82,7 @@ export function reactionAttributes(trigger: {
   return {
     causationid: trigger.id,
     correlationid,
-    traceparent: parent === undefined ? newTraceparent() : childTraceparent(parent),
+    traceparent: parent === undefined ? newTraceparent() : childOf(parent),
     ...(state === undefined ? {} : { tracestate: state }),
   };
 }

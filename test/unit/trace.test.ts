@@ -75,6 +75,55 @@ describe("reactionAttributes: what an event emitted in reaction carries", () => 
     expect(Object.keys(reactionAttributes({ id: "evt-1" })).sort()).toEqual(["causationid", "correlationid", "traceparent"]);
   });
 
+  it("every mix of valid, invalid and missing traceparent and tracestate: the trace continues, and carries its state, only from a valid parent", () => {
+    const traceparents: [string, unknown, boolean][] = [
+      ["valid", PARENT, true],
+      ["valid, not sampled", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", true],
+      ["malformed", "garbage", false],
+      ["all-zero trace id", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", false],
+      ["all-zero parent id", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", false],
+      ["version ff", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false],
+      ["upper case", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", false],
+      ["not a string", 7, false],
+      ["missing", undefined, false],
+    ];
+    const tracestates: [string, unknown, boolean][] = [
+      ["valid", "vendor=abc", true],
+      ["empty", "", false],
+      ["control character", "vendor=\u0001", false],
+      ["too long", `v=${"x".repeat(511)}`, false],
+      ["not a string", 7, false],
+      ["missing", undefined, false],
+    ];
+    for (const [tpCase, traceparent, tpValid] of traceparents) {
+      for (const [tsCase, tracestate, tsValid] of tracestates) {
+        const label = `traceparent ${tpCase}, tracestate ${tsCase}`;
+        const trigger = {
+          id: "evt-1",
+          ...(traceparent === undefined ? {} : { traceparent }),
+          ...(tracestate === undefined ? {} : { tracestate }),
+        };
+        const reaction = reactionAttributes(trigger);
+        const carried = tpValid && tsValid;
+        expect(Object.keys(reaction).sort(), label).toEqual(
+          ["causationid", "correlationid", "traceparent", ...(carried ? ["tracestate"] : [])].sort(),
+        );
+        if (carried) expect(reaction.tracestate, label).toBe(tracestate);
+        expect(isValidTraceparent(reaction.traceparent), label).toBe(true);
+        const child = parts(reaction.traceparent);
+        if (tpValid) {
+          const parent = parts(traceparent as string);
+          expect(child, label).toMatchObject({ version: "00", traceId: parent.traceId, flags: parent.flags });
+          expect(child.parentId, label).not.toBe(parent.parentId);
+        } else {
+          // A new trace, sampled, as newTraceparent() starts one.
+          expect(child.traceId, label).not.toBe(parts(PARENT).traceId);
+          expect(child.flags, label).toBe("01");
+        }
+      }
+    }
+  });
+
   it("a chain of reactions keeps one trace and one correlation, each step caused by the one before", () => {
     let event: { id: string } & Partial<ReactionAttributes> = { id: "e0", traceparent: PARENT };
     const seen = new Set<string>();
