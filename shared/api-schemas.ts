@@ -9,7 +9,7 @@ export const TopicParam = z
   .openapi({ param: { name: "topic", in: "path" }, example: "events", description: "Topic name" });
 
 /** A decimal string that must denote a safe integer (beyond 2^53 the number would be wrong). */
-const integerString = (what: string) =>
+export const integerString = (what: string) =>
   z
     .string()
     .regex(/^\d+$/, `${what} must be a non-negative integer`)

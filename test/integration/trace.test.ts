@@ -309,6 +309,32 @@ describe("event trace", () => {
     expect(wrong.code).toBe("method_not_allowed");
   });
 
+  it("a stored webhook filter failing its schema fails the trace (500), as it fails every reader of the subscription registry, whenever it was created", async () => {
+    const lines = captureLogs();
+    const [ack] = await expectAccepted(await postStructured(TOPIC, event({ type: "trace.corrupt" })));
+    const { partition, sequence } = ack as { partition: number; sequence: number };
+    expect((await getTrace(partition, sequence)).sequence).toBe(sequence);
+    const insert = env.DB.prepare(
+      `INSERT INTO webhook_subscriptions (name, topic, filter, ordering, max_retries, url, secret, created_at)
+       VALUES (?, ?, ?, 'none', 1, 'https://example.test/hook', 'whsec_x', ?)`,
+    );
+    try {
+      // Existed at commit, and created after it (a late subscription is otherwise left out when it recorded nothing).
+      for (const [name, createdAt] of [
+        ["trace-corrupt-early", 0],
+        ["trace-corrupt-late", Date.now() + 60_000],
+      ] as const) {
+        await insert.bind(name, TOPIC, JSON.stringify({ type: [] }), createdAt).run();
+        expect((await expectProblem(await request(tracePath(partition, sequence)), 500)).code).toBe("internal");
+        await env.DB.prepare("DELETE FROM webhook_subscriptions WHERE name = ?").bind(name).run();
+      }
+    } finally {
+      await env.DB.prepare("DELETE FROM webhook_subscriptions WHERE name LIKE 'trace-corrupt-%'").run();
+    }
+    expect(lines().some((l) => l.msg === "unhandled error")).toBe(true);
+    expect((await getTrace(partition, sequence)).sequence).toBe(sequence);
+  });
+
   it("needs consume on the topic: 403 for a key without it, 200 with it", async () => {
     const [ack] = await expectAccepted(await postStructured(TOPIC, event({ type: "trace.authz" })));
     const { partition, sequence } = ack as { partition: number; sequence: number };

@@ -3,6 +3,8 @@ import { type AttemptOutcome, chunks } from "../../shared/consumer-store";
 import { EventlineError } from "../../shared/errors";
 import { compileFilter, type FilterPattern } from "../../shared/filter";
 import { partitionStub } from "./ingest/append";
+import { webhookSubscriptionsOf } from "./subscription-registry";
+import { requirePartition } from "./validation";
 
 /**
  * An event's journey (GET /v1/topics/{topic}/partitions/{p}/events/{sequence}/trace): the stored
@@ -11,8 +13,9 @@ import { partitionStub } from "./ingest/append";
  * delivery attempt the consumer SDK recorded, and where it stands now.
  *
  * Sources: the partition log (the event, archived or not, and its routing), D1 (`delivery_attempts`
- * written by the SDK with each outcome, `processed_events`, `delivery_failures`, the webhook
- * subscriptions). One partition read, one stats call and one D1 batch per trace.
+ * written by the SDK with each outcome, `processed_events`, `delivery_failures`; the webhook
+ * subscriptions through the subscription registry). One partition read, one stats call and one D1
+ * batch per trace.
  */
 
 export type TraceState = "pending" | "handled" | "dead_lettered" | "filtered_out" | "retrying";
@@ -67,11 +70,13 @@ const NAMES_PER_QUERY = 90;
 const iso = (ms: number) => new Date(ms).toISOString();
 const optionalString = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 
+type PartitionStub = ReturnType<typeof partitionStub>;
+
 /** The stored event at `sequence`, exactly as committed (from the archive when trimmed); 404 when there is none. */
-async function storedEvent(env: Env, topic: TopicConfig, partition: number, sequence: number): Promise<Record<string, unknown>> {
+async function storedEvent(stub: PartitionStub, topic: TopicConfig, partition: number, sequence: number): Promise<Record<string, unknown>> {
   const missing = () => new EventlineError("not_found", `topic ${topic.name} partition ${partition} has no event at sequence ${sequence}`);
   if (sequence < 1) throw missing();
-  const page = await partitionStub(env, topic.name, partition).read(sequence, 1);
+  const page = await stub.read(sequence, 1);
   const text = page.events[0];
   if (text === undefined || page.last !== sequence) throw missing();
   return JSON.parse(text) as Record<string, unknown>;
@@ -80,19 +85,18 @@ async function storedEvent(env: Env, topic: TopicConfig, partition: number, sequ
 /**
  * The topic's subscriptions: configured ones (in config order), then webhook ones (by name). A
  * configured subscription is taken to have existed at commit; a webhook one knows when it was created.
+ * Webhook rows are read through the registry, so a row it cannot parse (a stored filter failing
+ * its schema) fails the trace as it fails every other reader of the registry, rather than being guessed at.
  */
 async function candidates(env: Env, config: EventlineConfig, topic: string, committedAt: number): Promise<Candidate[]> {
   const configured: Candidate[] = config.subscriptions
     .filter((s) => s.topic === topic)
     .map((s) => ({ name: s.name, kind: "worker", filter: s.filter, late: false }));
-  const rows = await env.DB.prepare("SELECT name, filter, created_at FROM webhook_subscriptions WHERE topic = ? ORDER BY name")
-    .bind(topic)
-    .all<{ name: string; filter: string | null; created_at: number }>();
-  const webhooks: Candidate[] = rows.results.map((r) => ({
-    name: r.name,
+  const webhooks: Candidate[] = (await webhookSubscriptionsOf(env.DB, topic)).map((w) => ({
+    name: w.name,
     kind: "webhook",
-    filter: r.filter === null ? undefined : (JSON.parse(r.filter) as FilterPattern),
-    late: r.created_at > committedAt,
+    filter: w.filter,
+    late: w.createdAt > committedAt,
   }));
   return [...configured, ...webhooks];
 }
@@ -195,16 +199,9 @@ export async function traceEvent(
   partition: number,
   sequence: number,
 ): Promise<EventTrace> {
-  if (partition >= topic.partitions) {
-    throw new EventlineError(
-      "not_found",
-      `topic ${topic.name} has ${topic.partitions} partitions (0-${topic.partitions - 1}); there is no partition ${partition}`,
-    );
-  }
-  const [event, stats] = await Promise.all([
-    storedEvent(env, topic, partition, sequence),
-    partitionStub(env, topic.name, partition).stats(),
-  ]);
+  requirePartition(topic, partition);
+  const stub = partitionStub(env, topic.name, partition);
+  const [event, stats] = await Promise.all([storedEvent(stub, topic, partition, sequence), stub.stats()]);
   const committedAt = Date.parse(String(event.receivedtime));
   const listed = await candidates(env, config, topic.name, committedAt);
   const found = await records(

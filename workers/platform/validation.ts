@@ -29,6 +29,16 @@ export function requireTopic(config: EventlineConfig, name: string): TopicConfig
   return topic;
 }
 
+/** A partition of `topic` (the path parameter is already a non-negative integer): 404 past its last one. */
+export function requirePartition(topic: TopicConfig, partition: number): void {
+  if (partition >= topic.partitions) {
+    throw new EventlineError(
+      "not_found",
+      `topic ${topic.name} has ${topic.partitions} partitions (0-${topic.partitions - 1}); there is no partition ${partition}`,
+    );
+  }
+}
+
 /** A filter from a request body: a 422 with `/filter/…` pointers when it does not compile. */
 export function requireValidFilter(pattern: unknown): void {
   try {

@@ -12,12 +12,11 @@ import {
 } from "../../../shared/api-schemas";
 import { BATCH_CONTENT_TYPE } from "../../../shared/cloudevents";
 import type { EventlineConfig, TopicConfig } from "../../../shared/config";
-import { EventlineError } from "../../../shared/errors";
 import { access, canSee, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { partitionStub, partitionUnavailable } from "../ingest/append";
 import { revealForCaller } from "../reveal";
-import { readLimit, requireTopic } from "../validation";
+import { readLimit, requirePartition, requireTopic } from "../validation";
 
 const listRoute = createRoute({
   method: "get",
@@ -160,12 +159,7 @@ export function topicRoutes(config: EventlineConfig) {
     .openapi(readRoute, async (c) => {
       const { topic: name, partition } = c.req.valid("param");
       const topic = requireTopic(config, name);
-      if (partition >= topic.partitions) {
-        throw new EventlineError(
-          "not_found",
-          `topic ${name} has ${topic.partitions} partitions (0-${topic.partitions - 1}); there is no partition ${partition}`,
-        );
-      }
+      requirePartition(topic, partition);
       const query = c.req.valid("query");
       const from = Math.max(1, query.from ?? 1);
       const limit = readLimit(config, query.limit);

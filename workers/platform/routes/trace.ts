@@ -1,22 +1,17 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { PartitionParam, problemResponse, TopicParam } from "../../../shared/api-schemas";
+import { integerString, PartitionParam, problemResponse, TopicParam } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { access, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { traceEvent } from "../trace";
 import { requireTopic } from "../validation";
 
-const SequenceParam = z
-  .string()
-  .regex(/^\d+$/, "sequence must be a non-negative integer")
-  .transform(Number)
-  .refine(Number.isSafeInteger, "sequence is too large")
-  .openapi({
-    param: { name: "sequence", in: "path" },
-    example: "1",
-    type: "integer",
-    description: "Sequence of the event in the partition (1-based; leading zeros allowed, as the stored `sequence` has them)",
-  });
+const SequenceParam = integerString("sequence").openapi({
+  param: { name: "sequence", in: "path" },
+  example: "1",
+  type: "integer",
+  description: "Sequence of the event in the partition (1-based; leading zeros allowed, as the stored `sequence` has them)",
+});
 
 const TraceAttemptSchema = z
   .object({
