@@ -11,7 +11,7 @@ import type { AppEnv } from "./context";
 import { readBodyWithLimit } from "./ingest/body";
 import { recordIngestReject } from "./metrics";
 import { auditRoutes } from "./routes/audit";
-import { dashboardRoutes } from "./routes/dashboard";
+import { DASHBOARD_PATH, dashboardRoutes } from "./routes/dashboard";
 import { docsRoutes } from "./routes/docs";
 import { encryptionRoutes } from "./routes/encryption";
 import { ingestRoutes } from "./routes/ingest";
@@ -58,7 +58,7 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/health$/, ["GET", "HEAD"]],
   [/^\/openapi\.json$/, ["GET", "HEAD"]],
   [/^\/docs\/?$/, ["GET", "HEAD"]],
-  [/^\/dashboard(\/|\/app\.js|\/app\.css|\/icon\.svg)?$/, ["GET", "HEAD"]],
+  [DASHBOARD_PATH, ["GET", "HEAD"]],
   [/^\/health$/, ["GET", "HEAD"]],
 ];
 

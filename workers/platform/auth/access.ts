@@ -4,6 +4,7 @@ import { EventlineError } from "../../../shared/errors";
 import { type Action, formatGrant, implies, isAllowed, isGlobalAdmin } from "../../../shared/security/grants";
 import { actorOf, writeAudit } from "../audit";
 import type { AppEnv } from "../context";
+import { DASHBOARD_PATH } from "../routes/dashboard";
 import { findSubscriptionView } from "../subscription-registry";
 import { type Authenticate, AuthenticationError, createAuthenticator, type Principal } from "./principal";
 
@@ -20,7 +21,8 @@ import { type Authenticate, AuthenticationError, createAuthenticator, type Princ
  * Paths anyone may read: liveness, the API document and its reference page, and the dashboard's
  * page shell and static assets (no data in them; the page calls the API with the user's key).
  */
-const PUBLIC = /^\/(health|openapi\.json|docs\/?|dashboard\/?|dashboard\/(app\.js|app\.css|icon\.svg))$/;
+const PUBLIC = /^\/(health|openapi\.json|docs\/?)$/;
+const isPublic = (path: string) => PUBLIC.test(path) || DASHBOARD_PATH.test(path);
 
 export interface AccessSpec {
   group: RouteGroup;
@@ -57,7 +59,7 @@ function tooManyRequests(who: string): EventlineError {
 export function authentication(config: EventlineConfig, options: { fetch?: typeof fetch } = {}): MiddlewareHandler<AppEnv> {
   const authenticate: Authenticate = createAuthenticator(config, options);
   return async (c, next) => {
-    if (PUBLIC.test(c.req.path)) return next();
+    if (isPublic(c.req.path)) return next();
     const log = c.get("log");
     let principal: Principal;
     try {

@@ -32,6 +32,11 @@ export const DASHBOARD_ASSETS: Record<string, { body: string; type: string }> = 
   "/dashboard/icon.svg": { body: DASHBOARD_ICON, type: "image/svg+xml; charset=utf-8" },
 };
 
+/** Every path the dashboard answers (its assets and the `/dashboard/` redirect): public, GET/HEAD only. */
+export const DASHBOARD_PATH = new RegExp(
+  `^(${[...Object.keys(DASHBOARD_ASSETS), "/dashboard/"].map((path) => path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})$`,
+);
+
 function serve(asset: { body: string; type: string }): Response {
   return new Response(asset.body, {
     headers: {
