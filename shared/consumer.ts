@@ -276,6 +276,8 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
             ]);
           } catch (err) {
             if (!isUniqueViolation(err)) throw err;
+            // An earlier delivery settled this position: the refused batch took this attempt's record with it.
+            if (delivery.replay === undefined) await recordAttempt("duplicate");
           }
           log.warn("event id already handled at another position: not applied", { source: event.source, id: event.id, firstSeenAt: seen });
         } else if (delivery.replay === undefined) {

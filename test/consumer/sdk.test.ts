@@ -400,6 +400,37 @@ describe("consumer SDK: an id reused in another partition", () => {
     }>();
     expect(cp?.sequence).toBe(2);
   });
+
+  it("every delivery of it records its attempt, also a redelivery whose settle batch the settled position refuses", async () => {
+    const consumer = defineConsumer<Env>({
+      subscription: "reused-attempts",
+      db: (e) => e.DB,
+      maxRetries: 3,
+      handle: async (event, { db, delivery: d }) => [effect(db, event, d.sequence)],
+    });
+    const same = { specversion: "1.0", id: "reused-attempts", source: "/t", type: "t" };
+    const at = (partition: number) => delivery({ subscription: "reused-attempts", partition, sequence: 1, prev: 0, event: same });
+    expect(await consumer.process(new FakeMessage(at(1)), env)).toBe("handled");
+    const reused = new FakeMessage(at(2));
+    expect(await consumer.process(reused, env)).toBe("duplicate");
+    reused.attempts++;
+    expect(await consumer.process(reused, env)).toBe("duplicate");
+    // Two copies in one batch: the second settle of the position fails, as above.
+    const copies = [new FakeMessage(at(3)), new FakeMessage(at(3))];
+    const batch = { queue: "q", messages: copies, ackAll() {}, retryAll() {}, metadata: {} } as unknown as MessageBatch<unknown>;
+    await consumer.queue(batch, env);
+    expect(copies.every((m) => m.acked)).toBe(true);
+    const attempts = await env.DB.prepare(
+      "SELECT partition, attempt, outcome FROM delivery_attempts WHERE subscription = 'reused-attempts' ORDER BY partition, attempt, id",
+    ).all();
+    expect(attempts.results).toEqual([
+      { partition: 1, attempt: 1, outcome: "handled" },
+      { partition: 2, attempt: 1, outcome: "duplicate" },
+      { partition: 2, attempt: 2, outcome: "duplicate" },
+      { partition: 3, attempt: 1, outcome: "duplicate" },
+      { partition: 3, attempt: 1, outcome: "duplicate" },
+    ]);
+  });
 });
 
 describe("consumer SDK: events sent by reference", () => {
