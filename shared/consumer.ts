@@ -115,8 +115,11 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
   const backoff = options.backoff ?? { baseSeconds: 1, capSeconds: 300 };
   const breaker = new CircuitBreaker(options.subscription, options.circuitBreaker ?? { failureThreshold: 5, openSeconds: 30 });
   const baseLog = createLogger({ component: "consumer", subscription: options.subscription });
-  /** Latency histograms and duplicate counts not yet written (EVENTLINE_METRICS on); see shared/metrics.ts. */
+  /** Latency histograms and duplicate counts not yet written, per isolate; see shared/metrics.ts. */
   const metrics = new ConsumerMetrics(options.subscription);
+  /** Where EVENTLINE_METRICS is off: the switch is per env, so each call picks one of the two. */
+  const unmetered = new ConsumerMetrics(options.subscription, false);
+  const metricsOf = (env: unknown): ConsumerMetrics => (metricsEnabled(env) ? metrics : unmetered);
 
   /** Runs the handler; its time goes to the handler latency histogram, whether it succeeds or fails. */
   async function handleTimed(event: StoredEvent & { data: Data }, ctx: HandleContext<Env>): Promise<D1PreparedStatement[]> {
@@ -124,7 +127,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     try {
       return (await options.handle(event, ctx)) ?? [];
     } finally {
-      if (metricsEnabled(ctx.env)) metrics.observeHandler((Date.now() - started) / 1000);
+      metricsOf(ctx.env).observeHandler((Date.now() - started) / 1000);
     }
   }
 
@@ -155,7 +158,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     riders?: D1PreparedStatement[],
   ): Promise<Outcome> {
     const outcome = await settle(message, env, parsed, context, riders);
-    if (metricsEnabled(env)) metrics.settled(outcome);
+    metricsOf(env).settled(outcome);
     // Only a handler's success or failure says anything about the dependency behind it; a probe
     // that ended otherwise (duplicate, waiting for order, permanent error) lets the next one through.
     if (outcome !== "handled" && outcome !== "retried") breaker.release();
@@ -205,7 +208,8 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     const inChain = delivery.redrive === undefined && (delivery.replay === undefined || delivery.replay.chain);
     // Each settled attempt is recorded (`delivery_attempts`, the event's trace) in the batch its
     // outcome writes anyway, else on its own; not at all with EVENTLINE_METRICS=off.
-    const recording = metricsEnabled(env);
+    const metered = metricsOf(env);
+    const recording = metered.enabled;
     const sentAt = message.timestamp instanceof Date ? message.timestamp.getTime() : null;
     const attempt = (outcome: AttemptOutcome, error?: string): D1PreparedStatement[] =>
       recording ? [attemptStatement(db, { ...key, attempt: message.attempts, outcome, error, sentAt })] : [];
@@ -255,7 +259,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         const effects = await handleTimed({ ...event, data }, ctx);
         const statements = [...effects, ...attempt("handled")];
         if (statements.length > 0) await db.batch(statements);
-        if (metricsEnabled(env)) metrics.redelivered();
+        metered.redelivered();
         message.ack();
         return "handled";
       }
@@ -328,20 +332,20 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       const riding = riders?.splice(0) ?? [];
       // Latencies observed so far ride along too (end to end: commit → handled, for live deliveries).
       const live = delivery.redrive === undefined && delivery.replay === undefined;
-      const measured = metricsEnabled(env) ? metrics.take(db, live ? (Date.now() - delivery.committedAt) / 1000 : undefined) : undefined;
+      const measured = metered.take(db, live ? (Date.now() - delivery.committedAt) / 1000 : undefined);
       const statements = [
         ...effects,
         ...settleStatements(db, key, event, "handled", redrive),
         ...attempt("handled"),
         ...riding,
-        ...(measured?.statements ?? []),
+        ...measured.statements,
       ];
       let results: D1Result[];
       try {
         results = await db.batch(track ? [...statements, checkpointStatement(db, key)] : statements);
       } catch (err) {
         riders?.push(...riding);
-        measured?.restore();
+        measured.restore();
         // A concurrent delivery of the same event committed first: its effects are the ones kept.
         if (isUniqueViolation(err)) {
           context?.seen.delete(eventKey(event)); // known to be seen now; a copy later in the batch reads it
@@ -383,11 +387,11 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       }
       const delaySeconds = backoffSeconds(failures + 1, backoff.baseSeconds, backoff.capSeconds);
       log.info("handler failed; retrying", { error, delaySeconds, failures: failures + 1 });
-      const measured = metricsEnabled(env) ? metrics.take(db) : undefined;
+      const measured = metered.take(db);
       await db
-        .batch([...recordFailureStatements(db, key, failures + 1, error), ...attempt("failed", error), ...(measured?.statements ?? [])])
+        .batch([...recordFailureStatements(db, key, failures + 1, error), ...attempt("failed", error), ...measured.statements])
         .catch((e: unknown) => {
-          measured?.restore();
+          measured.restore();
           throw e;
         });
       message.retry({ delaySeconds });
@@ -464,13 +468,14 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         await settleAll(items, env, context, riders);
       } finally {
         // Latencies and duplicates no batch took along go with the attempt records below.
-        if (metricsEnabled(env)) riders.push(...metrics.take(db).statements);
+        riders.push(...metricsOf(env).take(db).statements);
         // Attempt records no settle batch took along: one more batch for the whole invocation.
         if (riders.length > 0) {
           await db
             .batch(riders.splice(0))
             .catch((err: unknown) => baseLog.warn("delivery attempts not recorded", { error: errorText(err) }));
         }
+        // Always the isolate's instance: each data point starts afresh, and none is written where metrics are off.
         metrics.report(env, batch.messages.length);
       }
     },

@@ -334,6 +334,8 @@ export type ConsumerOutcome = "handled" | "duplicate" | "retried" | "dead_letter
  * the D1 batches the SDK writes anyway (`take()` → one multi-row upsert into `latency_histograms`,
  * plus one `subscription_stats` upsert for duplicates); what no batch carried goes with the last
  * batch of the `queue()` invocation. A batch that fails gives its share back (`restore()`).
+ * Constructed with `enabled` false (EVENTLINE_METRICS off) it records and writes nothing, so
+ * callers need not ask the switch before each call.
  */
 export class ConsumerMetrics {
   private handler = emptyHistogram();
@@ -342,22 +344,27 @@ export class ConsumerMetrics {
   /** For the Analytics Engine data point of each `queue()` batch. */
   private analytics = { outcomes: new Map<ConsumerOutcome, number>(), handler: emptyHistogram(), endToEnd: emptyHistogram() };
 
-  constructor(readonly subscription: string) {}
+  constructor(
+    readonly subscription: string,
+    readonly enabled = true,
+  ) {}
 
   observeHandler(seconds: number): void {
+    if (!this.enabled) return;
     observe(this.handler, seconds);
     observe(this.analytics.handler, seconds);
   }
 
   /** A delivery ended; duplicates are counted toward `subscription_stats.duplicates`. */
   settled(outcome: ConsumerOutcome): void {
+    if (!this.enabled) return;
     this.analytics.outcomes.set(outcome, (this.analytics.outcomes.get(outcome) ?? 0) + 1);
     if (outcome === "duplicate") this.duplicates++;
   }
 
   /** A delivery of an already-settled event that is handled again (replays to webhooks): a duplicate for the counters. */
   redelivered(): void {
-    this.duplicates++;
+    if (this.enabled) this.duplicates++;
   }
 
   /**
@@ -365,6 +372,7 @@ export class ConsumerMetrics {
    * for the event this batch settles: it counts only if that batch commits, so it is not given back.
    */
   take(db: D1Database, endToEnd?: number): { statements: D1PreparedStatement[]; restore: () => void } {
+    if (!this.enabled) return { statements: [], restore: () => {} };
     const handler = this.handler;
     const e2e = this.endToEnd;
     const duplicates = this.duplicates;
@@ -406,6 +414,7 @@ export class ConsumerMetrics {
    * and counts since the last report). Never throws.
    */
   report(env: unknown, messages: number): void {
+    if (!this.enabled) return;
     const { outcomes, handler, endToEnd } = this.analytics;
     this.analytics = { outcomes: new Map(), handler: emptyHistogram(), endToEnd: emptyHistogram() };
     const n = (o: ConsumerOutcome) => outcomes.get(o) ?? 0;

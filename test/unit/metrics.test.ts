@@ -153,6 +153,20 @@ describe("ConsumerMetrics", () => {
     const stats = await env.DB.prepare("SELECT duplicates FROM subscription_stats WHERE subscription = ?").bind(m.subscription).first();
     expect(stats).toEqual({ duplicates: 1 });
   });
+
+  it("constructed disabled (EVENTLINE_METRICS off), it keeps nothing, writes nothing and reports nothing", () => {
+    const m = new ConsumerMetrics(`unit-consumer-${crypto.randomUUID()}`, false);
+    m.observeHandler(0.02);
+    m.settled("duplicate");
+    m.redelivered();
+    const taken = m.take(env.DB, 1.5);
+    expect(taken.statements).toEqual([]);
+    taken.restore();
+    expect(m.take(env.DB).statements).toEqual([]);
+    const points: unknown[] = [];
+    m.report({ METRICS: { writeDataPoint: (p: unknown) => points.push(p) } }, 1);
+    expect(points).toEqual([]);
+  });
 });
 
 describe("Prometheus text exposition", () => {
