@@ -6,7 +6,10 @@ import shipped from "../../eventline.config";
 import { defineConfig, type EventlineConfigInput, type HealthThresholds } from "../../shared/config";
 import { defineConsumer } from "../../shared/consumer";
 import { type DataPoint, PROMETHEUS_CONTENT_TYPE } from "../../shared/metrics";
+import { parseGrants } from "../../shared/security/grants";
+import type { Principal } from "../../workers/platform/auth/principal";
 import { activityProjection } from "../../workers/platform/consumers/activity";
+import { collectMetrics, evaluateHealth } from "../../workers/platform/metrics";
 import { delivery, FakeMessage } from "../consumer/helpers";
 import {
   type Ack,
@@ -297,6 +300,33 @@ describe("GET /v1/metrics after a scripted run", () => {
     // Duplicates never reach the handler and are not end-to-end deliveries.
     expect(replayed.handlerLatency.count).toBe(activity.handlerLatency.count);
     expect(replayed.endToEndLatency.count).toBe(activity.endToEndLatency.count);
+
+    // The wire format to its key order (JSON.stringify keeps it; the dashboard reads this document).
+    const keys = (o: object | null | undefined) => Object.keys(o ?? {});
+    const [part] = topicOf(after, "events").partitions;
+    expect(keys(after)).toEqual(["generatedAt", "topics", "subscriptions", "replays"]);
+    expect(keys(topicOf(after, "events"))).toEqual(["topic", "partitions", "rejects"]);
+    expect(keys(part)).toEqual(["partition", "head", "appended", "bytes", "duplicates", "appendLatency", "archived"]);
+    expect(keys(part?.appendLatency)).toEqual(["count", "sum", "p50", "p95", "p99"]);
+    expect(keys(part?.archived)).toEqual(["first", "last", "segments", "bytes"]);
+    expect(keys(replayed)).toEqual([
+      "subscription",
+      "topic",
+      "kind",
+      "delivered",
+      "handled",
+      "retried",
+      "deadLettered",
+      "dlqDepth",
+      "circuit",
+      "errorRate",
+      "handlerLatency",
+      "endToEndLatency",
+      "lag",
+    ]);
+    expect(keys(replayed.endToEndLatency)).toEqual(["count", "sum", "p50", "p95", "p99"]);
+    expect(keys(replayed.lag[0])).toEqual(["partition", "events", "seconds"]);
+    expect(keys(after.replays[0])).toEqual(["id", "topic", "subscription", "state", "sent", "scanned", "eventsPerSecond", "progress"]);
   }, 180_000);
 
   it("Prometheus text: parsed by the standard parser, HELP/TYPE on every family, no duplicate series, values equal the JSON", async () => {
@@ -485,6 +515,16 @@ describe("GET /v1/health", () => {
       reasons: ["subscription metrics-hook circuit is open", "subscription metrics-hook error rate 1 > 0.1"],
     });
     expect(failing.reasons).toContain("subscription metrics-hook circuit is open");
+    // Health collects less (no DLQ depths, latency histograms or replays) and judges the same.
+    const config = withHealth(calm);
+    const admin: Principal = { id: "admin", kind: "admin-key", grants: parseGrants(config.security.adminGrants).grants };
+    const full = await collectMetrics(env, config, admin);
+    const light = await collectMetrics(env, config, admin, "health");
+    const hook = (m: typeof full) => m.subscriptions.find((s) => s.subscription === "metrics-hook");
+    expect([full.replays.length, hook(full)?.dlqDepth, hook(full)?.handlerLatency.count]).toEqual([1, 5, 5]);
+    expect([light.replays.length, hook(light)?.dlqDepth, hook(light)?.handlerLatency.count]).toEqual([0, 0, 0]);
+    expect(evaluateHealth(light, config)).toEqual(evaluateHealth(full, config));
+    expect(evaluateHealth(light, config)).toEqual(failing);
     // The platform's own app (shipped thresholds) says the same.
     const shippedHealth = await request("/v1/health");
     expect(shippedHealth.status).toBe(503);

@@ -6,7 +6,6 @@ import {
   Exposition,
   type Histogram,
   histogramFromRows,
-  type LatencySummary,
   metricsEnabled,
   summarize,
   writeDataPoint,
@@ -156,8 +155,15 @@ const cpKey = (subscription: string, topic: string, partition: number) => JSON.s
 /**
  * Everything GET /v1/metrics reports that `principal` may see (topics it holds any grant on, and
  * their subscriptions and replays): one D1 batch, the subscription list, then one RPC per partition.
+ * For `health`, only what evaluateHealth reads (lag, counters, circuits): DLQ depths, latency
+ * histograms and replays are not read (they stay 0 and empty), sparing D1 a count of every dead letter.
  */
-export async function collectMetrics(env: Env, config: EventlineConfig, principal: Principal): Promise<MetricsModel> {
+export async function collectMetrics(
+  env: Env,
+  config: EventlineConfig,
+  principal: Principal,
+  purpose: "metrics" | "health" = "metrics",
+): Promise<MetricsModel> {
   const db = env.DB;
   const [views, results] = await Promise.all([
     listSubscriptionViews(db),
@@ -165,11 +171,16 @@ export async function collectMetrics(env: Env, config: EventlineConfig, principa
       db.prepare("SELECT subscription, topic, partition, sequence FROM checkpoints"),
       db.prepare("SELECT subscription, handled, retried, dead_lettered, duplicates FROM subscription_stats"),
       db.prepare("SELECT subscription, state FROM circuit_state"),
-      db.prepare("SELECT subscription, COUNT(*) AS n FROM dead_letters GROUP BY subscription"),
-      db.prepare("SELECT subscription, metric, le, value FROM latency_histograms"),
-      db.prepare("SELECT view FROM replay_jobs ORDER BY created_at DESC LIMIT 100"),
+      ...(purpose === "health"
+        ? []
+        : [
+            db.prepare("SELECT subscription, COUNT(*) AS n FROM dead_letters GROUP BY subscription"),
+            db.prepare("SELECT subscription, metric, le, value FROM latency_histograms"),
+            db.prepare("SELECT view FROM replay_jobs ORDER BY created_at DESC LIMIT 100"),
+          ]),
     ]),
   ]);
+  // A statement not run (health) gives no rows.
   const rows = <T>(i: number) => (results[i]?.results ?? []) as T[];
   const checkpoints = new Map(
     rows<{ subscription: string; topic: string; partition: number; sequence: number }>(0).map((r) => [
@@ -291,52 +302,21 @@ export async function collectMetrics(env: Env, config: EventlineConfig, principa
 // -------------------------------------------------------------------------------------------------
 // JSON
 
-const latency = (h: Histogram): LatencySummary => summarize(h);
-
-/** The JSON document of GET /v1/metrics (the dashboard's contract). */
+/**
+ * The JSON document of GET /v1/metrics (the dashboard's contract): the model with its histograms
+ * as summaries. Keys keep the model's order, which collectMetrics builds field by field.
+ */
 export function metricsJson(model: MetricsModel) {
   return {
-    generatedAt: model.generatedAt,
+    ...model,
     topics: model.topics.map((t) => ({
-      topic: t.topic,
-      partitions: t.partitions.map((p) => ({
-        partition: p.partition,
-        head: p.head,
-        appended: p.appended,
-        bytes: p.bytes,
-        duplicates: p.duplicates,
-        appendLatency: latency(p.appendLatency),
-        archived:
-          p.archived === null
-            ? null
-            : { first: p.archived.first, last: p.archived.last, segments: p.archived.segments, bytes: p.archived.bytes },
-      })),
-      rejects: t.rejects,
+      ...t,
+      partitions: t.partitions.map((p) => ({ ...p, appendLatency: summarize(p.appendLatency) })),
     })),
     subscriptions: model.subscriptions.map((s) => ({
-      subscription: s.subscription,
-      topic: s.topic,
-      kind: s.kind,
-      delivered: s.delivered,
-      handled: s.handled,
-      retried: s.retried,
-      deadLettered: s.deadLettered,
-      dlqDepth: s.dlqDepth,
-      circuit: s.circuit,
-      errorRate: s.errorRate,
-      handlerLatency: latency(s.handlerLatency),
-      endToEndLatency: latency(s.endToEndLatency),
-      lag: s.lag.map((l) => ({ partition: l.partition, events: l.events, seconds: l.seconds })),
-    })),
-    replays: model.replays.map((r) => ({
-      id: r.id,
-      topic: r.topic,
-      subscription: r.subscription,
-      state: r.state,
-      sent: r.sent,
-      scanned: r.scanned,
-      eventsPerSecond: r.eventsPerSecond,
-      progress: r.progress,
+      ...s,
+      handlerLatency: summarize(s.handlerLatency),
+      endToEndLatency: summarize(s.endToEndLatency),
     })),
   };
 }
@@ -461,7 +441,8 @@ export function thresholdsOf(config: EventlineConfig, subscription: string): Hea
 /**
  * Per subscription: failing when its circuit is open or a threshold is exceeded more than 10×;
  * degraded when its circuit is half-open or a threshold is exceeded; else ok. The whole is the
- * worst of its subscriptions (ok when there are none).
+ * worst of its subscriptions (ok when there are none). Reads only circuits, lag and error rates:
+ * all that `collectMetrics(…, "health")` collects.
  */
 export function evaluateHealth(model: MetricsModel, config: EventlineConfig): HealthReport {
   const checks = model.subscriptions.map((s) => {

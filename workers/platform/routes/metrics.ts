@@ -152,7 +152,7 @@ export function metricsRoutes(config: EventlineConfig) {
       return c.json(metricsJson(model), 200);
     })
     .openapi(healthRoute, async (c) => {
-      const report = evaluateHealth(await collectMetrics(c.env, config, c.get("principal")), config);
+      const report = evaluateHealth(await collectMetrics(c.env, config, c.get("principal"), "health"), config);
       return report.status === "failing" ? c.json(report, 503) : c.json(report, 200);
     });
 }
