@@ -426,6 +426,16 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     }
   }
 
+  /**
+   * Waits for every message, then rethrows the first failure (Queues retries what was not acked).
+   * Failing at the first one would end the invocation while others are still settling: their
+   * acks, and the records the end-of-invocation batch carries, would be cut short.
+   */
+  async function settleEvery(tasks: Promise<unknown>[]): Promise<void> {
+    const failed = (await Promise.allSettled(tasks)).find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
+  }
+
   async function settleAll(
     items: { message: Message<unknown>; parsed: ReturnType<typeof deliverySchema.safeParse> }[],
     env: Env,
@@ -435,7 +445,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     // Messages settle independently: one failing never affects the others' ack or retry.
     // Without ordering, nothing is gained by waiting: every message is processed at once.
     if (ordering === "none") {
-      await Promise.all(items.map(({ message, parsed }) => process(message, env, parsed, context, riders)));
+      await settleEvery(items.map(({ message, parsed }) => process(message, env, parsed, context, riders)));
       return;
     }
     // Within a partition they are taken in sequence order (Queues does not keep order), so an
@@ -448,7 +458,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       byPartition.set(group, list);
     }
     const sequence = ({ parsed }: (typeof items)[number]) => (parsed.success ? parsed.data.sequence : 0);
-    await Promise.all(
+    await settleEvery(
       [...byPartition.values()].map(async (list) => {
         for (const { message, parsed } of list.sort((a, b) => sequence(a) - sequence(b)))
           await process(message, env, parsed, context, riders);

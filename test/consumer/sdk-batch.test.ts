@@ -167,6 +167,34 @@ describe("consumer SDK batches: D1 round trips", () => {
     expect(await sequencesOf()).toEqual([1, 2, 3, 4, 5]);
     expect(d1.single).toHaveLength(2 * 5);
   });
+
+  it("a message whose settlement fails does not cut the others short: queue() fails only once every message settled", async () => {
+    const d1 = counting(env.DB);
+    d1.failBatch = 1; // after the prefetch, the first settle batch: the failing message's retry record
+    const consumer = defineConsumer<Env>({
+      subscription: "test-sub",
+      db: () => d1.db,
+      maxRetries: 50,
+      ordering: "none",
+      handle: async (event, { db, delivery: d }) => {
+        if (event.type === "fails") throw new Error("dependency down");
+        await new Promise((resolve) => setTimeout(resolve, 100)); // still running when the other fails
+        return [effect(db, event, d.sequence)];
+      },
+    });
+    const event = (id: string, type: string) => ({ specversion: "1.0", id, source: "/test", type, data: {} });
+    const failing = new FakeMessage(delivery({ partition: 1, sequence: 1, event: event("evt-fails", "fails") }));
+    const slow = new FakeMessage(delivery({ partition: 2, sequence: 1, event: event("evt-slow", "test.thing") }));
+    let error: unknown;
+    await consumer.queue(batchOf([failing, slow]), env).catch((e: unknown) => {
+      error = e;
+    });
+    // The failure is still reported (Queues retries what was not acked)…
+    expect(String(error)).toContain("injected failure");
+    // …but only after the slow message was applied and acked, not while it was in flight.
+    expect(slow.acked).toBe(true);
+    expect((await effects()).map((e) => e.event_id)).toEqual(["evt-slow"]);
+  });
 });
 
 describe("consumer SDK batches: stale prefetch", () => {
