@@ -477,13 +477,16 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       try {
         await settleAll(items, env, context, riders);
       } finally {
-        // Latencies and duplicates no batch took along go with the attempt records below.
-        riders.push(...metricsOf(env).take(db).statements);
+        // Latencies and duplicates no batch took along go with the attempt records below; if that
+        // batch fails they are given back for the next one (the attempt records are best effort).
+        const measured = metricsOf(env).take(db);
+        riders.push(...measured.statements);
         // Attempt records no settle batch took along: one more batch for the whole invocation.
         if (riders.length > 0) {
-          await db
-            .batch(riders.splice(0))
-            .catch((err: unknown) => baseLog.warn("delivery attempts not recorded", { error: errorText(err) }));
+          await db.batch(riders.splice(0)).catch((err: unknown) => {
+            measured.restore();
+            baseLog.warn("delivery attempts not recorded", { error: errorText(err) });
+          });
         }
         // Always the isolate's instance: each data point starts afresh, and none is written where metrics are off.
         metrics.report(env, batch.messages.length);

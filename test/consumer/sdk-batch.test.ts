@@ -168,6 +168,26 @@ describe("consumer SDK batches: D1 round trips", () => {
     expect(d1.single).toHaveLength(2 * 5);
   });
 
+  it("when the end-of-invocation batch fails, the metrics it carried are given back and written by the next batch", async () => {
+    const d1 = counting(env.DB);
+    const { consumer } = recording(d1.db, "none");
+    const duplicates = async () =>
+      (await env.DB.prepare("SELECT duplicates FROM subscription_stats WHERE subscription = 'test-sub'").first<{ duplicates: number }>())
+        ?.duplicates ?? 0;
+    const first = delivery({ partition: 3, sequence: 1 });
+    expect(await consumer.process(new FakeMessage(first), env)).toBe("handled");
+    // A second copy settles without a batch of its own: its attempt record and the duplicate count
+    // wait for the invocation's last batch (after the prefetch), which fails.
+    d1.failBatch = d1.batches + 1;
+    const copy = new FakeMessage(first);
+    await consumer.queue(batchOf([copy]), env);
+    expect(copy.acked).toBe(true);
+    expect(d1.batches).toBe(d1.failBatch + 1);
+    expect(await duplicates()).toBe(0);
+    await consumer.queue(batchOf([new FakeMessage(delivery({ partition: 3, sequence: 2 }))]), env);
+    expect(await duplicates()).toBe(1);
+  });
+
   it("a message whose settlement fails does not cut the others short: queue() fails only once every message settled", async () => {
     const d1 = counting(env.DB);
     d1.failBatch = 1; // after the prefetch, the first settle batch: the failing message's retry record
