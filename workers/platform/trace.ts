@@ -14,8 +14,8 @@ import { requirePartition } from "./validation";
  *
  * Sources: the partition log (the event, archived or not, and its routing), D1 (`delivery_attempts`
  * written by the SDK with each outcome, `processed_events`, `delivery_failures`; the webhook
- * subscriptions through the subscription registry). One partition read, one stats call and one D1
- * batch per trace.
+ * subscriptions through the subscription registry). One partition read, one stats call, the
+ * topic's webhook subscriptions and one D1 batch of records per trace.
  */
 
 export type TraceState = "pending" | "handled" | "dead_lettered" | "filtered_out" | "retrying";
