@@ -24,6 +24,8 @@ interface Counting {
   afterBatch?: (n: number) => Promise<void>;
   /** Makes the n-th batch fail. */
   failBatch?: number;
+  /** Runs when the failing batch is refused, before its caller sees the error. */
+  onFail?: () => void;
 }
 
 /** Wraps D1 to count round trips; statements are unwrapped again for the real `batch()`. */
@@ -51,7 +53,10 @@ function counting(db: D1Database): Counting {
       if (prop === "batch") {
         return async (statements: D1PreparedStatement[]) => {
           const n = state.batches++;
-          if (n === state.failBatch) throw new Error("D1_ERROR: injected failure");
+          if (n === state.failBatch) {
+            state.onFail?.();
+            throw new Error("D1_ERROR: injected failure");
+          }
           const results = await target.batch(statements.map((s) => real.get(s) ?? s));
           await state.afterBatch?.(n);
           return results;
@@ -191,6 +196,12 @@ describe("consumer SDK batches: D1 round trips", () => {
   it("a message whose settlement fails does not cut the others short: queue() fails only once every message settled", async () => {
     const d1 = counting(env.DB);
     d1.failBatch = 1; // after the prefetch, the first settle batch: the failing message's retry record
+    // The slow message is held until that batch has been refused, so it is still in flight then.
+    let release = () => {};
+    const refused = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    d1.onFail = release;
     const consumer = defineConsumer<Env>({
       subscription: "test-sub",
       db: () => d1.db,
@@ -198,7 +209,7 @@ describe("consumer SDK batches: D1 round trips", () => {
       ordering: "none",
       handle: async (event, { db, delivery: d }) => {
         if (event.type === "fails") throw new Error("dependency down");
-        await new Promise((resolve) => setTimeout(resolve, 100)); // still running when the other fails
+        await refused;
         return [effect(db, event, d.sequence)];
       },
     });
