@@ -180,19 +180,22 @@ export async function collectMetrics(
           ]),
     ]),
   ]);
-  // A statement not run (health) gives no rows.
-  const rows = <T>(i: number) => (results[i]?.results ?? []) as T[];
+  // In statement order; a statement not run (health) gives no rows.
+  const [checkpointRows = [], statsRows = [], circuitRows = [], dlqRows = [], latencyRows = [], replayRows = []] = results.map(
+    (r) => r.results,
+  );
+  const rows = <T>(list: unknown[]) => list as T[];
   const checkpoints = new Map(
-    rows<{ subscription: string; topic: string; partition: number; sequence: number }>(0).map((r) => [
+    rows<{ subscription: string; topic: string; partition: number; sequence: number }>(checkpointRows).map((r) => [
       cpKey(r.subscription, r.topic, r.partition),
       r.sequence,
     ]),
   );
-  const stats = new Map(rows<StatsRow>(1).map((r) => [r.subscription, r]));
-  const circuits = new Map(rows<{ subscription: string; state: string }>(2).map((r) => [r.subscription, r.state]));
-  const dlq = new Map(rows<{ subscription: string; n: number }>(3).map((r) => [r.subscription, r.n]));
+  const stats = new Map(rows<StatsRow>(statsRows).map((r) => [r.subscription, r]));
+  const circuits = new Map(rows<{ subscription: string; state: string }>(circuitRows).map((r) => [r.subscription, r.state]));
+  const dlq = new Map(rows<{ subscription: string; n: number }>(dlqRows).map((r) => [r.subscription, r.n]));
   const histogramRows = new Map<string, { le: string; value: number }[]>();
-  for (const r of rows<{ subscription: string; metric: string; le: string; value: number }>(4)) {
+  for (const r of rows<{ subscription: string; metric: string; le: string; value: number }>(latencyRows)) {
     const key = JSON.stringify([r.subscription, r.metric]);
     histogramRows.set(key, [...(histogramRows.get(key) ?? []), r]);
   }
@@ -276,7 +279,7 @@ export async function collectMetrics(
   });
 
   const replays: ReplayModel[] = [];
-  for (const row of rows<{ view: string }>(5)) {
+  for (const row of rows<{ view: string }>(replayRows)) {
     let view: ReplayViewRow;
     try {
       view = JSON.parse(row.view) as ReplayViewRow;

@@ -90,18 +90,17 @@ export async function listSubscriptionViews(db: D1Database): Promise<Subscriptio
   ];
 }
 
-const topicRows = async (db: D1Database, topic: string) =>
-  (await db.prepare("SELECT * FROM webhook_subscriptions WHERE topic = ? ORDER BY name").bind(topic).all()).results;
-
 const createdAtRow = z.object({ created_at: z.number().int() });
 
 /** A topic's webhook subscriptions (by name), each with when it was created (epoch ms). */
 export async function webhookSubscriptionsOf(db: D1Database, topic: string): Promise<(SubscriptionView & { createdAt: number })[]> {
-  return (await topicRows(db, topic)).map((raw) => ({ ...fromRow(raw), createdAt: createdAtRow.parse(raw).created_at }));
+  const { results } = await db.prepare("SELECT * FROM webhook_subscriptions WHERE topic = ? ORDER BY name").bind(topic).all();
+  return results.map((raw) => ({ ...fromRow(raw), createdAt: createdAtRow.parse(raw).created_at }));
 }
 
+/** A topic's webhook routes (name and filter), for its partitions. */
 export async function webhookRoutesOf(db: D1Database, topic: string): Promise<{ name: string; filter: FilterPattern | null }[]> {
-  return (await topicRows(db, topic)).map(fromRow).map((r) => ({ name: r.name, filter: r.filter ?? null }));
+  return (await webhookSubscriptionsOf(db, topic)).map((w) => ({ name: w.name, filter: w.filter ?? null }));
 }
 
 /** The queue max_retries that applies to a subscription (for dead letters recorded from a DLQ). */
