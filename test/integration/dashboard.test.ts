@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DASHBOARD_ASSETS } from "../../workers/platform/routes/dashboard";
+import { DASHBOARD_ASSETS } from "../../workers/platform/dashboard/assets";
 import { anonymousRequest, request, requestAs } from "../helpers";
 
 /**

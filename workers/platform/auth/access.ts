@@ -4,7 +4,7 @@ import { EventlineError } from "../../../shared/errors";
 import { type Action, formatGrant, implies, isAllowed, isGlobalAdmin } from "../../../shared/security/grants";
 import { actorOf, writeAudit } from "../audit";
 import type { AppEnv } from "../context";
-import { DASHBOARD_PATH } from "../routes/dashboard";
+import { DASHBOARD_PATH } from "../dashboard/assets";
 import { findSubscriptionView } from "../subscription-registry";
 import { type Authenticate, AuthenticationError, createAuthenticator, type Principal } from "./principal";
 

@@ -1,8 +1,6 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../context";
-import { DASHBOARD_ICON, DASHBOARD_PAGE } from "../dashboard/page";
-import { DASHBOARD_SCRIPT } from "../dashboard/script";
-import { DASHBOARD_STYLES } from "../dashboard/styles";
+import { DASHBOARD_ASSETS } from "../dashboard/assets";
 
 /**
  * The live dashboard: a page shell, its script, stylesheet and icon. They are public (the auth
@@ -23,19 +21,6 @@ export const DASHBOARD_CSP = [
   "form-action 'none'",
   "frame-ancestors 'none'",
 ].join("; ");
-
-/** The assets by path, with their content types. */
-export const DASHBOARD_ASSETS: Record<string, { body: string; type: string }> = {
-  "/dashboard": { body: DASHBOARD_PAGE, type: "text/html; charset=utf-8" },
-  "/dashboard/app.js": { body: DASHBOARD_SCRIPT, type: "text/javascript; charset=utf-8" },
-  "/dashboard/app.css": { body: DASHBOARD_STYLES, type: "text/css; charset=utf-8" },
-  "/dashboard/icon.svg": { body: DASHBOARD_ICON, type: "image/svg+xml; charset=utf-8" },
-};
-
-/** Every path the dashboard answers (its assets and the `/dashboard/` redirect): public, GET/HEAD only. */
-export const DASHBOARD_PATH = new RegExp(
-  `^(${[...Object.keys(DASHBOARD_ASSETS), "/dashboard/"].map((path) => path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})$`,
-);
 
 function serve(asset: { body: string; type: string }): Response {
   return new Response(asset.body, {
