@@ -64,7 +64,12 @@ async function storageFromWrangler(worker = "platform", suffix = "") {
 /** High enough that the load generator never hits it; the check itself runs on every request. */
 const RATE_LIMIT = { limit: 100_000_000, period: 10 };
 
-export async function start({ platform, baseline, persist, inspectorPort }) {
+/**
+ * `variants` (bench/ablation.mjs): more copies of the platform, each `{ name, code, metrics,
+ * rateLimit }` — its own (patched) bundle text, EVENTLINE_METRICS, and whether RATE_LIMIT is bound —
+ * with their own objects and buckets, consuming no queues, like platform-metrics-off.
+ */
+export async function start({ platform, baseline, persist, inspectorPort, variants = [] }) {
   const queues = await queuesFromWrangler();
   const storage = await storageFromWrangler();
   const storageOff = await storageFromWrangler("platform-metrics-off", "-metrics-off");
@@ -84,6 +89,26 @@ export async function start({ platform, baseline, persist, inspectorPort }) {
       ? { type: "rate-limit", namespace: "1001", simple: RATE_LIMIT }
       : { type: "worker", worker: "ratelimit", exportName: "RateLimit" },
   });
+  const variantWorkers = await Promise.all(
+    variants.map(async (v) => {
+      const own = await storageFromWrangler(v.name, `-${v.name}`);
+      const { RATE_LIMIT: limiter, ...vars } = platformVars(v.metrics);
+      return {
+        config: {
+          name: v.name,
+          compatibilityDate: COMPATIBILITY_DATE,
+          manifest: {
+            mainModule: "index.js",
+            modulesRoot: path.dirname(platform),
+            modules: { "index.js": { type: "esm", contents: v.code } },
+          },
+          env: { ...own.env, DB: { type: "d1", id: "DB" }, ...queues.producers, ...vars, ...(v.rateLimit && { RATE_LIMIT: limiter }) },
+          exports: own.exports,
+        },
+        dev,
+      };
+    }),
+  );
   // `archive`: what the partitions' archive passes report in their "archived" log lines.
   const logs = { lines: 0, byLevel: {}, samples: [], archive: { passes: 0, segments: 0, events: 0, ms: 0 } };
   const mf = new Miniflare({
@@ -158,6 +183,7 @@ export async function start({ platform, baseline, persist, inspectorPort }) {
         },
         dev,
       },
+      ...variantWorkers,
       {
         config: {
           name: "ratelimit",
@@ -191,6 +217,7 @@ export async function start({ platform, baseline, persist, inspectorPort }) {
     platformMetricsOff: (await mf.unsafeGetDirectURL("platform-metrics-off")).href,
     platformEmulatedRateLimit: (await mf.unsafeGetDirectURL("platform-emulated-ratelimit")).href,
     baseline: (await mf.unsafeGetDirectURL("baseline")).href,
+    variants: Object.fromEntries(await Promise.all(variants.map(async (v) => [v.name, (await mf.unsafeGetDirectURL(v.name)).href]))),
   };
   return { mf, urls, logs };
 }

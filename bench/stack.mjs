@@ -47,8 +47,11 @@ export function revision() {
 
 export const versionOf = (pkg) => JSON.parse(readFileSync(path.join(root, "node_modules", pkg, "package.json"), "utf8")).version;
 
-/** Starts bench/server.mjs; resolves with the child and both Workers' loopback URLs. */
-export function startServer(bundles, persist) {
+/**
+ * Starts bench/server.mjs; resolves with the child and the Workers' loopback URLs. `extra` goes to
+ * server.mjs's start() as well (`variants`, bench/ablation.mjs).
+ */
+export function startServer(bundles, persist, extra = {}) {
   const child = fork(path.join(bench, "server.mjs"), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`bench server exited early (code ${code})`)));
@@ -56,7 +59,7 @@ export function startServer(bundles, persist) {
       if (msg.error) reject(new Error(`bench server failed to start:\n${msg.error}`));
       else resolve({ child, urls: msg.ready });
     });
-    child.send({ ...bundles, persist });
+    child.send({ ...bundles, persist, ...extra });
   });
 }
 
