@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { sha256Hex } from "./json";
 import type { Delivery } from "./messages";
 
 /**
@@ -248,10 +249,24 @@ export interface DeadLetterInput {
 }
 
 /**
- * Records a dead letter and settles its position (so an ordered subscription moves past it).
- * Recording twice is harmless: the second batch fails on `processed_events` and changes nothing.
+ * The id of the letter a redriven letter becomes when it fails again: derived from the letter it
+ * was redriven from, so every copy of one redrive message names the same letter (a second copy
+ * conflicts on it and changes nothing), and never that letter's own id, which the redrive route
+ * deletes once the queue has taken the message — perhaps only after the consumer ran.
  */
-export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): Promise<void> {
+async function redrivenLetterId(deadLetterId: string): Promise<string> {
+  const hex = await sha256Hex(`redriven:${deadLetterId}`);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * Records a dead letter and settles its position (so an ordered subscription moves past it).
+ * A redriven letter that fails again replaces its dead-lettered record and goes back to the DLQ.
+ * Returns false when nothing was recorded because the event was already settled (a redelivery of
+ * an event handled or dead-lettered before, or a second copy of a redrive): recording twice is
+ * harmless, the second batch fails on `processed_events` or on the letter's id and changes nothing.
+ */
+export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): Promise<boolean> {
   const now = Date.now();
   const d = input.delivery;
   const body = JSON.stringify(input.rawBody) ?? "null";
@@ -267,7 +282,7 @@ export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): 
          ?11, ?11)`,
     )
     .bind(
-      crypto.randomUUID(),
+      d?.redrive === undefined ? crypto.randomUUID() : await redrivenLetterId(d.redrive.deadLetterId),
       input.subscription,
       key.topic,
       key.partition,
@@ -281,7 +296,7 @@ export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): 
     );
   if (d === undefined) {
     await db.batch([insert]);
-    return;
+    return true;
   }
   // An event that travelled by reference has no id in the message; its position identifies it.
   const identity =
@@ -291,12 +306,20 @@ export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): 
   const position: Position = { subscription: input.subscription, ...key, prev: d.prev };
   const also = input.also ?? [];
   try {
-    await db.batch([insert, ...settleStatements(db, position, identity, "dead_lettered"), ...also]);
+    await db.batch([insert, ...settleStatements(db, position, identity, "dead_lettered", d.redrive !== undefined), ...also]);
+    return true;
   } catch (err) {
-    if (!isUniqueViolation(err)) throw err;
+    if (!isUniqueViolation(err) && !isLetterConflict(err)) throw err;
     // Already settled (e.g. a replay re-sent to a webhook that now fails): keep the letter anyway.
-    if (d.replay !== undefined) await db.batch([insert, ...also]);
+    if (d.replay === undefined) return false;
+    await db.batch([insert, ...also]);
+    return true;
   }
+}
+
+/** The letter's id is taken: this redrive's letter was recorded by an earlier copy of its message. */
+function isLetterConflict(err: unknown): boolean {
+  return err instanceof Error && /UNIQUE constraint failed: dead_letters\.id/.test(err.message);
 }
 
 /** How a delivery attempt ended, as `delivery_attempts` records it (`failed`: retried later). */

@@ -138,8 +138,8 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     reason: string,
     error: string,
     also: D1PreparedStatement[] = [],
-  ) {
-    await recordDeadLetter(db, {
+  ): Promise<boolean> {
+    return recordDeadLetter(db, {
       subscription: options.subscription,
       delivery,
       rawBody: message.body,
@@ -371,8 +371,15 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     } catch (err) {
       const error = errorText(err);
       if (isPermanent(err)) {
+        if (!(await deadLetter(db, message, delivery, "permanent", error, attempt("dead_lettered", error)))) {
+          // A check that runs before the duplicate check (data schema, decrypt, resolveRef) failed
+          // for an event this subscription had already settled.
+          log.info("permanent failure of an event already settled: not dead-lettered", { error });
+          await recordAttempt("duplicate");
+          message.ack();
+          return "duplicate";
+        }
         log.warn("permanent failure: dead-lettered", { error });
-        await deadLetter(db, message, delivery, "permanent", error, attempt("dead_lettered", error));
         message.ack();
         return "dead_lettered";
       }
@@ -380,8 +387,13 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       // Handler failures are counted apart from deliveries, which also include waits for order.
       const failures = await failuresSoFar(db, key);
       if (failures + 1 > options.maxRetries) {
+        if (!(await deadLetter(db, message, delivery, "max_retries", error, attempt("dead_lettered", error)))) {
+          log.info("retries exhausted for an event already settled: not dead-lettered", { error });
+          await recordAttempt("duplicate");
+          message.ack();
+          return "duplicate";
+        }
         log.warn("retries exhausted: dead-lettered", { error });
-        await deadLetter(db, message, delivery, "max_retries", error, attempt("dead_lettered", error));
         message.ack();
         return "dead_lettered";
       }

@@ -433,6 +433,78 @@ describe("consumer SDK: an id reused in another partition", () => {
   });
 });
 
+describe("consumer SDK: redriven dead letters", () => {
+  /** The redrive route's message for a letter (its body, marked as a redrive of it). */
+  const redriveOf = (letter: Record<string, unknown>) => ({ ...JSON.parse(String(letter.body)), redrive: { deadLetterId: letter.id } });
+  const brokenUntilFixed = () => {
+    const state = { broken: true };
+    const consumer = defineConsumer<Env>({
+      subscription: "test-sub",
+      db: (e) => e.DB,
+      maxRetries: 3,
+      handle: async (event, { db, delivery: d }) => {
+        if (state.broken) throw new PermanentError("still broken");
+        return [effect(db, event, d.sequence)];
+      },
+    });
+    return { consumer, state };
+  };
+
+  it("a redriven letter that fails again goes back to the DLQ once; fixed, the next redrive applies it once", async () => {
+    const { consumer, state } = brokenUntilFixed();
+    const original = delivery({ partition: 4, sequence: 1, prev: 0 });
+    expect(await consumer.process(new FakeMessage(original), env)).toBe("dead_lettered");
+    const [letter] = await deadLetters();
+    if (letter === undefined) throw new Error("no dead letter");
+    // As the redrive route does: the letter leaves the DLQ once the queue has taken the message.
+    await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?").bind(letter.id).run();
+    const redriven = redriveOf(letter);
+    expect(await consumer.process(new FakeMessage(redriven), env)).toBe("dead_lettered");
+    // A second copy of that redrive message changes nothing.
+    expect(await consumer.process(new FakeMessage(redriven), env)).toBe("duplicate");
+    const again = await deadLetters();
+    expect(again.map((l) => [l.reason, l.sequence, l.event_id])).toEqual([["permanent", 1, original.event?.id]]);
+    expect(again[0]?.id).not.toBe(letter.id);
+
+    state.broken = false;
+    const [second] = again;
+    if (second === undefined) throw new Error("no dead letter");
+    await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?").bind(second.id).run();
+    expect(await consumer.process(new FakeMessage(redriveOf(second)), env)).toBe("handled");
+    expect(await consumer.process(new FakeMessage(redriveOf(second)), env)).toBe("duplicate");
+    expect((await effects()).map((e) => e.event_id)).toEqual([original.event?.id]);
+    expect(await deadLetters()).toEqual([]);
+  });
+
+  it("a redriven letter that fails before the route has removed the original still ends as one letter", async () => {
+    const { consumer } = brokenUntilFixed();
+    expect(await consumer.process(new FakeMessage(delivery({ partition: 5, sequence: 1, prev: 0 })), env)).toBe("dead_lettered");
+    const [letter] = await deadLetters();
+    if (letter === undefined) throw new Error("no dead letter");
+    expect(await consumer.process(new FakeMessage(redriveOf(letter)), env)).toBe("dead_lettered");
+    await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?").bind(letter.id).run();
+    expect((await deadLetters()).map((l) => l.reason)).toEqual(["permanent"]);
+  });
+
+  it("a redelivery of an event already handled that now fails a permanent check is a duplicate, not a dead letter", async () => {
+    const handles = (schema?: z.ZodType) =>
+      defineConsumer<Env>({
+        subscription: "test-sub",
+        db: (e) => e.DB,
+        maxRetries: 3,
+        ...(schema !== undefined && { schema }),
+        handle: async (event, { db, delivery: d }) => [effect(db, event, d.sequence)],
+      });
+    const d = delivery({ partition: 6, sequence: 1, prev: 0 });
+    expect(await handles().process(new FakeMessage(d), env)).toBe("handled");
+    // Deployed since with a data schema the event does not meet: the check runs before the
+    // duplicate check, and must not claim a dead letter it does not write.
+    expect(await handles(z.object({ n: z.string() })).process(new FakeMessage(d), env)).toBe("duplicate");
+    expect(await deadLetters()).toEqual([]);
+    expect((await effects()).map((e) => e.event_id)).toEqual([d.event?.id]);
+  });
+});
+
 describe("consumer SDK: events sent by reference", () => {
   it("resolves an event that travelled as a reference from its partition log", async () => {
     const stored = event({ id: "by-ref", type: "big.thing", data: { payload: "x".repeat(1000) } });

@@ -18,7 +18,7 @@ export async function recordDlqBatch(batch: MessageBatch<unknown>, env: Env, que
     const name = parsed.success ? parsed.data.subscription : queueSubscription;
     if (!views.has(name)) views.set(name, findSubscriptionView(env.DB, name));
     const view = await views.get(name);
-    await recordDeadLetter(env.DB, {
+    const recorded = await recordDeadLetter(env.DB, {
       subscription: name,
       delivery: parsed.success ? parsed.data : undefined,
       rawBody: message.body,
@@ -26,7 +26,8 @@ export async function recordDlqBatch(batch: MessageBatch<unknown>, env: Env, que
       error: parsed.success ? "moved to the dead-letter queue after the queue's max_retries" : parsed.error.message,
       attempts: view === undefined ? message.attempts : queueRetriesOf(view) + 1,
     });
-    log.warn("dead letter recorded from DLQ", { subscription: name, messageId: message.id });
+    if (recorded) log.warn("dead letter recorded from DLQ", { subscription: name, messageId: message.id });
+    else log.info("DLQ message for an event already settled: not recorded", { subscription: name, messageId: message.id });
     message.ack();
   }
 }
