@@ -309,10 +309,17 @@ export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): 
     await db.batch([insert, ...settleStatements(db, position, identity, "dead_lettered", d.redrive !== undefined), ...also]);
     return true;
   } catch (err) {
-    if (!isUniqueViolation(err) && !isLetterConflict(err)) throw err;
+    // This redrive's letter is there already: an earlier copy of the message recorded it.
+    if (isLetterConflict(err)) return false;
+    if (!isUniqueViolation(err)) throw err;
     // Already settled (e.g. a replay re-sent to a webhook that now fails): keep the letter anyway.
     if (d.replay === undefined) return false;
-    await db.batch([insert, ...also]);
+    try {
+      await db.batch([insert, ...also]);
+    } catch (again) {
+      if (isLetterConflict(again)) return false;
+      throw again;
+    }
     return true;
   }
 }

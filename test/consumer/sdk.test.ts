@@ -486,6 +486,32 @@ describe("consumer SDK: redriven dead letters", () => {
     expect((await deadLetters()).map((l) => l.reason)).toEqual(["permanent"]);
   });
 
+  it("a redriven letter of a replay (replays: always) that fails again is recorded once; a second copy is a duplicate", async () => {
+    let broken = false;
+    const consumer = defineConsumer<Env>({
+      subscription: "test-sub",
+      db: (e) => e.DB,
+      maxRetries: 3,
+      replays: "always",
+      handle: async (event, { db, delivery: d }) => {
+        if (broken) throw new PermanentError("receiver gone");
+        return [effect(db, event, d.sequence)];
+      },
+    });
+    const live = delivery({ partition: 7, sequence: 1, prev: 0 });
+    expect(await consumer.process(new FakeMessage(live), env)).toBe("handled");
+    broken = true;
+    const replayed = { ...live, replay: { jobId: "job-1", chain: false } };
+    expect(await consumer.process(new FakeMessage(replayed), env)).toBe("dead_lettered");
+    const [letter] = await deadLetters();
+    if (letter === undefined) throw new Error("no dead letter");
+    await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?").bind(letter.id).run();
+    const redriven = redriveOf(letter);
+    expect(await consumer.process(new FakeMessage(redriven), env)).toBe("dead_lettered");
+    expect(await consumer.process(new FakeMessage(redriven), env)).toBe("duplicate");
+    expect((await deadLetters()).map((l) => l.reason)).toEqual(["permanent"]);
+  });
+
   it("a redelivery of an event already handled that now fails a permanent check is a duplicate, not a dead letter", async () => {
     const handles = (schema?: z.ZodType) =>
       defineConsumer<Env>({

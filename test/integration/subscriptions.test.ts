@@ -122,6 +122,67 @@ describe("dead letters and redrive", () => {
     expect((await status()).dlqDepth).toBe(0);
   });
 
+  it("redriving letters that still fail puts them back in the DLQ, once each; redrive-all takes only the letters there when it began", async () => {
+    const original = activityProjection.statements.bind(activityProjection);
+    let broken = true;
+    vi.spyOn(activityProjection, "statements").mockImplementation((db, e) => {
+      if (broken && e.type === "dlq.again") throw new PermanentError(`still cannot project ${e.id}`);
+      return original(db, e);
+    });
+    const events = Array.from({ length: 3 }, (_, i) => event({ id: `dlq-again-${i}`, type: "dlq.again" }));
+    await expectAccepted(await postBatch("events", events));
+    await waitFor(status, (s) => s.dlqDepth === 3);
+    const letters = async () =>
+      (
+        await env.DB.prepare("SELECT id, event_id, body FROM dead_letters WHERE subscription = 'activity' ORDER BY event_id").all<{
+          id: string;
+          event_id: string;
+          body: string;
+        }>()
+      ).results;
+    const before = await letters();
+    // A letter written while the request runs (as a redriven letter failing again would be).
+    const later = before[0];
+    if (later === undefined) throw new Error("no letter");
+    await env.DB.prepare(
+      `INSERT INTO dead_letters (id, subscription, topic, partition, sequence, event_id, body, reason, error, attempts,
+         first_failure_at, last_failure_at, dead_lettered_at)
+       SELECT 'written-later', subscription, topic, partition, sequence, event_id, body, reason, error, attempts,
+         first_failure_at, last_failure_at, ? FROM dead_letters WHERE id = ?`,
+    )
+      .bind(Date.now() + 60_000, later.id)
+      .run();
+
+    const redrive = await request("/v1/subscriptions/activity/dlq/redrive", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(await redrive.json()).toMatchObject({ redriven: 3, remaining: 1 });
+    await env.DB.prepare("DELETE FROM dead_letters WHERE id = 'written-later'").run();
+    // Still failing: each comes back as one new letter instead of vanishing.
+    const back = await waitFor(letters, (l) => l.length === 3 && l.every((x) => !before.some((b) => b.id === x.id)));
+    expect(back.map((l) => l.event_id)).toEqual(events.map((e) => e.id));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await letters()).toHaveLength(3);
+
+    broken = false;
+    await request("/v1/subscriptions/activity/dlq/redrive", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(
+      await waitFor(
+        () => typeCount("dlq.again"),
+        (n) => n === 3,
+      ),
+    ).toBe(3);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await typeCount("dlq.again")).toBe(3);
+    expect(await letters()).toEqual([]);
+  });
+
   it("a redrive body that is not valid is a 400 problem", async () => {
     const res = await request("/v1/subscriptions/activity/dlq/redrive", {
       method: "POST",

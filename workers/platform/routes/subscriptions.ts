@@ -309,6 +309,9 @@ export function subscriptionRoutes(config: EventlineConfig) {
       const queue = queueBinding(c.env, sub.binding);
       const db = c.env.DB;
       let redriven = 0;
+      // "Every letter" means those there when the request came: a redriven letter that fails again
+      // while this request runs comes back as a new letter, which this request must not redrive again.
+      const startedAt = Date.now();
       const notFound: string[] = [];
       const skipped: string[] = [];
 
@@ -332,9 +335,10 @@ export function subscriptionRoutes(config: EventlineConfig) {
           await db
             .prepare(
               `SELECT * FROM dead_letters WHERE subscription = ? AND (dead_lettered_at > ? OR (dead_lettered_at = ? AND id > ?))
+                 AND dead_lettered_at <= ?
                ORDER BY dead_lettered_at, id LIMIT ?`,
             )
-            .bind(sub.name, cursor[0], cursor[0], cursor[1], MAX_BATCH_MESSAGES)
+            .bind(sub.name, cursor[0], cursor[0], cursor[1], startedAt, MAX_BATCH_MESSAGES)
             .all<DeadLetterRow>()
         ).results;
         const last = rows.at(-1);
