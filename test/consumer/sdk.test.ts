@@ -436,12 +436,13 @@ describe("consumer SDK: an id reused in another partition", () => {
 describe("consumer SDK: redriven dead letters", () => {
   /** The redrive route's message for a letter (its body, marked as a redrive of it). */
   const redriveOf = (letter: Record<string, unknown>) => ({ ...JSON.parse(String(letter.body)), redrive: { deadLetterId: letter.id } });
-  const brokenUntilFixed = () => {
+  const brokenUntilFixed = (replays: "once" | "always" = "once") => {
     const state = { broken: true };
     const consumer = defineConsumer<Env>({
       subscription: "test-sub",
       db: (e) => e.DB,
       maxRetries: 3,
+      replays,
       handle: async (event, { db, delivery: d }) => {
         if (state.broken) throw new PermanentError("still broken");
         return [effect(db, event, d.sequence)];
@@ -449,19 +450,23 @@ describe("consumer SDK: redriven dead letters", () => {
     });
     return { consumer, state };
   };
+  /** As the redrive route does (the letter leaves the DLQ once the queue took its message), then two copies of that message. */
+  const redriveTwice = async (consumer: ReturnType<typeof brokenUntilFixed>["consumer"]) => {
+    const [letter] = await deadLetters();
+    if (letter === undefined) throw new Error("no dead letter");
+    await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?").bind(letter.id).run();
+    const message = redriveOf(letter);
+    const first = await consumer.process(new FakeMessage(message), env);
+    return { letter, outcomes: [first, await consumer.process(new FakeMessage(message), env)] };
+  };
 
   it("a redriven letter that fails again goes back to the DLQ once; fixed, the next redrive applies it once", async () => {
     const { consumer, state } = brokenUntilFixed();
     const original = delivery({ partition: 4, sequence: 1, prev: 0 });
     expect(await consumer.process(new FakeMessage(original), env)).toBe("dead_lettered");
-    const [letter] = await deadLetters();
-    if (letter === undefined) throw new Error("no dead letter");
-    // As the redrive route does: the letter leaves the DLQ once the queue has taken the message.
-    await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?").bind(letter.id).run();
-    const redriven = redriveOf(letter);
-    expect(await consumer.process(new FakeMessage(redriven), env)).toBe("dead_lettered");
-    // A second copy of that redrive message changes nothing.
-    expect(await consumer.process(new FakeMessage(redriven), env)).toBe("duplicate");
+    const { letter, outcomes } = await redriveTwice(consumer);
+    // The second copy of that redrive message changes nothing.
+    expect(outcomes).toEqual(["dead_lettered", "duplicate"]);
     const again = await deadLetters();
     expect(again.map((l) => [l.reason, l.sequence, l.event_id])).toEqual([["permanent", 1, original.event?.id]]);
     expect(again[0]?.id).not.toBe(letter.id);
@@ -487,28 +492,14 @@ describe("consumer SDK: redriven dead letters", () => {
   });
 
   it("a redriven letter of a replay (replays: always) that fails again is recorded once; a second copy is a duplicate", async () => {
-    let broken = false;
-    const consumer = defineConsumer<Env>({
-      subscription: "test-sub",
-      db: (e) => e.DB,
-      maxRetries: 3,
-      replays: "always",
-      handle: async (event, { db, delivery: d }) => {
-        if (broken) throw new PermanentError("receiver gone");
-        return [effect(db, event, d.sequence)];
-      },
-    });
+    const { consumer, state } = brokenUntilFixed("always");
+    state.broken = false;
     const live = delivery({ partition: 7, sequence: 1, prev: 0 });
     expect(await consumer.process(new FakeMessage(live), env)).toBe("handled");
-    broken = true;
+    state.broken = true;
     const replayed = { ...live, replay: { jobId: "job-1", chain: false } };
     expect(await consumer.process(new FakeMessage(replayed), env)).toBe("dead_lettered");
-    const [letter] = await deadLetters();
-    if (letter === undefined) throw new Error("no dead letter");
-    await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?").bind(letter.id).run();
-    const redriven = redriveOf(letter);
-    expect(await consumer.process(new FakeMessage(redriven), env)).toBe("dead_lettered");
-    expect(await consumer.process(new FakeMessage(redriven), env)).toBe("duplicate");
+    expect((await redriveTwice(consumer)).outcomes).toEqual(["dead_lettered", "duplicate"]);
     expect((await deadLetters()).map((l) => l.reason)).toEqual(["permanent"]);
   });
 
