@@ -306,27 +306,30 @@ export async function recordDeadLetter(db: D1Database, input: DeadLetterInput): 
   const position: Position = { subscription: input.subscription, ...key, prev: d.prev };
   const also = input.also ?? [];
   try {
-    await db.batch([insert, ...settleStatements(db, position, identity, "dead_lettered", d.redrive !== undefined), ...also]);
-    return true;
+    return await unlessLetterTaken(db, [
+      insert,
+      ...settleStatements(db, position, identity, "dead_lettered", d.redrive !== undefined),
+      ...also,
+    ]);
   } catch (err) {
-    // This redrive's letter is there already: an earlier copy of the message recorded it.
-    if (isLetterConflict(err)) return false;
     if (!isUniqueViolation(err)) throw err;
     // Already settled (e.g. a replay re-sent to a webhook that now fails): keep the letter anyway.
-    if (d.replay === undefined) return false;
-    try {
-      await db.batch([insert, ...also]);
-    } catch (again) {
-      if (isLetterConflict(again)) return false;
-      throw again;
-    }
-    return true;
+    return d.replay !== undefined && (await unlessLetterTaken(db, [insert, ...also]));
   }
 }
 
-/** The letter's id is taken: this redrive's letter was recorded by an earlier copy of its message. */
-function isLetterConflict(err: unknown): boolean {
-  return err instanceof Error && /UNIQUE constraint failed: dead_letters\.id/.test(err.message);
+/**
+ * Runs a batch that inserts a letter; false when the letter's id is taken (this redrive's letter was
+ * recorded by an earlier copy of its message), which changes nothing.
+ */
+async function unlessLetterTaken(db: D1Database, statements: D1PreparedStatement[]): Promise<boolean> {
+  try {
+    await db.batch(statements);
+    return true;
+  } catch (err) {
+    if (err instanceof Error && /UNIQUE constraint failed: dead_letters\.id/.test(err.message)) return false;
+    throw err;
+  }
 }
 
 /** How a delivery attempt ended, as `delivery_attempts` records it (`failed`: retried later). */
