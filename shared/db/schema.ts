@@ -245,7 +245,8 @@ export const projectionState = sqliteTable("projection_state", {
 /**
  * API keys (docs/security.md). The secret is shown once at creation and stored only as its
  * SHA-256 (a 256-bit random secret needs no slow hash); `id` is the public part of the key
- * (`evl_<id>_<secret>`) and how it is found, listed and revoked.
+ * (`evl_<id>_<secret>`) and how it is found, listed and revoked. A key minted by a key names it in
+ * `created_by` (`key:<id>`): it expires no later than its creator and is revoked with it.
  */
 export const apiKeys = sqliteTable(
   "api_keys",
@@ -262,8 +263,14 @@ export const apiKeys = sqliteTable(
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }),
     revokedAt: integer("revoked_at", { mode: "timestamp_ms" }),
     revokedBy: text("revoked_by"),
+    /** When the secret was last rotated (`POST /v1/keys/{id}/rotate`); null if never. */
+    rotatedAt: integer("rotated_at", { mode: "timestamp_ms" }),
+    /** Hex SHA-256 of the key string before the last rotation, accepted until `previousSecretUntil`. */
+    previousSecretHash: text("previous_secret_hash"),
+    previousSecretUntil: integer("previous_secret_until", { mode: "timestamp_ms" }),
   },
-  (t) => [index("api_keys_created").on(t.createdAt)],
+  // created_by: revoking a key walks the keys it minted (`key:<id>`), transitively.
+  (t) => [index("api_keys_created").on(t.createdAt), index("api_keys_created_by").on(t.createdBy)],
 );
 
 /**
