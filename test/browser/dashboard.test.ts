@@ -4,13 +4,14 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import vm from "node:vm";
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { partitionFor } from "../../shared/partitioner";
 import { DASHBOARD_SCRIPT } from "../../workers/platform/dashboard/script";
+import { launchChromium } from "./chromium";
 
 /**
- * The dashboard in a real headless Chromium (playwright-core, the system's `chromium`) against the
+ * The dashboard in a real headless Chromium (playwright-core; see ./chromium.ts for which one) against the
  * local stack of test/cli/stack.ts: sign-in, the flow graph's nodes, live updates without a reload,
  * drill-down into a topic's events and an event's trace, a dead letter made and redriven from the
  * page, a non-admin key, and no console error, CSP violation or request to another origin.
@@ -19,7 +20,6 @@ import { DASHBOARD_SCRIPT } from "../../workers/platform/dashboard/script";
 
 const BASE = inject("eventlineUrl");
 const TOKEN = inject("eventlineToken");
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SCREENSHOT = path.resolve(import.meta.dirname, "../../test-results/dashboard.png");
 const BATCH = "application/cloudevents-batch+json";
 
@@ -173,12 +173,7 @@ describe("dashboard in Chromium", () => {
   let stopTraffic: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    try {
-      await access(CHROMIUM);
-    } catch {
-      throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-    }
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+    ({ browser } = await launchChromium());
     context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, colorScheme: "light", reducedMotion: "reduce" });
     page = await context.newPage();
     page.setDefaultTimeout(15_000);
