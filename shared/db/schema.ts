@@ -141,6 +141,10 @@ export const webhookSubscriptions = sqliteTable("webhook_subscriptions", {
   maxRetries: integer("max_retries").notNull(),
   url: text("url").notNull(),
   secret: text("secret").notNull(),
+  /** The secret a rotation replaced: deliveries are signed with it too until `previous_secret_expires_at`. */
+  previousSecret: text("previous_secret"),
+  /** End of the rotation's overlap window (epoch ms); null when there is no previous secret. */
+  previousSecretExpiresAt: integer("previous_secret_expires_at"),
   createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
 });
 
