@@ -3,7 +3,7 @@
 // runs the whole local stack with `wrangler dev` (state persists in .wrangler/state).
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const bin = (name) => path.join(import.meta.dirname, "..", "node_modules", ".bin", name);
@@ -37,7 +37,28 @@ function ensureDevVars() {
   console.log('Use it:  export EVENTLINE_TOKEN=$(sed -n "s/^EVENTLINE_ADMIN_KEY=//p" .dev.vars)\n');
 }
 
+/**
+ * Settings added to .dev.vars.example after a developer's .dev.vars was created: appended (with
+ * their comment) when .dev.vars does not mention them at all, so an existing local stack keeps
+ * working as the example describes. A line commented out by hand counts as a choice and stays.
+ */
+function addNewDevVars() {
+  const target = path.join(import.meta.dirname, "..", ".dev.vars");
+  const current = readFileSync(target, "utf8");
+  const additions = [
+    {
+      name: "EVENTLINE_WEBHOOK_ALLOW",
+      text: '\n# Webhook targets that are not public but allowed: the local stack allows loopback receivers\n# (see .dev.vars.example and docs/security.md "Webhook targets").\nEVENTLINE_WEBHOOK_ALLOW=loopback\n',
+    },
+  ].filter(({ name }) => !new RegExp(`^\\s*#?\\s*${name}=`, "m").test(current));
+  for (const { name, text } of additions) {
+    appendFileSync(target, `${current.endsWith("\n") ? "" : "\n"}${text}`);
+    console.log(`Added ${name} to .dev.vars (${text.trim().split("\n").at(-1)}).`);
+  }
+}
+
 ensureDevVars();
+addNewDevVars();
 const devVars = readFileSync(path.join(import.meta.dirname, "..", ".dev.vars"), "utf8");
 if (/^EVENTLINE_AUTH=disabled$/m.test(devVars)) {
   console.warn("\n⚠ EVENTLINE_AUTH=disabled in .dev.vars: AUTHENTICATION IS OFF — every caller is an admin.\n");

@@ -27,11 +27,25 @@ async function hmac(secret: string, content: string): Promise<string> {
   return bytesToBase64(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(content))));
 }
 
-export async function signWebhook(secret: string, id: string, timestamp: number, body: string): Promise<Record<string, string>> {
+/**
+ * The Standard Webhooks headers of one delivery. With several secrets (a rotation's overlap: the
+ * new one first) `webhook-signature` carries one space-separated `v1,<sig>` per secret, so a
+ * receiver holding either secret verifies the delivery.
+ */
+export async function signWebhook(
+  secrets: string | readonly string[],
+  id: string,
+  timestamp: number,
+  body: string,
+): Promise<Record<string, string>> {
+  const content = `${id}.${timestamp}.${body}`;
+  const signatures = await Promise.all(
+    (typeof secrets === "string" ? [secrets] : secrets).map(async (s) => `v1,${await hmac(s, content)}`),
+  );
   return {
     "webhook-id": id,
     "webhook-timestamp": String(timestamp),
-    "webhook-signature": `v1,${await hmac(secret, `${id}.${timestamp}.${body}`)}`,
+    "webhook-signature": signatures.join(" "),
   };
 }
 

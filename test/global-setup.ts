@@ -5,7 +5,8 @@ import type { TestProject } from "vitest/node";
 /**
  * A webhook receiver on loopback for the webhook delivery tests (runs in Node, outside workerd).
  * POST /hooks/<name> records the request and answers with the status set for <name>
- * (POST /control/<name>?status=500; default 200); GET /control/<name> returns what was received.
+ * (POST /control/<name>?status=500; default 200), and a `location` header when one was set with
+ * it (`&location=/hooks/other`, for redirects); GET /control/<name> returns what was received.
  */
 
 declare module "vitest" {
@@ -31,7 +32,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 export default async function setup(project: TestProject) {
   const received = new Map<string, Received[]>();
-  const status = new Map<string, number>();
+  const status = new Map<string, { code: number; location: string | null }>();
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     const [, kind, name = ""] = url.pathname.split("/");
@@ -39,11 +40,12 @@ export default async function setup(project: TestProject) {
     if (kind === "hooks" && req.method === "POST") {
       const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
       received.set(name, [...(received.get(name) ?? []), { headers, body, at: Date.now() }]);
-      res.writeHead(status.get(name) ?? 200).end();
+      const answer = status.get(name) ?? { code: 200, location: null };
+      res.writeHead(answer.code, answer.location === null ? {} : { location: answer.location }).end();
       return;
     }
     if (kind === "control" && req.method === "POST") {
-      status.set(name, Number(url.searchParams.get("status") ?? "200"));
+      status.set(name, { code: Number(url.searchParams.get("status") ?? "200"), location: url.searchParams.get("location") });
       res.writeHead(204).end();
       return;
     }

@@ -84,16 +84,21 @@ export default async function setup(project: TestProject) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   // detached: its own process group, so teardown ends wrangler and the workerd it started.
-  // Fresh secrets for this stack, given as --var (they win over any developer's .dev.vars).
+  // Fresh secrets for this stack, given as --var (they win over any developer's .dev.vars); loopback
+  // webhook targets allowed, as `npm start` allows them (the dashboard test's receiver is local).
   const token = `evl_clitestadmin_${randomBytes(32).toString("base64url")}`;
   const keks = `v1:${randomBytes(32).toString("base64")}`;
   const args = ["dev", "-c", "wrangler.toml", "--port", String(port), "--persist-to", state, "--ip", "127.0.0.1"];
-  const dev = spawn(bin("wrangler"), [...args, "--var", `EVENTLINE_ADMIN_KEY:${token}`, "--var", `EVENTLINE_KEKS:${keks}`], {
-    cwd: root,
-    env,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const dev = spawn(
+    bin("wrangler"),
+    [...args, "--var", `EVENTLINE_ADMIN_KEY:${token}`, "--var", `EVENTLINE_KEKS:${keks}`, "--var", "EVENTLINE_WEBHOOK_ALLOW:loopback"],
+    {
+      cwd: root,
+      env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let log = "";
   const keep = (chunk: Buffer) => {
     log = (log + chunk.toString("utf8")).slice(-20_000);

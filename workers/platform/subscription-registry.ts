@@ -24,7 +24,22 @@ export interface SubscriptionView {
   /** Queue producer binding and queue name the subscription is delivered through. */
   binding: string;
   queue: string;
-  webhook?: { url: string; secret: string };
+  webhook?: WebhookTarget;
+}
+
+/** Where and how a webhook subscription delivers. */
+export interface WebhookTarget {
+  url: string;
+  /** The current signing secret. */
+  secret: string;
+  /** The secret it replaced, still signed with until `expiresAt` (epoch ms): a rotation's overlap. */
+  previousSecret?: { secret: string; expiresAt: number };
+}
+
+/** The secrets a delivery at `now` is signed with: the current one first, then one still in its overlap. */
+export function signingSecrets(webhook: WebhookTarget, now = Date.now()): string[] {
+  const previous = webhook.previousSecret;
+  return previous !== undefined && previous.expiresAt > now ? [webhook.secret, previous.secret] : [webhook.secret];
 }
 
 const webhookRow = z.object({
@@ -35,6 +50,8 @@ const webhookRow = z.object({
   max_retries: z.number().int(),
   url: z.string(),
   secret: z.string(),
+  previous_secret: z.string().nullable(),
+  previous_secret_expires_at: z.number().int().nullable(),
 });
 
 function fromRow(raw: unknown): SubscriptionView {
@@ -50,7 +67,13 @@ function fromRow(raw: unknown): SubscriptionView {
     backoff: WEBHOOK_BACKOFF,
     binding: WEBHOOK_QUEUE_BINDING,
     queue: WEBHOOK_QUEUE,
-    webhook: { url: row.url, secret: row.secret },
+    webhook: {
+      url: row.url,
+      secret: row.secret,
+      ...(row.previous_secret === null || row.previous_secret_expires_at === null
+        ? {}
+        : { previousSecret: { secret: row.previous_secret, expiresAt: row.previous_secret_expires_at } }),
+    },
   };
 }
 

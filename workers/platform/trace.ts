@@ -2,6 +2,7 @@ import type { EventlineConfig, TopicConfig } from "../../shared/config";
 import { type AttemptOutcome, chunks } from "../../shared/consumer-store";
 import { EventlineError } from "../../shared/errors";
 import { compileFilter, type FilterPattern } from "../../shared/filter";
+import { redactUrlIn } from "../../shared/redact-url";
 import { partitionStub } from "./ingest/append";
 import { webhookSubscriptionsOf } from "./subscription-registry";
 import { requirePartition } from "./validation";
@@ -62,6 +63,8 @@ interface Candidate {
   filter: FilterPattern | undefined;
   /** Created after the event was committed: it never saw it, unless a replay sent it there. */
   late: boolean;
+  /** A webhook's URL: attempt errors name it by its origin only. */
+  url?: string;
 }
 
 /** D1 binds at most 100 parameters per statement: subscriptions per IN list, with 3 more for the position. */
@@ -97,6 +100,7 @@ async function candidates(env: Env, config: EventlineConfig, topic: string, comm
     kind: "webhook",
     filter: w.filter,
     late: w.createdAt > committedAt,
+    ...(w.webhook === undefined ? {} : { url: w.webhook.url }),
   }));
   return [...configured, ...webhooks];
 }
@@ -168,6 +172,16 @@ async function records(env: Env, names: string[], topic: string, partition: numb
   return out;
 }
 
+/**
+ * Attempts with the webhook's URL in their errors reduced to its origin. Deliveries record it so
+ * already; rows from before they did (or an error text quoting the URL) would otherwise show a
+ * consume-only reader the URL's token.
+ */
+function redacted(attempts: TraceAttempt[], url: string | undefined): TraceAttempt[] {
+  if (url === undefined) return attempts;
+  return attempts.map((a) => (a.error === undefined ? a : { ...a, error: redactUrlIn(a.error, url) }));
+}
+
 /** Where a subscription stands with the event, from what it recorded (or did not). */
 function stateOf(
   matched: boolean,
@@ -214,7 +228,7 @@ export async function traceEvent(
 
   const subscriptions: SubscriptionTrace[] = [];
   for (const candidate of listed) {
-    const attempts = found.attempts.get(candidate.name) ?? [];
+    const attempts = redacted(found.attempts.get(candidate.name) ?? [], candidate.url);
     const settled = found.settled.get(candidate.name);
     const failing = found.failing.has(candidate.name);
     const evidence = attempts.length > 0 || settled !== undefined || failing;

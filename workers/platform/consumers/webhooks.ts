@@ -1,8 +1,10 @@
 import { type Consumer, defineConsumer } from "../../../shared/consumer";
 import { createLogger } from "../../../shared/logger";
 import { deliverySchema } from "../../../shared/messages";
+import { redactUrl, redactUrlIn } from "../../../shared/redact-url";
 import { signWebhook } from "../../../shared/webhook-signature";
-import { findSubscriptionView, type SubscriptionView } from "../subscription-registry";
+import { type WebhookAllow, webhookAllowOf, webhookTargetRefusal } from "../../../shared/webhook-target";
+import { findSubscriptionView, type SubscriptionView, signingSecrets } from "../subscription-registry";
 
 /**
  * Delivery of runtime (webhook) subscriptions: every one shares the WEBHOOK_DELIVERY queue, and
@@ -17,18 +19,29 @@ const CACHE_MS = 5_000;
 
 const cache = new Map<string, { view: SubscriptionView | undefined; consumer: Consumer<Env> | undefined; at: number }>();
 
-/** POSTs one event, structured mode, signed; any non-2xx answer or a timeout is a failure. */
+/**
+ * POSTs one event, structured mode, signed (with both secrets during a rotation's overlap); any
+ * non-2xx answer — a redirect too, which is not followed — or a timeout is a failure. The target
+ * is checked again here (it was checked when the subscription was created): EVENTLINE_WEBHOOK_ALLOW
+ * may have changed since. Errors name the target by its origin only (the URL may hold a token),
+ * since they end up in delivery attempts, traces, dead letters and logs.
+ */
 export async function deliverWebhook(
   view: SubscriptionView,
   event: Record<string, unknown>,
   messageId: string,
+  allow: WebhookAllow,
   replayId?: string,
 ): Promise<void> {
   if (view.webhook === undefined) throw new Error(`subscription ${view.name} has no webhook`);
+  const { url } = view.webhook;
+  const target = redactUrl(url);
+  const refusal = webhookTargetRefusal(url, allow);
+  if (refusal !== undefined) throw new Error(`webhook ${target} refused: ${refusal} (not allowed by EVENTLINE_WEBHOOK_ALLOW)`);
   const body = JSON.stringify(event);
   const headers: Record<string, string> = {
     "content-type": "application/cloudevents+json",
-    ...(await signWebhook(view.webhook.secret, messageId, Math.floor(Date.now() / 1000), body)),
+    ...(await signWebhook(signingSecrets(view.webhook), messageId, Math.floor(Date.now() / 1000), body)),
   };
   // A replayed delivery says so (and which job); its webhook-id is the original's, so a receiver
   // that dedupes by it ignores the replay unless it looks at this header.
@@ -38,9 +51,18 @@ export async function deliverWebhook(
     headers.traceparent = event.traceparent;
     if (typeof event.tracestate === "string") headers.tracestate = event.tracestate;
   }
-  const res = await fetch(view.webhook.url, { method: "POST", headers, body, signal: AbortSignal.timeout(TIMEOUT_MS) });
+  let res: Response;
+  try {
+    // The URL as the parser serialized it: the form whose host was checked above. Redirects are
+    // not followed: a 3xx could send the signed body to a target that was never checked.
+    res = await fetch(new URL(url).href, { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(TIMEOUT_MS) });
+  } catch (err) {
+    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    throw new Error(`webhook ${target} did not answer: ${redactUrlIn(reason, url)}`);
+  }
   await res.body?.cancel();
-  if (res.status < 200 || res.status > 299) throw new Error(`webhook ${view.webhook.url} answered ${res.status}`);
+  if (res.status >= 300 && res.status <= 399) throw new Error(`webhook ${target} answered ${res.status} (redirects are not followed)`);
+  if (res.status < 200 || res.status > 299) throw new Error(`webhook ${target} answered ${res.status}`);
 }
 
 async function consumerFor(env: Env, name: string): Promise<{ view: SubscriptionView | undefined; consumer: Consumer<Env> | undefined }> {
@@ -58,9 +80,10 @@ async function consumerFor(env: Env, name: string): Promise<{ view: Subscription
           backoff: view.backoff,
           // A replay to a webhook subscription is sent again even if it was delivered before.
           replays: "always",
-          handle: async (event, { delivery }) => {
+          handle: async (event, { delivery, env: current }) => {
             // The webhook id is stable across retries of one delivery, so receivers can dedupe.
-            await deliverWebhook(view, event, `${delivery.topic}-${delivery.partition}-${delivery.sequence}`, delivery.replay?.jobId);
+            const id = `${delivery.topic}-${delivery.partition}-${delivery.sequence}`;
+            await deliverWebhook(view, event, id, webhookAllowOf(current.EVENTLINE_WEBHOOK_ALLOW), delivery.replay?.jobId);
             return [];
           },
         });

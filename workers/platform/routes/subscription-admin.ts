@@ -2,7 +2,9 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problemResponse } from "../../../shared/api-schemas";
 import { type EventlineConfig, SUBSCRIPTION_NAME } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
+import { redactUrl } from "../../../shared/redact-url";
 import { generateWebhookSecret, isValidWebhookSecret } from "../../../shared/webhook-signature";
+import { webhookAllowOf, webhookTargetRefusal } from "../../../shared/webhook-target";
 import { access, bodyTopic, subscriptionResource, subscriptionTopic } from "../auth/access";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
@@ -44,7 +46,9 @@ const createRoute_ = createRoute({
         },
       },
     },
-    400: problemResponse("Invalid body, URL or secret"),
+    400: problemResponse(
+      "Invalid body, URL or secret, or a webhook target that is not public (loopback, private, link-local, internal names) and not allowed by EVENTLINE_WEBHOOK_ALLOW",
+    ),
     409: problemResponse("A subscription with this name exists"),
     422: problemResponse("Unknown topic or invalid filter"),
     503: problemResponse("Stored, but not every partition could be told; delete the subscription and create it again"),
@@ -75,6 +79,21 @@ const deleteRoute = createRoute({
   },
 });
 
+/**
+ * Refuses a webhook target that is not public (loopback, private, link-local, internal names…)
+ * unless EVENTLINE_WEBHOOK_ALLOW allows it: an `admin` of one topic must not be able to make the
+ * platform POST signed requests into its own network (SSRF). Delivery checks again.
+ */
+function requirePublicTarget(url: string, allowVar: string | undefined): void {
+  const refusal = webhookTargetRefusal(url, webhookAllowOf(allowVar));
+  if (refusal === undefined) return;
+  throw new EventlineError(
+    "invalid_parameter",
+    `webhook.url must be a public target: ${refusal} (EVENTLINE_WEBHOOK_ALLOW does not allow it; see docs/security.md)`,
+    { issues: [{ path: "/webhook/url", message: refusal }] },
+  );
+}
+
 /** Tells every partition of the topic its current runtime routes. */
 async function pushRoutes(env: Env, config: EventlineConfig, topic: string): Promise<number[]> {
   const routes = await webhookRoutesOf(env.DB, topic);
@@ -103,6 +122,9 @@ export function subscriptionAdminRoutes(config: EventlineConfig) {
       if (isConfigSubscription(body.name)) {
         throw new EventlineError("duplicate_conflict", `subscription ${body.name} is declared in eventline.config.ts`);
       }
+      const target = redactUrl(body.webhook.url);
+      c.set("auditDetails", { target });
+      requirePublicTarget(body.webhook.url, c.env.EVENTLINE_WEBHOOK_ALLOW);
       const secret = body.webhook.secret ?? generateWebhookSecret();
       const inserted = await c.env.DB.prepare(
         `INSERT INTO webhook_subscriptions (name, topic, filter, ordering, max_retries, url, secret, created_at)
@@ -124,7 +146,7 @@ export function subscriptionAdminRoutes(config: EventlineConfig) {
       c.get("log").info("subscription created", {
         subscription: body.name,
         topic: body.topic,
-        url: body.webhook.url,
+        target,
         failedPartitions: failed,
       });
       if (failed.length > 0) {

@@ -4,6 +4,7 @@ import type { EventlineConfig } from "../../../shared/config";
 import { readCheckpoints } from "../../../shared/consumer-store";
 import { EventlineError } from "../../../shared/errors";
 import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../shared/messages";
+import { redactUrl } from "../../../shared/redact-url";
 import { isAllowed } from "../../../shared/security/grants";
 import { lagEvents, queueBinding } from "../../../shared/subscriptions";
 import { access, canSee, subscriptionResource, subscriptionTopic } from "../auth/access";
@@ -185,7 +186,7 @@ async function requireSubscription(db: D1Database, name: string): Promise<Subscr
 function forCaller<T extends { topic: string; target: { url?: string } }>(view: T, principal: Principal): T {
   const url = view.target.url;
   if (url === undefined || isAllowed(principal.grants, "admin", view.topic)) return view;
-  return { ...view, target: { ...view.target, url: `${new URL(url).origin}/…` } };
+  return { ...view, target: { ...view.target, url: redactUrl(url) } };
 }
 
 export async function describeSubscription(env: Env, config: EventlineConfig, sub: SubscriptionView) {
