@@ -152,10 +152,14 @@ export const problemResponse = (description: string) => ({
   content: { "application/problem+json": { schema: ProblemSchema } },
 });
 
+/** A refinement for strings that become keys: a lone UTF-16 surrogate has no UTF-8 form (docs/security.md). */
+export const wellFormed = [(value: string) => value.isWellFormed(), "must be well-formed Unicode (no lone UTF-16 surrogate)"] as const;
+
 export const SubjectParam = z
   .string()
   .min(1)
   .max(1024)
+  .refine(...wellFormed)
   .openapi({ param: { name: "subject", in: "path" }, example: "order-123", description: "Stream subject (percent-encode '/')" });
 
 export const ExpectedVersionQuery = z.object({

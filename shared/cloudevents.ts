@@ -110,9 +110,13 @@ export const envelopeSchema = z
  */
 function attributeIssues(raw: Record<string, unknown>): { path: string[]; message: string }[] {
   const issues: { path: string[]; message: string }[] = [];
-  for (const name of Object.keys(raw)) {
+  for (const [name, value] of Object.entries(raw)) {
     if (name !== "data_base64" && !ATTRIBUTE_NAME.test(name)) {
       issues.push({ path: [name], message: `attribute name "${name}" must be lower-case a-z and 0-9 only` });
+    } else if (name !== "data" && typeof value === "string" && !value.isWellFormed()) {
+      // Attributes become keys (dedupe by source+id, streams and data keys by subject, partitions):
+      // a lone surrogate has no UTF-8 form, so storage would keep something other than the string.
+      issues.push({ path: [name], message: `"${name}" must be well-formed Unicode: it holds a lone UTF-16 surrogate (\\uD800-\\uDFFF)` });
     }
     if ((SERVER_ATTRIBUTES as readonly string[]).includes(name)) {
       issues.push({ path: [name], message: `"${name}" is set by Eventline and cannot be sent by a producer` });

@@ -74,6 +74,32 @@ function findTooDeep(value: unknown, max: number, path: string, depth: number): 
   }
 }
 
+/**
+ * The JSON Pointer of the first member name or string in `value` that is not well-formed Unicode
+ * (a lone UTF-16 surrogate, which a JSON `\uD800`–`\uDFFF` escape can carry), or undefined when
+ * there is none. Such a string has no UTF-8 form: SQLite and D1 store bytes that read back as a
+ * different string, and TextEncoder turns it into U+FFFD, so it must never become a key
+ * (docs/security.md, "Well-formed Unicode"). Call it on values already bounded in depth.
+ */
+export function illFormedStringAt(value: unknown, path = ""): string | undefined {
+  if (typeof value === "string") return value.isWellFormed() ? undefined : path || "/";
+  if (value === null || typeof value !== "object") return undefined;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const found = illFormedStringAt(item, `${path}/${i}`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    const at = `${path}/${escapePointer(key)}`;
+    if (!key.isWellFormed()) return at;
+    const found = illFormedStringAt(item, at);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
 export function canonicalJson(value: unknown): string {
   if (value === null) return "null";
   switch (typeof value) {

@@ -4,10 +4,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import type { EncryptedValue } from "../../shared/security/fields";
 import { KEY_VAULT_SHARDS, vaultShardName, vaultShardOf } from "../../shared/security/keyring";
-import { type Ack, BATCH, event, expectAccepted, expectProblem, request, STRUCTURED, waitFor } from "../helpers";
+import { type Ack, BATCH, event, expectAccepted, expectProblem, type Problem, request, STRUCTURED, waitFor } from "../helpers";
 import {
   archiveObjectsText,
   asKey,
+  auditOf,
   auditSearch,
   type CreatedTestKey,
   captureConsole,
@@ -645,5 +646,88 @@ describe("key administration", () => {
       });
     }
     expect(((await (await request("/v1/encryption")).json()) as { rotationComplete: boolean }).rotationComplete).toBe(true);
+  });
+});
+
+describe("well-formed Unicode in what becomes a key", () => {
+  /** `text` with a lone low surrogate: JSON.stringify sends it as the escape `\udfff`. */
+  const lone = (text: string) => `${text}\udfff`;
+
+  it("a producer's lone surrogate in subject, id, type, partitionkey or an extension is a 400 in every ingest mode and stream appends; nothing is stored, no data key made", async () => {
+    const producer = await createTestKey("customers-producer", [`produce:${TOPIC}`]);
+    const send = as(producer);
+    const canary = canaryOf();
+    const before = await dataHeads();
+    const vaultBefore = (await storedText()).vault;
+    const problems: Problem[] = [];
+
+    // The finding: structured mode, subject "x\udfff" (it was a 202).
+    const body = JSON.stringify(customer(lone("x"), canary));
+    expect(body).toContain("\\udfff");
+    const structured = await expectProblem(
+      await send(`/v1/topics/${TOPIC}/events`, { method: "POST", headers: { "content-type": STRUCTURED }, body }),
+      400,
+    );
+    expect(structured.issues).toEqual([{ path: "/subject", message: expect.stringContaining("well-formed Unicode") }]);
+    problems.push(structured);
+
+    for (const [overrides, path] of [
+      [{ id: lone("evt") }, "/1/id"],
+      [{ type: lone("customer.updated") }, "/1/type"],
+      [{ partitionkey: lone("pk") }, "/1/partitionkey"],
+      [{ tenantid: lone("t") }, "/1/tenantid"],
+    ] as const) {
+      const batch = await expectProblem(await post([customer(subjectOf(), canary), customer(subjectOf(), canary, overrides)], send), 400);
+      expect(batch.code).toBe("invalid_envelope");
+      expect(batch.issues?.map((i) => i.path)).toEqual([path]);
+      problems.push(batch);
+    }
+
+    // A stream append: the subject comes from the path; the body's id is checked as at ingest.
+    const { subject: _s, ...noSubject } = customer(undefined, canary, { id: lone("evt") });
+    const streamed = await expectProblem(
+      await send(`/v1/topics/${TOPIC}/streams/${subjectOf()}/events`, {
+        method: "POST",
+        headers: { "content-type": STRUCTURED },
+        body: JSON.stringify(noSubject),
+      }),
+      400,
+    );
+    expect(streamed.issues?.map((i) => i.path)).toEqual(["/id"]);
+    problems.push(streamed);
+
+    // …and a stream name percent-encoded as a lone surrogate is not taken as its raw text.
+    const raw = await expectProblem(
+      await send(`/v1/topics/${TOPIC}/streams/x%ED%BF%BF/events`, {
+        method: "POST",
+        headers: { "content-type": STRUCTURED },
+        body: JSON.stringify(noSubject),
+      }),
+      400,
+    );
+    expect(raw.code).toBe("invalid_parameter");
+    problems.push(raw);
+
+    expect(await dataHeads()).toEqual(before);
+    const after = await storedText();
+    expect(after.vault).toBe(vaultBefore);
+    expect(after.partitions).not.toContain(canary);
+    // Ingest refusals are not audit records (only authentication, authorization and admin actions are).
+    for (const problem of problems) expect(await auditOf(problem.requestId)).toEqual([]);
+  });
+
+  it("DELETE /v1/subjects/{subject}/keys with a lone surrogate percent-encoded is a 400, not a 200 that erased nothing", async () => {
+    const vaultBefore = (await storedText()).vault;
+    const res = await request("/v1/subjects/x%ED%BF%BF/keys", { method: "DELETE" });
+    const problem = await expectProblem(res, 400);
+    expect(problem.code).toBe("invalid_parameter");
+    expect(problem.detail).toContain("not UTF-8");
+    expect((await storedText()).vault).toBe(vaultBefore);
+    expect(await auditOf(problem.requestId, "subjects.shred")).toEqual([]);
+    // The well-formed spelling is an ordinary (audited) erasure of a subject that has no key.
+    const replacement = await request("/v1/subjects/x%EF%BF%BD/keys", { method: "DELETE" });
+    const text = await replacement.text();
+    expect(replacement.status, text).toBe(200);
+    expect(JSON.parse(text)).toMatchObject({ subject: "x\ufffd", destroyed: 0 });
   });
 });

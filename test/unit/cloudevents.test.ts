@@ -125,6 +125,23 @@ describe("envelope validation", () => {
     expect(paths).toEqual(["/2/Bad_Name", "/2/id", "/2/source", "/2/specversion", "/2/type"]);
   });
 
+  it("refuses every string attribute that holds a lone surrogate (they become keys), once each; pairs and data are fine", () => {
+    const base = { specversion: "1.0", id: "1", source: "/s", type: "t" };
+    for (const lone of ["x\udfff", "\ud800", "a\ud83d", "\udc00\ud800"]) {
+      for (const attribute of ["id", "source", "type", "subject", "partitionkey", "tenantid"]) {
+        const result = validateEnvelope({ ...base, [attribute]: lone }, "/1");
+        expect(result.ok, `${attribute}: ${JSON.stringify(lone)}`).toBe(false);
+        if (result.ok) continue;
+        expect(result.issues).toEqual([{ path: `/1/${attribute}`, message: expect.stringContaining("well-formed Unicode") }]);
+      }
+    }
+    const withParams = validateEnvelope({ ...base, datacontenttype: "application/json; x=\udfff" });
+    expect(withParams.ok).toBe(false);
+    // A surrogate pair is one well-formed character; data is stored as escaped JSON and never becomes a key.
+    expect(validateEnvelope({ ...base, subject: "cust-😀", id: "😀", xemoji: "🎉" }).ok).toBe(true);
+    expect(validateEnvelope({ ...base, data: { note: "x\udfff" } }).ok).toBe(true);
+  });
+
   it.each([
     ["2026-11-27T10:00:00Z", true],
     ["2026-11-27t10:00:00.123456+05:30", true],

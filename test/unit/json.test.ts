@@ -4,6 +4,7 @@ import {
   assertJsonDepth,
   canonicalJson,
   canonicalMembers,
+  illFormedStringAt,
   JsonDepthError,
   joinMembers,
   jsonPointer,
@@ -147,6 +148,26 @@ describe("utf8Length", () => {
     ]) {
       expect(utf8Length(text)).toBe(new TextEncoder().encode(text).byteLength);
     }
+  });
+});
+
+describe("illFormedStringAt", () => {
+  it("points at the first string value or member name with a lone surrogate, anywhere in the value", () => {
+    expect(illFormedStringAt({ name: "ok 😀", grants: ["produce:orders"], n: 1, b: null })).toBeUndefined();
+    expect(illFormedStringAt("x\udfff")).toBe("/");
+    expect(illFormedStringAt({ name: "x\ud800" })).toBe("/name");
+    expect(illFormedStringAt({ a: [{ "b/c": ["ok", "\udc00"] }] })).toBe("/a/0/b~1c/1");
+    expect(illFormedStringAt({ filter: { "x\udfff": "y" } })).toBe("/filter/x\udfff");
+    // The same as JSON.parse makes it from an escape.
+    expect(illFormedStringAt(JSON.parse('{"customerId":"c\\udfff"}'))).toBe("/customerId");
+  });
+
+  it("agrees with isWellFormed on every string (property)", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)) }), (text) => {
+        expect(illFormedStringAt({ v: text }) === undefined).toBe(text.isWellFormed());
+      }),
+    );
   });
 });
 

@@ -3,7 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import defaultConfig from "../../eventline.config";
 import type { EventlineConfig } from "../../shared/config";
 import { EventlineError, problemResponse } from "../../shared/errors";
-import { assertJsonDepth, exceedsJsonMembers, JsonDepthError } from "../../shared/json";
+import { assertJsonDepth, exceedsJsonMembers, illFormedStringAt, JsonDepthError } from "../../shared/json";
 import { createLogger } from "../../shared/logger";
 import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import { authentication } from "./auth/access";
@@ -69,6 +69,17 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 const EVENT_BODY = /\/events$/;
 const MAX_ADMIN_JSON_DEPTH = 16;
+
+const PERCENT_RUNS = /(?:%[0-9A-Fa-f]{2})+/g;
+
+function decodesAsUtf8(run: string): boolean {
+  try {
+    decodeURIComponent(run);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export interface AppOptions {
   /** Outbound fetch for JWKS (tests count it). */
@@ -146,6 +157,18 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   });
 
   app.use(authentication(config, options));
+  // Hono keeps a percent-encoded run that is not UTF-8 (e.g. %ED%BF%BF, a lone surrogate) as raw
+  // text in the path parameter: a route would act on another subject, stream or id than the one
+  // meant. Refused here, for every route (names in paths become keys; docs/security.md).
+  app.use(async (c, next) => {
+    const undecodable = new URL(c.req.url).pathname.match(PERCENT_RUNS)?.find((run) => !decodesAsUtf8(run));
+    if (undecodable !== undefined) {
+      throw new EventlineError("invalid_parameter", "the path holds percent-encoded bytes that are not UTF-8", {
+        issues: [{ path: "/param", message: `${undecodable} does not decode to well-formed Unicode` }],
+      });
+    }
+    await next();
+  });
   // Admin and command bodies: bounded size, counted on the stream (a lying or absent
   // Content-Length does not help), and JSON bounded in depth and members before any validator
   // walks it. The body read here is what the route's validators parse (Hono's body cache).
@@ -169,6 +192,13 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
         throw err;
       }
       if (exceedsJsonMembers(body)) throw new EventlineError("malformed_request", "too many JSON members in the body");
+      // Names, ids and grants in these bodies become keys (D1 rows, read models, audit subjects).
+      const illFormed = illFormedStringAt(body);
+      if (illFormed !== undefined) {
+        throw new EventlineError("malformed_request", "the body holds a string that is not well-formed Unicode", {
+          issues: [{ path: illFormed, message: "a lone UTF-16 surrogate (\\uD800-\\uDFFF) has no UTF-8 form" }],
+        });
+      }
     }
     await next();
   });

@@ -46,7 +46,8 @@ export function actorOf(principal: Principal): AuditRecord["actor"] {
 const MAX_FIELD = 512;
 
 function cap(text: string): string {
-  return text.length <= MAX_FIELD ? text : `${text.slice(0, MAX_FIELD)}…(truncated, ${text.length} chars)`;
+  // Well-formed: the cut may split a surrogate pair, and the resource becomes the record's subject (a key).
+  return text.length <= MAX_FIELD ? text : `${text.slice(0, MAX_FIELD).toWellFormed()}…(truncated, ${text.length} chars)`;
 }
 
 /** The record with every free-text member capped: a crafted path cannot make it too large to store. */

@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { and, desc, eq, type SQL, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
-import { problemResponse } from "../../../shared/api-schemas";
+import { problemResponse, wellFormed } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { customerSpend, customerSummaries, ordersView } from "../../../shared/db/schema";
 import { EventlineError } from "../../../shared/errors";
@@ -26,6 +26,7 @@ const OrderIdParam = z
   .string()
   .min(1)
   .max(128)
+  .refine(...wellFormed)
   .openapi({ param: { name: "id", in: "path" }, example: "ord_5f2c9a0e1b7d4c3a8e6f1d2b", description: "Order id" });
 
 const IdempotencyHeaders = z.object({
