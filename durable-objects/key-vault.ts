@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { createLogger } from "../shared/logger";
 import { type Keyring, KeyringError, parseKeyring, vaultShardOf } from "../shared/security/keyring";
 
 /**
@@ -46,6 +47,7 @@ const DATA_KEY_BYTES = 32;
 const MAX_ATTEMPTS = 5;
 export const DEFAULT_REWRAP_LIMIT = 500;
 const MAX_REWRAP_LIMIT = 10_000;
+const log = createLogger({ component: "key-vault" });
 
 type KeyRow = { kid: string; subject: string; kek_version: string; wrapped: ArrayBuffer | null };
 
@@ -101,8 +103,9 @@ function copyBuffer(bytes: Uint8Array): ArrayBuffer {
 }
 
 function checkStrings(values: unknown, what: string): string[] {
-  if (!Array.isArray(values) || !values.every((v) => typeof v === "string" && v !== "")) {
-    throw new TypeError(`${what} must be an array of non-empty strings`);
+  // Well-formed: SQLite would store a lone surrogate's bytes, which read back as another string.
+  if (!Array.isArray(values) || !values.every((v) => typeof v === "string" && v !== "" && v.isWellFormed())) {
+    throw new TypeError(`${what} must be an array of non-empty, well-formed strings`);
   }
   return [...new Set(values as string[])];
 }
@@ -192,14 +195,26 @@ export async function getOrCreateDataKeys(vault: Vault, subjects: readonly strin
   }
 }
 
-/** The raw bytes of each key id: null when the id is unknown or its key is shredded. */
+/** The raw bytes of each key id: null when the id is unknown, its key is shredded or does not unwrap (logged). */
 export async function findDataKeys(vault: Vault, kids: readonly string[]): Promise<Record<string, ArrayBuffer | null>> {
   const wanted = checkStrings(kids, "kids");
   const { sql } = vault.storage;
   const query = `SELECT kid, subject, kek_version, wrapped FROM data_keys
     WHERE wrapped IS NOT NULL AND kid IN (SELECT value FROM json_each(?))`;
   const rows = sql.exec<KeyRow>(query, JSON.stringify(wanted)).toArray();
-  const raws = new Map(await Promise.all(rows.map(async (row) => [row.kid, await unwrapRow(vault, row)] as const)));
+  const raws = new Map<string, Uint8Array<ArrayBuffer>>();
+  await Promise.all(
+    rows.map(async (row) => {
+      try {
+        raws.set(row.kid, await unwrapRow(vault, row));
+      } catch (err) {
+        // One key that does not unwrap (its KEK version is gone, its wrapped bytes or subject changed)
+        // makes its own fields undecryptable, as a shred would; it must not fail every read that meets it.
+        if (!(err instanceof KeyringError)) throw err;
+        log.warn("data key failed to unwrap: its fields read as undecryptable", { kid: row.kid, kekVersion: row.kek_version, error: err });
+      }
+    }),
+  );
   // A shred may have run while keys were unwrapped: only keys still active now are returned or cached.
   const active = new Set(
     sql

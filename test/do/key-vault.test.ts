@@ -1,6 +1,6 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   findDataKeys,
   getOrCreateDataKeys,
@@ -12,7 +12,14 @@ import {
   vaultStatus,
 } from "../../durable-objects/key-vault";
 import { EventlineError } from "../../shared/errors";
-import { createFieldProtector, decryptData, encryptData, type FieldProtectorEnv, isEncryptedValue } from "../../shared/security/fields";
+import {
+  createFieldProtector,
+  decryptData,
+  encryptData,
+  type FieldProtectorEnv,
+  fieldDecryption,
+  isEncryptedValue,
+} from "../../shared/security/fields";
 import { parseKeyring, vaultShardOf } from "../../shared/security/keyring";
 
 const shard3 = () => env.KEY_VAULT.get(env.KEY_VAULT.idFromName("shard-3"));
@@ -86,7 +93,12 @@ describe("KeyVault", () => {
     expect((await stub.dataKeys([subject]))[subject]?.kid.startsWith("9.")).toBe(true);
     // Input is checked before storage is touched (called here directly: a DO method that throws logs an uncaught exception).
     const none = {} as Vault;
-    expect((await rejection(() => getOrCreateDataKeys(none, [""]))).message).toMatch(/subjects must be an array of non-empty strings/);
+    expect((await rejection(() => getOrCreateDataKeys(none, [""]))).message).toMatch(
+      /subjects must be an array of non-empty, well-formed strings/,
+    );
+    // A lone surrogate would be stored as bytes that read back as another subject (its key would never unwrap or shred).
+    expect((await rejection(() => getOrCreateDataKeys(none, ["x\udfff"]))).message).toMatch(/well-formed/);
+    expect(() => shredSubject(none, "x\udfff")).toThrow(/well-formed/);
     expect((await rejection(() => findDataKeys(none, [1 as unknown as string]))).message).toMatch(/kids must be an array/);
     expect((await rejection(() => rewrapDataKeys(none, 0))).message).toMatch(/limit must be an integer/);
   });
@@ -215,9 +227,17 @@ describe("KeyVault", () => {
       expect(vaultStatus(state.storage.sql).byKekVersion).toEqual({ v1: 6, v2: 1 });
       shredSubject(rotating, "shredded");
 
-      // v2 alone cannot read what v1 wrapped yet, and says why.
+      // v2 alone cannot read what v1 wrapped yet: the key reads as unavailable (its fields stay
+      // undecryptable, the read goes on), and the log says why.
       const early = vaultOf(`v2:${B}`);
-      expect((await rejection(() => findDataKeys(early, [s0.kid]))).message).toMatch(/KEK version "v1" is not in EVENTLINE_KEKS/);
+      const logged = vi.spyOn(console, "log");
+      try {
+        expect(await findDataKeys(early, [s0.kid])).toEqual({ [s0.kid]: null });
+        const lines = logged.mock.calls.map((args) => String(args[0]));
+        expect(lines.filter((l) => l.includes(s0.kid))).toEqual([expect.stringMatching(/KEK version \\"v1\\" is not in EVENTLINE_KEKS/)]);
+      } finally {
+        logged.mockRestore();
+      }
       expect((await rejection(() => rewrapDataKeys(early, 2))).message).toMatch(
         /cannot rewrap: keys are wrapped under KEK version\(s\) v1/,
       );
@@ -297,6 +317,46 @@ describe("createFieldProtector", () => {
     expect(afterShred.undecryptable).toBe(2);
     expect(afterShred.events[1]?.data).toEqual(protectedEvents[1]?.data);
     expect(afterShred.events[0]?.data).toEqual(events[0]?.data);
+  });
+
+  it("reveals a key that does not unwrap (KEK version gone, bytes altered) as undecryptable, in reads and in the SDK's fieldDecryption, never as an error", async () => {
+    const [subject] = subjectsOf(7, "unwrap-fails", 1) as [string];
+    const shard = env.KEY_VAULT.getByName("shard-7");
+    const [gone, altered] = ["7.00000000000000000000000000000a01", "7.00000000000000000000000000000a02"];
+    await runInDurableObject(shard, (_instance: KeyVault, state) => {
+      for (const [kid, version] of [
+        [gone, "v0"],
+        [altered, "v1"],
+      ] as const) {
+        state.storage.sql.exec(
+          "INSERT INTO data_keys (kid, subject, kek_version, wrapped, created_at) VALUES (?, ?, ?, ?, ?)",
+          kid,
+          `${subject}-${version}`,
+          version,
+          crypto.getRandomValues(new Uint8Array(60)),
+          Date.now(),
+        );
+      }
+    });
+    try {
+      const protector = createFieldProtector(env);
+      const [good] = await protector.protect(topic, [
+        { id: "ok", source: "/crm", type: "customer.created", subject, data: { email: "ok@example.com" } },
+      ]);
+      const envelope = (kid: string) => ({ $eventline: "enc.v1", kid, iv: "AAAAAAAAAAAAAAAA", ct: "AAAAAAAAAAAAAAAAAAAAAA" });
+      const planted = { id: "bad", source: "/crm", type: "customer.note", subject, data: { a: envelope(gone), b: envelope(altered) } };
+      const revealed = await protector.reveal("customers", [good as Record<string, unknown>, planted]);
+      expect(revealed.undecryptable).toBe(2);
+      expect(revealed.events.map((e) => e.data)).toEqual([{ email: "ok@example.com" }, planted.data]);
+
+      const decrypt = fieldDecryption((e: typeof env) => e.KEY_VAULT);
+      expect(await decrypt(planted, { env, topic: "customers" })).toEqual(planted);
+      expect((await decrypt(good as Record<string, unknown>, { env, topic: "customers" })).data).toEqual({ email: "ok@example.com" });
+    } finally {
+      await runInDurableObject(shard, (_instance: KeyVault, state) => {
+        state.storage.sql.exec("DELETE FROM data_keys WHERE kid IN (?, ?)", gone, altered);
+      });
+    }
   });
 
   it("requires a subject for events with sensitive fields, and JSON rather than data_base64", async () => {

@@ -730,4 +730,61 @@ describe("well-formed Unicode in what becomes a key", () => {
     expect(replacement.status, text).toBe(200);
     expect(JSON.parse(text)).toMatchObject({ subject: "x\ufffd", destroyed: 0 });
   });
+
+  it("a data key that does not unwrap (KEK version gone, wrapped bytes altered) leaves its fields as envelopes counted in Eventline-Undecryptable; the read is a 200 and other fields decrypt", async () => {
+    const subject = subjectOf();
+    const shardNo = vaultShardOf(subject);
+    const shard = env.KEY_VAULT.getByName(vaultShardName(shardNo));
+    const hex = (n: number) => [...crypto.getRandomValues(new Uint8Array(n))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    const [gone, altered] = [`${shardNo}.${hex(16)}`, `${shardNo}.${hex(16)}`];
+    const b64url = (n: number) =>
+      btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(n))))
+        .replaceAll("+", "-")
+        .replaceAll("/", "_")
+        .replace(/=+$/, "");
+    const envelope = (kid: string) => ({ $eventline: "enc.v1", kid, iv: b64url(12), ct: b64url(40) });
+    const plantedData = { a: envelope(gone), b: envelope(altered), plan: "gold" };
+    // Keys as the vault holds them after a KEK version was removed too early, or after their bytes
+    // (or the subject they were wrapped for) changed: neither unwraps, whatever the cache holds.
+    await runInDurableObject(shard, (_vault: unknown, state: DurableObjectState) => {
+      for (const [kid, version] of [
+        [gone, "v0"],
+        [altered, "v1"],
+      ] as const) {
+        state.storage.sql.exec(
+          "INSERT INTO data_keys (kid, subject, kek_version, wrapped, created_at) VALUES (?, ?, ?, ?, ?)",
+          kid,
+          `${subject}-${version}`,
+          version,
+          crypto.getRandomValues(new Uint8Array(60)),
+          Date.now(),
+        );
+      }
+    });
+    try {
+      const canary = canaryOf();
+      const acks = await expectAccepted(
+        await post([customer(subject, canary), event({ source: "/crm", type: "customer.note", subject, data: plantedData })]),
+      );
+      const [first, planted] = acks as [Ack, Ack];
+      expect(planted.partition).toBe(first.partition);
+
+      for (const send of [asAdmin, as(decrypter)]) {
+        const page = await readPage(send, `/v1/topics/${TOPIC}/partitions/${first.partition}/events?from=${first.sequence}&limit=2`);
+        expect(page.events.map((e) => e.id)).toEqual([first.id, planted.id]);
+        expectPlaintextFields(page.events[0]?.data ?? {}, canary);
+        expect(page.events[1]?.data).toEqual(plantedData);
+        expect(page.undecryptable).toBe("2");
+        const stream = await readStream(send, subject);
+        expect(stream.events.map((e) => e.id)).toEqual([first.id, planted.id]);
+        expectPlaintextFields(stream.events[0]?.data ?? {}, canary);
+        expect(stream.events[1]?.data).toEqual(plantedData);
+        expect(stream.undecryptable).toBe("2");
+      }
+    } finally {
+      await runInDurableObject(shard, (_vault: unknown, state: DurableObjectState) => {
+        state.storage.sql.exec("DELETE FROM data_keys WHERE kid IN (?, ?)", gone, altered);
+      });
+    }
+  });
 });
