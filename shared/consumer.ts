@@ -87,7 +87,7 @@ export interface ConsumerOptions<Env, Data> {
    * Plaintext of sensitive fields for a consumer authorized to read them (its Worker can reach the
    * KeyVault): e.g. `decrypt: fieldDecryption((env) => env.KEY_VAULT)` from shared/security/fields.
    * Without it the handler sees the encrypted envelopes, as they are stored and queued. A field
-   * whose key was shredded stays an envelope.
+   * whose key was shredded, or does not unwrap, stays an envelope.
    */
   decrypt?: (event: StoredEvent, ctx: { env: Env; topic: string }) => Promise<StoredEvent>;
 }

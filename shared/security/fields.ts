@@ -70,7 +70,7 @@ export type DataKeyLookup = (kid: string) => Promise<ArrayBuffer | Uint8Array | 
 
 export interface DecryptResult {
   data: unknown;
-  /** Pointers of envelopes left in place: shredded or unknown key, or ciphertext moved or altered. */
+  /** Pointers of envelopes left in place: shredded or unknown key, one that does not unwrap, or ciphertext moved or altered. */
   undecryptable: string[];
 }
 
