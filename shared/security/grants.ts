@@ -11,8 +11,8 @@
  * A prefix must end in one of the delimiters `.`, `_`, `-`, `/`, `:` so `orders.` can never
  * match `orders-evil`; an undelimited `orders*` is rejected when the grant is parsed.
  * `admin` implies `produce`, `consume` and `replay` on the topics it covers, and a deny of any of
- * those also denies `admin` there; `decrypt` (plaintext of sensitive fields) is never implied and
- * must be granted explicitly.
+ * those also denies `admin` there; a deny of `consume` also denies `replay` (see `deniedBy`);
+ * `decrypt` (plaintext of sensitive fields) is never implied and must be granted explicitly.
  */
 
 export const ACTIONS = ["produce", "consume", "replay", "admin", "decrypt"] as const;
@@ -107,12 +107,21 @@ export function implies(held: Action, wanted: Action): boolean {
   return held === wanted || (held === "admin" && IMPLIED_BY_ADMIN.has(wanted));
 }
 
+/**
+ * Does a deny of `denied` take `wanted` away? The one place the rule lives (access checks and the
+ * creator's denies a new key must carry both use it). A deny takes away what it names and every
+ * action that implies it: a deny of `produce`, `consume` or `replay` also denies `admin`, whose
+ * functions (DLQ contents, webhook subscriptions, rebuilds) would otherwise read or move the events
+ * the deny keeps from the principal. A deny of `consume` also denies `replay`: a replay sends the
+ * topic's events to a subscription, i.e. reads them by proxy.
+ */
+export function deniedBy(wanted: Action, denied: Action): boolean {
+  return implies(wanted, denied) || (denied === "consume" && wanted === "replay");
+}
+
 function covers(grant: Grant, action: Action, topic: string): boolean {
   if (!patternMatches(grant.pattern, topic)) return false;
-  // An allow of `admin` implies the topic actions. A deny of one of them also denies `admin` on
-  // that topic: admin functions (DLQ contents, webhook subscriptions, replays) would otherwise
-  // read or move the events the deny keeps from the principal.
-  return grant.effect === "allow" ? implies(grant.action, action) : implies(action, grant.action);
+  return grant.effect === "allow" ? implies(grant.action, action) : deniedBy(action, grant.action);
 }
 
 /** Allowed iff some allow grant covers (action, topic) and no deny grant does. */
@@ -134,6 +143,6 @@ export function isAllowed(grants: readonly Grant[], action: Action, topic: strin
 export function isGlobalAdmin(grants: readonly Grant[]): boolean {
   return (
     grants.some((g) => g.effect === "allow" && g.action === "admin" && g.pattern === "*") &&
-    !grants.some((g) => g.effect === "deny" && implies("admin", g.action))
+    !grants.some((g) => g.effect === "deny" && deniedBy("admin", g.action))
   );
 }

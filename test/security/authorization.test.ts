@@ -408,7 +408,7 @@ describe("reads", () => {
     }
   });
 
-  it("GET /v1/topics (and /v1/subscriptions) list only what the caller holds a grant on", async () => {
+  it("GET /v1/topics lists only what the caller holds a grant on (and /v1/subscriptions what it may consume)", async () => {
     expect(await visibleTopics("admin")).toEqual(["audit", "customers", "events", "orders"]);
     // The audit topic is listed for global admins only; a topic deny makes admin:* no global admin.
     expect(await visibleTopics(denyOrders)).toEqual(["customers", "events", "orders"]);
@@ -423,10 +423,13 @@ describe("reads", () => {
     const denyOnly = await createTestKey("deny-only", ["!produce:orders"]);
     await expectAccessDenied(await asKey(denyOnly, "/v1/topics"), { actor: denyOnly.principal, reason: ["has no grants"] });
 
-    const subs = await asKey(producer, "/v1/subscriptions");
-    expect(subs.status).toBe(200);
-    const topics = new Set(((await subs.json()) as { subscriptions: { topic: string }[] }).subscriptions.map((s) => s.topic));
-    expect([...topics]).toEqual(["events"]);
+    const subscriptionTopics = async (key: CreatedTestKey) => {
+      const subs = await asKey(key, "/v1/subscriptions");
+      expect(subs.status).toBe(200);
+      return [...new Set(((await subs.json()) as { subscriptions: { topic: string }[] }).subscriptions.map((s) => s.topic))];
+    };
+    expect(await subscriptionTopics(consumer)).toEqual(["events"]);
+    expect(await subscriptionTopics(producer)).toEqual([]);
   });
 });
 
@@ -710,5 +713,168 @@ describe("audit records of denials", () => {
       expect(bodies).toContain(producer.principal);
       expect(bodies).not.toContain(producer.key);
     });
+  });
+});
+
+describe("a deny of consume also denies moving the topic's events elsewhere", () => {
+  it("replay:events or admin:events with !consume:events: no replay create, status, cancel or listing, no rebuild, no DLQ (403, audited)", async () => {
+    const created = await request("/v1/replays", jsonInit({ topic: "events", partitions: [0], from: { sequence: 1 }, subscription: HOOK }));
+    const createdText = await created.text();
+    expect(created.status, createdText).toBe(201);
+    const job = JSON.parse(createdText) as { id: string };
+    await seedDeadLetter(`dl-authz-deny-consume-${crypto.randomUUID()}`);
+    const jobState = async () => ((await (await request(`/v1/replays/${job.id}`)).json()) as { state: string }).state;
+
+    for (const [name, grants] of [
+      ["deny-consume-replayer", ["replay:events", "!consume:events"]],
+      ["deny-consume-admin", ["admin:events", "!consume:events"]],
+    ] as const) {
+      const key = await createTestKey(name, [...grants]);
+      const before = { replays: await replayJobCount(), dlq: await dlqDepth(HOOK) };
+      const cases: [string, RequestInit, string[], string | undefined][] = [
+        [
+          "/v1/replays",
+          jsonInit({ topic: "events", partitions: [0], from: { sequence: 1 }, subscription: HOOK }),
+          ["replay", "topic events"],
+          "replays.create",
+        ],
+        [`/v1/replays/${job.id}`, { method: "GET" }, ["replay", "topic events"], undefined],
+        [`/v1/replays/${job.id}`, { method: "DELETE" }, ["replay", "topic events"], "replays.cancel"],
+        ["/v1/projections/activity/rebuild", jsonInit({}), ["admin", "topic events"], "projections.rebuild"],
+        [`/v1/subscriptions/${HOOK}/dlq`, { method: "GET" }, ["admin", "topic events"], undefined],
+        [`/v1/subscriptions/${HOOK}/dlq/redrive`, jsonInit({}), ["admin", "topic events"], "dlq.redrive"],
+      ];
+      for (const [path, init, reason, attempted] of cases) {
+        await expectAccessDenied(await asKey(key, path, init), {
+          actor: key.principal,
+          reason,
+          ...(attempted === undefined ? {} : { attempted }),
+        });
+      }
+      // The job list shows none of the topic's jobs.
+      const list = await asKey(key, "/v1/replays");
+      const listed = await list.text();
+      expect(list.status, listed).toBe(200);
+      expect((JSON.parse(listed) as { replays: { topic: string }[] }).replays.filter((r) => r.topic === "events")).toEqual([]);
+      // Nothing changed: no job created, the admin's job not cancelled, the DLQ as it was.
+      expect({ replays: await replayJobCount(), dlq: await dlqDepth(HOOK) }).toEqual(before);
+      expect(await jobState()).not.toBe("cancelled");
+      expect((await auditSearch({ actor: key.principal })).filter((r) => r.outcome !== "denied")).toEqual([]);
+    }
+  });
+});
+
+describe("subscriptions are seen only by who may consume their topic", () => {
+  const names = async (key: CreatedTestKey, path: string, member: "subscriptions" | "replays") => {
+    const res = await asKey(key, path);
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    const body = JSON.parse(text) as Record<string, { subscription?: string; name?: string; topic: string }[]>;
+    return (body[member] ?? []).map((s) => `${s.topic}/${s.name ?? s.subscription}`).sort();
+  };
+
+  it("GET /v1/subscriptions and /v1/metrics list a topic's subscriptions to its consumers only, not to its producers or replayers", async () => {
+    const eventsSubscriptions = ["events/activity", `events/${HOOK}`, "events/greetings"];
+    expect(await names(consumer, "/v1/subscriptions", "subscriptions")).toEqual(expect.arrayContaining(eventsSubscriptions));
+    expect((await names(consumer, "/v1/subscriptions", "subscriptions")).every((n) => n.startsWith("events/"))).toBe(true);
+    for (const key of [producer, replayer]) {
+      // Each of them gets a 403 from GET /v1/subscriptions/{name} for these, so the list shows none.
+      await expectAccessDenied(await asKey(key, "/v1/subscriptions/activity"), {
+        actor: key.principal,
+        reason: ["consume", "topic events"],
+      });
+      expect(await names(key, "/v1/subscriptions", "subscriptions")).toEqual([]);
+      expect(await names(key, "/v1/metrics", "subscriptions")).toEqual([]);
+    }
+    expect(await names(consumer, "/v1/metrics", "subscriptions")).toEqual(expect.arrayContaining(eventsSubscriptions));
+  });
+
+  it("a name outside the caller's grants is a 403 whether it exists or not (same detail), on every route about one subscription or replay", async () => {
+    const hidden = `authz-hidden-${crypto.randomUUID().slice(0, 8)}`;
+    const missing = `authz-missing-${crypto.randomUUID().slice(0, 8)}`;
+    const sub = await request(
+      "/v1/subscriptions",
+      jsonInit({
+        name: hidden,
+        topic: "customers",
+        filter: { type: ["authz.none"] },
+        webhook: { url: `${env.WEBHOOK_SINK}/hooks/${hidden}` },
+      }),
+    );
+    expect(sub.status, await sub.text()).toBe(201);
+    const job = await request(
+      "/v1/replays",
+      jsonInit({ topic: "customers", partitions: [0], from: { sequence: 1 }, subscription: hidden }),
+    );
+    const jobText = await job.text();
+    expect(job.status, jobText).toBe(201);
+    const jobId = (JSON.parse(jobText) as { id: string }).id;
+    const missingJob = `rpl_${"0".repeat(32)}`;
+
+    const pairs: {
+      key: CreatedTestKey;
+      action: string;
+      init: () => RequestInit;
+      path: (name: string) => string;
+      names: [string, string];
+    }[] = [
+      { key: consumer, action: "consume", init: () => ({}), path: (n) => `/v1/subscriptions/${n}`, names: [hidden, missing] },
+      { key: eventsAdmin, action: "admin", init: () => ({}), path: (n) => `/v1/subscriptions/${n}/dlq`, names: [hidden, missing] },
+      {
+        key: eventsAdmin,
+        action: "admin",
+        init: () => jsonInit({}),
+        path: (n) => `/v1/subscriptions/${n}/dlq/redrive`,
+        names: [hidden, missing],
+      },
+      {
+        key: eventsAdmin,
+        action: "admin",
+        init: () => ({ method: "DELETE" }),
+        path: (n) => `/v1/subscriptions/${n}`,
+        names: [hidden, missing],
+      },
+      {
+        key: eventsAdmin,
+        action: "admin",
+        init: () => jsonInit({}),
+        path: (n) => `/v1/projections/${n}/rebuild`,
+        names: ["customer-summary", missing],
+      },
+      { key: replayer, action: "replay", init: () => ({}), path: (n) => `/v1/replays/${n}`, names: [jobId, missingJob] },
+      { key: replayer, action: "replay", init: () => ({ method: "DELETE" }), path: (n) => `/v1/replays/${n}`, names: [jobId, missingJob] },
+    ];
+    const answer = (p: { detail: string; title: string; code: string; status: number }, name: string) => ({
+      title: p.title,
+      code: p.code,
+      status: p.status,
+      detail: p.detail.replaceAll(name, "<name>"),
+    });
+    for (const {
+      key,
+      action,
+      init,
+      path,
+      names: [existing, absent],
+    } of pairs) {
+      const shown = await expectAccessDenied(await asKey(key, path(existing), init()), { actor: key.principal, reason: [action] });
+      const hiddenMissing = await expectAccessDenied(await asKey(key, path(absent), init()), {
+        actor: key.principal,
+        reason: [action, "does not exist"],
+      });
+      // The caller cannot tell them apart; the audit record (global admins only) can.
+      expect(answer(hiddenMissing.problem, absent), path(existing)).toEqual(answer(shown.problem, existing));
+      expect(shown.problem.detail).not.toContain("customers");
+      expect(shown.record.reason).toContain("topic ");
+    }
+    // Nothing changed: the subscription and the job are there, not cancelled.
+    expect(await subscriptionExists(hidden)).toBe(true);
+    const state = (await (await request(`/v1/replays/${jobId}`)).json()) as { state: string };
+    expect(state.state).not.toBe("cancelled");
+    // A principal that may use every topic is told what does not exist.
+    expect((await expectProblem(await request(`/v1/subscriptions/${missing}`), 404)).code).toBe("not_found");
+    expect((await expectProblem(await request(`/v1/replays/${missingJob}`), 404)).code).toBe("not_found");
+    // And a key keeps seeing what its grants cover.
+    expect((await asKey(consumer, `/v1/subscriptions/${HOOK}`)).status).toBe(200);
   });
 });

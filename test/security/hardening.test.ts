@@ -8,12 +8,17 @@ import { asKey, auditOf, createTestKey, expectAccessDenied, jsonInit } from "./h
 const grants = (...texts: string[]) => parseGrants(texts).grants;
 
 describe("a deny of a topic action also denies admin there", () => {
-  it("grant logic: !consume:payments takes admin (and with it replay, webhooks, DLQ contents) on payments", () => {
+  it("grant logic: !consume:payments takes admin (webhooks, DLQ contents) and replay on payments", () => {
     const g = grants("admin:*", "!consume:payments");
     expect(isAllowed(g, "consume", "payments")).toBe(false);
     expect(isAllowed(g, "admin", "payments")).toBe(false);
     expect(isAllowed(g, "admin", "events")).toBe(true);
-    expect(isAllowed(g, "replay", "payments")).toBe(true); // replay is its own action; the routes that read events need admin or consume
+    // A replay sends the topic's events to a subscription: a deny of consume takes it too.
+    expect(isAllowed(g, "replay", "payments")).toBe(false);
+    expect(isAllowed(g, "replay", "events")).toBe(true);
+    expect(isAllowed(grants("replay:payments", "!consume:payments"), "replay", "payments")).toBe(false);
+    // Not the other way round: a deny of replay leaves consume.
+    expect(isAllowed(grants("consume:payments", "!replay:payments"), "consume", "payments")).toBe(true);
     expect(isGlobalAdmin(g)).toBe(false);
     expect(isGlobalAdmin(grants("admin:*"))).toBe(true);
     expect(isAllowed(grants("admin:*", "!produce:orders"), "admin", "orders")).toBe(false);

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ACTIONS, type Action, implies, patternCovers, patternMatches, patternsOverlap } from "../../shared/security/grants";
+import { ACTIONS, type Action, deniedBy, implies, patternCovers, patternMatches, patternsOverlap } from "../../shared/security/grants";
 
 describe("implies", () => {
   // Every (held, wanted) pair: the whole rule, so a new action must be placed here on purpose.
@@ -21,6 +21,23 @@ describe("implies", () => {
     expect(implies("admin", "decrypt")).toBe(false);
     expect(ACTIONS.filter((a) => implies("decrypt", a))).toEqual(["decrypt"]);
     expect(ACTIONS.filter((a) => implies(a, "decrypt"))).toEqual(["decrypt"]);
+  });
+});
+
+describe("deniedBy", () => {
+  // Every (denied, wanted) pair: what a deny takes away. A deny of consume takes replay too (a replay
+  // moves the topic's events to a subscription); a deny of any topic action takes admin.
+  const takes: Record<Action, readonly Action[]> = {
+    produce: ["produce", "admin"],
+    consume: ["consume", "replay", "admin"],
+    replay: ["replay", "admin"],
+    admin: ["admin"],
+    decrypt: ["decrypt"],
+  };
+  const cases = ACTIONS.flatMap((denied) => ACTIONS.map((wanted) => [denied, wanted, takes[denied].includes(wanted)] as const));
+
+  it.each(cases)("a deny of %s takes %s: %s", (denied, wanted, expected) => {
+    expect(deniedBy(wanted, denied)).toBe(expected);
   });
 });
 

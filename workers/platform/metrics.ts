@@ -11,7 +11,7 @@ import {
   writeDataPoint,
 } from "../../shared/metrics";
 import { lagEvents } from "../../shared/subscriptions";
-import { canSee } from "./auth/access";
+import { canSee, may } from "./auth/access";
 import type { Principal } from "./auth/principal";
 import type { AppEnv } from "./context";
 import { partitionStub, partitionUnavailable } from "./ingest/append";
@@ -153,8 +153,9 @@ const circuitName = (state: string | undefined): CircuitName =>
 const cpKey = (subscription: string, topic: string, partition: number) => JSON.stringify([subscription, topic, partition]);
 
 /**
- * Everything GET /v1/metrics reports that `principal` may see (topics it holds any grant on, and
- * their subscriptions and replays): one D1 batch, the subscription list, then one RPC per partition.
+ * Everything GET /v1/metrics reports that `principal` may see (topics it holds any grant on, the
+ * subscriptions of topics it may consume and the replays of topics it may replay, as their own
+ * routes decide): one D1 batch, the subscription list, then one RPC per partition.
  * For `health`, only what evaluateHealth reads (lag, counters, circuits): DLQ depths, latency
  * histograms and replays are not read (they stay 0 and empty), sparing D1 a count of every dead letter.
  */
@@ -204,7 +205,7 @@ export async function collectMetrics(
 
   const topics = config.topics.filter((t) => canSee(principal, t.name, config));
   const visibleTopics = new Set(topics.map((t) => t.name));
-  const subscriptions = views.filter((s) => visibleTopics.has(s.topic));
+  const subscriptions = views.filter((s) => visibleTopics.has(s.topic) && may(config, principal, "consume", s.topic));
 
   // Per partition: counters, and the commit time of each subscription's checkpoint + 1.
   const now = Date.now();
@@ -286,7 +287,7 @@ export async function collectMetrics(
     } catch {
       continue;
     }
-    if (!visibleTopics.has(view.topic)) continue;
+    if (!may(config, principal, "replay", view.topic)) continue;
     replays.push({
       id: view.id,
       topic: view.topic,

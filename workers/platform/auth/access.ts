@@ -28,13 +28,28 @@ export interface AccessSpec {
   group: RouteGroup;
   /** `global`: needs `admin:*` (keys, audit, erasure, KEK rotation). `list`: any grant; the handler filters. */
   action: Action | "global" | "list";
-  /** The topic the request touches; `undefined` (unknown resource) lets the handler answer 404. */
-  topic?: (c: Context<AppEnv>) => string | undefined | Promise<string | undefined>;
+  /**
+   * The topic the request touches; `undefined` (unknown resource) lets the handler answer 404. A
+   * resource named by something else than its topic resolves to a NamedResource (see denyNamed).
+   */
+  topic?: (c: Context<AppEnv>) => TopicOf | Promise<TopicOf>;
   /** Audit this route's outcome under this action name (admin and security functions). */
   audit?: string;
-  /** The audited resource; default `topic:<topic>` or the path. */
+  /** The audited resource; default the NamedResource's name, `topic:<topic>` or the path. */
   resource?: (c: Context<AppEnv>) => string;
 }
+
+/**
+ * A resource named by something other than its topic (a subscription, a replay job), with the
+ * topic it is on: `undefined` when no such resource exists.
+ */
+export interface NamedResource {
+  /** How answers name it, e.g. `subscription:orders-view`. */
+  name: string;
+  topic: string | undefined;
+}
+
+type TopicOf = string | NamedResource | undefined;
 
 function clientIp(c: Context<AppEnv>): string {
   return c.req.header("cf-connecting-ip") ?? "local";
@@ -127,8 +142,10 @@ export function access(spec: AccessSpec): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const config = c.get("config");
     const principal = c.get("principal");
-    const topic = spec.topic === undefined ? undefined : await spec.topic(c);
-    const resource = spec.resource?.(c) ?? (topic === undefined ? c.req.path : `topic:${topic}`);
+    const target = spec.topic === undefined ? undefined : await spec.topic(c);
+    const named = typeof target === "object" ? target : undefined;
+    const topic = typeof target === "object" ? target.topic : target;
+    const resource = spec.resource?.(c) ?? named?.name ?? (topic === undefined ? c.req.path : `topic:${topic}`);
     const audit = async (outcome: "success" | "failure" | "denied", status: number, reason?: string) =>
       writeAudit(
         c.env,
@@ -157,10 +174,13 @@ export function access(spec: AccessSpec): MiddlewareHandler<AppEnv> {
         throw new EventlineError("forbidden", problem);
       }
     }
-    const denial = deny(config, principal, spec.action, topic);
+    const denial =
+      named === undefined || spec.action === "global" || spec.action === "list"
+        ? deny(config, principal, spec.action, topic)
+        : denyNamed(config, principal, spec.action, named);
     if (denial !== undefined) {
-      await audit("denied", 403, denial);
-      throw new EventlineError("forbidden", denial);
+      await audit("denied", 403, typeof denial === "string" ? denial : denial.reason);
+      throw new EventlineError("forbidden", typeof denial === "string" ? denial : denial.detail);
     }
     c.set("authorized", true);
     if (spec.audit === undefined) return next();
@@ -203,6 +223,34 @@ export function deny(
   return isAllowed(grants, action, topic) ? undefined : missing;
 }
 
+/**
+ * Why `principal` may not do `action` on a named resource, or undefined when it may. Whether the
+ * name exists is told only to a principal that may do `action` on every topic (it could use the
+ * resource wherever it were): it gets the handler's 404 for a missing one. Any other principal
+ * gets a 403 with the same detail whether the resource is missing or on a topic it may not use,
+ * as a topic outside one's grants is a 403 whether it exists or not. The audit `reason` (read by
+ * global admins only) says which.
+ */
+function denyNamed(
+  config: EventlineConfig,
+  principal: Principal,
+  action: Action,
+  named: NamedResource,
+): { reason: string; detail: string } | undefined {
+  const reason =
+    named.topic !== undefined
+      ? deny(config, principal, action, named.topic)
+      : config.topics.every((t) => deny(config, principal, action, t.name) === undefined)
+        ? undefined
+        : `${named.name} does not exist; ${principal.id} lacks ${action} on some topics, so it is not told`;
+  if (reason === undefined) return undefined;
+  return { reason, detail: `${named.name} does not exist or is on a topic where ${principal.id} lacks ${action}` };
+}
+
+/** May `principal` do `action` on `topic`? The rule of the routes about one resource, for listings of such resources. */
+export const may = (config: EventlineConfig, principal: Principal, action: Action, topic: string) =>
+  deny(config, principal, action, topic) === undefined;
+
 /** Can the caller see `topic` at all (listing)? Any of produce/consume/replay/admin on it. */
 export function canSee(principal: Principal, topic: string, config: EventlineConfig): boolean {
   if (findTopic(config, topic)?.internal === true) return isGlobalAdmin(principal.grants);
@@ -212,8 +260,11 @@ export function canSee(principal: Principal, topic: string, config: EventlineCon
 /** `topic` resolver: the route's `{topic}` path parameter. */
 export const topicParam = (c: Context<AppEnv>) => c.req.param("topic");
 
-/** `topic` resolver: the topic of the `{name}` subscription (configured or webhook); undefined if unknown. */
-export const subscriptionTopic = async (c: Context<AppEnv>) => (await findSubscriptionView(c.env.DB, c.req.param("name") ?? ""))?.topic;
+/** `topic` resolver: the `{name}` subscription (configured or webhook) and its topic, undefined if unknown. */
+export const subscriptionTopic = async (c: Context<AppEnv>): Promise<NamedResource> => {
+  const name = c.req.param("name") ?? "";
+  return { name: `subscription:${name}`, topic: (await findSubscriptionView(c.env.DB, name))?.topic };
+};
 
 export const subscriptionResource = (c: Context<AppEnv>) => `subscription:${c.req.param("name")}`;
 
@@ -224,10 +275,11 @@ export const bodyTopic = async (c: Context<AppEnv>) => {
 };
 
 /** `topic` resolver: the topic of the `{id}` replay job, from the job itself (the D1 listing is only a copy). */
-export const replayTopic = async (c: Context<AppEnv>) => {
+export const replayTopic = async (c: Context<AppEnv>): Promise<NamedResource | undefined> => {
   const id = c.req.param("id") ?? "";
   // Only well-formed ids reach a ReplayJob (the route's validator answers the rest with 400).
-  return /^rpl_[0-9a-f]{32}$/.test(id) ? (await c.env.REPLAY_JOB.getByName(id).status())?.topic : undefined;
+  if (!/^rpl_[0-9a-f]{32}$/.test(id)) return undefined;
+  return { name: `replay:${id}`, topic: (await c.env.REPLAY_JOB.getByName(id).status())?.topic };
 };
 
 /** `topic` resolver for routes about one fixed topic (the orders commands and read models). */

@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problemResponse } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
-import { type Grant, implies, parseGrant, patternCovers, patternsOverlap } from "../../../shared/security/grants";
+import { deniedBy, type Grant, implies, parseGrant, patternCovers, patternsOverlap } from "../../../shared/security/grants";
 import { access } from "../auth/access";
 import { type ApiKeyRecord, createApiKey, getApiKey, listApiKeys, revokeApiKey } from "../auth/api-keys";
 import type { AppEnv } from "../context";
@@ -118,7 +118,7 @@ function exceedsCreator(creator: readonly Grant[], grant: Grant, keyDenies: read
   const allowed = creator.some((c) => c.effect === "allow" && implies(c.action, grant.action) && patternCovers(c.pattern, grant.pattern));
   if (!allowed) return "the creator does not hold this grant";
   for (const deny of creator) {
-    if (deny.effect !== "deny" || !implies(grant.action, deny.action) || !patternsOverlap(deny.pattern, grant.pattern)) continue;
+    if (deny.effect !== "deny" || !deniedBy(grant.action, deny.action) || !patternsOverlap(deny.pattern, grant.pattern)) continue;
     if (!keyDenies.some((k) => k.action === deny.action && patternCovers(k.pattern, deny.pattern))) {
       return `the creator is denied ${deny.action}:${deny.pattern}; add !${deny.action}:${deny.pattern} to the key's grants`;
     }

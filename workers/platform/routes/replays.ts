@@ -3,8 +3,7 @@ import { problemResponse } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import type { FilterPattern } from "../../../shared/filter";
-import { isAllowed } from "../../../shared/security/grants";
-import { access, bodyTopic, replayTopic, subscriptionTopic } from "../auth/access";
+import { access, bodyTopic, may, replayTopic, subscriptionTopic } from "../auth/access";
 import type { AppEnv } from "../context";
 import { findSubscriptionView } from "../subscription-registry";
 import { requireTopic, requireValidFilter } from "../validation";
@@ -250,8 +249,8 @@ export function replayRoutes(config: EventlineConfig) {
   app.openapi(listReplays, async (c) => {
     const rows = await c.env.DB.prepare("SELECT view FROM replay_jobs ORDER BY created_at DESC LIMIT 100").all<{ view: string }>();
     const views = rows.results.map((r) => JSON.parse(r.view) as z.output<typeof ReplayViewSchema>);
-    // Only jobs on topics the caller may replay.
-    return c.json({ replays: views.filter((v) => isAllowed(c.get("principal").grants, "replay", v.topic)) }, 200);
+    // Only jobs on topics the caller may replay (the rule of GET /v1/replays/{id}).
+    return c.json({ replays: views.filter((v) => may(config, c.get("principal"), "replay", v.topic)) }, 200);
   });
 
   app.openapi(getReplay, async (c) => {

@@ -7,7 +7,7 @@ import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../shared/messages";
 import { redactUrl } from "../../../shared/redact-url";
 import { isAllowed } from "../../../shared/security/grants";
 import { lagEvents, queueBinding } from "../../../shared/subscriptions";
-import { access, canSee, subscriptionResource, subscriptionTopic } from "../auth/access";
+import { access, may, subscriptionResource, subscriptionTopic } from "../auth/access";
 import type { Principal } from "../auth/principal";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
@@ -69,7 +69,7 @@ const listRoute = createRoute({
   path: "/v1/subscriptions",
   middleware: [access({ group: "read", action: "list" })] as const,
   tags: ["Subscriptions"],
-  summary: "Every subscription with its status",
+  summary: "Every subscription on a topic the caller may consume, with its status",
   responses: {
     200: {
       description: "Subscriptions",
@@ -269,8 +269,10 @@ export function subscriptionRoutes(config: EventlineConfig) {
       c.json(
         {
           subscriptions: await Promise.all(
+            // The single view's rule (consume on the subscription's topic): a producer does not see
+            // the consumers of its topic, their filters, counts and lag.
             (await listSubscriptionViews(c.env.DB))
-              .filter((s) => canSee(c.get("principal"), s.topic, config))
+              .filter((s) => may(config, c.get("principal"), "consume", s.topic))
               .map(async (s) => forCaller(await describeSubscription(c.env, config, s), c.get("principal"))),
           ),
         },
