@@ -1,6 +1,7 @@
 import { createApp } from "./app";
 import { handleQueue } from "./queue";
 
+export { AuditTally } from "../../durable-objects/audit-tally";
 export { KeyVault } from "../../durable-objects/key-vault";
 export { PartitionLog } from "../../durable-objects/partition-log";
 export { ReplayJob } from "../../durable-objects/replay-job";
