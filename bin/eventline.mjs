@@ -11,7 +11,7 @@ import { commandHelp, DEFAULT_URL, findCommand, mainHelp, parseCommandLine } fro
 import { publish, tail } from "./lib/events.mjs";
 import { replay, replayCancel, replayList, replayStatus } from "./lib/replay.mjs";
 import { audit, encryptionRewrap, encryptionStatus, erase, keysCreate, keysList, keysRevoke, keysShow } from "./lib/security.mjs";
-import { dlqList, dlqRedrive, subscriptions } from "./lib/subscriptions.mjs";
+import { dlqList, dlqRedrive, subscriptions, subscriptionsRotateSecret } from "./lib/subscriptions.mjs";
 import { archive, topic, topics } from "./lib/topics.mjs";
 
 /** @type {{ version: string }} */
@@ -26,6 +26,7 @@ const COMMANDS = [
   replayList,
   replayCancel,
   subscriptions,
+  subscriptionsRotateSecret,
   dlqList,
   dlqRedrive,
   archive,

@@ -1,5 +1,5 @@
 // @ts-check
-/** `subscriptions`, `dlq list <subscription>`, `dlq redrive <subscription>`. */
+/** `subscriptions`, `subscriptions rotate-secret <name>`, `dlq list <subscription>`, `dlq redrive <subscription>`. */
 import { seg, UsageError } from "./api.mjs";
 import { command, intOption, str } from "./cli.mjs";
 import { num, printJson, table, truncate } from "./ui.mjs";
@@ -32,6 +32,38 @@ export const subscriptions = command({
       s.counts.deadLettered,
     ]);
     console.log(table(["NAME", "TOPIC", "KIND", "ORDERING", "LAG", "DLQ", "CIRCUIT", "HANDLED", "RETRIED", "DEAD-LETTERED"], rows));
+    return 0;
+  },
+});
+
+export const subscriptionsRotateSecret = command({
+  name: "subscriptions rotate-secret",
+  args: ["<name>"],
+  summary: "Rotate a webhook subscription's signing secret; the new secret is printed once",
+  details:
+    "Until the overlap ends every delivery is signed with the old and the new secret, so receivers can switch to the new one without a failed delivery; then with the new one only. --overlap 0 drops the old secret at once (for a leaked secret).",
+  options: {
+    overlap: {
+      type: "string",
+      arg: "SECONDS",
+      desc: "how long deliveries stay signed with the old secret too, 0-604800 (default 86400 = 24 h)",
+    },
+  },
+  async run({ api, json, values, args: [name = ""] }) {
+    const overlapSeconds = intOption(values.overlap, "--overlap", { min: 0, max: 604_800 });
+    /** @type {{ name: string, topic: string, webhook: { secret: string, previousSecretExpiresAt: string | null } }} */
+    const res = await api("POST", `/v1/subscriptions/${seg(name)}/secret:rotate`, {
+      body: overlapSeconds === undefined ? {} : { overlapSeconds },
+    });
+    if (json) return printJson(res);
+    console.log(`Rotated the signing secret of ${res.name} (topic ${res.topic}):`);
+    console.log(`\n  ${res.webhook.secret}\n`);
+    console.log(
+      res.webhook.previousSecretExpiresAt
+        ? `Deliveries are signed with the old and the new secret until ${res.webhook.previousSecretExpiresAt}, then with the new one only: give the receiver the new secret before then.`
+        : "The old secret is dropped: deliveries are signed with the new one only (within 5 s).",
+    );
+    console.log("Store it now: it is not shown again.");
     return 0;
   },
 });

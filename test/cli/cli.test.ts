@@ -42,6 +42,7 @@ describe("help and version", () => {
       "replay list",
       "replay cancel <id>",
       "subscriptions",
+      "subscriptions rotate-secret <name>",
       "dlq list <subscription>",
       "dlq redrive <subscription>",
       "archive <topic>",
@@ -242,6 +243,34 @@ describe("subscriptions and dead letters", () => {
     expect(json.subscriptions.map((s) => s.name)).toEqual(
       expect.arrayContaining(["activity", "greetings", "orders-view", "customer-summary"]),
     );
+  });
+
+  it("subscriptions rotate-secret prints the new secret once and the overlap's end; --overlap 0 --json drops the old one", async () => {
+    const name = `cli-hook-${run}`;
+    const created = await fetch(`${inject("eventlineUrl")}/v1/subscriptions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${inject("eventlineToken")}`, "content-type": "application/json" },
+      body: JSON.stringify({ name, topic: "events", filter: { type: [`never.${run}`] }, webhook: { url: "http://127.0.0.1:9/hook" } }),
+    });
+    expect(created.status, await created.text()).toBe(201);
+
+    const res = await cli(["subscriptions", "rotate-secret", name]);
+    expect(res).toMatchObject({ code: 0, stderr: "" });
+    const secret = /^ {2}(whsec_\S+)$/m.exec(res.stdout)?.[1] ?? "";
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(res.stdout).toMatch(/signed with the old and the new secret until \d{4}-\d{2}-\d{2}T[\d:.]+Z/);
+
+    const json = await cli(["subscriptions", "rotate-secret", name, "--overlap", "0", "--json"]);
+    expect(json.code).toBe(0);
+    const body = JSON.parse(json.stdout) as { name: string; webhook: { secret: string; previousSecretExpiresAt: string | null } };
+    expect(body).toMatchObject({ name, topic: "events", webhook: { previousSecretExpiresAt: null } });
+    expect(body.webhook.secret).not.toBe(secret);
+
+    const bad = await cli(["subscriptions", "rotate-secret", name, "--overlap", "604801"]);
+    expect(bad.code).toBe(2);
+    const missing = await cli(["subscriptions", "rotate-secret", `no-such-${run}`]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("does not exist");
   });
 
   it("dlq list on an empty DLQ says so (and --json is the API's page); redrive of nothing redrives nothing", async () => {

@@ -201,6 +201,7 @@ describe("service endpoints", () => {
         "/v1/subscriptions/{name}",
         "/v1/subscriptions/{name}/dlq",
         "/v1/subscriptions/{name}/dlq/redrive",
+        "/v1/subscriptions/{name}/secret:rotate",
         "/v1/keys",
         "/v1/keys/{id}",
         "/v1/audit",

@@ -22,6 +22,7 @@ import { orderRoutes } from "./routes/orders";
 import { replayRoutes } from "./routes/replays";
 import { streamRoutes } from "./routes/streams";
 import { subscriptionAdminRoutes } from "./routes/subscription-admin";
+import { subscriptionSecretRoutes } from "./routes/subscription-secrets";
 import { subscriptionRoutes } from "./routes/subscriptions";
 import { topicRoutes } from "./routes/topics";
 import { traceRoutes } from "./routes/trace";
@@ -49,6 +50,7 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/subscriptions\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
   [/^\/v1\/subscriptions\/[^/]+\/dlq$/, ["GET", "HEAD"]],
   [/^\/v1\/subscriptions\/[^/]+\/dlq\/redrive$/, ["POST"]],
+  [/^\/v1\/subscriptions\/[^/]+\/secret:rotate$/, ["POST"]],
   [/^\/v1\/keys$/, ["GET", "HEAD", "POST"]],
   [/^\/v1\/keys\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
   [/^\/v1\/audit$/, ["GET", "HEAD"]],
@@ -212,6 +214,7 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", replayRoutes(config));
   app.route("/", subscriptionRoutes(config));
   app.route("/", subscriptionAdminRoutes(config));
+  app.route("/", subscriptionSecretRoutes());
   app.route("/", keyRoutes(config));
   app.route("/", auditRoutes(config));
   app.route("/", encryptionRoutes());
