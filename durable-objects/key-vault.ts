@@ -1,6 +1,17 @@
 import { DurableObject } from "cloudflare:workers";
 import { createLogger } from "../shared/logger";
 import { type Keyring, KeyringError, parseKeyring, vaultShardOf } from "../shared/security/keyring";
+import {
+  armAlarm,
+  checkRotation,
+  createRotationSchema,
+  noticeRotation,
+  type RotationHost,
+  rewrapNow,
+  rotationAudit,
+  runRotation,
+  type ShardRotation,
+} from "./key-rotation";
 
 /**
  * The data keys of field encryption (shared/security/fields.ts): one active AES key per subject,
@@ -254,7 +265,8 @@ export function shredSubject(vault: Pick<Vault, "storage" | "cache">, subject: s
 /**
  * Rewraps up to `limit` active keys not wrapped under the current KEK (a KEK rotation; events
  * are untouched, as a key's raw bytes never change). Call until `remaining` is 0, then the old
- * KEK versions can leave EVENTLINE_KEKS.
+ * KEK versions can leave EVENTLINE_KEKS. Keys that do not unwrap are skipped (logged) and stay in
+ * `remaining`; the automatic rotation (key-rotation.ts) reports them as a stall.
  */
 export async function rewrapDataKeys(vault: Vault, limit = DEFAULT_REWRAP_LIMIT): Promise<{ rewrapped: number; remaining: number }> {
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_REWRAP_LIMIT) {
@@ -276,12 +288,22 @@ export async function rewrapDataKeys(vault: Vault, limit = DEFAULT_REWRAP_LIMIT)
       `cannot rewrap: keys are wrapped under KEK version(s) ${missing.join(", ")}, which EVENTLINE_KEKS no longer holds`,
     );
   }
-  const rewrapped = await Promise.all(
-    stale.map(async (row) => {
-      const raw = await unwrapRow(vault, row);
-      return { row, ...(await vault.keyring.wrap(raw, wrapAad(row.kid, row.subject))) };
-    }),
-  );
+  const rewrapped = (
+    await Promise.all(
+      stale.map(async (row) => {
+        try {
+          const raw = await unwrapRow(vault, row);
+          return [{ row, ...(await vault.keyring.wrap(raw, wrapAad(row.kid, row.subject))) }];
+        } catch (err) {
+          // A key that does not unwrap is left as it is (its fields are unreadable already) and
+          // counts as remaining; it must not hold up the rotation of the others.
+          if (!(err instanceof KeyringError)) throw err;
+          log.warn("data key failed to unwrap: not rewrapped", { kid: row.kid, kekVersion: row.kek_version, error: err });
+          return [];
+        }
+      }),
+    )
+  ).flat();
   const done = vault.storage.transactionSync(() => {
     let count = 0;
     for (const { row, kekVersion, wrapped } of rewrapped) {
@@ -328,14 +350,38 @@ export class KeyVault extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    void ctx.blockConcurrencyWhile(async () => createVaultSchema(ctx.storage.sql));
+    void ctx.blockConcurrencyWhile(async () => {
+      createVaultSchema(ctx.storage.sql);
+      createRotationSchema(ctx.storage.sql);
+    });
   }
 
   /** The vault over this object's storage and the ring of EVENTLINE_KEKS (parsed once per value). */
   private vault(): Vault {
     const text = this.env.EVENTLINE_KEKS;
+    const unseen = this.ring === undefined || this.ring.text !== text;
     if (this.ring === undefined || this.ring.text !== text) this.ring = { text, keyring: parseKeyring(text) };
-    return { storage: this.ctx.storage, keyring: this.ring.keyring, cache: this.cache };
+    const vault = { storage: this.ctx.storage, keyring: this.ring.keyring, cache: this.cache };
+    // A value not seen before (the first call since a deploy restarted the object, or a new secret):
+    // keys still wrapped under older versions get rewrapped by the alarm (key-rotation.ts).
+    if (unseen) noticeRotation(this.rotationHost(vault), this.shard);
+    return vault;
+  }
+
+  private get shard(): string {
+    return this.ctx.id.name ?? this.ctx.id.toString();
+  }
+
+  /** The KEK rotation's view of this object (key-rotation.ts). */
+  private rotationHost(vault = this.vault()): RotationHost {
+    return {
+      sql: this.ctx.storage.sql,
+      keyring: vault.keyring,
+      rewrap: (limit) => rewrapDataKeys(vault, limit),
+      arm: (at) => armAlarm(this.ctx.storage, at),
+      audit: rotationAudit(this.env, this.shard),
+      now: Date.now,
+    };
   }
 
   /** Each subject's active data key, created under the current KEK when it has none. */
@@ -354,9 +400,20 @@ export class KeyVault extends DurableObject<Env> {
     return shredSubject({ storage: this.ctx.storage, cache: this.cache }, subject);
   }
 
-  /** Rewraps up to `limit` keys under the current KEK; call until `remaining` is 0. */
+  /** Rewraps up to `limit` keys under the current KEK; call until `remaining` is 0 (the alarm does it too). */
   async rewrap(limit = DEFAULT_REWRAP_LIMIT): Promise<{ rewrapped: number; remaining: number }> {
-    return rewrapDataKeys(this.vault(), limit);
+    return rewrapNow(this.rotationHost(), limit);
+  }
+
+  /** The keys and KEK rotation of this shard, after arming the rotation if keys need it (cron, status, metrics). */
+  async rotation(): Promise<{ keys: VaultStatus; rotation: ShardRotation }> {
+    const rotation = await checkRotation(this.rotationHost());
+    return { keys: vaultStatus(this.ctx.storage.sql), rotation };
+  }
+
+  /** One run of the KEK rotation: a bounded chunk of keys rewrapped, the next run armed while keys remain. */
+  override async alarm(): Promise<void> {
+    await runRotation(this.rotationHost());
   }
 
   async status(): Promise<VaultStatus> {

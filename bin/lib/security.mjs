@@ -182,28 +182,74 @@ export const erase = command({
   },
 });
 
-export const encryptionStatus = command({
-  name: "encryption status",
-  summary: "KEK versions and data keys per KEK version (is a rotation complete?)",
-  async run({ api, json }) {
-    /** @type {{ kek: { current: string, versions: string[] }, dataKeys: { keys: number, shredded: number, byKekVersion: Record<string, number> }, rotationComplete: boolean }} */
-    const s = await api("GET", "/v1/encryption");
-    if (json) return printJson(s);
-    console.log(`KEK versions: ${s.kek.versions.join(", ")} (current ${s.kek.current})`);
-    console.log(`data keys: ${num(s.dataKeys.keys)} active, ${num(s.dataKeys.shredded)} shredded`);
-    for (const [v, n] of Object.entries(s.dataKeys.byKekVersion)) console.log(`  wrapped by ${v}: ${num(n)}`);
-    console.log(
+/**
+ * @typedef {{ state: "rewrapping" | "complete" | "stalled", remaining: number, rewrapped: number, progress: number,
+ *   removable: string[], shards: Record<string, number>, startedAt: string | null, completedAt: string | null,
+ *   errors: { shard: string, error: string }[] }} KekRotation
+ * @typedef {{ kek: { current: string, versions: string[] }, dataKeys: { keys: number, shredded: number,
+ *   byKekVersion: Record<string, number> }, rotationComplete: boolean, rotation?: KekRotation }} EncryptionStatus
+ */
+
+/** `encryption status` as lines: keys per KEK version, the rotation's progress, and what may leave EVENTLINE_KEKS. @param {EncryptionStatus} s */
+export function encryptionStatusLines(s) {
+  const lines = [`KEK versions: ${s.kek.versions.join(", ")} (current ${s.kek.current})`];
+  lines.push(`data keys: ${num(s.dataKeys.keys)} active, ${num(s.dataKeys.shredded)} shredded`);
+  for (const [v, n] of Object.entries(s.dataKeys.byKekVersion)) lines.push(`  wrapped by ${v}: ${num(n)}`);
+  const r = s.rotation;
+  if (r === undefined) {
+    // A server from before automatic rotation.
+    lines.push(
       s.rotationComplete
         ? "rotation complete: every key is wrapped by the current KEK"
         : "rotation pending: run `eventline encryption rewrap`",
     );
+    return lines;
+  }
+  const current = s.kek.current;
+  const needed = s.kek.versions.filter((v) => v !== current && (s.dataKeys.byKekVersion[v] ?? 0) > 0);
+  if (r.state === "complete") {
+    lines.push(
+      `rotation complete: every data key is wrapped by the current KEK (${current})${r.completedAt ? `, since ${r.completedAt}` : ""}`,
+    );
+  } else {
+    const done = `${num(r.rewrapped)} of ${num(r.rewrapped + r.remaining)} data keys rewrapped (${Math.floor(r.progress * 100)}%), ${num(r.remaining)} remaining`;
+    lines.push(
+      r.state === "stalled"
+        ? `rotation to ${current} stalled: ${done}`
+        : `rotation to ${current} in progress (automatic): ${done}${r.startedAt ? `, started ${r.startedAt}` : ""}`,
+    );
+  }
+  for (const e of r.errors) lines.push(`  ${e.shard}: ${e.error}`);
+  if (r.removable.length > 0) {
+    lines.push(
+      `${r.removable.join(", ")} can now be removed from EVENTLINE_KEKS: no data key is wrapped by ${r.removable.length === 1 ? "it" : "them"}`,
+    );
+  }
+  if (needed.length > 0) {
+    lines.push(
+      `keep ${needed.join(", ")} in EVENTLINE_KEKS until the rotation is complete (rerun to follow it; \`eventline encryption rewrap\` finishes it at once)`,
+    );
+  }
+  return lines;
+}
+
+export const encryptionStatus = command({
+  name: "encryption status",
+  summary: "KEK versions, data keys per KEK version and the automatic KEK rotation (when can an old KEK go?)",
+  details:
+    "After a new KEK version is deployed first in EVENTLINE_KEKS, the key vault rewraps every data key under it by itself; this shows how far it is and which old versions can be removed.",
+  async run({ api, json }) {
+    /** @type {EncryptionStatus} */
+    const s = await api("GET", "/v1/encryption");
+    if (json) return printJson(s);
+    for (const line of encryptionStatusLines(s)) console.log(line);
     return 0;
   },
 });
 
 export const encryptionRewrap = command({
   name: "encryption rewrap",
-  summary: "Re-wrap every data key under the current KEK (after adding a new KEK first in EVENTLINE_KEKS)",
+  summary: "Re-wrap every data key under the current KEK now (the key vault also does it by itself after a KEK is added)",
   details: "Runs steps of --batch keys until none remain, showing progress. Events are not re-encrypted.",
   options: { batch: { type: "string", arg: "N", desc: "keys per step, 1-10000 (default 2000)" } },
   async run({ api, json, values }) {

@@ -82,6 +82,7 @@ interface MetricsJson {
   topics: { topic: string; partitions: PartitionJson[]; rejects: Record<string, number> }[];
   subscriptions: SubscriptionJson[];
   replays: ReplayJson[];
+  encryption?: { rotation: Record<string, unknown> } & Record<string, unknown>;
 }
 interface HealthJson {
   status: "ok" | "degraded" | "failing";
@@ -304,7 +305,20 @@ describe("GET /v1/metrics after a scripted run", () => {
     // The wire format to its key order (JSON.stringify keeps it; the dashboard reads this document).
     const keys = (o: object | null | undefined) => Object.keys(o ?? {});
     const [part] = topicOf(after, "events").partitions;
-    expect(keys(after)).toEqual(["generatedAt", "topics", "subscriptions", "replays"]);
+    // `encryption` is there for global admins only (test/security/kek-rotation.test.ts checks who sees it).
+    expect(keys(after)).toEqual(["generatedAt", "topics", "subscriptions", "replays", "encryption"]);
+    expect(keys(after.encryption)).toEqual(["kek", "dataKeys", "rotationComplete", "rotation"]);
+    expect(keys(after.encryption?.rotation)).toEqual([
+      "state",
+      "remaining",
+      "rewrapped",
+      "progress",
+      "removable",
+      "shards",
+      "startedAt",
+      "completedAt",
+      "errors",
+    ]);
     expect(keys(topicOf(after, "events"))).toEqual(["topic", "partitions", "rejects"]);
     expect(keys(part)).toEqual(["partition", "head", "appended", "bytes", "duplicates", "appendLatency", "archived"]);
     expect(keys(part?.appendLatency)).toEqual(["count", "sum", "p50", "p95", "p99"]);

@@ -1,5 +1,6 @@
 import { createApp } from "./app";
 import { handleQueue } from "./queue";
+import { handleScheduled } from "./scheduled";
 
 export { AuditTally } from "../../durable-objects/audit-tally";
 export { KeyVault } from "../../durable-objects/key-vault";
@@ -11,4 +12,5 @@ const app = createApp();
 export default {
   fetch: app.fetch,
   queue: handleQueue,
+  scheduled: handleScheduled,
 } satisfies ExportedHandler<Env>;

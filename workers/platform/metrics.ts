@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import type { PartitionMetrics } from "../../durable-objects/partition-log";
 import { DEFAULT_HEALTH, type EventlineConfig, findTopic, type HealthThresholds } from "../../shared/config";
+import { EventlineError } from "../../shared/errors";
 import {
   CounterRegistry,
   Exposition,
@@ -10,10 +11,12 @@ import {
   summarize,
   writeDataPoint,
 } from "../../shared/metrics";
+import { isGlobalAdmin } from "../../shared/security/grants";
 import { lagEvents } from "../../shared/subscriptions";
 import { canSee, may } from "./auth/access";
 import type { Principal } from "./auth/principal";
 import type { AppEnv } from "./context";
+import { collectEncryptionStatus, type EncryptionStatus } from "./encryption-status";
 import { partitionStub, partitionUnavailable } from "./ingest/append";
 import { listSubscriptionViews } from "./subscription-registry";
 
@@ -135,6 +138,8 @@ export interface MetricsModel {
   topics: TopicModel[];
   subscriptions: SubscriptionModel[];
   replays: ReplayModel[];
+  /** Field encryption, for global admins only (as GET /v1/encryption): data keys per KEK version, the KEK rotation. */
+  encryption?: EncryptionStatus;
 }
 
 interface StatsRow {
@@ -166,6 +171,16 @@ export async function collectMetrics(
   purpose: "metrics" | "health" = "metrics",
 ): Promise<MetricsModel> {
   const db = env.DB;
+  // Alongside the rest (16 KeyVault RPCs); left out while EVENTLINE_KEKS is unusable (its 503 is GET /v1/encryption's).
+  const encryption =
+    purpose === "metrics" && isGlobalAdmin(principal.grants)
+      ? collectEncryptionStatus(env).catch((err: unknown) => {
+          if (err instanceof EventlineError && err.code === "unavailable") return undefined;
+          throw err;
+        })
+      : Promise.resolve(undefined);
+  // Awaited at the end; until then a rejection is not unhandled.
+  void encryption.catch(() => undefined);
   const [views, results] = await Promise.all([
     listSubscriptionViews(db),
     db.batch([
@@ -300,7 +315,14 @@ export async function collectMetrics(
     });
   }
 
-  return { generatedAt: new Date(now).toISOString(), topics: topicModels, subscriptions: subscriptionModels, replays };
+  const keys = await encryption;
+  return {
+    generatedAt: new Date(now).toISOString(),
+    topics: topicModels,
+    subscriptions: subscriptionModels,
+    replays,
+    ...(keys === undefined ? {} : { encryption: keys }),
+  };
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -417,6 +439,26 @@ export function metricsPrometheus(model: MetricsModel): string {
     out.gauge("eventline_replay_events_per_second", "A replay job's send rate since it started.", { replay: r.id }, r.eventsPerSecond);
     if (r.progress !== null)
       out.gauge("eventline_replay_progress_ratio", "Share of a replay's range scanned (0..1).", { replay: r.id }, r.progress);
+  }
+  if (model.encryption !== undefined) {
+    const { dataKeys, rotation } = model.encryption;
+    for (const [version, n] of Object.entries(dataKeys.byKekVersion)) {
+      out.gauge("eventline_data_keys", "Active data keys, by the KEK version wrapping them.", { kek_version: version }, n);
+    }
+    out.gauge("eventline_data_keys_shredded", "Data keys destroyed by erasures (crypto-shredding).", {}, dataKeys.shredded);
+    out.gauge(
+      "eventline_kek_rotation_remaining_keys",
+      "Active data keys not yet rewrapped under the current KEK (0: older KEK versions no key uses can be removed).",
+      {},
+      rotation.remaining,
+    );
+    out.gauge("eventline_kek_rotation_progress_ratio", "Share of the KEK rotation done (0..1).", {}, rotation.progress);
+    out.gauge(
+      "eventline_kek_rotation_stalled_shards",
+      "KeyVault shards whose KEK rotation stopped on an error.",
+      {},
+      rotation.shards.stalled,
+    );
   }
   return out.render();
 }

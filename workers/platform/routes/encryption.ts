@@ -2,13 +2,15 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problemResponse, SubjectParam } from "../../../shared/api-schemas";
 import { EventlineError } from "../../../shared/errors";
 import { createFieldProtector } from "../../../shared/security/fields";
-import { KEY_VAULT_SHARDS, parseKeyring, vaultShardName } from "../../../shared/security/keyring";
+import { KEY_VAULT_SHARDS } from "../../../shared/security/keyring";
 import { access } from "../auth/access";
 import type { AppEnv } from "../context";
+import { collectEncryptionStatus, vaultShards, workerKeyring } from "../encryption-status";
 
 /**
  * Field encryption administration (global admins; audited): erasing a subject by destroying its
- * data key (crypto-shredding), the vault's state, and re-wrapping data keys after a KEK rotation.
+ * data key (crypto-shredding), the vault's state and the KEK rotation's progress, and re-wrapping
+ * data keys by hand (the KeyVault's alarm does it by itself: durable-objects/key-rotation.ts).
  */
 
 const VaultStatusSchema = z.object({
@@ -16,6 +18,37 @@ const VaultStatusSchema = z.object({
   shredded: z.number().int(),
   byKekVersion: z.record(z.string(), z.number().int()).openapi({ description: "Active keys per KEK version wrapping them" }),
 });
+
+const RotationStateSchema = z.enum(["rewrapping", "complete", "stalled"]);
+
+const RotationSchema = z
+  .object({
+    state: RotationStateSchema.openapi({
+      description:
+        "`rewrapping` (automatic, in progress), `complete` (every active key is under the current KEK) or `stalled` (see `errors`)",
+    }),
+    remaining: z.number().int().openapi({ description: "Active data keys not yet wrapped by the current KEK" }),
+    rewrapped: z.number().int().openapi({ description: "Data keys rewrapped to the current KEK so far" }),
+    progress: z.number().openapi({ description: "rewrapped ÷ (rewrapped + remaining), 0..1" }),
+    removable: z
+      .array(z.string())
+      .openapi({ description: "Older KEK versions that wrap no active data key: they can leave EVENTLINE_KEKS" }),
+    shards: z.object({ rewrapping: z.number().int(), complete: z.number().int(), stalled: z.number().int() }),
+    startedAt: z.string().nullable(),
+    completedAt: z.string().nullable(),
+    errors: z.array(z.object({ shard: z.string(), error: z.string() })),
+  })
+  .openapi("KekRotation");
+
+/** The body of GET /v1/encryption, also the `encryption` member of GET /v1/metrics. */
+export const EncryptionStatusSchema = z
+  .object({
+    kek: z.object({ current: z.string(), versions: z.array(z.string()) }),
+    dataKeys: VaultStatusSchema,
+    rotationComplete: z.boolean().openapi({ description: "Every active data key is wrapped by the current KEK" }),
+    rotation: RotationSchema,
+  })
+  .openapi("EncryptionStatus");
 
 const shredRoute = createRoute({
   method: "delete",
@@ -41,17 +74,15 @@ const statusRoute = createRoute({
   path: "/v1/encryption",
   middleware: [access({ group: "admin", action: "global" })] as const,
   tags: ["Security"],
-  summary: "Field encryption: KEK versions and data keys per KEK version",
+  summary: "Field encryption: KEK versions, data keys per KEK version, the KEK rotation's progress",
+  description:
+    "After a new KEK version is put first in EVENTLINE_KEKS and deployed, every KeyVault shard rewraps its data keys under it by itself (its alarm, a bounded chunk per run; the cron trigger wakes shards nothing else calls, and this call does too). `rotation.removable` lists the older versions no active key needs any more.",
   responses: {
     200: {
       description: "The key-encryption keys configured (versions only) and the vault's data keys",
       content: {
         "application/json": {
-          schema: z.object({
-            kek: z.object({ current: z.string(), versions: z.array(z.string()) }),
-            dataKeys: VaultStatusSchema,
-            rotationComplete: z.boolean().openapi({ description: "Every active data key is wrapped by the current KEK" }),
-          }),
+          schema: EncryptionStatusSchema,
         },
       },
     },
@@ -66,9 +97,9 @@ const rewrapRoute = createRoute({
   path: "/v1/encryption/rewrap",
   middleware: [access({ group: "admin", action: "global", audit: "keys.rewrap", resource: () => "kek" })] as const,
   tags: ["Security"],
-  summary: "Re-wrap data keys under the current KEK (one step of a rotation)",
+  summary: "Re-wrap data keys under the current KEK (one step of a rotation, by hand)",
   description:
-    "After putting a new KEK first in EVENTLINE_KEKS, call until `remaining` is 0; then the old version can be removed. Events are not re-encrypted: only the data keys are re-wrapped.",
+    "The KeyVault rewraps by itself after a new KEK is deployed (see GET /v1/encryption); this step does the same at once, e.g. to finish sooner. Call until `remaining` is 0; then the old version can be removed. Events are not re-encrypted: only the data keys are re-wrapped.",
   request: {
     body: {
       required: false,
@@ -86,16 +117,6 @@ const rewrapRoute = createRoute({
   },
 });
 
-function keyring(env: Env) {
-  try {
-    return parseKeyring(env.EVENTLINE_KEKS);
-  } catch (err) {
-    throw new EventlineError("unavailable", `field encryption is not configured: ${(err as Error).message}`, { retryAfter: 60 });
-  }
-}
-
-const shards = (env: Env) => Array.from({ length: KEY_VAULT_SHARDS }, (_, n) => env.KEY_VAULT.getByName(vaultShardName(n)));
-
 export function encryptionRoutes() {
   return new OpenAPIHono<AppEnv>()
     .openapi(shredRoute, async (c) => {
@@ -104,19 +125,9 @@ export function encryptionRoutes() {
       c.set("auditDetails", { destroyed });
       return c.json({ subject, destroyed, erasedAt: new Date().toISOString() }, 200);
     })
-    .openapi(statusRoute, async (c) => {
-      const ring = keyring(c.env);
-      const total = { keys: 0, shredded: 0, byKekVersion: {} as Record<string, number> };
-      for (const s of await Promise.all(shards(c.env).map((stub) => stub.status()))) {
-        total.keys += s.keys;
-        total.shredded += s.shredded;
-        for (const [v, n] of Object.entries(s.byKekVersion)) total.byKekVersion[v] = (total.byKekVersion[v] ?? 0) + n;
-      }
-      const rotationComplete = Object.keys(total.byKekVersion).every((v) => v === ring.current);
-      return c.json({ kek: { current: ring.current, versions: [...ring.versions] }, dataKeys: total, rotationComplete }, 200);
-    })
+    .openapi(statusRoute, async (c) => c.json(await collectEncryptionStatus(c.env), 200))
     .openapi(rewrapRoute, async (c) => {
-      const ring = keyring(c.env);
+      const ring = workerKeyring(c.env);
       // The body is optional (and validated by the route when it is JSON); chunked bodies count too.
       const text = await c.req.text();
       let limit: number | undefined;
@@ -133,7 +144,7 @@ export function encryptionRoutes() {
       }
       const perShard = Math.max(1, Math.ceil((limit ?? 5000) / KEY_VAULT_SHARDS));
       // Every shard is asked (each step is its own transaction); what the others did still counts.
-      const settled = await Promise.allSettled(shards(c.env).map((stub) => stub.rewrap(perShard)));
+      const settled = await Promise.allSettled(vaultShards(c.env).map(({ stub }) => stub.rewrap(perShard)));
       const results = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       const rewrapped = results.reduce((n, r) => n + r.rewrapped, 0);
       const failures = settled.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));

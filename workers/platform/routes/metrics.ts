@@ -5,6 +5,7 @@ import { PROMETHEUS_CONTENT_TYPE } from "../../../shared/metrics";
 import { access } from "../auth/access";
 import type { AppEnv } from "../context";
 import { collectMetrics, evaluateHealth, metricsJson, metricsPrometheus } from "../metrics";
+import { EncryptionStatusSchema } from "./encryption";
 
 const LatencySchema = z
   .object({
@@ -75,6 +76,9 @@ const MetricsSchema = z
         progress: z.number().nullable().openapi({ description: "Share of the range scanned, 0..1" }),
       }),
     ),
+    encryption: EncryptionStatusSchema.optional().openapi({
+      description: "Global admins only: data keys per KEK version and the KEK rotation, as GET /v1/encryption",
+    }),
   })
   .openapi("Metrics");
 
