@@ -21,6 +21,8 @@ export default defineConfig(async () => {
             WEBHOOK_SINK: `http://127.0.0.1:${inject("webhookPort")}`,
             EVENTLINE_ADMIN_KEY: TEST_ADMIN_KEY,
             EVENTLINE_KEKS: TEST_KEKS,
+            // The tests send cf-connecting-ip as the edge would (a developer's .dev.vars says "local").
+            EVENTLINE_CLIENT_IP: "edge",
             // The loopback receiver's address only (not all of loopback), so the tests of the SSRF
             // guard see every other non-public target refused as a deployed Worker refuses them.
             EVENTLINE_WEBHOOK_ALLOW: "127.0.0.1",

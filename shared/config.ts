@@ -80,9 +80,14 @@ const securitySchema = z
         cacheSeconds: z.number().int().min(0).max(300).default(10),
         /** Grants a new key may not exceed are checked against its creator's; this caps their count. */
         maxGrants: z.number().int().min(1).max(100).default(20),
+        /**
+         * Longest life, in days, of a key minted by a JWT principal (also its default). A token's
+         * `exp` ends a session, not the identity, so it does not bound the key; this does.
+         */
+        jwtKeyMaxDays: z.number().int().min(1).max(3650).default(90),
       })
       .strict()
-      .default({ cacheSeconds: 10, maxGrants: 20 }),
+      .default({ cacheSeconds: 10, maxGrants: 20, jwtKeyMaxDays: 90 }),
     mtls: z
       .object({
         /** Route groups that require a verified client certificate (request.cf.tlsClientAuth). */
@@ -112,7 +117,7 @@ const securitySchema = z
   .strict()
   .default({
     oidc: { issuers: [], jwksCacheSeconds: 600, jwksCooldownSeconds: 30 },
-    apiKeys: { cacheSeconds: 10, maxGrants: 20 },
+    apiKeys: { cacheSeconds: 10, maxGrants: 20, jwtKeyMaxDays: 90 },
     mtls: { routeGroups: [], certificates: [] },
     adminGrants: ["admin:*", "decrypt:*"],
   });

@@ -26,6 +26,8 @@ interface ApiKeyView {
   expiresAt: string | null;
   revokedAt: string | null;
   revokedBy: string | null;
+  rotatedAt: string | null;
+  previousSecretExpiresAt: string | null;
 }
 
 interface CreatedKey extends ApiKeyView {
@@ -114,6 +116,8 @@ describe("POST /v1/keys: creating a key", () => {
       expiresAt: null,
       revokedAt: null,
       revokedBy: null,
+      rotatedAt: null,
+      previousSecretExpiresAt: null,
       key: created.key,
     });
     expect(created.key.startsWith(`${created.prefix}_`)).toBe(true);
@@ -368,7 +372,20 @@ describe("API keys at work", () => {
       expect(text.includes(hash)).toBe(false);
       expect(text.toLowerCase().includes("hash")).toBe(false);
     }
-    const fields = ["createdAt", "createdBy", "expiresAt", "grants", "id", "name", "prefix", "revokedAt", "revokedBy", "tenant"];
+    const fields = [
+      "createdAt",
+      "createdBy",
+      "expiresAt",
+      "grants",
+      "id",
+      "name",
+      "prefix",
+      "previousSecretExpiresAt",
+      "revokedAt",
+      "revokedBy",
+      "rotatedAt",
+      "tenant",
+    ];
     expect(Object.keys(stored).sort()).toEqual(fields);
     for (const listed of keys) expect(Object.keys(listed).sort()).toEqual(fields);
   });
@@ -469,12 +486,14 @@ describe("revoking and expiry", () => {
     const key = await newKey(["consume:events"]);
     const first = await request(`/v1/keys/${key.id}`, { method: "DELETE" });
     expect(first.status).toBe(200);
-    const firstView = (await first.json()) as ApiKeyView;
+    const { cascade: firstCascade, ...firstView } = (await first.json()) as ApiKeyView & { cascade: string[] };
+    expect(firstCascade).toEqual([]);
     // The second revocation comes from another admin (a key holding admin:*).
     const otherAdmin = await newKey(["admin:*"]);
     const second = await requestAs(otherAdmin.key, `/v1/keys/${key.id}`, { method: "DELETE" });
     expect(second.status).toBe(200);
-    const secondView = (await second.json()) as ApiKeyView;
+    const { cascade: secondCascade, ...secondView } = (await second.json()) as ApiKeyView & { cascade: string[] };
+    expect(secondCascade).toEqual([]);
     expect(secondView).toEqual(firstView);
     expect(secondView.revokedBy).toBe("admin");
     expect((await getKey(key.id)).key).toEqual(firstView);

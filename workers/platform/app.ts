@@ -53,6 +53,7 @@ const ROUTE_METHODS: [RegExp, string[]][] = [
   [/^\/v1\/subscriptions\/[^/]+\/secret:rotate$/, ["POST"]],
   [/^\/v1\/keys$/, ["GET", "HEAD", "POST"]],
   [/^\/v1\/keys\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
+  [/^\/v1\/keys\/[^/]+\/rotate$/, ["POST"]],
   [/^\/v1\/audit$/, ["GET", "HEAD"]],
   [/^\/v1\/subjects\/[^/]+\/keys$/, ["DELETE"]],
   [/^\/v1\/encryption$/, ["GET", "HEAD"]],
@@ -86,6 +87,10 @@ function decodesAsUtf8(run: string): boolean {
 export interface AppOptions {
   /** Outbound fetch for JWKS (tests count it). */
   fetch?: typeof fetch;
+  /** Seconds a client stays locked out after its failed-authentication budget is spent (default 10, the RATE_LIMIT period). */
+  lockoutSeconds?: number;
+  /** Seconds over which uses of a rotated-out API key secret are counted into one audit record (default 20). */
+  auditWindowSeconds?: number;
 }
 
 /**

@@ -6,6 +6,7 @@ import { actorOf, writeAudit } from "../audit";
 import type { AppEnv } from "../context";
 import { DASHBOARD_PATH } from "../dashboard/assets";
 import { findSubscriptionView } from "../subscription-registry";
+import { createLockout } from "./lockout";
 import { type Authenticate, AuthenticationError, createAuthenticator, type Principal } from "./principal";
 
 /**
@@ -51,10 +52,6 @@ export interface NamedResource {
 
 type TopicOf = string | NamedResource | undefined;
 
-function clientIp(c: Context<AppEnv>): string {
-  return c.req.header("cf-connecting-ip") ?? "local";
-}
-
 async function rateLimited(c: Context<AppEnv>, key: string): Promise<boolean> {
   const limiter = (c.env as Partial<Env>).RATE_LIMIT;
   if (limiter === undefined) return false;
@@ -70,37 +67,27 @@ function tooManyRequests(who: string): EventlineError {
   });
 }
 
-/** Authenticates every non-public request, applies the per-principal rate limit, and fails closed. */
-export function authentication(config: EventlineConfig, options: { fetch?: typeof fetch } = {}): MiddlewareHandler<AppEnv> {
+/**
+ * Authenticates every non-public request, applies the per-principal rate limit, and fails closed.
+ * A client locked out for failed authentications (lockout.ts) is refused before its credential
+ * is looked at.
+ */
+export function authentication(
+  config: EventlineConfig,
+  options: { fetch?: typeof fetch; lockoutSeconds?: number; auditWindowSeconds?: number } = {},
+): MiddlewareHandler<AppEnv> {
   const authenticate: Authenticate = createAuthenticator(config, options);
+  const lockout = createLockout(config, options);
   return async (c, next) => {
     if (isPublic(c.req.path)) return next();
     const log = c.get("log");
+    lockout.refuseIfLocked(c);
     let principal: Principal;
     try {
       principal = await authenticate(c, log);
     } catch (err) {
       if (!(err instanceof AuthenticationError)) throw err;
-      // Failed attempts spend the client address's budget, so guessing is throttled too.
-      if (await rateLimited(c, `ip:${clientIp(c)}`)) throw tooManyRequests("this client");
-      await writeAudit(
-        c.env,
-        config,
-        log,
-        {
-          action: "auth.failed",
-          outcome: "failure",
-          resource: c.req.path,
-          actor: { id: "unauthenticated", kind: "none", ...(err.keyId === undefined ? {} : { keyId: err.keyId }) },
-          requestId: c.get("requestId"),
-          status: 401,
-          reason: err.detail,
-          method: c.req.method,
-          path: c.req.path,
-          ip: clientIp(c),
-        },
-        c.get("traceparent"),
-      );
+      await lockout.failed(c, err);
       throw err;
     }
     c.set("principal", principal);

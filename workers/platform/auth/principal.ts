@@ -6,7 +6,8 @@ import type { Logger } from "../../../shared/logger";
 import { type Grant, parseGrants } from "../../../shared/security/grants";
 import { createJwtVerifier, TokenError } from "../../../shared/security/jwt";
 import type { AppEnv } from "../context";
-import { digestsEqual, looksLikeApiKey, verifyApiKey } from "./api-keys";
+import { AuditAggregator } from "./aggregate";
+import { type ApiKeyRecord, digestsEqual, looksLikeApiKey, verifyApiKey } from "./api-keys";
 
 /** Who is calling, as proven by a credential. Identity and tenant come only from here. */
 export interface Principal {
@@ -15,6 +16,8 @@ export interface Principal {
   kind: "admin-key" | "api-key" | "jwt" | "anonymous";
   tenant?: string;
   grants: Grant[];
+  /** An API key's expiry: the keys it mints expire no later (routes/keys.ts). */
+  expiresAt?: Date;
 }
 
 /** A refused credential: the 401 to send, and what the audit record says (never the credential). */
@@ -45,14 +48,38 @@ export function authDisabled(env: Env): boolean {
 }
 
 let warnedDisabled = false;
-const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "[::1]"]);
+/** Hosts of requests that can only come from this machine: no request to a deployed Worker has one. */
+export const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** Seconds over which uses of a rotated-out API key secret are counted into one audit record. */
+export const PREVIOUS_SECRET_AUDIT_SECONDS = 20;
 
 /**
  * Builds the authenticator for one app (the JWT verifier, with its JWKS caches, lives as long as
  * the isolate). `authenticate` returns the principal or throws AuthenticationError.
  */
-export function createAuthenticator(config: EventlineConfig, options: { fetch?: typeof fetch } = {}) {
+export function createAuthenticator(config: EventlineConfig, options: { fetch?: typeof fetch; auditWindowSeconds?: number } = {}) {
   const jwt = config.security.oidc.issuers.length > 0 ? createJwtVerifier(config.security.oidc, options) : undefined;
+  // A client still sending a key's previous secret (during its grace period after a rotation) is
+  // audited once per key and window with a count, not per request.
+  const previousSecretUses = new AuditAggregator<{ record: ApiKeyRecord }>(
+    (options.auditWindowSeconds ?? PREVIOUS_SECRET_AUDIT_SECONDS) * 1000,
+    ({ key, info: { record }, count, from, until }, requestId) => ({
+      action: "keys.previous_secret_used",
+      outcome: "success",
+      resource: `key:${key}`,
+      actor: { id: `key:${key}`, kind: "api-key", ...(record.tenant === null ? {} : { tenant: record.tenant }) },
+      requestId,
+      reason: `the secret key:${key} had before its rotation was used ${count} time(s); it stops working at ${record.previousSecretExpiresAt?.toISOString()}`,
+      details: {
+        keyId: key,
+        count,
+        from: new Date(from).toISOString(),
+        until: new Date(until).toISOString(),
+        previousSecretExpiresAt: record.previousSecretExpiresAt?.toISOString() ?? null,
+      },
+    }),
+  );
   const adminGrants = parseGrants(config.security.adminGrants).grants;
   let adminHash: { key: string; hash: Promise<string> } | undefined;
 
@@ -97,12 +124,14 @@ export function createAuthenticator(config: EventlineConfig, options: { fetch?: 
     if (looksLikeApiKey(token)) {
       const check = await verifyApiKey(c.env.DB, token, config.security.apiKeys.cacheSeconds);
       if (!check.ok) throw new AuthenticationError(check.reason, challenge("invalid_token", check.reason), check.keyId);
+      if (check.previousSecret) previousSecretUses.note(c, check.record.id, { record: check.record });
       const { grants } = parseGrants(check.record.grants);
       return {
         id: `key:${check.record.id}`,
         kind: "api-key",
         grants,
         ...(check.record.tenant === null ? {} : { tenant: check.record.tenant }),
+        ...(check.record.expiresAt === null ? {} : { expiresAt: check.record.expiresAt }),
       };
     }
     if (jwt === undefined) {

@@ -4,7 +4,18 @@ import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { deniedBy, type Grant, implies, parseGrant, patternCovers, patternsOverlap } from "../../../shared/security/grants";
 import { access } from "../auth/access";
-import { type ApiKeyRecord, createApiKey, getApiKey, listApiKeys, revokeApiKey } from "../auth/api-keys";
+import {
+  type ApiKeyRecord,
+  CreatorInactiveError,
+  createApiKey,
+  DEFAULT_ROTATION_GRACE_SECONDS,
+  getApiKey,
+  listApiKeys,
+  MAX_ROTATION_GRACE_SECONDS,
+  revokeApiKey,
+  rotateApiKey,
+} from "../auth/api-keys";
+import type { Principal } from "../auth/principal";
 import type { AppEnv } from "../context";
 
 /** API key administration (global admins only; every change is audited). */
@@ -25,7 +36,10 @@ const CreateKeySchema = z
       .regex(/^[A-Za-z0-9._-]{1,64}$/)
       .optional()
       .openapi({ description: "Recorded as the owner of what the key does and in audit records" }),
-    expiresInDays: z.number().int().min(1).max(3650).optional().openapi({ description: "Default: never expires" }),
+    expiresInDays: z.number().int().min(1).max(3650).optional().openapi({
+      description:
+        "Default: as long as allowed: never for the admin key, the creator's expiry for a key minted by a key (a key never outlives its creator), `security.apiKeys.jwtKeyMaxDays` for a JWT principal. Longer than that: 400.",
+    }),
   })
   .strict()
   .openapi("CreateApiKey");
@@ -42,12 +56,21 @@ const ApiKeySchema = z
     expiresAt: z.string().nullable(),
     revokedAt: z.string().nullable(),
     revokedBy: z.string().nullable(),
+    rotatedAt: z.string().nullable().openapi({ description: "When the secret was last rotated" }),
+    previousSecretExpiresAt: z
+      .string()
+      .nullable()
+      .openapi({ description: "Until when the secret replaced by the last rotation still works (null: it does not)" }),
   })
   .openapi("ApiKey");
 
 const CreatedKeySchema = ApiKeySchema.extend({
   key: z.string().openapi({ description: "The key itself. Shown only in this response; only its hash is stored." }),
 }).openapi("CreatedApiKey");
+
+const RevokedKeySchema = ApiKeySchema.extend({
+  cascade: z.array(z.string()).openapi({ description: "Ids of the keys it minted (transitively) that this call revoked, oldest first" }),
+}).openapi("RevokedApiKey");
 
 const KeyIdParam = z
   .string()
@@ -65,7 +88,9 @@ const createKey = createRoute({
   request: { body: { required: true, content: { "application/json": { schema: CreateKeySchema } } } },
   responses: {
     201: { description: "The key, with its secret; store it now", content: { "application/json": { schema: CreatedKeySchema } } },
-    400: problemResponse("Invalid name, grant or expiry"),
+    400: problemResponse("Invalid name, grant or expiry (also: an expiry after the creator's)"),
+    401: problemResponse("The creating key was revoked or expired meanwhile"),
+    403: problemResponse("A grant the creator does not hold"),
   },
 });
 
@@ -98,12 +123,48 @@ const revokeKey = createRoute({
   path: "/v1/keys/{id}",
   middleware: [access({ group: "admin", action: "global", audit: "keys.revoke", resource: keyResource })] as const,
   tags: ["Security"],
-  summary: "Revoke an API key (idempotent)",
-  description: "The key stops working at once in this isolate and within `security.apiKeys.cacheSeconds` (default 10 s) everywhere else.",
+  summary: "Revoke an API key and every key it minted (idempotent)",
+  description:
+    "The key, and the keys it minted (transitively), stop working at once in this isolate and within `security.apiKeys.cacheSeconds` (default 10 s) everywhere else.",
   request: { params: z.object({ id: KeyIdParam }) },
   responses: {
-    200: { description: "The revoked key", content: { "application/json": { schema: ApiKeySchema } } },
+    200: { description: "The revoked key", content: { "application/json": { schema: RevokedKeySchema } } },
     404: problemResponse("No such key"),
+  },
+});
+
+const RotateKeySchema = z
+  .object({
+    graceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_ROTATION_GRACE_SECONDS)
+      .optional()
+      .openapi({
+        description: `How long the replaced secret keeps working (default ${DEFAULT_ROTATION_GRACE_SECONDS}: 24 h; 0: stops at once)`,
+      }),
+  })
+  .strict()
+  .openapi("RotateApiKey");
+
+const rotateKey = createRoute({
+  method: "post",
+  path: "/v1/keys/{id}/rotate",
+  middleware: [access({ group: "admin", action: "global", audit: "keys.rotate", resource: keyResource })] as const,
+  tags: ["Security"],
+  summary: "Rotate an API key's secret in place (the new key is shown once)",
+  description:
+    "A new secret for the same key id: grants, name, tenant, expiry and the keys it minted are unchanged. The replaced secret keeps working for `graceSeconds`, its uses audited (`keys.previous_secret_used`, one record per window with a count); a secret replaced earlier stops now.",
+  request: {
+    params: z.object({ id: KeyIdParam }),
+    body: { required: false, content: { "application/json": { schema: RotateKeySchema } } },
+  },
+  responses: {
+    200: { description: "The key with its new secret; store it now", content: { "application/json": { schema: CreatedKeySchema } } },
+    400: problemResponse("Invalid id or grace period"),
+    404: problemResponse("No such key"),
+    409: problemResponse("The key is revoked or expired"),
   },
 });
 
@@ -138,8 +199,52 @@ function view(record: ApiKeyRecord) {
     expiresAt: record.expiresAt?.toISOString() ?? null,
     revokedAt: record.revokedAt?.toISOString() ?? null,
     revokedBy: record.revokedBy,
+    rotatedAt: record.rotatedAt?.toISOString() ?? null,
+    previousSecretExpiresAt: record.previousSecretExpiresAt?.toISOString() ?? null,
   };
 }
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The latest expiry a key minted by `principal` may have, and why; undefined when unbounded (the
+ * bootstrap admin key, or an API key that never expires). A key minted by a key ends no later
+ * than it; one minted by a JWT principal within `jwtKeyMaxDays` (the token's `exp` ends a
+ * session, not the identity, and a key bounded by it would be useless).
+ */
+function mintBound(principal: Principal, config: EventlineConfig, now: number): { until: Date; why: string } | undefined {
+  if (principal.kind === "api-key" && principal.expiresAt !== undefined) {
+    return { until: principal.expiresAt, why: `a key never outlives the key that creates it (${principal.id})` };
+  }
+  if (principal.kind === "jwt") {
+    const days = config.security.apiKeys.jwtKeyMaxDays;
+    return {
+      until: new Date(now + days * DAY_MS),
+      why: `a key created by a JWT principal lives at most ${days} days (security.apiKeys.jwtKeyMaxDays)`,
+    };
+  }
+  return undefined;
+}
+
+/** The new key's expiry: the one asked for if within the creator's bound, the bound if none was asked for. */
+function mintExpiry(principal: Principal, config: EventlineConfig, expiresInDays: number | undefined, now: number): Date | undefined {
+  const asked = expiresInDays === undefined ? undefined : new Date(now + expiresInDays * DAY_MS);
+  const bound = mintBound(principal, config, now);
+  if (bound === undefined) return asked;
+  if (asked === undefined) return bound.until;
+  if (asked.getTime() <= bound.until.getTime()) return asked;
+  throw new EventlineError("invalid_parameter", "the key would outlive its creator", {
+    issues: [
+      {
+        path: "/expiresInDays",
+        message: `the latest allowed expiry is ${bound.until.toISOString()}: ${bound.why}; omit expiresInDays to get it`,
+      },
+    ],
+  });
+}
+
+/** Audit details name at most this many cascaded key ids (the count is always there). */
+const MAX_AUDITED_CASCADE = 100;
 
 export function keyRoutes(config: EventlineConfig) {
   return new OpenAPIHono<AppEnv>()
@@ -169,14 +274,33 @@ export function keyRoutes(config: EventlineConfig) {
       if (issues.length > 0) {
         throw new EventlineError("forbidden", "a key may not hold grants its creator does not hold", { issues });
       }
-      const { record, key } = await createApiKey(c.env.DB, {
-        name: body.name,
-        grants: body.grants,
-        tenant: body.tenant,
-        expiresAt: body.expiresInDays === undefined ? undefined : new Date(Date.now() + body.expiresInDays * 86_400_000),
-        createdBy: c.get("principal").id,
+      const now = Date.now();
+      const principal = c.get("principal");
+      const expiresAt = mintExpiry(principal, config, body.expiresInDays, now);
+      let created: Awaited<ReturnType<typeof createApiKey>>;
+      try {
+        created = await createApiKey(
+          c.env.DB,
+          { name: body.name, grants: body.grants, tenant: body.tenant, expiresAt, createdBy: principal.id },
+          now,
+        );
+      } catch (err) {
+        if (!(err instanceof CreatorInactiveError)) throw err;
+        // The creator was revoked (or expired) after this isolate cached it as valid.
+        throw new EventlineError("unauthorized", "API key revoked or expired: it can no longer create keys", {
+          headers: {
+            "www-authenticate": 'Bearer realm="eventline", error="invalid_token", error_description="API key revoked or expired"',
+          },
+        });
+      }
+      const { record, key } = created;
+      c.set("auditDetails", {
+        keyId: record.id,
+        name: record.name,
+        grants: record.grants,
+        tenant: record.tenant,
+        expiresAt: record.expiresAt?.toISOString() ?? null,
       });
-      c.set("auditDetails", { keyId: record.id, name: record.name, grants: record.grants, tenant: record.tenant });
       return c.json({ ...view(record), key }, 201, { "cache-control": "no-store", location: `/v1/keys/${record.id}` });
     })
     .openapi(listKeys, async (c) => c.json({ keys: (await listApiKeys(c.env.DB)).map(view) }, 200))
@@ -188,9 +312,32 @@ export function keyRoutes(config: EventlineConfig) {
     })
     .openapi(revokeKey, async (c) => {
       const { id } = c.req.valid("param");
-      const record = await revokeApiKey(c.env.DB, id, c.get("principal").id);
-      if (record === undefined) throw new EventlineError("not_found", `no API key ${id}`);
-      c.set("auditDetails", { keyId: id });
-      return c.json(view(record), 200);
+      const revoked = await revokeApiKey(c.env.DB, id, c.get("principal").id);
+      if (revoked === undefined) throw new EventlineError("not_found", `no API key ${id}`);
+      const { record, cascade } = revoked;
+      c.set("auditDetails", {
+        keyId: id,
+        cascade: cascade.slice(0, MAX_AUDITED_CASCADE),
+        cascadeCount: cascade.length,
+      });
+      return c.json({ ...view(record), cascade }, 200);
+    })
+    .openapi(rotateKey, async (c) => {
+      const { id } = c.req.valid("param");
+      // The body is optional: without one (or without JSON), the default grace period applies.
+      const graceSeconds =
+        (c.req.valid("json") as z.infer<typeof RotateKeySchema> | undefined)?.graceSeconds ?? DEFAULT_ROTATION_GRACE_SECONDS;
+      const rotated = await rotateApiKey(c.env.DB, id, graceSeconds);
+      if (!rotated.ok) {
+        if (rotated.reason === "not_found") throw new EventlineError("not_found", `no API key ${id}`);
+        throw new EventlineError("key_inactive", `API key ${id} is ${rotated.reason}; only an active key can be rotated`);
+      }
+      const { record, key } = rotated;
+      c.set("auditDetails", {
+        keyId: id,
+        graceSeconds,
+        previousSecretExpiresAt: record.previousSecretExpiresAt?.toISOString() ?? null,
+      });
+      return c.json({ ...view(record), key }, 200, { "cache-control": "no-store" });
     });
 }
