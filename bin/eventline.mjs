@@ -10,7 +10,17 @@ import { ApiError, CliError, createClient, EXIT, UsageError } from "./lib/api.mj
 import { commandHelp, DEFAULT_URL, findCommand, mainHelp, parseCommandLine } from "./lib/cli.mjs";
 import { publish, tail } from "./lib/events.mjs";
 import { replay, replayCancel, replayList, replayStatus } from "./lib/replay.mjs";
-import { audit, encryptionRewrap, encryptionStatus, erase, keysCreate, keysList, keysRevoke, keysShow } from "./lib/security.mjs";
+import {
+  audit,
+  encryptionRewrap,
+  encryptionStatus,
+  erase,
+  keysCreate,
+  keysList,
+  keysRevoke,
+  keysRotate,
+  keysShow,
+} from "./lib/security.mjs";
 import { dlqList, dlqRedrive, subscriptions, subscriptionsRotateSecret } from "./lib/subscriptions.mjs";
 import { archive, topic, topics } from "./lib/topics.mjs";
 
@@ -34,6 +44,7 @@ const COMMANDS = [
   keysList,
   keysShow,
   keysRevoke,
+  keysRotate,
   audit,
   erase,
   encryptionStatus,

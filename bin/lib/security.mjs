@@ -1,12 +1,13 @@
 // @ts-check
-/** `keys create|list|show|revoke`, `audit`, `erase <subject>`, `encryption status|rewrap`. */
+/** `keys create|list|show|revoke|rotate`, `audit`, `erase <subject>`, `encryption status|rewrap`. */
 import { seg, UsageError } from "./api.mjs";
 import { command, intOption, str } from "./cli.mjs";
 import { ask, interactive, num, printJson, progressBar, table, truncate } from "./ui.mjs";
 
 /**
  * @typedef {{ id: string, prefix: string, name: string, grants: string[], tenant: string | null, createdBy: string,
- *   createdAt: string, expiresAt: string | null, revokedAt: string | null, revokedBy: string | null }} ApiKey
+ *   createdAt: string, expiresAt: string | null, revokedAt: string | null, revokedBy: string | null,
+ *   rotatedAt?: string | null, previousSecretExpiresAt?: string | null }} ApiKey
  * @typedef {{ sequence: number, time: string, action: string, outcome: string, resource: string,
  *   actor: { id: string }, requestId: string, status?: number, reason?: string }} AuditRecord
  */
@@ -85,6 +86,8 @@ export const keysShow = command({
       ["created", `${k.createdAt} by ${k.createdBy}`],
       ["expires", k.expiresAt ?? "never"],
       ["revoked", k.revokedAt ? `${k.revokedAt} by ${k.revokedBy}` : "-"],
+      ["rotated", k.rotatedAt ?? "-"],
+      ...(k.previousSecretExpiresAt ? [["previous", `secret still works until ${k.previousSecretExpiresAt}`]] : []),
     ];
     console.log(rows.map(([a, b]) => `${String(a).padEnd(8)}  ${b}`).join("\n"));
     return 0;
@@ -94,12 +97,58 @@ export const keysShow = command({
 export const keysRevoke = command({
   name: "keys revoke",
   args: ["<id>"],
-  summary: "Revoke an API key (it stops working at once here, within 10 s everywhere)",
+  summary: "Revoke an API key and the keys it minted (they stop working at once here, within 10 s everywhere)",
   async run({ api, json, args: [id = ""] }) {
-    /** @type {ApiKey} */
+    /** @type {ApiKey & { cascade?: string[] }} */
     const k = await api("DELETE", `/v1/keys/${seg(id)}`);
     if (json) return printJson(k);
     console.log(`API key ${k.id} (${k.name}) revoked at ${k.revokedAt} by ${k.revokedBy}`);
+    const cascade = k.cascade ?? [];
+    if (cascade.length > 0) console.log(`also revoked ${cascade.length} key(s) it minted: ${cascade.join(", ")}`);
+    return 0;
+  },
+});
+
+const DURATION_UNITS = /** @type {const} */ ({ s: 1, m: 60, h: 3600, d: 86_400 });
+const MAX_GRACE_SECONDS = 7 * 86_400;
+
+/**
+ * `--grace` as seconds: `90`, `90s`, `30m`, `24h` or `7d`, at most 7 days (usage error otherwise).
+ * @param {string | boolean | undefined} value
+ * @returns {number | undefined}
+ */
+function graceOption(value) {
+  if (value === undefined) return undefined;
+  const m = typeof value === "string" ? /^(\d+)([smhd]?)$/.exec(value.trim()) : null;
+  const seconds = m ? Number(m[1]) * DURATION_UNITS[/** @type {keyof typeof DURATION_UNITS} */ (m[2] || "s")] : Number.NaN;
+  if (!Number.isSafeInteger(seconds) || seconds > MAX_GRACE_SECONDS) {
+    throw new UsageError(`--grace must be a duration up to 7d such as 0, 90s, 30m, 24h or 7d, not ${JSON.stringify(value)}`);
+  }
+  return seconds;
+}
+
+export const keysRotate = command({
+  name: "keys rotate",
+  args: ["<id>"],
+  summary: "Give an API key a new secret (same id and grants); the new key is printed once",
+  details:
+    "The previous secret keeps working for the grace period (default 24h), so clients can switch without a failed request; uses of it are audited (keys.previous_secret_used). --grace 0 stops it at once.\nExample: eventline keys rotate k3x9q0w2m4ab --grace 1h",
+  options: {
+    grace: { type: "string", arg: "DURATION", desc: "how long the previous secret keeps working: 0, 90s, 30m, 24h (default), up to 7d" },
+  },
+  async run({ api, json, values, args: [id = ""] }) {
+    const graceSeconds = graceOption(values.grace);
+    /** @type {ApiKey & { key: string }} */
+    const k = await api("POST", `/v1/keys/${seg(id)}/rotate`, { body: graceSeconds === undefined ? {} : { graceSeconds } });
+    if (json) return printJson(k);
+    console.log(`Rotated API key ${k.id} (${k.name}): its new secret is`);
+    console.log(`\n  ${k.key}\n`);
+    console.log(
+      k.previousSecretExpiresAt
+        ? `The previous secret keeps working until ${k.previousSecretExpiresAt}; switch your clients before then.`
+        : "The previous secret has stopped working.",
+    );
+    console.log("Store the new key now: it is not shown again (only its hash is kept).");
     return 0;
   },
 });

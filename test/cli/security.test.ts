@@ -61,6 +61,40 @@ describe("eventline keys", () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("/grants/0");
   });
+
+  it("rotates a key in place: the new key printed once, the old one working through --grace, then (--grace 0) not at all", async () => {
+    const created = await cli(["keys", "create", `rot-${randomUUID().slice(0, 8)}`, "--grant", "consume:events", "--json"]);
+    expect(created.code, created.stderr).toBe(0);
+    const original = JSON.parse(created.stdout) as { id: string; key: string };
+
+    // Human output: the new key on its own line, when the old one stops, and the "shown once" warning.
+    const human = await cli(["keys", "rotate", original.id, "--grace", "1h"]);
+    expect(human.code, human.stderr).toBe(0);
+    const second = /\n {2}(evl_[a-z0-9]{12}_[A-Za-z0-9_-]{43})\n/.exec(human.stdout)?.[1] ?? "";
+    expect(second.startsWith(`evl_${original.id}_`)).toBe(true);
+    expect(human.stdout).toMatch(/previous secret keeps working until \d{4}-\d{2}-\d{2}T/);
+    expect(human.stdout).toContain("not shown again");
+    expect((await cli(["topics", "--token", original.key])).code).toBe(0);
+    expect((await cli(["topics", "--token", second])).code).toBe(0);
+    expect((await cli(["keys", "show", original.id])).stdout).toMatch(/previous\s+secret still works until/);
+
+    const json = await cli(["keys", "rotate", original.id, "--grace", "0", "--json"]);
+    expect(json.code, json.stderr).toBe(0);
+    const third = JSON.parse(json.stdout) as { id: string; key: string; previousSecretExpiresAt: string | null; rotatedAt: string };
+    expect(third).toMatchObject({ id: original.id, previousSecretExpiresAt: null });
+    const stale = await cli(["topics", "--token", second]);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain("API key not recognised");
+    expect((await cli(["topics", "--token", third.key])).code).toBe(0);
+
+    const found = await cli(["audit", "--action", "keys.rotate", "--json"]);
+    const records = (JSON.parse(found.stdout) as { records: { resource: string; outcome: string }[] }).records;
+    expect(records.filter((r) => r.resource === `key:${original.id}` && r.outcome === "success")).toHaveLength(2);
+
+    const usage = await cli(["keys", "rotate", original.id, "--grace", "8d"]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("--grace");
+  });
 });
 
 describe("eventline audit, erase, encryption", () => {
