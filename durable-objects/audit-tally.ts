@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import config from "../eventline.config";
+import { storedSchema, type TallyInput, type TallyWindow, tallyInputSchema } from "../shared/audit-tally";
 import { createLogger } from "../shared/logger";
 import { newTraceparent } from "../shared/trace";
 import { type AuditRecord, writeAudit } from "../workers/platform/audit";
@@ -19,46 +20,6 @@ import { type AuditRecord, writeAudit } from "../workers/platform/audit";
  * a record lost to a crash between its write and the window's delete is written again (at least
  * once).
  */
-
-const actorSchema = z.object({ id: z.string().min(1), kind: z.string().min(1), tenant: z.string().optional() }).strict();
-
-export const tallyInputSchema = z
-  .object({
-    action: z.string().regex(/^[a-z]+(\.[a-z_]+)+$/, "an audit action such as encryption.decrypt"),
-    resource: z.string().min(1),
-    actor: actorSchema,
-    /** The first request counted: the record names it. */
-    requestId: z.string().min(1),
-    windowSeconds: z.number().int().min(1).max(86_400),
-    /** Amounts to add, e.g. `{ reads: 2, events: 40, fields: 160 }`. */
-    counts: z.record(z.string().regex(/^[a-zA-Z]+$/), z.number().int().nonnegative()),
-  })
-  .strict();
-
-export type TallyInput = z.input<typeof tallyInputSchema>;
-
-/** The open window of an object: what its record will say. */
-export interface TallyWindow {
-  action: string;
-  resource: string;
-  actor: z.output<typeof actorSchema>;
-  requestId: string;
-  /** Epoch ms: when the window opened (its first add) and when it closes. */
-  from: number;
-  until: number;
-  counts: Record<string, number>;
-}
-
-const storedSchema = z.object({
-  action: z.string(),
-  resource: z.string(),
-  actor: actorSchema,
-  requestId: z.string(),
-  counts: z.record(z.string(), z.number()),
-});
-
-/** The object of one (action, actor, resource). */
-export const auditTallyName = (action: string, actorId: string, resource: string) => JSON.stringify([action, actorId, resource]);
 
 /** How long a failed flush waits before the alarm tries again. */
 const RETRY_MS = 30_000;

@@ -1,7 +1,8 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { type AuditTally, auditTallyName, type TallyWindow } from "../../durable-objects/audit-tally";
+import type { AuditTally } from "../../durable-objects/audit-tally";
+import { auditTallyName, type TallyWindow } from "../../shared/audit-tally";
 import { DECRYPT_AUDIT_ACTION, DECRYPT_AUDIT_WINDOW_SECONDS } from "../../workers/platform/decrypt-audit";
 import { type Ack, BATCH, event, expectAccepted, request, waitFor } from "../helpers";
 import { asKey, auditSearch, type CreatedTestKey, createTestKey, expectNoSecrets } from "./helpers";

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { auditTallyName, type TallyInput } from "../../durable-objects/audit-tally";
+import { auditTallyName, type TallyInput } from "../../shared/audit-tally";
 import type { Logger } from "../../shared/logger";
 import { actorOf } from "./audit";
 import type { AppEnv } from "./context";
