@@ -50,6 +50,10 @@ function addNewDevVars() {
       name: "EVENTLINE_WEBHOOK_ALLOW",
       text: '\n# Webhook targets that are not public but allowed: the local stack allows loopback receivers\n# (see .dev.vars.example and docs/security.md "Webhook targets").\nEVENTLINE_WEBHOOK_ALLOW=loopback\n',
     },
+    {
+      name: "EVENTLINE_CLIENT_IP",
+      text: '\n# Every local request is one client address (a local client can send its own cf-connecting-ip;\n# see .dev.vars.example and docs/security.md "Failed authentications and the client address").\nEVENTLINE_CLIENT_IP=local\n',
+    },
   ].filter(({ name }) => !new RegExp(`^\\s*#?\\s*${name}=`, "m").test(current));
   for (const { name, text } of additions) {
     appendFileSync(target, `${current.endsWith("\n") ? "" : "\n"}${text}`);

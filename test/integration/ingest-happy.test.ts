@@ -204,6 +204,7 @@ describe("service endpoints", () => {
         "/v1/subscriptions/{name}/secret:rotate",
         "/v1/keys",
         "/v1/keys/{id}",
+        "/v1/keys/{id}/rotate",
         "/v1/audit",
         "/v1/subjects/{subject}/keys",
         "/v1/encryption",

@@ -215,6 +215,17 @@ describe("POST /v1/keys/{id}/rotate", () => {
     expect(await topics(key.key)).toBe(200);
   });
 
+  it("allows POST only (405 with Allow: POST)", async () => {
+    const key = await mint(["consume:events"]);
+    for (const method of ["GET", "PUT", "DELETE"]) {
+      const res = await request(`/v1/keys/${key.id}/rotate`, { method });
+      const problem = await expectProblem(res, 405);
+      expect(problem.code).toBe("method_not_allowed");
+      expect(res.headers.get("allow")).toBe("POST");
+    }
+    expect(await stored(key.id)).toMatchObject({ rotatedAt: null });
+  });
+
   it("refuses a revoked or expired key with 409 key_inactive", async () => {
     const revoked = await mint(["consume:events"]);
     expect((await request(`/v1/keys/${revoked.id}`, { method: "DELETE" })).status).toBe(200);
