@@ -1,6 +1,7 @@
 import type { RotationState } from "../../durable-objects/key-rotation";
 import type { VaultStatus } from "../../durable-objects/key-vault";
 import { EventlineError } from "../../shared/errors";
+import type { Exposition } from "../../shared/metrics";
 import { KEY_VAULT_SHARDS, type Keyring, parseKeyring, vaultShardName } from "../../shared/security/keyring";
 
 /**
@@ -98,4 +99,25 @@ export async function collectEncryptionStatus(env: Env): Promise<EncryptionStatu
       errors,
     },
   };
+}
+
+/** The Prometheus gauges of field encryption in GET /v1/metrics (global admins only). */
+export function encryptionGauges(out: Exposition, { dataKeys, rotation }: EncryptionStatus): void {
+  for (const [version, n] of Object.entries(dataKeys.byKekVersion)) {
+    out.gauge("eventline_data_keys", "Active data keys, by the KEK version wrapping them.", { kek_version: version }, n);
+  }
+  out.gauge("eventline_data_keys_shredded", "Data keys destroyed by erasures (crypto-shredding).", {}, dataKeys.shredded);
+  out.gauge(
+    "eventline_kek_rotation_remaining_keys",
+    "Active data keys not yet rewrapped under the current KEK (0: older KEK versions no key uses can be removed).",
+    {},
+    rotation.remaining,
+  );
+  out.gauge("eventline_kek_rotation_progress_ratio", "Share of the KEK rotation done (0..1).", {}, rotation.progress);
+  out.gauge(
+    "eventline_kek_rotation_stalled_shards",
+    "KeyVault shards whose KEK rotation stopped on an error.",
+    {},
+    rotation.shards.stalled,
+  );
 }

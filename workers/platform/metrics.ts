@@ -16,7 +16,7 @@ import { lagEvents } from "../../shared/subscriptions";
 import { canSee, may } from "./auth/access";
 import type { Principal } from "./auth/principal";
 import type { AppEnv } from "./context";
-import { collectEncryptionStatus, type EncryptionStatus } from "./encryption-status";
+import { collectEncryptionStatus, type EncryptionStatus, encryptionGauges } from "./encryption-status";
 import { partitionStub, partitionUnavailable } from "./ingest/append";
 import { listSubscriptionViews } from "./subscription-registry";
 
@@ -440,26 +440,7 @@ export function metricsPrometheus(model: MetricsModel): string {
     if (r.progress !== null)
       out.gauge("eventline_replay_progress_ratio", "Share of a replay's range scanned (0..1).", { replay: r.id }, r.progress);
   }
-  if (model.encryption !== undefined) {
-    const { dataKeys, rotation } = model.encryption;
-    for (const [version, n] of Object.entries(dataKeys.byKekVersion)) {
-      out.gauge("eventline_data_keys", "Active data keys, by the KEK version wrapping them.", { kek_version: version }, n);
-    }
-    out.gauge("eventline_data_keys_shredded", "Data keys destroyed by erasures (crypto-shredding).", {}, dataKeys.shredded);
-    out.gauge(
-      "eventline_kek_rotation_remaining_keys",
-      "Active data keys not yet rewrapped under the current KEK (0: older KEK versions no key uses can be removed).",
-      {},
-      rotation.remaining,
-    );
-    out.gauge("eventline_kek_rotation_progress_ratio", "Share of the KEK rotation done (0..1).", {}, rotation.progress);
-    out.gauge(
-      "eventline_kek_rotation_stalled_shards",
-      "KeyVault shards whose KEK rotation stopped on an error.",
-      {},
-      rotation.shards.stalled,
-    );
-  }
+  if (model.encryption !== undefined) encryptionGauges(out, model.encryption);
   return out.render();
 }
 
