@@ -8,14 +8,16 @@ import { type AuditRecord, writeAudit } from "../workers/platform/audit";
 
 /**
  * One audit record per window for something that happens on every request but is worth one
- * record per window (ADR 0031): decrypting reads. One object per (action, actor, resource), e.g.
- * `encryption.decrypt` by `key:abc` on `topic:customers`. The Worker's isolates gather their
- * counts for a few seconds and send them here (`add`); the first add opens a window of
- * `windowSeconds`, later ones are summed into it, and once it has closed the object's alarm writes
- * one record with the sums and deletes the window.
+ * record per window (ADR 0031): decrypting reads, requests refused to a locked-out client address,
+ * uses of a rotated-out API key secret (workers/platform/audit-windows.ts sends them). One object
+ * per (action, actor, resource), e.g. `encryption.decrypt` by `key:abc` on `topic:customers`. The
+ * Worker's isolates gather their counts for a few seconds and send them here (`add`); the first
+ * add opens a window of `windowSeconds` (its outcome, status, reason, address and details are the
+ * record's), later ones are summed into it, and once it has closed the object's alarm writes one
+ * record with the sums and deletes the window.
  *
- * An object only ever sees one principal's traffic on one resource, already batched per isolate:
- * nothing global sits on the read path, and a busy principal costs its own object one small write
+ * An object only ever sees one actor's traffic on one resource, already batched per isolate:
+ * nothing global sits on the request path, and a busy actor costs its own object one small write
  * per isolate every few seconds. A window's counts are durable from the `add` that brought them;
  * a record lost to a crash between its write and the window's delete is written again (at least
  * once).
@@ -95,16 +97,25 @@ export class AuditTally extends DurableObject<Env> {
 }
 
 function stored(window: TallyWindow): z.output<typeof storedSchema> {
-  return { action: window.action, resource: window.resource, actor: window.actor, requestId: window.requestId, counts: window.counts };
+  const { from: _from, until: _until, ...rest } = window;
+  return rest;
 }
 
 function recordOf(window: TallyWindow): AuditRecord {
   return {
     action: window.action,
-    outcome: "success",
+    outcome: window.outcome ?? "success",
     resource: window.resource,
     actor: window.actor,
     requestId: window.requestId,
-    details: { ...window.counts, from: new Date(window.from).toISOString(), until: new Date(window.until).toISOString() },
+    ...(window.status === undefined ? {} : { status: window.status }),
+    ...(window.reason === undefined ? {} : { reason: window.reason }),
+    ...(window.ip === undefined ? {} : { ip: window.ip }),
+    details: {
+      ...window.details,
+      ...window.counts,
+      from: new Date(window.from).toISOString(),
+      until: new Date(window.until).toISOString(),
+    },
   };
 }

@@ -3,18 +3,22 @@ import { env } from "cloudflare:workers";
 import { afterAll, describe, expect, it } from "vitest";
 import shipped from "../../eventline.config";
 import { createApp } from "../../workers/platform/app";
+import { clientResource, THROTTLED_AUDIT_ACTION, THROTTLED_AUDIT_WINDOW_SECONDS } from "../../workers/platform/auth/lockout";
 import { ADMIN_KEY, BASE, event, expectAccepted, expectProblem, STRUCTURED } from "../helpers";
 import { type AuditEntry, auditSearch, expectAudit, expectNoSecrets, sleep } from "./helpers";
+import { tallyOf } from "./tally-helpers";
 
 /*
  * The failed-authentication lock-out (issue 14): once a source has spent its budget of failed
  * authentications, every request from it gets 429 + Retry-After before its credential is looked
  * at (a right guess is answered like a wrong one) until the window passes; the refused requests
- * of a window are one `auth.throttled` audit record with their count; and locally, where a client
- * can send its own cf-connecting-ip, that header does not make a new source.
+ * of an audit window are one `auth.throttled` audit record with their count, however many batches
+ * (isolates) they arrive in; and locally, where a client can send its own cf-connecting-ip, that
+ * header does not make a new source.
  *
  * The app is built here with a 2 s lock-out and called with a fake RATE_LIMIT binding whose
- * budget is 3 failures per source, so no test needs thousands of requests.
+ * budget is 3 failures per source, so no test needs thousands of requests. The audit window (a
+ * minute, in the address's AuditTally object) is closed by the tests, as its alarm would.
  */
 
 const LOCKOUT_SECONDS = 2;
@@ -35,7 +39,7 @@ function fakeLimiter(budget: number): { binding: RateLimit; calls: Map<string, n
 }
 
 const app = createApp(shipped, { lockoutSeconds: LOCKOUT_SECONDS });
-/** Every request's waitUntil work (the aggregated audit records are written there). */
+/** Every request's waitUntil work (the refused requests' counts are sent to their tally there). */
 const pending: Promise<void>[] = [];
 
 afterAll(async () => {
@@ -75,11 +79,22 @@ const uniqueIp = () => {
   return `198.18.0.${nextIp}`;
 };
 
-/** The auth.throttled records of `ip`, once the lock-out window has closed and its record is written. */
-async function throttledRecords(ip: string): Promise<AuditEntry[]> {
-  await sleep(LOCKOUT_SECONDS * 1000 + 200);
-  await Promise.all(pending);
-  return (await auditSearch({ action: "auth.throttled" })).filter((r) => r.ip === ip);
+const throttledTally = (ip: string) => tallyOf(THROTTLED_AUDIT_ACTION, "unauthenticated", clientResource(ip));
+/** The counts of every request sent so far have reached their tally. */
+const sent = () => Promise.all(pending);
+/** The refused requests counted in `ip`'s open audit window so far. */
+const counted = async (ip: string) => {
+  await sent();
+  return (await throttledTally(ip).windows()).map((w) => w.counts.count);
+};
+/** Waits until a lock taken now has ended. */
+const lockEnds = () => sleep(LOCKOUT_SECONDS * 1000 + 200);
+
+/** The auth.throttled records of `ip`, once its open audit window (holding `count`) has closed and its record is written. */
+async function throttledRecords(ip: string, count: number): Promise<AuditEntry[]> {
+  await sent();
+  await throttledTally(ip).close("count", count);
+  return (await auditSearch({ action: THROTTLED_AUDIT_ACTION })).filter((r) => r.ip === ip);
 }
 
 /** Spends `ip`'s budget with wrong keys (each a 401, audited), then asserts the 429 that locks it; returns it. */
@@ -127,7 +142,7 @@ describe("the failed-authentication lock-out", () => {
     expect((await expectAccepted(await produce(uniqueIp()))).map((a) => a.duplicate)).toEqual([false]);
 
     // One record for the window, with the count of refused requests (the locking one and the three above).
-    const records = await throttledRecords(ip);
+    const records = await throttledRecords(ip, 4);
     expect(records).toHaveLength(1);
     expect(records[0]).toMatchObject({
       action: "auth.throttled",
@@ -140,26 +155,35 @@ describe("the failed-authentication lock-out", () => {
       details: { count: 4 },
     });
     const details = records[0]?.details as { from: string; until: string };
-    expect(Date.parse(details.until) - Date.parse(details.from)).toBe(LOCKOUT_SECONDS * 1000);
+    expect(Date.parse(details.until) - Date.parse(details.from)).toBe(THROTTLED_AUDIT_WINDOW_SECONDS * 1000);
 
-    // The window has passed: the right key works again.
+    // The lock has passed: the right key works again.
+    await lockEnds();
     expect((await send(binding, { ip, token: ADMIN_KEY })).status).toBe(200);
   });
 
-  it("counts a burst of refused requests into one record per window, and opens a new window when failures go on", async () => {
+  it("counts a burst of refused requests, and the locks that follow within the audit window, into one record; a new window after it", async () => {
     const { binding } = fakeLimiter(BUDGET);
     const ip = uniqueIp();
-    await lockOut(binding, { ip });
+    const opener = (await lockOut(binding, { ip })).headers.get("x-request-id");
     const burst = await Promise.all(Array.from({ length: 25 }, (_, i) => send(binding, { ip, token: i % 5 === 0 ? ADMIN_KEY : WRONG })));
     expect(burst.map((r) => r.status)).toEqual(Array(25).fill(429));
-    const first = await throttledRecords(ip);
-    expect(first.map((r) => r.details?.count)).toEqual([26]);
+    expect(await counted(ip)).toEqual([26]);
 
-    // After the window the budget is still spent (the binding's own window): the next failure locks again.
+    // After the lock the budget is still spent (the binding's own window): the next failure locks
+    // again, and its refusals join the same audit window, sent in another batch (as another isolate's).
+    await lockEnds();
     expect((await send(binding, { ip, token: WRONG })).status).toBe(429);
     expect((await send(binding, { ip, token: ADMIN_KEY })).status).toBe(429);
-    const both = await throttledRecords(ip);
-    expect(both.map((r) => r.details?.count)).toEqual([26, 2]);
+    expect(await counted(ip)).toEqual([28]);
+    const records = await throttledRecords(ip, 28);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ requestId: opener, details: { count: 28 } });
+
+    // Refusals after the window's record was written open a new window.
+    await lockEnds();
+    expect((await send(binding, { ip, token: WRONG })).status).toBe(429);
+    expect((await throttledRecords(ip, 1)).map((r) => r.details?.count)).toEqual([28, 1]);
   });
 });
 
@@ -187,7 +211,9 @@ describe("the client source", () => {
     expect([...calls.entries()]).toEqual([["ip:local", BUDGET]]);
     expect((await send(binding, { url, ip: uniqueIp(), token: WRONG }, vars)).status).toBe(429);
     expect((await send(binding, { url, ip: uniqueIp(), token: ADMIN_KEY }, vars)).status).toBe(429);
-    const records = await throttledRecords("local");
-    expect(records.at(-1)?.details).toMatchObject({ count: 2 });
+    const records = await throttledRecords("local", 2);
+    expect(records.at(-1)).toMatchObject({ status: 429, ip: "local", resource: "client:local", details: { count: 2 } });
+    // The next case starts with `local` unlocked.
+    await lockEnds();
   });
 });

@@ -89,8 +89,6 @@ export interface AppOptions {
   fetch?: typeof fetch;
   /** Seconds a client stays locked out after its failed-authentication budget is spent (default 10, the RATE_LIMIT period). */
   lockoutSeconds?: number;
-  /** Seconds over which uses of a rotated-out API key secret are counted into one audit record (default 20). */
-  auditWindowSeconds?: number;
 }
 
 /**

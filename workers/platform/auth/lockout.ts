@@ -2,8 +2,8 @@ import type { Context } from "hono";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { writeAudit } from "../audit";
+import { countInWindow } from "../audit-windows";
 import type { AppEnv } from "../context";
-import { AuditAggregator } from "./aggregate";
 import { type AuthenticationError, LOOPBACK_HOSTS } from "./principal";
 
 /**
@@ -12,11 +12,19 @@ import { type AuthenticationError, LOOPBACK_HOSTS } from "./principal";
  * finds it spent locks the source for one window in this isolate. While locked, every request
  * from the source gets 429 + Retry-After BEFORE its credential is looked at: a right guess is
  * answered exactly like a wrong one, so guessing cannot go on at the speed of the budget. The
- * refused requests of a window are audited as one `auth.throttled` record with their count.
+ * refused requests are audited as one `auth.throttled` record per address and window of
+ * THROTTLED_AUDIT_WINDOW_SECONDS with their count, across isolates (audit-windows.ts).
  */
 
 /** Seconds of the RATE_LIMIT binding's period (wrangler.toml), and of a lock. */
 export const LOCKOUT_SECONDS = 10;
+
+export const THROTTLED_AUDIT_ACTION = "auth.throttled";
+/** A minute of refusals per address makes one record: several locks of a client that keeps guessing. */
+export const THROTTLED_AUDIT_WINDOW_SECONDS = 60;
+const UNAUTHENTICATED = { id: "unauthenticated", kind: "none" } as const;
+/** The audit resource of a client address (its AuditTally object is named by it). */
+export const clientResource = (source: string) => `client:${source}`;
 
 /**
  * Where a request comes from, for the lock-out and the audit log. On Cloudflare the edge sets
@@ -36,28 +44,45 @@ function refused(retryAfterSeconds: number): EventlineError {
   });
 }
 
+/** Counts one request refused unverified into its address's `auth.throttled` window. */
+function countRefused(c: Context<AppEnv>, source: string): void {
+  countInWindow(c, {
+    action: THROTTLED_AUDIT_ACTION,
+    outcome: "failure",
+    status: 429,
+    actor: UNAUTHENTICATED,
+    resource: clientResource(source),
+    ip: source,
+    reason: "failed-authentication budget of this client exhausted: requests refused unverified (details.count)",
+    windowSeconds: THROTTLED_AUDIT_WINDOW_SECONDS,
+    counts: { count: 1 },
+  });
+}
+
 export function createLockout(config: EventlineConfig, options: { lockoutSeconds?: number } = {}) {
   const seconds = options.lockoutSeconds ?? LOCKOUT_SECONDS;
-  const locks = new AuditAggregator(seconds * 1000, (window, requestId) => ({
-    action: "auth.throttled",
-    outcome: "failure",
-    resource: `client:${window.key}`,
-    actor: { id: "unauthenticated", kind: "none" },
-    requestId,
-    status: 429,
-    reason: `failed-authentication budget of this client exhausted: ${window.count} request(s) refused unverified`,
-    ip: window.key,
-    details: { count: window.count, from: new Date(window.from).toISOString(), until: new Date(window.until).toISOString() },
-  }));
+  /** Locked sources of this isolate: when their lock ends (epoch ms). */
+  const locks = new Map<string, number>();
+
+  function lock(source: string, now: number): void {
+    // Locks are rare (a budget of failures each): dropping the ended ones here keeps the map small.
+    for (const [other, until] of locks) if (until <= now) locks.delete(other);
+    locks.set(source, now + seconds * 1000);
+  }
 
   return {
-    /** Throws 429 if the request's source is locked out (counted for the window's record). */
+    /** Throws 429 if the request's source is locked out (counted in the source's audit window). */
     refuseIfLocked(c: Context<AppEnv>): void {
       const source = clientSource(c);
-      const lock = locks.current(source);
-      if (lock === undefined) return;
-      locks.note(c, source, undefined);
-      throw refused(Math.ceil((lock.until - Date.now()) / 1000));
+      const until = locks.get(source);
+      if (until === undefined) return;
+      const now = Date.now();
+      if (until <= now) {
+        locks.delete(source);
+        return;
+      }
+      countRefused(c, source);
+      throw refused(Math.ceil((until - now) / 1000));
     },
 
     /**
@@ -68,7 +93,8 @@ export function createLockout(config: EventlineConfig, options: { lockoutSeconds
       const source = clientSource(c);
       const limiter = (c.env as Partial<Env>).RATE_LIMIT;
       if (limiter !== undefined && !(await limiter.limit({ key: `ip:${source}` })).success) {
-        locks.note(c, source, undefined);
+        lock(source, Date.now());
+        countRefused(c, source);
         throw refused(seconds);
       }
       await writeAudit(

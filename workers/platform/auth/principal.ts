@@ -5,8 +5,8 @@ import { sha256Hex } from "../../../shared/json";
 import type { Logger } from "../../../shared/logger";
 import { type Grant, parseGrants } from "../../../shared/security/grants";
 import { createJwtVerifier, TokenError } from "../../../shared/security/jwt";
+import { countInWindow } from "../audit-windows";
 import type { AppEnv } from "../context";
-import { AuditAggregator } from "./aggregate";
 import { type ApiKeyRecord, digestsEqual, looksLikeApiKey, verifyApiKey } from "./api-keys";
 
 /** Who is calling, as proven by a credential. Identity and tenant come only from here. */
@@ -51,35 +51,34 @@ let warnedDisabled = false;
 /** Hosts of requests that can only come from this machine: no request to a deployed Worker has one. */
 export const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
+export const PREVIOUS_SECRET_AUDIT_ACTION = "keys.previous_secret_used";
 /** Seconds over which uses of a rotated-out API key secret are counted into one audit record. */
-export const PREVIOUS_SECRET_AUDIT_SECONDS = 20;
+export const PREVIOUS_SECRET_AUDIT_SECONDS = 300;
+
+/**
+ * A client still sending a key's previous secret (during its grace period after a rotation) is
+ * audited once per key and window with a count, not per request (audit-windows.ts).
+ */
+function countPreviousSecretUse(c: Context<AppEnv>, record: ApiKeyRecord): void {
+  const id = `key:${record.id}`;
+  const expires = record.previousSecretExpiresAt?.toISOString() ?? null;
+  countInWindow(c, {
+    action: PREVIOUS_SECRET_AUDIT_ACTION,
+    actor: { id, kind: "api-key", ...(record.tenant === null ? {} : { tenant: record.tenant }) },
+    resource: id,
+    reason: `a client still uses the secret ${id} had before its rotation; it stops working at ${expires}`,
+    windowSeconds: PREVIOUS_SECRET_AUDIT_SECONDS,
+    counts: { count: 1 },
+    details: { keyId: record.id, previousSecretExpiresAt: expires },
+  });
+}
 
 /**
  * Builds the authenticator for one app (the JWT verifier, with its JWKS caches, lives as long as
  * the isolate). `authenticate` returns the principal or throws AuthenticationError.
  */
-export function createAuthenticator(config: EventlineConfig, options: { fetch?: typeof fetch; auditWindowSeconds?: number } = {}) {
+export function createAuthenticator(config: EventlineConfig, options: { fetch?: typeof fetch } = {}) {
   const jwt = config.security.oidc.issuers.length > 0 ? createJwtVerifier(config.security.oidc, options) : undefined;
-  // A client still sending a key's previous secret (during its grace period after a rotation) is
-  // audited once per key and window with a count, not per request.
-  const previousSecretUses = new AuditAggregator<{ record: ApiKeyRecord }>(
-    (options.auditWindowSeconds ?? PREVIOUS_SECRET_AUDIT_SECONDS) * 1000,
-    ({ key, info: { record }, count, from, until }, requestId) => ({
-      action: "keys.previous_secret_used",
-      outcome: "success",
-      resource: `key:${key}`,
-      actor: { id: `key:${key}`, kind: "api-key", ...(record.tenant === null ? {} : { tenant: record.tenant }) },
-      requestId,
-      reason: `the secret key:${key} had before its rotation was used ${count} time(s); it stops working at ${record.previousSecretExpiresAt?.toISOString()}`,
-      details: {
-        keyId: key,
-        count,
-        from: new Date(from).toISOString(),
-        until: new Date(until).toISOString(),
-        previousSecretExpiresAt: record.previousSecretExpiresAt?.toISOString() ?? null,
-      },
-    }),
-  );
   const adminGrants = parseGrants(config.security.adminGrants).grants;
   let adminHash: { key: string; hash: Promise<string> } | undefined;
 
@@ -124,7 +123,7 @@ export function createAuthenticator(config: EventlineConfig, options: { fetch?: 
     if (looksLikeApiKey(token)) {
       const check = await verifyApiKey(c.env.DB, token, config.security.apiKeys.cacheSeconds);
       if (!check.ok) throw new AuthenticationError(check.reason, challenge("invalid_token", check.reason), check.keyId);
-      if (check.previousSecret) previousSecretUses.note(c, check.record.id, { record: check.record });
+      if (check.previousSecret) countPreviousSecretUse(c, check.record);
       const { grants } = parseGrants(check.record.grants);
       return {
         id: `key:${check.record.id}`,
