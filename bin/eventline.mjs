@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { ApiError, CliError, createClient, EXIT, UsageError } from "./lib/api.mjs";
-import { commandHelp, DEFAULT_URL, findCommand, mainHelp, parseCommandLine } from "./lib/cli.mjs";
+import { commandHelp, DEFAULT_URL, findCommand, groupHelp, groupOf, mainHelp, parseCommandLine } from "./lib/cli.mjs";
 import { publish, tail } from "./lib/events.mjs";
 import { replay, replayCancel, replayList, replayStatus } from "./lib/replay.mjs";
 import {
@@ -78,19 +78,30 @@ function report(err) {
 
 /** @param {string} name */
 function unknownCommand(name) {
-  const group = COMMANDS.filter((c) => c.name.startsWith(`${name} `)).map((c) => c.name.split(" ")[1]);
-  return new UsageError(group.length > 0 ? `${name} needs a subcommand: ${group.join(", ")}` : `unknown command ${JSON.stringify(name)}`);
+  const group = groupOf(COMMANDS, name).map((c) => c.name.split(" ")[1]);
+  return group.length > 0
+    ? new UsageError(`${name} needs a subcommand: ${group.join(", ")}`, name)
+    : new UsageError(`unknown command ${JSON.stringify(name)}`);
 }
 
 /** @param {string[]} argv @returns {Promise<number>} */
 async function main(argv) {
   const { cmd, rest, words } = findCommand(argv, byName);
+  const wantsHelp = argv.includes("--help") || argv.includes("-h");
   if (cmd === undefined) {
     const [word] = words;
-    if (word === "help" || (word === undefined && (argv.includes("--help") || argv.includes("-h")))) {
-      const about = findCommand(rest, byName); // `help <command>`
-      if (about.cmd === undefined && about.words[0] !== undefined) throw unknownCommand(about.words[0]);
-      console.log(about.cmd ? commandHelp(about.cmd) : mainHelp(COMMANDS, pkg.version));
+    if (word === "help" || (word === undefined && wantsHelp)) {
+      const about = findCommand(rest, byName); // `help <command>` or `help <group>`
+      const [aboutWord] = about.words;
+      if (about.cmd !== undefined) console.log(commandHelp(about.cmd, COMMANDS));
+      else if (aboutWord === undefined) console.log(mainHelp(COMMANDS, pkg.version));
+      else if (groupOf(COMMANDS, aboutWord).length > 0) console.log(groupHelp(aboutWord, groupOf(COMMANDS, aboutWord)));
+      else throw unknownCommand(aboutWord);
+      return EXIT.ok;
+    }
+    // `keys --help`: a group without a command of its own lists its commands.
+    if (word !== undefined && wantsHelp && groupOf(COMMANDS, word).length > 0) {
+      console.log(groupHelp(word, groupOf(COMMANDS, word)));
       return EXIT.ok;
     }
     if (word === undefined && (argv.includes("--version") || argv.includes("-V"))) {
@@ -101,7 +112,7 @@ async function main(argv) {
   }
   const { values, args } = parseCommandLine(cmd, rest);
   if (values.help) {
-    console.log(commandHelp(cmd));
+    console.log(commandHelp(cmd, COMMANDS));
     return EXIT.ok;
   }
   const url = (typeof values.url === "string" ? values.url : undefined) ?? process.env.EVENTLINE_URL ?? DEFAULT_URL;

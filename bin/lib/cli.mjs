@@ -60,27 +60,66 @@ function optionLines(options) {
   return rows.map(([left, desc]) => `  ${(left ?? "").padEnd(width)}  ${desc}`).join("\n");
 }
 
-/** The `--help` text of one command. @param {Command} cmd */
-export function commandHelp(cmd) {
+/**
+ * The commands of group `word` (`keys`, `replay`, …): every command whose first word it is, when
+ * there are at least two; otherwise none (`topic` is a command, not a group).
+ * @param {Command[]} commands @param {string} word
+ */
+export function groupOf(commands, word) {
+  const members = commands.filter((c) => c.name.split(" ")[0] === word);
+  return members.length > 1 ? members : [];
+}
+
+/** Help rows `name <args>  summary`, padded to `width`. @param {Command[]} commands @param {number} [width] */
+function commandLines(commands, width = 0) {
+  const rows = commands.map((c) => [`${c.name} ${(c.args ?? []).join(" ")}`.trim(), c.summary.split("\n")[0] ?? ""]);
+  const pad = Math.max(width, ...rows.map(([left]) => (left ?? "").length));
+  return { pad, lines: rows.map(([left, desc]) => `  ${(left ?? "").padEnd(pad)}  ${desc}`) };
+}
+
+/**
+ * The `--help` text of one command; the command named like its group (`subscriptions`, `replay`)
+ * also lists the group's commands, itself included.
+ * @param {Command} cmd @param {Command[]} commands every command (the table in eventline.mjs)
+ */
+export function commandHelp(cmd, commands) {
   const args = (cmd.args ?? []).join(" ");
   const parts = [`Usage: eventline ${cmd.name}${args ? ` ${args}` : ""} [options]`, "", cmd.summary];
   if (cmd.details) parts.push("", cmd.details);
   if (cmd.options && Object.keys(cmd.options).length > 0) parts.push("", "Options:", optionLines(cmd.options));
+  const group = cmd.name.includes(" ") ? [] : groupOf(commands, cmd.name);
+  if (group.length > 0) parts.push("", `Commands of the ${cmd.name} group (each has --help):`, ...commandLines(group).lines);
   parts.push("", "Global options:", optionLines(GLOBAL_OPTIONS), "", EXIT_CODES_HELP);
   return parts.join("\n");
 }
 
+/** The help of a group with no command of its own (`keys`, `dlq`, `encryption`). @param {string} word @param {Command[]} members */
+export function groupHelp(word, members) {
+  return [
+    `Usage: eventline ${word} <command> [arguments] [options]`,
+    "",
+    "Commands:",
+    ...commandLines(members).lines,
+    "",
+    "Global options:",
+    optionLines(GLOBAL_OPTIONS),
+    "",
+    EXIT_CODES_HELP,
+    "",
+    `Run \`eventline ${word} <command> --help\` for a command's options.`,
+  ].join("\n");
+}
+
 /** The top-level help. @param {Command[]} commands @param {string} version */
 export function mainHelp(commands, version) {
-  const rows = commands.map((c) => [`${c.name} ${(c.args ?? []).join(" ")}`.trim(), c.summary.split("\n")[0] ?? ""]);
-  const width = Math.max(...rows.map(([left]) => (left ?? "").length));
+  const { pad: width, lines } = commandLines(commands, "help [command]".length);
   return [
     `eventline ${version}: operator CLI for the Eventline HTTP API`,
     "",
     "Usage: eventline <command> [arguments] [options]",
     "",
     "Commands:",
-    ...rows.map(([left, desc]) => `  ${(left ?? "").padEnd(width)}  ${desc}`),
+    ...lines,
     `  ${"help [command]".padEnd(width)}  this help, or a command's`,
     `  ${"--version".padEnd(width)}  print the version`,
     "",
@@ -165,6 +204,35 @@ export function intOption(value, name, { min = 0, max = Number.MAX_SAFE_INTEGER 
     );
   }
   return n;
+}
+
+const DURATION_UNITS = /** @type {const} */ ({ s: 1, m: 60, h: 3600, d: 86_400 });
+
+/** Seconds in the largest unit that divides them: 604800 → "7d", 5400 → "90m", 0 → "0s". @param {number} seconds */
+function formatDuration(seconds) {
+  const unit = /** @type {const} */ (["d", "h", "m"]).find((u) => seconds > 0 && seconds % DURATION_UNITS[u] === 0) ?? "s";
+  return `${seconds / DURATION_UNITS[unit]}${unit}`;
+}
+
+/**
+ * A duration option value as seconds: plain seconds (`90`) or a number with a unit, `90s`, `30m`,
+ * `24h`, `7d`; `0` is zero (usage error outside 0..max). The one parser of every duration option
+ * (`keys rotate --grace`, `subscriptions rotate-secret --overlap`), so they read alike.
+ * @param {string | boolean | undefined} value
+ * @param {string} name e.g. "--grace"
+ * @param {{ max: number }} range the longest duration accepted, in seconds
+ * @returns {number | undefined}
+ */
+export function durationOption(value, name, { max }) {
+  if (value === undefined) return undefined;
+  const m = typeof value === "string" ? /^(\d+)([smhd]?)$/.exec(value.trim()) : null;
+  const seconds = m ? Number(m[1]) * DURATION_UNITS[/** @type {keyof typeof DURATION_UNITS} */ (m[2] || "s")] : Number.NaN;
+  if (!Number.isSafeInteger(seconds) || seconds > max) {
+    throw new UsageError(
+      `${name} must be a duration from 0 to ${formatDuration(max)}: seconds, or a number with s, m, h or d (0, 90, 90s, 30m, 24h, 7d), not ${JSON.stringify(value)}`,
+    );
+  }
+  return seconds;
 }
 
 /**

@@ -1,7 +1,7 @@
 // @ts-check
 /** `keys create|list|show|revoke|rotate`, `audit`, `erase <subject>`, `encryption status|rewrap`. */
 import { seg, UsageError } from "./api.mjs";
-import { command, intOption, str } from "./cli.mjs";
+import { command, durationOption, intOption, str } from "./cli.mjs";
 import { ask, interactive, num, printJson, progressBar, table, truncate } from "./ui.mjs";
 
 /**
@@ -45,7 +45,7 @@ export const keysCreate = command({
 
 export const keysList = command({
   name: "keys list",
-  summary: "API keys: id, name, grants, tenant, state (never their secrets)",
+  summary: "API keys: id, name, grants, tenant, state, expiry, creation and creator (never their secrets)",
   async run({ api, json }) {
     /** @type {{ keys: ApiKey[] }} */
     const body = await api("GET", "/v1/keys");
@@ -60,10 +60,11 @@ export const keysList = command({
       truncate(k.grants.join(" "), 50),
       k.tenant ?? "-",
       keyState(k),
+      k.expiresAt ?? "never",
       k.createdAt,
       k.createdBy,
     ]);
-    console.log(table(["ID", "NAME", "GRANTS", "TENANT", "STATE", "CREATED", "BY"], rows));
+    console.log(table(["ID", "NAME", "GRANTS", "TENANT", "STATE", "EXPIRES", "CREATED", "BY"], rows));
     return 0;
   },
 });
@@ -109,23 +110,8 @@ export const keysRevoke = command({
   },
 });
 
-const DURATION_UNITS = /** @type {const} */ ({ s: 1, m: 60, h: 3600, d: 86_400 });
+/** Longest grace period of a rotated-out secret (the API's limit): 7 days. */
 const MAX_GRACE_SECONDS = 7 * 86_400;
-
-/**
- * `--grace` as seconds: `90`, `90s`, `30m`, `24h` or `7d`, at most 7 days (usage error otherwise).
- * @param {string | boolean | undefined} value
- * @returns {number | undefined}
- */
-function graceOption(value) {
-  if (value === undefined) return undefined;
-  const m = typeof value === "string" ? /^(\d+)([smhd]?)$/.exec(value.trim()) : null;
-  const seconds = m ? Number(m[1]) * DURATION_UNITS[/** @type {keyof typeof DURATION_UNITS} */ (m[2] || "s")] : Number.NaN;
-  if (!Number.isSafeInteger(seconds) || seconds > MAX_GRACE_SECONDS) {
-    throw new UsageError(`--grace must be a duration up to 7d such as 0, 90s, 30m, 24h or 7d, not ${JSON.stringify(value)}`);
-  }
-  return seconds;
-}
 
 export const keysRotate = command({
   name: "keys rotate",
@@ -134,10 +120,14 @@ export const keysRotate = command({
   details:
     "The previous secret keeps working for the grace period (default 24h), so clients can switch without a failed request; uses of it are audited (keys.previous_secret_used). --grace 0 stops it at once.\nExample: eventline keys rotate k3x9q0w2m4ab --grace 1h",
   options: {
-    grace: { type: "string", arg: "DURATION", desc: "how long the previous secret keeps working: 0, 90s, 30m, 24h (default), up to 7d" },
+    grace: {
+      type: "string",
+      arg: "DURATION",
+      desc: "how long the previous secret keeps working: 0 to 7d, e.g. 0, 90s, 30m, 24h (default)",
+    },
   },
   async run({ api, json, values, args: [id = ""] }) {
-    const graceSeconds = graceOption(values.grace);
+    const graceSeconds = durationOption(values.grace, "--grace", { max: MAX_GRACE_SECONDS });
     /** @type {ApiKey & { key: string }} */
     const k = await api("POST", `/v1/keys/${seg(id)}/rotate`, { body: graceSeconds === undefined ? {} : { graceSeconds } });
     if (json) return printJson(k);
@@ -265,7 +255,8 @@ export function encryptionStatusLines(s) {
     lines.push(
       r.state === "stalled"
         ? `rotation to ${current} stalled: ${done}`
-        : `rotation to ${current} in progress (automatic): ${done}${r.startedAt ? `, started ${r.startedAt}` : ""}`,
+        : // startedAt is null until a shard's first run (within seconds of the deploy being noticed).
+          `rotation to ${current} in progress (automatic): ${done}, ${r.startedAt ? `started ${r.startedAt}` : "not started yet (the first run follows within seconds)"}`,
     );
   }
   for (const e of r.errors) lines.push(`  ${e.shard}: ${e.error}`);

@@ -1,7 +1,7 @@
 // @ts-check
 /** `subscriptions`, `subscriptions rotate-secret <name>`, `dlq list <subscription>`, `dlq redrive <subscription>`. */
 import { seg, UsageError } from "./api.mjs";
-import { command, intOption, str } from "./cli.mjs";
+import { command, durationOption, intOption, str } from "./cli.mjs";
 import { num, printJson, table, truncate } from "./ui.mjs";
 
 /**
@@ -36,6 +36,9 @@ export const subscriptions = command({
   },
 });
 
+/** Longest signing-secret overlap (the API's limit): 7 days. */
+const MAX_OVERLAP_SECONDS = 7 * 86_400;
+
 export const subscriptionsRotateSecret = command({
   name: "subscriptions rotate-secret",
   args: ["<name>"],
@@ -45,12 +48,12 @@ export const subscriptionsRotateSecret = command({
   options: {
     overlap: {
       type: "string",
-      arg: "SECONDS",
-      desc: "how long deliveries stay signed with the old secret too, 0-604800 (default 86400 = 24 h)",
+      arg: "DURATION",
+      desc: "how long deliveries stay signed with the old secret too: 0 to 7d, e.g. 0, 90s, 30m, 24h (default)",
     },
   },
   async run({ api, json, values, args: [name = ""] }) {
-    const overlapSeconds = intOption(values.overlap, "--overlap", { min: 0, max: 604_800 });
+    const overlapSeconds = durationOption(values.overlap, "--overlap", { max: MAX_OVERLAP_SECONDS });
     /** @type {{ name: string, topic: string, webhook: { secret: string, previousSecretExpiresAt: string | null } }} */
     const res = await api("POST", `/v1/subscriptions/${seg(name)}/secret:rotate`, {
       body: overlapSeconds === undefined ? {} : { overlapSeconds },

@@ -70,6 +70,14 @@ describe("eventline encryption status (stub server)", () => {
     );
   });
 
+  it("in progress before any shard's first run (no startedAt yet): says it has not started, instead of a time", async () => {
+    const res = await statusOf({ ...midway, rotation: rotation({ rewrapped: 0, remaining: 48_120, progress: 0, startedAt: null }) });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain(
+      "\nrotation to v2 in progress (automatic): 0 of 48,120 data keys rewrapped (0%), 48,120 remaining, not started yet (the first run follows within seconds)\n",
+    );
+  });
+
   it("complete: says which old version can now be removed", async () => {
     const res = await statusOf({
       ...midway,
