@@ -124,6 +124,11 @@ function covers(grant: Grant, action: Action, topic: string): boolean {
   return grant.effect === "allow" ? implies(grant.action, action) : deniedBy(action, grant.action);
 }
 
+/** The deny grant that refuses (action, topic), if one does: what a 403 names, so a key's holder sees why. */
+export function denyingGrant(grants: readonly Grant[], action: Action, topic: string): Grant | undefined {
+  return grants.find((grant) => grant.effect === "deny" && covers(grant, action, topic));
+}
+
 /** Allowed iff some allow grant covers (action, topic) and no deny grant does. */
 export function isAllowed(grants: readonly Grant[], action: Action, topic: string): boolean {
   let allowed = false;

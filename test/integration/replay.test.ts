@@ -151,7 +151,7 @@ describe("replay targeting", () => {
     expect((await expectProblem(await post({ ...base, partitions: [7] }), 422)).issues?.[0]?.path).toBe("/partitions");
     expect((await expectProblem(await post({ ...base, to: { sequence: 0 } }), 400)).code).toBe("invalid_parameter");
     expect((await expectProblem(await post({ ...base, from: { sequence: 9 }, to: { sequence: 3 } }), 400)).issues?.[0]?.path).toBe("/to");
-    expect((await expectProblem(await post({ ...base, filter: { type: [{ prefix: 3 }] } }), 422)).code).toBe("schema_violation");
+    expect((await expectProblem(await post({ ...base, filter: { type: [{ prefix: 3 }] } }), 422)).code).toBe("unprocessable_request");
     expect((await expectProblem(await post({ ...base, from: { time: "yesterday" } }), 400)).code).toBe("invalid_parameter");
     expect((await expectProblem(await request("/v1/replays/rpl_0123456789abcdef0123456789abcdef"), 404)).code).toBe("not_found");
     expect((await expectProblem(await request("/v1/replays/nope"), 400)).code).toBe("invalid_parameter");

@@ -125,7 +125,7 @@ describe("webhook subscriptions", () => {
     expect(
       (await expectProblem(await create({ name: "v2", topic: "events", webhook: { url, secret: "nope" } }), 400)).issues?.[0]?.path,
     ).toBe("/webhook/secret");
-    expect((await expectProblem(await create({ name: "v3", topic: "nope", webhook: { url } }), 422)).code).toBe("schema_violation");
+    expect((await expectProblem(await create({ name: "v3", topic: "nope", webhook: { url } }), 422)).code).toBe("unprocessable_request");
     expect(
       (await expectProblem(await create({ name: "v4", topic: "events", filter: { type: "x" }, webhook: { url } }), 422)).issues?.[0]?.path,
     ).toBe("/filter/type");

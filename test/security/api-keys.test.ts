@@ -195,7 +195,7 @@ describe("POST /v1/keys: creating a key", () => {
       outcome: "failure",
       status: 400,
       actor: { id: "admin" },
-      reason: "invalid json",
+      reason: "invalid request body",
     });
   });
 
@@ -233,7 +233,7 @@ describe("POST /v1/keys: creating a key", () => {
       outcome: "failure",
       status: 400,
       actor: { id: "admin" },
-      reason: "invalid json",
+      reason: "invalid request body",
     });
   });
 

@@ -91,9 +91,16 @@ describe("POST /v1/subscriptions/{name}/secret:rotate", () => {
 
   it("signs with both secrets during the overlap (a receiver with either verifies), then with the new one only", async () => {
     const { name, type } = await createHook("rot-overlap");
+    const target = async () => ((await (await request(`/v1/subscriptions/${name}`)).json()) as { target: Record<string, unknown> }).target;
+    expect(await target()).not.toHaveProperty("previousSecretExpiresAt");
     const rotated = (await (await request(rotatePath(name), jsonInit({ overlapSeconds: 10 }))).json()) as Rotated;
     const NEW = rotated.webhook.secret;
     const until = Date.parse(rotated.webhook.previousSecretExpiresAt ?? "");
+    // The subscription's view shows that an overlap lasts, and until when (never a secret).
+    const overlapping = await target();
+    expect(overlapping.previousSecretExpiresAt).toBe(rotated.webhook.previousSecretExpiresAt);
+    expect(JSON.stringify(overlapping)).not.toContain(NEW.slice(6));
+    expect(JSON.stringify(overlapping)).not.toContain(OLD.slice(6));
 
     const during = await deliverOne(name, type, 1);
     // Delivered well inside the 10 s window (the check below says so if it was not).
@@ -108,6 +115,16 @@ describe("POST /v1/subscriptions/{name}/secret:rotate", () => {
     expect(after.headers["webhook-signature"]?.split(" ")).toHaveLength(1);
     expect(await verifies(NEW, after)).toBe(true);
     expect(await verifies(OLD, after)).toBe(false);
+    expect(await target()).not.toHaveProperty("previousSecretExpiresAt");
+  });
+
+  it("an empty body sent as JSON is no body: the default overlap (as without a content type)", async () => {
+    const { name } = await createHook("rot-empty");
+    const res = await request(rotatePath(name), { method: "POST", headers: { "content-type": "application/json" }, body: "" });
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    const body = JSON.parse(text) as Rotated;
+    expect(Date.parse(body.webhook.previousSecretExpiresAt ?? "") - Date.now()).toBeGreaterThan(23 * 3600 * 1000);
   });
 
   it("overlapSeconds 0 drops the old secret at once; a rotation during an overlap keeps only the secret it replaces", async () => {
@@ -154,6 +171,8 @@ describe("POST /v1/subscriptions/{name}/secret:rotate", () => {
     await expectProblem(await request(rotatePath(`missing-${rand()}`), { method: "POST" }), 404);
     const configured = await expectProblem(await request(rotatePath("activity"), { method: "POST" }), 409);
     expect(configured.detail).toContain("eventline.config.ts");
+    // Its own code and title, not those of an event id reused with other content.
+    expect(configured).toMatchObject({ code: "conflict", title: "Conflicts with the current state" });
     await expectProblem(await request(rotatePath(name)), 405);
     // Hono reads `:rotate` as a parameter; the route still only answers its exact path.
     for (const path of [

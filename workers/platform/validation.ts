@@ -7,7 +7,8 @@ import { jsonPointer } from "../../shared/json";
 
 /** zod issues of one part of the request (`query`, `param`, `json`…) as a 400 with JSON Pointers. */
 export function invalidParameter(issues: readonly { path: PropertyKey[]; message: string }[], where: string): EventlineError {
-  return new EventlineError("invalid_parameter", `invalid ${where}`, {
+  // `json` is the body to a client, not a format it got wrong (a body that is not JSON never gets here).
+  return new EventlineError("invalid_parameter", where === "json" ? "invalid request body" : `invalid ${where}`, {
     issues: issues.map((i) => ({ path: jsonPointer(`/${where}`, i.path), message: i.message })),
   });
 }
@@ -45,7 +46,7 @@ export function requireValidFilter(pattern: unknown): void {
     compileFilter(pattern);
   } catch (err) {
     if (err instanceof FilterError) {
-      throw new EventlineError("schema_violation", err.message, {
+      throw new EventlineError("unprocessable_request", err.message, {
         issues: err.issues.map((i) => ({ path: `/filter${i.path === "/" ? "" : i.path}`, message: i.message })),
       });
     }

@@ -1,7 +1,8 @@
 import type { Context, MiddlewareHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
 import { type EventlineConfig, findTopic, type RouteGroup } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
-import { type Action, formatGrant, implies, isAllowed, isGlobalAdmin } from "../../../shared/security/grants";
+import { type Action, denyingGrant, formatGrant, implies, isAllowed, isGlobalAdmin } from "../../../shared/security/grants";
 import { actorOf, writeAudit } from "../audit";
 import type { AppEnv } from "../context";
 import { DASHBOARD_PATH } from "../dashboard/assets";
@@ -74,7 +75,7 @@ function tooManyRequests(who: string): EventlineError {
  */
 export function authentication(
   config: EventlineConfig,
-  options: { fetch?: typeof fetch; lockoutSeconds?: number; auditWindowSeconds?: number } = {},
+  options: { fetch?: typeof fetch; lockoutSeconds?: number } = {},
 ): MiddlewareHandler<AppEnv> {
   const authenticate: Authenticate = createAuthenticator(config, options);
   const lockout = createLockout(config, options);
@@ -174,16 +175,23 @@ export function access(spec: AccessSpec): MiddlewareHandler<AppEnv> {
     try {
       await next();
     } catch (err) {
-      const status = err instanceof EventlineError ? err.status : 500;
-      await audit("failure", status, err instanceof EventlineError ? err.detail : "unexpected error");
+      const status = err instanceof EventlineError ? err.status : err instanceof HTTPException && err.status < 500 ? 400 : 500;
+      await audit("failure", status, failureReason(err));
       throw err;
     }
     // Hono renders an error thrown further down (by the handler or a validator) with the app's
     // onError before `next` returns, leaving it in `c.error`: name it as the failure's reason.
     const failed = c.error;
-    const reason = failed === undefined ? undefined : failed instanceof EventlineError ? failed.detail : "unexpected error";
+    const reason = failed === undefined ? undefined : failureReason(failed);
     await audit(c.res.status < 400 ? "success" : "failure", c.res.status, c.res.status < 400 ? undefined : reason);
   };
+}
+
+/** An audited failure's reason: the problem's detail; Hono's body errors (not JSON) as onError renders them. */
+function failureReason(err: unknown): string {
+  if (err instanceof EventlineError) return err.detail;
+  if (err instanceof HTTPException && err.status < 500) return err.message || "malformed request body";
+  return "unexpected error";
 }
 
 /** Why `principal` may not do `action` on `topic`, or undefined when it may. */
@@ -207,7 +215,9 @@ export function deny(
     if (action === "produce") return `topic ${topic} is written only by the platform`;
     return isGlobalAdmin(grants) ? undefined : `${principal.id} lacks admin on every topic (admin:*), which topic ${topic} needs`;
   }
-  return isAllowed(grants, action, topic) ? undefined : missing;
+  if (isAllowed(grants, action, topic)) return undefined;
+  const denied = denyingGrant(grants, action, topic);
+  return denied === undefined ? missing : `${missing}: its grant ${formatGrant(denied)} denies it`;
 }
 
 /**

@@ -17,6 +17,7 @@ import {
 } from "../auth/api-keys";
 import type { Principal } from "../auth/principal";
 import type { AppEnv } from "../context";
+import { optionalJsonBody } from "../optional-body";
 
 /** API key administration (global admins only; every change is audited). */
 
@@ -151,7 +152,7 @@ const RotateKeySchema = z
 const rotateKey = createRoute({
   method: "post",
   path: "/v1/keys/{id}/rotate",
-  middleware: [access({ group: "admin", action: "global", audit: "keys.rotate", resource: keyResource })] as const,
+  middleware: [access({ group: "admin", action: "global", audit: "keys.rotate", resource: keyResource }), optionalJsonBody] as const,
   tags: ["Security"],
   summary: "Rotate an API key's secret in place (the new key is shown once)",
   description:

@@ -202,14 +202,14 @@ export function replayRoutes(config: EventlineConfig) {
     const sub = await findSubscriptionView(env.DB, input.subscription);
     if (sub === undefined) throw new EventlineError("not_found", `subscription ${JSON.stringify(input.subscription)} does not exist`);
     if (sub.topic !== topic.name) {
-      throw new EventlineError("schema_violation", `subscription ${sub.name} is on topic ${sub.topic}, not ${topic.name}`, {
+      throw new EventlineError("unprocessable_request", `subscription ${sub.name} is on topic ${sub.topic}, not ${topic.name}`, {
         issues: [{ path: "/subscription", message: `subscribed to ${sub.topic}` }],
       });
     }
     const partitions = input.partitions ?? Array.from({ length: topic.partitions }, (_, p) => p);
     const bad = partitions.filter((p) => p >= topic.partitions);
     if (bad.length > 0 || new Set(partitions).size !== partitions.length) {
-      throw new EventlineError("schema_violation", `topic ${topic.name} has partitions 0-${topic.partitions - 1}, each listed once`, {
+      throw new EventlineError("unprocessable_request", `topic ${topic.name} has partitions 0-${topic.partitions - 1}, each listed once`, {
         issues: [{ path: "/partitions", message: bad.length > 0 ? `no partition ${bad.join(", ")}` : "a partition is listed twice" }],
       });
     }
@@ -283,7 +283,7 @@ export function replayRoutes(config: EventlineConfig) {
     if (running?.replay_id) {
       const job = await c.env.REPLAY_JOB.getByName(running.replay_id).status();
       if (job?.state === "running") {
-        throw new EventlineError("duplicate_conflict", `projection ${name} is being rebuilt by replay ${running.replay_id}`, {
+        throw new EventlineError("conflict", `projection ${name} is being rebuilt by replay ${running.replay_id}`, {
           extensions: { replay: running.replay_id },
         });
       }

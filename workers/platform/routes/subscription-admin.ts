@@ -109,7 +109,7 @@ export function subscriptionAdminRoutes(config: EventlineConfig) {
     .openapi(createRoute_, async (c) => {
       const body = c.req.valid("json");
       if (!config.topics.some((t) => t.name === body.topic)) {
-        throw new EventlineError("schema_violation", `topic ${JSON.stringify(body.topic)} does not exist`, {
+        throw new EventlineError("unprocessable_request", `topic ${JSON.stringify(body.topic)} does not exist`, {
           issues: [{ path: "/topic", message: "unknown topic" }],
         });
       }
@@ -120,7 +120,7 @@ export function subscriptionAdminRoutes(config: EventlineConfig) {
         });
       }
       if (isConfigSubscription(body.name)) {
-        throw new EventlineError("duplicate_conflict", `subscription ${body.name} is declared in eventline.config.ts`);
+        throw new EventlineError("conflict", `subscription ${body.name} is declared in eventline.config.ts`);
       }
       const target = redactUrl(body.webhook.url);
       c.set("auditDetails", { target });
@@ -141,7 +141,7 @@ export function subscriptionAdminRoutes(config: EventlineConfig) {
           Date.now(),
         )
         .run();
-      if (inserted.meta.changes === 0) throw new EventlineError("duplicate_conflict", `subscription ${body.name} already exists`);
+      if (inserted.meta.changes === 0) throw new EventlineError("conflict", `subscription ${body.name} already exists`);
       const failed = await pushRoutes(c.env, config, body.topic);
       c.get("log").info("subscription created", {
         subscription: body.name,
@@ -165,7 +165,7 @@ export function subscriptionAdminRoutes(config: EventlineConfig) {
     .openapi(deleteRoute, async (c) => {
       const { name } = c.req.valid("param");
       if (isConfigSubscription(name)) {
-        throw new EventlineError("duplicate_conflict", `subscription ${name} is declared in eventline.config.ts; remove it there`);
+        throw new EventlineError("conflict", `subscription ${name} is declared in eventline.config.ts; remove it there`);
       }
       const row = await c.env.DB.prepare("DELETE FROM webhook_subscriptions WHERE name = ? RETURNING topic")
         .bind(name)

@@ -5,6 +5,7 @@ import { EventlineError } from "../../../shared/errors";
 import { generateWebhookSecret } from "../../../shared/webhook-signature";
 import { access, subscriptionResource, subscriptionTopic } from "../auth/access";
 import type { AppEnv } from "../context";
+import { optionalJsonBody } from "../optional-body";
 import { isConfigSubscription } from "../subscription-registry";
 
 /**
@@ -72,6 +73,7 @@ const rotateRoute = createRoute({
       audit: "subscriptions.secret.rotate",
       resource: subscriptionResource,
     }),
+    optionalJsonBody,
   ] as const,
   tags: ["Subscriptions"],
   summary: "Rotate a webhook subscription's signing secret, with an overlap window",
@@ -103,7 +105,7 @@ export function subscriptionSecretRoutes() {
     const overlapSeconds = c.req.valid("json").overlapSeconds ?? DEFAULT_OVERLAP_SECONDS;
     if (isConfigSubscription(name)) {
       throw new EventlineError(
-        "duplicate_conflict",
+        "conflict",
         `subscription ${name} is declared in eventline.config.ts and delivered to a Worker: it has no signing secret`,
       );
     }

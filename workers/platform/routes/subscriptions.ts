@@ -35,7 +35,15 @@ const SubscriptionSchema = z
     description: z.string().optional(),
     kind: z.enum(["worker", "webhook"]).openapi({ description: "worker: declared in config, own queue; webhook: created at runtime" }),
     filter: z.record(z.string(), z.unknown()).nullable(),
-    target: z.object({ queue: z.string(), binding: z.string(), url: z.string().optional() }),
+    target: z.object({
+      queue: z.string(),
+      binding: z.string(),
+      url: z.string().optional(),
+      previousSecretExpiresAt: z.string().optional().openapi({
+        description:
+          "Webhooks during a signing-secret rotation's overlap: until when deliveries also carry a signature under the previous secret",
+      }),
+    }),
     ordering: z.enum(["none", "partition"]),
     maxRetries: z.number().int(),
     backoff: z.object({ baseSeconds: z.number().int(), capSeconds: z.number().int() }),
@@ -189,6 +197,15 @@ function forCaller<T extends { topic: string; target: { url?: string } }>(view: 
   return { ...view, target: { ...view.target, url: redactUrl(url) } };
 }
 
+/** A webhook's URL, and the end of its signing-secret overlap while one lasts (never a secret). */
+function webhookTarget(webhook: SubscriptionView["webhook"], now = Date.now()): { url?: string; previousSecretExpiresAt?: string } {
+  if (webhook === undefined) return {};
+  const overlap = webhook.previousSecret;
+  return overlap !== undefined && overlap.expiresAt > now
+    ? { url: webhook.url, previousSecretExpiresAt: iso(overlap.expiresAt) }
+    : { url: webhook.url };
+}
+
 export async function describeSubscription(env: Env, config: EventlineConfig, sub: SubscriptionView) {
   const topic = config.topics.find((t) => t.name === sub.topic);
   const partitions = topic?.partitions ?? 0;
@@ -213,7 +230,7 @@ export async function describeSubscription(env: Env, config: EventlineConfig, su
     ...(sub.description === undefined ? {} : { description: sub.description }),
     kind: sub.kind,
     filter: sub.filter ?? null,
-    target: { queue: sub.queue, binding: sub.binding, ...(sub.webhook === undefined ? {} : { url: sub.webhook.url }) },
+    target: { queue: sub.queue, binding: sub.binding, ...webhookTarget(sub.webhook) },
     ordering: sub.ordering,
     maxRetries: sub.maxRetries,
     backoff: sub.backoff,
