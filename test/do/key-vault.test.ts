@@ -21,6 +21,7 @@ import {
   isEncryptedValue,
 } from "../../shared/security/fields";
 import { parseKeyring, vaultShardOf } from "../../shared/security/keyring";
+import { plantUnwrappableKeys } from "../key-vault-helpers";
 
 const shard3 = () => env.KEY_VAULT.get(env.KEY_VAULT.idFromName("shard-3"));
 
@@ -323,21 +324,7 @@ describe("createFieldProtector", () => {
     const [subject] = subjectsOf(7, "unwrap-fails", 1) as [string];
     const shard = env.KEY_VAULT.getByName("shard-7");
     const [gone, altered] = ["7.00000000000000000000000000000a01", "7.00000000000000000000000000000a02"];
-    await runInDurableObject(shard, (_instance: KeyVault, state) => {
-      for (const [kid, version] of [
-        [gone, "v0"],
-        [altered, "v1"],
-      ] as const) {
-        state.storage.sql.exec(
-          "INSERT INTO data_keys (kid, subject, kek_version, wrapped, created_at) VALUES (?, ?, ?, ?, ?)",
-          kid,
-          `${subject}-${version}`,
-          version,
-          crypto.getRandomValues(new Uint8Array(60)),
-          Date.now(),
-        );
-      }
-    });
+    await plantUnwrappableKeys(shard, subject, { gone, altered });
     try {
       const protector = createFieldProtector(env);
       const [good] = await protector.protect(topic, [

@@ -4,6 +4,7 @@ import { sha256Hex } from "../../shared/json";
 import { createApiKey, verifyApiKey } from "../../workers/platform/auth/api-keys";
 import { event, expectAccepted, expectProblem, request, requestAs, STRUCTURED } from "../helpers";
 import { auditSearch, dataHeads, expectAudit, expectNoSecrets } from "./helpers";
+import { type ApiKeyView, type ApiKeyWithSecret, ISO, KEY_SHAPE } from "./keys-helpers";
 
 /*
  * API keys end to end: POST/GET/DELETE /v1/keys as the admin (and as callers who may not), the
@@ -12,27 +13,7 @@ import { auditSearch, dataHeads, expectAudit, expectNoSecrets } from "./helpers"
  * nor in the audit log.
  */
 
-const KEY_SHAPE = /^evl_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
-const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-interface ApiKeyView {
-  id: string;
-  prefix: string;
-  name: string;
-  grants: string[];
-  tenant: string | null;
-  createdBy: string;
-  createdAt: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  revokedBy: string | null;
-  rotatedAt: string | null;
-  previousSecretExpiresAt: string | null;
-}
-
-interface CreatedKey extends ApiKeyView {
-  key: string;
-}
+type CreatedKey = ApiKeyWithSecret;
 
 /** Every key string created here (they must never leak). */
 const secrets: string[] = [];

@@ -5,6 +5,7 @@ import type { PartitionLog } from "../../durable-objects/partition-log";
 import type { EncryptedValue } from "../../shared/security/fields";
 import { KEY_VAULT_SHARDS, vaultShardName, vaultShardOf } from "../../shared/security/keyring";
 import { type Ack, BATCH, event, expectAccepted, expectProblem, type Problem, request, STRUCTURED, waitFor } from "../helpers";
+import { plantUnwrappableKeys } from "../key-vault-helpers";
 import {
   archiveObjectsText,
   asKey,
@@ -746,21 +747,7 @@ describe("well-formed Unicode in what becomes a key", () => {
     const plantedData = { a: envelope(gone), b: envelope(altered), plan: "gold" };
     // Keys as the vault holds them after a KEK version was removed too early, or after their bytes
     // (or the subject they were wrapped for) changed: neither unwraps, whatever the cache holds.
-    await runInDurableObject(shard, (_vault: unknown, state: DurableObjectState) => {
-      for (const [kid, version] of [
-        [gone, "v0"],
-        [altered, "v1"],
-      ] as const) {
-        state.storage.sql.exec(
-          "INSERT INTO data_keys (kid, subject, kek_version, wrapped, created_at) VALUES (?, ?, ?, ?, ?)",
-          kid,
-          `${subject}-${version}`,
-          version,
-          crypto.getRandomValues(new Uint8Array(60)),
-          Date.now(),
-        );
-      }
-    });
+    await plantUnwrappableKeys(shard, subject, { gone, altered });
     try {
       const canary = canaryOf();
       const acks = await expectAccepted(

@@ -3,6 +3,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, describe, expect, it } from "vitest";
 import { expectProblem, request, requestAs } from "../helpers";
 import { auditSearch, configWithSecurity, expectAudit, expectNoSecrets, testApp } from "./helpers";
+import { type ApiKeyWithSecret, storedKey } from "./keys-helpers";
 
 /*
  * A key minted by a key never outlives it (issue 14): its expiry is at most its creator's, and
@@ -12,14 +13,7 @@ import { auditSearch, configWithSecurity, expectAudit, expectNoSecrets, testApp 
 
 const DAY = 86_400_000;
 
-interface KeyView {
-  id: string;
-  key: string;
-  createdBy: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  revokedBy: string | null;
-}
+type KeyView = ApiKeyWithSecret;
 
 const secrets: string[] = [];
 
@@ -48,11 +42,7 @@ async function keyIds(): Promise<string[]> {
   return ((await res.json()) as { keys: { id: string }[] }).keys.map((k) => k.id);
 }
 
-async function stored(id: string): Promise<KeyView> {
-  const res = await request(`/v1/keys/${id}`);
-  expect(res.status).toBe(200);
-  return (await res.json()) as KeyView;
-}
+const stored = storedKey;
 
 const status = async (key: string) => (await requestAs(key, "/v1/topics")).status;
 

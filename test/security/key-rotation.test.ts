@@ -5,6 +5,7 @@ import { verifyApiKey } from "../../workers/platform/auth/api-keys";
 import { PREVIOUS_SECRET_AUDIT_ACTION, PREVIOUS_SECRET_AUDIT_SECONDS } from "../../workers/platform/auth/principal";
 import { expectProblem, request, requestAs } from "../helpers";
 import { auditSearch, expectAccessDenied, expectAudit, expectNoSecrets, testApp } from "./helpers";
+import { type ApiKeyWithSecret, ISO, KEY_SHAPE, storedKey } from "./keys-helpers";
 import { tallyOf } from "./tally-helpers";
 
 /*
@@ -14,35 +15,13 @@ import { tallyOf } from "./tally-helpers";
  * record per key and window, with a count).
  */
 
-const KEY_SHAPE = /^evl_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
-const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-interface KeyView {
-  id: string;
-  prefix: string;
-  name: string;
-  grants: string[];
-  tenant: string | null;
-  createdBy: string;
-  createdAt: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  revokedBy: string | null;
-  rotatedAt: string | null;
-  previousSecretExpiresAt: string | null;
-}
-
-interface WithKey extends KeyView {
-  key: string;
-}
-
 const secrets: string[] = [];
 
 afterAll(async () => {
   expectNoSecrets(JSON.stringify(await auditSearch()), secrets);
 });
 
-async function mint(grants: string[], extra: Record<string, unknown> = {}): Promise<WithKey> {
+async function mint(grants: string[], extra: Record<string, unknown> = {}): Promise<ApiKeyWithSecret> {
   const res = await request("/v1/keys", {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -50,7 +29,7 @@ async function mint(grants: string[], extra: Record<string, unknown> = {}): Prom
   });
   const text = await res.text();
   expect(res.status, text).toBe(201);
-  const created = JSON.parse(text) as WithKey;
+  const created = JSON.parse(text) as ApiKeyWithSecret;
   secrets.push(created.key);
   return created;
 }
@@ -64,20 +43,16 @@ function rotate(id: string, body?: unknown, as?: string): Promise<Response> {
 }
 
 /** Rotates as the admin and asserts the 200. */
-async function rotated(id: string, body?: unknown): Promise<WithKey> {
+async function rotated(id: string, body?: unknown): Promise<ApiKeyWithSecret> {
   const res = await rotate(id, body);
   const text = await res.text();
   expect(res.status, text).toBe(200);
-  const view = JSON.parse(text) as WithKey;
+  const view = JSON.parse(text) as ApiKeyWithSecret;
   secrets.push(view.key);
   return view;
 }
 
-async function stored(id: string): Promise<KeyView> {
-  const res = await request(`/v1/keys/${id}`);
-  expect(res.status).toBe(200);
-  return (await res.json()) as KeyView;
-}
+const stored = storedKey;
 
 const topics = async (key: string) => (await requestAs(key, "/v1/topics")).status;
 
@@ -88,7 +63,7 @@ describe("POST /v1/keys/{id}/rotate", () => {
     const text = await res.text();
     expect(res.status, text).toBe(200);
     expect(res.headers.get("cache-control")).toBe("no-store");
-    const view = JSON.parse(text) as WithKey;
+    const view = JSON.parse(text) as ApiKeyWithSecret;
     secrets.push(view.key);
     expect(KEY_SHAPE.exec(view.key)?.[1]).toBe(key.id);
     expect(view.key).not.toBe(key.key);
@@ -174,7 +149,7 @@ describe("POST /v1/keys/{id}/rotate", () => {
       body: JSON.stringify({ name: "minted-after-rotation", grants: ["consume:events"] }),
     });
     expect(res.status).toBe(201);
-    const minted = (await res.json()) as WithKey;
+    const minted = (await res.json()) as ApiKeyWithSecret;
     secrets.push(minted.key);
     const mintedNew = await rotated(minted.id);
     expect((await (await request(`/v1/keys/${creator.id}`, { method: "DELETE" })).json()) as { cascade: string[] }).toMatchObject({
