@@ -16,6 +16,12 @@ export const integerString = (what: string) =>
     .transform(Number)
     .refine(Number.isSafeInteger, `${what} is too large`);
 
+/** The `{name}` of a subscription in a path (configured or webhook). */
+export const SubscriptionNameParam = z
+  .string()
+  .min(1)
+  .openapi({ param: { name: "name", in: "path" }, example: "activity", description: "Subscription name" });
+
 export const PartitionParam = integerString("partition").openapi({
   param: { name: "partition", in: "path" },
   example: "0",

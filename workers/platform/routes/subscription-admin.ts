@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { problemResponse } from "../../../shared/api-schemas";
+import { problemResponse, SubscriptionNameParam } from "../../../shared/api-schemas";
 import { type EventlineConfig, SUBSCRIPTION_NAME } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { redactUrl } from "../../../shared/redact-url";
@@ -64,12 +64,7 @@ const deleteRoute = createRoute({
   tags: ["Subscriptions"],
   summary: "Delete a webhook subscription",
   request: {
-    params: z.object({
-      name: z
-        .string()
-        .min(1)
-        .openapi({ param: { name: "name", in: "path" } }),
-    }),
+    params: z.object({ name: SubscriptionNameParam }),
   },
   responses: {
     204: { description: "Deleted; events committed from now on are not routed to it" },

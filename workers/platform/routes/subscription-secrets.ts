@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import { problemResponse } from "../../../shared/api-schemas";
+import { problemResponse, SubscriptionNameParam } from "../../../shared/api-schemas";
 import { EventlineError } from "../../../shared/errors";
 import { generateWebhookSecret } from "../../../shared/webhook-signature";
 import { access, subscriptionResource, subscriptionTopic } from "../auth/access";
@@ -80,12 +80,7 @@ const rotateRoute = createRoute({
   description:
     "Generates a new signing secret and returns it once (`Cache-Control: no-store`). Until `previousSecretExpiresAt` every delivery carries two signatures in `webhook-signature` (`v1,<new> v1,<old>`), so receivers verifying with either secret accept it; afterwards only the new one. A rotation during an overlap ends the earlier overlap: the secret before the current one is dropped. Deliveries pick the change up within 5 s. Needs `admin` on the subscription's topic; audited as `subscriptions.secret.rotate` (never with a secret).",
   request: {
-    params: z.object({
-      name: z
-        .string()
-        .min(1)
-        .openapi({ param: { name: "name", in: "path" } }),
-    }),
+    params: z.object({ name: SubscriptionNameParam }),
     body: { required: false, content: { "application/json": { schema: RotateSecretSchema } } },
   },
   responses: {

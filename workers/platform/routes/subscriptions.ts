@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { problemResponse } from "../../../shared/api-schemas";
+import { problemResponse, SubscriptionNameParam } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { readCheckpoints } from "../../../shared/consumer-store";
 import { EventlineError } from "../../../shared/errors";
@@ -12,11 +12,6 @@ import type { Principal } from "../auth/principal";
 import type { AppEnv } from "../context";
 import { partitionStub } from "../ingest/append";
 import { findSubscriptionView, listSubscriptionViews, type SubscriptionView } from "../subscription-registry";
-
-const NameParam = z
-  .string()
-  .min(1)
-  .openapi({ param: { name: "name", in: "path" }, example: "activity", description: "Subscription name" });
 
 const PartitionStatusSchema = z
   .object({
@@ -92,7 +87,7 @@ const getRoute = createRoute({
   middleware: [access({ group: "read", action: "consume", topic: subscriptionTopic })] as const,
   tags: ["Subscriptions"],
   summary: "A subscription: filter, target, per-partition checkpoint and lag, DLQ depth, circuit state, counts",
-  request: { params: z.object({ name: NameParam }) },
+  request: { params: z.object({ name: SubscriptionNameParam }) },
   responses: {
     200: { description: "The subscription", content: { "application/json": { schema: SubscriptionSchema } } },
     404: problemResponse("Unknown subscription"),
@@ -106,7 +101,7 @@ const dlqRoute = createRoute({
   tags: ["Subscriptions"],
   summary: "Dead letters of a subscription, oldest first, paged",
   request: {
-    params: z.object({ name: NameParam }),
+    params: z.object({ name: SubscriptionNameParam }),
     query: z.object({
       after: z.string().optional().openapi({ description: "Cursor: the `next` of the previous page" }),
       limit: z.coerce.number().int().min(1).max(500).optional().openapi({ description: "Page size (default 100, at most 500)" }),
@@ -136,7 +131,7 @@ const redriveRoute = createRoute({
   description:
     '`{}` redrives every dead letter of the subscription, `{"ids": [...]}` the listed ones. A letter leaves the DLQ only after its message was accepted by the queue; the consumer then applies it (exactly once) even though the subscription has moved past its position.',
   request: {
-    params: z.object({ name: NameParam }),
+    params: z.object({ name: SubscriptionNameParam }),
     body: {
       required: false,
       content: { "application/json": { schema: z.object({ ids: z.array(z.string().min(1)).min(1).max(10_000).optional() }).strict() } },
