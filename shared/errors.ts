@@ -51,7 +51,7 @@ const TITLES: Record<ErrorCode, string> = {
   rate_limited: "Too many requests",
   internal: "Internal error",
   overloaded: "Partition overloaded",
-  unavailable: "Partition unavailable",
+  unavailable: "Temporarily unavailable",
   read_model_behind: "Read model has not caught up",
 };
 

@@ -479,7 +479,17 @@ export function createFieldProtector(env: FieldProtectorEnv): FieldProtector {
       const keys = new Map<string, { kid: string; keys: Promise<FieldKeys> }>();
       await Promise.all(
         [...byShard(subjects, vaultShardOf)].map(async ([shard, group]) => {
-          const found = await vault(shard).dataKeys(group);
+          const found = await vault(shard)
+            .dataKeys(group)
+            .catch((err: unknown) => {
+              // The subject's active key exists but does not unwrap (its KEK version was removed from
+              // EVENTLINE_KEKS too early, or its row was altered): an operator's fix, never a new key
+              // behind the erasure's back. 503 with the reason, not a bare 500.
+              if (err instanceof Error && /did not unwrap|failed to unwrap|KEK version/i.test(err.message)) {
+                throw new EventlineError("unavailable", `encryption keys unavailable: ${err.message}`, { retryAfter: 60 });
+              }
+              throw err;
+            });
           for (const subject of group) {
             const dataKey = found[subject];
             if (dataKey === undefined) throw new Error(`KeyVault shard ${shard} returned no data key for a subject`);

@@ -774,4 +774,33 @@ describe("well-formed Unicode in what becomes a key", () => {
       });
     }
   });
+  it("encrypting for a subject whose active key does not unwrap is a 503 that says why (no new key behind the operator's back), and stores nothing", async () => {
+    const base = subjectOf();
+    const hex = (n: number) => [...crypto.getRandomValues(new Uint8Array(n))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    // Each planted subject's key must live in that subject's own shard.
+    const planted: { subject: string; shard: DurableObjectStub; kid: string }[] = [];
+    for (const version of ["v0", "v1"]) {
+      const subject = `${base}-${version}`;
+      const shardNo = vaultShardOf(subject);
+      const shard = env.KEY_VAULT.getByName(vaultShardName(shardNo));
+      const kids = { gone: `${shardNo}.${hex(16)}`, altered: `${shardNo}.${hex(16)}` };
+      await plantUnwrappableKeys(shard, base, kids);
+      planted.push({ subject, shard, kid: version === "v0" ? kids.gone : kids.altered });
+    }
+    try {
+      const heads = await dataHeads();
+      for (const { subject } of planted) {
+        const refused = await expectProblem(await post([customer(subject, canaryOf())]), 503);
+        expect(refused.code).toBe("unavailable");
+        expect(refused.detail).toMatch(/^encryption keys unavailable: /);
+      }
+      expect(await dataHeads()).toEqual(heads);
+    } finally {
+      for (const { shard } of planted) {
+        await runInDurableObject(shard, (_vault: unknown, state: DurableObjectState) => {
+          state.storage.sql.exec("DELETE FROM data_keys WHERE subject LIKE ?", `${base}-%`);
+        });
+      }
+    }
+  });
 });
