@@ -8,16 +8,11 @@
 // ingest load, so no backlog from other scenarios is in the queue.
 
 import { authFetch } from "./auth.mjs";
-import { handledTimes, percentile, SUBSCRIPTION, steady, TOPIC, waitApplied } from "./handled.mjs";
+import { appliedCount, handledTimes, percentile, SUBSCRIPTION, steady, subscriptionStatus, TOPIC, waitHandled } from "./handled.mjs";
 import { median } from "./report.mjs";
 
 const SOURCE = "/bench/e2e";
 const TYPE = "bench.e2e";
-
-async function status(platform) {
-  const res = await authFetch(new URL(`/v1/subscriptions/${SUBSCRIPTION}`, platform));
-  return res.json();
-}
 
 /**
  * One batch POST, sent again (up to 3 times) when the connection fails: the events' ids make the
@@ -34,7 +29,7 @@ async function postBatch(url, body) {
   }
 }
 
-async function publish(platform, ids, batchSize, concurrency) {
+export async function publish(platform, ids, batchSize, concurrency) {
   const batches = [];
   for (let i = 0; i < ids.length; i += batchSize) batches.push(ids.slice(i, i + batchSize));
   const acks = [];
@@ -72,17 +67,17 @@ async function commitTimes(platform, acks) {
 }
 
 export async function endToEnd({ platform, queryD1, events, batchSize, concurrency, timeoutSec, window }) {
-  const before = (await status(platform)).counts.handled;
+  const before = (await subscriptionStatus(platform)).counts.handled;
   const ids = Array.from({ length: events }, (_, i) => `e2e-${i}-${Math.random().toString(36).slice(2, 8)}`);
   const started = Date.now();
   // Publishing and watching the consumer overlap: the events are handled while others arrive.
-  const watching = waitApplied({ queryD1, type: TYPE, expected: events, since: started, timeoutSec, label: "end to end" });
+  const watching = waitHandled({ platform, before, expected: events, since: started, timeoutSec, label: "end to end", drained: true });
   const acks = await publish(platform, ids, batchSize, concurrency);
   const published = Date.now();
-  const series = await watching;
-  const applied = series.at(-1)[1];
-  const s = await status(platform);
+  const { series, status: s } = await watching;
   const handled = s.counts.handled - before;
+  // The consumer is done (or timed out): D1 can be read now (see bench/handled.mjs).
+  const applied = await appliedCount(queryD1, TYPE);
   const commits = await commitTimes(platform, acks);
   const rows = (await handledTimes(queryD1, SOURCE)).filter((r) => commits.has(r.event_id));
   const latencies = rows.map((r) => r.processed_at - commits.get(r.event_id));

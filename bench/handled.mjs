@@ -1,8 +1,15 @@
-// "Handled", measured on the consumer's side: the `activity` subscription's read model counts
-// every event it applied (event_type_activity.events, one row per topic and type), and its
+// "Handled", measured on the consumer's side: the `activity` subscription counts every event it
+// handled (subscription_stats, shown by GET /v1/subscriptions/activity), its read model counts
+// every effect it applied (event_type_activity.events, one row per topic and type), and its
 // idempotency records say when each event was settled (processed_events.processed_at, written in
-// the same D1 batch as the effect). Neither is what the platform *sent*: the end-to-end and replay
-// scenarios both wait on the first and derive their rates and latencies from the second.
+// the same D1 batch as the effect). None of them is what the platform *sent*. The end-to-end and
+// replay scenarios wait on the first and derive rates and latencies from the other two.
+//
+// While events flow, progress is polled over HTTP, never through Miniflare's D1 proxy: its calls
+// block the server process's thread until workerd answers, so that thread stops draining
+// workerd's log output, and workerd, busy logging, blocks on the full pipe — a deadlock seen here
+// at 20,000 events. D1 is read only once the consumer is done.
+import { authFetch } from "./auth.mjs";
 
 export const SUBSCRIPTION = "activity";
 export const TOPIC = "events";
@@ -22,23 +29,31 @@ export async function appliedCount(queryD1, type) {
   return rows[0]?.n ?? 0;
 }
 
+/** The subscription's count of handled events and its lag, from its status route. */
+export async function subscriptionStatus(platform) {
+  const res = await authFetch(new URL(`/v1/subscriptions/${SUBSCRIPTION}`, platform));
+  if (!res.ok) throw new Error(`GET /v1/subscriptions/${SUBSCRIPTION} → ${res.status}: ${(await res.text()).slice(0, 300)}`);
+  return res.json();
+}
+
 /**
- * Polls the read model until it shows `expected` applied events or `timeoutSec` passes. Returns
- * the (time, count) series, which is the fallback for the steady-state rate when processed_events
- * has no per-event times. 100 ms between polls: each is one small D1 query in the same workerd as
- * the consumer, so polling must not become load of its own.
+ * Polls the subscription's status until it has handled `expected` events more than `before` (and,
+ * with `drained`, shows no lag) or `timeoutSec` passes. Returns the (time, handled since `before`)
+ * series, the fallback for the steady-state rate when processed_events has no per-event times.
+ * 100 ms between polls: each is one request to the workerd that also runs the consumer.
  */
-export async function waitApplied({ queryD1, type, expected, since, timeoutSec, label }) {
+export async function waitHandled({ platform, before, expected, since, timeoutSec, label, drained = false }) {
   const series = [];
   let shown = Date.now();
   for (;;) {
-    const n = await appliedCount(queryD1, type);
+    const s = await subscriptionStatus(platform);
+    const n = s.counts.handled - before;
     const now = Date.now();
     series.push([now, n]);
-    if (n >= expected || now - since > timeoutSec * 1000) return series;
+    if ((n >= expected && (!drained || s.lag === 0)) || now - since > timeoutSec * 1000) return { series, status: s };
     if (now - shown >= 5000) {
       shown = now;
-      console.log(`  ${label}: ${n}/${expected} handled after ${Math.round((now - since) / 1000)} s`);
+      console.log(`  ${label}: ${n}/${expected} handled after ${Math.round((now - since) / 1000)} s (lag ${s.lag})`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -74,7 +89,7 @@ export function steadyRate(times, expected, [lo, hi]) {
   return { eventsPerSec: Math.round((events / (t1 - t0)) * 1000), events, ms: t1 - t0, windowPct: [lo, hi] };
 }
 
-/** The same rate from the polled (time, count) series: coarser (100 ms), used when times are missing. */
+/** The same rate from the polled (time, count) series: coarser (100 ms), used when per-event times are missing. */
 export function steadyRateFromSeries(series, expected, [lo, hi]) {
   const at = (share) => series.find(([, n]) => n >= (share / 100) * expected);
   const a = at(lo);
@@ -100,5 +115,5 @@ export function steady(times, series, expected, window) {
     if (r !== null) return { ...r, from: "processed_events.processed_at" };
   }
   const r = steadyRateFromSeries(series, expected, window);
-  return r === null ? null : { ...r, from: "event_type_activity counts polled every 100 ms" };
+  return r === null ? null : { ...r, from: "the subscription's handled count polled every 100 ms" };
 }

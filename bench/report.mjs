@@ -241,7 +241,7 @@ function replayLine(a) {
       : `**${n(r.handledPerSec)} events/s handled in steady state** (${w.windowPct[0]}–${w.windowPct[1]}% of the events, from ${w.from}; ${n(r.wholeRunHandledPerSec)} events/s over the whole replay${r.complete ? "" : `; INCOMPLETE: ${n(r.handled)} of ${n(r.expected)}`})`;
   return (
     `Replay of the whole topic to \`${a.subscription}\` (${r.via}: its read model, idempotency records and checkpoints cleared, then a replay job from sequence 1 at rate ${n(r.rate)}/s, the API's maximum; the events are still in the partition logs too, so the job reads SQLite rows): ` +
-    `${handled}; the job sent ${n(r.sent)} in ${n(r.ms)} ms (${n(r.eventsPerSec)} events/s${r.rateBound ? ", AT ITS RATE LIMIT" : ""}). ` +
+    `${handled}; the job sent ${n(r.sent)} in ${n(r.ms)} ms (${n(r.eventsPerSec)} events/s${r.sentAtRateLimit ? ", paced by its rate limit" : ""})${r.rateBound ? "; THE HANDLED RATE REACHED THE JOB'S RATE LIMIT, which may bound the ratio" : ""}. ` +
     `Replay handled ÷ live handled (${n(a.liveHandledPerSec)} events/s): ratio **${a.ratio ?? "n/a"}**. ` +
     `Raw read of the same ${a.rawRead.segments} R2 segments inside workerd (get, SHA-256, gunzip, parse: the archive verify route): **${n(a.rawRead.eventsPerSec)} events/s** (replay sent ÷ raw read ${a.sentOverRawRead ?? "n/a"}, handled ÷ raw read ${a.handledOverRawRead ?? "n/a"}).`
   );
