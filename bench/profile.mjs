@@ -1,20 +1,25 @@
 #!/usr/bin/env node
 // `npm run bench:profile -- [single|batch] [seconds]`: a V8 CPU profile of the platform's isolate
-// (Worker and Durable Objects) while it ingests, taken through workerd's inspector. Prints the
+// (Worker and Durable Objects) while it ingests, taken through workerd's inspector; `deliver
+// [events]` profiles delivery instead: events published to `events` as fast as ingest takes them
+// (as bench/e2e.mjs does) until the `activity` consumer has applied them all, so the relay, the
+// queue consumer and its D1 settling are in the profile. Prints the
 // functions with the most self time and writes bench/results/profile-<scenario>.cpuprofile
 // (open it in Chrome DevTools → Performance, or VS Code). For finding where ingest time goes;
 // the figures to compare against targets come from `npm run bench`.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { publish } from "./e2e.mjs";
+import { subscriptionStatus, waitHandled } from "./handled.mjs";
 import { BATCH, batchJson, eventJson, load, STRUCTURED } from "./load.mjs";
 import { start } from "./server.mjs";
 import { buildWorkers } from "./stack.mjs";
 
 const scenario = process.argv[2] ?? "single";
-const seconds = Number(process.argv[3] ?? 8);
-if (!["single", "batch"].includes(scenario) || !(seconds > 0)) {
-  console.error("usage: npm run bench:profile -- [single|batch] [seconds]");
+const seconds = Number(process.argv[3] ?? (scenario === "deliver" ? 10_000 : 8));
+if (!["single", "batch", "deliver"].includes(scenario) || !(seconds > 0)) {
+  console.error("usage: npm run bench:profile -- [single|batch] [seconds] | deliver [events]");
   process.exit(2);
 }
 const INSPECTOR_PORT = Number(process.env.BENCH_INSPECTOR_PORT ?? 9329);
@@ -82,11 +87,29 @@ try {
   await cdp.send("Profiler.setSamplingInterval", { interval: 100 });
 
   const url = new URL("/v1/topics/orders/events", urls.platform).href;
+  /** Publishes `events` events to `events` and waits until the activity consumer handled them. */
+  const deliver = async (events) => {
+    const before = (await subscriptionStatus(urls.platform)).counts.handled;
+    const ids = Array.from({ length: events }, (_, i) => `prof-${i}-${Math.random().toString(36).slice(2, 8)}`);
+    const started = Date.now();
+    await publish(urls.platform, ids, 100, 8);
+    const { series } = await waitHandled({
+      platform: urls.platform,
+      before,
+      expected: events,
+      since: started,
+      timeoutSec: 600,
+      label: "deliver",
+    });
+    return { reqPerSec: (series.at(-1)[1] / (Date.now() - started)) * 1000, non2xx: 0 };
+  };
   const run = (duration) =>
-    scenario === "single"
-      ? load({ url, contentType: STRUCTURED, makeBody: () => eventJson("bench"), connections: 16, duration })
-      : load({ url, contentType: BATCH, makeBody: () => batchJson("bench", 100), connections: 16, duration });
-  await run(2); // warm-up: JIT, the Durable Object's first load
+    scenario === "deliver"
+      ? deliver(duration)
+      : scenario === "single"
+        ? load({ url, contentType: STRUCTURED, makeBody: () => eventJson("bench"), connections: 16, duration })
+        : load({ url, contentType: BATCH, makeBody: () => batchJson("bench", 100), connections: 16, duration });
+  await run(scenario === "deliver" ? 500 : 2); // warm-up: JIT, the Durable Objects' first load
   await cdp.send("Profiler.start");
   const result = await run(seconds);
   const { profile } = await cdp.send("Profiler.stop");
@@ -95,8 +118,9 @@ try {
   const out = path.join(import.meta.dirname, "results", `profile-${scenario}.cpuprofile`);
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(profile));
-  const perSecond = scenario === "single" ? result.reqPerSec : result.reqPerSec * 100;
-  console.log(`${scenario}: ${perSecond.toFixed(0)} events/s over ${seconds} s (profiling slows it); ${result.non2xx} non-2xx`);
+  const perSecond = scenario === "batch" ? result.reqPerSec * 100 : result.reqPerSec;
+  const over = scenario === "deliver" ? `${seconds} events published until handled` : `${seconds} s`;
+  console.log(`${scenario}: ${perSecond.toFixed(0)} events/s over ${over} (profiling slows it); ${result.non2xx} non-2xx`);
   console.log(`profile of "${target.title}" → ${path.relative(process.cwd(), out)}\n`);
   console.log("self time  function");
   for (const { share, fn } of topFunctions(profile, Number(process.env.BENCH_PROFILE_TOP ?? 40))) {
