@@ -4,8 +4,9 @@ import type { Route } from "../shared/subscriptions";
 
 /**
  * The transactional outbox of a partition: one row per (subscription, sequence) written in the
- * same SQLite transaction as the event, deleted only after the queue accepted the message. So a
- * committed event reaches every matching subscription at least once, whatever fails in between.
+ * same SQLite transaction as the event, kept until the subscription acknowledged the event (not
+ * merely until the queue accepted a message: see durable-objects/delivery). So a committed event
+ * reaches every matching subscription at least once, whatever fails in between.
  */
 
 /**
@@ -108,17 +109,9 @@ export class OutboxWrites {
   }
 }
 
-/** Undelivered outbox rows per subscription. */
-export function outboxDepths(sql: SqlStorage): Record<string, number> {
-  const rows = sql
-    .exec<{ subscription: string; n: number }>(`SELECT subscription, COUNT(*) AS n FROM outbox GROUP BY subscription`)
-    .toArray();
-  return Object.fromEntries(rows.map((r) => [r.subscription, r.n]));
-}
-
 export type SendBatch = (binding: string, bodies: Delivery[]) => Promise<void>;
 
-type Row = {
+export type Row = {
   subscription: string;
   sequence: number;
   prev: number;
@@ -128,7 +121,7 @@ type Row = {
 
 const encoder = new TextEncoder();
 
-function toDelivery(row: Row, topic: string, partition: number): { delivery: Delivery; bytes: number } {
+export function toDelivery(row: Row, topic: string, partition: number): { delivery: Delivery; bytes: number } {
   const bytes = encoder.encode(row.body).byteLength;
   const base = {
     v: 1 as const,
@@ -144,7 +137,7 @@ function toDelivery(row: Row, topic: string, partition: number): { delivery: Del
 }
 
 /** Splits one subscription's deliveries into sendBatch calls within the Queues limits. */
-function chunk(items: { delivery: Delivery; bytes: number }[]): Delivery[][] {
+export function chunk(items: { delivery: Delivery; bytes: number }[]): Delivery[][] {
   const out: Delivery[][] = [];
   let current: Delivery[] = [];
   let size = 0;
@@ -161,17 +154,27 @@ function chunk(items: { delivery: Delivery; bytes: number }[]): Delivery[][] {
   return out;
 }
 
+/** Where the relay sends a subscription's events, and how long it waits for them to be settled. */
+export interface RelayRoute {
+  queue: string;
+  /** Redelivery timeout: a sent event not settled by then is sent again (durable-objects/delivery). */
+  timeoutMs: number;
+}
+
 /**
- * Sends everything in the outbox, oldest first per subscription, deleting rows only after their
- * batch was accepted. Throws on the first failed send (rows stay for the next attempt).
+ * Sends every outbox row not yet sent, oldest first per subscription, marking rows as sent (in
+ * transit, due for their redelivery check after the route's timeout) only after their batch was
+ * accepted. Rows stay until the subscription acknowledges them (durable-objects/delivery). Throws
+ * on the first failed send (rows stay unsent for the next attempt).
  */
 export async function drainOutbox(
   sql: SqlStorage,
   topic: string,
   partition: number,
-  queueOf: (subscription: string) => string | undefined,
+  routeOf: (subscription: string) => RelayRoute | undefined,
   send: SendBatch,
   onDropped: (subscription: string, rows: number) => void,
+  now: () => number = Date.now,
 ): Promise<number> {
   let sent = 0;
   for (;;) {
@@ -179,6 +182,7 @@ export async function drainOutbox(
       .exec<Row>(
         `SELECT o.subscription, o.sequence, o.prev, e.body, e.received_at
          FROM outbox o JOIN events e ON e.sequence = o.sequence
+         WHERE o.sent_at IS NULL
          ORDER BY o.subscription, o.sequence LIMIT 1000`,
       )
       .toArray();
@@ -186,19 +190,28 @@ export async function drainOutbox(
     const bySubscription = new Map<string, Row[]>();
     for (const row of rows) bySubscription.set(row.subscription, [...(bySubscription.get(row.subscription) ?? []), row]);
     for (const [subscription, subRows] of bySubscription) {
-      const binding = queueOf(subscription);
-      if (binding === undefined) {
+      const route = routeOf(subscription);
+      if (route === undefined) {
         // The subscription was removed from the config: nobody can receive these any more.
         sql.exec(`DELETE FROM outbox WHERE subscription = ?`, subscription);
         onDropped(subscription, subRows.length);
         continue;
       }
       for (const batch of chunk(subRows.map((r) => toDelivery(r, topic, partition)))) {
-        await send(binding, batch);
-        // The selection was ordered, so this subscription has no other rows between first and last.
+        await send(route.queue, batch);
+        // The selection was ordered, so this subscription has no other unsent rows between first and last.
         const first = batch[0]?.sequence ?? 0;
         const last = batch.at(-1)?.sequence ?? 0;
-        sql.exec(`DELETE FROM outbox WHERE subscription = ? AND sequence BETWEEN ? AND ?`, subscription, first, last);
+        const at = now();
+        sql.exec(
+          `UPDATE outbox SET sent_at = ?, due_at = ?, sends = sends + 1
+           WHERE subscription = ? AND sequence BETWEEN ? AND ? AND sent_at IS NULL`,
+          at,
+          at + route.timeoutMs,
+          subscription,
+          first,
+          last,
+        );
         sent += batch.length;
       }
     }

@@ -2,7 +2,7 @@ import { type Consumer, defineConsumer } from "../../../shared/consumer";
 import { createLogger } from "../../../shared/logger";
 import { deliverySchema } from "../../../shared/messages";
 import { signWebhook } from "../../../shared/webhook-signature";
-import { findSubscriptionView, type SubscriptionView } from "../subscription-registry";
+import { findSubscriptionView, type SubscriptionView, WEBHOOK_MAX_RETRIES } from "../subscription-registry";
 
 /**
  * Delivery of runtime (webhook) subscriptions: every one shares the WEBHOOK_DELIVERY queue, and
@@ -54,6 +54,8 @@ async function consumerFor(env: Env, name: string): Promise<{ view: Subscription
           subscription: view.name,
           db: (e) => e.DB,
           maxRetries: view.maxRetries,
+          // The shared queue's max_retries: an ordered webhook waits for a predecessor within what it leaves.
+          queueMaxRetries: WEBHOOK_MAX_RETRIES,
           ordering: view.ordering,
           backoff: view.backoff,
           // A replay to a webhook subscription is sent again even if it was delivered before.
