@@ -1,5 +1,11 @@
-import type { Delivery } from "../shared/messages";
-import { MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_INLINE_EVENT_BYTES } from "../shared/messages";
+import {
+  type DeliveryMessage,
+  MAX_BATCH_BYTES,
+  MAX_BATCH_MESSAGES,
+  MAX_INLINE_EVENT_BYTES,
+  RUN_MAX_EVENTS,
+  type Run,
+} from "../shared/messages";
 import type { Route } from "../shared/subscriptions";
 
 /**
@@ -109,7 +115,7 @@ export class OutboxWrites {
   }
 }
 
-export type SendBatch = (binding: string, bodies: Delivery[]) => Promise<void>;
+export type SendBatch = (binding: string, bodies: DeliveryMessage[]) => Promise<void>;
 
 export type Row = {
   subscription: string;
@@ -120,26 +126,58 @@ export type Row = {
 };
 
 const encoder = new TextEncoder();
+/** A run's envelope and per-event fields, on top of its inline event text (an estimate, on the safe side). */
+const RUN_OVERHEAD_BYTES = 512;
+const RUN_EVENT_OVERHEAD_BYTES = 160;
 
-export function toDelivery(row: Row, topic: string, partition: number): { delivery: Delivery; bytes: number } {
-  const bytes = encoder.encode(row.body).byteLength;
-  const base = {
-    v: 1 as const,
-    subscription: row.subscription,
-    topic,
-    partition,
-    sequence: row.sequence,
-    prev: row.prev,
-    committedAt: row.received_at,
-  };
-  if (bytes > MAX_INLINE_EVENT_BYTES) return { delivery: { ...base, ref: true }, bytes: 512 };
-  return { delivery: { ...base, event: JSON.parse(row.body) as Record<string, unknown> }, bytes: bytes + 512 };
+export interface RunMessage {
+  body: Run;
+  /** Estimated size of the message, for the sendBatch limits. */
+  bytes: number;
 }
 
-/** Splits one subscription's deliveries into sendBatch calls within the Queues limits. */
-export function chunk(items: { delivery: Delivery; bytes: number }[]): Delivery[][] {
-  const out: Delivery[][] = [];
-  let current: Delivery[] = [];
+/**
+ * Cuts one subscription's rows (ordered by sequence) into runs: consecutive events of its chain
+ * (a row whose `prev` is not the previous row starts a new run), at most `maxEvents` each and
+ * MAX_INLINE_EVENT_BYTES of inline event text; an event larger than that travels by reference.
+ */
+export function runsOf(rows: Row[], topic: string, partition: number, maxEvents: number = RUN_MAX_EVENTS): RunMessage[] {
+  const out: RunMessage[] = [];
+  let current: { run: Run; inline: number } | undefined;
+  let last: number | undefined;
+  for (const row of rows) {
+    const size = encoder.encode(row.body).byteLength;
+    const ref = size > MAX_INLINE_EVENT_BYTES;
+    const inline = ref ? 0 : size;
+    if (
+      current === undefined ||
+      row.prev !== last ||
+      current.run.events.length >= maxEvents ||
+      current.inline + inline > MAX_INLINE_EVENT_BYTES
+    ) {
+      if (current !== undefined) out.push(sized(current));
+      current = { run: { v: 2, subscription: row.subscription, topic, partition, prev: row.prev, events: [] }, inline: 0 };
+    }
+    current.run.events.push(
+      ref
+        ? { sequence: row.sequence, committedAt: row.received_at, ref: true }
+        : { sequence: row.sequence, committedAt: row.received_at, event: JSON.parse(row.body) as Record<string, unknown> },
+    );
+    current.inline += inline;
+    last = row.sequence;
+  }
+  if (current !== undefined) out.push(sized(current));
+  return out;
+}
+
+function sized({ run, inline }: { run: Run; inline: number }): RunMessage {
+  return { body: run, bytes: inline + RUN_OVERHEAD_BYTES + RUN_EVENT_OVERHEAD_BYTES * run.events.length };
+}
+
+/** Splits messages into sendBatch calls within the Queues limits (messages and bytes per call). */
+export function chunk(items: RunMessage[]): RunMessage[][] {
+  const out: RunMessage[][] = [];
+  let current: RunMessage[] = [];
   let size = 0;
   for (const item of items) {
     if (current.length > 0 && (current.length === MAX_BATCH_MESSAGES || size + item.bytes > MAX_BATCH_BYTES)) {
@@ -147,7 +185,7 @@ export function chunk(items: { delivery: Delivery; bytes: number }[]): Delivery[
       current = [];
       size = 0;
     }
-    current.push(item.delivery);
+    current.push(item);
     size += item.bytes;
   }
   if (current.length > 0) out.push(current);
@@ -175,6 +213,7 @@ export async function drainOutbox(
   send: SendBatch,
   onDropped: (subscription: string, rows: number) => void,
   now: () => number = Date.now,
+  runEvents: number = RUN_MAX_EVENTS,
 ): Promise<number> {
   let sent = 0;
   for (;;) {
@@ -197,11 +236,14 @@ export async function drainOutbox(
         onDropped(subscription, subRows.length);
         continue;
       }
-      for (const batch of chunk(subRows.map((r) => toDelivery(r, topic, partition)))) {
-        await send(route.queue, batch);
+      for (const batch of chunk(runsOf(subRows, topic, partition, runEvents))) {
+        await send(
+          route.queue,
+          batch.map((m) => m.body),
+        );
         // The selection was ordered, so this subscription has no other unsent rows between first and last.
-        const first = batch[0]?.sequence ?? 0;
-        const last = batch.at(-1)?.sequence ?? 0;
+        const first = batch[0]?.body.events[0]?.sequence ?? 0;
+        const last = batch.at(-1)?.body.events.at(-1)?.sequence ?? 0;
         const at = now();
         sql.exec(
           `UPDATE outbox SET sent_at = ?, due_at = ?, sends = sends + 1
@@ -212,7 +254,7 @@ export async function drainOutbox(
           first,
           last,
         );
-        sent += batch.length;
+        sent += batch.reduce((n, m) => n + m.body.events.length, 0);
       }
     }
   }

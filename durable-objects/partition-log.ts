@@ -6,7 +6,7 @@ import { DEFAULT_REDELIVERY_SECONDS, findTopic, WEBHOOK_BACKOFF } from "../share
 import { compileFilter, type FilterPattern, patternKeys } from "../shared/filter";
 import { joinMembers, type Member, utf8Length } from "../shared/json";
 import { createLogger } from "../shared/logger";
-import type { Delivery } from "../shared/messages";
+import type { DeliveryMessage } from "../shared/messages";
 import { emptyHistogram, type Histogram, metricsEnabled, observe, parseHistogram } from "../shared/metrics";
 import { findSubscription, queueBinding, type Route, routesFor } from "../shared/subscriptions";
 import {
@@ -386,7 +386,7 @@ export class PartitionLog extends DurableObject<Env> {
   /** The running redelivery pass, if any (one at a time). */
   private redelivering: Promise<void> | undefined;
   /** How the relay hands messages to a queue; an instance field so tests can inject failures. */
-  send: SendBatch = async (binding: string, bodies: Delivery[]) => {
+  send: SendBatch = async (binding: string, bodies: DeliveryMessage[]) => {
     await queueBinding(this.env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
   };
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ORDERING_DEFERRALS } from "./config";
 import { backoffSeconds, CircuitBreaker, type CircuitBreakerConfig } from "./consumer-policy";
+import { unpack } from "./consumer-runs";
 import {
   type AttemptOutcome,
   attemptStatement,
@@ -507,12 +508,15 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     process,
     async queue(batch, env) {
       const db = options.db(env);
-      const items = batch.messages.map((message) => ({ message, parsed: deliverySchema.safeParse(message.body) }));
+      // A run (message v2) is settled event by event, each event as a message of its own.
+      const unpacked = batch.messages.map(unpack);
+      const items = unpacked.flatMap((u) => u.parts).map((message) => ({ message, parsed: deliverySchema.safeParse(message.body) }));
       const context = await prefetch(db, items);
       const riders: D1PreparedStatement[] = [];
       try {
         await settleAll(items, env, context, riders);
       } finally {
+        for (const u of unpacked) u.finish();
         // Latencies and duplicates no batch took along go with the attempt records below; if that
         // batch fails they are given back for the next one (the attempt records are best effort).
         const measured = metricsOf(env).take(db);

@@ -1,6 +1,6 @@
 import type { Logger } from "../../shared/logger";
 import type { Route } from "../../shared/subscriptions";
-import { chunk, type Row, type SendBatch, toDelivery } from "../outbox";
+import { chunk, type Row, runsOf, type SendBatch } from "../outbox";
 import type { ReadAcks } from "./acks";
 import { MIN_PASS_INTERVAL_MS, nextDue } from "./tables";
 
@@ -194,20 +194,28 @@ async function resendRows(
     .toArray()
     .filter((r) => wanted.has(r.sequence));
   let sent = 0;
-  for (const batch of chunk(found.map((r) => toDelivery(r, host.topic, host.partition)))) {
-    await host.send(route.queue, batch);
+  // Runs again: rows that are consecutive in the chain travel together, a settled one between them splits them.
+  for (const batch of chunk(runsOf(found, host.topic, host.partition))) {
+    await host.send(
+      route.queue,
+      batch.map((m) => m.body),
+    );
     const at = host.now();
-    for (const delivery of batch) {
-      sql.exec(
-        `UPDATE outbox SET sent_at = ?, due_at = ?, sends = sends + 1 WHERE subscription = ? AND sequence = ?`,
-        at,
-        at + timeout,
-        subscription,
-        delivery.sequence,
-      );
+    let n = 0;
+    for (const { body } of batch) {
+      for (const { sequence } of body.events) {
+        sql.exec(
+          `UPDATE outbox SET sent_at = ?, due_at = ?, sends = sends + 1 WHERE subscription = ? AND sequence = ?`,
+          at,
+          at + timeout,
+          subscription,
+          sequence,
+        );
+        n++;
+      }
     }
-    sql.exec(`UPDATE routing SET redelivered = redelivered + ? WHERE subscription = ?`, batch.length, subscription);
-    sent += batch.length;
+    sql.exec(`UPDATE routing SET redelivered = redelivered + ? WHERE subscription = ?`, n, subscription);
+    sent += n;
   }
   return sent;
 }

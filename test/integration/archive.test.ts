@@ -168,8 +168,10 @@ describe("archive", () => {
     // Restart, and more events arrive before the next pass: the pending range is sealed as it was.
     await evictDurableObject(stub(p));
     await publish(p, 80, "crash-more");
-    const result = await archiveAndTrimAll(p);
-    expect(result.sealed.map((s) => [s.first, s.last])).toEqual([
+    await archiveAndTrimAll(p);
+    // Read from the manifest: the partition's alarm may have sealed the pending range while the
+    // test waited for the subscriptions to acknowledge, before archiveNow ran.
+    expect((await stub(p).manifest())?.segments.map((s) => [s.first, s.last])).toEqual([
       [1, 100],
       [101, 200],
       [201, 230],

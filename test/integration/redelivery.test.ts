@@ -3,8 +3,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import { defineConsumer } from "../../shared/consumer";
+import { type DeliveryMessage, sequencesOf } from "../../shared/messages";
 import { delivery, FakeMessage } from "../consumer/helpers";
-import { event, expectAccepted, partitionKeyFor, postStructured, request, topicConfig, waitFor } from "../helpers";
+import { event, expectAccepted, partitionKeyFor, postBatch, postStructured, request, topicConfig, waitFor } from "../helpers";
 
 /**
  * The log drives delivery (ADR 0031): a message the queue loses after the relay's sendBatch is
@@ -16,14 +17,14 @@ const PARTITIONS = topicConfig("events").partitions;
 const REDELIVERY_MS = 3_000;
 
 /** Makes `partition`'s relay lose every message while `drop()` says so; returns how many it lost. */
-async function loseMessages(partition: number, drop: (bodies: { sequence: number; subscription: string }[]) => boolean) {
+async function loseMessages(partition: number, drop: (bodies: DeliveryMessage[]) => boolean) {
   const lost: number[] = [];
   await runInDurableObject(env.PARTITION_LOG.getByName(`events/${partition}`), (instance: PartitionLog) => {
     const original = instance.send;
     instance.redeliveryMs = REDELIVERY_MS;
     instance.send = async (binding, bodies) => {
       if (drop(bodies)) {
-        lost.push(...bodies.map((b) => b.sequence));
+        lost.push(...bodies.flatMap(sequencesOf));
         return; // accepted, then lost in transit
       }
       await original(binding, bodies);
@@ -195,5 +196,42 @@ describe("log-driven redelivery", () => {
       attempts: number;
     }>();
     expect(letter?.attempts).toBe(2);
+  });
+
+  it("the relay sends runs: consecutive events of a partition in one message, cut by count and inline bytes", async () => {
+    const partition = 3;
+    const key = partitionKeyFor(partition, PARTITIONS, "runs");
+    const sent: DeliveryMessage[] = [];
+    await runInDurableObject(env.PARTITION_LOG.getByName(`events/${partition}`), (instance: PartitionLog) => {
+      const original = instance.send;
+      instance.send = async (binding, bodies) => {
+        sent.push(...bodies.filter((b) => b.subscription === "activity"));
+        await original(binding, bodies);
+      };
+    });
+    const small = Array.from({ length: 30 }, (_, i) => event({ id: `run-${i}`, type: "runs.small", partitionkey: key }));
+    const acks = await expectAccepted(await postBatch("events", small));
+    // Three events of ~40 KB: two fit the 96 KB of inline text a run may carry, the third starts the next run.
+    const large = Array.from({ length: 3 }, (_, i) =>
+      event({ id: `run-large-${i}`, type: "runs.large", partitionkey: key, data: { pad: "x".repeat(40_000) } }),
+    );
+    const largeAcks = await expectAccepted(await postBatch("events", large));
+    const ids = [...small, ...large].map((e) => String(e.id));
+    const rows = await waitFor(
+      () => settledRows("activity", ids),
+      (r) => r.length === ids.length,
+    );
+    expect(rows.every((r) => r.outcome === "handled")).toBe(true);
+    const runs = sent.filter((b) => b.v === 2);
+    expect(runs).toHaveLength(sent.length);
+    const first = runs.find((r) => r.events[0]?.sequence === acks[0]?.sequence);
+    expect(first?.events.map((e) => e.sequence)).toEqual(acks.map((a) => a.sequence));
+    const largeRuns = runs.filter((r) => (r.events[0]?.sequence ?? 0) >= (largeAcks[0]?.sequence ?? 0));
+    expect(largeRuns.map((r) => r.events.map((e) => e.sequence))).toEqual([
+      [largeAcks[0]?.sequence, largeAcks[1]?.sequence],
+      [largeAcks[2]?.sequence],
+    ]);
+    // Chained: each run names the last event before it.
+    expect(largeRuns[1]?.prev).toBe(largeAcks[1]?.sequence);
   });
 });

@@ -1,6 +1,6 @@
 import { type Consumer, defineConsumer } from "../../../shared/consumer";
 import { createLogger } from "../../../shared/logger";
-import { deliverySchema } from "../../../shared/messages";
+import { deliveriesOf } from "../../../shared/messages";
 import { signWebhook } from "../../../shared/webhook-signature";
 import { findSubscriptionView, type SubscriptionView, WEBHOOK_MAX_RETRIES } from "../subscription-registry";
 
@@ -74,8 +74,8 @@ async function consumerFor(env: Env, name: string): Promise<{ view: Subscription
 export async function handleWebhookBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const bySubscription = new Map<string, Message<unknown>[]>();
   for (const message of batch.messages) {
-    const parsed = deliverySchema.safeParse(message.body);
-    const name = parsed.success ? parsed.data.subscription : "";
+    const parsed = deliveriesOf(message.body);
+    const name = parsed.success ? parsed.subscription : "";
     bySubscription.set(name, [...(bySubscription.get(name) ?? []), message]);
   }
   await Promise.all(
