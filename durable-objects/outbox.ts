@@ -1,11 +1,18 @@
-import type { Delivery } from "../shared/messages";
-import { MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_INLINE_EVENT_BYTES } from "../shared/messages";
+import {
+  type DeliveryMessage,
+  MAX_BATCH_BYTES,
+  MAX_BATCH_MESSAGES,
+  MAX_INLINE_EVENT_BYTES,
+  RUN_MAX_EVENTS,
+  type Run,
+} from "../shared/messages";
 import type { Route } from "../shared/subscriptions";
 
 /**
  * The transactional outbox of a partition: one row per (subscription, sequence) written in the
- * same SQLite transaction as the event, deleted only after the queue accepted the message. So a
- * committed event reaches every matching subscription at least once, whatever fails in between.
+ * same SQLite transaction as the event, kept until the subscription acknowledged the event (not
+ * merely until the queue accepted a message: see durable-objects/delivery). So a committed event
+ * reaches every matching subscription at least once, whatever fails in between.
  */
 
 /**
@@ -108,17 +115,9 @@ export class OutboxWrites {
   }
 }
 
-/** Undelivered outbox rows per subscription. */
-export function outboxDepths(sql: SqlStorage): Record<string, number> {
-  const rows = sql
-    .exec<{ subscription: string; n: number }>(`SELECT subscription, COUNT(*) AS n FROM outbox GROUP BY subscription`)
-    .toArray();
-  return Object.fromEntries(rows.map((r) => [r.subscription, r.n]));
-}
+export type SendBatch = (binding: string, bodies: DeliveryMessage[]) => Promise<void>;
 
-export type SendBatch = (binding: string, bodies: Delivery[]) => Promise<void>;
-
-type Row = {
+export type Row = {
   subscription: string;
   sequence: number;
   prev: number;
@@ -127,26 +126,58 @@ type Row = {
 };
 
 const encoder = new TextEncoder();
+/** A run's envelope and per-event fields, on top of its inline event text (an estimate, on the safe side). */
+const RUN_OVERHEAD_BYTES = 512;
+const RUN_EVENT_OVERHEAD_BYTES = 160;
 
-function toDelivery(row: Row, topic: string, partition: number): { delivery: Delivery; bytes: number } {
-  const bytes = encoder.encode(row.body).byteLength;
-  const base = {
-    v: 1 as const,
-    subscription: row.subscription,
-    topic,
-    partition,
-    sequence: row.sequence,
-    prev: row.prev,
-    committedAt: row.received_at,
-  };
-  if (bytes > MAX_INLINE_EVENT_BYTES) return { delivery: { ...base, ref: true }, bytes: 512 };
-  return { delivery: { ...base, event: JSON.parse(row.body) as Record<string, unknown> }, bytes: bytes + 512 };
+export interface RunMessage {
+  body: Run;
+  /** Estimated size of the message, for the sendBatch limits. */
+  bytes: number;
 }
 
-/** Splits one subscription's deliveries into sendBatch calls within the Queues limits. */
-function chunk(items: { delivery: Delivery; bytes: number }[]): Delivery[][] {
-  const out: Delivery[][] = [];
-  let current: Delivery[] = [];
+/**
+ * Cuts one subscription's rows (ordered by sequence) into runs: consecutive events of its chain
+ * (a row whose `prev` is not the previous row starts a new run), at most `maxEvents` each and
+ * MAX_INLINE_EVENT_BYTES of inline event text; an event larger than that travels by reference.
+ */
+export function runsOf(rows: Row[], topic: string, partition: number, maxEvents: number = RUN_MAX_EVENTS): RunMessage[] {
+  const out: RunMessage[] = [];
+  let current: { run: Run; inline: number } | undefined;
+  let last: number | undefined;
+  for (const row of rows) {
+    const size = encoder.encode(row.body).byteLength;
+    const ref = size > MAX_INLINE_EVENT_BYTES;
+    const inline = ref ? 0 : size;
+    if (
+      current === undefined ||
+      row.prev !== last ||
+      current.run.events.length >= maxEvents ||
+      current.inline + inline > MAX_INLINE_EVENT_BYTES
+    ) {
+      if (current !== undefined) out.push(sized(current));
+      current = { run: { v: 2, subscription: row.subscription, topic, partition, prev: row.prev, events: [] }, inline: 0 };
+    }
+    current.run.events.push(
+      ref
+        ? { sequence: row.sequence, committedAt: row.received_at, ref: true }
+        : { sequence: row.sequence, committedAt: row.received_at, event: JSON.parse(row.body) as Record<string, unknown> },
+    );
+    current.inline += inline;
+    last = row.sequence;
+  }
+  if (current !== undefined) out.push(sized(current));
+  return out;
+}
+
+function sized({ run, inline }: { run: Run; inline: number }): RunMessage {
+  return { body: run, bytes: inline + RUN_OVERHEAD_BYTES + RUN_EVENT_OVERHEAD_BYTES * run.events.length };
+}
+
+/** Splits messages into sendBatch calls within the Queues limits (messages and bytes per call). */
+export function chunk(items: RunMessage[]): RunMessage[][] {
+  const out: RunMessage[][] = [];
+  let current: RunMessage[] = [];
   let size = 0;
   for (const item of items) {
     if (current.length > 0 && (current.length === MAX_BATCH_MESSAGES || size + item.bytes > MAX_BATCH_BYTES)) {
@@ -154,24 +185,35 @@ function chunk(items: { delivery: Delivery; bytes: number }[]): Delivery[][] {
       current = [];
       size = 0;
     }
-    current.push(item.delivery);
+    current.push(item);
     size += item.bytes;
   }
   if (current.length > 0) out.push(current);
   return out;
 }
 
+/** Where the relay sends a subscription's events, and how long it waits for them to be settled. */
+export interface RelayRoute {
+  queue: string;
+  /** Redelivery timeout: a sent event not settled by then is sent again (durable-objects/delivery). */
+  timeoutMs: number;
+}
+
 /**
- * Sends everything in the outbox, oldest first per subscription, deleting rows only after their
- * batch was accepted. Throws on the first failed send (rows stay for the next attempt).
+ * Sends every outbox row not yet sent, oldest first per subscription, marking rows as sent (in
+ * transit, due for their redelivery check after the route's timeout) only after their batch was
+ * accepted. Rows stay until the subscription acknowledges them (durable-objects/delivery). Throws
+ * on the first failed send (rows stay unsent for the next attempt).
  */
 export async function drainOutbox(
   sql: SqlStorage,
   topic: string,
   partition: number,
-  queueOf: (subscription: string) => string | undefined,
+  routeOf: (subscription: string) => RelayRoute | undefined,
   send: SendBatch,
   onDropped: (subscription: string, rows: number) => void,
+  now: () => number = Date.now,
+  runEvents: number = RUN_MAX_EVENTS,
 ): Promise<number> {
   let sent = 0;
   for (;;) {
@@ -179,6 +221,7 @@ export async function drainOutbox(
       .exec<Row>(
         `SELECT o.subscription, o.sequence, o.prev, e.body, e.received_at
          FROM outbox o JOIN events e ON e.sequence = o.sequence
+         WHERE o.sent_at IS NULL
          ORDER BY o.subscription, o.sequence LIMIT 1000`,
       )
       .toArray();
@@ -186,20 +229,32 @@ export async function drainOutbox(
     const bySubscription = new Map<string, Row[]>();
     for (const row of rows) bySubscription.set(row.subscription, [...(bySubscription.get(row.subscription) ?? []), row]);
     for (const [subscription, subRows] of bySubscription) {
-      const binding = queueOf(subscription);
-      if (binding === undefined) {
+      const route = routeOf(subscription);
+      if (route === undefined) {
         // The subscription was removed from the config: nobody can receive these any more.
         sql.exec(`DELETE FROM outbox WHERE subscription = ?`, subscription);
         onDropped(subscription, subRows.length);
         continue;
       }
-      for (const batch of chunk(subRows.map((r) => toDelivery(r, topic, partition)))) {
-        await send(binding, batch);
-        // The selection was ordered, so this subscription has no other rows between first and last.
-        const first = batch[0]?.sequence ?? 0;
-        const last = batch.at(-1)?.sequence ?? 0;
-        sql.exec(`DELETE FROM outbox WHERE subscription = ? AND sequence BETWEEN ? AND ?`, subscription, first, last);
-        sent += batch.length;
+      for (const batch of chunk(runsOf(subRows, topic, partition, runEvents))) {
+        await send(
+          route.queue,
+          batch.map((m) => m.body),
+        );
+        // The selection was ordered, so this subscription has no other unsent rows between first and last.
+        const first = batch[0]?.body.events[0]?.sequence ?? 0;
+        const last = batch.at(-1)?.body.events.at(-1)?.sequence ?? 0;
+        const at = now();
+        sql.exec(
+          `UPDATE outbox SET sent_at = ?, due_at = ?, sends = sends + 1
+           WHERE subscription = ? AND sequence BETWEEN ? AND ? AND sent_at IS NULL`,
+          at,
+          at + route.timeoutMs,
+          subscription,
+          first,
+          last,
+        );
+        sent += batch.reduce((n, m) => n + m.body.events.length, 0);
       }
     }
   }

@@ -2,11 +2,11 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import config from "../eventline.config";
 import { formatSequence } from "../shared/cloudevents";
-import { findTopic } from "../shared/config";
+import { DEFAULT_REDELIVERY_SECONDS, findTopic, WEBHOOK_BACKOFF } from "../shared/config";
 import { compileFilter, type FilterPattern, patternKeys } from "../shared/filter";
 import { joinMembers, type Member, utf8Length } from "../shared/json";
 import { createLogger } from "../shared/logger";
-import type { Delivery } from "../shared/messages";
+import type { DeliveryMessage } from "../shared/messages";
 import { emptyHistogram, type Histogram, metricsEnabled, observe, parseHistogram } from "../shared/metrics";
 import { findSubscription, queueBinding, type Route, routesFor } from "../shared/subscriptions";
 import {
@@ -23,7 +23,17 @@ import {
   sha256Bytes,
   verifyArchive,
 } from "./archive";
-import { createOutboxTable, drainOutbox, OutboxWrites, outboxDepths, type SendBatch } from "./outbox";
+import { d1Acks } from "./delivery/acks";
+import { acknowledgeCheckpoints, type RedeliveryHost, runRedelivery } from "./delivery/redelivery";
+import {
+  deliveryDepths,
+  migrateDeliveryTables,
+  nextCheck,
+  type PendingDelivery,
+  pendingDeliveries,
+  unacknowledged,
+} from "./delivery/tables";
+import { createOutboxTable, drainOutbox, OutboxWrites, type SendBatch } from "./outbox";
 
 /** A segment's stored text stops growing past this (a few MiB, gzipped to far less). */
 const SEGMENT_MAX_CHARS = 8 * 1024 * 1024;
@@ -239,6 +249,12 @@ export interface PartitionStats {
   archived: ArchiveRange | null;
   /** Committed events not yet handed to each subscription's queue. */
   outbox: Record<string, number>;
+  /** Events sent to each subscription and not yet acknowledged by it (as of the last redelivery check). */
+  inTransit: Record<string, number>;
+  /** Events this partition sent again to each subscription because they went unacknowledged. */
+  redelivered: Record<string, number>;
+  /** For each subscription whose checkpoint the caller gave: events routed to it above the checkpoint, not acknowledged. */
+  unacknowledged: Record<string, number>;
   /** Last sequence routed to each subscription (what it will have seen once caught up). */
   routed: Record<string, number>;
 }
@@ -257,7 +273,12 @@ export interface PartitionMetrics {
   routed: Record<string, number>;
   /** Commit time (ms since epoch) of each sequence asked for; null when there is no such event. */
   committedAt: Record<number, number | null>;
+  /** As in PartitionStats, for the checkpoints given. */
+  unacknowledged: Record<string, number>;
 }
+
+/** Subscriptions' checkpoints in a partition, as callers pass them to stats() and metrics(). */
+const checkpointsSchema = z.record(z.string().min(1), z.number().int().nonnegative());
 
 /** Runtime (webhook) subscriptions of this partition's topic, pushed by the Worker. */
 const runtimeRoutesSchema = z.array(z.object({ name: z.string().min(1), filter: z.record(z.string(), z.unknown()).nullable() })).max(1000);
@@ -360,8 +381,12 @@ export class PartitionLog extends DurableObject<Env> {
   segmentEvents: number | undefined;
   /** Between archiving and the R2 put: tests use it to simulate a crash there. */
   afterSegmentPut: (key: string) => Promise<void> = async () => {};
+  /** Every subscription's redelivery timeout, instead of its own (tests shorten it). */
+  redeliveryMs: number | undefined;
+  /** The running redelivery pass, if any (one at a time). */
+  private redelivering: Promise<void> | undefined;
   /** How the relay hands messages to a queue; an instance field so tests can inject failures. */
-  send: SendBatch = async (binding: string, bodies: Delivery[]) => {
+  send: SendBatch = async (binding: string, bodies: DeliveryMessage[]) => {
     await queueBinding(this.env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
   };
 
@@ -387,6 +412,7 @@ export class PartitionLog extends DurableObject<Env> {
       this.sql.exec(`CREATE UNIQUE INDEX IF NOT EXISTS events_source_id ON events (source, id)`);
       this.createStreamTables();
       createOutboxTable(this.sql);
+      migrateDeliveryTables(this.sql);
       // The archive's manifest, as committed here; R2's manifest.json is a copy written after it.
       this.sql.exec(`CREATE TABLE IF NOT EXISTS segments (
         first INTEGER PRIMARY KEY, last INTEGER NOT NULL, count INTEGER NOT NULL,
@@ -866,8 +892,9 @@ export class PartitionLog extends DurableObject<Env> {
    * checkpoint + 1: how old its oldest unhandled event is). An event already trimmed from the log
    * answers its segment's last commit time (so the age is a lower bound).
    */
-  metrics(sequences: number[] = []): PartitionMetrics {
+  metrics(sequences: number[] = [], checkpoints: Record<string, number> = {}): PartitionMetrics {
     const asked = parseArgs(z.array(z.number().int()).max(10_000), sequences, "sequences");
+    const given = parseArgs(checkpointsSchema, checkpoints, "checkpoints");
     const row = this.sql.exec<{ bytes: number; duplicates: number }>(`SELECT bytes, duplicates FROM append_metrics`).one();
     const committedAt: Record<number, number | null> = {};
     for (const sequence of asked) committedAt[sequence] = this.commitTime(sequence);
@@ -879,6 +906,7 @@ export class PartitionLog extends DurableObject<Env> {
       archived: this.archiveRange(),
       routed: this.routedThrough(),
       committedAt,
+      unacknowledged: unacknowledged(this.sql, given),
     };
   }
 
@@ -890,7 +918,9 @@ export class PartitionLog extends DurableObject<Env> {
     return segment !== undefined && segment.last >= sequence ? segment.last_received_at : null;
   }
 
-  stats(): PartitionStats {
+  /** `checkpoints`: subscriptions' checkpoints here, for their `unacknowledged` counts. */
+  stats(checkpoints: Record<string, number> = {}): PartitionStats {
+    const given = parseArgs(checkpointsSchema, checkpoints, "checkpoints");
     // Sequences are contiguous and only a prefix is ever removed, so the count is derived
     // rather than counted (COUNT(*) would scan the whole log).
     const first = this.firstSequence();
@@ -899,9 +929,20 @@ export class PartitionLog extends DurableObject<Env> {
       count: first === 0 ? 0 : this.head - first + 1,
       first,
       archived: this.archiveRange(),
-      outbox: outboxDepths(this.sql),
+      ...this.deliveryStats(),
       routed: this.routedThrough(),
+      unacknowledged: unacknowledged(this.sql, given),
     };
+  }
+
+  private deliveryStats(): Pick<PartitionStats, "outbox" | "inTransit" | "redelivered"> {
+    const depths = deliveryDepths(this.sql);
+    return { outbox: depths.unsent, inTransit: depths.inTransit, redelivered: depths.redelivered };
+  }
+
+  /** Where the event at `sequence` stands with each subscription that has not acknowledged it yet. */
+  deliveryOf(sequence: number): PendingDelivery[] {
+    return pendingDeliveries(this.sql, parseArgs(z.number().int().min(1), sequence, "sequence"));
   }
 
   /** Last sequence routed to each subscription, as committed. */
@@ -951,6 +992,8 @@ export class PartitionLog extends DurableObject<Env> {
         name: r.name,
         queue: RUNTIME_ROUTE_QUEUE,
         matches: compileFilter(pattern),
+        redeliveryMs: DEFAULT_REDELIVERY_SECONDS * 1000,
+        retryCapMs: WEBHOOK_BACKOFF.capSeconds * 1000,
         ...(pattern === undefined ? {} : { keys: patternKeys(pattern) }),
       };
       if (r.filter === null) UNFILTERED.add(route);
@@ -958,10 +1001,14 @@ export class PartitionLog extends DurableObject<Env> {
     });
   }
 
-  /** The relay's retry: sends whatever the outbox still holds. */
+  /**
+   * The relay's retry (sends whatever the outbox has not sent), the redelivery of what was sent
+   * and not acknowledged in time, and archiving.
+   */
   override async alarm(): Promise<void> {
     this.alarmAt = null;
     await this.relay();
+    await this.redeliver();
     if (Date.now() >= this.archiveRetryAt) {
       try {
         await this.archive(false);
@@ -1018,8 +1065,8 @@ export class PartitionLog extends DurableObject<Env> {
         .toArray()[0];
       if (oldest !== undefined) return at(oldest.received_at + segmentSeconds * 1000);
     }
-    // Archived events still in the log leave it once past retention, unless the outbox still
-    // needs them (the relay's own alarm comes first then).
+    // Archived events still in the log leave it once past retention, unless a subscription has not
+    // acknowledged them yet (they may have to be sent again; the relay's own alarm comes first then).
     const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
     const trimmable = Math.min(this.archivedThrough, outboxFirst === null ? this.archivedThrough : outboxFirst - 1);
     // trim() takes whole segments once their newest event is past retention: the first local
@@ -1085,6 +1132,8 @@ export class PartitionLog extends DurableObject<Env> {
     }
     // Also when an earlier pass stopped between committing a segment and writing the manifest.
     if (sealed.length > 0 || this.manifestBehind()) await this.writeManifest(topic.name, partition);
+    // Only events every subscription acknowledged may go: learn the latest checkpoints first.
+    if (this.trimBlockedByOutbox()) await acknowledgeCheckpoints(this.sql, d1Acks(this.env.DB, topic.name, partition));
     const trimmed = this.trim(topic);
     if (sealed.length > 0 || trimmed > 0) {
       this.log.info("archived", {
@@ -1276,8 +1325,9 @@ export class PartitionLog extends DurableObject<Env> {
   }
 
   /**
-   * Removes events from the log that are archived and verified, older than retention, and no
-   * longer waiting in the outbox. The head is persisted in the same transaction, so sequences
+   * Removes events from the log that are archived and verified, older than retention, and
+   * acknowledged by every subscription they were routed to (no outbox row: neither unsent nor in
+   * transit, so a redelivery can always read them). The head is persisted in the same transaction, so sequences
    * are never reused however many rows go.
    *
    * Age is judged per segment, by its newest event: a segment's events leave together once all
@@ -1285,6 +1335,13 @@ export class PartitionLog extends DurableObject<Env> {
    * table from the oldest local segment on, never the events table (which would be a scan of
    * every archived row on every pass).
    */
+  /** True when archived events would be trimmable but for an outbox row at or below them. */
+  private trimBlockedByOutbox(): boolean {
+    const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
+    const first = this.firstSequence();
+    return outboxFirst !== null && first !== 0 && outboxFirst <= this.archivedThrough;
+  }
+
   private trim(topic: { retentionHours: number }): number {
     const first = this.firstSequence();
     if (first === 0 || first > this.archivedThrough) return 0;
@@ -1344,17 +1401,21 @@ export class PartitionLog extends DurableObject<Env> {
     const id = this.identity();
     if (id === undefined) return Promise.resolve();
     const { topic, partition } = id;
-    // Looked up on every use, not snapshotted: a subscription created while a relay runs must not
-    // have its fresh outbox rows taken for those of a removed one.
-    const queueOf = (subscription: string) => [...routesFor(topic), ...this.runtimeRoutes].find((r) => r.name === subscription)?.queue;
+    const routeOf = (subscription: string) => {
+      const route = this.routeOf(topic, subscription);
+      return route === undefined ? undefined : { queue: route.queue, timeoutMs: this.redeliveryTimeout(route) };
+    };
     this.relaying = (async () => {
       try {
         do {
           this.relayAgain = false;
-          const sent = await drainOutbox(this.sql, topic, partition, queueOf, this.send, (subscription, rows) =>
+          const sent = await drainOutbox(this.sql, topic, partition, routeOf, this.send, (subscription, rows) =>
             this.log.warn("outbox rows dropped: subscription no longer configured", { topic, partition, subscription, rows }),
           );
           if (sent > 0) this.log.debug("relayed", { topic, partition, sent });
+          // What was just sent is checked for acknowledgement when its timeout is up.
+          const due = nextCheck(this.sql, Date.now());
+          if (due !== null) await this.ensureAlarm(due - Date.now());
         } while (this.relayAgain);
         this.relayFailures = 0;
       } catch (err) {
@@ -1367,6 +1428,58 @@ export class PartitionLog extends DurableObject<Env> {
       }
     })();
     return this.relaying;
+  }
+
+  /**
+   * A subscription's route as configured now. Looked up on every use, not snapshotted: a
+   * subscription created while a relay runs must not have its fresh rows taken for a removed one's.
+   */
+  private routeOf(topic: string, subscription: string): Route | undefined {
+    return [...routesFor(topic), ...this.runtimeRoutes].find((r) => r.name === subscription);
+  }
+
+  private redeliveryTimeout(route: Route): number {
+    return this.redeliveryMs ?? route.redeliveryMs;
+  }
+
+  /** What the delivery module works with (undefined before the first append names the partition). */
+  private deliveryHost(): RedeliveryHost | undefined {
+    const id = this.identity();
+    if (id === undefined) return undefined;
+    const { topic, partition } = id;
+    return {
+      sql: this.sql,
+      topic,
+      partition,
+      routeOf: (subscription) => this.routeOf(topic, subscription),
+      timeoutOf: (route) => this.redeliveryTimeout(route),
+      readAcks: d1Acks(this.env.DB, topic, partition),
+      send: this.send,
+      now: Date.now,
+      log: this.log,
+    };
+  }
+
+  /**
+   * Sends again what subscriptions have not acknowledged within their timeout (ADR 0030), one pass
+   * at a time, and sets the alarm for the next check; a failed pass is tried again later.
+   */
+  private redeliver(): Promise<void> {
+    if (this.redelivering !== undefined) return this.redelivering;
+    const host = this.deliveryHost();
+    if (host === undefined) return Promise.resolve();
+    this.redelivering = (async () => {
+      try {
+        const next = await runRedelivery(host);
+        if (next !== null) await this.ensureAlarm(next - Date.now());
+      } catch (err) {
+        this.log.warn("redelivery pass failed; the alarm retries", { ...this.identity(), error: err, retryMs: RELAY_RETRY_MAX_MS });
+        await this.ensureAlarm(RELAY_RETRY_MAX_MS);
+      } finally {
+        this.redelivering = undefined;
+      }
+    })();
+    return this.redelivering;
   }
 
   private async ensureAlarm(inMs: number): Promise<void> {

@@ -103,6 +103,13 @@ export const PartitionStatsSchema = z
       .nullable()
       .openapi({ description: "The range sealed into R2 segments (null: nothing archived yet); reads serve it transparently" }),
     outbox: z.record(z.string(), z.number().int()).openapi({ description: "Committed events not yet handed to each subscription's queue" }),
+    inTransit: z.record(z.string(), z.number().int()).openapi({
+      description:
+        "Events handed to each subscription's queue and not yet acknowledged, as of the partition's last redelivery check (it sends them again after the subscription's redelivery timeout)",
+    }),
+    redelivered: z
+      .record(z.string(), z.number().int())
+      .openapi({ description: "Events the partition sent again to each subscription because they went unacknowledged" }),
     routed: z.record(z.string(), z.number().int()).openapi({ description: "Last sequence routed to each subscription" }),
   })
   .openapi("PartitionStats");

@@ -191,6 +191,14 @@ export const SUBSCRIPTION_NAME = /^[a-z][a-z0-9-]{0,47}$/;
 /** Queues caps retry delays at 12 hours. */
 export const MAX_BACKOFF_SECONDS = 43_200;
 
+/**
+ * Redelivery timeout of a subscription that does not set one (and of every webhook subscription).
+ * A minute: well beyond a healthy queue's delivery time (batches wait at most max_batch_timeout,
+ * 1 s; an ordered subscription's waits for a predecessor are retried within 10 s), so a message
+ * that is merely slow is rarely sent twice, and short enough that a lost one costs about a minute.
+ */
+export const DEFAULT_REDELIVERY_SECONDS = 60;
+
 /** Health thresholds of a subscription; webhook subscriptions use the defaults. */
 export const DEFAULT_HEALTH = { maxLagEvents: 5000, maxLagSeconds: 300, maxErrorRate: 0.1 } as const;
 
@@ -227,6 +235,12 @@ const subscriptionSchema = z
       .default({ baseSeconds: 1, capSeconds: 300 }),
     /** `partition`: effects applied in sequence order per partition; `none`: as delivered. */
     ordering: z.enum(["none", "partition"]).default("none"),
+    /**
+     * Seconds after a send when the partition log sends an event again if the subscription has not
+     * settled it (docs/adr/0030-log-driven-redelivery.md). Events the queue is still retrying after a
+     * handler failure are not sent again while their retries last.
+     */
+    redeliverySeconds: z.number().int().min(5).max(MAX_BACKOFF_SECONDS).default(DEFAULT_REDELIVERY_SECONDS),
     circuitBreaker: z
       .object({
         failureThreshold: z.number().int().min(1).max(1000).default(5),
@@ -324,6 +338,8 @@ export const WEBHOOK_QUEUE_BINDING = "WEBHOOK_DELIVERY";
 export const WEBHOOK_QUEUE = "eventline-webhooks";
 /** The webhook queue's max_retries: the ceiling for a webhook subscription's maxRetries. */
 export const WEBHOOK_MAX_RETRIES = 10;
+/** Every webhook subscription's retry backoff. */
+export const WEBHOOK_BACKOFF = { baseSeconds: 1, capSeconds: 300 } as const;
 
 /** The `max_retries` wrangler.toml must give the subscription's queue. */
 export function queueMaxRetries(sub: Pick<SubscriptionConfig, "maxRetries" | "ordering">): number {

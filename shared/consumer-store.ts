@@ -332,8 +332,12 @@ async function unlessLetterTaken(db: D1Database, statements: D1PreparedStatement
   }
 }
 
-/** How a delivery attempt ended, as `delivery_attempts` records it (`failed`: retried later). */
-export type AttemptOutcome = "handled" | "failed" | "dead_lettered" | "duplicate" | "deferred" | "skipped";
+/**
+ * How a delivery attempt ended, as `delivery_attempts` records it (`failed`: retried later;
+ * `parked`: waited for its predecessor as long as the queue allows, acked, and sent again by the
+ * partition log once its redelivery timeout is up).
+ */
+export type AttemptOutcome = "handled" | "failed" | "dead_lettered" | "duplicate" | "deferred" | "skipped" | "parked";
 
 /** Error text kept per attempt (the dead letter keeps the last error at full length). */
 export const ATTEMPT_ERROR_CHARS = 500;

@@ -1,5 +1,7 @@
 import { z } from "zod";
+import { ORDERING_DEFERRALS } from "./config";
 import { backoffSeconds, CircuitBreaker, type CircuitBreakerConfig } from "./consumer-policy";
+import { unpack } from "./consumer-runs";
 import {
   type AttemptOutcome,
   attemptStatement,
@@ -78,6 +80,15 @@ export interface ConsumerOptions<Env, Data> {
   /** Seconds to wait when an event arrives before its predecessor (ordering `partition`). */
   gapRetrySeconds?: number;
   /**
+   * The queue's `max_retries` (wrangler.toml). What it allows beyond `maxRetries` is what an ordered
+   * subscription's message may spend waiting for its predecessor; a message still waiting then is
+   * acked (`parked`) instead of being left for the queue to dead-letter, and the partition log
+   * sends it again after the subscription's redelivery timeout (ADR 0030). So waiting for a
+   * predecessor is bounded by redelivery, never ends in a dead letter. Default: `maxRetries` +
+   * ORDERING_DEFERRALS for ordering `partition`.
+   */
+  queueMaxRetries?: number;
+  /**
    * A replayed event this subscription already settled: `once` (default) acks it as a duplicate
    * (exactly-once effects); `always` runs `handle` again without re-settling (for at-least-once
    * side effects such as webhooks, whose receivers decide what a replay means).
@@ -92,7 +103,7 @@ export interface ConsumerOptions<Env, Data> {
   decrypt?: (event: StoredEvent, ctx: { env: Env; topic: string }) => Promise<StoredEvent>;
 }
 
-type Outcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred" | "skipped";
+type Outcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred" | "skipped" | "parked";
 
 export interface Consumer<Env> {
   queue(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void>;
@@ -112,6 +123,8 @@ function isPermanent(err: unknown): boolean {
 
 export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env, Data>): Consumer<Env> {
   const ordering = options.ordering ?? "none";
+  /** Deliveries a message may spend waiting for its predecessor before it is parked (see `queueMaxRetries`). */
+  const waitBudget = Math.max(0, (options.queueMaxRetries ?? options.maxRetries + ORDERING_DEFERRALS) - options.maxRetries);
   const backoff = options.backoff ?? { baseSeconds: 1, capSeconds: 300 };
   const breaker = new CircuitBreaker(options.subscription, options.circuitBreaker ?? { failureThreshold: 5, openSeconds: 30 });
   const baseLog = createLogger({ component: "consumer", subscription: options.subscription });
@@ -138,6 +151,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     reason: string,
     error: string,
     also: D1PreparedStatement[] = [],
+    handlerRuns = message.attempts,
   ): Promise<boolean> {
     return recordDeadLetter(db, {
       subscription: options.subscription,
@@ -145,7 +159,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       rawBody: message.body,
       reason,
       error,
-      attempts: message.attempts,
+      attempts: handlerRuns,
       also,
     });
   }
@@ -318,7 +332,15 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         }
         if (delivery.prev > applied) {
           // Its predecessor has not been applied yet: never apply out of order. Waiting is not a
-          // failure; the queue's max_retries leaves room for it (ORDERING_DEFERRALS).
+          // failure: the queue's max_retries leaves room for some waits (ORDERING_DEFERRALS), after
+          // which the message is parked and the log's redelivery brings it (and, if lost, its
+          // predecessor) back. A message parks only while it has never run the handler, so waiting
+          // plus failing stays within the queue's max_retries.
+          if (message.attempts > waitBudget) {
+            message.ack();
+            await recordAttempt("parked");
+            return "parked";
+          }
           message.retry({ delaySeconds: Math.min(10, (options.gapRetrySeconds ?? 1) * message.attempts) });
           await recordAttempt("deferred");
           return "deferred";
@@ -371,7 +393,10 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     } catch (err) {
       const error = errorText(err);
       if (isPermanent(err)) {
-        if (!(await deadLetter(db, message, delivery, "permanent", error, attempt("dead_lettered", error)))) {
+        // A letter's `attempts` counts handler runs (the failures recorded for it, this one included),
+        // not deliveries: waits for a predecessor and copies the log sent again are not runs.
+        const runs = (await failuresSoFar(db, key)) + 1;
+        if (!(await deadLetter(db, message, delivery, "permanent", error, attempt("dead_lettered", error), runs))) {
           // A check that runs before the duplicate check (data schema, decrypt, resolveRef) failed
           // for an event this subscription had already settled.
           log.info("permanent failure of an event already settled: not dead-lettered", { error });
@@ -387,7 +412,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       // Handler failures are counted apart from deliveries, which also include waits for order.
       const failures = await failuresSoFar(db, key);
       if (failures + 1 > options.maxRetries) {
-        if (!(await deadLetter(db, message, delivery, "max_retries", error, attempt("dead_lettered", error)))) {
+        if (!(await deadLetter(db, message, delivery, "max_retries", error, attempt("dead_lettered", error), failures + 1))) {
           log.info("retries exhausted for an event already settled: not dead-lettered", { error });
           await recordAttempt("duplicate");
           message.ack();
@@ -483,12 +508,15 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     process,
     async queue(batch, env) {
       const db = options.db(env);
-      const items = batch.messages.map((message) => ({ message, parsed: deliverySchema.safeParse(message.body) }));
+      // A run (message v2) is settled event by event, each event as a message of its own.
+      const unpacked = batch.messages.map(unpack);
+      const items = unpacked.flatMap((u) => u.parts).map((message) => ({ message, parsed: deliverySchema.safeParse(message.body) }));
       const context = await prefetch(db, items);
       const riders: D1PreparedStatement[] = [];
       try {
         await settleAll(items, env, context, riders);
       } finally {
+        for (const u of unpacked) u.finish();
         // Latencies and duplicates no batch took along go with the attempt records below; if that
         // batch fails they are given back for the next one (the attempt records are best effort).
         const measured = metricsOf(env).take(db);

@@ -1,8 +1,10 @@
 import { z } from "zod";
 
 /**
- * The body of every delivery message (outbox relay → subscription queue → consumer SDK), and of
- * redriven and replayed ones. Consumers parse it with `deliverySchema`; never cast it.
+ * The bodies of delivery messages (outbox relay → subscription queue → consumer SDK). Version 1
+ * carries one event (still what redrives and replays send, and what may sit in a queue from
+ * before an upgrade); version 2 carries a run of events (below). Consumers parse either with
+ * `deliveriesOf`; never cast them.
  */
 
 /** Queues allows 128 KB per message; above this the event travels as a reference to the log. */
@@ -37,3 +39,76 @@ export const deliverySchema = z
   .refine((m) => (m.event === undefined) === (m.ref === true), { message: "exactly one of event and ref" });
 
 export type Delivery = z.output<typeof deliverySchema>;
+
+/**
+ * Message v2: a run — consecutive events of one partition routed to one subscription, in chain
+ * order: `prev` is the predecessor of the first event, and each event's predecessor is the one
+ * before it in the run. The relay sends what the outbox holds as runs of up to RUN_MAX_EVENTS
+ * events and MAX_INLINE_EVENT_BYTES of inline event text (an event above that travels by
+ * reference, in a run of its own if need be), so a busy partition pays one queue message per run,
+ * not per event. Consumers read v1 and v2 alike through `deliveriesOf`.
+ */
+export const RUN_MAX_EVENTS = 100;
+
+const runEventSchema = z
+  .object({
+    sequence: z.number().int().positive(),
+    committedAt: z.number().int().nonnegative(),
+    event: z.record(z.string(), z.unknown()).optional(),
+    ref: z.literal(true).optional(),
+  })
+  .refine((e) => (e.event === undefined) === (e.ref === true), { message: "exactly one of event and ref" });
+
+export const runSchema = z
+  .object({
+    v: z.literal(2),
+    subscription: z.string().min(1),
+    topic: z.string().min(1),
+    partition: z.number().int().nonnegative(),
+    /** The previous event of this partition routed to this subscription before the run's first (0: none). */
+    prev: z.number().int().nonnegative(),
+    events: z.array(runEventSchema).min(1).max(1000),
+  })
+  .refine((r) => r.events.every((e, i) => e.sequence > (i === 0 ? r.prev : (r.events[i - 1]?.sequence ?? 0))), {
+    message: "events must follow prev in increasing sequence order",
+  });
+
+export type Run = z.output<typeof runSchema>;
+/** The body of any delivery message, either version. */
+export type DeliveryMessage = Delivery | Run;
+
+/** The per-event deliveries a run carries, each with its place in the chain. */
+export function runDeliveries(run: Run): Delivery[] {
+  return run.events.map((e, i) => ({
+    v: 1 as const,
+    subscription: run.subscription,
+    topic: run.topic,
+    partition: run.partition,
+    sequence: e.sequence,
+    prev: i === 0 ? run.prev : (run.events[i - 1]?.sequence ?? run.prev),
+    committedAt: e.committedAt,
+    ...(e.event === undefined ? { ref: true as const } : { event: e.event }),
+  }));
+}
+
+export type ParsedMessage =
+  | { success: true; version: 1 | 2; subscription: string; deliveries: Delivery[] }
+  | { success: false; error: z.ZodError };
+
+/** Parses a delivery message of either version into the per-event deliveries it carries. */
+export function deliveriesOf(body: unknown): ParsedMessage {
+  const version = typeof body === "object" && body !== null ? (body as { v?: unknown }).v : undefined;
+  if (version === 2) {
+    const run = runSchema.safeParse(body);
+    if (!run.success) return { success: false, error: run.error };
+    return { success: true, version: 2, subscription: run.data.subscription, deliveries: runDeliveries(run.data) };
+  }
+  const one = deliverySchema.safeParse(body);
+  if (!one.success) return { success: false, error: one.error };
+  return { success: true, version: 1, subscription: one.data.subscription, deliveries: [one.data] };
+}
+
+/** The sequences a delivery message carries (logs, tests). */
+export function sequencesOf(body: DeliveryMessage): number[] {
+  return body.v === 2 ? body.events.map((e) => e.sequence) : [body.sequence];
+}

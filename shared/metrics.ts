@@ -326,7 +326,7 @@ export function writeDataPoint(env: unknown, point: DataPoint): void {
 // -------------------------------------------------------------------------------------------------
 // Consumer SDK latency histograms
 
-export type ConsumerOutcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred" | "skipped";
+export type ConsumerOutcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred" | "skipped" | "parked";
 
 /**
  * What a consumer has observed and not yet written to D1 (handler and end-to-end latencies, and
@@ -433,6 +433,8 @@ export class ConsumerMetrics {
         handler.count,
         endToEnd.sum,
         endToEnd.count,
+        // Appended, so the earlier doubles keep their positions for existing queries.
+        n("parked"),
       ],
     });
   }

@@ -9,6 +9,10 @@ export interface Route {
   matches: Filter;
   /** The top-level attributes its filter reads (none: no filter). */
   keys?: ReadonlySet<string>;
+  /** How long a sent event may go unsettled before the log sends it again (redeliverySeconds). */
+  redeliveryMs: number;
+  /** The longest delay between two of the queue's retries of a failing event (backoff capSeconds). */
+  retryCapMs: number;
 }
 
 const byTopic = new Map<string, Route[]>();
@@ -18,6 +22,8 @@ for (const sub of config.subscriptions) {
     name: sub.name,
     queue: sub.queue,
     matches: compileFilter(sub.filter),
+    redeliveryMs: sub.redeliverySeconds * 1000,
+    retryCapMs: sub.backoff.capSeconds * 1000,
     ...(sub.filter === undefined ? {} : { keys: patternKeys(sub.filter) }),
   });
   byTopic.set(sub.topic, routes);
@@ -42,10 +48,12 @@ export function queueBinding(env: Env, binding: string): Queue {
 }
 
 /**
- * Events a subscription has yet to handle in one partition. A filtered subscription never sees
- * some sequences: once its checkpoint reaches the last event routed to it, it is caught up
- * whatever the head; before that, head − checkpoint bounds the lag.
+ * Events a subscription has yet to handle in one partition: those routed to it above its
+ * checkpoint that it has not acknowledged (`unacknowledged`, counted by the partition log), so
+ * sequences routed elsewhere never count. Without that count (a partition that did not keep
+ * delivery state), head − checkpoint bounds it until the checkpoint reaches the last routed event.
  */
-export function lagEvents(checkpoint: number, head: number, routedThrough: number | undefined): number {
-  return checkpoint >= (routedThrough ?? 0) ? 0 : Math.max(0, head - checkpoint);
+export function lagEvents(checkpoint: number, head: number, routedThrough: number | undefined, unacknowledged?: number): number {
+  if (checkpoint >= (routedThrough ?? 0)) return 0;
+  return unacknowledged ?? Math.max(0, head - checkpoint);
 }

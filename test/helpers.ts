@@ -140,3 +140,23 @@ export function partitionKeyFor(partition: number, partitions: number, salt: str
     if (partitionFor({ id: key, partitionkey: key }, partitions) === partition) return key;
   }
 }
+
+/**
+ * Waits until every subscription the partition routed events to has settled them (its checkpoint
+ * reached the last sequence routed to it); returns those still behind (assert it is empty). Trimming
+ * keeps events a subscription has not acknowledged, so tests that trim wait for this first.
+ */
+export async function allAcknowledged(topic: string, partition: number, timeoutMs = 20_000): Promise<string[]> {
+  const behind = async () => {
+    const { routed } = await env.PARTITION_LOG.getByName(`${topic}/${partition}`).stats();
+    const lagging: string[] = [];
+    for (const [subscription, last] of Object.entries(routed)) {
+      const row = await env.DB.prepare("SELECT sequence FROM checkpoints WHERE subscription = ? AND topic = ? AND partition = ?")
+        .bind(subscription, topic, partition)
+        .first<{ sequence: number }>();
+      if ((row?.sequence ?? 0) < last) lagging.push(subscription);
+    }
+    return lagging;
+  };
+  return waitFor(behind, (lagging) => lagging.length === 0, timeoutMs);
+}

@@ -80,8 +80,8 @@ function deliveries(subscription: string, topic: string, log: Stored[], run: str
 
 /**
  * Delivers every message, in a random order, some twice, redelivering whatever was retried
- * (immediately: the consumer's requested delay does not matter to the outcome), until all are
- * acked. Returns the outcome counts.
+ * (immediately: the consumer's requested delay does not matter to the outcome), and sending a
+ * parked one again as the partition log would, until all are acked. Returns the outcome counts.
  */
 async function deliverShuffled(consumer: Consumer<Env>, list: Delivery[], random: () => number, duplicateRate: number) {
   const pool: FakeMessage[] = [];
@@ -101,6 +101,8 @@ async function deliverShuffled(consumer: Consumer<Env>, list: Delivery[], random
     if (message.acked) pool.splice(i, 1);
     else if (message.retries.length > before) message.attempts++;
     else throw new Error(`message neither acked nor retried (${outcome})`);
+    // Parked after waiting its share of deliveries for a predecessor: the partition log sends it again (ADR 0030).
+    if (outcome === "parked") pool.push(new FakeMessage(structuredClone(message.body)));
   }
   return outcomes;
 }

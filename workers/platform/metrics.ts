@@ -85,7 +85,7 @@ export function recordIngestAccepted(
 export type CircuitName = "closed" | "open" | "half-open";
 
 /** A partition's metrics as the partition reports them (PartitionLog.metrics), with its number. */
-export type PartitionModel = Omit<PartitionMetrics, "routed" | "committedAt"> & {
+export type PartitionModel = Omit<PartitionMetrics, "routed" | "committedAt" | "unacknowledged"> & {
   partition: number;
   /** Events ever appended: the head (sequences are contiguous from 1 and never reused). */
   appended: number;
@@ -233,8 +233,13 @@ export async function collectMetrics(
               subscriptions.filter((s) => s.topic === topic.name).map((s) => (checkpoints.get(cpKey(s.name, s.topic, partition)) ?? 0) + 1),
             ),
           ];
+          const given = Object.fromEntries(
+            subscriptions
+              .filter((s) => s.topic === topic.name)
+              .map((s) => [s.name, checkpoints.get(cpKey(s.name, s.topic, partition)) ?? 0]),
+          );
           try {
-            return await partitionStub(env, topic.name, partition).metrics(asked);
+            return await partitionStub(env, topic.name, partition).metrics(asked, given);
           } catch (err) {
             throw partitionUnavailable(err, `reading the metrics of ${topic.name}/${partition}`, 5);
           }
@@ -272,7 +277,7 @@ export async function collectMetrics(
     const delivered = handled + retried + deadLettered + (s?.duplicates ?? 0);
     const lag = (byTopic.get(sub.topic) ?? []).map((m, partition): LagModel => {
       const checkpoint = checkpoints.get(cpKey(sub.name, sub.topic, partition)) ?? 0;
-      const events = lagEvents(checkpoint, m.head, m.routed[sub.name]);
+      const events = lagEvents(checkpoint, m.head, m.routed[sub.name], m.unacknowledged[sub.name]);
       const at = m.committedAt[checkpoint + 1];
       const seconds = events === 0 ? 0 : at === undefined || at === null ? null : Math.max(0, Math.round(now - at) / 1000);
       return { partition, events, seconds };

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import config from "../../eventline.config";
-import { queueMaxRetries, WEBHOOK_MAX_RETRIES, WEBHOOK_QUEUE, WEBHOOK_QUEUE_BINDING } from "../../shared/config";
+import { queueMaxRetries, WEBHOOK_BACKOFF, WEBHOOK_MAX_RETRIES, WEBHOOK_QUEUE, WEBHOOK_QUEUE_BINDING } from "../../shared/config";
 import { type FilterPattern, filterSchema } from "../../shared/filter";
 
 /**
@@ -9,8 +9,7 @@ import { type FilterPattern, filterSchema } from "../../shared/filter";
  * WEBHOOK_DELIVERY queue; stored in D1 and pushed to the topic's partition logs).
  */
 
-export { WEBHOOK_MAX_RETRIES, WEBHOOK_QUEUE, WEBHOOK_QUEUE_BINDING } from "../../shared/config";
-export const WEBHOOK_BACKOFF = { baseSeconds: 1, capSeconds: 300 };
+export { WEBHOOK_BACKOFF, WEBHOOK_MAX_RETRIES, WEBHOOK_QUEUE, WEBHOOK_QUEUE_BINDING } from "../../shared/config";
 
 export interface SubscriptionView {
   name: string;
@@ -64,7 +63,7 @@ function fromRow(raw: unknown): SubscriptionView {
     filter,
     ordering: row.ordering,
     maxRetries: row.max_retries,
-    backoff: WEBHOOK_BACKOFF,
+    backoff: { ...WEBHOOK_BACKOFF },
     binding: WEBHOOK_QUEUE_BINDING,
     queue: WEBHOOK_QUEUE,
     webhook: {

@@ -1,3 +1,4 @@
+import type { PendingDelivery } from "../../durable-objects/delivery/tables";
 import type { EventlineConfig, TopicConfig } from "../../shared/config";
 import { type AttemptOutcome, chunks } from "../../shared/consumer-store";
 import { EventlineError } from "../../shared/errors";
@@ -19,7 +20,13 @@ import { requirePartition } from "./validation";
  * topic's webhook subscriptions and one D1 batch of records per trace.
  */
 
-export type TraceState = "pending" | "handled" | "dead_lettered" | "filtered_out" | "retrying";
+/**
+ * `routed`: committed for the subscription, not handed to its queue yet; `in_transit`: sent, not
+ * settled; `redelivered`: sent more than once (the log sent it again after its redelivery timeout);
+ * `retrying`: its handler failed and the queue retries it; `pending`: none of these is known (an
+ * event acknowledged before the partition kept delivery state).
+ */
+export type TraceState = "pending" | "routed" | "in_transit" | "redelivered" | "handled" | "dead_lettered" | "filtered_out" | "retrying";
 
 export interface TraceAttempt {
   attempt: number;
@@ -37,6 +44,8 @@ export interface SubscriptionTrace {
   routed: boolean;
   attempts: TraceAttempt[];
   state: TraceState;
+  /** While unacknowledged: how often the partition handed it to the queue, and when last. */
+  delivery?: { sends: number; sentAt: string | null };
   handledAt?: string;
   deadLetteredAt?: string;
 }
@@ -188,6 +197,7 @@ function stateOf(
   settled: { outcome: string; at: number } | undefined,
   failing: boolean,
   attempts: TraceAttempt[],
+  pending: PendingDelivery | undefined,
 ): Pick<SubscriptionTrace, "state" | "handledAt" | "deadLetteredAt"> {
   // A dead letter redriven and then handled keeps its dead-lettering in the attempts.
   const lastDeadLettered = attempts.findLast((a) => a.outcome === "dead_lettered")?.at;
@@ -202,7 +212,7 @@ function stateOf(
   }
   if (!matched && attempts.length === 0) return { state: "filtered_out" };
   if (failing || attempts.at(-1)?.outcome === "failed") return { state: "retrying" };
-  return { state: "pending" };
+  return { state: pending?.state ?? "pending" };
 }
 
 /** The journey of the event at `sequence` of `topic`/`partition`; 404 when there is no such event. */
@@ -215,7 +225,12 @@ export async function traceEvent(
 ): Promise<EventTrace> {
   requirePartition(topic, partition);
   const stub = partitionStub(env, topic.name, partition);
-  const [event, stats] = await Promise.all([storedEvent(stub, topic, partition, sequence), stub.stats()]);
+  const [event, stats, deliveries] = await Promise.all([
+    storedEvent(stub, topic, partition, sequence),
+    stub.stats(),
+    stub.deliveryOf(sequence),
+  ]);
+  const pendingOf = new Map(deliveries.map((d) => [d.subscription, d]));
   const committedAt = Date.parse(String(event.receivedtime));
   const listed = await candidates(env, config, topic.name, committedAt);
   const found = await records(
@@ -231,7 +246,8 @@ export async function traceEvent(
     const attempts = redacted(found.attempts.get(candidate.name) ?? [], candidate.url);
     const settled = found.settled.get(candidate.name);
     const failing = found.failing.has(candidate.name);
-    const evidence = attempts.length > 0 || settled !== undefined || failing;
+    const pending = pendingOf.get(candidate.name);
+    const evidence = attempts.length > 0 || settled !== undefined || failing || pending !== undefined;
     if (candidate.late && !evidence) continue;
     // Evaluated on the event as stored, as the partition did at commit (a webhook's filter never
     // changes; a configured one only with a deploy).
@@ -245,7 +261,10 @@ export async function traceEvent(
       matched,
       routed,
       attempts,
-      ...stateOf(matched, settled, failing, attempts),
+      ...stateOf(matched, settled, failing, attempts, pending),
+      ...(pending === undefined || settled !== undefined
+        ? {}
+        : { delivery: { sends: pending.sends, sentAt: pending.sentAt === null ? null : iso(pending.sentAt) } }),
     });
   }
 

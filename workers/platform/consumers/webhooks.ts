@@ -1,10 +1,10 @@
 import { type Consumer, defineConsumer } from "../../../shared/consumer";
 import { createLogger } from "../../../shared/logger";
-import { deliverySchema } from "../../../shared/messages";
+import { deliveriesOf } from "../../../shared/messages";
 import { redactUrl, redactUrlIn } from "../../../shared/redact-url";
 import { signWebhook } from "../../../shared/webhook-signature";
 import { type WebhookAllow, webhookAllowOf, webhookTargetRefusal } from "../../../shared/webhook-target";
-import { findSubscriptionView, type SubscriptionView, signingSecrets } from "../subscription-registry";
+import { findSubscriptionView, type SubscriptionView, signingSecrets, WEBHOOK_MAX_RETRIES } from "../subscription-registry";
 
 /**
  * Delivery of runtime (webhook) subscriptions: every one shares the WEBHOOK_DELIVERY queue, and
@@ -76,6 +76,8 @@ async function consumerFor(env: Env, name: string): Promise<{ view: Subscription
           subscription: view.name,
           db: (e) => e.DB,
           maxRetries: view.maxRetries,
+          // The shared queue's max_retries: an ordered webhook waits for a predecessor within what it leaves.
+          queueMaxRetries: WEBHOOK_MAX_RETRIES,
           ordering: view.ordering,
           backoff: view.backoff,
           // A replay to a webhook subscription is sent again even if it was delivered before.
@@ -95,8 +97,8 @@ async function consumerFor(env: Env, name: string): Promise<{ view: Subscription
 export async function handleWebhookBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const bySubscription = new Map<string, Message<unknown>[]>();
   for (const message of batch.messages) {
-    const parsed = deliverySchema.safeParse(message.body);
-    const name = parsed.success ? parsed.data.subscription : "";
+    const parsed = deliveriesOf(message.body);
+    const name = parsed.success ? parsed.subscription : "";
     bySubscription.set(name, [...(bySubscription.get(name) ?? []), message]);
   }
   await Promise.all(

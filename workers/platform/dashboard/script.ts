@@ -1143,7 +1143,7 @@ export const DASHBOARD_SCRIPT = String.raw`"use strict";
       for (const x of trace.subscriptions) {
         if (!x || typeof x !== "object") continue;
         const attempts = Array.isArray(x.attempts) ? x.attempts : [];
-        const cls = { dead_lettered: "failed", handled: "done", pending: "running", retrying: "running" }[x.state] || "";
+        const cls = { dead_lettered: "failed", handled: "done", pending: "running", routed: "running", in_transit: "running", redelivered: "running", retrying: "running" }[x.state] || "";
         list.appendChild(
           h("li", { "data-trace-subscription": x.subscription }, [
             h("div", { class: "head" }, [

@@ -204,9 +204,12 @@ function webhookTarget(webhook: SubscriptionView["webhook"], now = Date.now()): 
 export async function describeSubscription(env: Env, config: EventlineConfig, sub: SubscriptionView) {
   const topic = config.topics.find((t) => t.name === sub.topic);
   const partitions = topic?.partitions ?? 0;
-  const [stats, checkpoints, counts, circuit, dlq] = await Promise.all([
-    Promise.all(Array.from({ length: partitions }, (_, p) => partitionStub(env, sub.topic, p).stats())),
-    readCheckpoints(env.DB, sub.name, sub.topic),
+  // The checkpoints first: each partition counts what is routed to the subscription above its own.
+  const checkpoints = await readCheckpoints(env.DB, sub.name, sub.topic);
+  const [stats, counts, circuit, dlq] = await Promise.all([
+    Promise.all(
+      Array.from({ length: partitions }, (_, p) => partitionStub(env, sub.topic, p).stats({ [sub.name]: checkpoints.get(p) ?? 0 })),
+    ),
     env.DB.prepare("SELECT handled, retried, dead_lettered FROM subscription_stats WHERE subscription = ?")
       .bind(sub.name)
       .first<{ handled: number; retried: number; dead_lettered: number }>(),
@@ -217,7 +220,13 @@ export async function describeSubscription(env: Env, config: EventlineConfig, su
   ]);
   const partitionStatus = stats.map((s, partition) => {
     const checkpoint = checkpoints.get(partition) ?? 0;
-    return { partition, head: s.head, checkpoint, lag: lagEvents(checkpoint, s.head, s.routed[sub.name]), outbox: s.outbox[sub.name] ?? 0 };
+    return {
+      partition,
+      head: s.head,
+      checkpoint,
+      lag: lagEvents(checkpoint, s.head, s.routed[sub.name], s.unacknowledged[sub.name]),
+      outbox: s.outbox[sub.name] ?? 0,
+    };
   });
   return {
     name: sub.name,

@@ -18,9 +18,10 @@ const TraceAttemptSchema = z
     attempt: z.number().int().openapi({ description: "Delivery attempt, 1 for the first (Queues' `attempts`)" }),
     at: z.string().openapi({ description: "When the consumer settled the attempt (ISO 8601)" }),
     sentAt: z.string().nullable().openapi({ description: "When the queue accepted the message (ISO 8601), null if not known" }),
-    outcome: z
-      .enum(["handled", "failed", "dead_lettered", "duplicate", "deferred", "skipped"])
-      .openapi({ description: "`failed`: the handler failed and the message was retried; `deferred`: held back (order, circuit breaker)" }),
+    outcome: z.enum(["handled", "failed", "dead_lettered", "duplicate", "deferred", "skipped", "parked"]).openapi({
+      description:
+        "`failed`: the handler failed and the message was retried; `deferred`: held back (order, circuit breaker); `parked`: waited for its predecessor as long as its queue allows, then acked — the partition log sends it again",
+    }),
     error: z.string().optional().openapi({ description: "The failure, truncated to 500 characters" }),
   })
   .openapi("TraceAttempt");
@@ -34,7 +35,14 @@ const SubscriptionTraceSchema = z
       .boolean()
       .openapi({ description: "The partition handed the event to this subscription's outbox (or the subscription recorded it)" }),
     attempts: z.array(TraceAttemptSchema).openapi({ description: "Every delivery attempt the consumer SDK recorded, oldest first" }),
-    state: z.enum(["pending", "handled", "dead_lettered", "filtered_out", "retrying"]),
+    state: z.enum(["pending", "routed", "in_transit", "redelivered", "handled", "dead_lettered", "filtered_out", "retrying"]).openapi({
+      description:
+        "`routed`: committed for it, not yet handed to its queue; `in_transit`: sent, not settled; `redelivered`: sent again by the partition log after its redelivery timeout; `retrying`: its handler failed and the queue retries it; `handled`, `dead_lettered`: settled; `pending`: not known",
+    }),
+    delivery: z
+      .object({ sends: z.number().int(), sentAt: z.string().nullable() })
+      .optional()
+      .openapi({ description: "While unacknowledged: how often the partition handed the event to the queue, and when last" }),
     handledAt: z.string().optional(),
     deadLetteredAt: z.string().optional().openapi({ description: "Also kept after a redrive handled the event" }),
   })

@@ -1,0 +1,123 @@
+/**
+ * What the partition log keeps per subscription to drive delivery (ADR 0030). An `outbox` row is
+ * an event routed to a subscription and not yet acknowledged by it; it now outlives the send:
+ *
+ * - `sent_at` NULL: not handed to the queue yet (the relay's work);
+ * - `sent_at` set: in transit since then; `due_at`: when the log checks whether the subscription
+ *   settled it, and sends it again if not; `sends`: how often it was handed to the queue.
+ *
+ * The row goes when the subscription's settlement (its checkpoint or idempotency record in D1)
+ * covers it, or when the subscription is no longer configured. `routing.redelivered` counts the
+ * events this partition sent again, per subscription.
+ *
+ * A step of the schema, written so it can move as it is into a numbered DO migration: it only adds
+ * columns and indexes, and objects created before it load unchanged (their outbox rows, all unsent,
+ * keep NULLs and are sent by the relay as before).
+ */
+export function migrateDeliveryTables(sql: SqlStorage): void {
+  const outbox = new Set(
+    sql
+      .exec<{ name: string }>(`PRAGMA table_info(outbox)`)
+      .toArray()
+      .map((c) => c.name),
+  );
+  if (!outbox.has("sent_at")) sql.exec(`ALTER TABLE outbox ADD COLUMN sent_at INTEGER`);
+  if (!outbox.has("due_at")) sql.exec(`ALTER TABLE outbox ADD COLUMN due_at INTEGER`);
+  if (!outbox.has("sends")) sql.exec(`ALTER TABLE outbox ADD COLUMN sends INTEGER NOT NULL DEFAULT 0`);
+  // The relay reads only unsent rows, and the redelivery pass only due ones: partial indexes keep
+  // both from scanning the (possibly many) rows in transit.
+  sql.exec(`CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (subscription, sequence) WHERE sent_at IS NULL`);
+  sql.exec(`CREATE INDEX IF NOT EXISTS outbox_due ON outbox (subscription, due_at) WHERE due_at IS NOT NULL`);
+  sql.exec(`CREATE INDEX IF NOT EXISTS outbox_resent ON outbox (subscription, due_at) WHERE sends > 1`);
+  const routing = new Set(
+    sql
+      .exec<{ name: string }>(`PRAGMA table_info(routing)`)
+      .toArray()
+      .map((c) => c.name),
+  );
+  if (!routing.has("redelivered")) sql.exec(`ALTER TABLE routing ADD COLUMN redelivered INTEGER NOT NULL DEFAULT 0`);
+}
+
+/** Per subscription: events routed and not yet sent, and sent but not yet acknowledged. */
+export interface DeliveryDepths {
+  unsent: Record<string, number>;
+  inTransit: Record<string, number>;
+  /** Events sent again by the log (a count since the partition began keeping it). */
+  redelivered: Record<string, number>;
+}
+
+export function deliveryDepths(sql: SqlStorage): DeliveryDepths {
+  const rows = sql
+    .exec<{ subscription: string; unsent: number; in_transit: number }>(
+      `SELECT subscription, SUM(sent_at IS NULL) AS unsent, SUM(sent_at IS NOT NULL) AS in_transit FROM outbox GROUP BY subscription`,
+    )
+    .toArray();
+  const redelivered = sql
+    .exec<{ subscription: string; redelivered: number }>(`SELECT subscription, redelivered FROM routing WHERE redelivered > 0`)
+    .toArray();
+  return {
+    unsent: Object.fromEntries(rows.filter((r) => r.unsent > 0).map((r) => [r.subscription, r.unsent])),
+    inTransit: Object.fromEntries(rows.filter((r) => r.in_transit > 0).map((r) => [r.subscription, r.in_transit])),
+    redelivered: Object.fromEntries(redelivered.map((r) => [r.subscription, r.redelivered])),
+  };
+}
+
+/** Where an event stands with each subscription it was routed to and that has not acknowledged it. */
+export interface PendingDelivery {
+  subscription: string;
+  /** `routed`: not handed to the queue yet; `in_transit`: sent, not settled; `redelivered`: sent more than once. */
+  state: "routed" | "in_transit" | "redelivered";
+  sends: number;
+  sentAt: number | null;
+  dueAt: number | null;
+}
+
+export function pendingDeliveries(sql: SqlStorage, sequence: number): PendingDelivery[] {
+  return sql
+    .exec<{ subscription: string; sends: number; sent_at: number | null; due_at: number | null }>(
+      `SELECT subscription, sends, sent_at, due_at FROM outbox WHERE sequence = ? ORDER BY subscription`,
+      sequence,
+    )
+    .toArray()
+    .map((r) => ({
+      subscription: r.subscription,
+      state: r.sent_at === null ? "routed" : r.sends > 1 ? "redelivered" : "in_transit",
+      sends: r.sends,
+      sentAt: r.sent_at,
+      dueAt: r.due_at,
+    }));
+}
+
+/**
+ * Per subscription, events routed to it above its checkpoint that it has not acknowledged: its lag
+ * in events (only events routed to it count, not every sequence of the partition). Between two
+ * redelivery checks an event settled out of order above the checkpoint is still counted.
+ */
+export function unacknowledged(sql: SqlStorage, checkpoints: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [subscription, checkpoint] of Object.entries(checkpoints)) {
+    out[subscription] = sql
+      .exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox WHERE subscription = ? AND sequence > ?`, subscription, checkpoint)
+      .one().n;
+  }
+  return out;
+}
+
+/** Redelivery passes run at most this often: a pass that could not settle something must not spin. */
+export const MIN_PASS_INTERVAL_MS = 1_000;
+
+/** When the next redelivery pass is wanted, a pass interval from `now` at the soonest (null: nothing in transit). */
+export function nextCheck(sql: SqlStorage, now: number): number | null {
+  const due = nextDue(sql);
+  return due === null ? null : Math.max(due, now + MIN_PASS_INTERVAL_MS);
+}
+
+/** When the earliest in-transit event is due for its check (null: nothing in transit). */
+export function nextDue(sql: SqlStorage): number | null {
+  // Per subscription through outbox_due (a seek each), not one scan of every row in transit.
+  return sql
+    .exec<{ at: number | null }>(
+      `SELECT MIN((SELECT MIN(due_at) FROM outbox WHERE subscription = r.subscription AND due_at IS NOT NULL)) AS at FROM routing r`,
+    )
+    .one().at;
+}
