@@ -31,6 +31,7 @@ import {
   nextCheck,
   type PendingDelivery,
   pendingDeliveries,
+  type Unacknowledged,
   unacknowledged,
 } from "./delivery/tables";
 import { createOutboxTable, drainOutbox, OutboxWrites, type SendBatch } from "./outbox";
@@ -253,8 +254,8 @@ export interface PartitionStats {
   inTransit: Record<string, number>;
   /** Events this partition sent again to each subscription because they went unacknowledged. */
   redelivered: Record<string, number>;
-  /** For each subscription whose checkpoint the caller gave: events routed to it above the checkpoint, not acknowledged. */
-  unacknowledged: Record<string, number>;
+  /** For each subscription whose checkpoint the caller gave: what is routed to it above the checkpoint, not acknowledged. */
+  unacknowledged: Record<string, Unacknowledged>;
   /** Last sequence routed to each subscription (what it will have seen once caught up). */
   routed: Record<string, number>;
 }
@@ -274,7 +275,7 @@ export interface PartitionMetrics {
   /** Commit time (ms since epoch) of each sequence asked for; null when there is no such event. */
   committedAt: Record<number, number | null>;
   /** As in PartitionStats, for the checkpoints given. */
-  unacknowledged: Record<string, number>;
+  unacknowledged: Record<string, Unacknowledged>;
 }
 
 /** Subscriptions' checkpoints in a partition, as callers pass them to stats() and metrics(). */
