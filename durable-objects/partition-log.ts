@@ -1134,7 +1134,7 @@ export class PartitionLog extends DurableObject<Env> {
     // Also when an earlier pass stopped between committing a segment and writing the manifest.
     if (sealed.length > 0 || this.manifestBehind()) await this.writeManifest(topic.name, partition);
     // Only events every subscription acknowledged may go: learn the latest checkpoints first.
-    if (this.trimBlockedByOutbox()) await acknowledgeCheckpoints(this.sql, d1Acks(this.env.DB, topic.name, partition));
+    if (this.trimBlockedByOutbox(topic)) await acknowledgeCheckpoints(this.sql, d1Acks(this.env.DB, topic.name, partition));
     const trimmed = this.trim(topic);
     if (sealed.length > 0 || trimmed > 0) {
       this.log.info("archived", {
@@ -1336,24 +1336,34 @@ export class PartitionLog extends DurableObject<Env> {
    * table from the oldest local segment on, never the events table (which would be a scan of
    * every archived row on every pass).
    */
-  /** True when archived events would be trimmable but for an outbox row at or below them. */
-  private trimBlockedByOutbox(): boolean {
+  /**
+   * True when events are past retention and archived, so trimmable but for an outbox row at or below
+   * them: only then is it worth a D1 read to learn what was acknowledged since the last check.
+   */
+  private trimBlockedByOutbox(topic: { retentionHours: number }): boolean {
+    const old = this.retainedThrough(topic);
+    if (old === null) return false;
     const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
-    const first = this.firstSequence();
-    return outboxFirst !== null && first !== 0 && outboxFirst <= this.archivedThrough;
+    return outboxFirst !== null && outboxFirst <= Math.min(old, this.archivedThrough);
   }
 
-  private trim(topic: { retentionHours: number }): number {
+  /** The last archived sequence past retention, judged by whole segments (null: none local). */
+  private retainedThrough(topic: { retentionHours: number }): number | null {
     const first = this.firstSequence();
-    if (first === 0 || first > this.archivedThrough) return 0;
+    if (first === 0 || first > this.archivedThrough) return null;
     const cutoff = Date.now() - this.retention(topic);
-    const old = this.sql
+    return this.sql
       .exec<{ s: number | null }>(
         `SELECT MAX(last) AS s FROM segments WHERE first >= ? AND last_received_at < ?`,
         this.segmentHolding(first)?.first ?? 0,
         cutoff,
       )
       .one().s;
+  }
+
+  private trim(topic: { retentionHours: number }): number {
+    const first = this.firstSequence();
+    const old = this.retainedThrough(topic);
     if (old === null) return 0;
     const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
     const through = Math.min(old, this.archivedThrough, outboxFirst === null ? old : outboxFirst - 1);
