@@ -31,6 +31,7 @@ import {
   nextCheck,
   type PendingDelivery,
   pendingDeliveries,
+  type Unacknowledged,
   unacknowledged,
 } from "./delivery/tables";
 import { createOutboxTable, drainOutbox, OutboxWrites, type SendBatch } from "./outbox";
@@ -253,8 +254,8 @@ export interface PartitionStats {
   inTransit: Record<string, number>;
   /** Events this partition sent again to each subscription because they went unacknowledged. */
   redelivered: Record<string, number>;
-  /** For each subscription whose checkpoint the caller gave: events routed to it above the checkpoint, not acknowledged. */
-  unacknowledged: Record<string, number>;
+  /** For each subscription whose checkpoint the caller gave: what is routed to it above the checkpoint, not acknowledged. */
+  unacknowledged: Record<string, Unacknowledged>;
   /** Last sequence routed to each subscription (what it will have seen once caught up). */
   routed: Record<string, number>;
 }
@@ -274,7 +275,7 @@ export interface PartitionMetrics {
   /** Commit time (ms since epoch) of each sequence asked for; null when there is no such event. */
   committedAt: Record<number, number | null>;
   /** As in PartitionStats, for the checkpoints given. */
-  unacknowledged: Record<string, number>;
+  unacknowledged: Record<string, Unacknowledged>;
 }
 
 /** Subscriptions' checkpoints in a partition, as callers pass them to stats() and metrics(). */
@@ -1133,7 +1134,7 @@ export class PartitionLog extends DurableObject<Env> {
     // Also when an earlier pass stopped between committing a segment and writing the manifest.
     if (sealed.length > 0 || this.manifestBehind()) await this.writeManifest(topic.name, partition);
     // Only events every subscription acknowledged may go: learn the latest checkpoints first.
-    if (this.trimBlockedByOutbox()) await acknowledgeCheckpoints(this.sql, d1Acks(this.env.DB, topic.name, partition));
+    if (this.trimBlockedByOutbox(topic)) await acknowledgeCheckpoints(this.sql, d1Acks(this.env.DB, topic.name, partition));
     const trimmed = this.trim(topic);
     if (sealed.length > 0 || trimmed > 0) {
       this.log.info("archived", {
@@ -1335,24 +1336,34 @@ export class PartitionLog extends DurableObject<Env> {
    * table from the oldest local segment on, never the events table (which would be a scan of
    * every archived row on every pass).
    */
-  /** True when archived events would be trimmable but for an outbox row at or below them. */
-  private trimBlockedByOutbox(): boolean {
+  /**
+   * True when events are past retention and archived, so trimmable but for an outbox row at or below
+   * them: only then is it worth a D1 read to learn what was acknowledged since the last check.
+   */
+  private trimBlockedByOutbox(topic: { retentionHours: number }): boolean {
+    const old = this.retainedThrough(topic);
+    if (old === null) return false;
     const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
-    const first = this.firstSequence();
-    return outboxFirst !== null && first !== 0 && outboxFirst <= this.archivedThrough;
+    return outboxFirst !== null && outboxFirst <= Math.min(old, this.archivedThrough);
   }
 
-  private trim(topic: { retentionHours: number }): number {
+  /** The last archived sequence past retention, judged by whole segments (null: none local). */
+  private retainedThrough(topic: { retentionHours: number }): number | null {
     const first = this.firstSequence();
-    if (first === 0 || first > this.archivedThrough) return 0;
+    if (first === 0 || first > this.archivedThrough) return null;
     const cutoff = Date.now() - this.retention(topic);
-    const old = this.sql
+    return this.sql
       .exec<{ s: number | null }>(
         `SELECT MAX(last) AS s FROM segments WHERE first >= ? AND last_received_at < ?`,
         this.segmentHolding(first)?.first ?? 0,
         cutoff,
       )
       .one().s;
+  }
+
+  private trim(topic: { retentionHours: number }): number {
+    const first = this.firstSequence();
+    const old = this.retainedThrough(topic);
     if (old === null) return 0;
     const outboxFirst = this.sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
     const through = Math.min(old, this.archivedThrough, outboxFirst === null ? old : outboxFirst - 1);

@@ -88,17 +88,34 @@ export function pendingDeliveries(sql: SqlStorage, sequence: number): PendingDel
     }));
 }
 
+/** What a subscription has not acknowledged above its checkpoint, in one partition. */
+export interface Unacknowledged {
+  /** Events routed to it above its checkpoint, not acknowledged: its lag (unrouted sequences never count). */
+  events: number;
+  /** Of those, events the log has already sent again (lost once, or not handled since): a stall. */
+  resent: number;
+  /** The most times one of them was sent. */
+  maxSends: number;
+  /** Commit time of the oldest of them (ms), null when none. */
+  oldestAt: number | null;
+}
+
 /**
- * Per subscription, events routed to it above its checkpoint that it has not acknowledged: its lag
- * in events (only events routed to it count, not every sequence of the partition). Between two
+ * Per subscription given with its checkpoint: what it has not acknowledged above it. Between two
  * redelivery checks an event settled out of order above the checkpoint is still counted.
  */
-export function unacknowledged(sql: SqlStorage, checkpoints: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
+export function unacknowledged(sql: SqlStorage, checkpoints: Record<string, number>): Record<string, Unacknowledged> {
+  const out: Record<string, Unacknowledged> = {};
   for (const [subscription, checkpoint] of Object.entries(checkpoints)) {
-    out[subscription] = sql
-      .exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox WHERE subscription = ? AND sequence > ?`, subscription, checkpoint)
-      .one().n;
+    const row = sql
+      .exec<{ n: number; resent: number | null; max_sends: number | null; oldest: number | null }>(
+        `SELECT COUNT(*) AS n, SUM(o.sends > 1) AS resent, MAX(o.sends) AS max_sends, MIN(e.received_at) AS oldest
+         FROM outbox o JOIN events e ON e.sequence = o.sequence WHERE o.subscription = ? AND o.sequence > ?`,
+        subscription,
+        checkpoint,
+      )
+      .one();
+    out[subscription] = { events: row.n, resent: row.resent ?? 0, maxSends: row.max_sends ?? 0, oldestAt: row.oldest };
   }
   return out;
 }

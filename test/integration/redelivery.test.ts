@@ -234,4 +234,38 @@ describe("log-driven redelivery", () => {
     // Chained: each run names the last event before it.
     expect(largeRuns[1]?.prev).toBe(largeAcks[1]?.sequence);
   });
+
+  it("health names a subscription stalled on events the log had to send again; it clears once they are handled", async () => {
+    const key = partitionKeyFor(0, PARTITIONS, "stalled");
+    let dropping = true;
+    const lost = await loseMessages(0, (bodies) => dropping && bodies.every((b) => b.subscription === "activity"));
+    const events = Array.from({ length: 3 }, (_, i) => event({ id: `stalled-${i}`, type: "redelivery.stalled", partitionkey: key }));
+    await expectAccepted(await postBatch("events", events));
+    // Still dropping: the log sends them again after its timeout, and they are lost again.
+    await waitFor(
+      async () => lost.length,
+      (n) => n >= 6,
+      15_000,
+    );
+    type Health = { reasons: string[] };
+    const health = await waitFor(
+      async () => (await (await request("/v1/health")).json()) as Health,
+      (h) => h.reasons.some((r) => r.startsWith("subscription activity stalled")),
+      10_000,
+    );
+    expect(health.reasons).toContainEqual(
+      expect.stringMatching(/^subscription activity stalled: 3 events sent again by the partition log/),
+    );
+    dropping = false;
+    const ids = events.map((e) => String(e.id));
+    await waitFor(
+      () => settledRows("activity", ids),
+      (r) => r.length === 3,
+    );
+    const cleared = await waitFor(
+      async () => (await (await request("/v1/health")).json()) as Health,
+      (h) => !h.reasons.some((r) => r.includes("stalled")),
+    );
+    expect(cleared.reasons.filter((r) => r.includes("stalled"))).toEqual([]);
+  });
 });

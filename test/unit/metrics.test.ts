@@ -283,9 +283,9 @@ describe("health rule", () => {
     ...over,
   });
   const model = (...subscriptions: SubscriptionModel[]): MetricsModel => ({ generatedAt: "", topics: [], subscriptions, replays: [] });
-  const lag = (events: number, seconds = 1) => [
-    { partition: 0, events: events / 2, seconds },
-    { partition: 1, events: events / 2, seconds: seconds / 2 },
+  const lag = (events: number, seconds = 1, redelivered = 0, maxSends = 0) => [
+    { partition: 0, events: events / 2, seconds, redelivered, maxSends },
+    { partition: 1, events: events / 2, seconds: seconds / 2, redelivered: 0, maxSends: 0 },
   ];
 
   it("uses the defaults, or the subscription's config block", () => {
@@ -325,6 +325,19 @@ describe("health rule", () => {
     expect(evaluateHealth(model(sub({ circuit: "open" })), config)).toMatchObject({
       status: "failing",
       reasons: ["subscription orders-view circuit is open"],
+    });
+  });
+
+  it("names a stalled subscription: events the partition log sent again and still not handled (ADR 0030)", () => {
+    // A small lag, far under every threshold, is still a stall when the log had to send it again.
+    expect(evaluateHealth(model(sub({ lag: lag(4, 90, 2, 2) })), config)).toMatchObject({
+      status: "degraded",
+      reasons: ["subscription orders-view stalled: 2 events sent again by the partition log are still not handled (up to 2 sends)"],
+    });
+    // Sent a third time and still not handled: failing.
+    expect(evaluateHealth(model(sub({ lag: lag(4, 150, 2, 3) })), config)).toMatchObject({
+      status: "failing",
+      reasons: ["subscription orders-view stalled: 2 events sent again by the partition log are still not handled (up to 3 sends)"],
     });
   });
 });

@@ -104,6 +104,13 @@ export interface LagModel {
   events: number;
   /** Age of the oldest event not yet handled, seconds; 0 when caught up, null when unknown. */
   seconds: number | null;
+  /**
+   * Of the events not yet handled, those the partition log already sent again after its redelivery
+   * timeout (ADR 0030), and the most times one was sent: more than 0 means the subscription is
+   * stalled there, not merely behind.
+   */
+  redelivered: number;
+  maxSends: number;
 }
 
 export interface SubscriptionModel {
@@ -277,10 +284,13 @@ export async function collectMetrics(
     const delivered = handled + retried + deadLettered + (s?.duplicates ?? 0);
     const lag = (byTopic.get(sub.topic) ?? []).map((m, partition): LagModel => {
       const checkpoint = checkpoints.get(cpKey(sub.name, sub.topic, partition)) ?? 0;
-      const events = lagEvents(checkpoint, m.head, m.routed[sub.name], m.unacknowledged[sub.name]);
-      const at = m.committedAt[checkpoint + 1];
+      const pending = m.unacknowledged[sub.name];
+      const events = lagEvents(checkpoint, m.head, m.routed[sub.name], pending?.events);
+      // The oldest event routed to it and not acknowledged; else (state from before ADR 0030) the one after the checkpoint.
+      const at = pending?.oldestAt ?? m.committedAt[checkpoint + 1];
       const seconds = events === 0 ? 0 : at === undefined || at === null ? null : Math.max(0, Math.round(now - at) / 1000);
-      return { partition, events, seconds };
+      const redelivered = events === 0 ? 0 : (pending?.resent ?? 0);
+      return { partition, events, seconds, redelivered, maxSends: redelivered === 0 ? 0 : (pending?.maxSends ?? 0) };
     });
     return {
       subscription: sub.name,
@@ -494,6 +504,16 @@ export function evaluateHealth(model: MetricsModel, config: EventlineConfig): He
     };
     const lagEvents = s.lag.reduce((n, l) => n + l.events, 0);
     const lagSeconds = s.lag.reduce((n, l) => Math.max(n, l.seconds ?? 0), 0);
+    // Events the log had to send again and that are still not handled: not a backlog but a stall
+    // (lost messages, or a consumer that does not settle them). Failing once sent a third time.
+    const stalled = s.lag.reduce((n, l) => n + l.redelivered, 0);
+    const maxSends = s.lag.reduce((n, l) => Math.max(n, l.maxSends), 0);
+    if (stalled > 0) {
+      flag(
+        maxSends > 2 ? "failing" : "degraded",
+        `stalled: ${integer(stalled)} events sent again by the partition log are still not handled (up to ${integer(maxSends)} sends)`,
+      );
+    }
     over(lagEvents, t.maxLagEvents, `lag ${integer(lagEvents)} events > ${integer(t.maxLagEvents)}`);
     over(lagSeconds, t.maxLagSeconds, `lag ${decimal(lagSeconds)} s > ${decimal(t.maxLagSeconds)} s`);
     over(s.errorRate, t.maxErrorRate, `error rate ${decimal(s.errorRate)} > ${decimal(t.maxErrorRate)}`);

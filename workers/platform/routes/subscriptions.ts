@@ -224,7 +224,7 @@ export async function describeSubscription(env: Env, config: EventlineConfig, su
       partition,
       head: s.head,
       checkpoint,
-      lag: lagEvents(checkpoint, s.head, s.routed[sub.name], s.unacknowledged[sub.name]),
+      lag: lagEvents(checkpoint, s.head, s.routed[sub.name], s.unacknowledged[sub.name]?.events),
       outbox: s.outbox[sub.name] ?? 0,
     };
   });
