@@ -29,8 +29,8 @@ const SUBSCRIPTION = `dash-${run}`;
 
 /**
  * The stack is shared with test/cli/, whose replay.test.ts archives partition 3 of "events" and
- * expects the range it seals to start at 1 (a partition's alarm archives events within 30 s): this
- * suite writes to partitions 0-2 of "events" only, with partition keys chosen by the partitioner.
+ * reads what it sealed there: this suite writes to partitions 0-2 of "events" only, with partition
+ * keys chosen by the partitioner, so it adds nothing to that partition.
  */
 function keyFor(prefix: string, partition: number): string {
   for (let i = 0; ; i++) if (partitionFor({ id: `${prefix}-${i}` }, 4) === partition) return `${prefix}-${i}`;

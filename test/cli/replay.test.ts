@@ -153,7 +153,12 @@ describe("archive", () => {
     const lines = res.stdout.trimEnd().split("\n");
     expect(lines[0]).toMatch(/^PARTITION\s+SEALED\s+EVENTS\s+RANGE\s+BYTES\s+ARCHIVED THROUGH\s+TRIMMED$/);
     const p3 = lines.find((l) => /^\s+3\s/.test(l));
-    expect(p3).toMatch(/^\s+3\s+[1-9]\d*\s+[\d,]+\s+1-\d+\s+[\d.]+ (B|KiB|MiB)\s+[\d,]+\s+\d+$/);
+    // The range starts where the partition's own alarm stopped: it seals events older than its age
+    // limit by itself, so on a slow or busy machine part of partition 3 may be sealed already.
+    const row = /^\s+3\s+[1-9]\d*\s+[\d,]+\s+(\d+)-(\d+)\s+[\d.]+ (B|KiB|MiB)\s+[\d,]+\s+\d+$/.exec(p3 ?? "");
+    expect(row, p3).not.toBeNull();
+    expect(Number(row?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(row?.[2])).toBeGreaterThanOrEqual(Number(row?.[1]));
     expect(lines.at(-1)).toMatch(/^events: [1-9]\d* segments? sealed$/);
 
     // Nothing new since: nothing sealed; topic and topics show the archived range.
