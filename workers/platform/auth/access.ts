@@ -7,7 +7,7 @@ import { actorOf, writeAudit } from "../audit";
 import type { AppEnv } from "../context";
 import { DASHBOARD_PATH } from "../dashboard/assets";
 import { findSubscriptionView } from "../subscription-registry";
-import { createLockout } from "./lockout";
+import { createLockout, rateLimited } from "./lockout";
 import { type Authenticate, AuthenticationError, createAuthenticator, type Principal } from "./principal";
 
 /**
@@ -52,13 +52,6 @@ export interface NamedResource {
 }
 
 type TopicOf = string | NamedResource | undefined;
-
-async function rateLimited(c: Context<AppEnv>, key: string): Promise<boolean> {
-  const limiter = (c.env as Partial<Env>).RATE_LIMIT;
-  if (limiter === undefined) return false;
-  const { success } = await limiter.limit({ key });
-  return !success;
-}
 
 const RATE_LIMIT_PERIOD_SECONDS = 10;
 

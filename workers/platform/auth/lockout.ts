@@ -38,6 +38,14 @@ export function clientSource(c: Context<AppEnv>): string {
   return c.req.header("cf-connecting-ip") ?? "unknown";
 }
 
+/** Spends one unit of `key`'s budget in the Rate Limiting binding; true when it was already spent. */
+export async function rateLimited(c: Context<AppEnv>, key: string): Promise<boolean> {
+  const limiter = (c.env as Partial<Env>).RATE_LIMIT;
+  if (limiter === undefined) return false;
+  const { success } = await limiter.limit({ key });
+  return !success;
+}
+
 function refused(retryAfterSeconds: number): EventlineError {
   return new EventlineError("rate_limited", "request budget of this client exhausted; retry after the Retry-After seconds", {
     retryAfter: Math.max(1, retryAfterSeconds),
@@ -73,6 +81,8 @@ export function createLockout(config: EventlineConfig, options: { lockoutSeconds
   return {
     /** Throws 429 if the request's source is locked out (counted in the source's audit window). */
     refuseIfLocked(c: Context<AppEnv>): void {
+      // Every request passes here: no source (a URL parse) is worked out while nothing is locked.
+      if (locks.size === 0) return;
       const source = clientSource(c);
       const until = locks.get(source);
       if (until === undefined) return;
@@ -91,8 +101,7 @@ export function createLockout(config: EventlineConfig, options: { lockoutSeconds
      */
     async failed(c: Context<AppEnv>, err: AuthenticationError): Promise<void> {
       const source = clientSource(c);
-      const limiter = (c.env as Partial<Env>).RATE_LIMIT;
-      if (limiter !== undefined && !(await limiter.limit({ key: `ip:${source}` })).success) {
+      if (await rateLimited(c, `ip:${source}`)) {
         lock(source, Date.now());
         countRefused(c, source);
         throw refused(seconds);
