@@ -6,7 +6,9 @@ import type { TestProject } from "vitest/node";
  * A webhook receiver on loopback for the webhook delivery tests (runs in Node, outside workerd).
  * POST /hooks/<name> records the request and answers with the status set for <name>
  * (POST /control/<name>?status=500; default 200), and a `location` header when one was set with
- * it (`&location=/hooks/other`, for redirects); GET /control/<name> returns what was received.
+ * it (`&location=/hooks/other`, for redirects); with `&times=N` the status answers only the next N
+ * requests, then 200 again (so a test fails exactly N attempts, whatever its polling pace);
+ * GET /control/<name> returns what was received.
  */
 
 declare module "vitest" {
@@ -32,7 +34,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 export default async function setup(project: TestProject) {
   const received = new Map<string, Received[]>();
-  const status = new Map<string, { code: number; location: string | null }>();
+  const status = new Map<string, { code: number; location: string | null; times: number | null }>();
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     const [, kind, name = ""] = url.pathname.split("/");
@@ -40,12 +42,21 @@ export default async function setup(project: TestProject) {
     if (kind === "hooks" && req.method === "POST") {
       const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
       received.set(name, [...(received.get(name) ?? []), { headers, body, at: Date.now() }]);
-      const answer = status.get(name) ?? { code: 200, location: null };
+      let answer = status.get(name) ?? { code: 200, location: null, times: null };
+      if (answer.times !== null) {
+        if (answer.times <= 0) answer = { code: 200, location: null, times: null };
+        else status.set(name, { ...answer, times: answer.times - 1 });
+      }
       res.writeHead(answer.code, answer.location === null ? {} : { location: answer.location }).end();
       return;
     }
     if (kind === "control" && req.method === "POST") {
-      status.set(name, { code: Number(url.searchParams.get("status") ?? "200"), location: url.searchParams.get("location") });
+      const times = url.searchParams.get("times");
+      status.set(name, {
+        code: Number(url.searchParams.get("status") ?? "200"),
+        location: url.searchParams.get("location"),
+        times: times === null ? null : Number(times),
+      });
       res.writeHead(204).end();
       return;
     }
