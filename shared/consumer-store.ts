@@ -227,14 +227,14 @@ export async function readBatchContext(
 /** A subscription's running totals (`subscription_stats`), for the status API. */
 export type StatsCounter = "handled" | "retried" | "dead_lettered" | "replay_duplicates";
 
-/** Adds one to a subscription's counter. */
-export function countStatement(db: D1Database, subscription: string, counter: StatsCounter, now = Date.now()): D1PreparedStatement {
+/** Adds `by` (one unless said) to a subscription's counter. */
+export function countStatement(db: D1Database, subscription: string, counter: StatsCounter, now = Date.now(), by = 1): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO subscription_stats (subscription, ${counter}, updated_at) VALUES (?, 1, ?)
-       ON CONFLICT (subscription) DO UPDATE SET ${counter} = ${counter} + 1, updated_at = excluded.updated_at`,
+      `INSERT INTO subscription_stats (subscription, ${counter}, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (subscription) DO UPDATE SET ${counter} = ${counter} + excluded.${counter}, updated_at = excluded.updated_at`,
     )
-    .bind(subscription, now);
+    .bind(subscription, by, now);
 }
 
 export interface DeadLetterInput {

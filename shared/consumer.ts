@@ -105,6 +105,26 @@ export interface ConsumerOptions<Env, Data> {
 
 type Outcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred" | "skipped" | "parked";
 
+/** One message being settled: where it stands, how to log about it and record its attempts. */
+interface Frame {
+  db: D1Database;
+  message: Message<unknown>;
+  delivery: Delivery;
+  key: Position;
+  log: Logger;
+  metered: ConsumerMetrics;
+  /** The attempt record of this delivery ending in `outcome` (none with EVENTLINE_METRICS=off). */
+  attempt(outcome: AttemptOutcome, error?: string): D1PreparedStatement[];
+  /** Writes that record with the invocation's next batch, or alone (best effort). */
+  recordAttempt(outcome: AttemptOutcome): Promise<void>;
+}
+
+/** An event ready for its handler: resolved, decrypted, validated. */
+interface Prepared<Env, Data> {
+  event: StoredEvent & { data: Data };
+  ctx: HandleContext<Env>;
+}
+
 export interface Consumer<Env> {
   queue(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void>;
   /** Processes one message and reports what happened (used by `queue`; handy in tests). */
@@ -179,6 +199,80 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     return outcome;
   }
 
+  /** What every path needs about one message: where it stands, its log lines and its attempt records. */
+  function frameOf(message: Message<unknown>, env: Env, delivery: Delivery, riders: D1PreparedStatement[] | undefined): Frame {
+    const db = options.db(env);
+    // Every line about this message carries the event's trace (an event sent by reference: once resolved).
+    const inlineTrace = typeof delivery.event?.traceparent === "string" ? delivery.event.traceparent : undefined;
+    const log = baseLog.with({
+      topic: delivery.topic,
+      partition: delivery.partition,
+      sequence: delivery.sequence,
+      attempts: message.attempts,
+      ...(inlineTrace === undefined ? {} : { traceparent: inlineTrace }),
+    });
+    const key: Position = {
+      subscription: options.subscription,
+      topic: delivery.topic,
+      partition: delivery.partition,
+      sequence: delivery.sequence,
+      // An unchained replay message stands outside the subscription's order chain: -1 links to
+      // nothing, so it never moves the checkpoint.
+      prev: delivery.replay !== undefined && !delivery.replay.chain ? -1 : delivery.prev,
+    };
+    // Each settled attempt is recorded (`delivery_attempts`, the event's trace) in the batch its
+    // outcome writes anyway, else on its own; not at all with EVENTLINE_METRICS=off.
+    const metered = metricsOf(env);
+    const sentAt = message.timestamp instanceof Date ? message.timestamp.getTime() : null;
+    const frame: Frame = {
+      db,
+      message,
+      delivery,
+      key,
+      log,
+      metered,
+      attempt: (outcome, error) =>
+        metered.enabled ? [attemptStatement(db, { ...key, attempt: message.attempts, outcome, error, sentAt })] : [],
+      recordAttempt: async (outcome) => {
+        const statements = frame.attempt(outcome);
+        if (riders !== undefined) {
+          riders.push(...statements);
+          return;
+        }
+        if (statements.length === 0) return;
+        // Best effort: the outcome stands whether or not its record was written.
+        await db
+          .batch(statements)
+          .catch((err: unknown) => frame.log.warn("delivery attempt not recorded", { outcome, error: errorText(err) }));
+      },
+    };
+    return frame;
+  }
+
+  /** Resolves (by reference), decrypts and validates the event, and builds the handler's context. */
+  async function prepare(frame: Frame, env: Env): Promise<Prepared<Env, Data>> {
+    const { delivery, message, db } = frame;
+    const queued = (delivery.event as StoredEvent | undefined) ?? (await resolve(delivery, env));
+    const event = options.decrypt === undefined ? queued : await options.decrypt(queued, { env, topic: delivery.topic });
+    if (delivery.event?.traceparent === undefined && typeof event.traceparent === "string") {
+      frame.log = frame.log.with({ traceparent: event.traceparent });
+    }
+    const data = options.schema ? options.schema.parse(event.data) : (event.data as Data);
+    let reaction: ReactionAttributes | undefined;
+    const ctx: HandleContext<Env> = {
+      env,
+      db,
+      delivery,
+      attempts: message.attempts,
+      log: frame.log,
+      reactionAttributes: () => {
+        reaction ??= reactionAttributes(event);
+        return { ...reaction };
+      },
+    };
+    return { event: { ...event, data }, ctx };
+  }
+
   /**
    * `context`: what `queue()` prefetched for the batch; without it (or for a key it lacks) D1 is read here.
    * `riders`: attempt records of outcomes that write nothing else (duplicate, deferred, skipped), which
@@ -200,49 +294,14 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       return "dead_lettered";
     }
     const delivery = parsed.data;
-    // Every line about this message carries the event's trace (an event sent by reference: once resolved).
-    const inlineTrace = typeof delivery.event?.traceparent === "string" ? delivery.event.traceparent : undefined;
-    let log = baseLog.with({
-      topic: delivery.topic,
-      partition: delivery.partition,
-      sequence: delivery.sequence,
-      attempts: message.attempts,
-      ...(inlineTrace === undefined ? {} : { traceparent: inlineTrace }),
-    });
-    const key: Position = {
-      subscription: options.subscription,
-      topic: delivery.topic,
-      partition: delivery.partition,
-      sequence: delivery.sequence,
-      // An unchained replay message stands outside the subscription's order chain: -1 links to
-      // nothing, so it never moves the checkpoint.
-      prev: delivery.replay !== undefined && !delivery.replay.chain ? -1 : delivery.prev,
-    };
+    const frame = frameOf(message, env, delivery, riders);
+    const { key, metered, attempt, recordAttempt } = frame;
     // Redriven letters and unchained replays are applied as they come (ADR 0012, ADR 0019).
     const inChain = delivery.redrive === undefined && (delivery.replay === undefined || delivery.replay.chain);
-    // Each settled attempt is recorded (`delivery_attempts`, the event's trace) in the batch its
-    // outcome writes anyway, else on its own; not at all with EVENTLINE_METRICS=off.
-    const metered = metricsOf(env);
-    const recording = metered.enabled;
-    const sentAt = message.timestamp instanceof Date ? message.timestamp.getTime() : null;
-    const attempt = (outcome: AttemptOutcome, error?: string): D1PreparedStatement[] =>
-      recording ? [attemptStatement(db, { ...key, attempt: message.attempts, outcome, error, sentAt })] : [];
-    const recordAttempt = async (outcome: AttemptOutcome): Promise<void> => {
-      const statements = attempt(outcome);
-      if (riders !== undefined) {
-        riders.push(...statements);
-        return;
-      }
-      if (statements.length === 0) return;
-      // Best effort: the outcome stands whether or not its record was written.
-      await db.batch(statements).catch((err: unknown) => log.warn("delivery attempt not recorded", { outcome, error: errorText(err) }));
-    };
 
     try {
-      const queued = (delivery.event as StoredEvent | undefined) ?? (await resolve(delivery, env));
-      const event = options.decrypt === undefined ? queued : await options.decrypt(queued, { env, topic: delivery.topic });
-      if (inlineTrace === undefined && typeof event.traceparent === "string") log = log.with({ traceparent: event.traceparent });
-      const data = options.schema ? options.schema.parse(event.data) : (event.data as Data);
+      const { event, ctx } = await prepare(frame, env);
+      const log = frame.log;
 
       const wait = breaker.shouldHold();
       if (wait > 0) {
@@ -250,18 +309,6 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         await recordAttempt("deferred");
         return "deferred";
       }
-      let reaction: ReactionAttributes | undefined;
-      const ctx: HandleContext<Env> = {
-        env,
-        db,
-        delivery,
-        attempts: message.attempts,
-        log,
-        reactionAttributes: () => {
-          reaction ??= reactionAttributes(event);
-          return { ...reaction };
-        },
-      };
 
       // A prefetched "not seen" may be stale: the processed_events insert in the settle batch is
       // still the guard. Events sent by reference were not prefetched (their id was not known).
@@ -270,7 +317,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       // A redriven letter replaces its dead-lettered record; anything else seen before is a duplicate.
       const redrive = delivery.redrive !== undefined && seen?.outcome === "dead_lettered";
       if (seen !== null && !redrive && delivery.replay !== undefined && options.replays === "always") {
-        const effects = await handleTimed({ ...event, data }, ctx);
+        const effects = await handleTimed(event, ctx);
         const statements = [...effects, ...attempt("handled")];
         if (statements.length > 0) await db.batch(statements);
         metered.redelivered();
@@ -347,7 +394,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         }
       }
 
-      const effects = await handleTimed({ ...event, data }, ctx);
+      const effects = await handleTimed(event, ctx);
       // In a batch, the settle also reads back where the checkpoint moved (the walk may pass events
       // settled earlier out of order), so the partition's next message needs no read of its own.
       const track = context !== undefined && ordering === "partition";
@@ -391,49 +438,58 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       message.ack();
       return "handled";
     } catch (err) {
-      const error = errorText(err);
-      if (isPermanent(err)) {
-        // A letter's `attempts` counts handler runs (the failures recorded for it, this one included),
-        // not deliveries: waits for a predecessor and copies the log sent again are not runs.
-        const runs = (await failuresSoFar(db, key)) + 1;
-        if (!(await deadLetter(db, message, delivery, "permanent", error, attempt("dead_lettered", error), runs))) {
-          // A check that runs before the duplicate check (data schema, decrypt, resolveRef) failed
-          // for an event this subscription had already settled.
-          log.info("permanent failure of an event already settled: not dead-lettered", { error });
-          await recordAttempt("duplicate");
-          message.ack();
-          return "duplicate";
-        }
-        log.warn("permanent failure: dead-lettered", { error });
-        message.ack();
-        return "dead_lettered";
-      }
-      await breaker.failure(db);
-      // Handler failures are counted apart from deliveries, which also include waits for order.
-      const failures = await failuresSoFar(db, key);
-      if (failures + 1 > options.maxRetries) {
-        if (!(await deadLetter(db, message, delivery, "max_retries", error, attempt("dead_lettered", error), failures + 1))) {
-          log.info("retries exhausted for an event already settled: not dead-lettered", { error });
-          await recordAttempt("duplicate");
-          message.ack();
-          return "duplicate";
-        }
-        log.warn("retries exhausted: dead-lettered", { error });
-        message.ack();
-        return "dead_lettered";
-      }
-      const delaySeconds = backoffSeconds(failures + 1, backoff.baseSeconds, backoff.capSeconds);
-      log.info("handler failed; retrying", { error, delaySeconds, failures: failures + 1 });
-      const measured = metered.take(db);
-      await db
-        .batch([...recordFailureStatements(db, key, failures + 1, error), ...attempt("failed", error), ...measured.statements])
-        .catch((e: unknown) => {
-          measured.restore();
-          throw e;
-        });
-      message.retry({ delaySeconds });
-      return "retried";
+      return fail(frame, err);
     }
+  }
+
+  /**
+   * A failure of the handler, or of what runs before it (resolve, decrypt, data schema): a
+   * permanent one, or the last allowed run, is dead-lettered; anything else is retried with backoff.
+   */
+  async function fail(frame: Frame, err: unknown): Promise<Outcome> {
+    const { db, message, delivery, key, log, metered, attempt, recordAttempt } = frame;
+    const error = errorText(err);
+    if (isPermanent(err)) {
+      // A letter's `attempts` counts handler runs (the failures recorded for it, this one included),
+      // not deliveries: waits for a predecessor and copies the log sent again are not runs.
+      const runs = (await failuresSoFar(db, key)) + 1;
+      if (!(await deadLetter(db, message, delivery, "permanent", error, attempt("dead_lettered", error), runs))) {
+        // A check that runs before the duplicate check (data schema, decrypt, resolveRef) failed
+        // for an event this subscription had already settled.
+        log.info("permanent failure of an event already settled: not dead-lettered", { error });
+        await recordAttempt("duplicate");
+        message.ack();
+        return "duplicate";
+      }
+      log.warn("permanent failure: dead-lettered", { error });
+      message.ack();
+      return "dead_lettered";
+    }
+    await breaker.failure(db);
+    // Handler failures are counted apart from deliveries, which also include waits for order.
+    const failures = await failuresSoFar(db, key);
+    if (failures + 1 > options.maxRetries) {
+      if (!(await deadLetter(db, message, delivery, "max_retries", error, attempt("dead_lettered", error), failures + 1))) {
+        log.info("retries exhausted for an event already settled: not dead-lettered", { error });
+        await recordAttempt("duplicate");
+        message.ack();
+        return "duplicate";
+      }
+      log.warn("retries exhausted: dead-lettered", { error });
+      message.ack();
+      return "dead_lettered";
+    }
+    const delaySeconds = backoffSeconds(failures + 1, backoff.baseSeconds, backoff.capSeconds);
+    log.info("handler failed; retrying", { error, delaySeconds, failures: failures + 1 });
+    const measured = metered.take(db);
+    await db
+      .batch([...recordFailureStatements(db, key, failures + 1, error), ...attempt("failed", error), ...measured.statements])
+      .catch((e: unknown) => {
+        measured.restore();
+        throw e;
+      });
+    message.retry({ delaySeconds });
+    return "retried";
   }
 
   async function resolve(delivery: Delivery, env: Env): Promise<StoredEvent> {

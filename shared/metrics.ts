@@ -369,9 +369,9 @@ export class ConsumerMetrics {
 
   /**
    * Everything pending as D1 statements for a batch about to be written, plus `endToEnd` (seconds)
-   * for the event this batch settles: it counts only if that batch commits, so it is not given back.
+   * for the event(s) this batch settles: they count only if that batch commits, so they are not given back.
    */
-  take(db: D1Database, endToEnd?: number): { statements: D1PreparedStatement[]; restore: () => void } {
+  take(db: D1Database, endToEnd?: number | readonly number[]): { statements: D1PreparedStatement[]; restore: () => void } {
     if (!this.enabled) return { statements: [], restore: () => {} };
     const handler = this.handler;
     const e2e = this.endToEnd;
@@ -380,9 +380,10 @@ export class ConsumerMetrics {
     this.endToEnd = emptyHistogram();
     this.duplicates = 0;
     const ownE2e = emptyHistogram();
-    if (endToEnd !== undefined) {
-      observe(ownE2e, endToEnd);
-      observe(this.analytics.endToEnd, endToEnd);
+    const own = endToEnd === undefined ? [] : typeof endToEnd === "number" ? [endToEnd] : endToEnd;
+    for (const seconds of own) {
+      observe(ownE2e, seconds);
+      observe(this.analytics.endToEnd, seconds);
     }
     const statements = histogramStatements(db, this.subscription, [
       ["handler", handler],
@@ -404,7 +405,7 @@ export class ConsumerMetrics {
         mergeInto(this.handler, handler);
         mergeInto(this.endToEnd, e2e);
         this.duplicates += duplicates;
-        if (endToEnd !== undefined) unobserve(this.analytics.endToEnd, endToEnd); // its batch did not commit
+        for (const seconds of own) unobserve(this.analytics.endToEnd, seconds); // its batch did not commit
       },
     };
   }
