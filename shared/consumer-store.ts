@@ -48,18 +48,40 @@ export function settleStatements(
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .bind(at.subscription, event.source, event.id, at.topic, at.partition, at.sequence, at.prev, outcome, now),
+    ...checkpointWalkStatements(db, at, now),
+  );
+  if (outcome !== "duplicate_id") {
+    const counter = outcome === "handled" ? "handled" : "dead_lettered";
+    statements.push(countStatement(db, at.subscription, counter, now));
+  }
+  statements.push(
+    db
+      .prepare(`DELETE FROM delivery_failures WHERE subscription = ? AND topic = ? AND partition = ? AND sequence = ?`)
+      .bind(...where, at.sequence),
+  );
+  return statements;
+}
+
+/**
+ * Creates a partition's checkpoint if need be, then advances it along the chain of settled events
+ * (linked by `prev`) that follows it. In `partition` mode events are applied only at the chain's
+ * end, so this moves one step or more (over successors dead-lettered early, or every event a batch
+ * settled); in `none` mode it also catches up over events settled out of order. It never passes an
+ * unsettled event and never moves back: a redriven letter is re-settled behind the checkpoint,
+ * where the walk does not look.
+ */
+export function checkpointWalkStatements(
+  db: D1Database,
+  at: { subscription: string; topic: string; partition: number },
+  now = Date.now(),
+): D1PreparedStatement[] {
+  const where = [at.subscription, at.topic, at.partition] as const;
+  return [
     db
       .prepare(
         `INSERT INTO checkpoints (subscription, topic, partition, sequence, updated_at) VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING`,
       )
       .bind(...where, now),
-  );
-  // Advance along the chain of settled events (linked by `prev`) that follows the checkpoint. In
-  // `partition` mode events are applied only at the chain's end, so this moves one step or more
-  // (over successors dead-lettered early); in `none` mode it also catches up over events settled
-  // out of order. It never passes an unsettled event and never moves back: a redriven letter is
-  // re-settled behind the checkpoint, where the walk does not look.
-  statements.push(
     db
       .prepare(
         `UPDATE checkpoints SET updated_at = ?4, sequence = (
@@ -72,17 +94,7 @@ export function settleStatements(
          WHERE subscription = ?1 AND topic = ?2 AND partition = ?3`,
       )
       .bind(...where, now),
-  );
-  if (outcome !== "duplicate_id") {
-    const counter = outcome === "handled" ? "handled" : "dead_lettered";
-    statements.push(countStatement(db, at.subscription, counter, now));
-  }
-  statements.push(
-    db
-      .prepare(`DELETE FROM delivery_failures WHERE subscription = ? AND topic = ? AND partition = ? AND sequence = ?`)
-      .bind(...where, at.sequence),
-  );
-  return statements;
+  ];
 }
 
 /** What a subscription recorded when it settled an event (its `processed_events` row). */

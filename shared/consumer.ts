@@ -1,9 +1,9 @@
 import { z } from "zod";
 import { ORDERING_DEFERRALS } from "./config";
+import { type BatchDeps, type Frame, type Prepared, settleBatch } from "./consumer-batch";
 import { backoffSeconds, CircuitBreaker, type CircuitBreakerConfig } from "./consumer-policy";
 import { unpack } from "./consumer-runs";
 import {
-  type AttemptOutcome,
   attemptStatement,
   type BatchContext,
   checkpointFrom,
@@ -70,6 +70,22 @@ export interface ConsumerOptions<Env, Data> {
    * idempotency record (exactly-once effects); other side effects are at-least-once.
    */
   handle: (event: StoredEvent & { data: Data }, ctx: HandleContext<Env>) => Promise<D1PreparedStatement[] | undefined>;
+  /**
+   * Applies a set of events at once (optional): what it returns is committed with their idempotency
+   * records in one batch. Given the events `queue()` settles together (see `settlement`), in chain
+   * order per partition; if it throws, each event runs `handle` alone, so a poisoned event is
+   * retried and dead-lettered by itself. `handle` stays required (and is what runs on every other path).
+   */
+  handleBatch?: (items: { event: StoredEvent & { data: Data }; ctx: HandleContext<Env> }[]) => Promise<D1PreparedStatement[] | undefined>;
+  /**
+   * `batch` (default): `queue()` settles every live, new, in-order event of a batch in one D1
+   * batch (ADR 0035): two round trips per batch instead of one per event. A handler then sees D1
+   * as it was when the batch began; one whose reads depend on the effects of an earlier event of
+   * the same batch (read-modify-write in JavaScript) sets `event`: each event settles alone, its
+   * reads see everything before it. Effects written as SQL (`UPDATE … SET n = n + 1`, upserts)
+   * need no such care: the statements run in order.
+   */
+  settlement?: "batch" | "event";
   /** Deliveries after the first before dead-lettering; match wrangler.toml `max_retries`. */
   maxRetries: number;
   ordering?: "none" | "partition";
@@ -104,26 +120,6 @@ export interface ConsumerOptions<Env, Data> {
 }
 
 type Outcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred" | "skipped" | "parked";
-
-/** One message being settled: where it stands, how to log about it and record its attempts. */
-interface Frame {
-  db: D1Database;
-  message: Message<unknown>;
-  delivery: Delivery;
-  key: Position;
-  log: Logger;
-  metered: ConsumerMetrics;
-  /** The attempt record of this delivery ending in `outcome` (none with EVENTLINE_METRICS=off). */
-  attempt(outcome: AttemptOutcome, error?: string): D1PreparedStatement[];
-  /** Writes that record with the invocation's next batch, or alone (best effort). */
-  recordAttempt(outcome: AttemptOutcome): Promise<void>;
-}
-
-/** An event ready for its handler: resolved, decrypted, validated. */
-interface Prepared<Env, Data> {
-  event: StoredEvent & { data: Data };
-  ctx: HandleContext<Env>;
-}
 
 export interface Consumer<Env> {
   queue(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void>;
@@ -250,7 +246,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
   }
 
   /** Resolves (by reference), decrypts and validates the event, and builds the handler's context. */
-  async function prepare(frame: Frame, env: Env): Promise<Prepared<Env, Data>> {
+  async function prepare(frame: Frame, env: Env): Promise<Prepared<StoredEvent & { data: Data }, HandleContext<Env>>> {
     const { delivery, message, db } = frame;
     const queued = (delivery.event as StoredEvent | undefined) ?? (await resolve(delivery, env));
     const event = options.decrypt === undefined ? queued : await options.decrypt(queued, { env, topic: delivery.topic });
@@ -405,7 +401,8 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       const statements = [
         ...effects,
         ...settleStatements(db, key, event, "handled", redrive),
-        ...attempt("handled"),
+        // A first run that succeeds writes no attempt record: its settlement stands for it (the trace).
+        ...(message.attempts > 1 || redrive ? attempt("handled") : []),
         ...riding,
         ...measured.statements,
       ];
@@ -559,6 +556,32 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     );
   }
 
+  const batchDeps: BatchDeps<Env, StoredEvent & { data: Data }, HandleContext<Env>> = {
+    subscription: options.subscription,
+    ordering,
+    breaker,
+    frameOf,
+    prepare,
+    handle: handleTimed,
+    handleBatch:
+      options.handleBatch === undefined
+        ? undefined
+        : async (items) => {
+            const started = Date.now();
+            try {
+              return await options.handleBatch?.(items);
+            } finally {
+              const metered = metricsOf(items[0]?.ctx.env);
+              for (const _ of items) metered.observeHandler((Date.now() - started) / 1000 / items.length);
+            }
+          },
+    fail,
+    settled: (env, outcome) => {
+      metricsOf(env).settled(outcome);
+      if (outcome !== "handled" && outcome !== "retried") breaker.release();
+    },
+  };
+
   return {
     breaker,
     process,
@@ -570,7 +593,11 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       const context = await prefetch(db, items);
       const riders: D1PreparedStatement[] = [];
       try {
-        await settleAll(items, env, context, riders);
+        // What can be settled together is, in one commit; the rest goes message by message after it.
+        const batched =
+          (options.settlement ?? "batch") === "batch" ? await settleBatch(batchDeps, db, items, env, context, riders) : { rest: items };
+        await settleAll(batched.rest, env, context, riders);
+        if (batched.error !== undefined) throw batched.error;
       } finally {
         for (const u of unpacked) u.finish();
         // Latencies and duplicates no batch took along go with the attempt records below; if that

@@ -215,6 +215,20 @@ function stateOf(
   return { state: pending?.state ?? "pending" };
 }
 
+/**
+ * A run that handled the event at its first delivery writes no attempt record (batch settlement,
+ * ADR 0035): its settlement stands for it. So a handled event whose records end without a
+ * `handled` attempt gets one from its `processed_events` row: the next attempt number, the time it
+ * was settled, and no queue time (not recorded).
+ */
+function withSettlement(attempts: TraceAttempt[], settled: { outcome: string; at: number } | undefined): TraceAttempt[] {
+  if (settled?.outcome !== "handled") return attempts;
+  const last = attempts.at(-1);
+  if (last !== undefined && (last.outcome === "handled" || Date.parse(last.at) > settled.at)) return attempts;
+  const attempt = Math.max(0, ...attempts.map((a) => a.attempt)) + 1;
+  return [...attempts, { attempt, at: iso(settled.at), sentAt: null, outcome: "handled" }];
+}
+
 /** The journey of the event at `sequence` of `topic`/`partition`; 404 when there is no such event. */
 export async function traceEvent(
   env: Env,
@@ -243,8 +257,8 @@ export async function traceEvent(
 
   const subscriptions: SubscriptionTrace[] = [];
   for (const candidate of listed) {
-    const attempts = redacted(found.attempts.get(candidate.name) ?? [], candidate.url);
     const settled = found.settled.get(candidate.name);
+    const attempts = withSettlement(redacted(found.attempts.get(candidate.name) ?? [], candidate.url), settled);
     const failing = found.failing.has(candidate.name);
     const pending = pendingOf.get(candidate.name);
     const evidence = attempts.length > 0 || settled !== undefined || failing || pending !== undefined;

@@ -7,7 +7,11 @@ import { findSubscription } from "../../../shared/subscriptions";
  * Worker: retries, ordering, backoff and breaker come from the config, events sent by reference
  * are read from the partition logs, effects go to the platform's D1 database.
  */
-export function configuredConsumer(name: string, handle: ConsumerOptions<Env, unknown>["handle"]): Consumer<Env> {
+export function configuredConsumer(
+  name: string,
+  handle: ConsumerOptions<Env, unknown>["handle"],
+  more: Pick<ConsumerOptions<Env, unknown>, "handleBatch" | "settlement"> = {},
+): Consumer<Env> {
   const subscription = findSubscription(name);
   if (subscription === undefined) throw new Error(`eventline.config.ts must declare the ${name} subscription`);
   return defineConsumer<Env>({
@@ -21,5 +25,6 @@ export function configuredConsumer(name: string, handle: ConsumerOptions<Env, un
     // Only a subscription the operator marked `decrypt` sees plaintext of sensitive fields.
     ...(subscription.decrypt ? { decrypt: fieldDecryption((env: Env) => env.KEY_VAULT) } : {}),
     handle,
+    ...more,
   });
 }

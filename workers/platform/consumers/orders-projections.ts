@@ -173,8 +173,17 @@ export async function customerSummaryStatements(d1: D1Database, stored: StoredEv
   return queries;
 }
 
-export const ordersViewConsumer = configuredConsumer(ORDERS_VIEW, (event, { env, delivery }) =>
-  ordersViewStatements(env.DB, event, { partition: delivery.partition, sequence: delivery.sequence }),
+/**
+ * Both projections read an order's row and decide in JavaScript (read-modify-write), so an event
+ * must see the effects of the order's previous event even within one queue batch: they settle
+ * event by event (`settlement: "event"`, ADR 0035), not as one batch commit.
+ */
+export const ordersViewConsumer = configuredConsumer(
+  ORDERS_VIEW,
+  (event, { env, delivery }) => ordersViewStatements(env.DB, event, { partition: delivery.partition, sequence: delivery.sequence }),
+  { settlement: "event" },
 );
 
-export const customerSummaryConsumer = configuredConsumer(CUSTOMER_SUMMARY, (event, { env }) => customerSummaryStatements(env.DB, event));
+export const customerSummaryConsumer = configuredConsumer(CUSTOMER_SUMMARY, (event, { env }) => customerSummaryStatements(env.DB, event), {
+  settlement: "event",
+});
