@@ -36,24 +36,18 @@ const CreateReplaySchema = z
 
 /** What a job has seen settled, per event (ADR 0035); in total and per partition. */
 const CountersShape = {
-  handled: z
-    .number()
-    .int()
-    .openapi({
-      description:
-        "Events the subscription settled after the job reached them (applied by this replay, or by the live delivery it was left to)",
-    }),
+  handled: z.number().int().openapi({
+    description:
+      "Events the subscription settled after the job reached them (applied by this replay, or by the live delivery it was left to)",
+  }),
   alreadyHandled: z
     .number()
     .int()
     .openapi({ description: "Events the subscription had settled before the job reached them (absorbed; a webhook receives them again)" }),
   deadLettered: z.number().int().openapi({ description: "Events whose settlement is a dead letter" }),
-  held: z
-    .number()
-    .int()
-    .openapi({
-      description: "Events the partition log still held for the subscription (routed, not acknowledged): left to its delivery, not sent",
-    }),
+  held: z.number().int().openapi({
+    description: "Events the partition log still held for the subscription (routed, not acknowledged): left to its delivery, not sent",
+  }),
   awaiting: z.number().int().openapi({ description: "Events sent or held whose settlement the job has not seen yet" }),
 };
 
