@@ -185,6 +185,7 @@ export class ReplayJob extends DurableObject<Env> {
     const started = Date.now();
     let sentThisTick = 0;
     let scannedThisTick = 0;
+    let settledThisTick = 0;
     const running = () => this.sql.exec<{ state: ReplayState }>(`SELECT state FROM job`).one().state === "running";
     // An ordered target gets one run per partition at a time: a partition whose last run is not
     // settled yet waits (the queue does not keep order; the consumer applies history as it comes).
@@ -199,7 +200,7 @@ export class ReplayJob extends DurableObject<Env> {
         )
         .toArray();
     try {
-      if (spec.settlement === "watched") await this.settle(spec);
+      if (spec.settlement === "watched") settledThisTick = await this.settle(spec);
       const budget = Math.min(MAX_PER_TICK, spec.rate);
       // Scanning is bounded too, so a filter that matches little cannot make one tick read the
       // whole range.
@@ -254,14 +255,16 @@ export class ReplayJob extends DurableObject<Env> {
       // target (everything scanned, or every partition left with a run in flight): a poll later.
       const paced = started + Math.ceil((sentThisTick / spec.rate) * 1000);
       await this.ctx.storage.setAlarm(ready().length > 0 ? paced : Math.max(paced, now + POLL_MS));
+      // A poll that changed nothing is not written to the D1 list (a waiting job polls twice a second).
+      if (sentThisTick + scannedThisTick + settledThisTick === 0) return;
     }
     await this.record();
   }
 
   /** Reads the target's settlement of the oldest watched events and counts what is settled. */
-  private async settle(spec: ReplaySpec): Promise<void> {
+  private async settle(spec: ReplaySpec): Promise<number> {
     const rows = watchedBatch(this.sql);
-    if (rows.length === 0) return;
+    if (rows.length === 0) return 0;
     const settled = await readSettlement(
       this.env.DB,
       { subscription: spec.subscription, topic: spec.topic, replays: spec.replays, attempts: metricsEnabled(this.env) },
@@ -274,6 +277,7 @@ export class ReplayJob extends DurableObject<Env> {
         if (gone > 0) this.sql.exec(`UPDATE positions SET ${column[e.as]} = ${column[e.as]} + 1 WHERE partition = ?`, e.partition);
       }
     });
+    return settled.length;
   }
 
   private totals() {

@@ -236,6 +236,12 @@ describe("replay to a webhook subscription", () => {
       (await (await fetch(`${env.WEBHOOK_SINK}/control/${name}`)).json()) as { headers: Record<string, string>; body: string }[];
     const acks = await publish(0, ["hooked", "not-hooked", "hooked"], "hook");
     await waitFor(received, (r) => r.length >= 2, 20_000);
+    // Settled, not only received: an event still being settled is left to its live delivery.
+    await waitFor(
+      () => env.DB.prepare("SELECT COUNT(*) AS n FROM processed_events WHERE subscription = ?").bind(name).first<{ n: number }>(),
+      (r) => r?.n === 2,
+      20_000,
+    );
     const res = await request("/v1/replays", {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -249,7 +255,15 @@ describe("replay to a webhook subscription", () => {
     });
     const job = (await res.json()) as ReplayView;
     expect(res.status).toBe(201);
-    const all = await waitFor(received, (r) => r.length >= 4, 20_000);
+    const done = await waitFor(
+      async () => (await (await request(`/v1/replays/${job.id}`)).json()) as ReplayView,
+      (v) => v.state !== "running",
+      20_000,
+    );
+    // The receiver had both: they count as already handled once their re-delivery has ended, so
+    // the job is done only when the receiver has them again.
+    expect(done).toMatchObject({ state: "done", sent: 2, handled: 0, alreadyHandled: 2, deadLettered: 0, awaiting: 0 });
+    const all = await received();
     expect(all).toHaveLength(4);
     const replayed = all.filter((r) => r.headers["eventline-replay"] === job.id);
     expect(replayed.map((r) => (JSON.parse(r.body) as { id: string }).id)).toEqual([acks[0]?.id, acks[2]?.id]);
