@@ -27,6 +27,7 @@ import { d1Acks } from "./delivery/acks";
 import { acknowledgeCheckpoints, type RedeliveryHost, runRedelivery } from "./delivery/redelivery";
 import {
   deliveryDepths,
+  heldSequences,
   migrateDeliveryTables,
   nextCheck,
   type PendingDelivery,
@@ -319,6 +320,10 @@ export function versionMatches(expected: ExpectedVersion, version: number): bool
 }
 
 /** RPC arguments are parsed, not trusted; the error names what was wrong across the RPC boundary. */
+const heldInputSchema = z
+  .object({ subscription: z.string().min(1), from: z.number().int().min(1), to: z.number().int().min(0) })
+  .refine((r) => r.to - r.from < 1000, { message: "at most 1,000 sequences" });
+
 function parseArgs<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw new TypeError(`invalid ${what}: ${z.prettifyError(parsed.error)}`);
@@ -944,6 +949,16 @@ export class PartitionLog extends DurableObject<Env> {
   /** Where the event at `sequence` stands with each subscription that has not acknowledged it yet. */
   deliveryOf(sequence: number): PendingDelivery[] {
     return pendingDeliveries(this.sql, parseArgs(z.number().int().min(1), sequence, "sequence"));
+  }
+
+  /**
+   * The sequences in `from`..`to` (at most 1,000 apart) this log still holds for `subscription`:
+   * routed to it and not yet acknowledged, so live delivery (and redelivery) brings them. A replay
+   * job leaves these to the log and sends the rest as history (ADR 0035).
+   */
+  heldFor(subscription: string, from: number, to: number): number[] {
+    const args = parseArgs(heldInputSchema, { subscription, from, to }, "held range");
+    return heldSequences(this.sql, args.subscription, args.from, args.to);
   }
 
   /** Last sequence routed to each subscription, as committed. */

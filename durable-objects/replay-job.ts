@@ -1,105 +1,53 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { compileFilter, type Filter, filterSchema } from "../shared/filter";
+import { compileFilter, type Filter } from "../shared/filter";
 import { createLogger } from "../shared/logger";
-import { type Delivery, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_INLINE_EVENT_BYTES } from "../shared/messages";
+import type { DeliveryMessage, ReplayMark } from "../shared/messages";
+import { metricsEnabled } from "../shared/metrics";
 import { queueBinding } from "../shared/subscriptions";
+import { chunk, type Row, runsOf } from "./outbox";
+import { createWatchTable, readSettlement, settledAmong, watch, watchedBatch } from "./replay/settlement";
+import {
+  type JobRow,
+  type PartitionRow,
+  type ReplaySpec,
+  type ReplayState,
+  type ReplayView,
+  replaySpecSchema,
+  viewOf,
+} from "./replay/view";
+
+export type { ReplayPartitionView, ReplaySpec, ReplaySpecInput, ReplayState, ReplayView } from "./replay/view";
+export { replaySpecSchema } from "./replay/view";
 
 /**
- * One replay job: sends a range of a topic's events — from the R2 archive and the partition logs,
- * through PartitionLog.read, which serves both — to ONE subscription's queue, filtered, in
- * sequence order per partition, paced at `rate` events/s. Progress is checkpointed after every
- * batch in the object's SQLite storage, and the job runs from its alarm, so it resumes where it
- * stopped after an eviction or a restart. Named by its job id.
+ * One replay job: delivers a range of a topic's events — from the R2 archive and the partition
+ * logs, through PartitionLog.read, which serves both — to ONE subscription, filtered, in sequence
+ * order per partition, paced at `rate` events/s, as runs (message v2). Progress is checkpointed
+ * after every batch in the object's SQLite storage, and the job runs from its alarm, so it resumes
+ * where it stopped after an eviction or a restart. Named by its job id.
+ *
+ * What it sends (ADR 0035): an unchained replay asks each partition which events of the batch it
+ * still holds for the subscription (routed, not acknowledged: live delivery brings those) and
+ * sends the rest marked `history` — events the log will never deliver to it, committed before it
+ * existed or acknowledged already — which the consumer applies unless it settled them. A watched
+ * job then reads the subscription's settlement in D1 (replay/settlement.ts) and is done when
+ * every event it sent or left to the log is settled; for an ordered subscription it has at most
+ * one run per partition in flight, so the queue cannot reorder what it replays.
  */
-
-const positionSchema = z.union([
-  z.object({ sequence: z.number().int().min(1) }).strict(),
-  z.object({ time: z.iso.datetime({ offset: true }) }).strict(),
-]);
-
-export const replaySpecSchema = z.object({
-  id: z.string().min(1).max(64),
-  topic: z.string().min(1),
-  partitions: z.array(z.number().int().nonnegative()).min(1),
-  from: positionSchema,
-  to: positionSchema.optional(),
-  /** The replay's own filter; the subscription's filter applies as well. */
-  filter: filterSchema.optional(),
-  subscription: z.string().min(1),
-  /** The subscription's filter (it only ever gets what it subscribed to). */
-  subscriptionFilter: filterSchema.optional(),
-  /** Queue producer binding that delivers the subscription. */
-  binding: z.string().min(1),
-  /** Events per second sent. */
-  rate: z.number().int().min(1).max(10_000),
-  /**
-   * True for a rebuild from the start with no filter of its own: the messages then carry the same
-   * `prev` chain as live deliveries and are ordered and checkpointed like them.
-   */
-  chain: z.boolean(),
-});
-export type ReplaySpec = z.output<typeof replaySpecSchema>;
-
-export type ReplayState = "running" | "done" | "cancelled" | "failed";
-
-export interface ReplayPartitionView {
-  partition: number;
-  from: number;
-  to: number;
-  /** Last sequence scanned. */
-  position: number;
-  scanned: number;
-  sent: number;
-  done: boolean;
-}
-
-export interface ReplayView {
-  id: string;
-  topic: string;
-  subscription: string;
-  state: ReplayState;
-  rate: number;
-  from: ReplaySpec["from"];
-  to: z.output<typeof positionSchema> | null;
-  filter: NonNullable<ReplaySpec["filter"]> | null;
-  chain: boolean;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt: string | null;
-  error: string | null;
-  partitions: ReplayPartitionView[];
-  scanned: number;
-  sent: number;
-  /** Events sent again after a resume (the batch in flight when the job stopped); consumers absorb them. */
-  resent: number;
-  /** Events in the ranges to scan. */
-  total: number;
-  eventsPerSecond: number;
-  etaSeconds: number | null;
-}
-
-const utf8 = new TextEncoder();
 
 /** Consecutive failed ticks after which a job gives up (state `failed`). */
 const MAX_FAILED_TICKS = 10;
 /** Events read per partition call, and sent at most per tick. */
 const PAGE = 100;
 const MAX_PER_TICK = 1000;
+/** How often a job waiting for its target's settlement looks again. */
+const POLL_MS = 500;
 
-type PartitionRow = {
-  partition: number;
-  from_seq: number;
-  to_seq: number;
-  position: number;
-  prev: number;
-  scanned: number;
-  sent: number;
-  pending_to: number | null;
-  pending_sent: number | null;
-};
+export type ReplaySend = (binding: string, bodies: DeliveryMessage[]) => Promise<void>;
 
-export type ReplaySend = (binding: string, bodies: Delivery[]) => Promise<void>;
+/** Columns added to `positions` since it was first created (a job running across an upgrade keeps its table). */
+const COUNTER_COLUMNS = ["handled", "already_handled", "dead_lettered", "held"] as const;
 
 export class ReplayJob extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -126,6 +74,16 @@ export class ReplayJob extends DurableObject<Env> {
         position INTEGER NOT NULL, prev INTEGER NOT NULL, scanned INTEGER NOT NULL, sent INTEGER NOT NULL,
         pending_to INTEGER, pending_sent INTEGER
       )`);
+      const columns = new Set(
+        this.sql
+          .exec<{ name: string }>(`PRAGMA table_info(positions)`)
+          .toArray()
+          .map((c) => c.name),
+      );
+      for (const column of COUNTER_COLUMNS) {
+        if (!columns.has(column)) this.sql.exec(`ALTER TABLE positions ADD COLUMN ${column} INTEGER NOT NULL DEFAULT 0`);
+      }
+      createWatchTable(this.sql);
     });
   }
 
@@ -175,7 +133,14 @@ export class ReplayJob extends DurableObject<Env> {
       }
     });
     await this.ctx.storage.setAlarm(now);
-    this.log.info("replay started", { replayId: spec.id, topic: spec.topic, subscription: spec.subscription, ranges, rate: spec.rate });
+    this.log.info("replay started", {
+      replayId: spec.id,
+      topic: spec.topic,
+      subscription: spec.subscription,
+      ranges,
+      rate: spec.rate,
+      settlement: spec.settlement,
+    });
     await this.record();
     return this.view();
   }
@@ -186,57 +151,13 @@ export class ReplayJob extends DurableObject<Env> {
   }
 
   private view(): ReplayView {
-    const job = this.sql
-      .exec<{
-        id: string;
-        spec: string;
-        state: ReplayState;
-        error: string | null;
-        created_at: number;
-        updated_at: number;
-        started_at: number;
-        finished_at: number | null;
-        resent: number;
-      }>(`SELECT * FROM job`)
-      .toArray()[0];
+    const job = this.sql.exec<JobRow>(`SELECT * FROM job`).toArray()[0];
     if (job === undefined) throw new Error("no replay job in this object");
-    const spec = replaySpecSchema.parse(JSON.parse(job.spec));
     const partitions = this.sql.exec<PartitionRow>(`SELECT * FROM positions ORDER BY partition`).toArray();
-    const scanned = partitions.reduce((n, p) => n + p.scanned, 0);
-    const sent = partitions.reduce((n, p) => n + p.sent, 0);
-    const total = partitions.reduce((n, p) => n + Math.max(0, p.to_seq - p.from_seq + 1), 0);
-    const elapsed = Math.max(0.001, ((job.finished_at ?? Date.now()) - job.started_at) / 1000);
-    const scanRate = scanned / elapsed;
-    return {
-      id: job.id,
-      topic: spec.topic,
-      subscription: spec.subscription,
-      state: job.state,
-      rate: spec.rate,
-      from: spec.from,
-      to: spec.to ?? null,
-      filter: spec.filter ?? null,
-      chain: spec.chain,
-      createdAt: new Date(job.created_at).toISOString(),
-      updatedAt: new Date(job.updated_at).toISOString(),
-      finishedAt: job.finished_at === null ? null : new Date(job.finished_at).toISOString(),
-      error: job.error,
-      partitions: partitions.map((p) => ({
-        partition: p.partition,
-        from: p.from_seq,
-        to: p.to_seq,
-        position: p.position,
-        scanned: p.scanned,
-        sent: p.sent,
-        done: p.position >= p.to_seq,
-      })),
-      scanned,
-      sent,
-      resent: job.resent,
-      total,
-      eventsPerSecond: Math.round((sent / elapsed) * 10) / 10,
-      etaSeconds: job.state !== "running" ? null : scanRate > 0 ? Math.ceil((total - scanned) / scanRate) : null,
-    };
+    const awaiting = this.sql
+      .exec<{ partition: number; n: number }>(`SELECT partition, COUNT(*) AS n FROM watch GROUP BY partition`)
+      .toArray();
+    return viewOf(job, partitions, new Map(awaiting.map((a) => [a.partition, a.n])));
   }
 
   /** Stops the job where it is; what was sent stays sent. Cancelling a finished job changes nothing. */
@@ -247,13 +168,16 @@ export class ReplayJob extends DurableObject<Env> {
       const now = Date.now();
       this.sql.exec(`UPDATE job SET state = 'cancelled', updated_at = ?, finished_at = ?`, now, now);
       await this.ctx.storage.deleteAlarm();
-      this.log.info("replay cancelled", { replayId: view.id, scanned: view.scanned, sent: view.sent });
+      this.log.info("replay cancelled", { replayId: view.id, scanned: view.scanned, sent: view.sent, awaiting: view.awaiting });
       await this.record();
     }
     return this.view();
   }
 
-  /** One tick: up to `rate` events (and at most MAX_PER_TICK) sent, then the alarm for the next. */
+  /**
+   * One tick: the target's settlement read (watched jobs), up to `rate` events (and at most
+   * MAX_PER_TICK) sent, then the alarm for the next.
+   */
   override async alarm(): Promise<void> {
     const spec = this.spec();
     const state = this.sql.exec<{ state: ReplayState }>(`SELECT state FROM job`).toArray()[0]?.state;
@@ -261,8 +185,22 @@ export class ReplayJob extends DurableObject<Env> {
     const started = Date.now();
     let sentThisTick = 0;
     let scannedThisTick = 0;
+    let settledThisTick = 0;
     const running = () => this.sql.exec<{ state: ReplayState }>(`SELECT state FROM job`).one().state === "running";
+    // An ordered target gets one run per partition at a time: a partition whose last run is not
+    // settled yet waits (the queue does not keep order; the consumer applies history as it comes).
+    const oneRun = spec.settlement === "watched" && spec.ordering === "partition" && !spec.chain;
+    const ready = () =>
+      this.sql
+        .exec<PartitionRow>(
+          `SELECT * FROM positions p WHERE position < to_seq
+           AND NOT (? AND EXISTS (SELECT 1 FROM watch w WHERE w.partition = p.partition AND w.kind = 'sent'))
+           ORDER BY partition`,
+          oneRun ? 1 : 0,
+        )
+        .toArray();
     try {
+      if (spec.settlement === "watched") settledThisTick = await this.settle(spec);
       const budget = Math.min(MAX_PER_TICK, spec.rate);
       // Scanning is bounded too, so a filter that matches little cannot make one tick read the
       // whole range.
@@ -270,10 +208,10 @@ export class ReplayJob extends DurableObject<Env> {
       let progressed = true;
       while (sentThisTick < budget && scannedThisTick < scanBudget && progressed) {
         progressed = false;
-        for (const row of this.sql.exec<PartitionRow>(`SELECT * FROM positions WHERE position < to_seq ORDER BY partition`).toArray()) {
+        for (const row of ready()) {
           // A cancel that came in while this tick awaited stops it at the next batch.
           if (sentThisTick >= budget || scannedThisTick >= scanBudget || !running()) break;
-          const done = await this.batch(spec, row, budget - sentThisTick);
+          const done = await this.batch(spec, row, budget - sentThisTick, oneRun);
           sentThisTick += done.sent;
           scannedThisTick += done.scanned;
           progressed = true;
@@ -302,8 +240,9 @@ export class ReplayJob extends DurableObject<Env> {
       return;
     }
     const remaining = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM positions WHERE position < to_seq`).one().n;
+    const awaiting = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM watch`).one().n;
     const now = Date.now();
-    if (remaining === 0) {
+    if (remaining === 0 && awaiting === 0) {
       this.sql.exec(
         `UPDATE job SET state = 'done', error = NULL, failures = 0, updated_at = ?, finished_at = ? WHERE state = 'running'`,
         now,
@@ -312,14 +251,42 @@ export class ReplayJob extends DurableObject<Env> {
       this.log.info("replay done", { replayId: spec.id, ...this.totals() });
     } else {
       this.sql.exec(`UPDATE job SET error = NULL, failures = 0, updated_at = ?`, now);
-      // Paced: the next tick when this one's events are due at `rate`.
-      await this.ctx.storage.setAlarm(started + Math.ceil((sentThisTick / spec.rate) * 1000));
+      // Paced: the next tick when this one's events are due at `rate`; only waiting for the
+      // target (everything scanned, or every partition left with a run in flight): a poll later.
+      const paced = started + Math.ceil((sentThisTick / spec.rate) * 1000);
+      await this.ctx.storage.setAlarm(ready().length > 0 ? paced : Math.max(paced, now + POLL_MS));
+      // A poll that changed nothing is not written to the D1 list (a waiting job polls twice a second).
+      if (sentThisTick + scannedThisTick + settledThisTick === 0) return;
     }
     await this.record();
   }
 
+  /** Reads the target's settlement of the oldest watched events and counts what is settled. */
+  private async settle(spec: ReplaySpec): Promise<number> {
+    const rows = watchedBatch(this.sql);
+    if (rows.length === 0) return 0;
+    const settled = await readSettlement(
+      this.env.DB,
+      { subscription: spec.subscription, topic: spec.topic, replays: spec.replays, attempts: metricsEnabled(this.env) },
+      rows,
+    );
+    const column = { handled: "handled", alreadyHandled: "already_handled", deadLettered: "dead_lettered" } as const;
+    this.ctx.storage.transactionSync(() => {
+      for (const e of settled) {
+        const gone = this.sql.exec(`DELETE FROM watch WHERE partition = ? AND sequence = ?`, e.partition, e.sequence).rowsWritten;
+        if (gone > 0) this.sql.exec(`UPDATE positions SET ${column[e.as]} = ${column[e.as]} + 1 WHERE partition = ?`, e.partition);
+      }
+    });
+    return settled.length;
+  }
+
   private totals() {
-    return this.sql.exec<{ scanned: number; sent: number }>(`SELECT SUM(scanned) AS scanned, SUM(sent) AS sent FROM positions`).one();
+    return this.sql
+      .exec<{ scanned: number; sent: number; handled: number; already_handled: number; dead_lettered: number; held: number }>(
+        `SELECT SUM(scanned) AS scanned, SUM(sent) AS sent, SUM(handled) AS handled, SUM(already_handled) AS already_handled,
+           SUM(dead_lettered) AS dead_lettered, SUM(held) AS held FROM positions`,
+      )
+      .one();
   }
 
   private matches(spec: ReplaySpec): Filter {
@@ -332,77 +299,102 @@ export class ReplayJob extends DurableObject<Env> {
   }
 
   /**
-   * Reads up to `want` events of one partition after its position, sends the matching ones and
-   * commits the new position. The range about to be sent is recorded first, so if the job stops
-   * before the commit, the resumed job knows it is sending those events again (`resent`).
+   * Reads up to `want` events of one partition after its position, sends the matching ones as
+   * runs and commits the new position. The range about to be sent is recorded first, so if the job
+   * stops before the commit, the resumed job knows it is sending those events again (`resent`).
+   * `oneRun`: at most one run (an ordered target; the next waits until this one is settled).
    */
-  private async batch(spec: ReplaySpec, row: PartitionRow, wantSent: number): Promise<{ sent: number; scanned: number }> {
+  private async batch(spec: ReplaySpec, row: PartitionRow, wantSent: number, oneRun: boolean): Promise<{ sent: number; scanned: number }> {
     const log = this.env.PARTITION_LOG.getByName(`${spec.topic}/${row.partition}`);
     // A full page is read whatever is left to send: few of its events may match.
     const page = await log.read(row.position + 1, Math.min(PAGE, row.to_seq - row.position));
-    const matches = this.matches(spec);
-    const messages: Delivery[] = [];
-    let prev = row.prev;
-    let position = row.position;
-    for (const text of page.events) {
-      const event = JSON.parse(text) as Record<string, unknown>;
-      const sequence = Number(event.sequence);
-      if (sequence > row.to_seq || messages.length >= wantSent) break;
-      position = sequence;
-      if (!matches(event)) continue;
-      const inline = text.length <= MAX_INLINE_EVENT_BYTES;
-      messages.push({
-        v: 1,
-        subscription: spec.subscription,
-        topic: spec.topic,
-        partition: row.partition,
-        sequence,
-        prev: spec.chain ? prev : 0,
-        committedAt: Date.parse(String(event.receivedtime)),
-        replay: { jobId: spec.id, chain: spec.chain },
-        ...(inline ? { event } : { ref: true as const }),
-      });
-      prev = sequence;
-    }
-    if (page.events.length === 0 || position === row.position) {
+    const scanned = page.events
+      .map((text) => ({ text, event: JSON.parse(text) as Record<string, unknown> }))
+      .map((e) => ({ ...e, sequence: Number(e.event.sequence) }))
+      .filter((e) => e.sequence <= row.to_seq);
+    const first = scanned[0]?.sequence;
+    const last = scanned.at(-1)?.sequence;
+    if (first === undefined || last === undefined) {
       // Nothing left to read below `to` (the range ends beyond what exists): the partition is done.
       this.sql.exec(`UPDATE positions SET position = to_seq WHERE partition = ?`, row.partition);
       return { sent: 0, scanned: 0 };
     }
-    if (row.pending_to !== null) {
-      // Resumed after stopping mid-batch: what was in flight then is being sent again.
-      this.sql.exec(`UPDATE job SET resent = resent + ?`, row.pending_sent ?? 0);
-    }
-    this.sql.exec(`UPDATE positions SET pending_to = ?, pending_sent = ? WHERE partition = ?`, position, messages.length, row.partition);
-    await this.sendAll(spec.binding, messages);
-    this.sql.exec(
-      `UPDATE positions SET position = ?, prev = ?, scanned = scanned + ?, sent = sent + ?, pending_to = NULL, pending_sent = NULL
-       WHERE partition = ?`,
-      position,
-      prev,
-      position - row.position,
-      messages.length,
-      row.partition,
-    );
-    await this.afterBatch();
-    return { sent: messages.length, scanned: position - row.position };
-  }
-
-  /** sendBatch limits: at most 100 messages and 256 KB per call. */
-  private async sendAll(binding: string, messages: Delivery[]): Promise<void> {
-    let chunk: Delivery[] = [];
-    let bytes = 0;
-    for (const m of messages) {
-      const size = utf8.encode(JSON.stringify(m)).byteLength;
-      if (chunk.length > 0 && (chunk.length >= MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES)) {
-        await this.send(binding, chunk);
-        chunk = [];
-        bytes = 0;
+    const matches = this.matches(spec);
+    // Asked after the read: an event the log held then but acknowledged since is absorbed as a
+    // duplicate; asked before, an event committed in between would look unrouted and be applied
+    // outside the order chain, beside its live delivery. Held events the subscription has settled
+    // already are sent (settledAmong). A rebuild replays the live chain itself.
+    const held = spec.chain ? new Set<number>() : new Set(await log.heldFor(spec.subscription, first, last));
+    for (const s of await settledAmong(this.env.DB, { subscription: spec.subscription, topic: spec.topic, partition: row.partition }, [
+      ...held,
+    ]))
+      held.delete(s);
+    const rows: Row[] = [];
+    const left: number[] = [];
+    let prev = row.prev;
+    let position = row.position;
+    for (const { text, event, sequence } of scanned) {
+      if (rows.length >= wantSent) break;
+      position = sequence;
+      if (!matches(event)) continue;
+      if (held.has(sequence)) {
+        left.push(sequence);
+        continue;
       }
-      chunk.push(m);
-      bytes += size;
+      rows.push({
+        subscription: spec.subscription,
+        sequence,
+        // Unchained: one run of whatever is sent (the consumer ignores its `prev`).
+        prev: spec.chain ? prev : (rows.at(-1)?.sequence ?? 0),
+        body: text,
+        received_at: Date.parse(String(event.receivedtime)),
+      });
+      prev = sequence;
     }
-    if (chunk.length > 0) await this.send(binding, chunk);
+    let runs = runsOf(rows, spec.topic, row.partition);
+    const second = runs[1]?.body.events[0]?.sequence;
+    if (oneRun && second !== undefined) {
+      // The rest of the page waits for this run to be settled.
+      runs = runs.slice(0, 1);
+      position = second - 1;
+      prev = runs[0]?.body.events.at(-1)?.sequence ?? prev;
+    }
+    const sequences = runs.flatMap((r) => r.body.events.map((e) => e.sequence));
+    const heldNow = left.filter((s) => s <= position);
+    const mark: ReplayMark = spec.chain ? { jobId: spec.id, chain: true } : { jobId: spec.id, chain: false, history: true };
+    const watched = spec.settlement === "watched";
+    const at = Date.now();
+    this.ctx.storage.transactionSync(() => {
+      if (row.pending_to !== null) {
+        // Resumed after stopping mid-batch: what was in flight then is being sent again.
+        this.sql.exec(`UPDATE job SET resent = resent + ?`, row.pending_sent ?? 0);
+      }
+      this.sql.exec(`UPDATE positions SET pending_to = ?, pending_sent = ? WHERE partition = ?`, position, sequences.length, row.partition);
+      // Watched from before the send: a consumer may settle them before this call returns.
+      if (watched) watch(this.sql, row.partition, sequences, "sent", at);
+    });
+    for (const batch of chunk(runs)) {
+      await this.send(
+        spec.binding,
+        batch.map((m) => ({ ...m.body, replay: mark })),
+      );
+    }
+    this.ctx.storage.transactionSync(() => {
+      if (watched) watch(this.sql, row.partition, heldNow, "held", at);
+      this.sql.exec(
+        `UPDATE positions SET position = ?, prev = ?, scanned = scanned + ?, sent = sent + ?, held = held + ?,
+           pending_to = NULL, pending_sent = NULL
+         WHERE partition = ?`,
+        position,
+        prev,
+        position - row.position,
+        sequences.length,
+        heldNow.length,
+        row.partition,
+      );
+    });
+    await this.afterBatch();
+    return { sent: sequences.length, scanned: position - row.position };
   }
 
   /** Keeps the D1 list of replays (`GET /v1/replays`) in step; the object is the source of truth. */

@@ -347,10 +347,12 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         message.ack();
         return "duplicate";
       }
-      if (delivery.replay !== undefined && !delivery.replay.chain) {
-        // An ordinary replay fills in only what the subscription has passed without settling (its
-        // state was lost or rebuilt): an event beyond the checkpoint is still on its way live, and
-        // settling it here, outside the order chain, would stall the checkpoint behind it.
+      if (delivery.replay !== undefined && !delivery.replay.chain && delivery.replay.history !== true) {
+        // A history event (the log will never deliver it live: ADR 0035) is applied below, as it
+        // comes. Anything else a replay sends fills in only what the subscription has passed
+        // without settling: an event beyond the checkpoint is still on its way live, and settling
+        // it here, outside the order chain, would stall the checkpoint behind it. (Jobs since ADR
+        // 0035 send only history; this is for messages of older jobs.)
         const applied = context?.checkpoints.get(partitionKey(delivery)) ?? (await readCheckpoint(db, key));
         if (delivery.sequence > applied) {
           message.ack();

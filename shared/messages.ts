@@ -2,8 +2,8 @@ import { z } from "zod";
 
 /**
  * The bodies of delivery messages (outbox relay → subscription queue → consumer SDK). Version 1
- * carries one event (still what redrives and replays send, and what may sit in a queue from
- * before an upgrade); version 2 carries a run of events (below). Consumers parse either with
+ * carries one event (still what redrives send, and what may sit in a queue from before an
+ * upgrade); version 2 carries a run of events (below): what the relay and replay jobs send. Consumers parse either with
  * `deliveriesOf`; never cast them.
  */
 
@@ -12,6 +12,20 @@ export const MAX_INLINE_EVENT_BYTES = 96 * 1024;
 /** sendBatch limits: at most 100 messages and 256 KB per call. */
 export const MAX_BATCH_MESSAGES = 100;
 export const MAX_BATCH_BYTES = 240 * 1024;
+
+/**
+ * What a replay job puts on the messages it sends. `chain`: the message carries the live `prev`
+ * chain (a rebuild from the start) and is ordered and checkpointed like a live one; otherwise it
+ * is applied as it comes (the job sends in partition order) outside the order chain, and never
+ * moves the checkpoint. `history` (unchained replays since ADR 0035): the partition log holds no
+ * delivery of this event for the subscription — it was never routed to it (committed before the
+ * subscription existed, or outside its filter then) or the subscription acknowledged it — so no
+ * live delivery will bring it: the consumer applies it unless it has settled it already. Without
+ * `history` (messages of older jobs) an unchained replay fills in only what the subscription has
+ * passed without settling (at or below its checkpoint).
+ */
+export const replayMarkSchema = z.object({ jobId: z.string(), chain: z.boolean(), history: z.boolean().optional() });
+export type ReplayMark = z.output<typeof replayMarkSchema>;
 
 export const deliverySchema = z
   .object({
@@ -29,12 +43,8 @@ export const deliverySchema = z
     committedAt: z.number().int().nonnegative(),
     /** Set when the message is a redriven dead letter. */
     redrive: z.object({ deadLetterId: z.string() }).optional(),
-    /**
-     * Set when a replay job sent the message. `chain`: the message carries the live `prev` chain
-     * (a rebuild from the start) and is ordered and checkpointed like a live one; otherwise it is
-     * applied as it comes (the job sends in order) and does not move the checkpoint.
-     */
-    replay: z.object({ jobId: z.string(), chain: z.boolean() }).optional(),
+    /** Set when a replay job sent the message (see `replayMarkSchema`). */
+    replay: replayMarkSchema.optional(),
   })
   .refine((m) => (m.event === undefined) === (m.ref === true), { message: "exactly one of event and ref" });
 
@@ -68,6 +78,8 @@ export const runSchema = z
     /** The previous event of this partition routed to this subscription before the run's first (0: none). */
     prev: z.number().int().nonnegative(),
     events: z.array(runEventSchema).min(1).max(1000),
+    /** Set when a replay job sent the run; every event of it carries the mark (unchained: `prev` 0, ignored). */
+    replay: replayMarkSchema.optional(),
   })
   .refine((r) => r.events.every((e, i) => e.sequence > (i === 0 ? r.prev : (r.events[i - 1]?.sequence ?? 0))), {
     message: "events must follow prev in increasing sequence order",
@@ -88,6 +100,7 @@ export function runDeliveries(run: Run): Delivery[] {
     prev: i === 0 ? run.prev : (run.events[i - 1]?.sequence ?? run.prev),
     committedAt: e.committedAt,
     ...(e.event === undefined ? { ref: true as const } : { event: e.event }),
+    ...(run.replay === undefined ? {} : { replay: run.replay }),
   }));
 }
 

@@ -14,7 +14,8 @@ const FINISHED = new Set(["done", "cancelled", "failed"]);
  *   rate: number, from: Position, to: Position | null, filter: Record<string, unknown> | null,
  *   createdAt: string, updatedAt: string, finishedAt: string | null, error: string | null,
  *   partitions: ReplayPartition[], scanned: number, sent: number, resent?: number, total: number,
- *   eventsPerSecond: number, etaSeconds: number | null }} Replay
+ *   eventsPerSecond: number, etaSeconds: number | null, settlement?: "watched" | "sent",
+ *   handled?: number, alreadyHandled?: number, deadLettered?: number, held?: number, awaiting?: number }} Replay
  */
 
 /**
@@ -40,10 +41,24 @@ const positionText = (p) => (p === null ? "head" : "sequence" in p ? `sequence $
 const progressText = (v) =>
   `${v.state}: scanned ${num(v.scanned)}/${num(v.total)} sent ${num(v.sent)} ${v.eventsPerSecond.toFixed(1)} ev/s ETA ${duration(v.etaSeconds)}`;
 
+/**
+ * What the target settled, for a job that watches it (servers before ADR 0035 do not say):
+ * `, delivered 7 (handled 4, already handled 3, dead-lettered 0, awaiting 0)`.
+ * @param {Replay} v
+ */
+function deliveredText(v) {
+  if (v.settlement !== "watched") return "";
+  const delivered = (v.handled ?? 0) + (v.alreadyHandled ?? 0) + (v.deadLettered ?? 0);
+  return (
+    `, delivered ${num(delivered)} (handled ${num(v.handled ?? 0)}, already handled ${num(v.alreadyHandled ?? 0)}, ` +
+    `dead-lettered ${num(v.deadLettered ?? 0)}, awaiting ${num(v.awaiting ?? 0)})`
+  );
+}
+
 /** The final line of a job. @param {Replay} v */
 function finalLine(v) {
   const took = v.finishedAt ? ` in ${duration((Date.parse(v.finishedAt) - Date.parse(v.createdAt)) / 1000)}` : "";
-  return `replay ${v.id} ${v.state}: scanned ${num(v.scanned)}/${num(v.total)}, sent ${num(v.sent)}${v.resent ? ` (resent ${num(v.resent)})` : ""}${took}${v.error ? `; error: ${v.error}` : ""}`;
+  return `replay ${v.id} ${v.state}: scanned ${num(v.scanned)}/${num(v.total)}, sent ${num(v.sent)}${v.resent ? ` (resent ${num(v.resent)})` : ""}${deliveredText(v)}${took}${v.error ? `; error: ${v.error}` : ""}`;
 }
 
 /**
@@ -200,6 +215,7 @@ export const replayStatus = command({
       `progress  scanned ${num(v.scanned)}/${num(v.total)}, sent ${num(v.sent)}${v.resent ? `, resent ${num(v.resent)}` : ""}, ` +
         `${v.eventsPerSecond.toFixed(1)} ev/s, ETA ${duration(v.etaSeconds)}`,
     );
+    if (v.settlement === "watched") console.log(`settled   ${deliveredText(v).slice(", ".length)}`);
     console.log(`created   ${v.createdAt}, updated ${v.updatedAt}${v.finishedAt ? `, finished ${v.finishedAt}` : ""}`);
     if (v.error) console.log(`error     ${v.error}`);
     console.log("");

@@ -62,6 +62,19 @@ export function deliveryDepths(sql: SqlStorage): DeliveryDepths {
   };
 }
 
+/** Sequences in `from`..`to` routed to `subscription` and not yet acknowledged (outbox rows: by primary key). */
+export function heldSequences(sql: SqlStorage, subscription: string, from: number, to: number): number[] {
+  return sql
+    .exec<{ sequence: number }>(
+      `SELECT sequence FROM outbox WHERE subscription = ? AND sequence BETWEEN ? AND ? ORDER BY sequence`,
+      subscription,
+      from,
+      to,
+    )
+    .toArray()
+    .map((r) => r.sequence);
+}
+
 /** Where an event stands with each subscription it was routed to and that has not acknowledged it. */
 export interface PendingDelivery {
   subscription: string;

@@ -53,7 +53,11 @@ describe("replay", () => {
     expect(first).toMatch(new RegExp(`^replay ${ID.source}: events → activity$`));
     expect(progress.length).toBeGreaterThan(0);
     for (const line of progress) expect(line).toMatch(/^(running|done): scanned [\d,]+\/[\d,]+ sent [\d,]+ [\d.]+ ev\/s ETA \S+$/);
-    expect(res.stdout).toMatch(new RegExp(`^replay ${ID.source} done: scanned ([\\d,]+)/\\1, sent [\\d,]+ in \\d+:\\d\\d\\n$`));
+    expect(res.stdout).toMatch(
+      new RegExp(
+        `^replay ${ID.source} done: scanned ([\\d,]+)/\\1, sent [\\d,]+, delivered [\\d,]+ \\(handled [\\d,]+, already handled [\\d,]+, dead-lettered 0, awaiting 0\\) in \\d+:\\d\\d\\n$`,
+      ),
+    );
   });
 
   it("sends from/to (sequence or ISO time), partitions, filter and rate; --json prints the final job", async () => {

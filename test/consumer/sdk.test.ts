@@ -3,6 +3,7 @@ import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { defineConsumer, PermanentError, resolveFromLog } from "../../shared/consumer";
 import { backoffCeiling, backoffSeconds, CircuitBreaker } from "../../shared/consumer-policy";
+import type { Delivery } from "../../shared/messages";
 import { event, expectAccepted, postStructured } from "../helpers";
 import { createEffectsTable, delivery, effect, effects, FakeMessage, resetConsumerState } from "./helpers";
 
@@ -286,6 +287,58 @@ describe("consumer SDK: replayed messages", () => {
     expect(await new FakeMessage({ ...live[1], replay }).deliverUntilSettled(consumer)).toEqual(["handled"]);
     expect((await effects()).map((e) => e.sequence)).toEqual([1, 3, 2]);
     expect(await checkpoint(5)).toBe(3);
+  });
+
+  it("a history replay (a run the log will never deliver live) is applied as it comes, outside the order chain, once", async () => {
+    const consumer = defineConsumer<Env>({
+      subscription: "test-sub",
+      db: (e) => e.DB,
+      maxRetries: 5,
+      ordering: "partition",
+      handle: async (event, { db, delivery: d }) => [effect(db, event, d.sequence)],
+    });
+    // The subscription began routing at 4: its live chain (4, 5) starts with prev 0.
+    const live = [4, 5].map((sequence) => delivery({ sequence, prev: sequence === 4 ? 0 : 4, partition: 6 }));
+    expect(await new FakeMessage(live[0]).deliverUntilSettled(consumer)).toEqual(["handled"]);
+    // Events 1–3 were committed before it existed: a replay sends them as one run marked history.
+    const history = [1, 2, 3].map((sequence) => delivery({ sequence, partition: 6 }));
+    const run = (items: Delivery[]) => ({
+      v: 2,
+      subscription: "test-sub",
+      topic: "events",
+      partition: 6,
+      prev: 0,
+      replay: { jobId: "rpl_history", chain: false, history: true },
+      events: items.map((d) => ({ sequence: d.sequence, committedAt: d.committedAt, event: d.event })),
+    });
+    const message = new FakeMessage(run(history));
+    await consumer.queue(
+      { queue: "q", messages: [message], ackAll() {}, retryAll() {}, metadata: {} } as unknown as MessageBatch<unknown>,
+      env,
+    );
+    expect(message.acked).toBe(true);
+    // Applied although beyond the checkpoint's chain, in the order they came; the chain is untouched.
+    expect((await effects()).map((e) => e.sequence)).toEqual([4, 1, 2, 3]);
+    expect(await checkpoint(6)).toBe(4);
+    const records = await env.DB.prepare("SELECT sequence, prev FROM processed_events WHERE partition = 6 ORDER BY sequence").all();
+    expect(records.results).toEqual([
+      { sequence: 1, prev: -1 },
+      { sequence: 2, prev: -1 },
+      { sequence: 3, prev: -1 },
+      { sequence: 4, prev: 0 },
+    ]);
+    // A second copy of the run (a resumed job) is absorbed; the live chain goes on.
+    const again = new FakeMessage(run(history));
+    await consumer.queue(
+      { queue: "q", messages: [again], ackAll() {}, retryAll() {}, metadata: {} } as unknown as MessageBatch<unknown>,
+      env,
+    );
+    expect(again.acked).toBe(true);
+    expect(await new FakeMessage(live[1]).deliverUntilSettled(consumer)).toEqual(["handled"]);
+    expect((await effects()).map((e) => e.sequence)).toEqual([4, 1, 2, 3, 5]);
+    expect(await checkpoint(6)).toBe(5);
+    const stats = await env.DB.prepare("SELECT replay_duplicates FROM subscription_stats WHERE subscription = 'test-sub'").first();
+    expect(stats).toEqual({ replay_duplicates: 3 });
   });
 
   it("a replay with replays: always runs the handler again for an event already settled", async () => {

@@ -2,8 +2,8 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
-import type { ReplayJob, ReplaySpec, ReplayView } from "../../durable-objects/replay-job";
-import type { Delivery } from "../../shared/messages";
+import type { ReplayJob, ReplaySpecInput, ReplayView } from "../../durable-objects/replay-job";
+import { type Delivery, type DeliveryMessage, runDeliveries } from "../../shared/messages";
 import { allAcknowledged, event, expectAccepted, expectProblem, partitionKeyFor, postBatch, request, waitFor } from "../helpers";
 
 const TOPIC = "events";
@@ -22,8 +22,11 @@ async function publish(partition: number, types: string[], salt: string) {
 
 interface Sent {
   binding: string;
-  bodies: Delivery[];
+  bodies: DeliveryMessage[];
 }
+
+/** The per-event deliveries of what was sent (a replay sends runs). */
+const eventsOf = (sent: Sent[]): Delivery[] => sent.flatMap((s) => s.bodies.flatMap((b) => (b.v === 2 ? runDeliveries(b) : [b])));
 
 /** A ReplayJob whose sends are recorded (and optionally fail once, after being recorded). */
 async function recordedJob(id: string, failOnce?: number) {
@@ -53,12 +56,16 @@ async function runToEnd(stub: DurableObjectStub<ReplayJob>): Promise<ReplayView>
   throw new Error("replay did not finish");
 }
 
-const spec = (id: string, overrides: Partial<ReplaySpec>): ReplaySpec => ({
+/**
+ * A job spec for a job started directly (not through the API). The target is a name no partition
+ * routes to, so the log holds nothing for it and every matching event is sent (as history).
+ */
+const spec = (id: string, overrides: Partial<ReplaySpecInput>): ReplaySpecInput => ({
   id,
   topic: TOPIC,
   partitions: [0],
   from: { sequence: 1 },
-  subscription: "activity",
+  subscription: "replay-target",
   binding: "SUB_ACTIVITY",
   rate: 10_000,
   chain: false,
@@ -79,7 +86,10 @@ describe("replay targeting", () => {
     expect(view).toMatchObject({ state: "done", scanned: 2 * (to - from + 1), resent: 0 });
 
     expect(new Set(sent.map((s) => s.binding))).toEqual(new Set(["SUB_ACTIVITY"]));
-    const messages = sent.flatMap((s) => s.bodies);
+    const messages = eventsOf(sent);
+    // Runs: one queue message carries many events.
+    expect(sent.flatMap((s) => s.bodies).every((b) => b.v === 2)).toBe(true);
+    expect(sent.flatMap((s) => s.bodies).length).toBeLessThan(messages.length);
     for (const [partition, acks] of [
       [1, a],
       [2, b],
@@ -92,7 +102,12 @@ describe("replay targeting", () => {
       expect(view.partitions.find((p) => p.partition === partition)).toMatchObject({ done: true, sent: expected.length, position: to });
     }
     for (const m of messages) {
-      expect(m).toMatchObject({ subscription: "activity", topic: TOPIC, replay: { jobId: id, chain: false }, event: { type: "keep" } });
+      expect(m).toMatchObject({
+        subscription: "replay-target",
+        topic: TOPIC,
+        replay: { jobId: id, chain: false, history: true },
+        event: { type: "keep" },
+      });
     }
   });
 
@@ -171,10 +186,10 @@ describe("replay targeting", () => {
     await runDurableObjectAlarm(stub);
     const cancelled = (await stub.cancel()) as unknown as ReplayView | null;
     expect(cancelled?.state).toBe("cancelled");
-    const sentBefore = sent.flatMap((s) => s.bodies).length;
+    const sentBefore = eventsOf(sent).length;
     expect(sentBefore).toBe(5);
     await runDurableObjectAlarm(stub);
-    expect(sent.flatMap((s) => s.bodies)).toHaveLength(sentBefore);
+    expect(eventsOf(sent)).toHaveLength(sentBefore);
     expect((await statusOf(stub))?.state).toBe("cancelled");
   });
 });
@@ -221,6 +236,12 @@ describe("replay to a webhook subscription", () => {
       (await (await fetch(`${env.WEBHOOK_SINK}/control/${name}`)).json()) as { headers: Record<string, string>; body: string }[];
     const acks = await publish(0, ["hooked", "not-hooked", "hooked"], "hook");
     await waitFor(received, (r) => r.length >= 2, 20_000);
+    // Settled, not only received: an event still being settled is left to its live delivery.
+    await waitFor(
+      () => env.DB.prepare("SELECT COUNT(*) AS n FROM processed_events WHERE subscription = ?").bind(name).first<{ n: number }>(),
+      (r) => r?.n === 2,
+      20_000,
+    );
     const res = await request("/v1/replays", {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -234,7 +255,15 @@ describe("replay to a webhook subscription", () => {
     });
     const job = (await res.json()) as ReplayView;
     expect(res.status).toBe(201);
-    const all = await waitFor(received, (r) => r.length >= 4, 20_000);
+    const done = await waitFor(
+      async () => (await (await request(`/v1/replays/${job.id}`)).json()) as ReplayView,
+      (v) => v.state !== "running",
+      20_000,
+    );
+    // The receiver had both: they count as already handled once their re-delivery has ended, so
+    // the job is done only when the receiver has them again.
+    expect(done).toMatchObject({ state: "done", sent: 2, handled: 0, alreadyHandled: 2, deadLettered: 0, awaiting: 0 });
+    const all = await received();
     expect(all).toHaveLength(4);
     const replayed = all.filter((r) => r.headers["eventline-replay"] === job.id);
     expect(replayed.map((r) => (JSON.parse(r.body) as { id: string }).id)).toEqual([acks[0]?.id, acks[2]?.id]);
@@ -270,7 +299,7 @@ describe("resumability", () => {
     const view = await runToEnd(stub);
     expect(view).toMatchObject({ state: "done", scanned: 60, sent: 60 });
     expect(view.resent).toBe(20);
-    const sequences = [...sent, ...again].flatMap((s) => s.bodies.map((b) => b.sequence));
+    const sequences = eventsOf([...sent, ...again]).map((b) => b.sequence);
     // Every sequence of the range was sent; the 20 of the interrupted batch twice, nothing else twice.
     expect(new Set(sequences)).toEqual(new Set(Array.from({ length: 60 }, (_, i) => first + i)));
     expect(sequences).toHaveLength(80);

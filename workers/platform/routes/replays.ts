@@ -34,6 +34,23 @@ const CreateReplaySchema = z
   .strict()
   .openapi("CreateReplay");
 
+/** What a job has seen settled, per event (ADR 0035); in total and per partition. */
+const CountersShape = {
+  handled: z.number().int().openapi({
+    description:
+      "Events the subscription settled after the job reached them (applied by this replay, or by the live delivery it was left to)",
+  }),
+  alreadyHandled: z
+    .number()
+    .int()
+    .openapi({ description: "Events the subscription had settled before the job reached them (absorbed; a webhook receives them again)" }),
+  deadLettered: z.number().int().openapi({ description: "Events whose settlement is a dead letter" }),
+  held: z.number().int().openapi({
+    description: "Events the partition log still held for the subscription (routed, not acknowledged): left to its delivery, not sent",
+  }),
+  awaiting: z.number().int().openapi({ description: "Events sent or held whose settlement the job has not seen yet" }),
+};
+
 const ReplayViewSchema = z
   .object({
     id: z.string(),
@@ -49,19 +66,26 @@ const ReplayViewSchema = z
     updatedAt: z.string(),
     finishedAt: z.string().nullable(),
     error: z.string().nullable().openapi({ description: "Last error of a tick (the job retries)" }),
+    settlement: z.enum(["watched", "sent"]).openapi({
+      description:
+        "`watched`: the job reads the subscription's settlement records and is `done` when every event it sent (or left to the partition log) is settled — delivered, not merely sent. `sent`: the platform cannot see the subscription's state; `done` means sent",
+    }),
     partitions: z.array(
-      z.object({
-        partition: z.number().int(),
-        from: z.number().int(),
-        to: z.number().int(),
-        position: z.number().int().openapi({ description: "Last sequence scanned" }),
-        scanned: z.number().int(),
-        sent: z.number().int(),
-        done: z.boolean(),
-      }),
+      z
+        .object({
+          partition: z.number().int(),
+          from: z.number().int(),
+          to: z.number().int(),
+          position: z.number().int().openapi({ description: "Last sequence scanned" }),
+          scanned: z.number().int(),
+          sent: z.number().int(),
+          done: z.boolean().openapi({ description: "Scanned to `to` and (watched) every event sent or held settled" }),
+        })
+        .extend(CountersShape),
     ),
     scanned: z.number().int(),
     sent: z.number().int(),
+    ...CountersShape,
     resent: z.number().int().openapi({ description: "Events sent again after a resume (absorbed by consumers' idempotency)" }),
     total: z.number().int().openapi({ description: "Events in the ranges to scan" }),
     eventsPerSecond: z.number(),
@@ -81,7 +105,7 @@ const createReplay = createRoute({
   tags: ["Replays"],
   summary: "Replay a range of a topic to one subscription",
   description:
-    "Starts a job that reads the range from the R2 archive and the partition logs in sequence order per partition, keeps the events that match `filter` (and the subscription's own filter), and sends them to that subscription's queue only, marked `replay: {jobId}`, at `rate` events/s. Progress is checkpointed after every batch; the job resumes after restarts. Consumers built with the SDK absorb events they already settled.",
+    "Starts a job that reads the range from the R2 archive and the partition logs in sequence order per partition, keeps the events that match `filter` (and the subscription's own filter), and delivers every one the subscription has not handled — including events committed before it existed — to that subscription's queue only, as runs marked `replay: {jobId, history}`, at `rate` events/s. Events the partition log is still delivering to it are left to that delivery. Consumers built with the SDK absorb events they already settled (webhooks receive them again). The job is `done` when every event is settled (handled, already handled or dead-lettered); for an ordered subscription it sends one run per partition at a time, so replayed events are applied in partition order. Progress is checkpointed after every batch; the job resumes after restarts.",
   request: { body: { required: true, content: { "application/json": { schema: CreateReplaySchema } } } },
   responses: {
     201: { description: "The job, running", content: { "application/json": { schema: ReplayViewSchema } } },
@@ -238,6 +262,10 @@ export function replayRoutes(config: EventlineConfig) {
       binding: sub.binding,
       rate: input.rate ?? 1000,
       chain: input.chain ?? false,
+      // Every subscription here settles in the platform's D1 (ADR 0030), so the job can watch it.
+      settlement: "watched",
+      ordering: sub.ordering,
+      replays: sub.kind === "webhook" ? "always" : "once",
     });
   }
 
