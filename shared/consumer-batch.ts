@@ -115,7 +115,12 @@ export async function settleBatch<Env, E extends { source: string; id: string },
     frame: deps.frameOf(item.message, env, item.parsed.data as Delivery, riders),
   }));
   const ready: Ready<E, C>[] = [];
-  const failed: { frame: Frame; err: unknown }[] = [];
+  /**
+   * Handler runs in the order they ended. The circuit breaker counts consecutive failures; it is
+   * told of them in that order after the commit, so a batch's failures are not counted as
+   * consecutive when successes ran between them (as they would not be message by message).
+   */
+  const runs: ({ ok: true } | { ok: false; frame: Frame; err: unknown })[] = [];
   const held = new Set<Item>();
 
   // Ordered: partitions run side by side, each in chain order, stopping at its first failure.
@@ -127,7 +132,7 @@ export async function settleBatch<Env, E extends { source: string; id: string },
         try {
           out.push({ frame, item, prepared: await deps.prepare(frame, env) });
         } catch (err) {
-          failed.push({ frame, err });
+          runs.push({ ok: false, frame, err });
           for (const later of group.slice(i + 1)) held.add(later.item);
           break;
         }
@@ -148,6 +153,7 @@ export async function settleBatch<Env, E extends { source: string; id: string },
         error = err;
         return true;
       });
+      if (applied && error === undefined) runs.push({ ok: true });
     } catch (err) {
       // One of the set failed: each event runs alone, so only the failing one pays for it.
       runnable[0]?.frame.log.warn("batch handler failed; handling the events one by one", { error: String(err) });
@@ -160,8 +166,9 @@ export async function settleBatch<Env, E extends { source: string; id: string },
         for (const [i, r] of group.entries()) {
           try {
             ready.push({ ...r.prepared, frame: r.frame, effects: await deps.handle(r.prepared.event, r.prepared.ctx) });
+            runs.push({ ok: true });
           } catch (err) {
-            failed.push({ frame: r.frame, err });
+            runs.push({ ok: false, frame: r.frame, err });
             for (const later of group.slice(i + 1)) held.add(later.item);
             break;
           }
@@ -172,14 +179,18 @@ export async function settleBatch<Env, E extends { source: string; id: string },
 
   // Ordered, the commit keeps chain order within each partition (groups were run in order).
   if (deps.ordering === "partition") ready.sort((a, b) => order(a.frame.delivery) - order(b.frame.delivery));
+  let committed = false;
   try {
     await commit(deps, db, env, ready, context);
+    committed = true;
   } catch (err) {
     error ??= err;
   }
-  for (const { frame, err } of failed) {
+  for (const run of runs) {
     try {
-      deps.settled(env, await deps.fail(frame, err));
+      if (run.ok) {
+        if (committed) await deps.breaker.success(db);
+      } else deps.settled(env, await deps.fail(run.frame, run.err));
     } catch (e) {
       error ??= e;
     }
@@ -330,7 +341,6 @@ async function commit<Env, E extends { source: string; id: string }, C>(
     r.frame.message.ack();
     deps.settled(env, "handled");
   }
-  await deps.breaker.success(db);
 }
 
 /** The statements of one commit, and where (by partition key) the checkpoints it reads back are. */

@@ -161,6 +161,23 @@ describe("batch settlement: what fails costs only itself", () => {
   });
 });
 
+describe("batch settlement: the circuit breaker", () => {
+  it("counts a batch's failures as consecutive only where no success ran between them", async () => {
+    const breaker = { circuitBreaker: { failureThreshold: 5, openSeconds: 30 } };
+    // Ordering none: every handler runs; 10 of 30 fail, each between successes.
+    const mixed = consumerOn(env.DB, "none", breaker);
+    const bodies = chain(70, 30).map((d, i) => (i % 3 === 1 ? withType(d, "flaky") : d));
+    await mixed.consumer.queue(batchOf(bodies.map((d) => new FakeMessage(d))), env);
+    expect(mixed.consumer.breaker.state).toBe("closed");
+    expect(await effects()).toHaveLength(20);
+
+    // Six failures in a row (nothing between them) open it, as they would message by message.
+    const failing = consumerOn(env.DB, "none", breaker);
+    await failing.consumer.queue(batchOf(chain(71, 6, "flaky").map((d) => new FakeMessage(d))), env);
+    expect(failing.consumer.breaker.state).toBe("open");
+  });
+});
+
 describe("batch settlement: records", () => {
   it("a first-run success writes no attempt record and is counted; a success after a failure keeps its record", async () => {
     const { consumer } = consumerOn(env.DB, "none");
