@@ -16,15 +16,17 @@ import type { Delivery, deliverySchema } from "./messages";
 import type { ConsumerMetrics } from "./metrics";
 
 /**
- * Batch settlement (ADR 0035): the part of a `queue()` invocation that can be settled together is
+ * Batch settlement (ADR 0036): the part of a `queue()` invocation that can be settled together is
  * settled together. After the batch prefetch (one round trip: idempotency records and checkpoints),
  * every live event that is new to the subscription and, for ordering `partition`, next in its
  * chain, runs its handler; then ONE `db.batch()` commits every handler's effects, the idempotency
  * records (one multi-row insert), one checkpoint walk per partition, the counters and the metrics.
  * So a batch costs two round trips whatever its size, where settling per message cost one each.
+ * Replayed events take the same path: a rebuild's (in the live chain) like live ones, history
+ * (ADR 0035) outside the chain.
  *
  * What cannot be settled that way goes on to the per-message path, after this commit (so it sees
- * it): duplicates, replays, redrives, events sent by reference, waits for a predecessor, and
+ * it): duplicates, redrives, older jobs' unchained replays, events sent by reference, waits for a predecessor, and
  * everything while the circuit breaker is not closed. A handler that fails is settled alone (retry
  * or dead letter) and, ordered, stops its partition's run there: its successors wait as before.
  * If the commit is refused because an event was settled meanwhile (a concurrent copy), the batch is
@@ -220,7 +222,10 @@ function pick<Env, E extends { source: string; id: string }, C>(
     const { parsed } = item;
     if (!parsed.success || parsed.data.subscription !== deps.subscription) return false;
     const d = parsed.data;
-    if (d.redrive !== undefined || d.replay !== undefined || d.event === undefined) return false;
+    if (d.redrive !== undefined || d.event === undefined) return false;
+    // A replay in the live chain (a rebuild) settles like a live event, and a history event (never
+    // delivered live, ADR 0035) is applied if new; an older job's unchained replay goes its own way.
+    if (d.replay !== undefined && !d.replay.chain && d.replay.history !== true) return false;
     const { source, id } = d.event;
     if (typeof source !== "string" || typeof id !== "string") return false;
     const key = eventKey({ source, id });
@@ -253,6 +258,13 @@ function pick<Env, E extends { source: string; id: string }, C>(
     let open = applied !== undefined;
     for (const item of list) {
       const d = item.parsed.data as Delivery;
+      if (d.replay?.history === true) {
+        // Outside the order chain: applied as it comes (its job sends a partition's history in
+        // order, one run at a time), never moving the checkpoint.
+        if (eligible(item)) take(item);
+        else rest.push(item);
+        continue;
+      }
       if (open && applied !== undefined && eligible(item) && d.sequence > applied && d.prev <= applied) {
         take(item);
         applied = d.sequence;
@@ -307,9 +319,10 @@ async function commit<Env, E extends { source: string; id: string }, C>(
 ): Promise<void> {
   if (ready.length === 0) return;
   const metered = ready[0]?.frame.metered as ConsumerMetrics;
+  // Commit → handled latency is a live figure: replayed events are old by design.
   const measured = metered.take(
     db,
-    ready.map((r) => (Date.now() - r.frame.delivery.committedAt) / 1000),
+    ready.filter((r) => r.frame.delivery.replay === undefined).map((r) => (Date.now() - r.frame.delivery.committedAt) / 1000),
   );
   const { statements, readBack } = batchStatements(deps, db, ready, measured.statements);
   let results: D1Result[];

@@ -79,7 +79,7 @@ export interface ConsumerOptions<Env, Data> {
   handleBatch?: (items: { event: StoredEvent & { data: Data }; ctx: HandleContext<Env> }[]) => Promise<D1PreparedStatement[] | undefined>;
   /**
    * `batch` (default): `queue()` settles every live, new, in-order event of a batch in one D1
-   * batch (ADR 0035): two round trips per batch instead of one per event. A handler then sees D1
+   * batch (ADR 0036): two round trips per batch instead of one per event. A handler then sees D1
    * as it was when the batch began; one whose reads depend on the effects of an earlier event of
    * the same batch (read-modify-write in JavaScript) sets `event`: each event settles alone, its
    * reads see everything before it. Effects written as SQL (`UPDATE … SET n = n + 1`, upserts)

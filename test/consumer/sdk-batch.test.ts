@@ -8,7 +8,7 @@ import { createEffectsTable, delivery, effect, effects, FakeMessage, resetConsum
 
 /**
  * `queue()` reads a batch's idempotency records and checkpoints up front in one round trip, then
- * settles what it can of the batch in one more (batch settlement, ADR 0035); the rest goes message
+ * settles what it can of the batch in one more (batch settlement, ADR 0036); the rest goes message
  * by message. These tests count D1 round trips through a proxy, and check the cases where what was
  * read up front is stale by the time a message is processed. test/consumer/sdk-settle.test.ts has
  * the batch commit's own cases (splits, failures, handleBatch).

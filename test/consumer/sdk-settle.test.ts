@@ -6,7 +6,7 @@ import { batchOf, counting } from "./counting";
 import { createEffectsTable, delivery, effect, effects, FakeMessage, resetConsumerState } from "./helpers";
 
 /**
- * Batch settlement (ADR 0035): `queue()` commits every live, new, in-order event of a batch in one
+ * Batch settlement (ADR 0036): `queue()` commits every live, new, in-order event of a batch in one
  * `db.batch()` after one prefetch, whatever the batch's size; what fails or conflicts costs only
  * itself. Round trips are counted through a D1 proxy (test/consumer/counting.ts), so a regression to
  * settling message by message fails here.
@@ -158,6 +158,37 @@ describe("batch settlement: what fails costs only itself", () => {
     expect(messages.slice(1).every((m) => m.retries.length === 1)).toBe(true);
     expect((await effects()).map((e) => e.event_id)).toEqual(["p44-1"]);
     expect(await checkpoint(44)).toBe(1);
+  });
+});
+
+describe("batch settlement: replays", () => {
+  it("a rebuild's chained replay and a history run settle in one commit too; an older job's unchained replay does not", async () => {
+    const d1 = counting(env.DB);
+    const { consumer, calls } = consumerOn(d1.db, "partition");
+    const replay = (d: Delivery, mark: { chain: boolean; history?: boolean }) => ({ ...d, replay: { jobId: "rpl_test", ...mark } });
+    // A rebuild: the live chain from the start.
+    await consumer.queue(batchOf(chain(80, 20).map((d) => new FakeMessage(replay(d, { chain: true })))), env);
+    expect(d1.batches).toBe(2);
+    expect(await checkpoint(80)).toBe(20);
+    // History (never delivered live): outside the chain, applied in order, checkpoint untouched.
+    d1.batches = 0;
+    const history = chain(81, 20).map((d) => ({ ...replay(d, { chain: false, history: true }), prev: 0 }));
+    await consumer.queue(batchOf(history.map((d) => new FakeMessage(d))), env);
+    expect(d1.batches).toBe(2);
+    expect(calls.filter((id) => id.startsWith("p81-"))).toEqual(Array.from({ length: 20 }, (_, i) => `p81-${i + 1}`));
+    expect(await checkpoint(81)).toBe(0);
+    // The same history again: every event already settled, absorbed as duplicates, nothing run.
+    calls.length = 0;
+    await consumer.queue(batchOf(history.map((d) => new FakeMessage(d))), env);
+    expect(calls).toEqual([]);
+    expect(await effects()).toHaveLength(40);
+    // An older job's unchained replay (no history mark) keeps the per-message rule: beyond the
+    // checkpoint it is left to the live chain (acked, not applied).
+    const [old] = chain(82, 1) as [Delivery];
+    const message = new FakeMessage(replay(old, { chain: false }));
+    await consumer.queue(batchOf([message]), env);
+    expect(message.acked).toBe(true);
+    expect(calls).toEqual([]);
   });
 });
 

@@ -176,7 +176,7 @@ export async function customerSummaryStatements(d1: D1Database, stored: StoredEv
 /**
  * Both projections read an order's row and decide in JavaScript (read-modify-write), so an event
  * must see the effects of the order's previous event even within one queue batch: they settle
- * event by event (`settlement: "event"`, ADR 0035), not as one batch commit.
+ * event by event (`settlement: "event"`, ADR 0036), not as one batch commit.
  */
 export const ordersViewConsumer = configuredConsumer(
   ORDERS_VIEW,
