@@ -34,7 +34,10 @@ const SubscriptionTraceSchema = z
     routed: z
       .boolean()
       .openapi({ description: "The partition handed the event to this subscription's outbox (or the subscription recorded it)" }),
-    attempts: z.array(TraceAttemptSchema).openapi({ description: "Every delivery attempt the consumer SDK recorded, oldest first" }),
+    attempts: z.array(TraceAttemptSchema).openapi({
+      description:
+        "Every delivery attempt the consumer SDK recorded, oldest first. A run that handled the event at its first delivery writes no record (batch settlement, ADR 0036): it is listed from the settlement, as one more `handled` attempt with `sentAt` null",
+    }),
     state: z.enum(["pending", "routed", "in_transit", "redelivered", "handled", "dead_lettered", "filtered_out", "retrying"]).openapi({
       description:
         "`routed`: committed for it, not yet handed to its queue; `in_transit`: sent, not settled; `redelivered`: sent again by the partition log after its redelivery timeout; `retrying`: its handler failed and the queue retries it; `handled`, `dead_lettered`: settled; `pending`: not known",
