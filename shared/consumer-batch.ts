@@ -401,3 +401,13 @@ function batchStatements<Env, E extends { source: string; id: string }, C>(
   }
   return { statements, readBack };
 }
+
+/**
+ * Waits for every message, then rethrows the first failure (Queues retries what was not acked).
+ * Failing at the first one would end the invocation while others are still settling: their
+ * acks, and the records the end-of-invocation batch carries, would be cut short.
+ */
+export async function settleEvery(tasks: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(tasks)).find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed !== undefined) throw failed.reason;
+}

@@ -386,3 +386,52 @@ export function attemptStatement(db: D1Database, a: AttemptRecord, now = Date.no
       a.sentAt,
     );
 }
+
+/** Handler failures recorded so far for this position (`delivery_failures`). */
+export async function failuresSoFar(db: D1Database, key: Position): Promise<number> {
+  const row = await db
+    .prepare("SELECT attempts FROM delivery_failures WHERE subscription = ? AND topic = ? AND partition = ? AND sequence = ?")
+    .bind(key.subscription, key.topic, key.partition, key.sequence)
+    .first<{ attempts: number }>();
+  return row?.attempts ?? 0;
+}
+
+/** Records one more handler failure for this position, and counts a retry. */
+export function recordFailureStatements(db: D1Database, key: Position, attempts: number, error: string): D1PreparedStatement[] {
+  const now = Date.now();
+  const { subscription } = key;
+  return [
+    db
+      .prepare(
+        `INSERT INTO delivery_failures (subscription, topic, partition, sequence, attempts, first_failure_at, last_failure_at, last_error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (subscription, topic, partition, sequence)
+         DO UPDATE SET attempts = excluded.attempts, last_failure_at = excluded.last_failure_at, last_error = excluded.last_error`,
+      )
+      .bind(subscription, key.topic, key.partition, key.sequence, attempts, now, now, error),
+    countStatement(db, subscription, "retried", now),
+  ];
+}
+
+/**
+ * One read for a whole `queue()` batch: the idempotency records of its inline events and (ordered)
+ * the checkpoints of its partitions. If it fails, undefined: each message then reads for itself.
+ */
+export async function prefetchBatch(
+  db: D1Database,
+  subscription: string,
+  ordered: boolean,
+  items: { parsed: { success: boolean; data?: Delivery } }[],
+  log: { warn(msg: string, fields: Record<string, unknown>): void },
+): Promise<BatchContext | undefined> {
+  const deliveries = items.flatMap(({ parsed }) => (parsed.success && parsed.data?.subscription === subscription ? [parsed.data] : []));
+  const events = deliveries.flatMap(({ event }) =>
+    typeof event?.source === "string" && typeof event.id === "string" ? [{ source: event.source, id: event.id }] : [],
+  );
+  try {
+    return await readBatchContext(db, subscription, events, ordered ? deliveries : []);
+  } catch (err) {
+    log.warn("batch prefetch failed; reading per message", { error: err instanceof Error ? err.message : String(err) });
+    return undefined;
+  }
+}

@@ -1,7 +1,6 @@
-import { z } from "zod";
 import { ORDERING_DEFERRALS } from "./config";
-import { type BatchDeps, type Frame, type Prepared, settleBatch } from "./consumer-batch";
-import { backoffSeconds, CircuitBreaker, type CircuitBreakerConfig } from "./consumer-policy";
+import { type BatchDeps, type Frame, type Prepared, settleBatch, settleEvery } from "./consumer-batch";
+import { backoffSeconds, CircuitBreaker } from "./consumer-policy";
 import { unpack } from "./consumer-runs";
 import {
   attemptStatement,
@@ -10,123 +9,43 @@ import {
   checkpointStatement,
   countStatement,
   eventKey,
+  failuresSoFar,
   isUniqueViolation,
   type Position,
   partitionKey,
-  readBatchContext,
+  prefetchBatch,
   readCheckpoint,
   readSeen,
   recordDeadLetter,
+  recordFailureStatements,
   settleStatements,
 } from "./consumer-store";
-import { createLogger, type Logger } from "./logger";
+import { type Consumer, type ConsumerOptions, type HandleContext, type Outcome, PermanentError, type StoredEvent } from "./consumer-types";
+import { createLogger } from "./logger";
 import { type Delivery, deliverySchema } from "./messages";
 import { ConsumerMetrics, metricsEnabled } from "./metrics";
 import { type ReactionAttributes, reactionAttributes } from "./trace";
 
 /**
  * The consumer SDK: `defineConsumer({ subscription, handle, ... })` returns a Queues `queue()`
- * handler. Per message: parse → resolve the event → validate its data → circuit breaker →
- * idempotency and ordering checks → `handle` → one D1 batch with the handler's effects, the
- * idempotency record and the checkpoint → ack. A failure is retried with exponential backoff
- * and full jitter; a permanent failure, or the last allowed attempt, is dead-lettered at once.
- * Messages of one batch succeed or fail independently. `queue()` reads the idempotency records and
- * checkpoints of a whole batch up front in one round trip (`BatchContext`), so a message usually
- * costs a single D1 round trip: its settle batch.
+ * handler. `queue()` reads the idempotency records and checkpoints of a whole batch up front in one
+ * round trip (`BatchContext`), settles every live, new, in-order event in one more
+ * (shared/consumer-batch.ts, ADR 0036), and takes the rest message by message (`settle`): parse →
+ * resolve the event → validate its data → circuit breaker → idempotency and ordering checks →
+ * `handle` → one D1 batch with the handler's effects, the idempotency record and the checkpoint →
+ * ack. A failure is retried with exponential backoff and full jitter; a permanent failure, or the
+ * last allowed attempt, is dead-lettered at once. One message's failure never holds up the others.
  */
 
-/** Throw this (or a ZodError) from `handle` for failures that retrying cannot fix. */
-export class PermanentError extends Error {
-  override readonly name = "PermanentError";
-}
-
-export const storedEventSchema = z.looseObject({ id: z.string(), source: z.string(), type: z.string() });
-export type StoredEvent = Record<string, unknown> & { id: string; source: string; type: string; data?: unknown };
-
-export interface HandleContext<Env> {
-  env: Env;
-  db: D1Database;
-  delivery: Delivery;
-  /** Delivery attempt, 1 for the first. */
-  attempts: number;
-  log: Logger;
-  /**
-   * The attributes to put on an event emitted in reaction to this one: `causationid` (this event's
-   * id), `correlationid` (this event's, or its id) and `traceparent` (a child span of this event's
-   * trace, `tracestate` kept). The same for every call within one attempt: events emitted together
-   * are siblings under the span of this handling.
-   */
-  reactionAttributes(): ReactionAttributes;
-}
-
-export interface ConsumerOptions<Env, Data> {
-  subscription: string;
-  /** Where idempotency records, checkpoints and dead letters live (and the handler's effects). */
-  db: (env: Env) => D1Database;
-  /** Optional zod schema for `data`; a mismatch is permanent (straight to the dead letters). */
-  schema?: z.ZodType<Data>;
-  /**
-   * Applies one event. Return D1 statements to have them committed atomically with the
-   * idempotency record (exactly-once effects); other side effects are at-least-once.
-   */
-  handle: (event: StoredEvent & { data: Data }, ctx: HandleContext<Env>) => Promise<D1PreparedStatement[] | undefined>;
-  /**
-   * Applies a set of events at once (optional): what it returns is committed with their idempotency
-   * records in one batch. Given the events `queue()` settles together (see `settlement`), in chain
-   * order per partition; if it throws, each event runs `handle` alone, so a poisoned event is
-   * retried and dead-lettered by itself. `handle` stays required (and is what runs on every other path).
-   */
-  handleBatch?: (items: { event: StoredEvent & { data: Data }; ctx: HandleContext<Env> }[]) => Promise<D1PreparedStatement[] | undefined>;
-  /**
-   * `batch` (default): `queue()` settles every live, new, in-order event of a batch in one D1
-   * batch (ADR 0036): two round trips per batch instead of one per event. A handler then sees D1
-   * as it was when the batch began; one whose reads depend on the effects of an earlier event of
-   * the same batch (read-modify-write in JavaScript) sets `event`: each event settles alone, its
-   * reads see everything before it. Effects written as SQL (`UPDATE … SET n = n + 1`, upserts)
-   * need no such care: the statements run in order.
-   */
-  settlement?: "batch" | "event";
-  /** Deliveries after the first before dead-lettering; match wrangler.toml `max_retries`. */
-  maxRetries: number;
-  ordering?: "none" | "partition";
-  backoff?: { baseSeconds: number; capSeconds: number };
-  circuitBreaker?: CircuitBreakerConfig;
-  /** Loads an event that travelled by reference (too large for a queue message). */
-  resolveRef?: (delivery: Delivery, env: Env) => Promise<StoredEvent>;
-  /** Seconds to wait when an event arrives before its predecessor (ordering `partition`). */
-  gapRetrySeconds?: number;
-  /**
-   * The queue's `max_retries` (wrangler.toml). What it allows beyond `maxRetries` is what an ordered
-   * subscription's message may spend waiting for its predecessor; a message still waiting then is
-   * acked (`parked`) instead of being left for the queue to dead-letter, and the partition log
-   * sends it again after the subscription's redelivery timeout (ADR 0030). So waiting for a
-   * predecessor is bounded by redelivery, never ends in a dead letter. Default: `maxRetries` +
-   * ORDERING_DEFERRALS for ordering `partition`.
-   */
-  queueMaxRetries?: number;
-  /**
-   * A replayed event this subscription already settled: `once` (default) acks it as a duplicate
-   * (exactly-once effects); `always` runs `handle` again without re-settling (for at-least-once
-   * side effects such as webhooks, whose receivers decide what a replay means).
-   */
-  replays?: "once" | "always";
-  /**
-   * Plaintext of sensitive fields for a consumer authorized to read them (its Worker can reach the
-   * KeyVault): e.g. `decrypt: fieldDecryption((env) => env.KEY_VAULT)` from shared/security/fields.
-   * Without it the handler sees the encrypted envelopes, as they are stored and queued. A field
-   * whose key was shredded, or does not unwrap, stays an envelope.
-   */
-  decrypt?: (event: StoredEvent, ctx: { env: Env; topic: string }) => Promise<StoredEvent>;
-}
-
-type Outcome = "handled" | "duplicate" | "retried" | "dead_lettered" | "deferred" | "skipped" | "parked";
-
-export interface Consumer<Env> {
-  queue(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void>;
-  /** Processes one message and reports what happened (used by `queue`; handy in tests). */
-  process(message: Message<unknown>, env: Env): Promise<Outcome>;
-  readonly breaker: CircuitBreaker;
-}
+export { resolveFromLog } from "./consumer-refs";
+export {
+  type Consumer,
+  type ConsumerOptions,
+  type HandleContext,
+  PermanentError,
+  type StoredEvent,
+  storedEventSchema,
+} from "./consumer-types";
 
 function errorText(err: unknown): string {
   if (err instanceof Error) return `${err.name}: ${err.message}`.slice(0, 2000);
@@ -496,38 +415,6 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     return options.resolveRef(delivery, env);
   }
 
-  /**
-   * One read for the whole batch: the idempotency records of its inline events and (ordering
-   * `partition`) the checkpoints of its partitions. If it fails, each message reads for itself.
-   */
-  async function prefetch(
-    db: D1Database,
-    items: { parsed: ReturnType<typeof deliverySchema.safeParse> }[],
-  ): Promise<BatchContext | undefined> {
-    const deliveries = items.flatMap(({ parsed }) =>
-      parsed.success && parsed.data.subscription === options.subscription ? [parsed.data] : [],
-    );
-    const events = deliveries.flatMap(({ event }) =>
-      typeof event?.source === "string" && typeof event.id === "string" ? [{ source: event.source, id: event.id }] : [],
-    );
-    try {
-      return await readBatchContext(db, options.subscription, events, ordering === "partition" ? deliveries : []);
-    } catch (err) {
-      baseLog.warn("batch prefetch failed; reading per message", { error: errorText(err) });
-      return undefined;
-    }
-  }
-
-  /**
-   * Waits for every message, then rethrows the first failure (Queues retries what was not acked).
-   * Failing at the first one would end the invocation while others are still settling: their
-   * acks, and the records the end-of-invocation batch carries, would be cut short.
-   */
-  async function settleEvery(tasks: Promise<unknown>[]): Promise<void> {
-    const failed = (await Promise.allSettled(tasks)).find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed !== undefined) throw failed.reason;
-  }
-
   async function settleAll(
     items: { message: Message<unknown>; parsed: ReturnType<typeof deliverySchema.safeParse> }[],
     env: Env,
@@ -592,7 +479,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       // A run (message v2) is settled event by event, each event as a message of its own.
       const unpacked = batch.messages.map(unpack);
       const items = unpacked.flatMap((u) => u.parts).map((message) => ({ message, parsed: deliverySchema.safeParse(message.body) }));
-      const context = await prefetch(db, items);
+      const context = await prefetchBatch(db, options.subscription, ordering === "partition", items, baseLog);
       const riders: D1PreparedStatement[] = [];
       try {
         // What can be settled together is, in one commit; the rest goes message by message after it.
@@ -617,52 +504,5 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         metrics.report(env, batch.messages.length);
       }
     },
-  };
-}
-
-async function failuresSoFar(db: D1Database, key: Position): Promise<number> {
-  const row = await db
-    .prepare("SELECT attempts FROM delivery_failures WHERE subscription = ? AND topic = ? AND partition = ? AND sequence = ?")
-    .bind(key.subscription, key.topic, key.partition, key.sequence)
-    .first<{ attempts: number }>();
-  return row?.attempts ?? 0;
-}
-
-function recordFailureStatements(db: D1Database, key: Position, attempts: number, error: string): D1PreparedStatement[] {
-  const now = Date.now();
-  const { subscription } = key;
-  return [
-    db
-      .prepare(
-        `INSERT INTO delivery_failures (subscription, topic, partition, sequence, attempts, first_failure_at, last_failure_at, last_error)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (subscription, topic, partition, sequence)
-         DO UPDATE SET attempts = excluded.attempts, last_failure_at = excluded.last_failure_at, last_error = excluded.last_error`,
-      )
-      .bind(subscription, key.topic, key.partition, key.sequence, attempts, now, now, error),
-    countStatement(db, subscription, "retried", now),
-  ];
-}
-
-const logPageSchema = z.object({ events: z.array(z.string()), last: z.number().int().nullable() });
-
-/**
- * A `resolveRef` that loads an event sent by reference from its partition log, through a
- * Durable Object binding to PartitionLog (declared with `script_name` in a consumer Worker, so
- * its type is not known there: the RPC answer is parsed, not trusted).
- */
-export function resolveFromLog<Env>(
-  binding: (env: Env) => { getByName(name: string): unknown },
-): (delivery: Delivery, env: Env) => Promise<StoredEvent> {
-  return async (delivery, env) => {
-    const stub = binding(env).getByName(`${delivery.topic}/${delivery.partition}`) as unknown as {
-      read(from: number, limit: number): Promise<unknown>;
-    };
-    const page = logPageSchema.parse(await stub.read(delivery.sequence, 1));
-    const raw = page.events[0];
-    if (raw === undefined || page.last !== delivery.sequence) {
-      throw new PermanentError(`event ${delivery.topic}/${delivery.partition}/${delivery.sequence} is no longer in the partition log`);
-    }
-    return storedEventSchema.parse(JSON.parse(raw));
   };
 }
