@@ -5,6 +5,7 @@ import {
   checkpointFrom,
   checkpointStatement,
   checkpointWalkStatements,
+  chunks,
   countStatement,
   eventKey,
   isUniqueViolation,
@@ -85,6 +86,9 @@ interface Ready<E, C> extends Prepared<E, C> {
   frame: Frame;
   effects: D1PreparedStatement[];
 }
+
+/** Events per commit: bounds one D1 batch (statements, bound text) whatever the queue batch holds. */
+export const COMMIT_EVENTS = 500;
 
 /** Every idempotency record of a commit in one statement: D1 binds at most 100 parameters, json_each any number of rows. */
 const INSERT_HANDLED = `INSERT INTO processed_events (subscription, source, event_id, topic, partition, sequence, prev, outcome, processed_at)
@@ -183,7 +187,9 @@ export async function settleBatch<Env, E extends { source: string; id: string },
   if (deps.ordering === "partition") ready.sort((a, b) => order(a.frame.delivery) - order(b.frame.delivery));
   let committed = false;
   try {
-    await commit(deps, db, env, ready, context);
+    // In slices (a batch of 50 runs can hold 5,000 events), one after another: a slice that fails
+    // stops the rest, so an ordered partition never has later events settled before earlier ones.
+    for (const slice of chunks(ready, COMMIT_EVENTS)) await commit(deps, db, env, slice, context);
     committed = true;
   } catch (err) {
     error ??= err;

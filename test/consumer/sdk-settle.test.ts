@@ -79,6 +79,44 @@ describe("batch settlement: round trips", () => {
     expect(await handledCount()).toBe(111);
   });
 
+  it("a queue batch of runs holding 1,200 events commits in slices of 500; a slice that fails stops the later ones (ordered)", async () => {
+    const d1 = counting(env.DB);
+    const { consumer } = consumerOn(d1.db, "partition");
+    const run = (from: number, partition = 90) => ({
+      v: 2,
+      subscription: "test-sub",
+      topic: "events",
+      partition,
+      prev: from,
+      events: Array.from({ length: 100 }, (_, i) => ({
+        sequence: from + i + 1,
+        committedAt: Date.now(),
+        event: { specversion: "1.0", id: `p${partition}-${from + i + 1}`, source: "/settle", type: "test.thing", data: {} },
+      })),
+    });
+    const runs = Array.from({ length: 12 }, (_, k) => new FakeMessage(run(k * 100)));
+    await consumer.queue(batchOf(runs), env);
+    expect(runs.every((m) => m.acked)).toBe(true);
+    expect(d1.batches).toBe(1 + 3);
+    expect(await checkpoint(90)).toBe(1200);
+
+    // The second slice's commit fails (D1 unavailable): the first stays, the third is not
+    // committed ahead of the second, and the failure reaches Queues (messages unacked → redelivered).
+    const again = consumerOn(d1.db, "partition").consumer;
+    const next = Array.from({ length: 12 }, (_, k) => new FakeMessage(run(k * 100, 91)));
+    d1.batches = 0;
+    d1.failBatch = 2;
+    const failed = await again.queue(batchOf(next), env).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(String(failed)).toContain("injected failure");
+    expect(await checkpoint(91)).toBe(500);
+    expect(await count("SELECT COUNT(*) AS n FROM test_effects WHERE event_id LIKE 'p91-%'")).toBe(500);
+    expect(next.slice(0, 5).every((m) => m.acked)).toBe(true);
+    expect(next.slice(5).some((m) => m.acked)).toBe(false);
+  });
+
   it("settlement 'event' settles message by message, and each handler reads what the one before wrote", async () => {
     const d1 = counting(env.DB);
     const seen: number[] = [];
