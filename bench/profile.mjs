@@ -1,15 +1,24 @@
 #!/usr/bin/env node
-// `npm run bench:profile -- [single|batch] [seconds]`: a V8 CPU profile of the platform's isolate
-// (Worker and Durable Objects) while it ingests, taken through workerd's inspector; `deliver
-// [events]` profiles delivery instead: events published to `events` as fast as ingest takes them
-// (as bench/e2e.mjs does) until the `activity` consumer has applied them all, so the relay, the
-// queue consumer and its D1 settling are in the profile. Prints the
-// functions with the most self time and writes bench/results/profile-<scenario>.cpuprofile
-// (open it in Chrome DevTools → Performance, or VS Code). For finding where ingest time goes;
-// the figures to compare against targets come from `npm run bench`.
+// `npm run bench:profile -- [single|batch] [seconds]`: V8 CPU profiles of workerd's isolates while
+// the platform ingests, taken through workerd's own inspector; `deliver [events]` profiles delivery
+// instead: events published to `events` as fast as ingest takes them (as bench/e2e.mjs does) until
+// the `activity` consumer has applied them all, so the relay, the queue consumer and its D1
+// settling are in the profile.
+//
+// Every isolate is profiled at once: the platform (ingest Worker, PartitionLog objects with the
+// outbox relay, the queue consumer) and Miniflare's own objects that stand in for D1 and the
+// queue broker. For each it prints busy CPU (µs per event), then the platform's time by source
+// file (the bundle's `// path` markers), by package, and by the innermost frame of our own code
+// (so the SQLite `exec`, D1 calls or zod work a function causes count towards it), and the top
+// functions by self time. workerd's CPU from /proc over the same run is the check on the sum.
+// Writes bench/results/profile-<scenario>[-<isolate>].cpuprofile (open in Chrome DevTools →
+// Performance, or VS Code). For finding where time goes; the figures to compare against targets
+// come from `npm run bench`. BENCH_PROFILE_TOP sets the rows per table (default 25).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { childPids, cpuSeconds } from "./cpu.mjs";
+import { analyse, bundleModules, top } from "./cpuprofile.mjs";
 import { publish } from "./e2e.mjs";
 import { subscriptionStatus, waitHandled } from "./handled.mjs";
 import { BATCH, batchJson, eventJson, load, STRUCTURED } from "./load.mjs";
@@ -26,8 +35,7 @@ const INSPECTOR_PORT = Number(process.env.BENCH_INSPECTOR_PORT ?? 9329);
 
 /** A minimal Chrome DevTools Protocol client over Node's WebSocket. */
 async function connect(url) {
-  // Miniflare's inspector proxy only accepts local origins (undici's WebSocket takes headers).
-  const ws = new WebSocket(url, { headers: { origin: "http://localhost" } });
+  const ws = new WebSocket(url);
   await new Promise((resolve, reject) => {
     ws.addEventListener("open", resolve, { once: true });
     ws.addEventListener("error", () => reject(new Error(`cannot open inspector ${url}`)), { once: true });
@@ -57,34 +65,23 @@ async function connect(url) {
   };
 }
 
-/** Self time per function (name + file:line), largest first, as shares of all samples. */
-function topFunctions(profile, n) {
-  const byNode = new Map(profile.nodes.map((node) => [node.id, node]));
-  const counts = new Map();
-  for (const id of profile.samples) counts.set(id, (counts.get(id) ?? 0) + 1);
-  const total = profile.samples.length;
-  const byFunction = new Map();
-  for (const [id, count] of counts) {
-    const { functionName, url, lineNumber } = byNode.get(id).callFrame;
-    const key = `${functionName || "(anonymous)"} ${url ? `${path.basename(url)}:${lineNumber + 1}` : ""}`.trim();
-    byFunction.set(key, (byFunction.get(key) ?? 0) + count);
-  }
-  return [...byFunction]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, n)
-    .map(([fn, count]) => ({ share: count / total, fn }));
-}
+// Sampling every 100 µs in seven isolates doubles workerd's CPU; every 500 µs keeps the profiler cheap.
+const INTERVAL_US = Number(process.env.BENCH_PROFILE_INTERVAL_US ?? 500);
+const TOP = Number(process.env.BENCH_PROFILE_TOP ?? 25);
 
 const persist = mkdtempSync(path.join(os.tmpdir(), "eventline-profile-"));
 const bundles = await buildWorkers();
 const { mf, urls } = await start({ ...bundles, persist, inspectorPort: INSPECTOR_PORT });
 try {
+  // workerd names its isolates after their services: core:user:platform is ours; d1:db is
+  // Miniflare's D1 object, queues:queue:<name> its queue brokers, the rest idle helpers.
   const targets = await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json/list`)).json();
-  const target = targets.find((t) => t.id.endsWith("-platform"));
-  if (target === undefined) throw new Error("the inspector lists no targets");
-  const cdp = await connect(target.webSocketDebuggerUrl);
-  await cdp.send("Profiler.enable");
-  await cdp.send("Profiler.setSamplingInterval", { interval: 100 });
+  if (!targets.some((t) => t.id === "core:user:platform")) throw new Error("the inspector does not list the platform's isolate");
+  const sessions = await Promise.all(targets.map(async (t) => ({ id: t.id, cdp: await connect(t.webSocketDebuggerUrl) })));
+  for (const { cdp } of sessions) {
+    await cdp.send("Profiler.enable");
+    await cdp.send("Profiler.setSamplingInterval", { interval: INTERVAL_US });
+  }
 
   const url = new URL("/v1/topics/orders/events", urls.platform).href;
   /** Publishes `events` events to `events` and waits until the activity consumer handled them. */
@@ -100,8 +97,9 @@ try {
       since: started,
       timeoutSec: 600,
       label: "deliver",
+      drained: true,
     });
-    return { reqPerSec: (series.at(-1)[1] / (Date.now() - started)) * 1000, non2xx: 0 };
+    return { reqPerSec: (series.at(-1)[1] / (Date.now() - started)) * 1000, non2xx: 0, events };
   };
   const run = (duration) =>
     scenario === "deliver"
@@ -110,21 +108,52 @@ try {
         ? load({ url, contentType: STRUCTURED, makeBody: () => eventJson("bench"), connections: 16, duration })
         : load({ url, contentType: BATCH, makeBody: () => batchJson("bench", 100), connections: 16, duration });
   await run(scenario === "deliver" ? 500 : 2); // warm-up: JIT, the Durable Objects' first load
-  await cdp.send("Profiler.start");
+  const workerd = childPids(process.pid);
+  const cpuBefore = cpuSeconds(workerd);
+  const dry = process.env.BENCH_PROFILE_DRY === "1";
+  if (!dry) for (const { cdp } of sessions) await cdp.send("Profiler.start");
   const result = await run(seconds);
-  const { profile } = await cdp.send("Profiler.stop");
-  cdp.close();
+  const profiles = [];
+  if (!dry) for (const { id, cdp } of sessions) profiles.push({ id, profile: (await cdp.send("Profiler.stop")).profile });
+  const cpuAfter = cpuSeconds(workerd);
+  for (const { cdp } of sessions) cdp.close();
 
-  const out = path.join(import.meta.dirname, "results", `profile-${scenario}.cpuprofile`);
-  mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify(profile));
   const perSecond = scenario === "batch" ? result.reqPerSec * 100 : result.reqPerSec;
+  // Events the profiled run took in: what µs per event divides by.
+  const events = scenario === "deliver" ? result.events : Math.round(perSecond * seconds);
   const over = scenario === "deliver" ? `${seconds} events published until handled` : `${seconds} s`;
   console.log(`${scenario}: ${perSecond.toFixed(0)} events/s over ${over} (profiling slows it); ${result.non2xx} non-2xx`);
-  console.log(`profile of "${target.title}" → ${path.relative(process.cwd(), out)}\n`);
-  console.log("self time  function");
-  for (const { share, fn } of topFunctions(profile, Number(process.env.BENCH_PROFILE_TOP ?? 40))) {
-    console.log(`${(share * 100).toFixed(1).padStart(8)}%  ${fn}`);
+  const perEvent = (us) => (us / events).toFixed(1).padStart(8);
+  if (cpuBefore !== null && cpuAfter !== null) {
+    console.log(`workerd process CPU: ${perEvent((cpuAfter - cpuBefore) * 1e6)} µs/event (all threads, from /proc)`);
+  }
+
+  const bundleModule = bundleModules(bundles.platform);
+  const moduleOf = (url, line) => (path.basename(url) === path.basename(bundles.platform) ? bundleModule(line) : url);
+  const outDir = path.join(import.meta.dirname, "results");
+  mkdirSync(outDir, { recursive: true });
+  console.log("\nbusy CPU by isolate (µs/event; idle samples left out)");
+  const analysed = [];
+  for (const { id, profile } of profiles) {
+    const a = analyse(profile, { intervalUs: INTERVAL_US, moduleOf });
+    if (a.busyUs / events < 0.5) continue;
+    analysed.push({ id, a });
+    const file = id === "core:user:platform" ? `profile-${scenario}` : `profile-${scenario}-${id.replaceAll(/[^\w-]+/g, "_")}`;
+    writeFileSync(path.join(outDir, `${file}.cpuprofile`), JSON.stringify(profile));
+    console.log(`${perEvent(a.busyUs)}  ${id} → bench/results/${file}.cpuprofile`);
+  }
+  const table = (title, map) => {
+    console.log(`\n${title}`);
+    for (const [key, us] of top(map, TOP)) console.log(`${perEvent(us)}  ${key}`);
+  };
+  for (const { id, a } of analysed) {
+    console.log(`\n=== ${id} ===`);
+    if (id === "core:user:platform") {
+      table("µs/event by package (self time; ours = our own source)", a.byPackage);
+      table("µs/event by module (self time)", a.byModule);
+      table("µs/event by owner (innermost frame of our code: its own time plus the library and native calls it made)", a.byOwner);
+    }
+    table("µs/event by function (self time)", a.byFunction);
   }
 } finally {
   await mf.dispose();

@@ -113,7 +113,8 @@ export async function start({ platform, baseline, persist, inspectorPort, varian
   const logs = { lines: 0, byLevel: {}, samples: [], archive: { passes: 0, segments: 0, events: 0, ms: 0 } };
   const mf = new Miniflare({
     ...LOOPBACK,
-    // bench/profile.mjs: workerd's V8 inspector, to take CPU profiles of the platform's isolate.
+    // bench/profile.mjs: workerd's own V8 inspector (no Miniflare proxy in front of it), which lists
+    // every isolate — the platform, and Miniflare's D1 and queue broker objects that delivery uses.
     ...(inspectorPort === undefined ? {} : { inspectorPort }),
     logRequests: false,
     enableDevRegistry: false,
@@ -156,7 +157,7 @@ export async function start({ platform, baseline, persist, inspectorPort, varian
           triggers: queues.triggers,
           exports: storage.exports,
         },
-        dev: inspectorPort === undefined ? dev : { ...dev, unsafeInspectorProxy: true },
+        dev,
       },
       // The same bundle with EVENTLINE_METRICS=off and its own objects and buckets: the ingest
       // scenarios run against both to measure what metrics and tracing cost. It consumes no

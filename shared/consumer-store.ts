@@ -82,20 +82,27 @@ export function checkpointWalkStatements(
         `INSERT INTO checkpoints (subscription, topic, partition, sequence, updated_at) VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING`,
       )
       .bind(...where, now),
-    db
-      .prepare(
-        `UPDATE checkpoints SET updated_at = ?4, sequence = (
-           WITH RECURSIVE run(s) AS (
-             SELECT sequence FROM checkpoints WHERE subscription = ?1 AND topic = ?2 AND partition = ?3
-             UNION ALL
-             SELECT p.sequence FROM processed_events p JOIN run ON p.prev = run.s
-             WHERE p.subscription = ?1 AND p.topic = ?2 AND p.partition = ?3
-           ) SELECT MAX(s) FROM run)
-         WHERE subscription = ?1 AND topic = ?2 AND partition = ?3`,
-      )
-      .bind(...where, now),
+    db.prepare(CHECKPOINT_WALK).bind(...where, now),
   ];
 }
+
+/**
+ * The checkpoint walk (?1 subscription, ?2 topic, ?3 partition, ?4 now). `run CROSS JOIN
+ * processed_events` makes each step one lookup in processed_events_chain by (subscription, topic,
+ * partition, prev): SQLite keeps a CROSS JOIN's left table as the outer loop. With a plain JOIN the
+ * planner (no ANALYZE statistics, as on D1) put processed_events outside and scanned all of the
+ * partition's records at every step, so a walk cost O(steps × records so far) — most of the
+ * delivery CPU once a subscription had handled a few thousand events (bench/profile.mjs deliver).
+ * test/consumer/sdk-store.test.ts checks the plan.
+ */
+export const CHECKPOINT_WALK = `UPDATE checkpoints SET updated_at = ?4, sequence = (
+  WITH RECURSIVE run(s) AS (
+    SELECT sequence FROM checkpoints WHERE subscription = ?1 AND topic = ?2 AND partition = ?3
+    UNION ALL
+    SELECT p.sequence FROM run CROSS JOIN processed_events p ON p.prev = run.s
+    WHERE p.subscription = ?1 AND p.topic = ?2 AND p.partition = ?3
+  ) SELECT MAX(s) FROM run)
+WHERE subscription = ?1 AND topic = ?2 AND partition = ?3`;
 
 /** What a subscription recorded when it settled an event (its `processed_events` row). */
 export interface SeenRecord {

@@ -457,12 +457,12 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
         ? undefined
         : async (items) => {
             const started = Date.now();
-            try {
-              return await options.handleBatch?.(items);
-            } finally {
-              const metered = metricsOf(items[0]?.ctx.env);
-              for (const _ of items) metered.observeHandler((Date.now() - started) / 1000 / items.length);
-            }
+            const effects = await options.handleBatch?.(items);
+            // Timed only when it succeeds: if it throws, each event runs `handle` (timed) alone, and
+            // a run counted twice would break "one handler run per handled, retried or dead-lettered delivery".
+            const metered = metricsOf(items[0]?.ctx.env);
+            for (const _ of items) metered.observeHandler((Date.now() - started) / 1000 / items.length);
+            return effects;
           },
     fail,
     settled: (env, outcome) => {

@@ -136,13 +136,17 @@ describe("GET /v1/metrics after a scripted run", () => {
     // dead-lettered), one fails on its first delivery only.
     const original = activityProjection.statements.bind(activityProjection);
     let flakyFailed = false;
-    vi.spyOn(activityProjection, "statements").mockImplementation((db, e) => {
-      if (e.id === POISON) throw new Error("poison");
-      if (e.id === FLAKY && !flakyFailed) {
-        flakyFailed = true;
-        throw new Error("transient");
+    vi.spyOn(activityProjection, "statements").mockImplementation((db, es) => {
+      // A batch's set (handleBatch) fails whole if one of it would; each event then runs alone.
+      if (es.length > 1 && es.some((e) => e.id === POISON || (e.id === FLAKY && !flakyFailed))) throw new Error("poison in the set");
+      for (const e of es) {
+        if (e.id === POISON) throw new Error("poison");
+        if (e.id === FLAKY && !flakyFailed) {
+          flakyFailed = true;
+          throw new Error("transient");
+        }
       }
-      return original(db, e);
+      return original(db, es);
     });
 
     // 14 events over the four partitions (2, 3, 4, 5), one request: one append call per partition.

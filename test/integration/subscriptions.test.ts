@@ -55,9 +55,9 @@ describe("dead letters and redrive", () => {
   it("lists dead letters page by page and redrives them so each is applied exactly once", async () => {
     const original = activityProjection.statements.bind(activityProjection);
     let broken = true;
-    vi.spyOn(activityProjection, "statements").mockImplementation((db, e) => {
-      if (broken && e.type === "dlq.case") throw new PermanentError(`cannot project ${e.id}`);
-      return original(db, e);
+    vi.spyOn(activityProjection, "statements").mockImplementation((db, es) => {
+      for (const e of es) if (broken && e.type === "dlq.case") throw new PermanentError(`cannot project ${e.id}`);
+      return original(db, es);
     });
     const events = Array.from({ length: 5 }, (_, i) => event({ id: `dlq-${i}`, type: "dlq.case" }));
     await expectAccepted(await postBatch("events", events));
@@ -125,9 +125,9 @@ describe("dead letters and redrive", () => {
   it("redriving letters that still fail puts them back in the DLQ, once each; redrive-all takes only the letters there when it began", async () => {
     const original = activityProjection.statements.bind(activityProjection);
     let broken = true;
-    vi.spyOn(activityProjection, "statements").mockImplementation((db, e) => {
-      if (broken && e.type === "dlq.again") throw new PermanentError(`still cannot project ${e.id}`);
-      return original(db, e);
+    vi.spyOn(activityProjection, "statements").mockImplementation((db, es) => {
+      for (const e of es) if (broken && e.type === "dlq.again") throw new PermanentError(`still cannot project ${e.id}`);
+      return original(db, es);
     });
     const events = Array.from({ length: 3 }, (_, i) => event({ id: `dlq-again-${i}`, type: "dlq.again" }));
     await expectAccepted(await postBatch("events", events));
