@@ -1,7 +1,7 @@
 import { ORDERING_DEFERRALS } from "./config";
-import { type BatchDeps, type Frame, type Prepared, settleBatch, settleEvery } from "./consumer-batch";
+import { type BatchDeps, type Frame, type Item, type Prepared, settleBatch, settleEvery } from "./consumer-batch";
 import { backoffSeconds, CircuitBreaker } from "./consumer-policy";
-import { unpack } from "./consumer-runs";
+import { RunPart, unpack } from "./consumer-runs";
 import {
   attemptStatement,
   type BatchContext,
@@ -50,6 +50,12 @@ export {
 function errorText(err: unknown): string {
   if (err instanceof Error) return `${err.name}: ${err.message}`.slice(0, 2000);
   return String(err).slice(0, 2000);
+}
+
+/** A run's parts were validated with their run (runSchema, through deliveriesOf): not parsed twice. */
+function parse(message: Message<unknown>): Item["parsed"] {
+  if (message instanceof RunPart) return { success: true, data: message.body } as Item["parsed"];
+  return deliverySchema.safeParse(message.body);
 }
 
 function isPermanent(err: unknown): boolean {
@@ -478,12 +484,12 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       const db = options.db(env);
       // A run (message v2) is settled event by event, each event as a message of its own.
       const unpacked = batch.messages.map(unpack);
-      const items = unpacked.flatMap((u) => u.parts).map((message) => ({ message, parsed: deliverySchema.safeParse(message.body) }));
+      const items: Item[] = unpacked.flatMap((u) => u.parts).map((message) => ({ message, parsed: parse(message) }));
       const context = await prefetchBatch(db, options.subscription, ordering === "partition", items, baseLog);
       const riders: D1PreparedStatement[] = [];
       try {
         // What can be settled together is, in one commit; the rest goes message by message after it.
-        const batched =
+        const batched: { rest: Item[]; error?: unknown } =
           (options.settlement ?? "batch") === "batch" ? await settleBatch(batchDeps, db, items, env, context, riders) : { rest: items };
         await settleAll(batched.rest, env, context, riders);
         if (batched.error !== undefined) throw batched.error;
