@@ -37,6 +37,14 @@ function position(value, name) {
 /** @param {Position | null} p */
 const positionText = (p) => (p === null ? "head" : "sequence" in p ? `sequence ${p.sequence}` : p.time);
 
+/**
+ * Where the job stops: its `to`, or, without one, each partition's head as it was when the job
+ * started (fixed then: later events reach the subscription live, not through this job).
+ * @param {Replay} v
+ */
+const endText = (v) =>
+  v.to !== null ? positionText(v.to) : `the head at start (${v.partitions.map((p) => `p${p.partition} ${num(p.to)}`).join(", ")})`;
+
 /** The bar's text: state, scanned/total, sent, rate, ETA. @param {Replay} v */
 const progressText = (v) =>
   `${v.state}: scanned ${num(v.scanned)}/${num(v.total)} sent ${num(v.sent)} ${v.eventsPerSecond.toFixed(1)} ev/s ETA ${duration(v.etaSeconds)}`;
@@ -209,7 +217,7 @@ export const replayStatus = command({
     if (json) return printJson(v);
     console.log(`replay ${v.id} ${v.state}: ${v.topic} → ${v.subscription}`);
     console.log(
-      `range     ${positionText(v.from)} to ${positionText(v.to)}${v.filter ? `, filter ${JSON.stringify(v.filter)}` : ""}, rate ${num(v.rate)} ev/s`,
+      `range     ${positionText(v.from)} to ${endText(v)}${v.filter ? `, filter ${JSON.stringify(v.filter)}` : ""}, rate ${num(v.rate)} ev/s`,
     );
     console.log(
       `progress  scanned ${num(v.scanned)}/${num(v.total)}, sent ${num(v.sent)}${v.resent ? `, resent ${num(v.resent)}` : ""}, ` +

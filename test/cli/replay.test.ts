@@ -102,7 +102,9 @@ describe("replay", () => {
 
     const status = await cli(["replay", "status", id]);
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(new RegExp(`^replay ${id} running: events → activity\\nrange {5}sequence 1 to head, rate 1 ev/s\\n`));
+    expect(status.stdout).toMatch(
+      new RegExp(`^replay ${id} running: events → activity\\nrange {5}sequence 1 to the head at start \\(p3 [\\d,]+\\), rate 1 ev/s\\n`),
+    );
     expect(status.stdout).toMatch(/PARTITION\s+FROM\s+TO\s+POSITION\s+SCANNED\s+SENT\s+DONE\n\s+3\s+1\s+\d+\s+\d+\s+\d+\s+\d+\s+no\n$/);
     expect((JSON.parse((await cli(["replay", "status", id, "--json"])).stdout) as View).state).toBe("running");
 

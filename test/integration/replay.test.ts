@@ -168,6 +168,12 @@ describe("replay targeting", () => {
     expect((await expectProblem(await post({ ...base, from: { sequence: 9 }, to: { sequence: 3 } }), 400)).issues?.[0]?.path).toBe("/to");
     expect((await expectProblem(await post({ ...base, filter: { type: [{ prefix: 3 }] } }), 422)).code).toBe("unprocessable_request");
     expect((await expectProblem(await post({ ...base, from: { time: "yesterday" } }), 400)).code).toBe("invalid_parameter");
+    // A missing or malformed position says which two forms are expected, not just "Invalid input".
+    const { from: _from, ...withoutFrom } = base;
+    const missing = await expectProblem(await post(withoutFrom), 400);
+    expect(missing.issues?.[0]).toMatchObject({ path: "/json/from", message: expect.stringContaining('required: {"sequence": n}') });
+    const malformed = await expectProblem(await post({ ...base, from: { seq: 1 } }), 400);
+    expect(malformed.issues?.[0]?.message).toContain('expected {"sequence": n}');
     expect((await expectProblem(await request("/v1/replays/rpl_0123456789abcdef0123456789abcdef"), 404)).code).toBe("not_found");
     expect((await expectProblem(await request("/v1/replays/nope"), 400)).code).toBe("invalid_parameter");
   });

@@ -13,10 +13,19 @@ import { requireTopic, requireValidFilter } from "../validation";
  * replay the whole topic to its subscription as the live order chain).
  */
 
-const PositionSchema = z.union([
-  z.object({ sequence: z.number().int().min(1) }).strict(),
-  z.object({ time: z.iso.datetime({ offset: true }).openapi({ example: "2026-11-28T00:00:00Z" }) }).strict(),
-]);
+const PositionSchema = z.union(
+  [
+    z.object({ sequence: z.number().int().min(1) }).strict(),
+    z.object({ time: z.iso.datetime({ offset: true }).openapi({ example: "2026-11-28T00:00:00Z" }) }).strict(),
+  ],
+  {
+    // The union's own "Invalid input" names neither form; say what is expected.
+    error: (issue) =>
+      issue.input === undefined
+        ? 'required: {"sequence": n} (n ≥ 1, per partition) or {"time": "<ISO 8601 with offset>"}'
+        : 'expected {"sequence": n} (an integer ≥ 1) or {"time": "<ISO 8601 with offset>"}, nothing else',
+  },
+);
 
 const CreateReplaySchema = z
   .object({
