@@ -82,6 +82,9 @@ async function consumerFor(env: Env, name: string): Promise<{ view: Subscription
           backoff: view.backoff,
           // A replay to a webhook subscription is sent again even if it was delivered before.
           replays: "always",
+          // The effect (the POST) leaves D1: each event is settled right after its POST, so a crash
+          // repeats only the POSTs in flight, not a whole batch's (ADR 0036).
+          settlement: "event",
           handle: async (event, { delivery, env: current }) => {
             // The webhook id is stable across retries of one delivery, so receivers can dedupe.
             const id = `${delivery.topic}-${delivery.partition}-${delivery.sequence}`;
