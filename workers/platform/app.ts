@@ -8,9 +8,9 @@ import { createLogger } from "../../shared/logger";
 import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import { authentication } from "./auth/access";
 import type { AppEnv } from "./context";
-import { DASHBOARD_PATH } from "./dashboard/assets";
 import { readBodyWithLimit } from "./ingest/body";
 import { recordIngestReject } from "./metrics";
+import { allowedMethods, type RouteEntry, routeTable } from "./route-table";
 import { auditRoutes } from "./routes/audit";
 import { dashboardRoutes } from "./routes/dashboard";
 import { docsRoutes } from "./routes/docs";
@@ -27,44 +27,6 @@ import { subscriptionRoutes } from "./routes/subscriptions";
 import { topicRoutes } from "./routes/topics";
 import { traceRoutes } from "./routes/trace";
 import { invalidParameter } from "./validation";
-
-/** Paths the API serves and the methods each allows; used for 405 + Allow. */
-const ROUTE_METHODS: [RegExp, string[]][] = [
-  // Exact shapes (no trailing slash), as Hono's router matches them.
-  [/^\/v1\/topics$/, ["GET", "HEAD"]],
-  [/^\/v1\/topics\/[^/]+$/, ["GET", "HEAD"]],
-  [/^\/v1\/topics\/[^/]+\/events$/, ["POST"]],
-  [/^\/v1\/topics\/[^/]+\/archive$/, ["GET", "HEAD", "POST"]],
-  [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events$/, ["GET", "HEAD"]],
-  [/^\/v1\/topics\/[^/]+\/partitions\/[^/]+\/events\/[^/]+\/trace$/, ["GET", "HEAD"]],
-  [/^\/v1\/topics\/[^/]+\/streams\/[^/]+$/, ["GET", "HEAD"]],
-  [/^\/v1\/topics\/[^/]+\/streams\/[^/]+\/events$/, ["GET", "HEAD", "POST"]],
-  [/^\/v1\/orders$/, ["GET", "HEAD", "POST"]],
-  [/^\/v1\/orders\/[^/]+$/, ["GET", "HEAD"]],
-  [/^\/v1\/orders\/[^/]+\/[^/]+$/, ["POST"]],
-  [/^\/v1\/customers\/[^/]+\/summary$/, ["GET", "HEAD"]],
-  [/^\/v1\/replays$/, ["GET", "HEAD", "POST"]],
-  [/^\/v1\/replays\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
-  [/^\/v1\/projections\/[^/]+\/rebuild$/, ["POST"]],
-  [/^\/v1\/subscriptions$/, ["GET", "HEAD", "POST"]],
-  [/^\/v1\/subscriptions\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
-  [/^\/v1\/subscriptions\/[^/]+\/dlq$/, ["GET", "HEAD"]],
-  [/^\/v1\/subscriptions\/[^/]+\/dlq\/redrive$/, ["POST"]],
-  [/^\/v1\/subscriptions\/[^/]+\/secret:rotate$/, ["POST"]],
-  [/^\/v1\/keys$/, ["GET", "HEAD", "POST"]],
-  [/^\/v1\/keys\/[^/]+$/, ["GET", "HEAD", "DELETE"]],
-  [/^\/v1\/keys\/[^/]+\/rotate$/, ["POST"]],
-  [/^\/v1\/audit$/, ["GET", "HEAD"]],
-  [/^\/v1\/subjects\/[^/]+\/keys$/, ["DELETE"]],
-  [/^\/v1\/encryption$/, ["GET", "HEAD"]],
-  [/^\/v1\/encryption\/rewrap$/, ["POST"]],
-  [/^\/v1\/metrics$/, ["GET", "HEAD"]],
-  [/^\/v1\/health$/, ["GET", "HEAD"]],
-  [/^\/openapi\.json$/, ["GET", "HEAD"]],
-  [/^\/docs\/?$/, ["GET", "HEAD"]],
-  [DASHBOARD_PATH, ["GET", "HEAD"]],
-  [/^\/health$/, ["GET", "HEAD"]],
-];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -145,11 +107,14 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
     );
   });
 
+  let table: RouteEntry[] | undefined;
   app.notFound((c) => {
     const requestId = c.get("requestId") ?? crypto.randomUUID();
-    const match = ROUTE_METHODS.find(([pattern]) => pattern.test(c.req.path));
-    if (match !== undefined) {
-      const allow = match[1].join(", ");
+    // Every route is mounted by the time a request arrives: the table is built once, from them.
+    table ??= routeTable(app.routes);
+    const methods = allowedMethods(table, c.req.path);
+    if (methods !== undefined) {
+      const allow = methods.join(", ");
       return problemResponse(
         new EventlineError("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allow}`, {
           headers: { allow },

@@ -5,7 +5,7 @@ import { EventlineError } from "../../../shared/errors";
 import { type Action, denyingGrant, formatGrant, implies, isAllowed, isGlobalAdmin } from "../../../shared/security/grants";
 import { actorOf, writeAudit } from "../audit";
 import type { AppEnv } from "../context";
-import { DASHBOARD_PATH } from "../dashboard/assets";
+import { isPublicPath } from "../public-paths";
 import { findSubscriptionView } from "../subscription-registry";
 import { createLockout, rateLimited } from "./lockout";
 import { type Authenticate, AuthenticationError, createAuthenticator, type Principal } from "./principal";
@@ -19,12 +19,8 @@ import { type Authenticate, AuthenticationError, createAuthenticator, type Princ
  * cannot pass the tests.
  */
 
-/**
- * Paths anyone may read: liveness, the API document and its reference page, and the dashboard's
- * page shell and static assets (no data in them; the page calls the API with the user's key).
- */
-const PUBLIC = /^\/(health|openapi\.json|docs\/?)$/;
-const isPublic = (path: string) => PUBLIC.test(path) || DASHBOARD_PATH.test(path);
+/** Paths anyone may read (workers/platform/public-paths.ts). */
+const isPublic = isPublicPath;
 
 export interface AccessSpec {
   group: RouteGroup;

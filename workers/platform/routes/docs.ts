@@ -1,5 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "../context";
+import { isPublicPath } from "../public-paths";
 
 type OpenAPIDocument = ReturnType<OpenAPIHono["getOpenAPI31Document"]>;
 
@@ -77,9 +78,6 @@ ${sections.join("\n")}
 </body></html>`;
 }
 
-/** Paths anyone may call; everything else needs a bearer credential. */
-const PUBLIC_PATHS = new Set(["/health", "/openapi.json", "/docs"]);
-
 const SECURITY_RESPONSES = {
   401: "No credentials, or the API key / JWT is not valid (see `WWW-Authenticate`)",
   403: "The credential lacks the grant this route needs for the topic it touches, or the route's mTLS requirement is not met",
@@ -104,7 +102,8 @@ export function openApiDocument(root: OpenAPIHono<AppEnv>): OpenAPIDocument {
     },
   };
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
-    if (PUBLIC_PATHS.has(path)) continue;
+    // Paths anyone may call (workers/platform/public-paths.ts); everything else needs a bearer credential.
+    if (isPublicPath(path)) continue;
     for (const op of Object.values(item as Record<string, { security?: unknown; responses?: Record<string, unknown> }>)) {
       if (typeof op !== "object" || op === null || op.responses === undefined) continue;
       op.security = [{ bearer: [] }];
