@@ -1,4 +1,3 @@
-import type { KeyVault } from "../../durable-objects/key-vault";
 import { isJsonMediaType } from "../cloudevents";
 import type { TopicConfig } from "../config";
 import { EventlineError, type ProblemIssue } from "../errors";
@@ -383,7 +382,8 @@ export interface ProtectableEvent {
 }
 
 export interface FieldProtectorEnv {
-  KEY_VAULT: DurableObjectNamespace<KeyVault>;
+  /** The KeyVault binding as the Worker's Env types it (shared/ does not import the Durable Object). */
+  KEY_VAULT: Env["KEY_VAULT"];
 }
 
 export interface FieldProtector {
@@ -551,8 +551,8 @@ export function createFieldProtector(env: FieldProtectorEnv): FieldProtector {
  * The consumer SDK's `decrypt` option (shared/consumer.ts) over a KeyVault binding: an authorized
  * consumer's handler gets plaintext; the queue message itself only ever carried envelopes.
  */
-export function fieldDecryption<Env>(vault: (env: Env) => DurableObjectNamespace<KeyVault>) {
-  return async <E extends Record<string, unknown>>(event: E, { env, topic }: { env: Env; topic: string }): Promise<E> => {
+export function fieldDecryption<ConsumerEnv>(vault: (env: ConsumerEnv) => Env["KEY_VAULT"]) {
+  return async <E extends Record<string, unknown>>(event: E, { env, topic }: { env: ConsumerEnv; topic: string }): Promise<E> => {
     const { events } = await createFieldProtector({ KEY_VAULT: vault(env) }).reveal(topic, [event]);
     return events[0] as E;
   };

@@ -1,6 +1,6 @@
 import type { EventlineConfig } from "../../shared/config";
 import type { Logger } from "../../shared/logger";
-import type { Principal } from "./auth/principal";
+import type { Principal } from "./auth/identity";
 
 /** Hono environment shared by every route group of the platform Worker. */
 export interface AppEnv {

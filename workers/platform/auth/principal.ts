@@ -3,22 +3,15 @@ import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { sha256Hex } from "../../../shared/json";
 import type { Logger } from "../../../shared/logger";
-import { type Grant, parseGrants } from "../../../shared/security/grants";
+import { parseGrants } from "../../../shared/security/grants";
 import { createJwtVerifier, TokenError } from "../../../shared/security/jwt";
 import { countInWindow } from "../audit-windows";
 import type { AppEnv } from "../context";
 import { type ApiKeyRecord, digestsEqual, looksLikeApiKey, verifyApiKey } from "./api-keys";
+import type { Principal } from "./identity";
 
 /** Who is calling, as proven by a credential. Identity and tenant come only from here. */
-export interface Principal {
-  /** Stable id for audit records and rate limits: `admin`, `key:<id>`, `jwt:<iss>#<sub>`, `anonymous`. */
-  id: string;
-  kind: "admin-key" | "api-key" | "jwt" | "anonymous";
-  tenant?: string;
-  grants: Grant[];
-  /** An API key's expiry: the keys it mints expire no later (routes/keys.ts). */
-  expiresAt?: Date;
-}
+export type { Principal } from "./identity";
 
 /** A refused credential: the 401 to send, and what the audit record says (never the credential). */
 export class AuthenticationError extends EventlineError {
