@@ -1,38 +1,13 @@
-import { z } from "zod";
 import { defineConfig } from "./shared/config";
+import { orderEventSchemas } from "./shared/orders/schemas";
 
 /**
  * Eventline's topics and limits. Validated on load: a mistake here fails `npm run build`,
  * `npm test` and `npm start` with a message naming the bad field.
  */
 
-const currency = z.string().regex(/^[A-Z]{3}$/, "ISO 4217 code, e.g. EUR");
-/** Money in minor units (cents) so totals are exact. */
-const amount = z.number().int().nonnegative();
-/** Ids that become keys (streams, read-model rows) must be well-formed Unicode (docs/security.md). */
-const key = (max: number) =>
-  z
-    .string()
-    .min(1)
-    .max(max)
-    .refine((s) => s.isWellFormed(), "must be well-formed Unicode (no lone UTF-16 surrogate)");
-const orderId = key(128);
-const line = z
-  .object({
-    sku: key(64),
-    quantity: z.number().int().positive().max(10_000),
-    unitPrice: amount,
-  })
-  .strict();
-
-export const orderEventSchemas = {
-  "orders.placed": z.object({ orderId, customerId: key(128), currency, lines: z.array(line).min(1).max(100) }).strict(),
-  "orders.line-added": z.object({ orderId, line }).strict(),
-  "orders.line-removed": z.object({ orderId, sku: key(64) }).strict(),
-  "orders.paid": z.object({ orderId, amount, currency }).strict(),
-  "orders.shipped": z.object({ orderId, carrier: z.string().max(64).optional() }).strict(),
-  "orders.cancelled": z.object({ orderId, reason: z.string().max(500).optional() }).strict(),
-};
+/** The orders demo's event types and data schemas live with its domain (shared/orders/schemas.ts). */
+export { orderEventSchemas } from "./shared/orders/schemas";
 
 export default defineConfig({
   topics: [

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { orderEventSchemas } from "../../eventline.config";
 import { type Decider, DomainError } from "../decider";
+import { orderEventSchemas } from "./schemas";
 
 /**
  * The order aggregate of the "orders" demo topic, as a pure decider. Its events are exactly the
