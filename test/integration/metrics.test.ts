@@ -9,7 +9,8 @@ import { type DataPoint, PROMETHEUS_CONTENT_TYPE } from "../../shared/metrics";
 import { parseGrants } from "../../shared/security/grants";
 import type { Principal } from "../../workers/platform/auth/principal";
 import { activityProjection } from "../../workers/platform/consumers/activity";
-import { collectMetrics, evaluateHealth } from "../../workers/platform/metrics";
+import { evaluateHealth } from "../../workers/platform/health";
+import { collectMetrics } from "../../workers/platform/metrics";
 import { delivery, FakeMessage } from "../consumer/helpers";
 import {
   type Ack,

@@ -23,7 +23,8 @@ import {
   quantile,
   summarize,
 } from "../../shared/metrics";
-import { evaluateHealth, type MetricsModel, type SubscriptionModel } from "../../workers/platform/metrics";
+import { evaluateHealth } from "../../workers/platform/health";
+import type { MetricsModel, SubscriptionModel } from "../../workers/platform/metrics";
 import { wantsPrometheus } from "../../workers/platform/routes/metrics";
 import { parseExposition } from "../prometheus";
 

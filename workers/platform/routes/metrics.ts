@@ -4,7 +4,9 @@ import type { EventlineConfig } from "../../../shared/config";
 import { PROMETHEUS_CONTENT_TYPE } from "../../../shared/metrics";
 import { access } from "../auth/access";
 import type { AppEnv } from "../context";
-import { collectMetrics, evaluateHealth, metricsJson, metricsPrometheus } from "../metrics";
+import { evaluateHealth } from "../health";
+import { collectMetrics } from "../metrics";
+import { metricsJson, metricsPrometheus } from "../metrics-exposition";
 import { EncryptionStatusSchema } from "./encryption";
 
 const LatencySchema = z
