@@ -3,7 +3,7 @@ import { integerString, PartitionParam, problemResponse, TopicParam } from "../.
 import type { EventlineConfig } from "../../../shared/config";
 import { access, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
-import { traceEvent } from "../trace";
+import { traceEvent } from "../event-trace";
 import { requireTopic } from "../validation";
 
 const SequenceParam = integerString("sequence").openapi({
