@@ -1,4 +1,9 @@
 import { defineConfig } from "vitest/config";
+import { buildDashboard } from "./scripts/build-dashboard.mjs";
+
+// test/browser/ compares the served script with the generated module; wrangler dev (test/cli/stack.ts)
+// would build it too, but the test files import it before that.
+buildDashboard();
 
 /**
  * The CLI tests (`bin/eventline.mjs`) and the dashboard's browser tests (headless Chromium via

@@ -7,7 +7,7 @@ import vm from "node:vm";
 import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { partitionFor } from "../../shared/partitioner";
-import { DASHBOARD_SCRIPT } from "../../workers/platform/dashboard/script";
+import { DASHBOARD_SCRIPT } from "../../workers/platform/dashboard/bundle.generated";
 import { launchChromium } from "./chromium";
 
 /**

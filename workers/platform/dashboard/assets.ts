@@ -1,5 +1,5 @@
+import { DASHBOARD_SCRIPT } from "./bundle.generated";
 import { DASHBOARD_ICON, DASHBOARD_PAGE } from "./page";
-import { DASHBOARD_SCRIPT } from "./script";
 import { DASHBOARD_STYLES } from "./styles";
 
 /**

@@ -1,0 +1,98 @@
+/** The dashboard's one model of a poll, whichever endpoints it came from (model.ts), with rates (rates.ts). */
+
+export interface Latency {
+  count: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface PartitionModel {
+  partition: number;
+  head: number;
+  appended: number;
+  archived: { first?: number; last?: number } | null;
+  first: number | null;
+  appendLatency: Latency | null;
+  /** Events appended per second since the previous poll (rates.ts). */
+  rate: number | null;
+}
+
+export interface TopicModel {
+  name: string;
+  description?: string;
+  rejects: Record<string, unknown>;
+  partitions: PartitionModel[];
+  events: number;
+  appended: number;
+  rate: number | null;
+}
+
+export interface SubscriptionModel {
+  name: string;
+  topic: string;
+  kind: string;
+  url?: string;
+  description?: string;
+  handled: number;
+  retried: number;
+  deadLettered: number;
+  dlqDepth: number;
+  circuit: string;
+  lag: number;
+  lagSeconds: number | null;
+  e2e: Latency | null;
+  rate: number | null;
+  errorRate: number | null;
+}
+
+export interface ReplayModel {
+  id: string;
+  topic: string;
+  subscription: string;
+  state: string;
+  sent: number;
+  scanned: number;
+  total: number | null;
+  eventsPerSecond: number | null;
+  /** 0..1, or null when the server gives no way to tell. */
+  progress: number | null;
+}
+
+export interface Health {
+  status: string;
+  reasons: string[];
+  /** True when computed here from DLQ depth and circuits (no /v1/health on the server). */
+  derived: boolean;
+}
+
+export interface Model {
+  at: number;
+  source: string;
+  note: string;
+  topics: TopicModel[];
+  subscriptions: SubscriptionModel[];
+  replays: ReplayModel[] | null;
+  replaysNote: string;
+  health: Health | null;
+  latency: { kind: "end-to-end" | "append"; p50: number; p99: number } | null;
+  totalIn: number | null;
+  totalOut: number | null;
+}
+
+/** One point of the charts: rates and latency between two polls. */
+export interface Sample {
+  t: number;
+  in: number | null;
+  out: number | null;
+  errorRate: number;
+  p50: number | null;
+  p99: number | null;
+}
+
+/** What /v1/metrics does not say about a subscription, kept from /v1/subscriptions. */
+export interface SubscriptionMeta {
+  kind?: string;
+  url?: string;
+  description?: string;
+}
