@@ -2,27 +2,12 @@ import { byId, clear, s } from "./dom";
 import { truncate } from "./format";
 import { COL, GRAPH_W, type GraphEdge, type GraphNode, graphSpec, NODE_H, type NodeKind } from "./graph-spec";
 import { state } from "./state";
-import type { Model } from "./types";
+import type { EdgeRef, GraphRefs, Model, NodeRef } from "./types";
 
 /**
  * The flow graph as SVG: rebuilt only when the topology changes (keyboard focus moves to the same
  * node in the new drawing), otherwise updated in place so focus and hover survive the 2 s polls.
  */
-
-interface NodeRef {
-  el: SVGElement;
-  texts: SVGTextElement[];
-  tip: SVGTitleElement;
-}
-interface EdgeRef {
-  path: SVGPathElement;
-  text: SVGTextElement | null;
-}
-/** The drawn graph's elements by node and edge key, for in-place updates. */
-export interface GraphRefs {
-  nodes: Map<string, NodeRef>;
-  edges: Map<string, EdgeRef>;
-}
 
 /** A horizontal cubic curve from a's right side to b's left side, and the point at t for its label. */
 function edgePath(a: GraphNode, b: GraphNode, t: number) {

@@ -1,5 +1,4 @@
-import type { GraphRefs } from "./graph";
-import type { Model, Sample, SubscriptionMeta } from "./types";
+import type { GraphRefs, Model, Sample, SubscriptionMeta } from "./types";
 
 export const TOKEN_KEY = "eventline.dashboard.token";
 export const POLL_MS = 2000;

@@ -96,3 +96,18 @@ export interface SubscriptionMeta {
   url?: string;
   description?: string;
 }
+
+export interface NodeRef {
+  el: SVGElement;
+  texts: SVGTextElement[];
+  tip: SVGTitleElement;
+}
+export interface EdgeRef {
+  path: SVGPathElement;
+  text: SVGTextElement | null;
+}
+/** The drawn graph's elements by node and edge key, for in-place updates (graph.ts draws, state.ts keeps them). */
+export interface GraphRefs {
+  nodes: Map<string, NodeRef>;
+  edges: Map<string, EdgeRef>;
+}
