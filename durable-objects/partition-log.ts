@@ -8,6 +8,7 @@ import { joinMembers, type Member, utf8Length } from "../shared/json";
 import { createLogger } from "../shared/logger";
 import type { DeliveryMessage } from "../shared/messages";
 import { emptyHistogram, type Histogram, metricsEnabled, observe, parseHistogram } from "../shared/metrics";
+import { parsePartitionName, partitionName } from "../shared/partition-name";
 import { findSubscription, queueBinding, type Route, routesFor } from "../shared/subscriptions";
 import {
   chainOf,
@@ -496,7 +497,7 @@ export class PartitionLog extends DurableObject<Env> {
         const outbox = routes.length > 0 ? new OutboxWrites(this.sql, routes, this.routed, isUnfiltered) : undefined;
         result = this.ctx.storage.transactionSync(() => this.commit(topic, partition, events, outbox, expect));
         // Only once the transaction committed; a rollback leaves the in-memory state untouched.
-        this.name = `${topic}/${partition}`;
+        this.name = partitionName(topic, partition);
         if (outbox !== undefined && result.ok) this.routed = outbox.routed;
       } catch (err) {
         if (!(err instanceof ConflictAbort)) throw err;
@@ -704,7 +705,7 @@ export class PartitionLog extends DurableObject<Env> {
 
   /** A partition object serves exactly one (topic, partition) for its whole life. */
   private assertIdentity(topic: string, partition: number): void {
-    const name = `${topic}/${partition}`;
+    const name = partitionName(topic, partition);
     if (this.name === undefined) {
       // Part of the append transaction; `this.name` is set by append() once it committed.
       this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('name', ?)`, name);
@@ -1045,9 +1046,7 @@ export class PartitionLog extends DurableObject<Env> {
 
   /** The (topic, partition) this object serves, from its recorded name; undefined before its first append. */
   private identity(): { topic: string; partition: number } | undefined {
-    if (this.name === undefined) return undefined;
-    const slash = this.name.lastIndexOf("/");
-    return { topic: this.name.slice(0, slash), partition: Number(this.name.slice(slash + 1)) };
+    return this.name === undefined ? undefined : parsePartitionName(this.name);
   }
 
   private topicConfig() {

@@ -4,6 +4,7 @@ import { compileFilter, type Filter } from "../shared/filter";
 import { createLogger } from "../shared/logger";
 import type { DeliveryMessage, ReplayMark } from "../shared/messages";
 import { metricsEnabled } from "../shared/metrics";
+import { partitionName } from "../shared/partition-name";
 import { queueBinding } from "../shared/subscriptions";
 import { chunk, type Row, runsOf } from "./outbox";
 import { createWatchTable, readSettlement, settledAmong, watch, watchedBatch } from "./replay/settlement";
@@ -103,7 +104,7 @@ export class ReplayJob extends DurableObject<Env> {
     if (this.spec() !== null) return this.view();
     const ranges = await Promise.all(
       spec.partitions.map(async (partition) => {
-        const log = this.env.PARTITION_LOG.getByName(`${spec.topic}/${partition}`);
+        const log = this.env.PARTITION_LOG.getByName(partitionName(spec.topic, partition));
         const from = "sequence" in spec.from ? spec.from.sequence : await log.locate(Date.parse(spec.from.time));
         let to: number;
         if (spec.to === undefined) to = (await log.stats()).head;
@@ -305,7 +306,7 @@ export class ReplayJob extends DurableObject<Env> {
    * `oneRun`: at most one run (an ordered target; the next waits until this one is settled).
    */
   private async batch(spec: ReplaySpec, row: PartitionRow, wantSent: number, oneRun: boolean): Promise<{ sent: number; scanned: number }> {
-    const log = this.env.PARTITION_LOG.getByName(`${spec.topic}/${row.partition}`);
+    const log = this.env.PARTITION_LOG.getByName(partitionName(spec.topic, row.partition));
     // A full page is read whatever is left to send: few of its events may match.
     const page = await log.read(row.position + 1, Math.min(PAGE, row.to_seq - row.position));
     const scanned = page.events
