@@ -6,7 +6,6 @@ import { DEFAULT_REDELIVERY_SECONDS, findTopic, WEBHOOK_BACKOFF } from "../share
 import { compileFilter, type FilterPattern, patternKeys } from "../shared/filter";
 import { joinMembers, type Member, utf8Length } from "../shared/json";
 import { createLogger } from "../shared/logger";
-import type { DeliveryMessage } from "../shared/messages";
 import { emptyHistogram, type Histogram, metricsEnabled, observe, parseHistogram } from "../shared/metrics";
 import { parsePartitionName, partitionName } from "../shared/partition-name";
 import { findSubscription, queueBinding, type Route, routesFor } from "../shared/subscriptions";
@@ -341,6 +340,27 @@ class ConflictAbort extends Error {
   }
 }
 
+/**
+ * The test seams of a partition object, in one place: tests reach them through
+ * `runInDurableObject(stub, (log) => { log.testing.send = ... })`. Defaults are production's.
+ */
+export interface PartitionLogSeams {
+  /** Bound on appends whose durability callers are waiting for (`partitionLog.maxInFlightAppends`). */
+  maxInFlight: number;
+  /** EVENTLINE_METRICS: bytes, duplicates and append latency are kept only when on (the head is kept either way). */
+  metricsOn: boolean;
+  /** How long archived events stay in the log, instead of the topic's `retentionHours`. */
+  retentionMs: number | undefined;
+  /** Events per segment, instead of the topic's `archive.segmentEvents`. */
+  segmentEvents: number | undefined;
+  /** Runs between a segment's R2 put and its commit here (a test crashes there). */
+  afterSegmentPut: (key: string) => Promise<void>;
+  /** Every subscription's redelivery timeout, instead of its own. */
+  redeliveryMs: number | undefined;
+  /** How the relay and redelivery hand messages to a queue (tests record or fail them). */
+  send: SendBatch;
+}
+
 export class PartitionLog extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   /**
@@ -356,13 +376,6 @@ export class PartitionLog extends DurableObject<Env> {
   private name: string | undefined;
   /** Appends whose transaction ran but whose durability the caller is still waiting for. */
   private inFlight = 0;
-  /** Bound on `inFlight`; an instance field so tests can lower it for one object. */
-  maxInFlight = config.partitionLog.maxInFlightAppends;
-  /**
-   * EVENTLINE_METRICS: bytes, duplicates and append latency are kept only when on (an instance
-   * field so tests can switch one object off). Appended events are the head either way.
-   */
-  metricsOn: boolean;
   /** Append latency, persisted (in `append_metrics`) by the next append's transaction. */
   private appendLatency: Histogram = emptyHistogram();
   /** The running relay, if any; a second request while it runs makes it loop once more. */
@@ -382,25 +395,26 @@ export class PartitionLog extends DurableObject<Env> {
   private archiving: Promise<ArchiveResult> | undefined;
   /** Decompressed segments recently read, by key (reads of archived ranges page through them). */
   private readonly segmentCache = new Map<string, string[]>();
-  /** How long archived events stay in the log; an instance field so tests can shorten it. */
-  retentionMs: number | undefined;
-  /** Events per segment, instead of the topic's `archive.segmentEvents` (tests use small segments). */
-  segmentEvents: number | undefined;
-  /** Between archiving and the R2 put: tests use it to simulate a crash there. */
-  afterSegmentPut: (key: string) => Promise<void> = async () => {};
-  /** Every subscription's redelivery timeout, instead of its own (tests shorten it). */
-  redeliveryMs: number | undefined;
   /** The running redelivery pass, if any (one at a time). */
   private redelivering: Promise<void> | undefined;
-  /** How the relay hands messages to a queue; an instance field so tests can inject failures. */
-  send: SendBatch = async (binding: string, bodies: DeliveryMessage[]) => {
-    await queueBinding(this.env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
-  };
+
+  /** What tests change on one object (see PartitionLogSeams); production never touches it. */
+  readonly testing: PartitionLogSeams;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.metricsOn = metricsEnabled(env);
+    this.testing = {
+      maxInFlight: config.partitionLog.maxInFlightAppends,
+      metricsOn: metricsEnabled(env),
+      retentionMs: undefined,
+      segmentEvents: undefined,
+      afterSegmentPut: async () => {},
+      redeliveryMs: undefined,
+      send: async (binding, bodies) => {
+        await queueBinding(env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
+      },
+    };
     void ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
       this.sql.exec(`CREATE TABLE IF NOT EXISTS events (
@@ -480,7 +494,7 @@ export class PartitionLog extends DurableObject<Env> {
   async append(input: AppendInput): Promise<AppendResult> {
     const started = Date.now();
     const { topic, partition, events, expect } = parseArgs(appendInputSchema, input, "append input");
-    if (this.inFlight >= this.maxInFlight) {
+    if (this.inFlight >= this.testing.maxInFlight) {
       return {
         ok: false,
         code: "overloaded",
@@ -517,7 +531,7 @@ export class PartitionLog extends DurableObject<Env> {
       // Resolves once the transaction is on disk; meanwhile later appends may run, which is
       // what the in-flight bound counts.
       await this.ctx.storage.sync();
-      if (result.ok && this.metricsOn) observe(this.appendLatency, (Date.now() - started) / 1000);
+      if (result.ok && this.testing.metricsOn) observe(this.appendLatency, (Date.now() - started) / 1000);
       // Relay right after the commit, without holding the caller's response. While the relay is
       // failing, the alarm (due within RELAY_RETRY_MS, see above) retries it with backoff instead:
       // each attempt reads the outbox backlog, so retrying on every commit during a queue outage
@@ -598,7 +612,7 @@ export class PartitionLog extends DurableObject<Env> {
         continue;
       }
       head = sequence;
-      if (this.metricsOn) bytes += utf8Length(body);
+      if (this.testing.metricsOn) bytes += utf8Length(body);
       if (streamVersion !== null && subject !== undefined) streams.set(subject, { version: streamVersion, lastSequence: sequence });
       // Filters see the event exactly as stored.
       if (outbox !== undefined) {
@@ -630,7 +644,7 @@ export class PartitionLog extends DurableObject<Env> {
     }
     // The call's metrics counters, in its transaction: one UPDATE per call. The latency histogram
     // written is the one in memory, so a call's own latency is persisted by the next call.
-    if (this.metricsOn) {
+    if (this.testing.metricsOn) {
       this.sql.exec(
         `UPDATE append_metrics SET bytes = bytes + ?, duplicates = duplicates + ?, latency = ? WHERE id = 1`,
         bytes,
@@ -1069,7 +1083,7 @@ export class PartitionLog extends DurableObject<Env> {
     const topic = this.topicConfig();
     if (topic === undefined) return;
     const { segmentSeconds } = topic.archive;
-    const segmentEvents = this.segmentEvents ?? topic.archive.segmentEvents;
+    const segmentEvents = this.testing.segmentEvents ?? topic.archive.segmentEvents;
     const now = Date.now();
     // After failures, nothing brings the next pass forward of its backoff.
     const at = (due: number) => this.ensureAlarm(Math.max(0, Math.max(due, this.archiveRetryAt) - now));
@@ -1093,7 +1107,7 @@ export class PartitionLog extends DurableObject<Env> {
   }
 
   private retention(topic: { retentionHours: number }): number {
-    return this.retentionMs ?? topic.retentionHours * 3_600_000;
+    return this.testing.retentionMs ?? topic.retentionHours * 3_600_000;
   }
 
   /**
@@ -1124,7 +1138,7 @@ export class PartitionLog extends DurableObject<Env> {
     if (topic === undefined || id === undefined) return { sealed: [], archivedThrough: this.archivedThrough, trimmed: 0 };
     const { partition } = id;
     const { segmentSeconds } = topic.archive;
-    const segmentEvents = this.segmentEvents ?? topic.archive.segmentEvents;
+    const segmentEvents = this.testing.segmentEvents ?? topic.archive.segmentEvents;
     const sealed: Segment[] = [];
     for (;;) {
       // A range chosen earlier but not committed (a crash after the R2 put) is sealed again as
@@ -1199,7 +1213,7 @@ export class PartitionLog extends DurableObject<Env> {
         httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
         customMetadata: { first: String(range.first), last: String(range.last), count: String(rows.length) },
       });
-      await this.afterSegmentPut(key);
+      await this.testing.afterSegmentPut(key);
       const storedSha = put?.checksums.sha256;
       if (put === null || put.size !== gz.byteLength || (storedSha !== undefined && hex(storedSha) !== sha256)) {
         throw new Error(`archive object ${key} does not match what was written (size ${put?.size ?? "missing"} of ${gz.byteLength})`);
@@ -1434,7 +1448,7 @@ export class PartitionLog extends DurableObject<Env> {
       try {
         do {
           this.relayAgain = false;
-          const sent = await drainOutbox(this.sql, topic, partition, routeOf, this.send, (subscription, rows) =>
+          const sent = await drainOutbox(this.sql, topic, partition, routeOf, this.testing.send, (subscription, rows) =>
             this.log.warn("outbox rows dropped: subscription no longer configured", { topic, partition, subscription, rows }),
           );
           if (sent > 0) this.log.debug("relayed", { topic, partition, sent });
@@ -1464,7 +1478,7 @@ export class PartitionLog extends DurableObject<Env> {
   }
 
   private redeliveryTimeout(route: Route): number {
-    return this.redeliveryMs ?? route.redeliveryMs;
+    return this.testing.redeliveryMs ?? route.redeliveryMs;
   }
 
   /** What the delivery module works with (undefined before the first append names the partition). */
@@ -1479,7 +1493,7 @@ export class PartitionLog extends DurableObject<Env> {
       routeOf: (subscription) => this.routeOf(topic, subscription),
       timeoutOf: (route) => this.redeliveryTimeout(route),
       readAcks: d1Acks(this.env.DB, topic, partition),
-      send: this.send,
+      send: this.testing.send,
       now: Date.now,
       log: this.log,
     };

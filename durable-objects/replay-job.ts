@@ -50,16 +50,25 @@ export type ReplaySend = (binding: string, bodies: DeliveryMessage[]) => Promise
 /** Columns added to `positions` since it was first created (a job running across an upgrade keeps its table). */
 const COUNTER_COLUMNS = ["handled", "already_handled", "dead_lettered", "held"] as const;
 
+/** The test seams of a replay job, in one place (`runInDurableObject(stub, (job) => { job.testing.send = ... })`). */
+export interface ReplayJobSeams {
+  /** How batches reach the queue (tests record or fail them). */
+  send: ReplaySend;
+  /** Runs after each committed batch (tests stop the job there to simulate an eviction). */
+  afterBatch: () => Promise<void>;
+}
+
 export class ReplayJob extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log = createLogger({ component: "replay-job" });
   private compiled: Filter | undefined;
-  /** How batches reach the queue; an instance field so tests can record or fail them. */
-  send: ReplaySend = async (binding, bodies) => {
-    await queueBinding(this.env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
+  /** What tests change on one job (see ReplayJobSeams); production never touches it. */
+  readonly testing: ReplayJobSeams = {
+    send: async (binding, bodies) => {
+      await queueBinding(this.env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
+    },
+    afterBatch: async () => {},
   };
-  /** Called after each committed batch (tests stop the job there to simulate an eviction). */
-  afterBatch: () => Promise<void> = async () => {};
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -375,7 +384,7 @@ export class ReplayJob extends DurableObject<Env> {
       if (watched) watch(this.sql, row.partition, sequences, "sent", at);
     });
     for (const batch of chunk(runs)) {
-      await this.send(
+      await this.testing.send(
         spec.binding,
         batch.map((m) => ({ ...m.body, replay: mark })),
       );
@@ -394,7 +403,7 @@ export class ReplayJob extends DurableObject<Env> {
         row.partition,
       );
     });
-    await this.afterBatch();
+    await this.testing.afterBatch();
     return { sent: sequences.length, scanned: position - row.position };
   }
 

@@ -27,7 +27,7 @@ describe("delivery state in the partition log", () => {
     const stub = env.PARTITION_LOG.getByName(`events/${partition}`);
     const lost: number[] = [];
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      instance.send = async (_binding, bodies) => {
+      instance.testing.send = async (_binding, bodies) => {
         lost.push(...bodies.filter((b) => b.subscription === "activity").flatMap(sequencesOf));
       };
     });
@@ -63,7 +63,7 @@ describe("delivery state in the partition log", () => {
     const key = partitionKeyFor(partition, PARTITIONS, "legacy");
     // Hold the relay so the rows stay unsent, then take the schema back to its previous shape.
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      instance.send = async () => {
+      instance.testing.send = async () => {
         throw new Error("queue held by the test");
       };
     });

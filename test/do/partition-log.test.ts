@@ -125,7 +125,7 @@ describe("PartitionLog", () => {
     const stub = env.PARTITION_LOG.getByName("events/5");
     const holdOutbox = () =>
       runInDurableObject(stub, (instance: PartitionLog) => {
-        instance.send = async () => {
+        instance.testing.send = async () => {
           throw new Error("queue held by the test");
         };
       });
@@ -171,7 +171,7 @@ describe("PartitionLog", () => {
   it("evaluates filters against the event as stored (server attributes included); unfiltered routes take every event", async () => {
     const stub = env.PARTITION_LOG.getByName("events/6");
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      instance.send = async () => {
+      instance.testing.send = async () => {
         throw new Error("queue held by the test");
       };
     });
@@ -245,7 +245,7 @@ describe("backpressure", () => {
     const partition = probe?.partition ?? -1;
     const stub = env.PARTITION_LOG.getByName(`events/${partition}`);
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      instance.maxInFlight = 2;
+      instance.testing.maxInFlight = 2;
     });
     const headBefore = (await allHeads()).events?.[partition] ?? -1;
     const sent = Array.from({ length: 120 }, (_, i) => event({ id: `bp-${i}`, partitionkey: key }));

@@ -10,6 +10,7 @@ import { parseGrants } from "../../shared/security/grants";
 import type { Principal } from "../../workers/platform/auth/principal";
 import { activityProjection } from "../../workers/platform/consumers/activity";
 import { collectMetrics, evaluateHealth } from "../../workers/platform/metrics";
+import { testBindings } from "../bindings";
 import { delivery, FakeMessage } from "../consumer/helpers";
 import {
   type Ack,
@@ -499,7 +500,7 @@ describe("GET /v1/health", () => {
     expect(tenfold).toMatchObject({ status: "failing", reasons: ["subscription greetings lag 12 events > 1 (over 10× the threshold)"] });
 
     // A webhook whose receiver fails every delivery: five failures in a row open its circuit.
-    const sink = env.WEBHOOK_SINK;
+    const sink = testBindings.WEBHOOK_SINK;
     await fetch(`${sink}/control/metrics-hook?status=500`, { method: "POST" });
     const created = await request("/v1/subscriptions", {
       method: "POST",
@@ -593,7 +594,7 @@ describe("EVENTLINE_METRICS=off", () => {
 
     const stub = env.PARTITION_LOG.getByName(`customers/${partition.partition}`);
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      instance.metricsOn = false;
+      instance.testing.metricsOn = false;
     });
     try {
       const off = recorder();
@@ -610,7 +611,7 @@ describe("EVENTLINE_METRICS=off", () => {
       expect(after.rejects).toEqual(before.rejects);
     } finally {
       await runInDurableObject(stub, (instance: PartitionLog) => {
-        instance.metricsOn = true;
+        instance.testing.metricsOn = true;
       });
     }
   });
