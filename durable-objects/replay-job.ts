@@ -6,7 +6,7 @@ import type { DeliveryMessage, ReplayMark } from "../shared/messages";
 import { metricsEnabled } from "../shared/metrics";
 import { partitionName } from "../shared/partition-name";
 import { queueBinding } from "../shared/subscriptions";
-import { chunk, type Row, runsOf } from "./outbox";
+import { chunk, type Row, runsOf } from "./partition-log/delivery/runs";
 import { createWatchTable, readSettlement, settledAmong, watch, watchedBatch } from "./replay/settlement";
 import {
   type JobRow,

@@ -281,7 +281,7 @@ describe("a partition that fails unexpectedly", () => {
     await expectAccepted(await postStructured("events", event({ partitionkey: "fault-a" })));
     // Fault injection: make the object believe it serves another partition, so append throws.
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      (instance as unknown as { name: string }).name = "events/99";
+      (instance as unknown as { opened: { log: { name: string } } }).opened.log.name = "events/99";
     });
     const batch = [event({ id: "f-1", partitionkey: "fault-a" }), event({ id: "f-2", partitionkey: "fault-b" })];
     const problem = await expectProblem(await postBatch("events", batch), 500);

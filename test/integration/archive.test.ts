@@ -1,8 +1,8 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { gunzip, segmentLines } from "../../durable-objects/archive";
 import type { PartitionLog } from "../../durable-objects/partition-log";
+import { gunzip, segmentLines } from "../../durable-objects/partition-log/archive/format";
 import { formatSequence } from "../../shared/cloudevents";
 import { partitionFor } from "../../shared/partitioner";
 import { allAcknowledged, event, expectAccepted, partitionKeyFor, postBatch, readAll, request, waitFor } from "../helpers";
