@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import { PARTITION_LOG_MIGRATIONS } from "../../durable-objects/partition-log/schema";
+import { Streams } from "../../durable-objects/partition-log/streams";
 import { migrate, type SqlMigration } from "../../durable-objects/sql-migrations";
 import { formatSequence } from "../../shared/cloudevents";
 import { canonicalJson, canonicalMembers, sha256Hex } from "../../shared/json";
@@ -217,6 +218,21 @@ describe("the partition log's numbered migrations", () => {
           () => false,
         ),
       ).toThrow("increasing");
+    });
+  });
+
+  it("a capability works on its own over an object's storage and a host of its own (Streams)", async () => {
+    const stub = env.PARTITION_LOG.getByName("events/44");
+    await runInDurableObject(stub, (_i, state) => {
+      const noArchive = { segmentHolding: () => undefined, lines: async () => [] };
+      const streams = new Streams({ sql: state.storage.sql, now: () => 42 }, noArchive);
+      state.storage.transactionSync(() => streams.record(new Map([["alone", { version: 2, lastSequence: 7 }]]), 41));
+      expect(streams.info("alone")).toEqual({ subject: "alone", version: 2, lastSequence: 7, updatedAt: 41 });
+      expect(streams.saveSnapshot({ subject: "alone", version: 2, schema: 1, state: "{}" })).toBe(true);
+      expect(state.storage.sql.exec<{ created_at: number }>("SELECT created_at FROM snapshots WHERE subject = 'alone'").one()).toEqual({
+        created_at: 42,
+      });
+      expect(() => streams.saveSnapshot({ subject: "alone", version: 3, schema: 1, state: "{}" })).toThrow("is at version 2");
     });
   });
 });
