@@ -4,8 +4,9 @@ import { compileFilter, type Filter } from "../shared/filter";
 import { createLogger } from "../shared/logger";
 import type { DeliveryMessage, ReplayMark } from "../shared/messages";
 import { metricsEnabled } from "../shared/metrics";
+import { partitionName } from "../shared/partition-name";
 import { queueBinding } from "../shared/subscriptions";
-import { chunk, type Row, runsOf } from "./outbox";
+import { chunk, type Row, runsOf } from "./partition-log/delivery/runs";
 import { createWatchTable, readSettlement, settledAmong, watch, watchedBatch } from "./replay/settlement";
 import {
   type JobRow,
@@ -49,16 +50,25 @@ export type ReplaySend = (binding: string, bodies: DeliveryMessage[]) => Promise
 /** Columns added to `positions` since it was first created (a job running across an upgrade keeps its table). */
 const COUNTER_COLUMNS = ["handled", "already_handled", "dead_lettered", "held"] as const;
 
+/** The test seams of a replay job, in one place (`runInDurableObject(stub, (job) => { job.testing.send = ... })`). */
+export interface ReplayJobSeams {
+  /** How batches reach the queue (tests record or fail them). */
+  send: ReplaySend;
+  /** Runs after each committed batch (tests stop the job there to simulate an eviction). */
+  afterBatch: () => Promise<void>;
+}
+
 export class ReplayJob extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log = createLogger({ component: "replay-job" });
   private compiled: Filter | undefined;
-  /** How batches reach the queue; an instance field so tests can record or fail them. */
-  send: ReplaySend = async (binding, bodies) => {
-    await queueBinding(this.env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
+  /** What tests change on one job (see ReplayJobSeams); production never touches it. */
+  readonly testing: ReplayJobSeams = {
+    send: async (binding, bodies) => {
+      await queueBinding(this.env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
+    },
+    afterBatch: async () => {},
   };
-  /** Called after each committed batch (tests stop the job there to simulate an eviction). */
-  afterBatch: () => Promise<void> = async () => {};
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -103,7 +113,7 @@ export class ReplayJob extends DurableObject<Env> {
     if (this.spec() !== null) return this.view();
     const ranges = await Promise.all(
       spec.partitions.map(async (partition) => {
-        const log = this.env.PARTITION_LOG.getByName(`${spec.topic}/${partition}`);
+        const log = this.env.PARTITION_LOG.getByName(partitionName(spec.topic, partition));
         const from = "sequence" in spec.from ? spec.from.sequence : await log.locate(Date.parse(spec.from.time));
         let to: number;
         if (spec.to === undefined) to = (await log.stats()).head;
@@ -305,7 +315,7 @@ export class ReplayJob extends DurableObject<Env> {
    * `oneRun`: at most one run (an ordered target; the next waits until this one is settled).
    */
   private async batch(spec: ReplaySpec, row: PartitionRow, wantSent: number, oneRun: boolean): Promise<{ sent: number; scanned: number }> {
-    const log = this.env.PARTITION_LOG.getByName(`${spec.topic}/${row.partition}`);
+    const log = this.env.PARTITION_LOG.getByName(partitionName(spec.topic, row.partition));
     // A full page is read whatever is left to send: few of its events may match.
     const page = await log.read(row.position + 1, Math.min(PAGE, row.to_seq - row.position));
     const scanned = page.events
@@ -374,7 +384,7 @@ export class ReplayJob extends DurableObject<Env> {
       if (watched) watch(this.sql, row.partition, sequences, "sent", at);
     });
     for (const batch of chunk(runs)) {
-      await this.send(
+      await this.testing.send(
         spec.binding,
         batch.map((m) => ({ ...m.body, replay: mark })),
       );
@@ -393,7 +403,7 @@ export class ReplayJob extends DurableObject<Env> {
         row.partition,
       );
     });
-    await this.afterBatch();
+    await this.testing.afterBatch();
     return { sent: sequences.length, scanned: position - row.position };
   }
 

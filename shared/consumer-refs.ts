@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { PermanentError, type StoredEvent, storedEventSchema } from "./consumer-types";
 import type { Delivery } from "./messages";
+import { partitionName } from "./partition-name";
 
 const logPageSchema = z.object({ events: z.array(z.string()), last: z.number().int().nullable() });
 
@@ -13,7 +14,7 @@ export function resolveFromLog<Env>(
   binding: (env: Env) => { getByName(name: string): unknown },
 ): (delivery: Delivery, env: Env) => Promise<StoredEvent> {
   return async (delivery, env) => {
-    const stub = binding(env).getByName(`${delivery.topic}/${delivery.partition}`) as unknown as {
+    const stub = binding(env).getByName(partitionName(delivery.topic, delivery.partition)) as unknown as {
       read(from: number, limit: number): Promise<unknown>;
     };
     const page = logPageSchema.parse(await stub.read(delivery.sequence, 1));

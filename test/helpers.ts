@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import config from "../eventline.config";
+import { partitionName } from "../shared/partition-name";
 import { partitionFor } from "../shared/partitioner";
 
 export const BASE = "http://eventline.test";
@@ -148,7 +149,7 @@ export function partitionKeyFor(partition: number, partitions: number, salt: str
  */
 export async function allAcknowledged(topic: string, partition: number, timeoutMs = 20_000): Promise<string[]> {
   const behind = async () => {
-    const { routed } = await env.PARTITION_LOG.getByName(`${topic}/${partition}`).stats();
+    const { routed } = await env.PARTITION_LOG.getByName(partitionName(topic, partition)).stats();
     const lagging: string[] = [];
     for (const [subscription, last] of Object.entries(routed)) {
       const row = await env.DB.prepare("SELECT sequence FROM checkpoints WHERE subscription = ? AND topic = ? AND partition = ?")

@@ -125,7 +125,7 @@ describe("PartitionLog", () => {
     const stub = env.PARTITION_LOG.getByName("events/5");
     const holdOutbox = () =>
       runInDurableObject(stub, (instance: PartitionLog) => {
-        instance.send = async () => {
+        instance.testing.send = async () => {
           throw new Error("queue held by the test");
         };
       });
@@ -171,7 +171,7 @@ describe("PartitionLog", () => {
   it("evaluates filters against the event as stored (server attributes included); unfiltered routes take every event", async () => {
     const stub = env.PARTITION_LOG.getByName("events/6");
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      instance.send = async () => {
+      instance.testing.send = async () => {
         throw new Error("queue held by the test");
       };
     });
@@ -245,7 +245,7 @@ describe("backpressure", () => {
     const partition = probe?.partition ?? -1;
     const stub = env.PARTITION_LOG.getByName(`events/${partition}`);
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      instance.maxInFlight = 2;
+      instance.testing.maxInFlight = 2;
     });
     const headBefore = (await allHeads()).events?.[partition] ?? -1;
     const sent = Array.from({ length: 120 }, (_, i) => event({ id: `bp-${i}`, partitionkey: key }));
@@ -281,7 +281,7 @@ describe("a partition that fails unexpectedly", () => {
     await expectAccepted(await postStructured("events", event({ partitionkey: "fault-a" })));
     // Fault injection: make the object believe it serves another partition, so append throws.
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      (instance as unknown as { name: string }).name = "events/99";
+      (instance as unknown as { opened: { log: { name: string } } }).opened.log.name = "events/99";
     });
     const batch = [event({ id: "f-1", partitionkey: "fault-a" }), event({ id: "f-2", partitionkey: "fault-b" })];
     const problem = await expectProblem(await postBatch("events", batch), 500);

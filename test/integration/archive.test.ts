@@ -1,8 +1,8 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { gunzip, segmentLines } from "../../durable-objects/archive";
 import type { PartitionLog } from "../../durable-objects/partition-log";
+import { gunzip, segmentLines } from "../../durable-objects/partition-log/archive/format";
 import { formatSequence } from "../../shared/cloudevents";
 import { partitionFor } from "../../shared/partitioner";
 import { allAcknowledged, event, expectAccepted, partitionKeyFor, postBatch, readAll, request, waitFor } from "../helpers";
@@ -23,7 +23,7 @@ const stub = (partition: number) => env.PARTITION_LOG.getByName(`${TOPIC}/${part
 /** Segments of 100 events in this partition, so a few hundred events make several. */
 async function smallSegments(partition: number): Promise<void> {
   await runInDurableObject(stub(partition), (instance: PartitionLog) => {
-    instance.segmentEvents = 100;
+    instance.testing.segmentEvents = 100;
   });
 }
 
@@ -59,8 +59,8 @@ async function outboxDrained(partition: number): Promise<void> {
 async function archiveAndTrimAll(partition: number) {
   await outboxDrained(partition);
   await runInDurableObject(stub(partition), (instance: PartitionLog) => {
-    instance.retentionMs = 0;
-    instance.segmentEvents = 100;
+    instance.testing.retentionMs = 0;
+    instance.testing.segmentEvents = 100;
   });
   return stub(partition).archiveNow();
 }
@@ -151,8 +151,8 @@ describe("archive", () => {
     await publish(p, 150, "crash");
     await outboxDrained(p);
     await runInDurableObject(stub(p), (instance: PartitionLog) => {
-      instance.segmentEvents = 100;
-      instance.afterSegmentPut = async () => {
+      instance.testing.segmentEvents = 100;
+      instance.testing.afterSegmentPut = async () => {
         throw new Error("simulated crash after the put");
       };
     });
@@ -196,7 +196,7 @@ describe("archive", () => {
       .bind(TOPIC, p)
       .run();
     await runInDurableObject(stub(p), (instance: PartitionLog, state) => {
-      instance.retentionMs = 0;
+      instance.testing.retentionMs = 0;
       state.storage.sql.exec(
         "INSERT OR IGNORE INTO outbox (subscription, sequence, prev, sent_at, due_at, sends) VALUES ('activity', 35, 34, ?, ?, 1)",
         Date.now(),
@@ -225,7 +225,7 @@ describe("archive", () => {
     const orders = env.PARTITION_LOG.getByName("orders/0");
     const key = partitionKeyFor(0, 4, "retention");
     await runInDurableObject(orders, (instance: PartitionLog) => {
-      instance.segmentEvents = 100;
+      instance.testing.segmentEvents = 100;
     });
     const paid = (i: number) => event({ type: "orders.paid", partitionkey: key, data: { orderId: `o-${i}`, amount: i, currency: "EUR" } });
     await expectAccepted(
@@ -248,7 +248,7 @@ describe("archive", () => {
     );
     const hour = 3_600_000;
     const archived = await runInDurableObject(orders, (instance: PartitionLog) => {
-      instance.retentionMs = hour;
+      instance.testing.retentionMs = hour;
       return instance.archiveNow();
     });
     expect(archived.sealed.map((s) => [s.first, s.last])).toEqual([
@@ -375,8 +375,8 @@ describe("archive", () => {
     const p = 0;
     let attempts = 0;
     const failing = (instance: PartitionLog) => {
-      instance.segmentEvents = 1;
-      instance.afterSegmentPut = async () => {
+      instance.testing.segmentEvents = 1;
+      instance.testing.afterSegmentPut = async () => {
         attempts++;
         throw new Error("R2 is down");
       };

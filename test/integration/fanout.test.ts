@@ -64,8 +64,8 @@ describe("fan-out through the outbox and the activity subscription", () => {
     let attempts = 0;
     let queueDown = true;
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      const original = instance.send;
-      instance.send = async (binding, bodies) => {
+      const original = instance.testing.send;
+      instance.testing.send = async (binding, bodies) => {
         attempts++;
         if (queueDown) throw new Error("queue unavailable");
         await original(binding, bodies);

@@ -11,6 +11,7 @@ import type { Principal } from "../../workers/platform/auth/principal";
 import { activityProjection } from "../../workers/platform/consumers/activity";
 import { evaluateHealth } from "../../workers/platform/health";
 import { collectMetrics } from "../../workers/platform/metrics";
+import { testBindings } from "../bindings";
 import { delivery, FakeMessage } from "../consumer/helpers";
 import {
   type Ack,
@@ -500,7 +501,7 @@ describe("GET /v1/health", () => {
     expect(tenfold).toMatchObject({ status: "failing", reasons: ["subscription greetings lag 12 events > 1 (over 10× the threshold)"] });
 
     // A webhook whose receiver fails every delivery: five failures in a row open its circuit.
-    const sink = env.WEBHOOK_SINK;
+    const sink = testBindings.WEBHOOK_SINK;
     await fetch(`${sink}/control/metrics-hook?status=500`, { method: "POST" });
     const created = await request("/v1/subscriptions", {
       method: "POST",
@@ -594,7 +595,7 @@ describe("EVENTLINE_METRICS=off", () => {
 
     const stub = env.PARTITION_LOG.getByName(`customers/${partition.partition}`);
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      instance.metricsOn = false;
+      instance.testing.metricsOn = false;
     });
     try {
       const off = recorder();
@@ -611,7 +612,7 @@ describe("EVENTLINE_METRICS=off", () => {
       expect(after.rejects).toEqual(before.rejects);
     } finally {
       await runInDurableObject(stub, (instance: PartitionLog) => {
-        instance.metricsOn = true;
+        instance.testing.metricsOn = true;
       });
     }
   });

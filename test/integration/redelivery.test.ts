@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import { defineConsumer } from "../../shared/consumer";
 import { type DeliveryMessage, sequencesOf } from "../../shared/messages";
+import { testBindings } from "../bindings";
 import { delivery, FakeMessage } from "../consumer/helpers";
 import { event, expectAccepted, partitionKeyFor, postBatch, postStructured, request, topicConfig, waitFor } from "../helpers";
 
@@ -20,9 +21,9 @@ const REDELIVERY_MS = 3_000;
 async function loseMessages(partition: number, drop: (bodies: DeliveryMessage[]) => boolean) {
   const lost: number[] = [];
   await runInDurableObject(env.PARTITION_LOG.getByName(`events/${partition}`), (instance: PartitionLog) => {
-    const original = instance.send;
-    instance.redeliveryMs = REDELIVERY_MS;
-    instance.send = async (binding, bodies) => {
+    const original = instance.testing.send;
+    instance.testing.redeliveryMs = REDELIVERY_MS;
+    instance.testing.send = async (binding, bodies) => {
       if (drop(bodies)) {
         lost.push(...bodies.flatMap(sequencesOf));
         return; // accepted, then lost in transit
@@ -106,7 +107,7 @@ describe("log-driven redelivery", () => {
         ordering: "partition",
         maxRetries: 2,
         filter: { type: ["redelivery.ordered"] },
-        webhook: { url: `${env.WEBHOOK_SINK}/hooks/${name}` },
+        webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${name}` },
       }),
     });
     expect(created.status).toBe(201);
@@ -131,7 +132,7 @@ describe("log-driven redelivery", () => {
     expect(rows.map((r) => r.outcome)).toEqual(Array(6).fill("handled"));
     // Received in commit order (a copy the log sent again may arrive twice: webhooks are
     // at-least-once and carry a stable webhook-id; the first arrival of each is in order).
-    const received = (await (await fetch(`${env.WEBHOOK_SINK}/control/${name}`)).json()) as { body: string }[];
+    const received = (await (await fetch(`${testBindings.WEBHOOK_SINK}/control/${name}`)).json()) as { body: string }[];
     const order = [...new Set(received.map((r) => String((JSON.parse(r.body) as { id: string }).id)))];
     expect(order).toEqual(ids);
     const letters = await env.DB.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE subscription = ?").bind(name).first<{ n: number }>();
@@ -203,8 +204,8 @@ describe("log-driven redelivery", () => {
     const key = partitionKeyFor(partition, PARTITIONS, "runs");
     const sent: DeliveryMessage[] = [];
     await runInDurableObject(env.PARTITION_LOG.getByName(`events/${partition}`), (instance: PartitionLog) => {
-      const original = instance.send;
-      instance.send = async (binding, bodies) => {
+      const original = instance.testing.send;
+      instance.testing.send = async (binding, bodies) => {
         sent.push(...bodies.filter((b) => b.subscription === "activity"));
         await original(binding, bodies);
       };

@@ -5,6 +5,7 @@ import type { PartitionLog } from "../../durable-objects/partition-log";
 import type { ReplayJob, ReplayView } from "../../durable-objects/replay-job";
 import { defineConsumer } from "../../shared/consumer";
 import { type DeliveryMessage, sequencesOf } from "../../shared/messages";
+import { testBindings } from "../bindings";
 import { FakeMessage } from "../consumer/helpers";
 import { event, expectAccepted, partitionKeyFor, postStructured, request, topicConfig, waitFor } from "../helpers";
 
@@ -31,7 +32,7 @@ describe("a replay to a subscription created after its events", () => {
     // The webhook subscription is created after all of them: none was routed to it.
     const created = await request(
       "/v1/subscriptions",
-      json({ name, topic: TOPIC, filter: { type: [type] }, webhook: { url: `${env.WEBHOOK_SINK}/hooks/${name}` } }),
+      json({ name, topic: TOPIC, filter: { type: [type] }, webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${name}` } }),
     );
     expect(created.status).toBe(201);
     const res = await request(
@@ -53,7 +54,7 @@ describe("a replay to a subscription created after its events", () => {
       20_000,
     );
     // Done means delivered: the receiver has every event already when the job says so.
-    const received = (await (await fetch(`${env.WEBHOOK_SINK}/control/${name}`)).json()) as {
+    const received = (await (await fetch(`${testBindings.WEBHOOK_SINK}/control/${name}`)).json()) as {
       headers: Record<string, string>;
       body: string;
     }[];
@@ -82,8 +83,8 @@ describe("a subscription created mid-stream, then a replay from the start", () =
     // The partition's live messages for this subscription are captured: the test is its queue.
     const live: DeliveryMessage[] = [];
     await runInDurableObject(log, (instance: PartitionLog) => {
-      const original = instance.send;
-      instance.send = async (binding, bodies) => {
+      const original = instance.testing.send;
+      instance.testing.send = async (binding, bodies) => {
         live.push(...bodies.filter((b) => b.subscription === name));
         const others = bodies.filter((b) => b.subscription !== name);
         if (others.length > 0) await original(binding, others);
@@ -143,7 +144,7 @@ describe("a subscription created mid-stream, then a replay from the start", () =
       const job = env.REPLAY_JOB.getByName(id);
       const sent: DeliveryMessage[][] = [];
       await runInDurableObject(job, (instance: ReplayJob) => {
-        instance.send = async (_binding, bodies) => {
+        instance.testing.send = async (_binding, bodies) => {
           sent.push(structuredClone(bodies));
         };
       });

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import type { ReplayJob, ReplaySpecInput, ReplayView } from "../../durable-objects/replay-job";
 import { type Delivery, type DeliveryMessage, runDeliveries } from "../../shared/messages";
+import { testBindings } from "../bindings";
 import { allAcknowledged, event, expectAccepted, expectProblem, partitionKeyFor, postBatch, request, waitFor } from "../helpers";
 
 const TOPIC = "events";
@@ -34,7 +35,7 @@ async function recordedJob(id: string, failOnce?: number) {
   const sent: Sent[] = [];
   let calls = 0;
   await runInDurableObject(stub, (job: ReplayJob) => {
-    job.send = async (binding, bodies) => {
+    job.testing.send = async (binding, bodies) => {
       sent.push({ binding, bodies: structuredClone(bodies) });
       calls++;
       // Sent, then the job "crashes" before it records its progress.
@@ -235,11 +236,16 @@ describe("replay to a webhook subscription", () => {
     const create = await request("/v1/subscriptions", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ name, topic: TOPIC, filter: { type: ["hooked"] }, webhook: { url: `${env.WEBHOOK_SINK}/hooks/${name}` } }),
+      body: JSON.stringify({
+        name,
+        topic: TOPIC,
+        filter: { type: ["hooked"] },
+        webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${name}` },
+      }),
     });
     expect(create.status).toBe(201);
     const received = async () =>
-      (await (await fetch(`${env.WEBHOOK_SINK}/control/${name}`)).json()) as { headers: Record<string, string>; body: string }[];
+      (await (await fetch(`${testBindings.WEBHOOK_SINK}/control/${name}`)).json()) as { headers: Record<string, string>; body: string }[];
     const acks = await publish(0, ["hooked", "not-hooked", "hooked"], "hook");
     await waitFor(received, (r) => r.length >= 2, 20_000);
     // Settled, not only received: an event still being settled is left to its live delivery.
@@ -298,7 +304,7 @@ describe("resumability", () => {
     // A new instance: record again, without failures.
     const again: Sent[] = [];
     await runInDurableObject(stub, (job: ReplayJob) => {
-      job.send = async (binding, bodies) => {
+      job.testing.send = async (binding, bodies) => {
         again.push({ binding, bodies: structuredClone(bodies) });
       };
     });
@@ -364,7 +370,7 @@ describe("projection rebuild from the archive", () => {
       // Trimming keeps what a subscription has not acknowledged.
       expect(await allAcknowledged("orders", p)).toEqual([]);
       await runInDurableObject(log, (instance: PartitionLog) => {
-        instance.retentionMs = 0;
+        instance.testing.retentionMs = 0;
       });
       await log.archiveNow();
       expect((await log.stats()).count).toBe(0);
@@ -401,7 +407,7 @@ describe("projection rebuild from the archive", () => {
     const id = "rpl_00000000000000000000000000000004";
     const stub = env.REPLAY_JOB.getByName(id);
     await runInDurableObject(stub, (job: ReplayJob) => {
-      job.send = async () => {
+      job.testing.send = async () => {
         throw new Error("queue unavailable");
       };
     });

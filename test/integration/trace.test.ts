@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import { defineConsumer, PermanentError } from "../../shared/consumer";
+import { testBindings } from "../bindings";
 import { delivery, FakeMessage } from "../consumer/helpers";
 import {
   allAcknowledged,
@@ -67,9 +68,9 @@ interface Received {
   body: string;
   at: number;
 }
-const received = async (name: string) => (await (await fetch(`${env.WEBHOOK_SINK}/control/${name}`)).json()) as Received[];
+const received = async (name: string) => (await (await fetch(`${testBindings.WEBHOOK_SINK}/control/${name}`)).json()) as Received[];
 const setStatus = (name: string, status: number, times?: number) =>
-  fetch(`${env.WEBHOOK_SINK}/control/${name}?status=${status}${times === undefined ? "" : `&times=${times}`}`, { method: "POST" });
+  fetch(`${testBindings.WEBHOOK_SINK}/control/${name}?status=${status}${times === undefined ? "" : `&times=${times}`}`, { method: "POST" });
 
 const tracePath = (partition: number, sequence: number | string, topic = TOPIC) =>
   `/v1/topics/${topic}/partitions/${partition}/events/${sequence}/trace`;
@@ -100,7 +101,7 @@ async function createHook(name: string, filter: Record<string, unknown>, maxRetr
   const res = await request("/v1/subscriptions", {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name, topic: TOPIC, filter, maxRetries, webhook: { url: `${env.WEBHOOK_SINK}/hooks/${name}` } }),
+    body: JSON.stringify({ name, topic: TOPIC, filter, maxRetries, webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${name}` } }),
   });
   expect(res.status, await res.text()).toBe(201);
 }
@@ -276,7 +277,7 @@ describe("event trace", () => {
     // Trimming keeps what a subscription has not acknowledged.
     expect(await allAcknowledged(TOPIC, partition)).toEqual([]);
     await runInDurableObject(stub, (instance: PartitionLog) => {
-      instance.retentionMs = 0;
+      instance.testing.retentionMs = 0;
     });
     await stub.archiveNow();
     const stats = await stub.stats();

@@ -1,6 +1,6 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { verifyWebhook } from "../../shared/webhook-signature";
+import { testBindings } from "../bindings";
 import { event, expectAccepted, expectProblem, postBatch, postStructured, request, waitFor } from "../helpers";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -9,8 +9,9 @@ interface Received {
   headers: Record<string, string>;
   body: string;
 }
-const received = async (name: string) => (await (await fetch(`${env.WEBHOOK_SINK}/control/${name}`)).json()) as Received[];
-const setStatus = (name: string, status: number) => fetch(`${env.WEBHOOK_SINK}/control/${name}?status=${status}`, { method: "POST" });
+const received = async (name: string) => (await (await fetch(`${testBindings.WEBHOOK_SINK}/control/${name}`)).json()) as Received[];
+const setStatus = (name: string, status: number) =>
+  fetch(`${testBindings.WEBHOOK_SINK}/control/${name}?status=${status}`, { method: "POST" });
 
 function create(body: Record<string, unknown>) {
   return request("/v1/subscriptions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -22,15 +23,15 @@ describe("webhook subscriptions", () => {
       name: "hook-ok",
       topic: "events",
       filter: { type: [{ prefix: "hook." }] },
-      webhook: { url: `${env.WEBHOOK_SINK}/hooks/hook-ok`, secret: SECRET },
+      webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/hook-ok`, secret: SECRET },
     });
     expect(res.status).toBe(201);
     expect(await res.json()).toEqual({
       name: "hook-ok",
       topic: "events",
-      webhook: { url: `${env.WEBHOOK_SINK}/hooks/hook-ok`, secret: SECRET },
+      webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/hook-ok`, secret: SECRET },
     });
-    await expectProblem(await create({ name: "hook-ok", topic: "events", webhook: { url: `${env.WEBHOOK_SINK}/hooks/x` } }), 409);
+    await expectProblem(await create({ name: "hook-ok", topic: "events", webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/x` } }), 409);
 
     const events = [event({ type: "hook.a" }), event({ type: "hook.b" }), event({ type: "other" }), event({ type: "hook.c" })];
     await expectAccepted(await postBatch("events", events));
@@ -59,7 +60,7 @@ describe("webhook subscriptions", () => {
         },
       (st) => st.lag === 0,
     );
-    expect(status).toMatchObject({ kind: "webhook", target: { url: `${env.WEBHOOK_SINK}/hooks/hook-ok` }, lag: 0 });
+    expect(status).toMatchObject({ kind: "webhook", target: { url: `${testBindings.WEBHOOK_SINK}/hooks/hook-ok` }, lag: 0 });
     // Filtered: an event it does not match moves the head past its checkpoint, yet it stays caught up.
     const [other] = await expectAccepted(await postStructured("events", event({ type: "other", partitionkey: "hook-lag" })));
     const after = (await (await request("/v1/subscriptions/hook-ok")).json()) as {
@@ -77,7 +78,7 @@ describe("webhook subscriptions", () => {
       topic: "events",
       filter: { type: ["down.case"] },
       maxRetries: 2,
-      webhook: { url: `${env.WEBHOOK_SINK}/hooks/hook-down` },
+      webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/hook-down` },
     });
     expect(res.status).toBe(201);
     const { webhook } = (await res.json()) as { webhook: { secret: string } };
@@ -118,7 +119,7 @@ describe("webhook subscriptions", () => {
   });
 
   it("validates the definition and deletes runtime subscriptions only", async () => {
-    const url = `${env.WEBHOOK_SINK}/hooks/v`;
+    const url = `${testBindings.WEBHOOK_SINK}/hooks/v`;
     expect((await expectProblem(await create({ name: "v1", topic: "events", webhook: { url: "ftp://x" } }), 400)).code).toBe(
       "invalid_parameter",
     );
@@ -135,8 +136,14 @@ describe("webhook subscriptions", () => {
     await expectProblem(await create({ name: "activity", topic: "events", webhook: { url } }), 409);
 
     expect(
-      (await create({ name: "gone", topic: "events", filter: { type: ["gone.case"] }, webhook: { url: `${env.WEBHOOK_SINK}/hooks/gone` } }))
-        .status,
+      (
+        await create({
+          name: "gone",
+          topic: "events",
+          filter: { type: ["gone.case"] },
+          webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/gone` },
+        })
+      ).status,
     ).toBe(201);
     expect((await request("/v1/subscriptions/gone", { method: "DELETE" })).status).toBe(204);
     await expectProblem(await request("/v1/subscriptions/gone", { method: "DELETE" }), 404);

@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { testBindings } from "../bindings";
 import { BATCH, event, expectAccepted, expectProblem, request, STRUCTURED } from "../helpers";
 import {
   asKey,
@@ -126,7 +127,12 @@ beforeAll(async () => {
   ]);
   const res = await request(
     "/v1/subscriptions",
-    jsonInit({ name: HOOK, topic: "events", filter: { type: ["authz.none"] }, webhook: { url: `${env.WEBHOOK_SINK}/hooks/${HOOK}` } }),
+    jsonInit({
+      name: HOOK,
+      topic: "events",
+      filter: { type: ["authz.none"] },
+      webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${HOOK}` },
+    }),
   );
   expect(res.status, await res.text()).toBe(201);
 });
@@ -481,7 +487,7 @@ describe("admin and global functions", () => {
       {
         method: "POST",
         path: "/v1/subscriptions",
-        body: { name: "authz-evil", topic: "events", webhook: { url: `${env.WEBHOOK_SINK}/hooks/authz-evil` } },
+        body: { name: "authz-evil", topic: "events", webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/authz-evil` } },
         reason: ["admin", "topic events"],
         attempted: "subscriptions.create",
       },
@@ -580,7 +586,7 @@ describe("admin and global functions", () => {
       ["/v1/projections/orders-view/rebuild", jsonInit({}), ["admin", "topic orders"]],
       [
         "/v1/subscriptions",
-        jsonInit({ name: "authz-orders-hook", topic: "orders", webhook: { url: `${env.WEBHOOK_SINK}/hooks/authz-orders-hook` } }),
+        jsonInit({ name: "authz-orders-hook", topic: "orders", webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/authz-orders-hook` } }),
         ["admin", "topic orders"],
       ],
       ["/v1/keys", jsonInit({ name: "escalate", grants: ["admin:*"] }), [GLOBAL]],
@@ -603,7 +609,7 @@ describe("admin and global functions", () => {
   });
 
   it("a webhook subscription body cannot set an owner or createdBy (strict: 400) and nothing is created", async () => {
-    const url = `${env.WEBHOOK_SINK}/hooks/authz-owned`;
+    const url = `${testBindings.WEBHOOK_SINK}/hooks/authz-owned`;
     const bodies = [
       { name: "authz-owned", topic: "events", webhook: { url }, owner: "key:someone-else" },
       { name: "authz-owned", topic: "events", webhook: { url }, createdBy: "admin" },
@@ -655,7 +661,7 @@ describe("admin and global functions", () => {
   });
 
   it("deeply nested admin bodies are a 400, never a 5xx, and create nothing", async () => {
-    const url = `${env.WEBHOOK_SINK}/hooks/authz-deep`;
+    const url = `${testBindings.WEBHOOK_SINK}/hooks/authz-deep`;
     const deepFilter = { type: [nestedJson(1000, "x")] };
     const sub = await expectProblem(
       await request("/v1/subscriptions", jsonInit({ name: "authz-deep", topic: "events", filter: deepFilter, webhook: { url } })),
@@ -798,7 +804,7 @@ describe("subscriptions are seen only by who may consume their topic", () => {
         name: hidden,
         topic: "customers",
         filter: { type: ["authz.none"] },
-        webhook: { url: `${env.WEBHOOK_SINK}/hooks/${hidden}` },
+        webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${hidden}` },
       }),
     );
     expect(sub.status, await sub.text()).toBe(201);

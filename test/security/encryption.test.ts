@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import type { EncryptedValue } from "../../shared/security/fields";
 import { KEY_VAULT_SHARDS, vaultShardName, vaultShardOf } from "../../shared/security/keyring";
+import { testBindings } from "../bindings";
 import { type Ack, BATCH, event, expectAccepted, expectProblem, type Problem, request, STRUCTURED, waitFor } from "../helpers";
 import { plantUnwrappableKeys } from "../key-vault-helpers";
 import {
@@ -146,12 +147,12 @@ async function storedText(): Promise<{ partitions: string; vault: string; tables
 async function recordQueueSends(): Promise<{ bodies: string[]; stop(): Promise<void> }> {
   const bodies: string[] = [];
   const stubs = Array.from({ length: PARTITIONS }, (_, p) => env.PARTITION_LOG.getByName(`${TOPIC}/${p}`));
-  const originals: PartitionLog["send"][] = [];
+  const originals: PartitionLog["testing"]["send"][] = [];
   for (const stub of stubs) {
     await runInDurableObject(stub, (log: PartitionLog) => {
-      const original = log.send;
+      const original = log.testing.send;
       originals.push(original);
-      log.send = async (binding, batch) => {
+      log.testing.send = async (binding, batch) => {
         bodies.push(...batch.map((b) => JSON.stringify(b)));
         return original(binding, batch);
       };
@@ -162,7 +163,7 @@ async function recordQueueSends(): Promise<{ bodies: string[]; stop(): Promise<v
     async stop() {
       for (const [i, stub] of stubs.entries()) {
         await runInDurableObject(stub, (log: PartitionLog) => {
-          log.send = originals[i] as PartitionLog["send"];
+          log.testing.send = originals[i] as PartitionLog["testing"]["send"];
         });
       }
     },
@@ -207,7 +208,7 @@ beforeAll(async () => {
   // The topic has no configured subscription: this webhook puts its events in the outbox, on the queue and on the wire.
   const res = await request(
     "/v1/subscriptions",
-    jsonInit({ name: HOOK, topic: TOPIC, webhook: { url: `${env.WEBHOOK_SINK}/hooks/${HOOK}` } }),
+    jsonInit({ name: HOOK, topic: TOPIC, webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${HOOK}` } }),
   );
   expect(res.status, await res.text()).toBe(201);
 });

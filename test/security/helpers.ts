@@ -162,6 +162,7 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 // Authorization and field-encryption helpers (authorization.test.ts, encryption.test.ts)
 
 import { runInDurableObject } from "cloudflare:test";
+import { testBindings } from "../bindings";
 import { expectProblem, type Problem, requestAs } from "../helpers";
 
 /** An API key created through POST /v1/keys (as the admin): its public id, its secret and its principal id. */
@@ -310,7 +311,7 @@ export interface SinkDelivery {
 
 /** Everything the loopback receiver got at /hooks/<name>. */
 export async function sinkDeliveries(name: string): Promise<SinkDelivery[]> {
-  return (await (await fetch(`${env.WEBHOOK_SINK}/control/${name}`)).json()) as SinkDelivery[];
+  return (await (await fetch(`${testBindings.WEBHOOK_SINK}/control/${name}`)).json()) as SinkDelivery[];
 }
 
 /** Captures every console method (still printed) until `restore`; `text()` joins all captured lines. */

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, describe, expect, it } from "vitest";
+import { testBindings } from "../bindings";
 import { expectProblem, request, requestAs } from "../helpers";
 import { auditSearch, configWithSecurity, expectAudit, expectNoSecrets, testApp } from "./helpers";
 import { type ApiKeyWithSecret, storedKey } from "./keys-helpers";
@@ -213,7 +214,7 @@ describe("revoking a key", () => {
   });
 
   it("migration 0009 brings keys minted before this rule under it: earliest expiry and first revocation along the chain", async () => {
-    const fix = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0009_"))?.queries.at(-1);
+    const fix = testBindings.TEST_MIGRATIONS.find((m) => m.name.startsWith("0009_"))?.queries.at(-1);
     expect(fix).toContain("WITH RECURSIVE lineage");
     const p = `mig${crypto.randomUUID().replaceAll("-", "").slice(0, 9)}`;
     const id = (n: string) => `${p}${n}`;

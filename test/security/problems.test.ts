@@ -1,5 +1,5 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { testBindings } from "../bindings";
 import { expectProblem, request } from "../helpers";
 import { asKey, createTestKey, expectAudit, jsonInit } from "./helpers";
 
@@ -26,7 +26,7 @@ describe("problem documents say what went wrong", () => {
   });
 
   it("a taken or configured subscription name is a 409 conflict, an unknown topic or bad filter a 422 unprocessable_request", async () => {
-    const url = `${env.WEBHOOK_SINK}/hooks/problems`;
+    const url = `${testBindings.WEBHOOK_SINK}/hooks/problems`;
     const name = `problems-${rand()}`;
     const created = await request("/v1/subscriptions", jsonInit({ name, topic: "events", webhook: { url } }));
     expect(created.status, await created.clone().text()).toBe(201);

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { verifyWebhook } from "../../shared/webhook-signature";
+import { testBindings } from "../bindings";
 import { event, expectAccepted, expectProblem, postStructured, request, waitFor } from "../helpers";
 import {
   asKey,
@@ -37,7 +38,12 @@ async function createHook(prefix: string): Promise<{ name: string; type: string 
   const type = `${prefix}.${rand()}`;
   const res = await request(
     "/v1/subscriptions",
-    jsonInit({ name, topic: "events", filter: { type: [type] }, webhook: { url: `${env.WEBHOOK_SINK}/hooks/${name}`, secret: OLD } }),
+    jsonInit({
+      name,
+      topic: "events",
+      filter: { type: [type] },
+      webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${name}`, secret: OLD },
+    }),
   );
   expect(res.status, await res.clone().text()).toBe(201);
   return { name, type };

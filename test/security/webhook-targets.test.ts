@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import shipped from "../../eventline.config";
 import migration from "../../migrations/0010_webhook_secret_rotation.sql?raw";
 import { handleWebhookBatch } from "../../workers/platform/consumers/webhooks";
+import { testBindings } from "../bindings";
 import { delivery } from "../consumer/helpers";
 import { ADMIN_KEY, event, expectAccepted, expectProblem, postStructured, request, waitFor } from "../helpers";
 import {
@@ -25,12 +26,15 @@ import {
  * The test env allows the loopback receiver's address only (EVENTLINE_WEBHOOK_ALLOW=127.0.0.1).
  */
 
-const SINK_ORIGIN = new URL(env.WEBHOOK_SINK).origin;
+const SINK_ORIGIN = new URL(testBindings.WEBHOOK_SINK).origin;
 const rand = () => crypto.randomUUID().slice(0, 8);
 const setStatus = (name: string, status: number, location?: string) =>
-  fetch(`${env.WEBHOOK_SINK}/control/${name}?${new URLSearchParams({ status: String(status), ...(location ? { location } : {}) })}`, {
-    method: "POST",
-  });
+  fetch(
+    `${testBindings.WEBHOOK_SINK}/control/${name}?${new URLSearchParams({ status: String(status), ...(location ? { location } : {}) })}`,
+    {
+      method: "POST",
+    },
+  );
 
 interface Trace {
   subscriptions: { subscription: string; state: string; attempts: { outcome: string; error?: string }[] }[];
@@ -62,7 +66,7 @@ describe("a webhook URL's credentials leave the subscription record nowhere", ()
           topic: "events",
           filter: { type: [type] },
           maxRetries: 1,
-          webhook: { url: `${env.WEBHOOK_SINK}/hooks/${name}?token=${token}` },
+          webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${name}?token=${token}` },
         }),
       );
       expect(created.status, await created.clone().text()).toBe(201);
@@ -203,7 +207,7 @@ describe("the SSRF guard at creation", () => {
     const init = (name: string, url: string) =>
       jsonInit({ name, topic: "events", webhook: { url } }, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
     const refused = `deny-${rand()}`;
-    const res = await app.call("/v1/subscriptions", init(refused, `${env.WEBHOOK_SINK}/hooks/x`), {
+    const res = await app.call("/v1/subscriptions", init(refused, `${testBindings.WEBHOOK_SINK}/hooks/x`), {
       EVENTLINE_WEBHOOK_ALLOW: "",
     } as Partial<Env>);
     expect((await expectProblem(res, 400)).detail).toContain("127.0.0.1 is a loopback address");
@@ -245,7 +249,7 @@ describe("the SSRF guard at delivery", () => {
         topic: "events",
         filter: { type: ["never.routed"] },
         maxRetries: 1,
-        webhook: { url: `${env.WEBHOOK_SINK}/hooks/${name}?token=${token}` },
+        webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${name}?token=${token}` },
       }),
     );
     expect(created.status).toBe(201);
@@ -277,7 +281,13 @@ describe("the SSRF guard at delivery", () => {
     await setStatus(name, 307, `/hooks/${name}-moved`);
     const created = await request(
       "/v1/subscriptions",
-      jsonInit({ name, topic: "events", filter: { type: [type] }, maxRetries: 0, webhook: { url: `${env.WEBHOOK_SINK}/hooks/${name}` } }),
+      jsonInit({
+        name,
+        topic: "events",
+        filter: { type: [type] },
+        maxRetries: 0,
+        webhook: { url: `${testBindings.WEBHOOK_SINK}/hooks/${name}` },
+      }),
     );
     expect(created.status).toBe(201);
     await expectAccepted(await postStructured("events", event({ type })));

@@ -1,4 +1,4 @@
-import type { PendingDelivery } from "../../durable-objects/delivery/tables";
+import type { PendingDelivery } from "../../durable-objects/partition-log";
 import type { EventlineConfig, TopicConfig } from "../../shared/config";
 import { type AttemptOutcome, chunks } from "../../shared/consumer-store";
 import { EventlineError } from "../../shared/errors";

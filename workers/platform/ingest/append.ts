@@ -2,10 +2,11 @@ import type { AppendInput, AppendResult, ExpectedVersion } from "../../../durabl
 import type { TopicConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import type { Logger } from "../../../shared/logger";
+import { partitionName } from "../../../shared/partition-name";
 import type { PreparedEvent } from "./parse";
 
 export function partitionStub(env: Env, topic: string, partition: number) {
-  return env.PARTITION_LOG.getByName(`${topic}/${partition}`);
+  return env.PARTITION_LOG.getByName(partitionName(topic, partition));
 }
 
 /**

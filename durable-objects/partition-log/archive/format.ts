@@ -1,5 +1,5 @@
-import { formatSequence } from "../shared/cloudevents";
-import { sha256Hex } from "../shared/json";
+import { formatSequence } from "../../../shared/cloudevents";
+import { sha256Hex } from "../../../shared/json";
 
 /**
  * The R2 archive of a partition: sealed segments of consecutive events, each the stored events

@@ -1,12 +1,6 @@
-import {
-  type DeliveryMessage,
-  MAX_BATCH_BYTES,
-  MAX_BATCH_MESSAGES,
-  MAX_INLINE_EVENT_BYTES,
-  RUN_MAX_EVENTS,
-  type Run,
-} from "../shared/messages";
-import type { Route } from "../shared/subscriptions";
+import { RUN_MAX_EVENTS } from "../../../shared/messages";
+import type { Route } from "../../../shared/subscriptions";
+import { chunk, type Row, runsOf, type SendBatch } from "./runs";
 
 /**
  * The transactional outbox of a partition: one row per (subscription, sequence) written in the
@@ -28,18 +22,6 @@ function isEnvelopeOnly(keys: ReadonlySet<string>): boolean {
     envelopeOnly.set(keys, known);
   }
   return known;
-}
-
-export function createOutboxTable(sql: SqlStorage): void {
-  sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
-    subscription TEXT NOT NULL,
-    sequence     INTEGER NOT NULL,
-    prev         INTEGER NOT NULL,
-    PRIMARY KEY (subscription, sequence)
-  )`);
-  // Last sequence routed to each subscription: every message names its predecessor (`prev`), so
-  // consumers can order and checkpoint a filtered stream that skips sequences.
-  sql.exec(`CREATE TABLE IF NOT EXISTS routing (subscription TEXT PRIMARY KEY, last_sequence INTEGER NOT NULL)`);
 }
 
 /**
@@ -113,83 +95,6 @@ export class OutboxWrites {
         ?.last_sequence ?? 0
     );
   }
-}
-
-export type SendBatch = (binding: string, bodies: DeliveryMessage[]) => Promise<void>;
-
-export type Row = {
-  subscription: string;
-  sequence: number;
-  prev: number;
-  body: string;
-  received_at: number;
-};
-
-const encoder = new TextEncoder();
-/** A run's envelope and per-event fields, on top of its inline event text (an estimate, on the safe side). */
-const RUN_OVERHEAD_BYTES = 512;
-const RUN_EVENT_OVERHEAD_BYTES = 160;
-
-export interface RunMessage {
-  body: Run;
-  /** Estimated size of the message, for the sendBatch limits. */
-  bytes: number;
-}
-
-/**
- * Cuts one subscription's rows (ordered by sequence) into runs: consecutive events of its chain
- * (a row whose `prev` is not the previous row starts a new run), at most `maxEvents` each and
- * MAX_INLINE_EVENT_BYTES of inline event text; an event larger than that travels by reference.
- */
-export function runsOf(rows: Row[], topic: string, partition: number, maxEvents: number = RUN_MAX_EVENTS): RunMessage[] {
-  const out: RunMessage[] = [];
-  let current: { run: Run; inline: number } | undefined;
-  let last: number | undefined;
-  for (const row of rows) {
-    const size = encoder.encode(row.body).byteLength;
-    const ref = size > MAX_INLINE_EVENT_BYTES;
-    const inline = ref ? 0 : size;
-    if (
-      current === undefined ||
-      row.prev !== last ||
-      current.run.events.length >= maxEvents ||
-      current.inline + inline > MAX_INLINE_EVENT_BYTES
-    ) {
-      if (current !== undefined) out.push(sized(current));
-      current = { run: { v: 2, subscription: row.subscription, topic, partition, prev: row.prev, events: [] }, inline: 0 };
-    }
-    current.run.events.push(
-      ref
-        ? { sequence: row.sequence, committedAt: row.received_at, ref: true }
-        : { sequence: row.sequence, committedAt: row.received_at, event: JSON.parse(row.body) as Record<string, unknown> },
-    );
-    current.inline += inline;
-    last = row.sequence;
-  }
-  if (current !== undefined) out.push(sized(current));
-  return out;
-}
-
-function sized({ run, inline }: { run: Run; inline: number }): RunMessage {
-  return { body: run, bytes: inline + RUN_OVERHEAD_BYTES + RUN_EVENT_OVERHEAD_BYTES * run.events.length };
-}
-
-/** Splits messages into sendBatch calls within the Queues limits (messages and bytes per call). */
-export function chunk(items: RunMessage[]): RunMessage[][] {
-  const out: RunMessage[][] = [];
-  let current: RunMessage[] = [];
-  let size = 0;
-  for (const item of items) {
-    if (current.length > 0 && (current.length === MAX_BATCH_MESSAGES || size + item.bytes > MAX_BATCH_BYTES)) {
-      out.push(current);
-      current = [];
-      size = 0;
-    }
-    current.push(item);
-    size += item.bytes;
-  }
-  if (current.length > 0) out.push(current);
-  return out;
 }
 
 /** Where the relay sends a subscription's events, and how long it waits for them to be settled. */

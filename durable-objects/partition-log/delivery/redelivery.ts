@@ -1,8 +1,8 @@
-import type { Logger } from "../../shared/logger";
-import type { Route } from "../../shared/subscriptions";
-import { chunk, type Row, runsOf, type SendBatch } from "../outbox";
+import type { Logger } from "../../../shared/logger";
+import type { Route } from "../../../shared/subscriptions";
 import type { ReadAcks } from "./acks";
-import { MIN_PASS_INTERVAL_MS, nextDue } from "./tables";
+import { chunk, type Row, runsOf, type SendBatch } from "./runs";
+import { MIN_PASS_INTERVAL_MS, nextDue } from "./state";
 
 /**
  * The redelivery pass (ADR 0030): for each subscription, the events it was sent and has not

@@ -1,3 +1,25 @@
+import type { SqlMigration } from "../../sql-migrations";
+
+/**
+ * The transactional outbox (durable-objects/partition-log/delivery/outbox.ts): one row per
+ * (subscription, sequence) routed; `routing` holds the last sequence routed to each subscription:
+ * every message names its predecessor (`prev`), so consumers can order and checkpoint a filtered
+ * stream that skips sequences.
+ */
+export const outboxMigration: SqlMigration = {
+  id: 3,
+  name: "outbox and routing",
+  up: ({ sql }) => {
+    sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
+      subscription TEXT NOT NULL,
+      sequence     INTEGER NOT NULL,
+      prev         INTEGER NOT NULL,
+      PRIMARY KEY (subscription, sequence)
+    )`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS routing (subscription TEXT PRIMARY KEY, last_sequence INTEGER NOT NULL)`);
+  },
+};
+
 /**
  * What the partition log keeps per subscription to drive delivery (ADR 0030). An `outbox` row is
  * an event routed to a subscription and not yet acknowledged by it; it now outlives the send:
@@ -10,9 +32,8 @@
  * covers it, or when the subscription is no longer configured. `routing.redelivered` counts the
  * events this partition sent again, per subscription.
  *
- * A step of the schema, written so it can move as it is into a numbered DO migration: it only adds
- * columns and indexes, and objects created before it load unchanged (their outbox rows, all unsent,
- * keep NULLs and are sent by the relay as before).
+ * Migration 4 only adds columns and indexes: outbox rows of objects created before it, all
+ * unsent, keep NULLs and are sent by the relay as before.
  */
 export function migrateDeliveryTables(sql: SqlStorage): void {
   const outbox = new Set(
@@ -36,6 +57,33 @@ export function migrateDeliveryTables(sql: SqlStorage): void {
       .map((c) => c.name),
   );
   if (!routing.has("redelivered")) sql.exec(`ALTER TABLE routing ADD COLUMN redelivered INTEGER NOT NULL DEFAULT 0`);
+}
+
+export const deliveryMigration: SqlMigration = {
+  id: 4,
+  name: "delivery state",
+  up: (db) => {
+    db.addColumn("outbox", "sent_at", "INTEGER");
+    db.addColumn("outbox", "due_at", "INTEGER");
+    db.addColumn("outbox", "sends", "INTEGER NOT NULL DEFAULT 0");
+    // The relay reads only unsent rows, and the redelivery pass only due ones: partial indexes keep
+    // both from scanning the (possibly many) rows in transit.
+    db.sql.exec(`CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (subscription, sequence) WHERE sent_at IS NULL`);
+    db.sql.exec(`CREATE INDEX IF NOT EXISTS outbox_due ON outbox (subscription, due_at) WHERE due_at IS NOT NULL`);
+    db.sql.exec(`CREATE INDEX IF NOT EXISTS outbox_resent ON outbox (subscription, due_at) WHERE sends > 1`);
+    db.addColumn("routing", "redelivered", "INTEGER NOT NULL DEFAULT 0");
+  },
+};
+
+/** The lowest sequence some subscription has not acknowledged (null: none). Trimming stops below it. */
+export function firstHeld(sql: SqlStorage): number | null {
+  return sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
+}
+
+/** Last sequence routed to each subscription, as committed. */
+export function routedThrough(sql: SqlStorage): Record<string, number> {
+  const rows = sql.exec<{ subscription: string; last_sequence: number }>(`SELECT subscription, last_sequence FROM routing`).toArray();
+  return Object.fromEntries(rows.map((r) => [r.subscription, r.last_sequence]));
 }
 
 /** Per subscription: events routed and not yet sent, and sent but not yet acknowledged. */
