@@ -13,7 +13,7 @@ buildDashboard();
 export default defineConfig({
   test: {
     environment: "node",
-    include: ["test/cli/**/*.test.ts", "test/browser/**/*.test.ts"],
+    include: ["test/cli/**/*.test.ts", "test/browser/**/*.test.ts", "test/docs/**/*.test.ts"],
     globalSetup: ["./test/cli/stack.ts"],
     // One stack for every file: run the files one at a time so their counts do not interleave.
     fileParallelism: false,

@@ -256,7 +256,7 @@ const subscriptionSchema = z
     decrypt: z.boolean().default(false),
     /** Who consumes the queue: the platform Worker, or the Worker of this wrangler config. */
     consumer: z.string().default("platform"),
-    /** Thresholds of GET /v1/health: exceeded → degraded, exceeded 10× → failing (README "Metrics and health"). */
+    /** Thresholds of GET /v1/health: exceeded → degraded, exceeded 10× → failing (docs/observability.md "Health"). */
     health: healthSchema,
   })
   .strict();

@@ -55,8 +55,8 @@ export function childTraceparent(parent: string): string {
 const childOf = ({ traceId, flags }: ParsedTraceparent) => `00-${traceId}-${randomHex(8)}-${flags}`;
 
 /**
- * The attributes an event emitted in reaction to `trigger` carries (README "Correlation and
- * causation"): `causationid` — the trigger's id; `correlationid` — the trigger's correlationid, or
+ * The attributes an event emitted in reaction to `trigger` carries (docs/observability.md "Correlation
+ * and causation"): `causationid` — the trigger's id; `correlationid` — the trigger's correlationid, or
  * its id when it has none (the trigger started the conversation); `traceparent` — a child span of
  * the trigger's trace (a new trace if it has no valid one) and the trigger's `tracestate` with it.
  */

@@ -9,7 +9,8 @@ import type { TestProject } from "vitest/node";
 /**
  * Global setup of the CLI tests: the real local stack, as `npm start` runs it (without the
  * example consumer Worker), on a free port with its state in a temporary directory. Tests get
- * its base URL with `inject("eventlineUrl")`.
+ * its base URL with `inject("eventlineUrl")`. Tests that need a stack of their own (the docs'
+ * examples, which assume a fresh one) call `startStack`.
  */
 
 declare module "vitest" {
@@ -72,7 +73,21 @@ async function stop(child: ChildProcess) {
   signal("SIGKILL"); // whatever of the group outlived wrangler
 }
 
-export default async function setup(project: TestProject) {
+export interface Stack {
+  url: string;
+  /** The stack's admin API key. */
+  token: string;
+  /** Ends wrangler and its workerd, and removes the state directory. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts the real local stack, as `npm start` runs it, on a free port with its state in a new
+ * temporary directory: D1 migrations applied, fresh secrets given as --var (they win over any
+ * developer's .dev.vars), loopback webhook targets allowed as `npm start` allows them.
+ * `configs` are the wrangler configs run together (the platform's first).
+ */
+export async function startStack(configs: string[] = ["wrangler.toml"]): Promise<Stack> {
   const state = await mkdtemp(path.join(os.tmpdir(), "eventline-cli-"));
   const migrate = spawnSync(bin("wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
     cwd: root,
@@ -83,12 +98,10 @@ export default async function setup(project: TestProject) {
 
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  // detached: its own process group, so teardown ends wrangler and the workerd it started.
-  // Fresh secrets for this stack, given as --var (they win over any developer's .dev.vars); loopback
-  // webhook targets allowed, as `npm start` allows them (the dashboard test's receiver is local).
   const token = `evl_clitestadmin_${randomBytes(32).toString("base64url")}`;
   const keks = `v1:${randomBytes(32).toString("base64")}`;
-  const args = ["dev", "-c", "wrangler.toml", "--port", String(port), "--persist-to", state, "--ip", "127.0.0.1"];
+  const args = ["dev", ...configs.flatMap((c) => ["-c", c]), "--port", String(port), "--persist-to", state, "--ip", "127.0.0.1"];
+  // detached: its own process group, so stopping ends wrangler and the workerd it started.
   const dev = spawn(
     bin("wrangler"),
     [...args, "--var", `EVENTLINE_ADMIN_KEY:${token}`, "--var", `EVENTLINE_KEKS:${keks}`, "--var", "EVENTLINE_WEBHOOK_ALLOW:loopback"],
@@ -105,18 +118,23 @@ export default async function setup(project: TestProject) {
   };
   dev.stdout?.on("data", keep);
   dev.stderr?.on("data", keep);
-  try {
-    await waitForHealth(url, dev, () => log);
-  } catch (err) {
-    await stop(dev);
-    await rm(state, { recursive: true, force: true });
-    throw err;
-  }
-  project.provide("eventlineUrl", url);
-  project.provide("eventlineToken", token);
-
-  return async () => {
+  const teardown = async () => {
     await stop(dev);
     await rm(state, { recursive: true, force: true });
   };
+  try {
+    await waitForHealth(url, dev, () => log);
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+  return { url, token, stop: teardown };
+}
+
+/** The platform Worker alone (without the example consumer Worker), shared by every test file. */
+export default async function setup(project: TestProject) {
+  const stack = await startStack();
+  project.provide("eventlineUrl", stack.url);
+  project.provide("eventlineToken", stack.token);
+  return stack.stop;
 }

@@ -4,7 +4,7 @@ import { fnv1a32, partitionFor, partitionKeyOf } from "../../shared/partitioner"
 
 describe("partitioner", () => {
   // Fixed vectors ("a" and "foobar" are the reference FNV-1a-32 test vectors); they are the
-  // published contract (README): changing them re-homes keys.
+  // published contract (docs/http-api.md "Partitioning"): changing them re-homes keys.
   it.each([
     ["", 0x811c9dc5],
     ["a", 0xe40c292c],

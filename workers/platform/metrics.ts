@@ -17,7 +17,8 @@ import { listSubscriptionViews } from "./subscription-registry";
  * pass — each partition's counters and append latency (PartitionLog.metrics), the subscriptions'
  * counters, DLQ depth, circuit and latency histograms (D1), the replay jobs' last views (D1), and
  * the Worker's in-isolate reject counters — then served as JSON or Prometheus text, or judged
- * against the subscriptions' health thresholds. README "Metrics and health" documents every name.
+ * against the subscriptions' health thresholds. docs/observability.md "Metrics and health" documents
+ * every name.
  */
 
 // -------------------------------------------------------------------------------------------------
