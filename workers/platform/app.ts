@@ -88,7 +88,7 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
 
   app.onError((err, c) => {
     const requestId = c.get("requestId") ?? crypto.randomUUID();
-    // Rejected ingest requests are counted by topic and status (README "Metrics and health").
+    // Rejected ingest requests are counted by topic and status (docs/observability.md "Metrics and health").
     const status = err instanceof EventlineError ? err.status : err instanceof HTTPException && err.status < 500 ? 400 : 500;
     recordIngestReject(c, status, err instanceof EventlineError ? err.code : status === 400 ? "malformed_request" : "internal");
     if (err instanceof EventlineError) {
