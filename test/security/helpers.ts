@@ -159,7 +159,7 @@ export function captureLogs(): LogCapture {
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------------
-// Authorization and field-encryption helpers (authorization.test.ts, encryption.test.ts)
+// Authorization and field-encryption helpers (authorization-*.test.ts, encryption-*.test.ts)
 
 import { runInDurableObject } from "cloudflare:test";
 import { testBindings } from "../bindings";

@@ -6,7 +6,7 @@ import { auditOf, dataHeads, jsonInit } from "./helpers";
  * Strings that become keys (event attributes, names in paths, names and ids in admin and command
  * bodies, audit subjects) are well-formed Unicode. A lone UTF-16 surrogate has no UTF-8 form:
  * SQLite and D1 store bytes that read back as another string, so a key made from it can neither be
- * found again nor erased. Event attributes are covered in encryption.test.ts (where it broke
+ * found again nor erased. Event attributes are covered in encryption-unicode.test.ts (where it broke
  * decrypted reads) and test/unit/cloudevents.test.ts.
  */
 

@@ -1,182 +1,39 @@
+import { base64url } from "jose";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
-  base64url,
-  type CryptoKey,
-  exportJWK,
-  exportSPKI,
-  generateKeyPair,
-  type JWK,
-  type JWTHeaderParameters,
-  type JWTPayload,
-  SignJWT,
-} from "jose";
-import { beforeAll, describe, expect, it, vi } from "vitest";
-import { defineConfig, type EventlineConfigInput, type SecurityConfig } from "../../shared/config";
-import { createJwtVerifier, type JwtVerifier, TokenError } from "../../shared/security/jwt";
+  b64json,
+  COOLDOWN_S,
+  claims,
+  EVIL,
+  expectRefused,
+  type Harness,
+  handMade,
+  ISS_A,
+  ISS_B,
+  JWKS_URI,
+  jwtFixture,
+  makeKey,
+  nowSeconds,
+  type TestKey,
+} from "./jwt-fixtures";
 
 /*
- * Issuer A publishes its keys at a jwksUri (served by a counting fake fetch); issuer B has a
- * static JWKS. Time comes from an injected clock, which also drives the JWKS cache and cooldown.
+ * createJwtVerifier, token by token: the tokens it accepts (and the principal it makes of them)
+ * and every token it refuses (algorithms, key confusion, forged or foreign keys, claims, time),
+ * with a reason that never echoes the token. Issuers and keys: jwt-fixtures.ts.
  */
-const ISS_A = "https://idp-a.example/";
-const ISS_B = "https://idp-b.example/";
-const JWKS_URI = "https://idp-a.example/.well-known/jwks.json";
-const EVIL = "https://evil.example/jwks";
-const AUD = "eventline";
-const COOLDOWN_S = 30;
-const CACHE_S = 600;
 
-interface TestKey {
-  kid: string;
-  alg: string;
-  privateKey: CryptoKey;
-  publicKey: CryptoKey;
-  publicJwk: JWK;
-}
+const { load, harness, sign, hmacToken } = jwtFixture();
 
-async function makeKey(alg: string, kid: string): Promise<TestKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  return { kid, alg, privateKey, publicKey, publicJwk: { ...(await exportJWK(publicKey)), kid } };
-}
-
-let rsa: TestKey; // issuer A, kid rsa-1
-let rsa384: TestKey; // issuer A's JWKS also holds an RS384 key (RS384 is not among A's algorithms)
-let ec: TestKey; // issuer B, kid ec-1
-let attacker: TestKey; // nobody's key
-let rsaSpkiPem: string; // rsa's public key as the PEM an HS256 key-confusion attack would use
+let rsa: TestKey;
+let rsa384: TestKey;
+let ec: TestKey;
+let attacker: TestKey;
+let rsaSpkiPem: string;
 
 beforeAll(async () => {
-  rsa = await makeKey("RS256", "rsa-1");
-  rsa384 = await makeKey("RS384", "rsa384-1");
-  ec = await makeKey("ES256", "ec-1");
-  attacker = await makeKey("RS256", "evil");
-  rsaSpkiPem = await exportSPKI(rsa.publicKey);
+  ({ rsa, rsa384, ec, attacker, rsaSpkiPem } = await load());
 });
-
-const baseConfig = {
-  topics: [{ name: "t", partitions: 1, retentionHours: 1 }],
-  limits: { maxBodyBytes: 1_048_576, maxEventBytes: 65_536, maxBatchEvents: 500 },
-  partitionLog: { maxInFlightAppends: 8, retryAfterSeconds: 1 },
-  read: { defaultLimit: 100, maxLimit: 1000 },
-} satisfies Partial<EventlineConfigInput>;
-
-type OidcInput = NonNullable<NonNullable<EventlineConfigInput["security"]>["oidc"]>;
-
-/** The OIDC config as the Worker sees it: validated (and defaulted) by defineConfig. */
-function oidcConfig(issuers?: OidcInput["issuers"]): SecurityConfig["oidc"] {
-  return defineConfig({
-    ...baseConfig,
-    security: {
-      oidc: {
-        issuers: issuers ?? [
-          { issuer: ISS_A, audiences: [AUD, "other"], jwksUri: JWKS_URI, algorithms: ["RS256"], grantsClaim: "grants", tenantClaim: "org" },
-          { issuer: ISS_B, audiences: [AUD], jwks: { keys: [ec.publicJwk as Record<string, unknown>] }, algorithms: ["ES256", "RS256"] },
-        ],
-        jwksCacheSeconds: CACHE_S,
-        jwksCooldownSeconds: COOLDOWN_S,
-      },
-    },
-  }).security.oidc;
-}
-
-interface Harness {
-  verifier: JwtVerifier;
-  /** Every URL the verifier fetched, in order. */
-  fetched: string[];
-  /** Issuer A's published keys (replace to rotate). */
-  published: { keys: JWK[] };
-  /** Status the fake JWKS endpoint answers with; `hang`: it never answers. */
-  endpoint: { status: number; hang: boolean };
-  clock: { ms: number };
-  advance(seconds: number): void;
-}
-
-function harness(issuers?: OidcInput["issuers"]): Harness {
-  const fetched: string[] = [];
-  const published = { keys: [rsa.publicJwk, rsa384.publicJwk] };
-  const endpoint = { status: 200, hang: false };
-  const clock = { ms: Date.UTC(2030, 0, 1) };
-  const fakeFetch = (async (input: RequestInfo | URL) => {
-    const url = input instanceof Request ? input.url : String(input);
-    fetched.push(url);
-    if (endpoint.hang) return new Promise<Response>(() => {});
-    // Answer asynchronously, so concurrent verifications overlap with the fetch.
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    if (url !== JWKS_URI) return new Response("not found", { status: 404 });
-    return endpoint.status === 200 ? Response.json(structuredClone(published)) : new Response("down", { status: endpoint.status });
-  }) as typeof fetch;
-  const verifier = createJwtVerifier(oidcConfig(issuers), { fetch: fakeFetch, now: () => clock.ms });
-  return {
-    verifier,
-    fetched,
-    published,
-    endpoint,
-    clock,
-    advance(seconds) {
-      clock.ms += seconds * 1000;
-    },
-  };
-}
-
-const nowSeconds = (h: Harness) => Math.floor(h.clock.ms / 1000);
-
-/** Claims of a valid token from issuer A at the harness's time. */
-function claims(h: Harness, overrides: Record<string, unknown> = {}): JWTPayload {
-  const now = nowSeconds(h);
-  const all: Record<string, unknown> = {
-    iss: ISS_A,
-    aud: AUD,
-    sub: "user-1",
-    iat: now,
-    exp: now + 300,
-    org: "acme",
-    grants: ["produce:orders", "consume:acme."],
-    ...overrides,
-  };
-  // An override of `undefined` removes the claim.
-  return Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined));
-}
-
-async function sign(payload: JWTPayload, key: TestKey = rsa, header: Record<string, unknown> = {}): Promise<string> {
-  const protectedHeader = { alg: key.alg, typ: "JWT", kid: key.kid, ...header };
-  return new SignJWT(payload)
-    .setProtectedHeader(Object.fromEntries(Object.entries(protectedHeader).filter(([, v]) => v !== undefined)) as JWTHeaderParameters)
-    .sign(key.privateKey);
-}
-
-const b64json = (value: unknown) => base64url.encode(JSON.stringify(value));
-
-/** A token built by hand: header.payload.signature. */
-function handMade(header: Record<string, unknown>, payload: JWTPayload, signature = ""): string {
-  return `${b64json(header)}.${b64json(payload)}.${signature}`;
-}
-
-/** HS256 over header.payload with an arbitrary secret (the key-confusion attack). */
-async function hmacToken(payload: JWTPayload, secret: Uint8Array, kid = rsa.kid): Promise<string> {
-  const signingInput = `${b64json({ alg: "HS256", typ: "JWT", kid })}.${b64json(payload)}`;
-  const key = await crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(signingInput)));
-  return `${signingInput}.${base64url.encode(mac)}`;
-}
-
-/** Asserts a refusal: a TokenError whose reason matches and never contains the token. */
-async function expectRefused(h: Harness, token: string, reason: RegExp): Promise<TokenError> {
-  const err = await h.verifier.verify(token).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `token should be refused (${reason})`).toBeInstanceOf(TokenError);
-  const tokenError = err as TokenError;
-  expect(tokenError.reason).toMatch(reason);
-  expect(tokenError.message).toBe(tokenError.reason);
-  if (token !== "") {
-    expect(tokenError.reason).not.toContain(token);
-    // Nor any of its segments (a signature or payload echoed back would leak just as well).
-    for (const part of token.split(".")) if (part.length > 16) expect(tokenError.reason).not.toContain(part);
-  }
-  return tokenError;
-}
-
-const unknownKid = () => `kid-${crypto.randomUUID()}`;
 
 describe("createJwtVerifier: accepted tokens", () => {
   it("verifies an RS256 token from a jwksUri issuer (one fetch, of the configured URI)", async () => {
@@ -440,135 +297,5 @@ describe("createJwtVerifier: refused tokens", () => {
     const err = await expectRefused(h, await sign(claims(h), rsa, { typ: `x\n${"y".repeat(200)}` }), /^typ "x\\ny+…" not accepted$/);
     expect(err.reason).not.toContain("\n");
     expect(err.reason.length).toBeLessThan(120);
-  });
-});
-
-describe("createJwtVerifier: JWKS fetching", () => {
-  const flood = (h: Harness, count: number) =>
-    Promise.all(
-      Array.from({ length: count }, async () => {
-        const kid = unknownKid();
-        await expectRefused(h, await sign(claims(h), attacker, { kid }), new RegExp(`^no key with kid "${kid}" in the issuer's JWKS$`));
-      }),
-    );
-
-  it("a flood of unknown kids fetches once on first use, refetches once per cooldown", async () => {
-    const h = harness();
-    // Cold verifier, 50 concurrent tokens with random unknown kids: the first starts the initial
-    // fetch, the rest wait for it; the unknown kids then find the cooldown running → no refetch.
-    await flood(h, 50);
-    expect(h.fetched).toHaveLength(1);
-    // More of them, later in the same cooldown window, sequentially: still nothing fetched.
-    h.advance(COOLDOWN_S - 1);
-    for (let i = 0; i < 50; i++) await flood(h, 1);
-    expect(h.fetched).toHaveLength(1);
-    // Cooldown over: 50 concurrent unknown kids cause exactly one refetch...
-    h.advance(2);
-    await flood(h, 50);
-    expect(h.fetched).toHaveLength(2);
-    // ...and 50 more in that new window none.
-    h.advance(COOLDOWN_S - 1);
-    await flood(h, 50);
-    expect(h.fetched).toHaveLength(2);
-    // Next window: exactly one more.
-    h.advance(1);
-    await flood(h, 50);
-    expect(h.fetched).toHaveLength(3);
-    // Valid tokens kept working throughout, from the cache.
-    await expect(h.verifier.verify(await sign(claims(h)))).resolves.toMatchObject({ subject: "user-1" });
-    expect(h.fetched).toEqual([JWKS_URI, JWKS_URI, JWKS_URI]);
-  });
-
-  it("concurrent valid tokens on a cold verifier share one fetch", async () => {
-    const h = harness();
-    const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => sign(claims(h, { sub: `user-${i}` }))));
-    const verified = await Promise.all(tokens.map((t) => h.verifier.verify(t)));
-    expect(verified.map((v) => v.subject)).toEqual(tokens.map((_, i) => `user-${i}`));
-    expect(h.fetched).toHaveLength(1);
-  });
-
-  it("picks up a rotated key on its first unknown kid once the cooldown allows", async () => {
-    const h = harness();
-    await h.verifier.verify(await sign(claims(h)));
-    const next = await makeKey("RS256", "rsa-next");
-    h.published.keys = [rsa.publicJwk, next.publicJwk];
-    // Within the cooldown of the initial fetch the new kid is refused without a refetch...
-    h.advance(5);
-    await expectRefused(h, await sign(claims(h), next), /^no key with kid "rsa-next"/);
-    expect(h.fetched).toHaveLength(1);
-    // ...after it, the first token with the new kid refetches and verifies.
-    h.advance(COOLDOWN_S);
-    await expect(h.verifier.verify(await sign(claims(h), next))).resolves.toMatchObject({ subject: "user-1" });
-    await expect(h.verifier.verify(await sign(claims(h), next))).resolves.toMatchObject({ subject: "user-1" });
-    expect(h.fetched).toHaveLength(2);
-  });
-
-  it("refreshes the keys once they are jwksCacheSeconds old, and drops removed keys", async () => {
-    const h = harness();
-    await h.verifier.verify(await sign(claims(h)));
-    h.advance(CACHE_S - 1);
-    await h.verifier.verify(await sign(claims(h)));
-    expect(h.fetched).toHaveLength(1);
-    const next = await makeKey("RS256", "rsa-next");
-    h.published.keys = [next.publicJwk];
-    h.advance(1);
-    await expect(h.verifier.verify(await sign(claims(h), next))).resolves.toMatchObject({ subject: "user-1" });
-    expect(h.fetched).toHaveLength(2);
-    // rsa-1 is gone from the refreshed set; the cooldown (started by the refresh) forbids another fetch.
-    await expectRefused(h, await sign(claims(h)), /^no key with kid "rsa-1"/);
-    expect(h.fetched).toHaveLength(2);
-  });
-
-  it("a failing JWKS endpoint refuses tokens, is retried once per cooldown, and recovers", async () => {
-    const h = harness();
-    h.endpoint.status = 503;
-    await expectRefused(h, await sign(claims(h)), /^could not fetch the JWKS of issuer https:\/\/idp-a\.example\/ \(HTTP 503\)$/);
-    await expectRefused(h, await sign(claims(h)), /^could not fetch the JWKS/);
-    expect(h.fetched).toHaveLength(1);
-    h.endpoint.status = 200;
-    h.advance(COOLDOWN_S);
-    await expect(h.verifier.verify(await sign(claims(h)))).resolves.toMatchObject({ subject: "user-1" });
-    expect(h.fetched).toHaveLength(2);
-  });
-
-  it("does not let a fetch that never answers hold up other requests", async () => {
-    // On Workers the fetch belongs to the request that started it; if that request is cancelled,
-    // the fetch's promise never settles. Other requests wait for it only until its timeout (5 s).
-    const h = harness();
-    h.endpoint.hang = true;
-    void h.verifier.verify(await sign(claims(h))).catch(() => {});
-    await vi.waitFor(() => expect(h.fetched).toHaveLength(1));
-    h.advance(4.99);
-    await expectRefused(h, await sign(claims(h)), /^could not fetch the JWKS of issuer https:\/\/idp-a\.example\/ \(no answer yet\)$/);
-    // Once the cooldown has passed, a new fetch replaces the dead one.
-    h.endpoint.hang = false;
-    h.advance(COOLDOWN_S);
-    await expect(h.verifier.verify(await sign(claims(h)))).resolves.toMatchObject({ subject: "user-1" });
-    expect(h.fetched).toHaveLength(2);
-  });
-
-  it("keeps the previous keys when a refresh fails", async () => {
-    const h = harness();
-    await h.verifier.verify(await sign(claims(h)));
-    h.endpoint.status = 500;
-    h.advance(CACHE_S);
-    await expect(h.verifier.verify(await sign(claims(h)))).resolves.toMatchObject({ subject: "user-1" });
-    await expect(h.verifier.verify(await sign(claims(h)))).resolves.toMatchObject({ subject: "user-1" });
-    expect(h.fetched).toHaveLength(2);
-  });
-
-  it("refuses a JWKS response that is not a key set", async () => {
-    const h = harness();
-    (h.published as { keys: unknown }).keys = "nope";
-    await expectRefused(h, await sign(claims(h)), /^could not fetch the JWKS of issuer https:\/\/idp-a\.example\/ \(not a JWK set\)$/);
-  });
-
-  it("refuses a configuration naming one issuer twice: the config check first, the verifier too", () => {
-    const issuer = { issuer: ISS_B, audiences: [AUD], jwks: { keys: [ec.publicJwk as Record<string, unknown>] } };
-    expect(() => oidcConfig([issuer, issuer])).toThrow(/an issuer is listed twice/);
-    const valid = oidcConfig([issuer]);
-    expect(() => createJwtVerifier({ ...valid, issuers: [valid.issuers[0], valid.issuers[0]] as typeof valid.issuers })).toThrow(
-      /configured twice/,
-    );
   });
 });
