@@ -1,9 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import config from "../eventline.config";
+import { createLogger } from "../sdk/logger";
+import { newTraceparent } from "../sdk/trace";
 import { storedSchema, type TallyInput, type TallyWindow, tallyInputSchema } from "../shared/audit-tally";
-import { createLogger } from "../shared/logger";
-import { newTraceparent } from "../shared/trace";
 import { type AuditRecord, writeAudit } from "../workers/platform/audit";
 
 /**

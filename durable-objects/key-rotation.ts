@@ -1,7 +1,7 @@
 import config from "../eventline.config";
-import { createLogger } from "../shared/logger";
+import { createLogger } from "../sdk/logger";
+import { newTraceparent } from "../sdk/trace";
 import { type Keyring, KeyringError } from "../shared/security/keyring";
-import { newTraceparent } from "../shared/trace";
 import { type AuditRecord, writeAudit } from "../workers/platform/audit";
 
 /**

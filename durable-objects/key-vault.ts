@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { createLogger } from "../shared/logger";
+import { createLogger } from "../sdk/logger";
 import { type Keyring, KeyringError, parseKeyring, vaultShardOf } from "../shared/security/keyring";
 import {
   armAlarm,

@@ -1,10 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
+import { createLogger } from "../sdk/logger";
+import type { DeliveryMessage, ReplayMark } from "../sdk/messages";
+import { partitionName } from "../sdk/partition-name";
 import { compileFilter, type Filter } from "../shared/filter";
-import { createLogger } from "../shared/logger";
-import type { DeliveryMessage, ReplayMark } from "../shared/messages";
 import { metricsEnabled } from "../shared/metrics";
-import { partitionName } from "../shared/partition-name";
 import { queueBinding } from "../shared/subscriptions";
 import { chunk, type Row, runsOf } from "./partition-log/delivery/runs";
 import { createWatchTable, readSettlement, settledAmong, watch, watchedBatch } from "./replay/settlement";

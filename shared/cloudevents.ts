@@ -1,7 +1,7 @@
 import { z } from "zod";
+import { isValidTraceparent, isValidTracestate } from "../sdk/trace";
 import type { ProblemIssue } from "./errors";
 import { assertJsonDepth, exceedsJsonMembers, JsonDepthError, jsonPointer, MAX_JSON_MEMBERS, strictUtf8 } from "./json";
-import { isValidTraceparent, isValidTracestate } from "./trace";
 
 /**
  * CloudEvents 1.0 codec: envelope validation (JSON format) and the HTTP binary-mode mapping.

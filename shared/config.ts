@@ -327,11 +327,10 @@ export type IssuerConfig = SecurityConfig["oidc"]["issuers"][number];
 export const queueNameOf = (subscription: string) => `eventline-${subscription}`;
 export const dlqNameOf = (subscription: string) => `eventline-${subscription}-dlq`;
 
-/**
- * Deliveries an ordered subscription may spend waiting for a predecessor (they are not handler
- * failures); the queue's `max_retries` leaves room for them on top of `maxRetries`.
- */
-export const ORDERING_DEFERRALS = 20;
+/** Deliveries an ordered subscription may spend waiting for a predecessor (the consumer SDK's constant). */
+import { ORDERING_DEFERRALS } from "../sdk/constants";
+
+export { ORDERING_DEFERRALS };
 
 /** Runtime (webhook) subscriptions share one delivery queue (see wrangler.toml). */
 export const WEBHOOK_QUEUE_BINDING = "WEBHOOK_DELIVERY";

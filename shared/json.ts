@@ -226,15 +226,7 @@ export function utf8Length(text: string): number {
   return n;
 }
 
-const encoder = new TextEncoder();
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
-
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-  let hex = "";
-  for (const b of digest) hex += HEX[b];
-  return hex;
-}
+export { sha256Hex } from "../sdk/hash";
 
 /** Without `{ stream: true }`, each decode() starts afresh (Encoding spec), so one instance serves every call. */
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });

@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import config from "../eventline.config";
-import { partitionName } from "../shared/partition-name";
+import { partitionName } from "../sdk/partition-name";
 import { partitionFor } from "../shared/partitioner";
 
 export const BASE = "http://eventline.test";

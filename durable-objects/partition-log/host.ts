@@ -1,4 +1,4 @@
-import type { Logger } from "../../shared/logger";
+import type { Logger } from "../../sdk/logger";
 import { queueBinding } from "../../shared/subscriptions";
 import type { SendBatch } from "./delivery/runs";
 

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import config from "../../eventline.config";
-import { createLogger } from "../../shared/logger";
+import { createLogger } from "../../sdk/logger";
 import { metricsEnabled } from "../../shared/metrics";
 import { Archiver } from "./archive/archiver";
 import type { Manifest } from "./archive/format";

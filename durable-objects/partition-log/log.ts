@@ -1,6 +1,6 @@
+import { parsePartitionName, partitionName } from "../../sdk/partition-name";
 import { formatSequence } from "../../shared/cloudevents";
 import { joinMembers, type Member, utf8Length } from "../../shared/json";
-import { parsePartitionName, partitionName } from "../../shared/partition-name";
 import type { SqlMigration } from "../sql-migrations";
 import type { OutboxWrites } from "./delivery/outbox";
 import type { LogHost, PartitionId, PartitionLogSeams } from "./host";

@@ -4,7 +4,7 @@ import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm
  * D1 schema (drizzle-orm). `npm run db:generate` turns changes here into a migration in
  * `migrations/`, which `npm start`, `npm run db:migrate:local` and the tests apply.
  *
- * Consumer-side state written by the consumer SDK (shared/consumer.ts). A handler's D1 effects,
+ * Consumer-side state written by the consumer SDK (sdk/consumer.ts). A handler's D1 effects,
  * its `processed_events` row and its checkpoint move go in one `db.batch()`, so an event's
  * effects are applied exactly once however often it is delivered.
  */

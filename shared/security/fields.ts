@@ -425,7 +425,7 @@ export function createFieldProtector(env: FieldProtectorEnv): FieldProtector {
 }
 
 /**
- * The consumer SDK's `decrypt` option (shared/consumer.ts) over a KeyVault binding: an authorized
+ * The consumer SDK's `decrypt` option (sdk/consumer.ts) over a KeyVault binding: an authorized
  * consumer's handler gets plaintext; the queue message itself only ever carried envelopes.
  */
 export function fieldDecryption<ConsumerEnv>(vault: (env: ConsumerEnv) => Env["KEY_VAULT"]) {

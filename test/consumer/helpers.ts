@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
-import type { Consumer } from "../../shared/consumer";
-import type { Delivery } from "../../shared/messages";
+import type { Consumer } from "../../sdk/consumer";
+import type { Delivery } from "../../sdk/messages";
 
 /** A Queues message we can redeliver by hand, recording acks, retries and their delays. */
 export class FakeMessage implements Message<unknown> {

@@ -1,10 +1,10 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { Consumer } from "../../sdk/consumer";
+import type { Delivery } from "../../sdk/messages";
 import { formatSequence } from "../../shared/cloudevents";
-import type { Consumer } from "../../shared/consumer";
 import { fold } from "../../shared/decider";
-import type { Delivery } from "../../shared/messages";
 import { type OrderCommand, type OrderEvent, type OrderState, orderDecider } from "../../shared/orders/domain";
 import {
   CUSTOMER_SUMMARY,

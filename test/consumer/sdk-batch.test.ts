@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { type Consumer, defineConsumer, PermanentError } from "../../shared/consumer";
-import type { Delivery } from "../../shared/messages";
+import { type Consumer, defineConsumer, PermanentError } from "../../sdk/consumer";
+import type { Delivery } from "../../sdk/messages";
 import { batchOf, counting } from "./counting";
 import { createEffectsTable, delivery, effect, effects, FakeMessage, resetConsumerState } from "./helpers";
 

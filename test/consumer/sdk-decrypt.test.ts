@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { defineConsumer, type StoredEvent } from "../../shared/consumer";
+import { defineConsumer, type StoredEvent } from "../../sdk/consumer";
 import { partitionFor } from "../../shared/partitioner";
 import { fieldDecryption, isEncryptedValue } from "../../shared/security/fields";
 import { expectAccepted, postStructured, request, topicConfig } from "../helpers";

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { defineConsumer, PermanentError, resolveFromLog } from "../../shared/consumer";
-import type { Delivery } from "../../shared/messages";
+import { defineConsumer, PermanentError, resolveFromLog } from "../../sdk/consumer";
+import type { Delivery } from "../../sdk/messages";
 import { event, expectAccepted, postStructured } from "../helpers";
 import { createEffectsTable, delivery, effect, effects, FakeMessage, resetConsumerState } from "./helpers";
 

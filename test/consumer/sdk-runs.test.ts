@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Consumer, defineConsumer } from "../../shared/consumer";
-import type { Delivery, Run } from "../../shared/messages";
+import { type Consumer, defineConsumer } from "../../sdk/consumer";
+import type { Delivery, Run } from "../../sdk/messages";
 import { recordDlqBatch } from "../../workers/platform/consumers/dead-letters";
 import { createEffectsTable, delivery, effect, effects, FakeMessage, resetConsumerState } from "./helpers";
 

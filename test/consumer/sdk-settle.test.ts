@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Consumer, type ConsumerOptions, defineConsumer, PermanentError } from "../../shared/consumer";
-import type { Delivery } from "../../shared/messages";
+import { type Consumer, type ConsumerOptions, defineConsumer, PermanentError } from "../../sdk/consumer";
+import type { Delivery } from "../../sdk/messages";
 import { batchOf, counting } from "./counting";
 import { createEffectsTable, delivery, effect, effects, FakeMessage, resetConsumerState } from "./helpers";
 

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { CHECKPOINT_WALK, checkpointWalkStatements, readCheckpoint } from "../../shared/consumer-store";
+import { CHECKPOINT_WALK, checkpointWalkStatements, readCheckpoint } from "../../sdk/consumer-store";
 import { createEffectsTable, resetConsumerState } from "./helpers";
 
 /**

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { defineConsumer, PermanentError } from "../../shared/consumer";
-import { backoffCeiling, backoffSeconds, CircuitBreaker } from "../../shared/consumer-policy";
+import { defineConsumer, PermanentError } from "../../sdk/consumer";
+import { backoffCeiling, backoffSeconds, CircuitBreaker } from "../../sdk/consumer-policy";
 import { createEffectsTable, delivery, effect, effects, FakeMessage, resetConsumerState } from "./helpers";
 
 /**

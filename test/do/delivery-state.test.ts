@@ -2,7 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
-import { sequencesOf } from "../../shared/messages";
+import { sequencesOf } from "../../sdk/messages";
 import { event, expectAccepted, partitionKeyFor, postBatch, topicConfig, waitFor } from "../helpers";
 
 /**

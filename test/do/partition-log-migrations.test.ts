@@ -5,9 +5,9 @@ import type { PartitionLog } from "../../durable-objects/partition-log";
 import { PARTITION_LOG_MIGRATIONS } from "../../durable-objects/partition-log/schema";
 import { Streams } from "../../durable-objects/partition-log/streams";
 import { migrate, type SqlMigration } from "../../durable-objects/sql-migrations";
+import type { DeliveryMessage } from "../../sdk/messages";
 import { formatSequence } from "../../shared/cloudevents";
 import { canonicalJson, canonicalMembers, sha256Hex } from "../../shared/json";
-import type { DeliveryMessage } from "../../shared/messages";
 import { createOldestTables, createPreMigrationTables, dropAllTables } from "./legacy-partition-log";
 
 const TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -14,7 +14,7 @@ const markdown = (dir: string) =>
   readdirSync(path.join(root, dir))
     .filter((f) => f.endsWith(".md"))
     .map((f) => path.join(dir, f));
-const pages = ["README.md", "bin/README.md", ...markdown("docs"), ...markdown("docs/adr")];
+const pages = ["README.md", "bin/README.md", "sdk/README.md", ...markdown("docs"), ...markdown("docs/adr")];
 
 const anchorsOf = new Map<string, Set<string>>();
 function anchorsIn(file: string): Set<string> {

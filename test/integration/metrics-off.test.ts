@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import shipped from "../../eventline.config";
-import { defineConsumer } from "../../shared/consumer";
+import { defineConsumer } from "../../sdk/consumer";
 import type { DataPoint } from "../../shared/metrics";
 import { delivery, FakeMessage } from "../consumer/helpers";
 import { type Ack, ADMIN_KEY, event, partitionKeyFor, request, STRUCTURED } from "../helpers";

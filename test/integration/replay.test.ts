@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
 import type { ReplayJob, ReplaySpecInput, ReplayView } from "../../durable-objects/replay-job";
-import { type Delivery, type DeliveryMessage, runDeliveries } from "../../shared/messages";
+import { type Delivery, type DeliveryMessage, runDeliveries } from "../../sdk/messages";
 import { testBindings } from "../bindings";
 import { allAcknowledged, event, expectAccepted, expectProblem, partitionKeyFor, postBatch, request, waitFor } from "../helpers";
 

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PermanentError } from "../../shared/consumer";
+import { PermanentError } from "../../sdk/consumer";
 import { activityProjection } from "../../workers/platform/consumers/activity";
 import { event, expectAccepted, expectProblem, postBatch, request, waitFor } from "../helpers";
 

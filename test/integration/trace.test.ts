@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import type { PartitionLog } from "../../durable-objects/partition-log";
-import { defineConsumer, PermanentError } from "../../shared/consumer";
+import { defineConsumer, PermanentError } from "../../sdk/consumer";
 import { testBindings } from "../bindings";
 import { delivery, FakeMessage } from "../consumer/helpers";
 import {

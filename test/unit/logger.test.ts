@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createLogger, type LogFields } from "../../shared/logger";
+import { createLogger, type LogFields } from "../../sdk/logger";
 
 /** The line format, as first written: one JSON object, fields in this order, `error` expanded. */
 function reference(level: string, msg: string, time: string, base: LogFields, fields: LogFields | undefined): string {

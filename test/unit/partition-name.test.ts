@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parsePartitionName, partitionName } from "../../shared/partition-name";
+import { parsePartitionName, partitionName } from "../../sdk/partition-name";
 
 describe("partition object names", () => {
   it("keep the stored format <topic>/<partition>: existing objects are found only under it", () => {

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { defineConsumer, type HandleContext } from "../../shared/consumer";
+import { defineConsumer, type HandleContext } from "../../sdk/consumer";
 import {
   childTraceparent,
   isValidTraceparent,
@@ -9,7 +9,7 @@ import {
   type ReactionAttributes,
   reactionAttributes,
   traceparentFromHeader,
-} from "../../shared/trace";
+} from "../../sdk/trace";
 import { delivery, FakeMessage } from "../consumer/helpers";
 
 const PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

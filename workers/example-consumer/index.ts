@@ -1,6 +1,6 @@
 import { z } from "zod";
 import config from "../../eventline.config";
-import { defineConsumer, resolveFromLog } from "../../shared/consumer";
+import { defineConsumer, resolveFromLog } from "../../sdk";
 
 /**
  * Example consumer: counts greetings per subject. Everything that makes it safe — validation,

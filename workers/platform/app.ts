@@ -1,11 +1,11 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import defaultConfig from "../../eventline.config";
+import { createLogger } from "../../sdk/logger";
+import { newTraceparent, traceparentFromHeader } from "../../sdk/trace";
 import type { EventlineConfig } from "../../shared/config";
 import { EventlineError, problemResponse } from "../../shared/errors";
 import { assertJsonDepth, exceedsJsonMembers, illFormedStringAt, JsonDepthError } from "../../shared/json";
-import { createLogger } from "../../shared/logger";
-import { newTraceparent, traceparentFromHeader } from "../../shared/trace";
 import { authentication } from "./auth/access";
 import type { AppEnv } from "./context";
 import { readBodyWithLimit } from "./ingest/body";

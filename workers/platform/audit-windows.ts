@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { z } from "zod";
+import type { Logger } from "../../sdk/logger";
 import { type actorSchema, auditTallyName, type TallyInput } from "../../shared/audit-tally";
-import type { Logger } from "../../shared/logger";
 import type { AppEnv } from "./context";
 
 /**

@@ -1,6 +1,6 @@
+import type { Logger } from "../../sdk/logger";
 import type { CloudEvent } from "../../shared/cloudevents";
 import { type EventlineConfig, findTopic } from "../../shared/config";
-import type { Logger } from "../../shared/logger";
 import type { Principal } from "./auth/identity";
 import { appendToPartitions } from "./ingest/append";
 import { prepareEvents } from "./ingest/parse";

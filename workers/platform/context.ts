@@ -1,5 +1,5 @@
+import type { Logger } from "../../sdk/logger";
 import type { EventlineConfig } from "../../shared/config";
-import type { Logger } from "../../shared/logger";
 import type { Principal } from "./auth/identity";
 
 /** Hono environment shared by every route group of the platform Worker. */

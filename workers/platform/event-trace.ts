@@ -1,6 +1,6 @@
 import type { PendingDelivery } from "../../durable-objects/partition-log";
+import { type AttemptOutcome, chunks } from "../../sdk/consumer-store";
 import type { EventlineConfig, TopicConfig } from "../../shared/config";
-import { type AttemptOutcome, chunks } from "../../shared/consumer-store";
 import { EventlineError } from "../../shared/errors";
 import { compileFilter, type FilterPattern } from "../../shared/filter";
 import { redactUrlIn } from "../../shared/redact-url";

@@ -1,4 +1,4 @@
-import { createLogger } from "../../shared/logger";
+import { createLogger } from "../../sdk/logger";
 import { activityConsumer } from "./consumers/activity";
 import { recordDlqBatch } from "./consumers/dead-letters";
 import { customerSummaryConsumer, ordersViewConsumer } from "./consumers/orders-projections";

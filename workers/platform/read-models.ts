@@ -1,5 +1,5 @@
+import { readCheckpoints } from "../../sdk/consumer-store";
 import type { TopicConfig } from "../../shared/config";
-import { readCheckpoints } from "../../shared/consumer-store";
 import { EventlineError } from "../../shared/errors";
 import { partitionStub } from "./ingest/append";
 

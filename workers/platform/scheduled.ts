@@ -1,4 +1,4 @@
-import { createLogger } from "../../shared/logger";
+import { createLogger } from "../../sdk/logger";
 import { vaultShards } from "./encryption-status";
 
 const log = createLogger({ component: "scheduled" });

@@ -1,4 +1,4 @@
-import { RUN_MAX_EVENTS } from "../../../shared/messages";
+import { RUN_MAX_EVENTS } from "../../../sdk/messages";
 import type { Route } from "../../../shared/subscriptions";
 import { chunk, type Row, runsOf, type SendBatch } from "./runs";
 

@@ -1,4 +1,4 @@
-import type { Logger } from "../../../shared/logger";
+import type { Logger } from "../../../sdk/logger";
 import type { Route } from "../../../shared/subscriptions";
 import type { ReadAcks } from "./acks";
 import { chunk, type Row, runsOf, type SendBatch } from "./runs";

@@ -5,7 +5,7 @@ import {
   MAX_INLINE_EVENT_BYTES,
   RUN_MAX_EVENTS,
   type Run,
-} from "../../../shared/messages";
+} from "../../../sdk/messages";
 
 /**
  * How a partition's events travel to a subscription's queue: as runs (message v2) of events

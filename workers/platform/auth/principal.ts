@@ -1,8 +1,8 @@
 import type { Context } from "hono";
+import type { Logger } from "../../../sdk/logger";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { sha256Hex } from "../../../shared/json";
-import type { Logger } from "../../../shared/logger";
 import { parseGrants } from "../../../shared/security/grants";
 import { createJwtVerifier, TokenError } from "../../../shared/security/jwt";
 import { countInWindow } from "../audit-windows";

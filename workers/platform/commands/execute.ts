@@ -1,8 +1,8 @@
+import type { Logger } from "../../../sdk/logger";
 import type { CloudEvent } from "../../../shared/cloudevents";
 import type { EventlineConfig, TopicConfig } from "../../../shared/config";
 import { type Decider, DomainError, fold } from "../../../shared/decider";
 import { EventlineError } from "../../../shared/errors";
-import type { Logger } from "../../../shared/logger";
 import { streamPartition } from "../../../shared/partitioner";
 import { appendToStream, partitionStub, partitionUnavailable } from "../ingest/append";
 import { prepareEvents } from "../ingest/parse";

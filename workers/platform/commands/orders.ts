@@ -1,6 +1,6 @@
 import config, { orderEventSchemas } from "../../../eventline.config";
+import { PermanentError } from "../../../sdk/consumer";
 import { findTopic } from "../../../shared/config";
-import { PermanentError } from "../../../shared/consumer";
 import {
   deserializeState,
   ORDER_EVENT_TYPES,

@@ -1,4 +1,4 @@
-import { type Consumer, type ConsumerOptions, defineConsumer, resolveFromLog } from "../../../shared/consumer";
+import { type Consumer, type ConsumerOptions, defineConsumer, resolveFromLog } from "../../../sdk/consumer";
 import { fieldDecryption } from "../../../shared/security/fields";
 import { findSubscription } from "../../../shared/subscriptions";
 

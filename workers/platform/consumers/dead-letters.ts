@@ -1,6 +1,6 @@
-import { recordDeadLetter } from "../../../shared/consumer-store";
-import { createLogger } from "../../../shared/logger";
-import { deliveriesOf } from "../../../shared/messages";
+import { recordDeadLetter } from "../../../sdk/consumer-store";
+import { createLogger } from "../../../sdk/logger";
+import { deliveriesOf } from "../../../sdk/messages";
 import { findSubscriptionView, queueRetriesOf, type SubscriptionView } from "../subscription-registry";
 
 const log = createLogger({ component: "dlq" });

@@ -1,6 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import type { StoredEvent } from "../../../shared/consumer";
+import type { StoredEvent } from "../../../sdk/consumer";
 import { customerSpend, customerSummaries, customerSummaryOrders, ordersView } from "../../../shared/db/schema";
 import { type OrderEvent, type OrderState, orderDecider } from "../../../shared/orders/domain";
 import { parseOrderEvent } from "../commands/orders";

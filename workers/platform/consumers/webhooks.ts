@@ -1,6 +1,6 @@
-import { type Consumer, defineConsumer } from "../../../shared/consumer";
-import { createLogger } from "../../../shared/logger";
-import { deliveriesOf } from "../../../shared/messages";
+import { type Consumer, defineConsumer } from "../../../sdk/consumer";
+import { createLogger } from "../../../sdk/logger";
+import { deliveriesOf } from "../../../sdk/messages";
 import { redactUrl, redactUrlIn } from "../../../shared/redact-url";
 import { signWebhook } from "../../../shared/webhook-signature";
 import { type WebhookAllow, webhookAllowOf, webhookTargetRefusal } from "../../../shared/webhook-target";

@@ -1,8 +1,8 @@
 import type { AppendInput, AppendResult, ExpectedVersion } from "../../../durable-objects/partition-log";
+import type { Logger } from "../../../sdk/logger";
+import { partitionName } from "../../../sdk/partition-name";
 import type { TopicConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
-import type { Logger } from "../../../shared/logger";
-import { partitionName } from "../../../shared/partition-name";
 import type { PreparedEvent } from "./parse";
 
 export function partitionStub(env: Env, topic: string, partition: number) {

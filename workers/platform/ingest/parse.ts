@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { isValidTracestate, newTraceparent } from "../../../sdk/trace";
 import {
   BATCH_CONTENT_TYPE,
   type CloudEvent,
@@ -22,7 +23,6 @@ import {
 } from "../../../shared/json";
 import { partitionFor } from "../../../shared/partitioner";
 import { type FieldProtector, withoutCiphertext } from "../../../shared/security/fields";
-import { isValidTracestate, newTraceparent } from "../../../shared/trace";
 import { readBodyWithLimit } from "./body";
 
 export type IngestMode = "structured" | "binary" | "batch";

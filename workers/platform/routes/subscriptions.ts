@@ -1,9 +1,9 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { readCheckpoints } from "../../../sdk/consumer-store";
+import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../sdk/messages";
 import { problemResponse, SubscriptionNameParam } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
-import { readCheckpoints } from "../../../shared/consumer-store";
 import { EventlineError } from "../../../shared/errors";
-import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../shared/messages";
 import { redactUrl } from "../../../shared/redact-url";
 import { isAllowed } from "../../../shared/security/grants";
 import { lagEvents, queueBinding } from "../../../shared/subscriptions";

@@ -6,9 +6,11 @@ import type { ReactionAttributes } from "./trace";
 
 /**
  * The consumer SDK's public types: what `defineConsumer` takes (ConsumerOptions), what a handler
- * gets (HandleContext) and what it returns. Re-exported by shared/consumer.ts, where consumers
+ * gets (HandleContext) and what it returns. Re-exported by sdk/consumer.ts, where consumers
  * import them from.
  */
+
+export { ORDERING_DEFERRALS } from "./constants";
 
 /** Throw this (or a ZodError) from `handle` for failures that retrying cannot fix. */
 export class PermanentError extends Error {

@@ -1,5 +1,5 @@
-import { ORDERING_DEFERRALS } from "./config";
 import { type BatchDeps, type Frame, type Item, type Prepared, settleBatch, settleEvery } from "./consumer-batch";
+import { ConsumerMetrics, metricsEnabled } from "./consumer-metrics";
 import { backoffSeconds, CircuitBreaker } from "./consumer-policy";
 import { RunPart, unpack } from "./consumer-runs";
 import {
@@ -20,17 +20,24 @@ import {
   recordFailureStatements,
   settleStatements,
 } from "./consumer-store";
-import { type Consumer, type ConsumerOptions, type HandleContext, type Outcome, PermanentError, type StoredEvent } from "./consumer-types";
+import {
+  type Consumer,
+  type ConsumerOptions,
+  type HandleContext,
+  ORDERING_DEFERRALS,
+  type Outcome,
+  PermanentError,
+  type StoredEvent,
+} from "./consumer-types";
 import { createLogger } from "./logger";
 import { type Delivery, deliverySchema } from "./messages";
-import { ConsumerMetrics, metricsEnabled } from "./metrics";
 import { type ReactionAttributes, reactionAttributes } from "./trace";
 
 /**
  * The consumer SDK: `defineConsumer({ subscription, handle, ... })` returns a Queues `queue()`
  * handler. `queue()` reads the idempotency records and checkpoints of a whole batch up front in one
  * round trip (`BatchContext`), settles every live, new, in-order event in one more
- * (shared/consumer-batch.ts, ADR 0036), and takes the rest message by message (`settle`): parse →
+ * (sdk/consumer-batch.ts, ADR 0036), and takes the rest message by message (`settle`): parse →
  * resolve the event → validate its data → circuit breaker → idempotency and ordering checks →
  * `handle` → one D1 batch with the handler's effects, the idempotency record and the checkpoint →
  * ack. A failure is retried with exponential backoff and full jitter; a permanent failure, or the

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { sha256Hex } from "./json";
+import { sha256Hex } from "./hash";
 import type { Delivery } from "./messages";
 
 /**

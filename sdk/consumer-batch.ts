@@ -1,3 +1,4 @@
+import type { ConsumerMetrics } from "./consumer-metrics";
 import type { CircuitBreaker } from "./consumer-policy";
 import {
   type AttemptOutcome,
@@ -14,7 +15,6 @@ import {
 } from "./consumer-store";
 import type { Logger } from "./logger";
 import type { Delivery, deliverySchema } from "./messages";
-import type { ConsumerMetrics } from "./metrics";
 
 /**
  * Batch settlement (ADR 0036): the part of a `queue()` invocation that can be settled together is

@@ -1,0 +1,41 @@
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+
+/**
+ * The consumer SDK (sdk/) stands on its own: a user's Worker can take the folder without the
+ * platform. So no file in it imports anything outside it but npm packages, and the platform's
+ * code reaches the SDK only through its files (the platform may depend on the SDK, never the
+ * reverse). Type imports count too: a user's build would need them.
+ */
+
+const root = path.resolve(import.meta.dirname, "../..");
+const sdk = path.join(root, "sdk");
+const SPECIFIER = /(?:from|import)\s*\(?\s*["']([^"']+)["']/g;
+
+function specifiers(file: string): string[] {
+  return [...readFileSync(file, "utf8").matchAll(SPECIFIER)].map((m) => m[1] as string);
+}
+
+describe("sdk/ imports nothing outside itself", () => {
+  const files = readdirSync(sdk).filter((f) => f.endsWith(".ts"));
+
+  it("has the SDK's files, with an entry point and a README", () => {
+    expect(files).toEqual(expect.arrayContaining(["index.ts", "consumer.ts", "consumer-batch.ts", "messages.ts"]));
+    expect(readdirSync(sdk)).toContain("README.md");
+  });
+
+  it.each(files)("sdk/%s", (file) => {
+    const outside = specifiers(path.join(sdk, file)).filter((spec) => {
+      if (!spec.startsWith(".")) return false; // packages: checked below
+      const resolved = path.resolve(sdk, spec);
+      return !resolved.startsWith(`${sdk}${path.sep}`) && resolved !== sdk;
+    });
+    expect(outside).toEqual([]);
+  });
+
+  it("imports only zod from npm", () => {
+    const packages = new Set(files.flatMap((f) => specifiers(path.join(sdk, f)).filter((s) => !s.startsWith("."))));
+    expect([...packages]).toEqual(["zod"]);
+  });
+});
