@@ -1,4 +1,3 @@
-import config from "../eventline.config";
 import type { SubscriptionConfig } from "./config";
 import { compileFilter, type Filter, patternKeys } from "./filter";
 
@@ -15,27 +14,25 @@ export interface Route {
   retryCapMs: number;
 }
 
-const byTopic = new Map<string, Route[]>();
-for (const sub of config.subscriptions) {
-  const routes = byTopic.get(sub.topic) ?? [];
-  routes.push({
-    name: sub.name,
-    queue: sub.queue,
-    matches: compileFilter(sub.filter),
-    redeliveryMs: sub.redeliverySeconds * 1000,
-    retryCapMs: sub.backoff.capSeconds * 1000,
-    ...(sub.filter === undefined ? {} : { keys: patternKeys(sub.filter) }),
-  });
-  byTopic.set(sub.topic, routes);
-}
-
-/** The configured subscriptions of a topic, filters compiled once per isolate. */
-export function routesFor(topic: string): Route[] {
-  return byTopic.get(topic) ?? [];
-}
-
-export function findSubscription(name: string): SubscriptionConfig | undefined {
-  return config.subscriptions.find((s) => s.name === name);
+/**
+ * The configured subscriptions' routes by topic, filters compiled (once per caller: the partition
+ * log compiles the config it is given). Pure: shared/ never imports the application's config.
+ */
+export function compileRoutes(subscriptions: readonly SubscriptionConfig[]): Map<string, Route[]> {
+  const byTopic = new Map<string, Route[]>();
+  for (const sub of subscriptions) {
+    const routes = byTopic.get(sub.topic) ?? [];
+    routes.push({
+      name: sub.name,
+      queue: sub.queue,
+      matches: compileFilter(sub.filter),
+      redeliveryMs: sub.redeliverySeconds * 1000,
+      retryCapMs: sub.backoff.capSeconds * 1000,
+      ...(sub.filter === undefined ? {} : { keys: patternKeys(sub.filter) }),
+    });
+    byTopic.set(sub.topic, routes);
+  }
+  return byTopic;
 }
 
 /** Queue producer bindings are looked up by name; checked, not cast. */

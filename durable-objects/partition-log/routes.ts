@@ -2,7 +2,7 @@ import { z } from "zod";
 import config from "../../eventline.config";
 import { DEFAULT_REDELIVERY_SECONDS, WEBHOOK_BACKOFF } from "../../shared/config";
 import { compileFilter, type FilterPattern, patternKeys } from "../../shared/filter";
-import { findSubscription, type Route, routesFor } from "../../shared/subscriptions";
+import { compileRoutes, type Route } from "../../shared/subscriptions";
 import type { SqlMigration } from "../sql-migrations";
 import type { LogHost } from "./host";
 
@@ -11,6 +11,10 @@ import type { LogHost } from "./host";
  * config; runtime (webhook) ones are pushed by the Worker and kept in `runtime_routes`, compiled
  * once. Filters are evaluated at commit time, so a route applies to events committed after it.
  */
+
+/** The configured subscriptions' routes, filters compiled once per isolate. */
+const CONFIGURED = compileRoutes(config.subscriptions);
+const routesFor = (topic: string): Route[] => CONFIGURED.get(topic) ?? [];
 
 /** Runtime (webhook) subscriptions of this partition's topic, pushed by the Worker. */
 export const runtimeRoutesSchema = z
@@ -26,7 +30,7 @@ const RUNTIME_ROUTE_QUEUE = "WEBHOOK_DELIVERY";
  * runtime ones are added as they are compiled.
  */
 const UNFILTERED = new WeakSet<Route>(
-  config.topics.flatMap((t) => routesFor(t.name).filter((r) => findSubscription(r.name)?.filter === undefined)),
+  config.topics.flatMap((t) => routesFor(t.name).filter((r) => config.subscriptions.find((s) => s.name === r.name)?.filter === undefined)),
 );
 export const isUnfiltered = (route: Route) => UNFILTERED.has(route);
 

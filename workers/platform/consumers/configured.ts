@@ -1,6 +1,6 @@
+import config from "../../../eventline.config";
 import { type Consumer, type ConsumerOptions, defineConsumer, resolveFromLog } from "../../../sdk/consumer";
 import { fieldDecryption } from "../../../shared/security/fields";
-import { findSubscription } from "../../../shared/subscriptions";
 
 /**
  * An SDK consumer for a subscription declared in eventline.config.ts and hosted by the platform
@@ -12,7 +12,7 @@ export function configuredConsumer(
   handle: ConsumerOptions<Env, unknown>["handle"],
   more: Pick<ConsumerOptions<Env, unknown>, "handleBatch" | "settlement"> = {},
 ): Consumer<Env> {
-  const subscription = findSubscription(name);
+  const subscription = config.subscriptions.find((s) => s.name === name);
   if (subscription === undefined) throw new Error(`eventline.config.ts must declare the ${name} subscription`);
   return defineConsumer<Env>({
     subscription: subscription.name,

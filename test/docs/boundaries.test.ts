@@ -1,9 +1,9 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 
 /**
- * The consumer SDK (sdk/) stands on its own: a user's Worker can take the folder without the
+ * Layout boundaries (issue 16). The consumer SDK (sdk/) stands on its own: a user's Worker can take the folder without the
  * platform. So no file in it imports anything outside it but npm packages, and the platform's
  * code reaches the SDK only through its files (the platform may depend on the SDK, never the
  * reverse). Type imports count too: a user's build would need them.
@@ -37,5 +37,24 @@ describe("sdk/ imports nothing outside itself", () => {
   it("imports only zod from npm", () => {
     const packages = new Set(files.flatMap((f) => specifiers(path.join(sdk, f)).filter((s) => !s.startsWith("."))));
     expect([...packages]).toEqual(["zod"]);
+  });
+});
+
+/** Every .ts file under `dir`, recursively. */
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name);
+    if (statSync(full).isDirectory()) return sources(full);
+    return name.endsWith(".ts") ? [full] : [];
+  });
+}
+
+describe("config has one door: shared/ and sdk/ never import the application's config file", () => {
+  const config = path.join(root, "eventline.config");
+  it.each([...sources(path.join(root, "shared")), ...sources(sdk)].map((f) => path.relative(root, f)))("%s", (file) => {
+    const importsConfig = specifiers(path.join(root, file)).some(
+      (spec) => spec.startsWith(".") && path.resolve(path.dirname(path.join(root, file)), spec).replace(/\.ts$/, "") === config,
+    );
+    expect(importsConfig).toBe(false);
   });
 });
