@@ -1,13 +1,13 @@
 import { defineConfig } from "./shared/config";
-import { orderEventSchemas } from "./shared/orders/schemas";
+import { orderEventSchemas } from "./workers/examples/orders/schemas";
 
 /**
  * Eventline's topics and limits. Validated on load: a mistake here fails `npm run build`,
  * `npm test` and `npm start` with a message naming the bad field.
  */
 
-/** The orders demo's event types and data schemas live with its domain (shared/orders/schemas.ts). */
-export { orderEventSchemas } from "./shared/orders/schemas";
+/** The orders demo's event types and data schemas live with its domain (workers/examples/orders/schemas.ts). */
+export { orderEventSchemas } from "./workers/examples/orders/schemas";
 
 export default defineConfig({
   topics: [

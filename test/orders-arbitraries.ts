@@ -7,7 +7,7 @@ import {
   type OrderLine,
   type OrderState,
   orderDecider,
-} from "../shared/orders/domain";
+} from "../workers/examples/orders/domain";
 
 /**
  * fast-check arbitraries for the order aggregate, shared by the domain tests and any test that

@@ -5,13 +5,8 @@ import type { Consumer } from "../../sdk/consumer";
 import type { Delivery } from "../../sdk/messages";
 import { formatSequence } from "../../shared/cloudevents";
 import { fold } from "../../shared/decider";
-import { type OrderCommand, type OrderEvent, type OrderState, orderDecider } from "../../shared/orders/domain";
-import {
-  CUSTOMER_SUMMARY,
-  customerSummaryConsumer,
-  ORDERS_VIEW,
-  ordersViewConsumer,
-} from "../../workers/platform/consumers/orders-projections";
+import { type OrderCommand, type OrderEvent, type OrderState, orderDecider } from "../../workers/examples/orders/domain";
+import { CUSTOMER_SUMMARY, customerSummaryConsumer, ORDERS_VIEW, ordersViewConsumer } from "../../workers/examples/orders/projections";
 import { commandSequenceArb, runCommands } from "../orders-arbitraries";
 import { FakeMessage } from "./helpers";
 

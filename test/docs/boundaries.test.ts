@@ -58,3 +58,19 @@ describe("config has one door: shared/ and sdk/ never import the application's c
     expect(importsConfig).toBe(false);
   });
 });
+
+describe("the platform hosts the examples, it does not import them", () => {
+  const examples = path.join(root, "workers", "examples");
+  const platformFiles = [
+    ...sources(path.join(root, "workers", "platform")),
+    ...sources(path.join(root, "durable-objects")),
+    ...sources(path.join(root, "shared")),
+  ];
+  it.each(platformFiles.map((f) => path.relative(root, f)))("%s", (file) => {
+    const intoExamples = specifiers(path.join(root, file)).filter(
+      (spec) => spec.startsWith(".") && path.resolve(path.dirname(path.join(root, file)), spec).startsWith(`${examples}${path.sep}`),
+    );
+    // workers/platform/hosting.ts is the one list of hosted applications.
+    expect(intoExamples).toEqual(file === path.join("workers", "platform", "hosting.ts") ? intoExamples : []);
+  });
+});

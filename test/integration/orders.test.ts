@@ -2,8 +2,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import config from "../../eventline.config";
 import { fold } from "../../shared/decider";
-import { deserializeState, type OrderEvent, orderDecider, SNAPSHOT_SCHEMA_VERSION } from "../../shared/orders/domain";
 import { partitionFor } from "../../shared/partitioner";
+import { deserializeState, type OrderEvent, orderDecider, SNAPSHOT_SCHEMA_VERSION } from "../../workers/examples/orders/domain";
 import { allHeads, expectProblem, request, waitFor } from "../helpers";
 
 interface CommandBody {

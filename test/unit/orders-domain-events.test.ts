@@ -20,7 +20,7 @@ import {
   SNAPSHOT_SCHEMA_VERSION,
   serializeState,
   shipBody,
-} from "../../shared/orders/domain";
+} from "../../workers/examples/orders/domain";
 import { runCommands } from "../orders-arbitraries";
 import { cancel, deepFreeze, expectAllowed, expectValidEvent, lines, manyLines, pay, place, ship, states, TOTAL } from "./orders-fixtures";
 

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type DomainErrorCode, fold } from "../../shared/decider";
-import { deserializeState, orderDecider, orderStateSchema, serializeState } from "../../shared/orders/domain";
+import { deserializeState, orderDecider, orderStateSchema, serializeState } from "../../workers/examples/orders/domain";
 import { anyCommandArb, commandSequenceArb, runCommands } from "../orders-arbitraries";
 import { ALLOWED_EDGES, attempt, deepFreeze, expectValidEvent, sumOfLines } from "./orders-fixtures";
 

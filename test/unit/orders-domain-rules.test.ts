@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fold } from "../../shared/decider";
-import { MAX_ORDER_LINES, type OrderCommand, orderDecider } from "../../shared/orders/domain";
+import { MAX_ORDER_LINES, type OrderCommand, orderDecider } from "../../workers/examples/orders/domain";
 import { cancel, expectAllowed, expectRefused, lines, manyLines, pay, place, ship, stateAfter, states, TOTAL } from "./orders-fixtures";
 
 /*

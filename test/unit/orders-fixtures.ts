@@ -8,7 +8,7 @@ import {
   type OrderLine,
   type OrderState,
   orderDecider,
-} from "../../shared/orders/domain";
+} from "../../workers/examples/orders/domain";
 import { runCommands } from "../orders-arbitraries";
 
 /*

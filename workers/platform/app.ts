@@ -8,6 +8,7 @@ import { EventlineError, problemResponse } from "../../shared/errors";
 import { assertJsonDepth, exceedsJsonMembers, illFormedStringAt, JsonDepthError } from "../../shared/json";
 import { authentication } from "./auth/access";
 import type { AppEnv } from "./context";
+import { hostedExamples } from "./hosting";
 import { readBodyWithLimit } from "./ingest/body";
 import { recordIngestReject } from "./metrics";
 import { allowedMethods, type RouteEntry, routeTable } from "./route-table";
@@ -18,7 +19,6 @@ import { encryptionRoutes } from "./routes/encryption";
 import { ingestRoutes } from "./routes/ingest";
 import { keyRoutes } from "./routes/keys";
 import { metricsRoutes } from "./routes/metrics";
-import { orderRoutes } from "./routes/orders";
 import { replayRoutes } from "./routes/replays";
 import { streamRoutes } from "./routes/streams";
 import { subscriptionAdminRoutes } from "./routes/subscription-admin";
@@ -178,7 +178,6 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", topicRoutes(config));
   app.route("/", traceRoutes(config));
   app.route("/", streamRoutes(config));
-  app.route("/", orderRoutes(config));
   app.route("/", replayRoutes(config));
   app.route("/", subscriptionRoutes(config));
   app.route("/", subscriptionAdminRoutes(config));
@@ -189,5 +188,7 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", metricsRoutes(config));
   app.route("/", docsRoutes(app));
   app.route("/", dashboardRoutes());
+  // Applications the platform hosts (workers/platform/hosting.ts): their routes beside the platform's.
+  for (const example of hostedExamples) if (example.routes !== undefined) app.route("/", example.routes(config));
   return app;
 }

@@ -7,14 +7,14 @@ import type { EventlineConfig } from "../../../shared/config";
 import { customerSpend, customerSummaries, ordersView } from "../../../shared/db/schema";
 import { EventlineError } from "../../../shared/errors";
 import { sha256Hex } from "../../../shared/json";
-import { commandBodies, type OrderCommand, placeOrderBody } from "../../../shared/orders/domain";
 import { streamPartition } from "../../../shared/partitioner";
-import { access, fixedTopic } from "../auth/access";
-import { type CommandResult, executeCommand } from "../commands/execute";
-import { ORDERS_TOPIC, ordersAggregate } from "../commands/orders";
-import { CUSTOMER_SUMMARY, ORDERS_VIEW } from "../consumers/orders-projections";
-import type { AppEnv } from "../context";
-import { type Freshness, freshness, parsePosition, waitForPosition } from "../read-models";
+import { access, fixedTopic } from "../../platform/auth/access";
+import { type CommandResult, executeCommand } from "../../platform/commands/execute";
+import type { AppEnv } from "../../platform/context";
+import { type Freshness, freshness, parsePosition, waitForPosition } from "../../platform/read-models";
+import { ORDERS_TOPIC, ordersAggregate } from "./aggregate";
+import { commandBodies, type OrderCommand, placeOrderBody } from "./domain";
+import { CUSTOMER_SUMMARY, ORDERS_VIEW } from "./projections";
 
 /**
  * The orders demo domain over HTTP. Commands (POST) run against the order's stream through the

@@ -1,6 +1,7 @@
 import config, { orderEventSchemas } from "../../../eventline.config";
 import { PermanentError } from "../../../sdk/consumer";
 import { findTopic } from "../../../shared/config";
+import type { Aggregate } from "../../platform/commands/execute";
 import {
   deserializeState,
   ORDER_EVENT_TYPES,
@@ -11,8 +12,7 @@ import {
   orderDecider,
   SNAPSHOT_SCHEMA_VERSION,
   serializeState,
-} from "../../../shared/orders/domain";
-import type { Aggregate } from "./execute";
+} from "./domain";
 
 /** The orders aggregate on the `orders` topic: one stream per order, its subject the order id. */
 

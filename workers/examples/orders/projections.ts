@@ -2,9 +2,9 @@ import { eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { StoredEvent } from "../../../sdk/consumer";
 import { customerSpend, customerSummaries, customerSummaryOrders, ordersView } from "../../../shared/db/schema";
-import { type OrderEvent, type OrderState, orderDecider } from "../../../shared/orders/domain";
-import { parseOrderEvent } from "../commands/orders";
-import { configuredConsumer } from "./configured";
+import { configuredConsumer } from "../../platform/consumers/configured";
+import { parseOrderEvent } from "./aggregate";
+import { type OrderEvent, type OrderState, orderDecider } from "./domain";
 
 /**
  * The orders read models (CQRS), as projections built with the consumer SDK: each handler

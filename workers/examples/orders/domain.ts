@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type Decider, DomainError } from "../decider";
+import { type Decider, DomainError } from "../../../shared/decider";
 import { orderEventSchemas } from "./schemas";
 
 /**
