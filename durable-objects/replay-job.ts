@@ -17,6 +17,7 @@ import {
   replaySpecSchema,
   viewOf,
 } from "./replay/view";
+import { migrate, type SqlMigration, tableExists } from "./sql-migrations";
 
 export type { ReplayPartitionView, ReplaySpec, ReplaySpecInput, ReplayState, ReplayView } from "./replay/view";
 export { replaySpecSchema } from "./replay/view";
@@ -48,7 +49,39 @@ const POLL_MS = 500;
 export type ReplaySend = (binding: string, bodies: DeliveryMessage[]) => Promise<void>;
 
 /** Columns added to `positions` since it was first created (a job running across an upgrade keeps its table). */
-const COUNTER_COLUMNS = ["handled", "already_handled", "dead_lettered", "held"] as const;
+/**
+ * The job's schema as numbered migrations (durable-objects/sql-migrations.ts). A job object from
+ * before them (a `job` table, no `_migrations`) is adopted once: what exists is kept, what its code
+ * added at start (the counter columns, the watch table) is added only where missing.
+ */
+export const REPLAY_JOB_MIGRATIONS: readonly SqlMigration[] = [
+  {
+    id: 1,
+    name: "job and positions",
+    up: ({ sql }) => {
+      sql.exec(`CREATE TABLE IF NOT EXISTS job (
+        id TEXT PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, error TEXT,
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, started_at INTEGER NOT NULL,
+        finished_at INTEGER, resent INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0
+      )`);
+      sql.exec(`CREATE TABLE IF NOT EXISTS positions (
+        partition INTEGER PRIMARY KEY, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,
+        position INTEGER NOT NULL, prev INTEGER NOT NULL, scanned INTEGER NOT NULL, sent INTEGER NOT NULL,
+        pending_to INTEGER, pending_sent INTEGER
+      )`);
+    },
+  },
+  {
+    id: 2,
+    name: "settlement counters and watch (ADR 0035)",
+    up: ({ sql, addColumn }) => {
+      for (const column of ["handled", "already_handled", "dead_lettered", "held"]) {
+        addColumn("positions", column, "INTEGER NOT NULL DEFAULT 0");
+      }
+      createWatchTable(sql);
+    },
+  },
+];
 
 /** The test seams of a replay job, in one place (`runInDurableObject(stub, (job) => { job.testing.send = ... })`). */
 export interface ReplayJobSeams {
@@ -74,26 +107,7 @@ export class ReplayJob extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     void ctx.blockConcurrencyWhile(async () => {
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS job (
-        id TEXT PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, error TEXT,
-        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, started_at INTEGER NOT NULL,
-        finished_at INTEGER, resent INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0
-      )`);
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS positions (
-        partition INTEGER PRIMARY KEY, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,
-        position INTEGER NOT NULL, prev INTEGER NOT NULL, scanned INTEGER NOT NULL, sent INTEGER NOT NULL,
-        pending_to INTEGER, pending_sent INTEGER
-      )`);
-      const columns = new Set(
-        this.sql
-          .exec<{ name: string }>(`PRAGMA table_info(positions)`)
-          .toArray()
-          .map((c) => c.name),
-      );
-      for (const column of COUNTER_COLUMNS) {
-        if (!columns.has(column)) this.sql.exec(`ALTER TABLE positions ADD COLUMN ${column} INTEGER NOT NULL DEFAULT 0`);
-      }
-      createWatchTable(this.sql);
+      migrate(ctx.storage, REPLAY_JOB_MIGRATIONS, (sql) => tableExists(sql, "job"));
     });
   }
 

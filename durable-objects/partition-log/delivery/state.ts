@@ -35,30 +35,6 @@ export const outboxMigration: SqlMigration = {
  * Migration 4 only adds columns and indexes: outbox rows of objects created before it, all
  * unsent, keep NULLs and are sent by the relay as before.
  */
-export function migrateDeliveryTables(sql: SqlStorage): void {
-  const outbox = new Set(
-    sql
-      .exec<{ name: string }>(`PRAGMA table_info(outbox)`)
-      .toArray()
-      .map((c) => c.name),
-  );
-  if (!outbox.has("sent_at")) sql.exec(`ALTER TABLE outbox ADD COLUMN sent_at INTEGER`);
-  if (!outbox.has("due_at")) sql.exec(`ALTER TABLE outbox ADD COLUMN due_at INTEGER`);
-  if (!outbox.has("sends")) sql.exec(`ALTER TABLE outbox ADD COLUMN sends INTEGER NOT NULL DEFAULT 0`);
-  // The relay reads only unsent rows, and the redelivery pass only due ones: partial indexes keep
-  // both from scanning the (possibly many) rows in transit.
-  sql.exec(`CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (subscription, sequence) WHERE sent_at IS NULL`);
-  sql.exec(`CREATE INDEX IF NOT EXISTS outbox_due ON outbox (subscription, due_at) WHERE due_at IS NOT NULL`);
-  sql.exec(`CREATE INDEX IF NOT EXISTS outbox_resent ON outbox (subscription, due_at) WHERE sends > 1`);
-  const routing = new Set(
-    sql
-      .exec<{ name: string }>(`PRAGMA table_info(routing)`)
-      .toArray()
-      .map((c) => c.name),
-  );
-  if (!routing.has("redelivered")) sql.exec(`ALTER TABLE routing ADD COLUMN redelivered INTEGER NOT NULL DEFAULT 0`);
-}
-
 export const deliveryMigration: SqlMigration = {
   id: 4,
   name: "delivery state",
