@@ -7,7 +7,7 @@ import { parseGrants } from "../../shared/security/grants";
 import type { Principal } from "../../workers/platform/auth/principal";
 import { activityProjection } from "../../workers/platform/consumers/activity";
 import { evaluateHealth } from "../../workers/platform/health";
-import { collectMetrics } from "../../workers/platform/metrics";
+import { collectMetrics } from "../../workers/platform/metrics-model";
 import { testBindings } from "../bindings";
 import {
   type Ack,

@@ -24,7 +24,7 @@ import {
   summarize,
 } from "../../shared/metrics";
 import { evaluateHealth } from "../../workers/platform/health";
-import type { MetricsModel, SubscriptionModel } from "../../workers/platform/metrics";
+import type { MetricsModel, SubscriptionModel } from "../../workers/platform/metrics-model";
 import { wantsPrometheus } from "../../workers/platform/routes/metrics";
 import { parseExposition } from "../prometheus";
 

@@ -10,7 +10,7 @@ import { authentication } from "./auth/access";
 import type { AppEnv } from "./context";
 import { hostedExamples } from "./hosting";
 import { readBodyWithLimit } from "./ingest/body";
-import { recordIngestReject } from "./metrics";
+import { recordIngestReject } from "./metrics-model";
 import { allowedMethods, type RouteEntry, routeTable } from "./route-table";
 import { auditRoutes } from "./routes/audit";
 import { dashboardRoutes } from "./routes/dashboard";

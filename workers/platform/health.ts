@@ -1,5 +1,5 @@
 import { DEFAULT_HEALTH, type EventlineConfig, type HealthThresholds } from "../../shared/config";
-import type { MetricsModel } from "./metrics";
+import type { MetricsModel } from "./metrics-model";
 
 /**
  * GET /v1/health: the metrics model (workers/platform/metrics.ts, collected with "health") judged

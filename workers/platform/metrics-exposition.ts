@@ -1,6 +1,6 @@
 import { Exposition, summarize } from "../../shared/metrics";
 import { encryptionGauges } from "./encryption-status";
-import type { MetricsModel } from "./metrics";
+import type { MetricsModel } from "./metrics-model";
 
 /**
  * The two renderings of GET /v1/metrics (workers/platform/metrics.ts collects the model): the JSON

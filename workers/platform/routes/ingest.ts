@@ -7,7 +7,7 @@ import { access, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { appendToPartitions } from "../ingest/append";
 import { parseIngest } from "../ingest/parse";
-import { recordIngestAccepted } from "../metrics";
+import { recordIngestAccepted } from "../metrics-model";
 import { requireTopic } from "../validation";
 
 /** The validating envelope schema itself, named for the document. */

@@ -5,8 +5,8 @@ import { PROMETHEUS_CONTENT_TYPE } from "../../../shared/metrics";
 import { access } from "../auth/access";
 import type { AppEnv } from "../context";
 import { evaluateHealth } from "../health";
-import { collectMetrics } from "../metrics";
 import { metricsJson, metricsPrometheus } from "../metrics-exposition";
+import { collectMetrics } from "../metrics-model";
 import { EncryptionStatusSchema } from "./encryption";
 
 const LatencySchema = z
