@@ -2,7 +2,7 @@ import { DEFAULT_HEALTH, type EventlineConfig, type HealthThresholds } from "../
 import type { MetricsModel } from "./metrics-model";
 
 /**
- * GET /v1/health: the metrics model (workers/platform/metrics.ts, collected with "health") judged
+ * GET /v1/health: the metrics model (workers/platform/metrics-model.ts, collected with "health") judged
  * against each subscription's health thresholds.
  */
 

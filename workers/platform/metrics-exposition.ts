@@ -3,7 +3,7 @@ import { encryptionGauges } from "./encryption-status";
 import type { MetricsModel } from "./metrics-model";
 
 /**
- * The two renderings of GET /v1/metrics (workers/platform/metrics.ts collects the model): the JSON
+ * The two renderings of GET /v1/metrics (workers/platform/metrics-model.ts collects the model): the JSON
  * document the dashboard reads, and the Prometheus text exposition with the same values.
  */
 
