@@ -1,9 +1,9 @@
 import { type BatchDeps, type Frame, type Item, type Prepared, settleBatch, settleEvery } from "./consumer-batch";
+import { createFrame, errorText } from "./consumer-frame";
 import { ConsumerMetrics, metricsEnabled } from "./consumer-metrics";
 import { backoffSeconds, CircuitBreaker } from "./consumer-policy";
 import { RunPart, unpack } from "./consumer-runs";
 import {
-  attemptStatement,
   type BatchContext,
   checkpointFrom,
   checkpointStatement,
@@ -11,7 +11,6 @@ import {
   eventKey,
   failuresSoFar,
   isUniqueViolation,
-  type Position,
   partitionKey,
   prefetchBatch,
   readCheckpoint,
@@ -53,11 +52,6 @@ export {
   type StoredEvent,
   storedEventSchema,
 } from "./consumer-types";
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) return `${err.name}: ${err.message}`.slice(0, 2000);
-  return String(err).slice(0, 2000);
-}
 
 /** A run's parts were validated with their run (runSchema, through deliveriesOf): not parsed twice. */
 function parse(message: Message<unknown>): Item["parsed"] {
@@ -127,54 +121,14 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     return outcome;
   }
 
-  /** What every path needs about one message: where it stands, its log lines and its attempt records. */
+  /** What every path needs about one message (sdk/consumer-frame.ts). */
   function frameOf(message: Message<unknown>, env: Env, delivery: Delivery, riders: D1PreparedStatement[] | undefined): Frame {
-    const db = options.db(env);
-    // Every line about this message carries the event's trace (an event sent by reference: once resolved).
-    const inlineTrace = typeof delivery.event?.traceparent === "string" ? delivery.event.traceparent : undefined;
-    const log = baseLog.with({
-      topic: delivery.topic,
-      partition: delivery.partition,
-      sequence: delivery.sequence,
-      attempts: message.attempts,
-      ...(inlineTrace === undefined ? {} : { traceparent: inlineTrace }),
-    });
-    const key: Position = {
-      subscription: options.subscription,
-      topic: delivery.topic,
-      partition: delivery.partition,
-      sequence: delivery.sequence,
-      // An unchained replay message stands outside the subscription's order chain: -1 links to
-      // nothing, so it never moves the checkpoint.
-      prev: delivery.replay !== undefined && !delivery.replay.chain ? -1 : delivery.prev,
-    };
-    // Each settled attempt is recorded (`delivery_attempts`, the event's trace) in the batch its
-    // outcome writes anyway, else on its own; not at all with EVENTLINE_METRICS=off.
-    const metered = metricsOf(env);
-    const sentAt = message.timestamp instanceof Date ? message.timestamp.getTime() : null;
-    const frame: Frame = {
-      db,
+    return createFrame(
+      { subscription: options.subscription, db: options.db(env), log: baseLog, metered: metricsOf(env) },
       message,
       delivery,
-      key,
-      log,
-      metered,
-      attempt: (outcome, error) =>
-        metered.enabled ? [attemptStatement(db, { ...key, attempt: message.attempts, outcome, error, sentAt })] : [],
-      recordAttempt: async (outcome) => {
-        const statements = frame.attempt(outcome);
-        if (riders !== undefined) {
-          riders.push(...statements);
-          return;
-        }
-        if (statements.length === 0) return;
-        // Best effort: the outcome stands whether or not its record was written.
-        await db
-          .batch(statements)
-          .catch((err: unknown) => frame.log.warn("delivery attempt not recorded", { outcome, error: errorText(err) }));
-      },
-    };
-    return frame;
+      riders,
+    );
   }
 
   /** Resolves (by reference), decrypts and validates the event, and builds the handler's context. */
