@@ -6,8 +6,9 @@ import shipped from "../../eventline.config";
 import { defineConsumer } from "../../sdk/consumer";
 import type { DataPoint } from "../../shared/metrics";
 import { delivery, FakeMessage } from "../consumer/helpers";
-import { type Ack, ADMIN_KEY, event, partitionKeyFor, request, STRUCTURED } from "../helpers";
+import { ADMIN_KEY, event, STRUCTURED } from "../helpers";
 import { testApp } from "../security/helpers";
+import { metrics, topicOf } from "./metrics-helpers";
 
 /**
  * EVENTLINE_METRICS=off: the Worker, the partitions and the consumer SDK record nothing, and
@@ -16,93 +17,6 @@ import { testApp } from "../security/helpers";
  */
 
 afterEach(() => vi.restoreAllMocks());
-
-interface Latency {
-  count: number;
-  sum: number;
-  p50: number | null;
-  p95: number | null;
-  p99: number | null;
-}
-interface PartitionJson {
-  partition: number;
-  head: number;
-  appended: number;
-  bytes: number;
-  duplicates: number;
-  appendLatency: Latency;
-  archived: { first: number; last: number; segments: number; bytes: number } | null;
-}
-interface SubscriptionJson {
-  subscription: string;
-  topic: string;
-  kind: "worker" | "webhook";
-  delivered: number;
-  handled: number;
-  retried: number;
-  deadLettered: number;
-  dlqDepth: number;
-  circuit: "closed" | "open" | "half-open";
-  errorRate: number;
-  handlerLatency: Latency;
-  endToEndLatency: Latency;
-  lag: { partition: number; events: number; seconds: number | null }[];
-}
-interface ReplayJson {
-  id: string;
-  topic: string;
-  subscription: string;
-  state: string;
-  sent: number;
-  scanned: number;
-  eventsPerSecond: number;
-  progress: number | null;
-}
-interface MetricsJson {
-  generatedAt: string;
-  topics: { topic: string; partitions: PartitionJson[]; rejects: Record<string, number> }[];
-  subscriptions: SubscriptionJson[];
-  replays: ReplayJson[];
-  encryption?: { rotation: Record<string, unknown> } & Record<string, unknown>;
-}
-
-async function metrics(): Promise<MetricsJson> {
-  const res = await request("/v1/metrics");
-  const text = await res.text();
-  expect(res.status, text).toBe(200);
-  expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-  return JSON.parse(text) as MetricsJson;
-}
-const topicOf = (m: MetricsJson, name: string) => {
-  const t = m.topics.find((x) => x.topic === name);
-  if (t === undefined) throw new Error(`no topic ${name} in the metrics`);
-  return t;
-};
-const _subOf = (m: MetricsJson, name: string) => {
-  const s = m.subscriptions.find((x) => x.subscription === name);
-  if (s === undefined) throw new Error(`no subscription ${name} in the metrics`);
-  return s;
-};
-const _sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-const _utf8 = new TextEncoder();
-
-/** Stored bodies of a partition, exactly as the log holds them. */
-const _storedBodies = async (topic: string, partition: number) =>
-  (await env.PARTITION_LOG.getByName(`${topic}/${partition}`).read(1, 1000)).events;
-
-const KEYS = [0, 1, 2, 3].map((p) => partitionKeyFor(p, 4, "metrics"));
-const _mk = (p: number, i: number, over: Record<string, unknown> = {}) =>
-  event({ id: `m-${p}-${i}`, type: "metrics.test", partitionkey: KEYS[p], data: { p, i, note: "héllo wörld 😀" }, ...over });
-const _POISON = "m-0-0";
-const _FLAKY = "m-1-0";
-
-/** What the script did, per partition of `events`: successful append calls and duplicates. */
-const truth = { calls: [0, 0, 0, 0], duplicates: [0, 0, 0, 0] };
-function _account(acks: Ack[]): Ack[] {
-  for (const p of new Set(acks.map((a) => a.partition))) truth.calls[p] = (truth.calls[p] ?? 0) + 1;
-  for (const a of acks) if (a.duplicate) truth.duplicates[a.partition] = (truth.duplicates[a.partition] ?? 0) + 1;
-  return acks;
-}
 
 describe("EVENTLINE_METRICS=off", () => {
   const recorder = () => {

@@ -25,6 +25,7 @@ import {
 } from "../helpers";
 import { parseExposition } from "../prometheus";
 import { testApp } from "../security/helpers";
+import { type HealthJson, metrics, subOf, topicOf } from "./metrics-helpers";
 
 /**
  * A scripted run against the platform, then GET /v1/metrics (JSON and Prometheus) and
@@ -34,77 +35,6 @@ import { testApp } from "../security/helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
-interface Latency {
-  count: number;
-  sum: number;
-  p50: number | null;
-  p95: number | null;
-  p99: number | null;
-}
-interface PartitionJson {
-  partition: number;
-  head: number;
-  appended: number;
-  bytes: number;
-  duplicates: number;
-  appendLatency: Latency;
-  archived: { first: number; last: number; segments: number; bytes: number } | null;
-}
-interface SubscriptionJson {
-  subscription: string;
-  topic: string;
-  kind: "worker" | "webhook";
-  delivered: number;
-  handled: number;
-  retried: number;
-  deadLettered: number;
-  dlqDepth: number;
-  circuit: "closed" | "open" | "half-open";
-  errorRate: number;
-  handlerLatency: Latency;
-  endToEndLatency: Latency;
-  lag: { partition: number; events: number; seconds: number | null }[];
-}
-interface ReplayJson {
-  id: string;
-  topic: string;
-  subscription: string;
-  state: string;
-  sent: number;
-  scanned: number;
-  eventsPerSecond: number;
-  progress: number | null;
-}
-interface MetricsJson {
-  generatedAt: string;
-  topics: { topic: string; partitions: PartitionJson[]; rejects: Record<string, number> }[];
-  subscriptions: SubscriptionJson[];
-  replays: ReplayJson[];
-  encryption?: { rotation: Record<string, unknown> } & Record<string, unknown>;
-}
-interface HealthJson {
-  status: "ok" | "degraded" | "failing";
-  checks: { subscription: string; status: string; reasons: string[] }[];
-  reasons: string[];
-}
-
-async function metrics(): Promise<MetricsJson> {
-  const res = await request("/v1/metrics");
-  const text = await res.text();
-  expect(res.status, text).toBe(200);
-  expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-  return JSON.parse(text) as MetricsJson;
-}
-const topicOf = (m: MetricsJson, name: string) => {
-  const t = m.topics.find((x) => x.topic === name);
-  if (t === undefined) throw new Error(`no topic ${name} in the metrics`);
-  return t;
-};
-const subOf = (m: MetricsJson, name: string) => {
-  const s = m.subscriptions.find((x) => x.subscription === name);
-  if (s === undefined) throw new Error(`no subscription ${name} in the metrics`);
-  return s;
-};
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const utf8 = new TextEncoder();
 
