@@ -166,9 +166,9 @@ export async function settleBatch<Env, E extends { source: string; id: string },
     }
   }
   if (!applied) {
-    const byGroup = deps.ordering === "partition" ? prepared : runnable.map((r) => [r]);
+    // The same groups as preparation: a partition's events in chain order, or one event each.
     await Promise.all(
-      byGroup.map(async (group) => {
+      prepared.map(async (group) => {
         for (const [i, r] of group.entries()) {
           try {
             ready.push({ ...r.prepared, frame: r.frame, effects: await deps.handle(r.prepared.event, r.prepared.ctx) });

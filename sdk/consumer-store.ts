@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { sha256Hex } from "./hash";
+import type { Logger } from "./logger";
 import type { Delivery } from "./messages";
 
 /**
@@ -429,7 +430,7 @@ export async function prefetchBatch(
   subscription: string,
   ordered: boolean,
   items: { parsed: { success: boolean; data?: Delivery } }[],
-  log: { warn(msg: string, fields: Record<string, unknown>): void },
+  log: Pick<Logger, "warn">,
 ): Promise<BatchContext | undefined> {
   const deliveries = items.flatMap(({ parsed }) => (parsed.success && parsed.data?.subscription === subscription ? [parsed.data] : []));
   const events = deliveries.flatMap(({ event }) =>

@@ -66,11 +66,15 @@ describe("the platform hosts the examples, it does not import them", () => {
     ...sources(path.join(root, "durable-objects")),
     ...sources(path.join(root, "shared")),
   ];
-  it.each(platformFiles.map((f) => path.relative(root, f)))("%s", (file) => {
-    const intoExamples = specifiers(path.join(root, file)).filter(
+  const hosting = path.join("workers", "platform", "hosting.ts");
+  const intoExamples = (file: string) =>
+    specifiers(path.join(root, file)).filter(
       (spec) => spec.startsWith(".") && path.resolve(path.dirname(path.join(root, file)), spec).startsWith(`${examples}${path.sep}`),
     );
-    // workers/platform/hosting.ts is the one list of hosted applications.
-    expect(intoExamples).toEqual(file === path.join("workers", "platform", "hosting.ts") ? intoExamples : []);
+  it.each(platformFiles.map((f) => path.relative(root, f)).filter((f) => f !== hosting))("%s", (file) => {
+    expect(intoExamples(file)).toEqual([]);
+  });
+  it("workers/platform/hosting.ts, the one list of hosted applications, names the orders example", () => {
+    expect(intoExamples(hosting)).toEqual(["../examples/orders"]);
   });
 });
