@@ -65,7 +65,7 @@ export interface ReplayJson {
 }
 export interface MetricsJson {
   generatedAt: string;
-  topics: { topic: string; partitions: PartitionJson[]; rejects: Record<string, number> }[];
+  topics: { topic: string; partitions: PartitionJson[]; rejects: Record<string, number>; internal: boolean }[];
   subscriptions: SubscriptionJson[];
   replays: ReplayJson[];
   recent: RecentTotalsJson;

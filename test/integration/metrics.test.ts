@@ -258,7 +258,7 @@ describe("GET /v1/metrics after a scripted run", () => {
       "completedAt",
       "errors",
     ]);
-    expect(keys(topicOf(after, "events"))).toEqual(["topic", "partitions", "rejects"]);
+    expect(keys(topicOf(after, "events"))).toEqual(["topic", "partitions", "rejects", "internal"]);
     expect(keys(part)).toEqual(["partition", "head", "appended", "bytes", "duplicates", "appendLatency", "archived", "recent"]);
     expect(keys(part?.appendLatency)).toEqual(["count", "sum", "p50", "p95", "p99"]);
     expect(keys(part?.archived)).toEqual(["first", "last", "segments", "bytes"]);

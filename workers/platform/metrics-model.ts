@@ -93,6 +93,8 @@ export interface TopicModel {
   partitions: PartitionModel[];
   /** Rejected ingest requests by HTTP status (this isolate's counts). */
   rejects: Record<string, number>;
+  /** Written only by the platform (the audit log): no producer can append to it. */
+  internal: boolean;
 }
 
 export interface LagModel {
@@ -286,6 +288,7 @@ export async function collectMetrics(
         .sort((a, b) => Number(a.labels.status) - Number(b.labels.status))
         .map((c) => [c.labels.status as string, c.value]),
     ),
+    internal: topic.internal === true,
   }));
 
   const subscriptionModels: Omit<SubscriptionModel, "recent">[] = subscriptions.map((sub) => {

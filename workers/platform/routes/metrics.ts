@@ -68,6 +68,7 @@ const MetricsSchema = z
         rejects: z
           .record(z.string(), z.number().int())
           .openapi({ description: "Ingest requests answered with an error, by HTTP status (this isolate's counts)" }),
+        internal: z.boolean().openapi({ description: "Written only by the platform (the audit log): nothing produces to it" }),
       }),
     ),
     subscriptions: z.array(
