@@ -150,8 +150,23 @@ describe("the recent window", () => {
     expect(h.samples.some((s) => s.latency?.p99 === 2.35)).toBe(true);
   });
 
-  it("history needs a credential", async () => {
+  it("history needs a credential, and sums only what the caller can see", async () => {
     await expectProblem(await app.call("/v1/metrics/history"), 401);
-    expect((await history()).samples.length).toBeGreaterThan(0);
+    const admin = await history();
+    expect(admin.samples.some((x) => x.errorRate > 0)).toBe(true);
+    // A key that consumes orders only: the dead letter (events) is not in its totals, the orders-view latency is.
+    const created = await request("/v1/keys", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "window-orders-reader", grants: ["consume:orders"] }),
+    });
+    expect(created.status).toBe(201);
+    const { key } = (await created.json()) as { key: string };
+    const res = await app.call("/v1/metrics/history", { headers: { authorization: `Bearer ${key}` } });
+    expect(res.status).toBe(200);
+    const mine = ((await res.json()) as HistoryJson).samples;
+    expect(mine).toHaveLength(admin.samples.length);
+    expect(mine.every((x) => x.errorRate === 0 && x.appendedPerSecond === 0)).toBe(true);
+    expect(mine.some((x) => x.latency?.p99 === 2.35)).toBe(true);
   });
 });

@@ -27,6 +27,7 @@ function niceMax(v: number): number {
 function renderChart(id: string, title: string, series: Series[], format: (v: unknown) => string, emptyText: string): void {
   const fig = clear(byId(id));
   fig.setAttribute("data-samples", String(state.samples.length));
+  fig.setAttribute("data-first", String(state.samples[0]?.t ?? ""));
   const W = 320;
   const H = 130;
   const L = 44;
