@@ -54,6 +54,8 @@ export interface PartitionLogSeams {
   redeliveryMs: number | undefined;
   /** How the relay and redelivery hand messages to a queue (tests record or fail them). */
   send: SendBatch;
+  /** Runs after a command is decided and prepared, just before its append (a test lets an outside writer in there). */
+  beforeCommandAppend: (subject: string) => Promise<void>;
 }
 
 export function productionSeams(env: Env, maxInFlight: number, metricsOn: boolean): PartitionLogSeams {
@@ -67,5 +69,6 @@ export function productionSeams(env: Env, maxInFlight: number, metricsOn: boolea
     send: async (binding, bodies) => {
       await queueBinding(env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
     },
+    beforeCommandAppend: async () => {},
   };
 }

@@ -6,6 +6,9 @@ import { metricsEnabled } from "../../shared/metrics";
 import { Archiver } from "./archive/archiver";
 import type { Manifest } from "./archive/format";
 import { SegmentStore } from "./archive/segments";
+import { Commands } from "./commands/commands";
+import type { CommandInput, CommandOutcome } from "./commands/input";
+import { hostedAggregates } from "./commands/registry";
 import { Delivery } from "./delivery/relay";
 import { firstHeld, heldSequences, type PendingDelivery, pendingDeliveries } from "./delivery/state";
 import { type AlarmClient, type LogHost, type PartitionLogSeams, productionSeams } from "./host";
@@ -27,11 +30,16 @@ import type {
   StreamPage,
 } from "./types";
 
+export type { CommandEvent, CommandInput, CommandOutcome } from "./commands/input";
+export { hostedAggregates } from "./commands/registry";
 export type { PendingDelivery } from "./delivery/state";
 export type { PartitionLogSeams } from "./host";
 export { type AppendInput, appendInputSchema, type ExpectedVersion, expectedVersionSchema, versionMatches } from "./input";
 export type { RuntimeRoutes } from "./routes";
 export type * from "./types";
+
+/** Aggregate states one partition object keeps in memory (least recently used go first). */
+const AGGREGATE_CACHE_ENTRIES = 1_000;
 
 /**
  * One partition of one topic: an ordered, durable, append-only event log in the object's SQLite
@@ -40,8 +48,8 @@ export type * from "./types";
  * transaction durable (the output gate), which is what lets the Worker answer 202.
  *
  * The class is a thin RPC surface over capabilities, each owning its tables and logic behind a
- * narrow host (host.ts, ADR 0037): commit (log.ts), streams, routes, metrics, delivery (relay and
- * redelivery) and archive. It owns the one alarm and asks each capability when it next needs to
+ * narrow host (host.ts, ADR 0037): commit (log.ts), streams, commands (ADR 0040), routes, metrics,
+ * delivery (relay and redelivery) and archive. It owns the one alarm and asks each capability when it next needs to
  * run; the schema is numbered migrations (schema.ts), run once in the constructor.
  */
 interface Capabilities {
@@ -52,6 +60,7 @@ interface Capabilities {
   segments: SegmentStore;
   delivery: Delivery;
   archiver: Archiver;
+  commands: Commands;
 }
 
 export class PartitionLog extends DurableObject<Env> {
@@ -97,7 +106,15 @@ export class PartitionLog extends DurableObject<Env> {
       trimThrough: (through) => log.trimThrough(storage, through, () => streams.indexTrimmed(through)),
       seams,
     });
-    return { log, streams, routes, metrics, segments, delivery, archiver };
+    const commands = new Commands(host, {
+      streams,
+      log,
+      append: (input) => this.append(input),
+      aggregates: (name) => hostedAggregates.get(name),
+      seams,
+      settings: { config, ...config.commands, maxLimit: config.read.maxLimit, cacheEntries: AGGREGATE_CACHE_ENTRIES },
+    });
+    return { log, streams, routes, metrics, segments, delivery, archiver, commands };
   }
 
   private get parts(): Capabilities {
@@ -161,6 +178,14 @@ export class PartitionLog extends DurableObject<Env> {
     } finally {
       this.inFlight--;
     }
+  }
+
+  /**
+   * Runs a command of a registered aggregate on its stream here: load (cached), decide, append at
+   * the loaded version, in one call (commands/commands.ts, ADR 0040).
+   */
+  command(input: CommandInput): Promise<CommandOutcome> {
+    return this.parts.commands.run(input);
   }
 
   /** Events from `from` in sequence order, exactly as stored, from the archive or the log. */

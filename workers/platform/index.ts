@@ -1,4 +1,6 @@
+import { hostedAggregates } from "../../durable-objects/partition-log/commands/registry";
 import { createApp } from "./app";
+import { hostedExamples } from "./hosting";
 import { handleQueue } from "./queue";
 import { handleScheduled } from "./scheduled";
 
@@ -6,6 +8,9 @@ export { AuditTally } from "../../durable-objects/audit-tally";
 export { KeyVault } from "../../durable-objects/key-vault";
 export { PartitionLog } from "../../durable-objects/partition-log";
 export { ReplayJob } from "../../durable-objects/replay-job";
+
+// Before any object of this script handles a call: the aggregates whose commands partition logs run.
+hostedAggregates.register(hostedExamples.flatMap((example) => example.aggregates ?? []));
 
 const app = createApp();
 

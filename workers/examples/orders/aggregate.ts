@@ -1,7 +1,7 @@
 import config, { orderEventSchemas } from "../../../eventline.config";
 import { PermanentError } from "../../../sdk/consumer";
+import type { Aggregate } from "../../../shared/aggregate";
 import { findTopic } from "../../../shared/config";
-import type { Aggregate } from "../../platform/commands/execute";
 import {
   deserializeState,
   ORDER_EVENT_TYPES,
@@ -9,6 +9,7 @@ import {
   type OrderEvent,
   type OrderEventType,
   type OrderState,
+  orderCommandSchema,
   orderDecider,
   SNAPSHOT_SCHEMA_VERSION,
   serializeState,
@@ -36,10 +37,13 @@ export function parseOrderEvent(stored: Record<string, unknown>): OrderEvent {
   return { type, data: data.data } as OrderEvent;
 }
 
+/** Registered by this name (the orders example's `aggregates`): order commands run in the order's partition log. */
 export const ordersAggregate: Aggregate<OrderCommand, OrderEvent, OrderState> = {
+  name: "orders",
   topic,
   source: (orderId) => `/orders/${encodeURIComponent(orderId)}`,
   decider: orderDecider,
+  commandSchema: orderCommandSchema,
   snapshotSchema: SNAPSHOT_SCHEMA_VERSION,
   serialize: serializeState,
   deserialize: deserializeState,

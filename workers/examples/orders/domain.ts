@@ -58,6 +58,16 @@ export type OrderCommand =
 
 export type OrderCommandKind = OrderCommand["kind"];
 
+/** A command as it crosses into the partition log that runs it: the route's body plus `kind` (and the id for place). */
+export const orderCommandSchema: z.ZodType<OrderCommand> = z.discriminatedUnion("kind", [
+  placeOrderBody.extend({ kind: z.literal("place"), orderId: orderEventSchemas["orders.placed"].shape.orderId }),
+  addLineBody.extend({ kind: z.literal("add-line") }),
+  removeLineBody.extend({ kind: z.literal("remove-line") }),
+  payBody.extend({ kind: z.literal("pay") }),
+  shipBody.extend({ kind: z.literal("ship") }),
+  cancelBody.extend({ kind: z.literal("cancel") }),
+]);
+
 /** Body schema per command on an existing order (place has its own route, which also names the id). */
 export const commandBodies = {
   "add-line": addLineBody,

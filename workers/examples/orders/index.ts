@@ -1,4 +1,5 @@
 import type { HostedExample } from "../../platform/hosted-example";
+import { ordersAggregate } from "./aggregate";
 import { customerSummaryConsumer, ordersViewConsumer } from "./projections";
 import { orderRoutes } from "./routes";
 
@@ -13,5 +14,6 @@ import { orderRoutes } from "./routes";
 export const ordersExample: HostedExample = {
   name: "orders",
   routes: orderRoutes,
+  aggregates: [ordersAggregate],
   consumers: { "orders-view": ordersViewConsumer, "customer-summary": customerSummaryConsumer },
 };

@@ -305,7 +305,6 @@ export function orderRoutes(config: EventlineConfig) {
       correlationId: c.get("requestId"),
       traceparent: c.get("traceparent"),
       log: c.get("log").with({ orderId, command: command.kind }),
-      defer: (work) => c.executionCtx.waitUntil(work),
     });
     const after = `${result.partition}:${result.sequence}`;
     const headers: Record<string, string> = { "eventline-position": after };

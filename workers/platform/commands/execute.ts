@@ -1,31 +1,19 @@
+import type { CommandOutcome } from "../../../durable-objects/partition-log";
 import type { Logger } from "../../../sdk/logger";
-import type { CloudEvent } from "../../../shared/cloudevents";
-import type { EventlineConfig, TopicConfig } from "../../../shared/config";
-import { type Decider, DomainError, fold } from "../../../shared/decider";
+import type { Aggregate } from "../../../shared/aggregate";
+import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { streamPartition } from "../../../shared/partitioner";
-import { appendToStream, partitionStub, partitionUnavailable } from "../ingest/append";
-import { prepareEvents } from "../ingest/parse";
+import { partitionStub, partitionUnavailable } from "../ingest/append";
 
 /**
- * The command side of event sourcing: load an aggregate's stream (from its snapshot when there
- * is one), decide on the current state, append the decided events at the version the state was
- * read at, and on losing that race decide again on the new state, a bounded number of times.
+ * The command side of event sourcing, Worker half: one call to the partition log that holds the
+ * aggregate's stream, which loads the aggregate (kept in memory there), decides, and appends at
+ * the version it decided on, commands on one stream taking turns (ADR 0040). This turns its answer
+ * into the HTTP contract's result or problem.
  */
 
-export interface Aggregate<Command, Event extends { type: string; data: unknown }, State> {
-  topic: TopicConfig;
-  /** CloudEvents `source` of the events written for `subject`. */
-  source(subject: string): string;
-  decider: Decider<Command, Event, State>;
-  /** Format of the serialized state; snapshots of another format are ignored. */
-  snapshotSchema: number;
-  serialize(state: State): string;
-  /** Throws on a snapshot it cannot read (the stream is then replayed from the start). */
-  deserialize(text: string): State;
-  /** A stored event of the stream as a domain event. */
-  parse(stored: Record<string, unknown>): Event;
-}
+export type { Aggregate } from "../../../shared/aggregate";
 
 export interface CommandOptions {
   config: EventlineConfig;
@@ -35,10 +23,6 @@ export interface CommandOptions {
   correlationId: string;
   traceparent: string;
   log: Logger;
-  /** Runs work after the response (ctx.waitUntil), e.g. saving a snapshot. */
-  defer: (work: Promise<unknown>) => void;
-  /** Tests shorten the pause between conflict retries. */
-  sleep?: (ms: number) => Promise<void>;
 }
 
 export interface CommandResult {
@@ -49,97 +33,22 @@ export interface CommandResult {
   /** Partition sequence of the command's last event: the position read-your-writes waits for. */
   sequence: number;
   events: { id: string; type: string; streamVersion: number; sequence: number }[];
-  /** Times the command was decided again after another writer moved the stream. */
+  /** Times the command was decided again after an outside writer moved the stream. */
   conflictRetries: number;
   /** True when this is the stored result of an earlier request with the same idempotency key. */
   replayed: boolean;
 }
 
-interface Loaded<State> {
-  state: State;
-  version: number;
-  /** Stream version the state was loaded from a snapshot at (0: folded from the start). */
-  snapshotVersion: number;
-}
-
-const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Loads the state of `subject`: its snapshot (if readable) plus the events after it, paged. */
-export async function loadAggregate<Command, Event extends { type: string; data: unknown }, State>(
-  env: Env,
-  aggregate: Aggregate<Command, Event, State>,
-  subject: string,
-  log: Logger,
-  maxLimit: number,
-): Promise<Loaded<State>> {
-  const partition = streamPartition(subject, aggregate.topic.partitions);
-  const stub = partitionStub(env, aggregate.topic.name, partition);
-  const loaded = await stub.loadStream(subject, aggregate.snapshotSchema, maxLimit);
-  let state = aggregate.decider.initialState;
-  let from = 1;
-  let events = loaded.events;
-  let complete = loaded.complete;
-  if (loaded.snapshot !== null) {
-    try {
-      state = aggregate.deserialize(loaded.snapshot.state);
-      from = loaded.snapshot.version + 1;
-    } catch (err) {
-      log.warn("unreadable snapshot ignored: replaying the stream", { subject, version: loaded.snapshot.version, error: err });
-      events = [];
-      complete = false;
-    }
-  }
-  const snapshotVersion = from - 1;
-  let applied = snapshotVersion;
-  const apply = (page: string[]) => {
-    state = fold(
-      aggregate.decider,
-      page.map((text) => aggregate.parse(JSON.parse(text) as Record<string, unknown>)),
-      state,
-    );
-    applied += page.length;
-  };
-  apply(events);
-  // The version is read once: the page reads stop there even if writers append meanwhile, so
-  // the state and the version the append will expect always agree.
-  const version = loaded.version;
-  while (!complete && applied < version) {
-    const page = await stub.readStream(subject, applied + 1, Math.min(maxLimit, version - applied));
-    if (page.events.length === 0) break;
-    apply(page.events);
-    complete = applied >= version;
-  }
-  if (applied !== version) throw new Error(`stream ${subject} folded to version ${applied}, expected ${version}`);
-  return { state, version, snapshotVersion };
-}
-
-function domainToHttp(err: DomainError): EventlineError {
-  if (err.code === "not_found") return new EventlineError("not_found", err.message);
-  return new EventlineError("command_rejected", err.message, { extensions: { reason: err.code } });
-}
-
-/** The stored result of a command re-sent with its idempotency key, if it ran before. */
-async function priorResult(env: Env, topic: TopicConfig, subject: string, source: string, key: string): Promise<CommandResult | null> {
-  const partition = streamPartition(subject, topic.partitions);
-  const stub = partitionStub(env, topic.name, partition);
-  const events: CommandResult["events"] = [];
-  for (let i = 0; ; i++) {
-    const found = await stub.findEvent(source, `${key}.${i}`);
-    if (found === null || found.streamVersion === null) break;
-    const stored = JSON.parse(found.body) as { type: string; subject?: string };
-    if (stored.subject !== subject) break;
-    events.push({ id: `${key}.${i}`, type: stored.type, streamVersion: found.streamVersion, sequence: found.sequence });
-  }
-  const last = events.at(-1);
-  if (last === undefined) return null;
-  return { subject, version: last.streamVersion, partition, sequence: last.sequence, events, conflictRetries: 0, replayed: true };
-}
+/** Durable Object errors carry `overloaded` / `retryable` flags set by the runtime. */
+const flagged = (err: unknown, name: "overloaded" | "retryable") =>
+  typeof err === "object" && err !== null && (err as Record<string, unknown>)[name] === true;
 
 /**
  * Runs one command against the stream `subject`. Throws EventlineError: `not_found` (404) or
  * `command_rejected` (422) when the state forbids the command, nothing appended;
- * `version_conflict` (409) when other writers kept winning the race for every retry; and the
- * append errors of ingest (503 etc.).
+ * `version_conflict` (409) when outside writers kept moving the stream for every retry; the
+ * topic's rules on the decided events (422, 413); 503 when the partition is overloaded or the
+ * call failed in transit (the command may have run: re-send it with its idempotency key).
  */
 export async function executeCommand<Command, Event extends { type: string; data: unknown }, State>(
   env: Env,
@@ -149,122 +58,66 @@ export async function executeCommand<Command, Event extends { type: string; data
   options: CommandOptions,
 ): Promise<CommandResult> {
   const { config, log } = options;
-  const source = aggregate.source(subject);
-  const key = options.idempotencyKey;
+  const topic = aggregate.topic;
+  const partition = streamPartition(subject, topic.partitions);
   const retryAfter = config.partitionLog.retryAfterSeconds;
-  /** A loading call that failed changed nothing: the client may retry (503). */
-  const guarded = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
-    try {
-      return await call();
-    } catch (err) {
-      if (err instanceof EventlineError) throw err;
-      log.warn(`${what} failed`, { subject, error: err });
-      throw partitionUnavailable(err, what, retryAfter);
-    }
-  };
-  const prior = () =>
-    key === undefined
-      ? Promise.resolve(null)
-      : guarded("idempotency lookup", () => priorResult(env, aggregate.topic, subject, source, key));
-  const first = await prior();
-  if (first !== null) return first;
-  const retries = config.commands.conflictRetries;
-  const sleep = options.sleep ?? wait;
-  for (let attempt = 0; ; attempt++) {
-    const loaded = await guarded("loading the stream", () => loadAggregate(env, aggregate, subject, log, config.read.maxLimit));
-    let decided: Event[];
-    try {
-      decided = aggregate.decider.decide(command, loaded.state);
-    } catch (err) {
-      if (!(err instanceof DomainError)) throw err;
-      // A retry of a command that committed meanwhile (same key) sees its own result.
-      const replayed = await prior();
-      if (replayed !== null) return replayed;
-      throw domainToHttp(err);
-    }
-    if (decided.length === 0) {
-      // Nothing to record (an idempotent command on a state that already satisfies it).
-      const partition = streamPartition(subject, aggregate.topic.partitions);
-      return { subject, version: loaded.version, partition, sequence: 0, events: [], conflictRetries: attempt, replayed: false };
-    }
-    const now = new Date().toISOString();
-    const idOf = (i: number) => `${options.idempotencyKey ?? crypto.randomUUID()}.${i}`;
-    const cloudEvents: CloudEvent[] = decided.map((e, i) => ({
-      specversion: "1.0",
-      id: idOf(i),
-      source,
-      type: e.type,
+  const started = Date.now();
+  let outcome: CommandOutcome;
+  try {
+    outcome = await partitionStub(env, topic.name, partition).command({
+      aggregate: aggregate.name,
+      topic: topic.name,
+      partition,
       subject,
-      time: now,
-      datacontenttype: "application/json",
-      data: e.data,
-      correlationid: options.correlationId,
-    }));
-    const prepared = await prepareEvents(cloudEvents, aggregate.topic, config, { traceparent: options.traceparent, batch: true });
-    try {
-      const appended = await appendToStream(
-        env,
-        aggregate.topic,
-        subject,
-        prepared,
-        loaded.version,
-        log,
-        config.partitionLog.retryAfterSeconds,
-      );
-      maybeSnapshot(env, aggregate, subject, loaded, decided, appended.version, options);
-      const last = appended.events.at(-1);
-      return {
-        subject,
-        version: appended.version,
-        partition: appended.partition,
-        sequence: last?.sequence ?? 0,
-        events: appended.events.map((e, i) => ({
-          id: e.id,
-          type: decided[i]?.type ?? "",
-          streamVersion: e.streamVersion,
-          sequence: e.sequence,
-        })),
-        conflictRetries: attempt,
-        replayed: false,
-      };
-    } catch (err) {
-      if (key !== undefined && err instanceof EventlineError && (err.code === "version_conflict" || err.code === "duplicate_conflict")) {
-        // The same command, committed by a concurrent request with the same key, won the race.
-        const replayed = await prior();
-        if (replayed !== null) return replayed;
-      }
-      if (!(err instanceof EventlineError) || err.code !== "version_conflict") throw err;
-      if (attempt >= retries) {
-        throw new EventlineError(
-          "version_conflict",
-          `${err.detail}; other writers kept changing the stream, ${attempt + 1} attempt(s) made — re-read and retry`,
-          { extensions: { ...err.options.extensions, attempts: attempt + 1 } },
-        );
-      }
-      log.info("command lost a version race: deciding again", { subject, attempt: attempt + 1, expected: loaded.version });
-      // A short, jittered pause so racing writers spread out.
-      await sleep(Math.random() * 10 * (attempt + 1));
-    }
+      command,
+      ...(options.idempotencyKey !== undefined && { idempotencyKey: options.idempotencyKey }),
+      correlationId: options.correlationId,
+      traceparent: options.traceparent,
+    });
+  } catch (err) {
+    if (!flagged(err, "overloaded") && !flagged(err, "retryable")) throw err;
+    log.warn("command call failed", { subject, partition, error: err });
+    throw partitionUnavailable(err, "the command's partition call", retryAfter);
   }
+  const durationMs = Date.now() - started;
+  if (outcome.ok) {
+    log.info("command", {
+      topic: topic.name,
+      partition,
+      version: outcome.version,
+      events: outcome.events.length,
+      conflictRetries: outcome.conflictRetries,
+      replayed: outcome.replayed,
+      durationMs,
+    });
+    return { subject, partition, ...outcome };
+  }
+  throw problemOf(outcome, subject, partition);
 }
 
-/** Every `snapshotEvery` events, keeps the new state beside the stream (after the response). */
-function maybeSnapshot<Command, Event extends { type: string; data: unknown }, State>(
-  env: Env,
-  aggregate: Aggregate<Command, Event, State>,
-  subject: string,
-  loaded: Loaded<State>,
-  decided: Event[],
-  version: number,
-  options: CommandOptions,
-): void {
-  const every = options.config.commands.snapshotEvery;
-  if (Math.floor(version / every) === Math.floor(loaded.version / every) && version - loaded.snapshotVersion < every) return;
-  const state = fold(aggregate.decider, decided, loaded.state);
-  const partition = streamPartition(subject, aggregate.topic.partitions);
-  options.defer(
-    partitionStub(env, aggregate.topic.name, partition)
-      .saveSnapshot({ subject, version, schema: aggregate.snapshotSchema, state: aggregate.serialize(state) })
-      .catch((err: unknown) => options.log.warn("snapshot not saved", { subject, version, error: err })),
-  );
+/** The HTTP contract's problem for a command that changed nothing. */
+function problemOf(outcome: Exclude<CommandOutcome, { ok: true }>, subject: string, partition: number): EventlineError {
+  switch (outcome.code) {
+    case "rejected":
+      if (outcome.reason === "not_found") return new EventlineError("not_found", outcome.detail);
+      return new EventlineError("command_rejected", outcome.detail, { extensions: { reason: outcome.reason } });
+    case "version_conflict":
+      return new EventlineError("version_conflict", outcome.detail, {
+        extensions: {
+          subject,
+          partition,
+          currentVersion: outcome.currentVersion,
+          expectedVersion: outcome.expectedVersion,
+          attempts: outcome.attempts,
+        },
+      });
+    case "overloaded":
+      return new EventlineError("overloaded", `${outcome.detail}; retry after the Retry-After delay, it is safe`, {
+        retryAfter: outcome.retryAfter,
+      });
+    case "problem": {
+      const { code, detail, issues, extensions } = outcome.problem;
+      return new EventlineError(code, detail, { ...(issues !== undefined && { issues }), ...(extensions !== undefined && { extensions }) });
+    }
+  }
 }
