@@ -184,8 +184,8 @@ export class PartitionLog extends DurableObject<Env> {
    * Runs a command of a registered aggregate on its stream here: load (cached), decide, append at
    * the loaded version, in one call (commands/commands.ts, ADR 0040).
    */
-  command(input: CommandInput): Promise<CommandOutcome> {
-    return this.parts.commands.run(input);
+  async command(input: CommandInput): Promise<CommandOutcome> {
+    return await this.parts.commands.run(input);
   }
 
   /** Events from `from` in sequence order, exactly as stored, from the archive or the log. */
