@@ -3,7 +3,8 @@
 // the platform ingests, taken through workerd's own inspector; `deliver [events]` profiles delivery
 // instead: events published to `events` as fast as ingest takes them (as bench/e2e.mjs does) until
 // the `activity` consumer has applied them all, so the relay, the queue consumer and its D1
-// settling are in the profile.
+// settling are in the profile; `commands [seconds]` profiles the orders demo's commands on
+// distinct orders (bench/commands.mjs), the projections they feed included.
 //
 // Every isolate is profiled at once: the platform (ingest Worker, PartitionLog objects with the
 // outbox relay, the queue consumer) and Miniflare's own objects that stand in for D1 and the
@@ -17,6 +18,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { distinctCommands } from "./commands.mjs";
 import { childPids, cpuSeconds } from "./cpu.mjs";
 import { analyse, bundleModules, top } from "./cpuprofile.mjs";
 import { publish } from "./e2e.mjs";
@@ -27,8 +29,8 @@ import { buildWorkers } from "./stack.mjs";
 
 const scenario = process.argv[2] ?? "single";
 const seconds = Number(process.argv[3] ?? (scenario === "deliver" ? 10_000 : 8));
-if (!["single", "batch", "deliver"].includes(scenario) || !(seconds > 0)) {
-  console.error("usage: npm run bench:profile -- [single|batch] [seconds] | deliver [events]");
+if (!["single", "batch", "deliver", "commands"].includes(scenario) || !(seconds > 0)) {
+  console.error("usage: npm run bench:profile -- [single|batch|commands] [seconds] | deliver [events]");
   process.exit(2);
 }
 const INSPECTOR_PORT = Number(process.env.BENCH_INSPECTOR_PORT ?? 9329);
@@ -101,12 +103,19 @@ try {
     });
     return { reqPerSec: (series.at(-1)[1] / (Date.now() - started)) * 1000, non2xx: 0, events };
   };
+  const commands = async (durationSec) => {
+    const r = await distinctCommands({ platform: urls.platform, durationSec, concurrency: 8 });
+    const non2xx = Object.entries(r.statuses).reduce((n, [status, count]) => n + (status.startsWith("2") ? 0 : count), 0);
+    return { reqPerSec: r.commands / r.durationSec, non2xx };
+  };
   const run = (duration) =>
     scenario === "deliver"
       ? deliver(duration)
-      : scenario === "single"
-        ? load({ url, contentType: STRUCTURED, makeBody: () => eventJson("bench"), connections: 16, duration })
-        : load({ url, contentType: BATCH, makeBody: () => batchJson("bench", 100), connections: 16, duration });
+      : scenario === "commands"
+        ? commands(duration)
+        : scenario === "single"
+          ? load({ url, contentType: STRUCTURED, makeBody: () => eventJson("bench"), connections: 16, duration })
+          : load({ url, contentType: BATCH, makeBody: () => batchJson("bench", 100), connections: 16, duration });
   await run(scenario === "deliver" ? 500 : 2); // warm-up: JIT, the Durable Objects' first load
   const workerd = childPids(process.pid);
   const cpuBefore = cpuSeconds(workerd);

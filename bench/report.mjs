@@ -255,9 +255,9 @@ function commandsLines(results) {
       .map(([k, v]) => `${k}: ${v}`)
       .join(", ");
   return [
-    `Commands (orders demo, ${c.settings.concurrency} concurrent clients, ${c.settings.durationSec} s each; every command loads its stream, decides and appends at the expected version):`,
+    `Commands (orders demo, ${c.settings.concurrency} concurrent clients, ${c.settings.durationSec} s each; each command is one call to the order's partition log, which decides on the aggregate it keeps in memory and appends in one transaction; commands on one order take turns there):`,
     `- distinct orders (place → add-line → pay per order): **${c.distinct.commandsPerSec.toLocaleString("en-US")} commands/s**, p50 ${c.distinct.p50} ms, p99 ${c.distinct.p99} ms (${statuses(c.distinct)}); ${c.distinct.conflictRetries} conflict retries.`,
-    `- one hot order (every client adds/removes its own line): **${c.hot.commandsPerSec.toLocaleString("en-US")} commands/s**, p50 ${c.hot.p50} ms, p99 ${c.hot.p99} ms (${statuses(c.hot)}); **${c.hot.conflictRetries} conflict retries** for ${c.hot.commands} commands; ${c.hot.statuses["409"] ?? 0} gave up with 409 (retries exhausted).`,
+    `- one hot order (every client adds/removes its own line): **${c.hot.commandsPerSec.toLocaleString("en-US")} commands/s**, p50 ${c.hot.p50} ms, p99 ${c.hot.p99} ms (${statuses(c.hot)}); **${c.hot.conflictRetries} conflict retries** for ${c.hot.commands} commands; ${c.hot.statuses["409"] ?? 0} gave up with 409.`,
     `- command sent → visible in the orders read model (${c.visible.samples} orders placed 4 at a time, view polled every 5 ms; ${c.queue ?? "the queue's max_batch_timeout is 1 s"}): **p50 ${c.visible.p50} ms, p99 ${c.visible.p99} ms** (max ${c.visible.max} ms).`,
   ];
 }
