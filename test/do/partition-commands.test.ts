@@ -4,6 +4,8 @@ import { describe, expect, it } from "vitest";
 import type { AppendInput, CommandOutcome } from "../../durable-objects/partition-log";
 import { hostedAggregates } from "../../durable-objects/partition-log/commands/registry";
 import config from "../../eventline.config";
+import type { AnyAggregate } from "../../shared/aggregate";
+import { findTopic } from "../../shared/config";
 import { streamPartition } from "../../shared/partitioner";
 import { prepareEvents } from "../../workers/platform/ingest/parse";
 import { COUNTER_LIMIT, type CounterCommand, counterAggregate } from "./counter-aggregate";
@@ -21,6 +23,7 @@ const topic = counterAggregate.topic;
 const partitionOf = (subject: string) => streamPartition(subject, topic.partitions);
 const stubOf = (subject: string) => env.PARTITION_LOG.getByName(`${topic.name}/${partitionOf(subject)}`);
 const newSubject = () => `counter-${crypto.randomUUID()}`;
+const orderStub = (subject: string) => env.PARTITION_LOG.getByName(`orders/${streamPartition(subject, 4)}`);
 
 function run(
   subject: string,
@@ -126,6 +129,54 @@ describe("a partition log hosts any registered aggregate", () => {
       /is not in events\//,
     );
     expect(await streamVersions(subject)).toEqual([]);
+  });
+});
+
+describe("what the append or the topic refuses comes back as an outcome, nothing stored", () => {
+  it("an overloaded partition answers overloaded with Retry-After", async () => {
+    const subject = newSubject();
+    await runInDurableObject(stubOf(subject), (log) => {
+      log.testing.maxInFlight = 0;
+    });
+    expect(await run(subject, { kind: "add", by: 1 })).toMatchObject({
+      ok: false,
+      code: "overloaded",
+      retryAfter: config.partitionLog.retryAfterSeconds,
+    });
+    await runInDurableObject(stubOf(subject), (log) => {
+      log.testing.maxInFlight = config.partitionLog.maxInFlightAppends;
+    });
+    expect(await streamVersions(subject)).toEqual([]);
+  });
+
+  it("decided events the topic's schemas refuse are a schema_violation problem", async () => {
+    const orders = findTopic(config, "orders");
+    if (orders === undefined) throw new Error("the orders topic is missing");
+    // An aggregate whose decider emits what the orders topic does not accept.
+    hostedAggregates.register([
+      {
+        ...counterAggregate,
+        name: "test-bad-orders",
+        topic: orders,
+        decider: { ...counterAggregate.decider, decide: () => [{ type: "orders.paid", data: { by: 1 } }] },
+      } as unknown as AnyAggregate,
+    ]);
+    const subject = `bad-${crypto.randomUUID()}`;
+    const outcome = await orderStub(subject).command({
+      aggregate: "test-bad-orders",
+      topic: "orders",
+      partition: streamPartition(subject, orders.partitions),
+      subject,
+      command: { kind: "add", by: 1 },
+      correlationId: "test",
+      traceparent: TRACE,
+    });
+    expect(outcome).toMatchObject({ ok: false, code: "problem", problem: { code: "schema_violation" } });
+    const stored = await runInDurableObject(
+      orderStub(subject),
+      (_log, state) => state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM events WHERE subject = ?`, subject).one().n,
+    );
+    expect(stored).toBe(0);
   });
 });
 

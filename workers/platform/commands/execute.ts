@@ -90,7 +90,8 @@ export async function executeCommand<Command, Event extends { type: string; data
       replayed: outcome.replayed,
       durationMs,
     });
-    return { subject, partition, ...outcome };
+    const { version, sequence, events, conflictRetries, replayed } = outcome;
+    return { subject, partition, version, sequence, events, conflictRetries, replayed };
   }
   throw problemOf(outcome, subject, partition);
 }
