@@ -51,8 +51,6 @@ type Attempt = { done: CommandOutcome } | { conflict: { currentVersion: number; 
 export class Commands {
   readonly cache: AggregateCache;
   private readonly locks = new SubjectLocks();
-  /** Cache hits and loads (from storage), for tests and logs. */
-  readonly counts = { hits: 0, caughtUp: 0, loads: 0 };
 
   constructor(
     private readonly host: Pick<LogHost, "log" | "now">,
@@ -225,16 +223,13 @@ export class Commands {
     const cached = this.cache.get(subject);
     if (cached !== undefined && cached.aggregate === aggregate.name && cached.version <= version) {
       if (cached.version === version) {
-        this.counts.hits++;
         return cached;
       }
-      this.counts.caughtUp++;
       const state = await this.foldFrom(aggregate, subject, cached.state, cached.version, version);
       const entry = { aggregate: aggregate.name, version, state, snapshotVersion: cached.snapshotVersion };
       this.cache.offer(subject, entry);
       return entry;
     }
-    this.counts.loads++;
     const entry = await this.loadStored(aggregate, subject);
     this.cache.offer(subject, entry);
     return entry;
