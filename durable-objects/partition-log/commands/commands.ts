@@ -94,9 +94,9 @@ export class Commands {
 
   /**
    * One decision, holding the stream's turn. `release` hands the turn on as soon as the append's
-   * transaction has run (append() commits before its first await), so the next command decides
-   * while this one waits for durability; had it not committed yet, the next one's append would
-   * only lose on the version and decide again.
+   * transaction has visibly run (append() commits before its first await), so the next command
+   * decides while this one waits for durability; when the commit is not visible yet (a refusal,
+   * or an append that awaited first), the turn is held until the append answers.
    */
   private async attempt(
     aggregate: AnyAggregate,
@@ -172,10 +172,11 @@ export class Commands {
     });
     const after = streams.state(subject).version;
     if (before === loaded.version && after === loaded.version + decided.length) {
-      // The next command's turn starts from this state without reading the stream back.
+      // Committed already: the next command's turn starts now, from this state, while this one
+      // waits for durability. Otherwise the turn is held until the append answers.
       this.cache.offer(subject, { aggregate: aggregate.name, version: after, state: next, snapshotVersion: loaded.snapshotVersion });
+      release();
     }
-    release();
     const result = await pending;
     if (!result.ok) {
       if (result.code === "version_conflict") {
