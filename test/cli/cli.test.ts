@@ -4,7 +4,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { describe, expect, inject, it } from "vitest";
-import { DEFAULT_URL, unreachableHint } from "../../bin/lib/cli.mjs";
 import pkg from "../../package.json" with { type: "json" };
 import { cli, ndjson, start, tempDir, until } from "./helpers";
 import { freePort } from "./stack";
@@ -354,8 +353,13 @@ describe("errors and exit codes", () => {
     expect(fromEnv.stderr).toContain("export EVENTLINE_URL=http://host:port (or pass --url)");
   });
 
-  it("without --url or EVENTLINE_URL the hint says the default (the local stack) was tried and how to set EVENTLINE_URL", () => {
+  it("without --url or EVENTLINE_URL the hint says the default (the local stack) was tried and how to set EVENTLINE_URL", async () => {
     // Not run against the default port itself: another local stack may well be listening there.
+    const cliModule: string = "../../bin/lib/cli.mjs"; // plain JS, outside this project's types
+    const { DEFAULT_URL, unreachableHint } = (await import(cliModule)) as {
+      DEFAULT_URL: string;
+      unreachableHint: (source: "--url" | "EVENTLINE_URL" | undefined) => string;
+    };
     expect(DEFAULT_URL).toBe("http://localhost:8787");
     expect(unreachableHint(undefined)).toBe(
       "hint: EVENTLINE_URL is not set, so this was the local stack's default address. Start it with `npm start`, or point the CLI at yours: export EVENTLINE_URL=http://host:port (or pass --url)",
