@@ -112,9 +112,10 @@ const pidFile = path.resolve(root, state, PID_FILE);
 mkdirSync(path.dirname(pidFile), { recursive: true });
 writeFileSync(pidFile, `${process.pid}\n`);
 
-// Boot output is kept back, and shown only if wrangler ends before it is ready.
+// Boot output is kept back, and shown only if wrangler fails before it is ready.
 const held = [];
 let isReady = false;
+let stopping = false;
 const show = createOutputFilter({ verbose });
 for (const [stream, out] of [
   [dev.stdout, process.stdout],
@@ -122,8 +123,8 @@ for (const [stream, out] of [
 ]) {
   createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) => {
     const decision = show(line);
-    if (!isReady) held.push(line);
     if (decision.show) out.write(`${line}\n`);
+    else if (!isReady) held.push(line);
     if (decision.ready !== undefined) {
       isReady = true;
       held.length = 0;
@@ -131,10 +132,15 @@ for (const [stream, out] of [
     }
   });
 }
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    stopping = true;
+    dev.kill(signal);
+  });
+}
 // "close", not "exit": by then every line of its output has been read.
 dev.on("close", (code, signal) => {
   rmSync(pidFile, { force: true });
-  if (!isReady && !verbose && held.length > 0) process.stderr.write(`${held.join("\n")}\n`);
+  if (!isReady && !stopping && held.length > 0) process.stderr.write(`${held.join("\n")}\n`);
   process.exit(code ?? (signal ? 1 : 0));
 });
