@@ -76,6 +76,32 @@ describe("npm start's output", () => {
   });
 });
 
+describe("npm start's migrations", () => {
+  it("show wrangler's whole output when they fail, and npm start stops there", async () => {
+    // A state "directory" that is a file: the migrations cannot create their database.
+    const state = path.join(await tempDir(), "not-a-directory");
+    await writeFile(state, "x");
+    const env = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}` };
+    const res = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ["scripts/start.mjs", "--port", "1", "--persist-to", state], { cwd: root, env });
+      let output = "";
+      child.stdout.on("data", (c: Buffer) => {
+        output += c.toString("utf8");
+      });
+      child.stderr.on("data", (c: Buffer) => {
+        output += c.toString("utf8");
+      });
+      child.once("error", reject);
+      child.once("close", (code) => resolve({ code, output }));
+    });
+    expect(res.code).toBe(1);
+    expect(res.output).toContain("ENOTDIR"); // wrangler's own error, not swallowed
+    expect(res.output).toContain(`✖ wrangler d1 migrations apply DB --local --persist-to ${state} failed (exit 1)`);
+    expect(res.output).not.toContain("D1 migrations:");
+    expect(res.output).not.toContain("Eventline is running");
+  }, 60_000);
+});
+
 /** Runs scripts/reset.mjs on `state`. */
 function reset(state: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
