@@ -6,8 +6,8 @@
  * 130 interrupted.
  */
 import { readFileSync } from "node:fs";
-import { ApiError, CliError, createClient, EXIT, UsageError } from "./lib/api.mjs";
-import { commandHelp, DEFAULT_URL, findCommand, groupHelp, groupOf, mainHelp, parseCommandLine } from "./lib/cli.mjs";
+import { ApiError, CliError, createClient, EXIT, NetworkError, UsageError } from "./lib/api.mjs";
+import { commandHelp, DEFAULT_URL, findCommand, groupHelp, groupOf, mainHelp, parseCommandLine, unreachableHint } from "./lib/cli.mjs";
 import { publish, tail } from "./lib/events.mjs";
 import { replay, replayCancel, replayList, replayStatus } from "./lib/replay.mjs";
 import {
@@ -115,7 +115,9 @@ async function main(argv) {
     console.log(commandHelp(cmd, COMMANDS));
     return EXIT.ok;
   }
-  const url = (typeof values.url === "string" ? values.url : undefined) ?? process.env.EVENTLINE_URL ?? DEFAULT_URL;
+  const fromFlag = typeof values.url === "string" ? values.url : undefined;
+  const fromEnv = process.env.EVENTLINE_URL || undefined;
+  const url = fromFlag ?? fromEnv ?? DEFAULT_URL;
   if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol))
     throw new UsageError(`--url must be an http(s) URL, not ${JSON.stringify(url)}`);
   const token = (typeof values.token === "string" ? values.token : undefined) ?? process.env.EVENTLINE_TOKEN;
@@ -124,6 +126,8 @@ async function main(argv) {
     return (await cmd.run({ api, values, args, json: values.json === true, url, command: cmd })) ?? EXIT.ok;
   } catch (err) {
     if (err instanceof UsageError) err.command ??= cmd.name;
+    if (err instanceof NetworkError)
+      err.message += `\n${unreachableHint(fromFlag !== undefined ? "--url" : fromEnv !== undefined ? "EVENTLINE_URL" : undefined)}`;
     throw err;
   }
 }

@@ -32,6 +32,17 @@ import { UsageError } from "./api.mjs";
 
 export const DEFAULT_URL = "http://localhost:8787";
 
+/**
+ * Where the URL the CLI could not reach came from, and how to give another.
+ * @param {"--url" | "EVENTLINE_URL" | undefined} source undefined: neither was given (the default)
+ */
+export function unreachableHint(source) {
+  const how = "export EVENTLINE_URL=http://host:port (or pass --url)";
+  if (source === undefined)
+    return `hint: EVENTLINE_URL is not set, so this was the local stack's default address. Start it with \`npm start\`, or point the CLI at yours: ${how}`;
+  return `hint: that URL came from ${source}. Is the stack running there? For another one: ${how}`;
+}
+
 /** @type {Record<string, OptionSpec>} */
 export const GLOBAL_OPTIONS = {
   url: { type: "string", arg: "URL", desc: `API base URL (env EVENTLINE_URL; default ${DEFAULT_URL})` },

@@ -1,6 +1,6 @@
 // @ts-check
 /** `subscriptions`, `subscriptions rotate-secret <name>`, `dlq list <subscription>`, `dlq redrive <subscription>`. */
-import { seg, UsageError } from "./api.mjs";
+import { CliError, EXIT, seg, UsageError } from "./api.mjs";
 import { command, durationOption, intOption, str } from "./cli.mjs";
 import { num, printJson, table, truncate } from "./ui.mjs";
 
@@ -12,12 +12,46 @@ import { num, printJson, table, truncate } from "./ui.mjs";
  * @typedef {{ deadLetters: DeadLetter[], total: number, next: string | null }} DlqPage
  */
 
+/** How often `subscriptions --wait` asks again. */
+const WAIT_POLL_MS = 250;
+
+/**
+ * The subscriptions once none lags (every event routed to them handled or dead-lettered), asking
+ * every WAIT_POLL_MS for up to `seconds`; a CliError (exit 1) naming the laggards after that.
+ * @param {import("./api.mjs").Api} api @param {number} seconds
+ * @returns {Promise<{ subscriptions: Subscription[] }>}
+ */
+async function settled(api, seconds) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    /** @type {{ subscriptions: Subscription[] }} */
+    const body = await api("GET", "/v1/subscriptions");
+    const lagging = body.subscriptions.filter((s) => s.lag > 0);
+    if (lagging.length === 0) return body;
+    if (Date.now() >= deadline) {
+      const names = lagging.map((s) => `${s.name} (lag ${num(s.lag)})`).join(", ");
+      throw new CliError(`still lagging after ${seconds} s: ${names}`, EXIT.api);
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now()))));
+  }
+}
+
 export const subscriptions = command({
   name: "subscriptions",
   summary: "Subscriptions: topic, kind, ordering, lag, DLQ depth, circuit state, handled/retried/dead-lettered",
-  async run({ api, json }) {
+  details:
+    "--wait first waits until no subscription lags: every event routed to one is handled or dead-lettered (its retries included), so a script can publish, wait, then look. It exits 1 if they still lag when the time is up.",
+  options: {
+    wait: {
+      type: "string",
+      arg: "DURATION",
+      desc: "wait up to DURATION (e.g. 30s, 2m; at most 1h) until no subscription lags, then print",
+    },
+  },
+  async run({ api, json, values }) {
+    const wait = durationOption(values.wait, "--wait", { max: 3600 });
     /** @type {{ subscriptions: Subscription[] }} */
-    const body = await api("GET", "/v1/subscriptions");
+    const body = wait === undefined ? await api("GET", "/v1/subscriptions") : await settled(api, wait);
     if (json) return printJson(body);
     const rows = body.subscriptions.map((s) => [
       s.name,

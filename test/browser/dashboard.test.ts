@@ -204,12 +204,17 @@ describe("dashboard in Chromium", () => {
   });
 
   it("asks for a key; a wrong key gets a clear 401 message and the form again", async () => {
-    const res = await page.goto(`${BASE}/dashboard`);
+    // The bare origin (what `npm start` prints) lands a browser on the sign-in.
+    const res = await page.goto(`${BASE}/`);
     expect(res?.status()).toBe(200);
+    expect(page.url()).toBe(`${BASE}/dashboard`);
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
     const help = await textOf(page.locator("#signin-help"));
     expect(help).toContain("?");
     expect(help).toMatch(/Locally the admin key is EVENTLINE_ADMIN_KEY in \.dev\.vars/);
+    // The base URL to export for the CLI is this server's, and the reference is linked.
+    expect(await textOf(page.locator("#signin-start"))).toContain(`export EVENTLINE_URL=${BASE}`);
+    expect(await page.locator("#signin-start a").getAttribute("href")).toBe("/docs");
 
     await page.getByLabel("API key or token").fill("evl_wrong_key_for_the_dashboard_test");
     await page.getByRole("button", { name: "Sign in" }).click();

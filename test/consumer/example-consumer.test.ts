@@ -1,20 +1,7 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import exampleWorker from "../../workers/example-consumer/index";
+import { deliver, row } from "./example-helpers";
 import { delivery } from "./helpers";
-
-/** The example Worker's queue() handler, called the way Queues calls it (unit layer). */
-async function deliver(bodies: unknown[], attempts = 1) {
-  const batch = createMessageBatch(
-    "eventline-greetings",
-    bodies.map((body, i) => ({ id: `m-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body })),
-  );
-  const ctx = createExecutionContext();
-  // The example declares its own Env; the test env has the same DB and PARTITION_LOG bindings.
-  await exampleWorker.queue(batch, env as unknown as ExampleConsumerEnv);
-  return getQueueResult(batch, ctx);
-}
 
 const greeting = (sequence: number, prev: number, subject: string, message: string) =>
   delivery({
@@ -25,11 +12,6 @@ const greeting = (sequence: number, prev: number, subject: string, message: stri
     prev,
     event: { specversion: "1.0", id: `greet-${sequence}`, source: "/people", type: "com.example.greeting", subject, data: { message } },
   });
-
-const row = (subject: string) =>
-  env.DB.prepare("SELECT greetings, last_message, last_sequence FROM greetings WHERE subject = ?")
-    .bind(subject)
-    .first<{ greetings: number; last_message: string; last_sequence: number }>();
 
 describe("example consumer Worker", () => {
   it("applies a shuffled batch in sequence order, exactly once, and acks every message", async () => {

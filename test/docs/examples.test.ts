@@ -18,7 +18,7 @@ import { curlBlocks, curlCalls, DOCS_URL, problems, runBlock } from "./markdown"
  *
  * A call must answer 2xx unless its block says otherwise with a `# → <status>` comment after it
  * (e.g. `# → 409 {…"code":"version_conflict"…}`; a `"code"` shown there is checked too). The
- * block's text is run unchanged except for the base URL (see runBlock).
+ * block's text is run unchanged, with EVENTLINE_URL and EVENTLINE_TOKEN set to the stack's (see runBlock).
  */
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -45,6 +45,11 @@ describe("the docs' curl examples, against a fresh stack", () => {
     expect(examples.map((e) => e.name.split(":")[0])).toEqual(
       expect.arrayContaining(["README.md", "docs/event-sourcing.md", "docs/security.md", "docs/archive-and-replay.md"]),
     );
+  });
+
+  it("writes every example's address as $EVENTLINE_URL, never the local stack's default", () => {
+    const hardCoded = examples.filter((e) => e.block.code.includes(DOCS_URL)).map((e) => e.name);
+    expect(hardCoded).toEqual([]);
   });
 
   // Sequential by design (see above): each block starts when the one before it has finished.

@@ -142,7 +142,7 @@ export function curlBlocks(markdown: string): Block[] {
   return codeBlocks(markdown).filter((b) => (b.lang === "sh" || b.lang === "bash") && curlCalls(b.code).length > 0);
 }
 
-/** The base URL the examples are written for: the local stack's default. */
+/** The local stack's default address: examples use $EVENTLINE_URL instead (examples.test.ts checks). */
 export const DOCS_URL = "http://localhost:8787";
 
 export interface Answer {
@@ -158,9 +158,9 @@ export interface BlockRun {
 }
 
 /**
- * Runs one example block with bash against `url`, as a reader would paste it after
- * `export EVENTLINE_TOKEN=…`: the only change to its text is the base URL (`DOCS_URL` → `url`;
- * EVENTLINE_URL is set too, for examples written with it). `curl` is wrapped by a shell function
+ * Runs one example block with bash against `url`, as a reader would paste it after the README's
+ * `export EVENTLINE_URL=… EVENTLINE_TOKEN=…`: both are set in its environment (and a hard-coded
+ * `DOCS_URL`, which the docs no longer use, would be pointed at `url` too). `curl` is wrapped by a shell function
  * that records every call's status and body in order (calls inside `$(…)` too) and still prints
  * the body, so pipes and substitutions work as written. The script stops at the first command
  * that fails (`set -eo pipefail`: curl cannot connect, a pipe breaks).

@@ -61,7 +61,7 @@ describe("dashboard assets", () => {
     expect(scripts[0]?.[1]).toContain('src="/dashboard/app.js"');
     expect(scripts[0]?.[2]).toBe("");
     const references = [...html.matchAll(/(?:src|href)="([^"#]+)"/g)].map((m) => m[1]);
-    expect(references.sort()).toEqual(["/dashboard/app.css", "/dashboard/app.js", "/dashboard/icon.svg", "/docs"]);
+    expect(references.sort()).toEqual(["/dashboard/app.css", "/dashboard/app.js", "/dashboard/icon.svg", "/docs", "/docs"]);
     // The sign-in form, its label and the help line.
     expect(html).toMatch(/<label for="token">API key or token<\/label>/);
     expect(html).toContain("<code>EVENTLINE_ADMIN_KEY</code> in <code>.dev.vars</code>");

@@ -10,6 +10,7 @@ import { authentication } from "./auth/access";
 import type { AppEnv } from "./context";
 import { hostedExamples } from "./hosting";
 import { readBodyWithLimit } from "./ingest/body";
+import { landing } from "./landing";
 import { recordIngestReject } from "./metrics-model";
 import { allowedMethods, type RouteEntry, routeTable } from "./route-table";
 import { auditRoutes } from "./routes/audit";
@@ -126,6 +127,8 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
     return problemResponse(new EventlineError("not_found", `no route for ${c.req.method} ${c.req.path}`), requestId, c.req.path);
   });
 
+  // Before authentication: a browser opening the bare origin has no credential yet.
+  app.use(landing);
   app.use(authentication(config, options));
   // Hono keeps a percent-encoded run that is not UTF-8 (e.g. %ED%BF%BF, a lone surrogate) as raw
   // text in the path parameter: a route would act on another subject, stream or id than the one

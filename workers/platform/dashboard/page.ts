@@ -39,6 +39,10 @@ export const DASHBOARD_PAGE = `<!doctype html>
       <code>EVENTLINE_ADMIN_KEY</code> in <code>.dev.vars</code> (<code>npm start</code> creates it); any
       <code>evl_…</code> key from <code>POST /v1/keys</code> or an OIDC token works too, and shows what its grants allow.
       The key stays in this tab (sessionStorage) and is only sent to this server's API as <code>Authorization: Bearer</code>.</p>
+    <p id="signin-start" class="help">New here? The API reference is at <a href="/docs">/docs</a>, and the README at the root
+      of the repository walks through a first session. Its examples and the <code>eventline</code> CLI reach this server with
+      <code>export EVENTLINE_URL=<span id="signin-origin">http://localhost:8787</span></code> and the key above as
+      <code>EVENTLINE_TOKEN</code>.</p>
   </section>
 
   <div id="app" hidden>

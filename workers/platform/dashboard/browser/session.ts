@@ -106,6 +106,8 @@ export function showSignIn(message: string): void {
   byId("health").hidden = true;
   byId("health-reasons").hidden = true;
   byId("updated").textContent = "Not signed in";
+  // The origin this page came from is the EVENTLINE_URL the CLI and the README's examples need.
+  byId("signin-origin").textContent = location.origin;
   const err = byId("signin-error");
   err.hidden = !message;
   err.textContent = message || "";
