@@ -55,8 +55,8 @@ describe("API reference in Chromium", () => {
     page = await context.newPage();
     page.setDefaultTimeout(20_000);
     seen = watch(page);
-    await page.addInitScript(() => {
-      document.addEventListener("securitypolicyviolation", (e) => console.log(`csp-violation ${e.violatedDirective} ${e.blockedURI}`));
+    await page.addInitScript({
+      content: `document.addEventListener("securitypolicyviolation", (e) => console.log("csp-violation " + e.violatedDirective + " " + e.blockedURI));`,
     });
   });
 

@@ -118,7 +118,7 @@ describe("archive", () => {
     // Commit times are RFC 3339 strings, as every timestamp of the API (the R2 manifest keeps epoch ms).
     const stored = (await stub(p).manifest())?.segments ?? [];
     const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-    for (const [i, segment] of (manifest.partitions[p]?.segments as Record<string, unknown>[]).entries()) {
+    for (const [i, segment] of ((manifest.partitions[p]?.segments ?? []) as Record<string, unknown>[]).entries()) {
       expect(segment.firstReceivedAt).toMatch(rfc3339);
       expect(segment.lastReceivedAt).toMatch(rfc3339);
       expect(Date.parse(segment.firstReceivedAt as string)).toBe(stored[i]?.firstReceivedAt);

@@ -12,8 +12,6 @@ import { event, expectAccepted, partitionKeyFor, postBatch, waitFor } from "../h
  * (replay/pacing.ts) on its own.
  */
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe("a replay's achieved rate", () => {
   it("400 events at 200/s take 2 s: 200/s ±5% by the clock from the first send, ±10% by the job's own figure", async () => {
     const key = partitionKeyFor(2, 4, "pacing");
