@@ -46,6 +46,8 @@ const PAGE = 100;
 const MAX_PER_TICK = 1000;
 /** How often a job waiting for its target's settlement looks again. */
 const POLL_MS = 500;
+/** How stale the D1 list of replays (GET /v1/replays, metrics) may be while a job runs; final states are written at once. */
+const RECORD_MS = 1_000;
 
 export type ReplaySend = (binding: string, bodies: DeliveryMessage[]) => Promise<void>;
 
@@ -98,6 +100,8 @@ export class ReplayJob extends DurableObject<Env> {
   private compiled: Filter | undefined;
   /** The send schedule of this instance (a restart starts it again from its first tick). */
   private pacer: Pacer | undefined;
+  /** When this instance last wrote the job's view to the D1 list. */
+  private recordedAt = 0;
   /** What tests change on one job (see ReplayJobSeams); production never touches it. */
   readonly testing: ReplayJobSeams = {
     send: async (binding, bodies) => {
@@ -286,8 +290,10 @@ export class ReplayJob extends DurableObject<Env> {
       // flight): a poll later.
       const paced = remaining === 0 && awaiting === 0 ? this.pacer.due() : this.pacer.next(started);
       await this.ctx.storage.setAlarm(ready().length === 0 && awaiting > 0 ? Math.max(paced, now + POLL_MS) : paced);
-      // A poll that changed nothing is not written to the D1 list (a waiting job polls twice a second).
+      // A poll that changed nothing is not written to the D1 list (a waiting job polls twice a second),
+      // and a running job writes it at most once per RECORD_MS (it ticks every 100 ms while sending).
       if (sentThisTick + scannedThisTick + settledThisTick === 0) return;
+      if (now - this.recordedAt < RECORD_MS) return;
     }
     await this.record();
   }
@@ -430,6 +436,7 @@ export class ReplayJob extends DurableObject<Env> {
 
   /** Keeps the D1 list of replays (`GET /v1/replays`) in step; the object is the source of truth. */
   private async record(): Promise<void> {
+    this.recordedAt = Date.now();
     const view = this.view();
     try {
       await this.env.DB.prepare(

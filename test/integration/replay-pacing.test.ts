@@ -40,8 +40,17 @@ describe("a replay's achieved rate", () => {
       chain: false,
       settlement: "sent",
     });
+    // Meanwhile, what the D1 list of replays says (GET /v1/replays): written at most once a second
+    // while running, though the job ticks every 100 ms.
+    const listed = new Set<string>();
     const done = (await waitFor(
-      async () => (await stub.status()) as unknown as ReplayView | null,
+      async () => {
+        const row = await env.DB.prepare("SELECT view FROM replay_jobs WHERE id = ?")
+          .bind("rpl_00000000000000000000000000000400")
+          .first<{ view: string }>();
+        if (row !== null) listed.add(row.view);
+        return (await stub.status()) as unknown as ReplayView | null;
+      },
       (v) => v?.state === "done",
       15_000,
     )) as ReplayView;
@@ -61,6 +70,9 @@ describe("a replay's achieved rate", () => {
     expect(done.eventsPerSecond).toBeGreaterThan(180);
     expect(done.eventsPerSecond).toBeLessThanOrEqual(210);
     expect(ended - begun).toBeGreaterThanOrEqual(1_900);
+    // About 2 s of running: at most 3 running views (at 0, 1 and 2 s) and the final one, not 20.
+    expect(listed.size).toBeGreaterThanOrEqual(2);
+    expect(listed.size).toBeLessThanOrEqual(4);
     // Spread out, not a burst: half the events went out in the second half of the run.
     const half = begun + (ended - begun) / 2;
     const late = sends.filter((s) => s.at >= half).reduce((n, s) => n + s.events, 0);
