@@ -100,8 +100,9 @@ export class ReplayJob extends DurableObject<Env> {
   private compiled: Filter | undefined;
   /** The send schedule of this instance (a restart starts it again from its first tick). */
   private pacer: Pacer | undefined;
-  /** When this instance last wrote the job's view to the D1 list. */
+  /** When this instance last wrote the job's view to the D1 list, and whether it changed since. */
   private recordedAt = 0;
+  private unrecorded = false;
   /** What tests change on one job (see ReplayJobSeams); production never touches it. */
   readonly testing: ReplayJobSeams = {
     send: async (binding, bodies) => {
@@ -290,10 +291,11 @@ export class ReplayJob extends DurableObject<Env> {
       // flight): a poll later.
       const paced = remaining === 0 && awaiting === 0 ? this.pacer.due() : this.pacer.next(started);
       await this.ctx.storage.setAlarm(ready().length === 0 && awaiting > 0 ? Math.max(paced, now + POLL_MS) : paced);
-      // A poll that changed nothing is not written to the D1 list (a waiting job polls twice a second),
-      // and a running job writes it at most once per RECORD_MS (it ticks every 100 ms while sending).
-      if (sentThisTick + scannedThisTick + settledThisTick === 0) return;
-      if (now - this.recordedAt < RECORD_MS) return;
+      // The D1 list gets a running job's view at most once per RECORD_MS (it ticks every 100 ms while
+      // sending), and only when it changed (a waiting job polls twice a second); a change held back
+      // is written by a later tick.
+      if (sentThisTick + scannedThisTick + settledThisTick > 0) this.unrecorded = true;
+      if (!this.unrecorded || now - this.recordedAt < RECORD_MS) return;
     }
     await this.record();
   }
@@ -437,6 +439,7 @@ export class ReplayJob extends DurableObject<Env> {
   /** Keeps the D1 list of replays (`GET /v1/replays`) in step; the object is the source of truth. */
   private async record(): Promise<void> {
     this.recordedAt = Date.now();
+    this.unrecorded = false;
     const view = this.view();
     try {
       await this.env.DB.prepare(

@@ -80,6 +80,44 @@ describe("a replay's achieved rate", () => {
   });
 });
 
+describe("the D1 list of replays", () => {
+  it("gets a change that a running job held back (at most one write a second) from a later tick", async () => {
+    const key = partitionKeyFor(1, 4, "pacing-list");
+    const acks = await expectAccepted(
+      await postBatch(
+        "events",
+        Array.from({ length: 60 }, (_, n) => event({ type: "pacing-list", partitionkey: key, data: { n } })),
+      ),
+    );
+    const id = "rpl_00000000000000000000000000000401";
+    const stub = env.REPLAY_JOB.getByName(id);
+    await runInDurableObject(stub, (job: ReplayJob) => {
+      job.testing.send = async () => {};
+    });
+    // Watched by a target that never settles: the job sends everything within its first 0.6 s (the
+    // list written once, at the first tick), then waits, polling, with nothing new to count.
+    await stub.start({
+      id,
+      topic: "events",
+      partitions: [1],
+      from: { sequence: acks[0]?.sequence ?? 1 },
+      to: { sequence: acks.at(-1)?.sequence ?? 1 },
+      subscription: "pacing-never-settles",
+      binding: "SUB_ACTIVITY",
+      rate: 100,
+      chain: false,
+      settlement: "watched",
+    });
+    const listed = async () => {
+      const row = await env.DB.prepare("SELECT view FROM replay_jobs WHERE id = ?").bind(id).first<{ view: string }>();
+      return row === null ? null : (JSON.parse(row.view) as ReplayView);
+    };
+    const view = await waitFor(listed, (v) => v?.sent === 60, 5_000);
+    expect(view).toMatchObject({ state: "running", sent: 60 });
+    await stub.cancel();
+  });
+});
+
 describe("the schedule", () => {
   it("releases `rate` events per second, a tick's worth at a time, and finishes when the last ones' time is over", () => {
     const pacer = new Pacer(200);
