@@ -1,9 +1,12 @@
 import { defineConfig } from "vitest/config";
 import { buildDashboard } from "./scripts/build-dashboard.mjs";
+import { buildReference } from "./scripts/build-reference.mjs";
 
 // test/browser/ compares the served script with the generated module; wrangler dev (test/cli/stack.ts)
 // would build it too, but the test files import it before that.
 buildDashboard();
+// The API reference's renderer in the Worker's assets directory (ADR 0043), for the same reason.
+buildReference();
 
 /**
  * The CLI tests (`bin/eventline.mjs`) and the dashboard's browser tests (headless Chromium via

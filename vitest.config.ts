@@ -2,14 +2,17 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { configDefaults, defineConfig } from "vitest/config";
 import { buildDashboard } from "./scripts/build-dashboard.mjs";
+import { buildReference } from "./scripts/build-reference.mjs";
 
 /** The test stack's bootstrap admin key and key-encryption keys (test/helpers.ts sends the key). */
 export const TEST_ADMIN_KEY = "evl_testadmin0_c2VjcmV0LXRlc3QtYWRtaW4ta2V5LW5vdC1mb3ItcHJvZA";
 export const TEST_KEKS = "v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 export default defineConfig(async () => {
-  // The Worker serves the dashboard's bundled browser code (a generated, git-ignored module).
+  // The Worker serves the dashboard's bundled browser code (a generated, git-ignored module) and the
+  // API reference's renderer from its assets directory (copied there, git-ignored; ADR 0043).
   buildDashboard();
+  buildReference();
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
   return {
     plugins: [

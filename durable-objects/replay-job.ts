@@ -7,6 +7,7 @@ import { compileFilter, type Filter } from "../shared/filter";
 import { metricsEnabled } from "../shared/metrics";
 import { queueBinding } from "../shared/subscriptions";
 import { chunk, type Row, runsOf } from "./partition-log/delivery/runs";
+import { Pacer } from "./replay/pacing";
 import { createWatchTable, readSettlement, settledAmong, watch, watchedBatch } from "./replay/settlement";
 import {
   type JobRow,
@@ -40,11 +41,13 @@ export { replaySpecSchema } from "./replay/view";
 
 /** Consecutive failed ticks after which a job gives up (state `failed`). */
 const MAX_FAILED_TICKS = 10;
-/** Events read per partition call, and sent at most per tick. */
+/** Events read per partition call, and sent at most per tick (pacing: replay/pacing.ts). */
 const PAGE = 100;
 const MAX_PER_TICK = 1000;
 /** How often a job waiting for its target's settlement looks again. */
 const POLL_MS = 500;
+/** How stale the D1 list of replays (GET /v1/replays, metrics) may be while a job runs; final states are written at once. */
+const RECORD_MS = 1_000;
 
 export type ReplaySend = (binding: string, bodies: DeliveryMessage[]) => Promise<void>;
 
@@ -95,6 +98,11 @@ export class ReplayJob extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log = createLogger({ component: "replay-job" });
   private compiled: Filter | undefined;
+  /** The send schedule of this instance (a restart starts it again from its first tick). */
+  private pacer: Pacer | undefined;
+  /** When this instance last wrote the job's view to the D1 list, and whether it changed since. */
+  private recordedAt = 0;
+  private unrecorded = false;
   /** What tests change on one job (see ReplayJobSeams); production never touches it. */
   readonly testing: ReplayJobSeams = {
     send: async (binding, bodies) => {
@@ -199,14 +207,15 @@ export class ReplayJob extends DurableObject<Env> {
   }
 
   /**
-   * One tick: the target's settlement read (watched jobs), up to `rate` events (and at most
-   * MAX_PER_TICK) sent, then the alarm for the next.
+   * One tick: the target's settlement read (watched jobs), the events that fall due at `rate` (at
+   * most MAX_PER_TICK) sent, then the alarm for the next.
    */
   override async alarm(): Promise<void> {
     const spec = this.spec();
     const state = this.sql.exec<{ state: ReplayState }>(`SELECT state FROM job`).toArray()[0]?.state;
     if (spec === null || state !== "running") return;
     const started = Date.now();
+    this.pacer ??= new Pacer(spec.rate);
     let sentThisTick = 0;
     let scannedThisTick = 0;
     let settledThisTick = 0;
@@ -225,7 +234,7 @@ export class ReplayJob extends DurableObject<Env> {
         .toArray();
     try {
       if (spec.settlement === "watched") settledThisTick = await this.settle(spec);
-      const budget = Math.min(MAX_PER_TICK, spec.rate);
+      const budget = Math.min(MAX_PER_TICK, this.pacer.budget(started));
       // Scanning is bounded too, so a filter that matches little cannot make one tick read the
       // whole range.
       const scanBudget = Math.max(PAGE, budget * 10);
@@ -236,6 +245,7 @@ export class ReplayJob extends DurableObject<Env> {
           // A cancel that came in while this tick awaited stops it at the next batch.
           if (sentThisTick >= budget || scannedThisTick >= scanBudget || !running()) break;
           const done = await this.batch(spec, row, budget - sentThisTick, oneRun);
+          this.pacer.record(done.sent);
           sentThisTick += done.sent;
           scannedThisTick += done.scanned;
           progressed = true;
@@ -266,7 +276,8 @@ export class ReplayJob extends DurableObject<Env> {
     const remaining = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM positions WHERE position < to_seq`).one().n;
     const awaiting = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM watch`).one().n;
     const now = Date.now();
-    if (remaining === 0 && awaiting === 0) {
+    // Done once everything is sent and settled, and the last events' share of time at `rate` is over.
+    if (remaining === 0 && awaiting === 0 && now >= this.pacer.due()) {
       this.sql.exec(
         `UPDATE job SET state = 'done', error = NULL, failures = 0, updated_at = ?, finished_at = ? WHERE state = 'running'`,
         now,
@@ -275,12 +286,16 @@ export class ReplayJob extends DurableObject<Env> {
       this.log.info("replay done", { replayId: spec.id, ...this.totals() });
     } else {
       this.sql.exec(`UPDATE job SET error = NULL, failures = 0, updated_at = ?`, now);
-      // Paced: the next tick when this one's events are due at `rate`; only waiting for the
-      // target (everything scanned, or every partition left with a run in flight): a poll later.
-      const paced = started + Math.ceil((sentThisTick / spec.rate) * 1000);
-      await this.ctx.storage.setAlarm(ready().length > 0 ? paced : Math.max(paced, now + POLL_MS));
-      // A poll that changed nothing is not written to the D1 list (a waiting job polls twice a second).
-      if (sentThisTick + scannedThisTick + settledThisTick === 0) return;
+      // Paced (replay/pacing.ts): the next tick when the next events fall due, or (all sent) when the
+      // last ones' time is over; only waiting for the target (every partition left with a run in
+      // flight): a poll later.
+      const paced = remaining === 0 && awaiting === 0 ? this.pacer.due() : this.pacer.next(started);
+      await this.ctx.storage.setAlarm(ready().length === 0 && awaiting > 0 ? Math.max(paced, now + POLL_MS) : paced);
+      // The D1 list gets a running job's view at most once per RECORD_MS (it ticks every 100 ms while
+      // sending), and only when it changed (a waiting job polls twice a second); a change held back
+      // is written by a later tick.
+      if (sentThisTick + scannedThisTick + settledThisTick > 0) this.unrecorded = true;
+      if (!this.unrecorded || now - this.recordedAt < RECORD_MS) return;
     }
     await this.record();
   }
@@ -423,6 +438,8 @@ export class ReplayJob extends DurableObject<Env> {
 
   /** Keeps the D1 list of replays (`GET /v1/replays`) in step; the object is the source of truth. */
   private async record(): Promise<void> {
+    this.recordedAt = Date.now();
+    this.unrecorded = false;
     const view = this.view();
     try {
       await this.env.DB.prepare(

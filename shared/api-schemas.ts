@@ -231,8 +231,16 @@ export const SegmentSchema = z
     first: z.number().int(),
     last: z.number().int(),
     count: z.number().int(),
-    firstReceivedAt: z.number().int(),
-    lastReceivedAt: z.number().int(),
+    firstReceivedAt: z.string().openapi({
+      format: "date-time",
+      description: "When the segment's first event was committed (RFC 3339, UTC)",
+      example: "2026-12-07T03:22:37.512Z",
+    }),
+    lastReceivedAt: z.string().openapi({
+      format: "date-time",
+      description: "When its newest event was committed (RFC 3339, UTC)",
+      example: "2026-12-07T03:24:01.090Z",
+    }),
     bytes: z.number().int(),
     sha256: z.string(),
     chain: z.string().openapi({ description: "SHA-256 of the previous segment's chain + this sha256 (genesis: 64 zeros)" }),

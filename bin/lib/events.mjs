@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { ApiError, seg, UsageError } from "./api.mjs";
 import { command, intOption, jsonOption, str } from "./cli.mjs";
-import { duration, num, onInterrupt, printJson, progressBar, sleep, truncate } from "./ui.mjs";
+import { duration, num, onInterrupt, printJson, progressBar, sleep, stopOnInterrupt, truncate } from "./ui.mjs";
 
 const BATCH_TYPE = "application/cloudevents-batch+json";
 const EVENT_TYPE = "application/cloudevents+json";
@@ -56,7 +56,7 @@ export const tail = command({
     } else {
       partitions = [only];
     }
-    if (follow) onInterrupt(() => process.exit(0));
+    if (follow) stopOnInterrupt();
 
     /** @param {number} partition */
     const readPartition = async (partition) => {

@@ -115,6 +115,25 @@ export function onInterrupt(handler) {
   };
 }
 
+/**
+ * Makes Ctrl-C a clean stop (exit 0) for a command that runs until interrupted (`tail --follow`).
+ * On a terminal, Ctrl-C is read as a key (raw mode) instead of raising SIGINT: the terminal sends
+ * SIGINT to its whole foreground process group, and under `npx` that includes the /bin/sh that npm
+ * runs the CLI with, which then dies of the signal after the CLI exits, so npx reported 130 however
+ * the CLI exited. Without a terminal, SIGINT (e.g. `kill -INT`) exits 0 too.
+ */
+export function stopOnInterrupt() {
+  onInterrupt(() => process.exit(0));
+  const stdin = process.stdin;
+  if (!stdin.isTTY) return;
+  stdin.setRawMode(true);
+  stdin.on("data", (/** @type {Buffer} */ keys) => {
+    // Ctrl-C or Ctrl-D; anything else typed is ignored (and, in raw mode, not echoed).
+    if (keys.includes(0x03) || keys.includes(0x04)) process.exit(0);
+  });
+  process.once("exit", () => stdin.setRawMode(false));
+}
+
 /** True when a question can be asked and answered on the terminal. */
 export const interactive = () => Boolean(process.stdin.isTTY && process.stderr.isTTY);
 

@@ -15,12 +15,13 @@ import { launchChromium } from "./chromium";
  * local stack of test/cli/stack.ts: sign-in, the flow graph's nodes, live updates without a reload,
  * drill-down into a topic's events and an event's trace, a dead letter made and redriven from the
  * page, a non-admin key, and no console error, CSP violation or request to another origin.
- * Every wait is a bounded poll. A full-page screenshot goes to test-results/dashboard.png.
+ * Every wait is a bounded poll. A full-page screenshot goes to docs/images/dashboard.png, the docs'
+ * picture (its pixels are not compared).
  */
 
 const BASE = inject("eventlineUrl");
 const TOKEN = inject("eventlineToken");
-const SCREENSHOT = path.resolve(import.meta.dirname, "../../test-results/dashboard.png");
+const SCREENSHOT = path.resolve(import.meta.dirname, "../../docs/images/dashboard.png");
 const BATCH = "application/cloudevents-batch+json";
 
 const run = randomUUID().slice(0, 8);
@@ -366,6 +367,9 @@ describe("dashboard in Chromium", () => {
       const samples = page.locator("#chart-throughput");
       await until(async () => (await attr(samples, "data-samples")) >= 15, "15 samples (30 s) in the charts", 60_000);
       await until(async () => (await attr(node(page, "topic", "events"), "data-rate")) > 0, "traffic measured on the page", 10_000);
+      // The topology is on the page: the topic and the subscription it feeds, drawn in the graph.
+      expect(await node(page, "topic", "events").isVisible()).toBe(true);
+      expect(await subNode.isVisible()).toBe(true);
       await mkdir(path.dirname(SCREENSHOT), { recursive: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
 

@@ -115,6 +115,16 @@ describe("archive", () => {
     };
     expect(manifest.partitions[p]).toMatchObject({ segments: expect.any(Array), verified: { ok: true, problems: [] } });
     expect(manifest.partitions[p]?.segments).toHaveLength(3);
+    // Commit times are RFC 3339 strings, as every timestamp of the API (the R2 manifest keeps epoch ms).
+    const stored = (await stub(p).manifest())?.segments ?? [];
+    const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    for (const [i, segment] of ((manifest.partitions[p]?.segments ?? []) as Record<string, unknown>[]).entries()) {
+      expect(segment.firstReceivedAt).toMatch(rfc3339);
+      expect(segment.lastReceivedAt).toMatch(rfc3339);
+      expect(Date.parse(segment.firstReceivedAt as string)).toBe(stored[i]?.firstReceivedAt);
+      expect(Date.parse(segment.lastReceivedAt as string)).toBe(stored[i]?.lastReceivedAt);
+      expect(segment).toMatchObject({ first: stored[i]?.first, last: stored[i]?.last, sha256: stored[i]?.sha256 });
+    }
     const topic = (await (await request(`/v1/topics/${TOPIC}`)).json()) as { partitionStats: { archived: unknown; first: number }[] };
     expect(topic.partitionStats[p]).toMatchObject({ first: 251, archived: { first: 1, last: 250, segments: 3 } });
   });
@@ -394,5 +404,33 @@ describe("archive", () => {
     expect(attempts).toBe(1);
     const next = await runInDurableObject(stub(p), (_i, state) => state.storage.getAlarm());
     expect((next ?? 0) - Date.now()).toBeGreaterThan(20_000);
+  });
+});
+
+describe("POST /v1/topics/{topic}/archive", () => {
+  it("answers the sealed segments with their commit times as RFC 3339 strings", async () => {
+    // R2 works again for partition 0 (the test before made its puts fail); small segments everywhere.
+    for (const p of [0, 1, 2, 3]) {
+      await outboxDrained(p);
+      await runInDurableObject(stub(p), (instance: PartitionLog) => {
+        instance.testing.afterSegmentPut = async () => {};
+        instance.testing.retentionMs = 0;
+        instance.testing.segmentEvents = 50;
+      });
+    }
+    await publish(3, 60, "rfc3339");
+    await outboxDrained(3);
+    const res = await request(`/v1/topics/${TOPIC}/archive`, { method: "POST" });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { partitions: { sealed: Record<string, unknown>[] }[] };
+    const sealed = body.partitions.flatMap((x) => x.sealed);
+    expect(sealed.length).toBeGreaterThan(0);
+    for (const segment of sealed) {
+      for (const field of ["firstReceivedAt", "lastReceivedAt"]) {
+        expect(segment[field]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+        expect(Date.now() - Date.parse(segment[field] as string)).toBeLessThan(600_000);
+      }
+      expect(Date.parse(segment.firstReceivedAt as string)).toBeLessThanOrEqual(Date.parse(segment.lastReceivedAt as string));
+    }
   });
 });

@@ -173,7 +173,7 @@ describe("reading", () => {
 });
 
 describe("service endpoints", () => {
-  it("serves an OpenAPI 3.1 document covering the API and a readable reference page", async () => {
+  it("serves an OpenAPI 3.1 document covering the API (the reference page: docs-reference.test.ts)", async () => {
     const doc = (await (await request("/openapi.json")).json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths).sort()).toEqual(
@@ -215,10 +215,6 @@ describe("service endpoints", () => {
       ].sort(),
     );
     expect(Object.keys(doc.paths["/v1/topics/{topic}/events"]?.post as object)).toContain("requestBody");
-    const html = await (await request("/docs")).text();
-    expect(html).toContain("POST");
-    expect(html).toContain("/v1/topics/{topic}/partitions/{partition}/events");
-    expect(html).not.toMatch(/<script|https?:\/\/cdn/);
   });
 
   it("has a health check", async () => {

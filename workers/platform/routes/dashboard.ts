@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../context";
 import { DASHBOARD_ASSETS } from "../dashboard/assets";
+import { browserHeaders, selfOnlyCsp } from "../security-headers";
 
 /**
  * The live dashboard: a page shell, its script, stylesheet and icon. They are public (the auth
@@ -9,34 +10,11 @@ import { DASHBOARD_ASSETS } from "../dashboard/assets";
  */
 
 /** Only same-origin script, style, images and fetches; no inline code, no framing, no form posts. */
-export const DASHBOARD_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self'",
-  "connect-src 'self'",
-  "font-src 'none'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join("; ");
+export const DASHBOARD_CSP = selfOnlyCsp();
 
-function serve(asset: { body: string; type: string }): Response {
-  return new Response(asset.body, {
-    headers: {
-      "content-type": asset.type,
-      "content-security-policy": DASHBOARD_CSP,
-      "x-content-type-options": "nosniff",
-      "referrer-policy": "no-referrer",
-      "x-frame-options": "DENY",
-      "cross-origin-opener-policy": "same-origin",
-      "cross-origin-resource-policy": "same-origin",
-      // Small and versioned with the Worker: revalidate so a deploy shows at once.
-      "cache-control": "no-cache",
-    },
-  });
-}
+// Small and versioned with the Worker: revalidate so a deploy shows at once.
+const serve = (asset: { body: string; type: string }): Response =>
+  new Response(asset.body, { headers: browserHeaders(asset.type, DASHBOARD_CSP, "no-cache") });
 
 export function dashboardRoutes() {
   const app = new Hono<AppEnv>();

@@ -1,82 +1,35 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { EventlineError } from "../../../shared/errors";
 import type { AppEnv } from "../context";
 import { isPublicPath } from "../public-paths";
+import { EVENTLINE_VERSION, REFERENCE_CSP, REFERENCE_PAGE, REFERENCE_SCRIPT_PATH } from "../reference/page";
+import { browserHeaders } from "../security-headers";
 
 type OpenAPIDocument = ReturnType<OpenAPIHono["getOpenAPI31Document"]>;
 
+const DESCRIPTION = `CloudEvents ingest into partitioned, ordered, durable logs on Cloudflare's edge.
+
+## Authentication
+
+Every operation except \`/health\`, \`/openapi.json\` and \`/docs\` needs a bearer credential:
+\`Authorization: Bearer <credential>\`. The credential is either
+
+- an **Eventline API key** (\`evl_…\`), minted with \`POST /v1/keys\` by an admin. A local stack's bootstrap admin key is \`EVENTLINE_ADMIN_KEY\` in \`.dev.vars\`; or
+- a **JWT** from an OIDC issuer configured in \`eventline.config.ts\` (asymmetric algorithms only; \`iss\`, \`aud\`, \`exp\` and \`sub\` required).
+
+The credential's **grants** (an action — \`produce\`, \`consume\`, \`replay\`, \`admin\`, \`decrypt\` — on a topic pattern) decide what it may do.
+A missing or invalid credential is \`401\` with \`WWW-Authenticate: Bearer\`; a valid one without the grant is \`403\`; a spent request budget is \`429\` with \`Retry-After\`.
+In this reference, set the token under *Authentication* (scheme \`bearer\`) and "Test Request" sends it.
+
+## Errors and timestamps
+
+Errors are RFC 9457 problem documents (\`application/problem+json\`) carrying a \`requestId\` and, for validation failures, \`issues\` with JSON Pointer paths.
+Timestamps in responses are RFC 3339 strings in UTC.`;
+
 const DOCUMENT_CONFIG = {
   openapi: "3.1.0",
-  info: {
-    title: "Eventline API",
-    version: "1.0.0",
-    description:
-      "CloudEvents ingest into partitioned, ordered, durable logs on Cloudflare's edge. Errors are RFC 9457 problem documents (`application/problem+json`) carrying a `requestId` and, for validation failures, `issues` with JSON Pointer paths.",
-  },
+  info: { title: "Eventline API", version: EVENTLINE_VERSION, description: DESCRIPTION },
 } as const;
-
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
-
-/** A readable API reference rendered on the server from the OpenAPI document: no CDN, no JS. */
-export function renderReference(doc: OpenAPIDocument): string {
-  const sections: string[] = [];
-  for (const [path, item] of Object.entries(doc.paths ?? {})) {
-    for (const method of ["get", "post", "put", "delete", "patch"] as const) {
-      const op = (item as Record<string, unknown>)[method] as
-        | {
-            summary?: string;
-            description?: string;
-            parameters?: { name: string; in: string; description?: string; required?: boolean }[];
-            requestBody?: { content?: Record<string, unknown> };
-            responses?: Record<string, { description?: string; content?: Record<string, unknown> }>;
-          }
-        | undefined;
-      if (op === undefined) continue;
-      const params = (op.parameters ?? [])
-        .map(
-          (p) =>
-            `<li><code>${escapeHtml(p.name)}</code> (${escapeHtml(p.in)}${p.required ? ", required" : ""}) ${escapeHtml(p.description ?? "")}</li>`,
-        )
-        .join("");
-      const body = op.requestBody?.content
-        ? Object.keys(op.requestBody.content)
-            .map((t) => `<code>${escapeHtml(t)}</code>`)
-            .join(", ")
-        : "";
-      const responses = Object.entries(op.responses ?? {})
-        .map(
-          ([status, r]) =>
-            `<tr><td>${escapeHtml(status)}</td><td>${escapeHtml(r.description ?? "")}</td><td>${Object.keys(r.content ?? {})
-              .map(escapeHtml)
-              .join(", ")}</td></tr>`,
-        )
-        .join("");
-      sections.push(`<section id="${escapeHtml(`${method}-${path}`)}">
-<h2><span class="m ${method}">${method.toUpperCase()}</span> <code>${escapeHtml(path)}</code></h2>
-<p><strong>${escapeHtml(op.summary ?? "")}</strong></p>
-${op.description ? `<p>${escapeHtml(op.description)}</p>` : ""}
-${params ? `<h3>Parameters</h3><ul>${params}</ul>` : ""}
-${body ? `<h3>Request body</h3><p>${body}</p>` : ""}
-<h3>Responses</h3><table><tr><th>Status</th><th>Meaning</th><th>Content</th></tr>${responses}</table>
-</section>`);
-    }
-  }
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(doc.info.title)} reference</title>
-<style>
-body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1b1f}
-code{font:13px ui-monospace,monospace;background:#f2f2f5;padding:0 .25rem;border-radius:3px}
-section{border-top:1px solid #ddd;padding:.5rem 0}
-.m{font:bold 12px ui-monospace,monospace;padding:.1rem .4rem;border-radius:3px;color:#fff}
-.get{background:#2b7a4b}.post{background:#2b5b9a}.delete{background:#a33}.put,.patch{background:#8a6d1f}
-table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}
-</style></head><body>
-<h1>${escapeHtml(doc.info.title)} <small>${escapeHtml(doc.info.version)}</small></h1>
-<p>${escapeHtml(doc.info.description ?? "")}</p>
-<p>Machine-readable: <a href="/openapi.json"><code>/openapi.json</code></a> (OpenAPI 3.1).</p>
-${sections.join("\n")}
-</body></html>`;
-}
 
 const SECURITY_RESPONSES = {
   401: "No credentials, or the API key / JWT is not valid (see `WWW-Authenticate`)",
@@ -118,6 +71,9 @@ export function openApiDocument(root: OpenAPIHono<AppEnv>): OpenAPIDocument {
   return doc;
 }
 
+/** The renderer's headers: JavaScript, named by its version, so browsers keep it for a year. */
+const SCRIPT_HEADERS = browserHeaders("text/javascript; charset=utf-8", REFERENCE_CSP, "public, max-age=31536000, immutable");
+
 export function docsRoutes(root: OpenAPIHono<AppEnv>) {
   let cached: OpenAPIDocument | undefined;
   const document = () => {
@@ -126,7 +82,16 @@ export function docsRoutes(root: OpenAPIHono<AppEnv>) {
   };
   const app = new OpenAPIHono<AppEnv>();
   app.get("/openapi.json", (c) => c.json(document()));
-  app.get("/docs", (c) => c.html(renderReference(document())));
+  app.get("/docs", () => new Response(REFERENCE_PAGE, { headers: browserHeaders("text/html; charset=utf-8", REFERENCE_CSP, "no-cache") }));
   app.get("/docs/", (c) => c.redirect("/docs", 301));
+  app.get(REFERENCE_SCRIPT_PATH, async (c) => {
+    const asset = await c.env.ASSETS.fetch(new URL(REFERENCE_SCRIPT_PATH, c.req.url));
+    if (!asset.ok) {
+      await asset.body?.cancel();
+      // The asset is copied by scripts/build-reference.mjs before every wrangler dev/deploy (ADR 0043).
+      throw new EventlineError("unavailable", `the API reference's renderer is missing from the Worker's assets (${asset.status})`);
+    }
+    return new Response(asset.body, { headers: SCRIPT_HEADERS });
+  });
   return app;
 }

@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Segment } from "../../../durable-objects/partition-log/archive/format";
 import {
   ArchiveManifestSchema,
   ArchiveResponseSchema,
@@ -122,6 +123,16 @@ async function describeTopic(env: Env, topic: TopicConfig) {
   };
 }
 
+/**
+ * A segment as the API shows it: its commit times as RFC 3339 strings, like every timestamp of the
+ * API (the manifest in R2 keeps them as epoch milliseconds, its own stored format).
+ */
+const segmentView = (segment: Segment) => ({
+  ...segment,
+  firstReceivedAt: new Date(segment.firstReceivedAt).toISOString(),
+  lastReceivedAt: new Date(segment.lastReceivedAt).toISOString(),
+});
+
 export function topicRoutes(config: EventlineConfig) {
   return new OpenAPIHono<AppEnv>()
     .openapi(listRoute, async (c) => {
@@ -135,7 +146,8 @@ export function topicRoutes(config: EventlineConfig) {
       const partitions = await Promise.all(
         partitionsOf(topic).map(async (partition) => {
           try {
-            return { partition, ...(await partitionStub(c.env, topic.name, partition).archiveNow()) };
+            const result = await partitionStub(c.env, topic.name, partition).archiveNow();
+            return { partition, ...result, sealed: result.sealed.map(segmentView) };
           } catch (err) {
             c.get("log").warn("archive failed", { topic: topic.name, partition, error: err });
             // Nothing half-done stays behind (a retry seals the same range): retrying is safe.
@@ -151,7 +163,7 @@ export function topicRoutes(config: EventlineConfig) {
       const partitions = await Promise.all(
         partitionsOf(topic).map(async (partition) => {
           const stub = partitionStub(c.env, topic.name, partition);
-          const segments = (await stub.manifest())?.segments ?? [];
+          const segments = ((await stub.manifest())?.segments ?? []).map(segmentView);
           return verify ? { partition, segments, verified: await stub.verify() } : { partition, segments };
         }),
       );
