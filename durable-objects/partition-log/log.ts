@@ -76,9 +76,17 @@ export class EventLog {
     this.name = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0]?.value;
   }
 
+  /** `name` parsed, kept while `name` is the same (every reschedule after an append asks for it). */
+  private parsedName: { name: string; id: Readonly<PartitionId> | undefined } | undefined;
+
   /** The (topic, partition) served, from the recorded name; undefined before the first append. */
-  identity(): PartitionId | undefined {
-    return this.name === undefined ? undefined : parsePartitionName(this.name);
+  identity(): Readonly<PartitionId> | undefined {
+    if (this.name === undefined) return undefined;
+    if (this.parsedName?.name !== this.name) {
+      const id = parsePartitionName(this.name);
+      this.parsedName = { name: this.name, id: id === undefined ? undefined : Object.freeze(id) };
+    }
+    return this.parsedName.id;
   }
 
   /** After an append's transaction committed (a rollback leaves the in-memory name untouched). */

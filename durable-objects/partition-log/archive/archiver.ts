@@ -33,6 +33,11 @@ export class Archiver implements AlarmClient {
   private retryAt = 0;
   /** The running archive pass, if any (one at a time). */
   private archiving: Promise<ArchiveResult> | undefined;
+  /**
+   * Commit time of the oldest unarchived event (`sequence`: archivedThrough + 1), which every
+   * append's reschedule asks for: a row's commit time never changes, so it is read once per segment.
+   */
+  private oldestUnarchived: { sequence: number; receivedAt: number } | undefined;
 
   constructor(
     private readonly host: LogHost,
@@ -55,7 +60,7 @@ export class Archiver implements AlarmClient {
     const at = (due: number) => Math.max(now, due, this.retryAt);
     if (head > archivedThrough) {
       if (head - archivedThrough >= segmentEvents) return at(now);
-      const oldest = this.deps.log.receivedAt(archivedThrough + 1);
+      const oldest = this.oldestUnarchivedAt(archivedThrough + 1);
       if (oldest !== undefined) return at(oldest + segmentSeconds * 1000);
     }
     // Archived events still in the log leave it once past retention, unless a subscription has not
@@ -68,6 +73,13 @@ export class Archiver implements AlarmClient {
     if (first === 0 || first > trimmable) return null;
     const segment = this.segments.segmentHolding(first);
     return segment === undefined ? null : at(segment.last_received_at + this.retention(topic));
+  }
+
+  private oldestUnarchivedAt(sequence: number): number | undefined {
+    if (this.oldestUnarchived?.sequence === sequence) return this.oldestUnarchived.receivedAt;
+    const receivedAt = this.deps.log.receivedAt(sequence);
+    if (receivedAt !== undefined) this.oldestUnarchived = { sequence, receivedAt };
+    return receivedAt;
   }
 
   /** From the alarm: a pass unless backing off after failures. */
