@@ -230,7 +230,7 @@ export function utf8Length(text: string): number {
   return n;
 }
 
-export { sha256Hex } from "../sdk/hash";
+export { sha256Hex, sha256HexOfBytes } from "../sdk/hash";
 
 /** Without `{ stream: true }`, each decode() starts afresh (Encoding spec), so one instance serves every call. */
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
