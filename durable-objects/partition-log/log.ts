@@ -157,21 +157,23 @@ export class EventLog {
     // Metrics counters (EVENTLINE_METRICS): bytes stored and duplicates answered by this call.
     let bytes = 0;
     let duplicates = 0;
+    // The server members of the event at hand (sequence and streamversion change per event).
+    const sequenceMember: Member = ["sequence", ""];
+    const serverMembers: Member[] = [partitionMember, receivedMember, sequenceMember];
+    const streamServerMembers: Member[] = [...serverMembers, ["streamversion", ""]];
+    const streamVersionMember = streamServerMembers[3] as Member;
     for (const { source, id, type, subject, traceparent, hash, members, stream } of events) {
       const sequence = head + 1;
-      const sequenceMember: Member = ["sequence", JSON.stringify(formatSequence(sequence))];
+      // A zero-padded decimal: its JSON text is the digits in quotes.
+      sequenceMember[1] = `"${formatSequence(sequence)}"`;
       let streamVersion: number | null = null;
       if (stream === true && subject !== undefined) {
         const current = streams.get(subject) ?? this.deps.streams.state(subject);
         streamVersion = current.version + 1;
+        streamVersionMember[1] = String(streamVersion);
       }
       // canonicalJson({ ...event, partition, sequence, receivedtime[, streamversion] }), from the event's members.
-      const body = joinMembers(
-        members,
-        streamVersion === null
-          ? [partitionMember, receivedMember, sequenceMember]
-          : [partitionMember, receivedMember, sequenceMember, ["streamversion", JSON.stringify(streamVersion)]],
-      );
+      const body = joinMembers(members, streamVersion === null ? serverMembers : streamServerMembers);
       // The idempotency check is the unique index: a (source, id) already stored inserts nothing.
       const inserted =
         this.host.sql.exec(
