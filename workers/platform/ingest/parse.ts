@@ -145,12 +145,17 @@ export async function parseIngest(
   config: EventlineConfig,
   headerTraceparent: string | undefined,
   protector?: FieldProtector,
+  requestTraceparent?: string,
 ): Promise<ParsedIngest> {
   const { mode, events } = await decodeIngest(request, config);
-  return prepareRequestEvents(request, mode, events, topic, config, headerTraceparent, protector);
+  return prepareRequestEvents(request, mode, events, topic, config, headerTraceparent, protector, requestTraceparent);
 }
 
-/** Prepares a request's decoded events, with the request's trace context as their default. */
+/**
+ * Prepares a request's decoded events, with the request's trace context as their default: the
+ * header's traceparent, else `requestTraceparent` (the one the request was given when it had none),
+ * else a new one.
+ */
 export async function prepareRequestEvents(
   request: Request,
   mode: IngestMode,
@@ -159,9 +164,10 @@ export async function prepareRequestEvents(
   config: EventlineConfig,
   headerTraceparent: string | undefined,
   protector?: FieldProtector,
+  requestTraceparent?: string,
 ): Promise<ParsedIngest> {
   // Every event of the request shares the request's trace unless it carries its own.
-  const traceparent = headerTraceparent ?? newTraceparent();
+  const traceparent = headerTraceparent ?? requestTraceparent ?? newTraceparent();
   const tracestate = request.headers.get("tracestate") ?? undefined;
   const requestState = tracestate !== undefined && isValidTracestate(tracestate) && headerTraceparent ? tracestate : undefined;
   const prepared = await prepareEvents(events, topic, config, {
