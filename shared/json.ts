@@ -207,7 +207,7 @@ export function membersUtf8Length(members: readonly Member[]): number {
   return n;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /** UTF-8 byte length of `text` as `TextEncoder` would encode it (a lone surrogate becomes U+FFFD). */
 export function utf8Length(text: string): number {
