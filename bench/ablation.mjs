@@ -43,7 +43,7 @@ const PATCHES = {
     /const write = (\/\* @__PURE__ \*\/ )?__name\(\(level, msg, fields\) => \{/,
     "$& return;",
   ],
-  doValidation: ["the partition's check of its append input", /parseArgs\(appendInputSchema, (\w+), "append input"\)/, "$1"],
+  doValidation: ["the partition's check of its append input", /parseAppendInput\((\w+)\)/, "$1"],
 };
 
 /**

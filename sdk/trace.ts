@@ -28,9 +28,13 @@ export function isValidTracestate(value: string): boolean {
   return value.length > 0 && value.length <= TRACESTATE_MAX && /^[\x20-\x7e]+$/.test(value);
 }
 
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 function randomHex(bytes: number): string {
   const buf = crypto.getRandomValues(new Uint8Array(bytes));
-  return [...buf].map((b) => b.toString(16).padStart(2, "0")).join("");
+  let hex = "";
+  for (let i = 0; i < buf.length; i++) hex += HEX[buf[i] as number];
+  return hex;
 }
 
 export function newTraceparent(): string {

@@ -207,8 +207,12 @@ export function membersUtf8Length(members: readonly Member[]): number {
   return n;
 }
 
+const NON_ASCII = /[\u0080-\uffff]/;
+
 /** UTF-8 byte length of `text` as `TextEncoder` would encode it (a lone surrogate becomes U+FFFD). */
 export function utf8Length(text: string): number {
+  // Mostly ASCII (canonical JSON of typical events): one native scan instead of a loop.
+  if (!NON_ASCII.test(text)) return text.length;
   let n = text.length;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -226,7 +230,7 @@ export function utf8Length(text: string): number {
   return n;
 }
 
-export { sha256Hex } from "../sdk/hash";
+export { sha256Hex, sha256HexOfBytes } from "../sdk/hash";
 
 /** Without `{ stream: true }`, each decode() starts afresh (Encoding spec), so one instance serves every call. */
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });

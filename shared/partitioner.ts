@@ -15,6 +15,18 @@ const encoder = new TextEncoder();
 
 export function fnv1a32(key: string): number {
   let hash = FNV_OFFSET_BASIS;
+  // An ASCII key is its own UTF-8: hashed from its char codes, without encoding it first.
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c >= 0x80) return fnv1a32Utf8(key);
+    hash ^= c;
+    hash = Math.imul(hash, FNV_PRIME) >>> 0;
+  }
+  return hash >>> 0;
+}
+
+function fnv1a32Utf8(key: string): number {
+  let hash = FNV_OFFSET_BASIS;
   for (const byte of encoder.encode(key)) {
     hash ^= byte;
     hash = Math.imul(hash, FNV_PRIME) >>> 0;

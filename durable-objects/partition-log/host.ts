@@ -48,6 +48,8 @@ export interface PartitionLogSeams {
   retentionMs: number | undefined;
   /** Events per segment, instead of the topic's `archive.segmentEvents`. */
   segmentEvents: number | undefined;
+  /** Stored text per segment (UTF-16 units), instead of about 8 MiB. */
+  segmentMaxChars: number | undefined;
   /** Runs between a segment's R2 put and its commit here (a test crashes there). */
   afterSegmentPut: (key: string) => Promise<void>;
   /** Every subscription's redelivery timeout, instead of its own. */
@@ -64,6 +66,7 @@ export function productionSeams(env: Env, maxInFlight: number, metricsOn: boolea
     metricsOn,
     retentionMs: undefined,
     segmentEvents: undefined,
+    segmentMaxChars: undefined,
     afterSegmentPut: async () => {},
     redeliveryMs: undefined,
     send: async (binding, bodies) => {

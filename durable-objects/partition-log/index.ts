@@ -12,7 +12,7 @@ import { hostedAggregates } from "./commands/registry";
 import { Delivery } from "./delivery/relay";
 import { firstHeld, heldSequences, type PendingDelivery, pendingDeliveries } from "./delivery/state";
 import { type AlarmClient, type LogHost, type PartitionLogSeams, productionSeams } from "./host";
-import { type AppendInput, appendInputSchema, heldInputSchema, parseArgs } from "./input";
+import { type AppendInput, heldInputSchema, parseAppendInput, parseArgs } from "./input";
 import { ConflictAbort, EventLog } from "./log";
 import { AppendMetrics } from "./metrics";
 import { locate, metricsOf, type ReadSources, readEvents, statsOf } from "./reads";
@@ -133,7 +133,7 @@ export class PartitionLog extends DurableObject<Env> {
 
   async append(input: AppendInput): Promise<AppendResult> {
     const started = Date.now();
-    const { topic, partition, events, expect } = parseArgs(appendInputSchema, input, "append input");
+    const { topic, partition, events, expect } = parseAppendInput(input);
     if (this.inFlight >= this.testing.maxInFlight) {
       return {
         ok: false,

@@ -8,6 +8,7 @@ import type { Member } from "../../shared/json";
  */
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const HASH = /^[0-9a-f]{64}$/;
 
 /**
  * An event's columns and its stored form. The Worker has validated the full envelope and
@@ -24,7 +25,7 @@ export const eventInput = z
     subject: z.string().min(1).optional(),
     traceparent: z.string().regex(TRACEPARENT),
     /** SHA-256 (hex) of the event's canonical JSON without trace attributes: "same content". */
-    hash: z.string().regex(/^[0-9a-f]{64}$/),
+    hash: z.string().regex(HASH),
     /** `[key, text]` string pairs, at least one (a zod check that skips zod's per-element machinery). */
     members: z.custom<Member[]>(isMemberList, { message: "members must be a non-empty list of [key, JSON text] string pairs" }),
     /** The event joins its subject's stream and gets the next stream version (needs a subject). */
@@ -35,7 +36,7 @@ export const eventInput = z
   })
   .refine((e) => e.stream === undefined || e.subject !== undefined, { message: "a stream event needs a subject" });
 
-function isMemberList(value: unknown): boolean {
+function isMemberList(value: unknown): value is Member[] {
   if (!Array.isArray(value) || value.length === 0) return false;
   for (const member of value) {
     if (!Array.isArray(member) || member.length !== 2 || typeof member[0] !== "string" || typeof member[1] !== "string") return false;
@@ -144,6 +145,58 @@ export function versionMatches(expected: ExpectedVersion, version: number): bool
 export const heldInputSchema = z
   .object({ subscription: z.string().min(1), from: z.number().int().min(1), to: z.number().int().min(0) })
   .refine((r) => r.to - r.from < 1000, { message: "at most 1,000 sequences" });
+
+/**
+ * The append input, checked by hand first: appendInputSchema's rules written out as plain tests,
+ * which cost a fraction of zod's walk of every event on the hot path. It accepts only what the
+ * schema accepts unchanged (no keys the schema would strip); anything else goes through zod, so a
+ * refusal reads exactly as before (test/unit/partition-input.test.ts holds the two together).
+ */
+export function parseAppendInput(value: unknown): z.output<typeof appendInputSchema> {
+  return isPlainAppendInput(value) ? value : parseArgs(appendInputSchema, value, "append input");
+}
+
+const APPEND_KEYS: ReadonlySet<string> = new Set(["topic", "partition", "events", "expect"]);
+const EVENT_KEYS: ReadonlySet<string> = new Set(["source", "id", "type", "subject", "traceparent", "hash", "members", "stream"]);
+const EXPECT_KEYS: ReadonlySet<string> = new Set(["subject", "version"]);
+const EXPECTED_NAMES: ReadonlySet<unknown> = new Set(["any", "no-stream", "exists"]);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function onlyKeys(value: Record<string, unknown>, keys: ReadonlySet<string>): boolean {
+  for (const key of Object.keys(value)) if (!keys.has(key)) return false;
+  return true;
+}
+
+const nonEmpty = (value: unknown): value is string => typeof value === "string" && value.length > 0;
+const optionalNonEmpty = (value: unknown) => value === undefined || nonEmpty(value);
+
+/** What appendInputSchema accepts and returns unchanged (see parseAppendInput). */
+export function isPlainAppendInput(value: unknown): value is z.output<typeof appendInputSchema> {
+  if (!isRecord(value) || !onlyKeys(value, APPEND_KEYS)) return false;
+  const { topic, partition, events, expect } = value;
+  if (!nonEmpty(topic) || typeof partition !== "number" || !Number.isSafeInteger(partition) || partition < 0) return false;
+  if (!Array.isArray(events) || events.length === 0) return false;
+  if (expect !== undefined) {
+    if (!isRecord(expect) || !onlyKeys(expect, EXPECT_KEYS) || !nonEmpty(expect.subject)) return false;
+    const { version } = expect;
+    if (!EXPECTED_NAMES.has(version) && !(typeof version === "number" && Number.isSafeInteger(version) && version >= 0)) return false;
+  }
+  for (const event of events) {
+    if (!isRecord(event) || !onlyKeys(event, EVENT_KEYS)) return false;
+    const { source, id, type, subject, traceparent, hash, members, stream } = event;
+    if (!nonEmpty(source) || !nonEmpty(id) || !nonEmpty(type) || !optionalNonEmpty(subject)) return false;
+    if (typeof traceparent !== "string" || !TRACEPARENT.test(traceparent) || typeof hash !== "string" || !HASH.test(hash)) return false;
+    if (stream !== undefined && stream !== true) return false;
+    if (!isMemberList(members)) return false;
+    if (!membersAgree({ source, id, type, subject: subject as string | undefined, traceparent, members })) return false;
+    if (stream !== undefined && subject === undefined) return false;
+    if (expect !== undefined && !(stream === true && subject === expect.subject)) return false;
+  }
+  return true;
+}
 
 export function parseArgs<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
   const parsed = schema.safeParse(value);

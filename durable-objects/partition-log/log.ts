@@ -76,9 +76,17 @@ export class EventLog {
     this.name = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0]?.value;
   }
 
+  /** `name` parsed, kept while `name` is the same (every reschedule after an append asks for it). */
+  private parsedName: { name: string; id: Readonly<PartitionId> | undefined } | undefined;
+
   /** The (topic, partition) served, from the recorded name; undefined before the first append. */
-  identity(): PartitionId | undefined {
-    return this.name === undefined ? undefined : parsePartitionName(this.name);
+  identity(): Readonly<PartitionId> | undefined {
+    if (this.name === undefined) return undefined;
+    if (this.parsedName?.name !== this.name) {
+      const id = parsePartitionName(this.name);
+      this.parsedName = { name: this.name, id: id === undefined ? undefined : Object.freeze(id) };
+    }
+    return this.parsedName.id;
   }
 
   /** After an append's transaction committed (a rollback leaves the in-memory name untouched). */
@@ -149,21 +157,23 @@ export class EventLog {
     // Metrics counters (EVENTLINE_METRICS): bytes stored and duplicates answered by this call.
     let bytes = 0;
     let duplicates = 0;
+    // The server members of the event at hand (sequence and streamversion change per event).
+    const sequenceMember: Member = ["sequence", ""];
+    const serverMembers: Member[] = [partitionMember, receivedMember, sequenceMember];
+    const streamServerMembers: Member[] = [...serverMembers, ["streamversion", ""]];
+    const streamVersionMember = streamServerMembers[3] as Member;
     for (const { source, id, type, subject, traceparent, hash, members, stream } of events) {
       const sequence = head + 1;
-      const sequenceMember: Member = ["sequence", JSON.stringify(formatSequence(sequence))];
+      // A zero-padded decimal: its JSON text is the digits in quotes.
+      sequenceMember[1] = `"${formatSequence(sequence)}"`;
       let streamVersion: number | null = null;
       if (stream === true && subject !== undefined) {
         const current = streams.get(subject) ?? this.deps.streams.state(subject);
         streamVersion = current.version + 1;
+        streamVersionMember[1] = String(streamVersion);
       }
       // canonicalJson({ ...event, partition, sequence, receivedtime[, streamversion] }), from the event's members.
-      const body = joinMembers(
-        members,
-        streamVersion === null
-          ? [partitionMember, receivedMember, sequenceMember]
-          : [partitionMember, receivedMember, sequenceMember, ["streamversion", JSON.stringify(streamVersion)]],
-      );
+      const body = joinMembers(members, streamVersion === null ? serverMembers : streamServerMembers);
       // The idempotency check is the unique index: a (source, id) already stored inserts nothing.
       const inserted =
         this.host.sql.exec(

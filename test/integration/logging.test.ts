@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { event, expectAccepted, postBatch, postStructured } from "../helpers";
 
@@ -34,6 +35,20 @@ describe("structured logs", () => {
       });
       expect(typeof line.durationMs).toBe("number");
       expect(typeof line.time).toBe("string");
+    }
+  });
+
+  it("without a traceparent header, the request's one trace is its events' and its log lines'", async () => {
+    const lines = capture();
+    const events = [event({ partitionkey: "log-c" }), event({ partitionkey: "log-d" })];
+    const acks = await expectAccepted(await postBatch("events", events, { "x-request-id": "log-test-3" }));
+    const logged = lines();
+    const traceparent = logged.find((l) => l.msg === "request")?.traceparent;
+    expect(traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    for (const line of logged.filter((l) => l.msg === "append")) expect(line.traceparent).toBe(traceparent);
+    for (const ack of acks) {
+      const page = await env.PARTITION_LOG.getByName(`events/${ack.partition}`).read(ack.sequence, 1);
+      expect((JSON.parse(page.events[0] ?? "{}") as { traceparent?: string }).traceparent).toBe(traceparent);
     }
   });
 

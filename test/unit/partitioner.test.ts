@@ -49,6 +49,29 @@ describe("partitioner", () => {
     );
   });
 
+  it("hashes the UTF-8 bytes of any key, ASCII or not (property)", () => {
+    const reference = (key: string) => {
+      let hash = 0x811c9dc5;
+      for (const byte of new TextEncoder().encode(key)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+      return hash >>> 0;
+    };
+    const ascii = fc.string({ unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)) });
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          ascii,
+          fc.string({ unit: "grapheme" }),
+          fc.string({ unit: "binary" }),
+          fc.tuple(ascii, fc.string()).map(([a, b]) => a + b),
+        ),
+        (key) => {
+          expect(fnv1a32(key)).toBe(reference(key));
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
   it("spreads keys across partitions roughly evenly", () => {
     const counts = [0, 0, 0, 0];
     for (let i = 0; i < 4000; i++) counts[partitionFor({ id: `event-${i}` }, 4)] = (counts[partitionFor({ id: `event-${i}` }, 4)] ?? 0) + 1;

@@ -3,7 +3,7 @@ import { findTopic } from "../../../shared/config";
 import type { AlarmClient, LogHost, PartitionLogSeams } from "../host";
 import type { ArchiveResult } from "../types";
 import type { Segment } from "./format";
-import type { SegmentStore } from "./segments";
+import type { SegmentRow, SegmentStore } from "./segments";
 
 /** A segment's stored text stops growing past this (a few MiB, gzipped to far less). */
 const SEGMENT_MAX_CHARS = 8 * 1024 * 1024;
@@ -18,7 +18,7 @@ export interface ArchiverDeps {
   acknowledgeCheckpoints(): Promise<void>;
   /** Removes events up to `through` from the log, in one transaction; returns how many went. */
   trimThrough(through: number): number;
-  seams: Pick<PartitionLogSeams, "segmentEvents" | "retentionMs">;
+  seams: Pick<PartitionLogSeams, "segmentEvents" | "segmentMaxChars" | "retentionMs">;
 }
 
 /**
@@ -33,6 +33,11 @@ export class Archiver implements AlarmClient {
   private retryAt = 0;
   /** The running archive pass, if any (one at a time). */
   private archiving: Promise<ArchiveResult> | undefined;
+  /**
+   * Commit time of the oldest unarchived event (`sequence`: archivedThrough + 1), which every
+   * append's reschedule asks for: a row's commit time never changes, so it is read once per segment.
+   */
+  private oldestUnarchived: { sequence: number; receivedAt: number } | undefined;
 
   constructor(
     private readonly host: LogHost,
@@ -55,7 +60,7 @@ export class Archiver implements AlarmClient {
     const at = (due: number) => Math.max(now, due, this.retryAt);
     if (head > archivedThrough) {
       if (head - archivedThrough >= segmentEvents) return at(now);
-      const oldest = this.deps.log.receivedAt(archivedThrough + 1);
+      const oldest = this.oldestUnarchivedAt(archivedThrough + 1);
       if (oldest !== undefined) return at(oldest + segmentSeconds * 1000);
     }
     // Archived events still in the log leave it once past retention, unless a subscription has not
@@ -68,6 +73,13 @@ export class Archiver implements AlarmClient {
     if (first === 0 || first > trimmable) return null;
     const segment = this.segments.segmentHolding(first);
     return segment === undefined ? null : at(segment.last_received_at + this.retention(topic));
+  }
+
+  private oldestUnarchivedAt(sequence: number): number | undefined {
+    if (this.oldestUnarchived?.sequence === sequence) return this.oldestUnarchived.receivedAt;
+    const receivedAt = this.deps.log.receivedAt(sequence);
+    if (receivedAt !== undefined) this.oldestUnarchived = { sequence, receivedAt };
+    return receivedAt;
   }
 
   /** From the alarm: a pass unless backing off after failures. */
@@ -109,16 +121,19 @@ export class Archiver implements AlarmClient {
       // A range chosen earlier but not committed (a crash after the R2 put) is sealed again as
       // the same range, so its key, and so its object, is the same: no duplicate segments.
       let range = this.segments.pendingRange();
+      // The rows of a range chosen now, read once for both choosing and sealing it.
+      let rows: SegmentRow[] | undefined;
       if (range === undefined) {
         const unarchived = this.deps.log.head - this.segments.archivedThrough;
         if (unarchived <= 0) break;
         const oldest = this.deps.log.receivedAt(this.segments.archivedThrough + 1);
         if (oldest === undefined) throw new Error(`event ${this.segments.archivedThrough + 1} is missing from the log`);
         if (!force && unarchived < segmentEvents && this.host.now() - oldest < segmentSeconds * 1000) break;
-        range = { first: this.segments.archivedThrough + 1, last: this.segmentEnd(segmentEvents) };
+        rows = this.nextSegmentRows(segmentEvents);
+        range = { first: this.segments.archivedThrough + 1, last: rows.at(-1)?.sequence ?? this.segments.archivedThrough + 1 };
         this.segments.choose(range);
       }
-      sealed.push(await this.segments.seal(topic.name, partition, range));
+      sealed.push(await this.segments.seal(topic.name, partition, range, rows));
     }
     // Also when an earlier pass stopped between committing a segment and writing the manifest.
     if (sealed.length > 0 || this.segments.manifestBehind()) await this.segments.writeManifest(topic.name, partition);
@@ -141,25 +156,26 @@ export class Archiver implements AlarmClient {
   }
 
   /**
-   * Where the next segment ends: at most `segmentEvents` events and about SEGMENT_MAX_CHARS of
-   * stored text, so a segment of large events stays well within the object's memory.
+   * The events of the next segment: at most `segmentEvents` and about SEGMENT_MAX_CHARS of stored
+   * text (UTF-16 units), so a segment of large events stays well within the object's memory. Read
+   * through the cursor, which stops there, and kept for seal() (one read of each row, not two).
    */
-  private segmentEnd(segmentEvents: number): number {
-    const rows = this.host.sql
-      .exec<{ sequence: number; n: number }>(
-        `SELECT sequence, length(body) AS n FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?`,
-        this.segments.archivedThrough,
-        segmentEvents,
-      )
-      .toArray();
+  private nextSegmentRows(segmentEvents: number): SegmentRow[] {
+    const first = this.segments.archivedThrough + 1;
+    const cursor = this.host.sql.exec<SegmentRow>(
+      `SELECT sequence, received_at, body FROM events WHERE sequence >= ? ORDER BY sequence LIMIT ?`,
+      first,
+      segmentEvents,
+    );
+    const max = this.deps.seams.segmentMaxChars ?? SEGMENT_MAX_CHARS;
+    const rows: SegmentRow[] = [];
     let total = 0;
-    let last = this.segments.archivedThrough + 1;
-    for (const row of rows) {
-      total += row.n;
-      if (total > SEGMENT_MAX_CHARS && row.sequence > this.segments.archivedThrough + 1) break;
-      last = row.sequence;
+    for (const row of cursor) {
+      total += row.body.length;
+      if (total > max && rows.length > 0) break;
+      rows.push(row);
     }
-    return last;
+    return rows;
   }
   /**
    * True when events are past retention and archived, so trimmable but for an outbox row at or below

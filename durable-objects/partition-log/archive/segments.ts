@@ -35,6 +35,13 @@ export const segmentsMigration: SqlMigration = {
 
 const hex = (buffer: ArrayBuffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
 
+/** An event as a segment holds it. */
+export type SegmentRow = {
+  sequence: number;
+  received_at: number;
+  body: string;
+};
+
 export type HeldSegment = {
   first: number;
   last: number;
@@ -126,15 +133,20 @@ export class SegmentStore {
     this.host.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('pending_segment', ?)`, JSON.stringify(range));
   }
 
-  /** Writes one segment to R2 (or adopts the identical one already there), verifies it, commits it. */
-  async seal(topic: string, partition: number, range: { first: number; last: number }): Promise<Segment> {
-    const rows = this.host.sql
-      .exec<{ sequence: number; received_at: number; body: string }>(
-        `SELECT sequence, received_at, body FROM events WHERE sequence BETWEEN ? AND ? ORDER BY sequence`,
-        range.first,
-        range.last,
-      )
-      .toArray();
+  /**
+   * Writes one segment to R2 (or adopts the identical one already there), verifies it, commits it.
+   * `read`: the range's rows when the caller has just read them (else they are read here).
+   */
+  async seal(topic: string, partition: number, range: { first: number; last: number }, read?: SegmentRow[]): Promise<Segment> {
+    const rows =
+      read ??
+      this.host.sql
+        .exec<SegmentRow>(
+          `SELECT sequence, received_at, body FROM events WHERE sequence BETWEEN ? AND ? ORDER BY sequence`,
+          range.first,
+          range.last,
+        )
+        .toArray();
     if (rows.length !== range.last - range.first + 1 || rows[0]?.sequence !== range.first) {
       throw new Error(`partition ${topic}/${partition} cannot seal ${range.first}-${range.last}: events missing from the log`);
     }

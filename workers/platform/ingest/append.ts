@@ -1,4 +1,4 @@
-import type { AppendInput, AppendResult, ExpectedVersion } from "../../../durable-objects/partition-log";
+import type { AppendedEvent, AppendInput, AppendResult, ExpectedVersion } from "../../../durable-objects/partition-log";
 import type { Logger } from "../../../sdk/logger";
 import { partitionName } from "../../../sdk/partition-name";
 import type { TopicConfig } from "../../../shared/config";
@@ -165,8 +165,31 @@ export async function appendToPartitions(
   return settleCalls(prepared, calls, retryAfterSeconds);
 }
 
+/**
+ * The acks, in request order, when every call committed all its events (the common case, built
+ * without the per-event outcomes); undefined otherwise, for settleCalls to describe.
+ */
+function committedAcks(prepared: PreparedEvent[], calls: PartitionCall[]): IngestAck[] | undefined {
+  const acks = new Array<IngestAck>(prepared.length);
+  let settled = 0;
+  for (const call of calls) {
+    if (call.kind !== "answered" || !call.result.ok || call.result.events.length !== call.events.length) return undefined;
+    for (const [i, e] of call.events.entries()) {
+      const stored = call.result.events[i] as AppendedEvent;
+      if (prepared[e.index] !== e || acks[e.index] !== undefined) return undefined;
+      const ack: IngestAck = { id: e.id, partition: call.partition, sequence: stored.sequence, duplicate: stored.duplicate };
+      if (stored.streamVersion !== undefined) ack.streamVersion = stored.streamVersion;
+      acks[e.index] = ack;
+      settled++;
+    }
+  }
+  return settled === prepared.length ? acks : undefined;
+}
+
 /** The acks of partition calls that all succeeded, else the error describing each event's outcome. */
 function settleCalls(prepared: PreparedEvent[], calls: PartitionCall[], retryAfterSeconds: number): IngestAck[] {
+  const committed = committedAcks(prepared, calls);
+  if (committed !== undefined) return committed;
   const byIndex = new Map<number, EventOutcome>();
   for (const call of calls) {
     for (const [i, o] of outcomesOf(call).entries()) byIndex.set(call.events[i]?.index ?? -1, o);

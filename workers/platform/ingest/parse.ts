@@ -18,7 +18,7 @@ import {
   type Member,
   membersUtf8Length,
   mergeMembers,
-  sha256Hex,
+  sha256HexOfBytes,
   strictUtf8,
 } from "../../../shared/json";
 import { partitionFor } from "../../../shared/partitioner";
@@ -49,6 +49,8 @@ export interface PreparedEvent {
    */
   members: Member[];
 }
+
+const encoder = new TextEncoder();
 
 /** Trace attributes: not part of an event's content, and resolved per request. */
 const TRACE_KEYS: ReadonlySet<string> = new Set(["traceparent", "tracestate"]);
@@ -143,12 +145,17 @@ export async function parseIngest(
   config: EventlineConfig,
   headerTraceparent: string | undefined,
   protector?: FieldProtector,
+  requestTraceparent?: string,
 ): Promise<ParsedIngest> {
   const { mode, events } = await decodeIngest(request, config);
-  return prepareRequestEvents(request, mode, events, topic, config, headerTraceparent, protector);
+  return prepareRequestEvents(request, mode, events, topic, config, headerTraceparent, protector, requestTraceparent);
 }
 
-/** Prepares a request's decoded events, with the request's trace context as their default. */
+/**
+ * Prepares a request's decoded events, with the request's trace context as their default: the
+ * header's traceparent, else `requestTraceparent` (the one the request was given when it had none),
+ * else a new one.
+ */
 export async function prepareRequestEvents(
   request: Request,
   mode: IngestMode,
@@ -157,9 +164,10 @@ export async function prepareRequestEvents(
   config: EventlineConfig,
   headerTraceparent: string | undefined,
   protector?: FieldProtector,
+  requestTraceparent?: string,
 ): Promise<ParsedIngest> {
   // Every event of the request shares the request's trace unless it carries its own.
-  const traceparent = headerTraceparent ?? newTraceparent();
+  const traceparent = headerTraceparent ?? requestTraceparent ?? newTraceparent();
   const tracestate = request.headers.get("tracestate") ?? undefined;
   const requestState = tracestate !== undefined && isValidTracestate(tracestate) && headerTraceparent ? tracestate : undefined;
   const prepared = await prepareEvents(events, topic, config, {
@@ -239,17 +247,22 @@ export async function prepareEvents(
   const serialized = events.map((event, i) => {
     const members = canonicalMembers(event);
     // "Same content" ignores trace context: a producer's retry may carry a new trace.
-    const content = members.filter(([key]) => !TRACE_KEYS.has(key));
+    const trace = members.filter(([key]) => TRACE_KEYS.has(key));
+    const content = trace.length === 0 ? members : members.filter(([key]) => !TRACE_KEYS.has(key));
     // For an event whose sensitive fields were encrypted, "same content" ignores the ciphertexts
     // (each field counts by its key id only): otherwise duplicate-vs-409 would tell a producer
     // without `decrypt` whether a guessed value equals the stored one. The first write wins.
-    const compared =
-      event === validated[i]
-        ? content
-        : canonicalMembers({ ...event, data: withoutCiphertext(event.data) }).filter(([key]) => !TRACE_KEYS.has(key));
-    return { members, content, compared, size: membersUtf8Length(members) };
+    const sealed = event !== validated[i];
+    const compared = sealed
+      ? canonicalMembers({ ...event, data: withoutCiphertext(event.data) }).filter(([key]) => !TRACE_KEYS.has(key))
+      : content;
+    const hashed = encoder.encode(joinMembers(compared));
+    // The event's size as serialized: the content's bytes (encoded for the hash anyway) plus its
+    // own trace members, each after a comma (content always holds specversion, id, source, type).
+    const size = sealed ? membersUtf8Length(members) : hashed.byteLength + (trace.length === 0 ? 0 : membersUtf8Length(trace) - 1);
+    return { content, hashed, size };
   });
-  const hashes = await Promise.all(serialized.map(({ compared }) => sha256Hex(joinMembers(compared))));
+  const hashes = await Promise.all(serialized.map(({ hashed }) => sha256HexOfBytes(hashed)));
 
   const prepared: PreparedEvent[] = [];
   const seen = new Map<string, { hash: string; index: number }>();

@@ -59,7 +59,15 @@ export function ingestRoutes(config: EventlineConfig) {
     const started = Date.now();
     const name = c.req.param("topic");
     const topic = requireTopic(config, name);
-    const parsed = await parseIngest(c.req.raw, topic, config, c.get("incomingTraceparent"), createFieldProtector(c.env));
+    const parsed = await parseIngest(
+      c.req.raw,
+      topic,
+      config,
+      c.get("incomingTraceparent"),
+      createFieldProtector(c.env),
+      // Without a traceparent header the request has one already (app.ts): its events share it.
+      c.get("traceparent"),
+    );
     c.set("traceparent", parsed.traceparent);
     const log = c.get("log").with({ traceparent: parsed.traceparent });
     const events = await appendToPartitions(c.env, topic, parsed.events, log, config.partitionLog.retryAfterSeconds);
