@@ -300,8 +300,16 @@ describe("resumability", () => {
     const first = acks[0]?.sequence ?? 1;
     const last = acks.at(-1)?.sequence ?? 1;
     await stub.start(spec(id, { partitions: [1], from: { sequence: first }, to: { sequence: last }, rate: 200 }));
-    await runDurableObjectAlarm(stub); // what falls due in the first tick (20 at 200/s) sent and recorded
-    await runDurableObjectAlarm(stub); // more sent, then "lost": the tick fails before recording them
+    // Ticks run (here, or by the job's own alarm: the pacer ticks every TICK_MS) until the second
+    // send has happened and failed; the failure backs off for a second, so nothing ticks meanwhile.
+    await waitFor(
+      async () => {
+        if (sent.length < 2) await runDurableObjectAlarm(stub);
+        return sent.length;
+      },
+      (n) => n >= 2,
+      10_000,
+    );
     expect((await statusOf(stub))?.error).toMatch(/simulated crash/);
     expect(sent).toHaveLength(2);
     const recorded = eventsOf(sent.slice(0, 1)).length;
