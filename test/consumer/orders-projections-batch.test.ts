@@ -119,7 +119,9 @@ async function viewRow(orderId: string) {
 }
 
 async function summary(customerId: string) {
-  const count = await env.DB.prepare("SELECT order_count, updated_at FROM customer_summaries WHERE customer_id = ?").bind(customerId).first();
+  const count = await env.DB.prepare("SELECT order_count, updated_at FROM customer_summaries WHERE customer_id = ?")
+    .bind(customerId)
+    .first();
   const spend = await env.DB.prepare("SELECT currency, total_spent FROM customer_spend WHERE customer_id = ? ORDER BY currency")
     .bind(customerId)
     .all();

@@ -133,7 +133,8 @@ const SUMMARY_REFUND = `INSERT INTO customer_spend (customer_id, currency, total
   ON CONFLICT (customer_id, currency) DO UPDATE SET total_spent = total_spent + excluded.total_spent`;
 const SUMMARY_TOUCH = `UPDATE customer_summaries SET updated_at = ?3 WHERE customer_id = (SELECT customer_id ${PREVIOUS})`;
 /** Last of an event's statements: the ones before it key on the version it moves from. */
-const SUMMARY_ADVANCE = "UPDATE customer_summary_orders SET status = coalesce(?3, status), paid = coalesce(?4, paid), version = ?2 WHERE order_id = ?1 AND version = ?2 - 1";
+const SUMMARY_ADVANCE =
+  "UPDATE customer_summary_orders SET status = coalesce(?3, status), paid = coalesce(?4, paid), version = ?2 WHERE order_id = ?1 AND version = ?2 - 1";
 
 /** The `customer-summary` effects of one event: order count and money spent per customer and currency. */
 export function customerSummaryStatements(d1: D1Database, stored: StoredEvent): D1PreparedStatement[] {
@@ -177,4 +178,6 @@ export const ordersViewConsumer = configuredConsumer(ORDERS_VIEW, async (event, 
   ordersViewStatements(env.DB, event, { partition: delivery.partition, sequence: delivery.sequence }),
 );
 
-export const customerSummaryConsumer = configuredConsumer(CUSTOMER_SUMMARY, async (event, { env }) => customerSummaryStatements(env.DB, event));
+export const customerSummaryConsumer = configuredConsumer(CUSTOMER_SUMMARY, async (event, { env }) =>
+  customerSummaryStatements(env.DB, event),
+);
