@@ -53,7 +53,7 @@ const VIEW_PLACE = `INSERT INTO orders_view (order_id, customer_id, status, curr
   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
   ON CONFLICT (order_id) DO NOTHING`;
 
-/** The columns every later event moves; `%s` is the event's own changes. Applies only on top of version ?2 - 1. */
+/** The columns every later event moves, after `changes` (the event's own). Applies only on top of version ?2 - 1. */
 const viewAdvance = (changes: string) =>
   `UPDATE orders_view SET ${changes}version = ?2, partition = ?3, sequence = ?4, updated_at = ?5
   WHERE order_id = ?1 AND version = ?2 - 1`;
