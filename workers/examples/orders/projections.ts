@@ -1,28 +1,25 @@
-import { eq, sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import type { StoredEvent } from "../../../sdk/consumer";
-import { customerSpend, customerSummaries, customerSummaryOrders, ordersView } from "../../../shared/db/schema";
 import { configuredConsumer } from "../../platform/consumers/configured";
 import { parseOrderEvent } from "./aggregate";
-import { type OrderEvent, type OrderState, orderDecider } from "./domain";
+import { type OrderEvent, type OrderLine, orderDecider } from "./domain";
 
 /**
  * The orders read models (CQRS), as projections built with the consumer SDK: each handler
- * returns its D1 writes, which the SDK commits in one `db.batch()` with the event's idempotency
- * record and the subscription's checkpoint — exactly-once effects. Both subscriptions are
- * ordered (`partition`), and an order's events share a partition, so an order's events are
- * applied in stream order; each row also keeps the stream version it reflects and never moves
- * back, whatever is redelivered.
+ * returns its D1 writes, which the SDK commits with the event's idempotency record and the
+ * subscription's checkpoint — exactly-once effects. Both subscriptions are ordered (`partition`),
+ * and an order's events share a partition, so an order's events are applied in stream order.
+ *
+ * The writes are pure SQL, read nothing in JavaScript and are correct applied one after another
+ * in one commit (ADR 0047): each is guarded by the stream version it moves from
+ * (`WHERE version = v - 1`), so an event already reflected changes nothing and a row never moves
+ * back, whatever is redelivered; and a last statement per event fails the commit (which is then
+ * retried) if the row is still behind the event, so a missing predecessor is never skipped
+ * silently. So both settle a queue batch in one commit (batch settlement, ADR 0036): two D1
+ * round trips per batch instead of two per event.
  */
 
 export const ORDERS_VIEW = "orders-view";
 export const CUSTOMER_SUMMARY = "customer-summary";
-
-/** A drizzle query as the D1 statement the SDK batches (drizzle builds it, D1 runs it in the SDK's batch). */
-function statement(db: D1Database, query: { toSQL(): { sql: string; params: unknown[] } }): D1PreparedStatement {
-  const { sql: text, params } = query.toSQL();
-  return db.prepare(text).bind(...params);
-}
 
 /** The stream position an order event carries: its subject (the order id) and stream version. */
 export function streamPosition(event: StoredEvent): { orderId: string; version: number; committedAt: Date } {
@@ -35,155 +32,152 @@ export function streamPosition(event: StoredEvent): { orderId: string; version: 
   return { orderId: subject, version, committedAt: new Date(Number.isNaN(received) ? Date.now() : received) };
 }
 
-/** Thrown (and retried) when an order's event arrives before its predecessor was applied. */
-export class OutOfOrder extends Error {
-  override readonly name = "OutOfOrder";
-}
+/**
+ * Fails the statement (so the whole commit, which is then retried) unless the row `table` keeps
+ * for order ?1 is at version ?2 or later: the event's effects did not apply because its
+ * predecessor has not been applied (out of order). SQLite has no RAISE outside triggers; `json()`
+ * of a text that is not JSON is the error. It depends on the row, so SQLite cannot evaluate it
+ * ahead of the CASE.
+ */
+const behindGuard = (table: "orders_view" | "customer_summary_orders") =>
+  `SELECT CASE WHEN coalesce((SELECT version FROM ${table} WHERE order_id = ?1), 0) >= ?2 THEN 1
+    ELSE json('out of order: ${table} row of order ' || ?1 || ' is at version ' || coalesce((SELECT version FROM ${table} WHERE order_id = ?1), 0) || ', behind event version ' || ?2) END`;
+const ORDERS_VIEW_GUARD = behindGuard("orders_view");
+const SUMMARY_GUARD = behindGuard("customer_summary_orders");
 
-function stateOf(row: typeof ordersView.$inferSelect | undefined): OrderState {
-  if (row === undefined) return orderDecider.initialState;
-  return {
-    status: row.status as OrderState["status"],
-    orderId: row.orderId,
-    customerId: row.customerId,
-    currency: row.currency,
-    lines: row.lines,
-    total: row.total,
-    paid: row.paid,
-  };
-}
+// ---------------------------------------------------------------------------------------------
+// orders-view: the order's row, as `evolve` leaves it
+
+/** placed (version 1): the row as `evolve` makes it from nothing; a row that exists is at version ≥ 1 already. */
+const VIEW_PLACE = `INSERT INTO orders_view (order_id, customer_id, status, currency, lines, total, paid, version, partition, sequence, placed_at, updated_at)
+  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+  ON CONFLICT (order_id) DO NOTHING`;
+
+/** The columns every later event moves, after `changes` (the event's own). Applies only on top of version ?2 - 1. */
+const viewAdvance = (changes: string) =>
+  `UPDATE orders_view SET ${changes}version = ?2, partition = ?3, sequence = ?4, updated_at = ?5
+  WHERE order_id = ?1 AND version = ?2 - 1`;
+/** line-added: appended last, as `evolve` does; the total grows by the line's amount (?6 the line, ?7 its amount). */
+const VIEW_LINE_ADDED = viewAdvance("lines = json_insert(lines, '$[#]', json(?6)), total = total + ?7, ");
+/** Every line but SKU ?6, in order, and the total over them (both read the row before the update). */
+const keptLines = "FROM json_each(orders_view.lines) j WHERE json_extract(j.value, '$.sku') IS NOT ?6";
+const VIEW_LINE_REMOVED = viewAdvance(
+  `lines = (SELECT json_group_array(json(j.value)) ${keptLines}),
+  total = (SELECT coalesce(sum(json_extract(j.value, '$.quantity') * json_extract(j.value, '$.unitPrice')), 0) ${keptLines}), `,
+);
+const VIEW_PAID = viewAdvance("status = 'paid', paid = ?6, ");
+const VIEW_STATUS = viewAdvance("status = ?6, ");
+
+/** A line as the row stores it (the key order `evolve`'s copy has). */
+const lineJson = ({ sku, quantity, unitPrice }: OrderLine): string => JSON.stringify({ sku, quantity, unitPrice });
 
 /** The `orders-view` effects of one event: the order's row, as `evolve` leaves it. */
-export async function ordersViewStatements(
+export function ordersViewStatements(
   d1: D1Database,
   stored: StoredEvent,
   at: { partition: number; sequence: number },
-): Promise<D1PreparedStatement[]> {
-  const db = drizzle(d1);
+): D1PreparedStatement[] {
   const event = parseOrderEvent(stored);
   const { orderId, version, committedAt } = streamPosition(stored);
-  const row = (await db.select().from(ordersView).where(eq(ordersView.orderId, orderId)).limit(1))[0];
-  const current = row?.version ?? 0;
-  if (current >= version) return []; // already reflected
-  if (current !== version - 1) throw new OutOfOrder(`order ${orderId} is at version ${current}; event is version ${version}`);
-  const next = orderDecider.evolve(stateOf(row), event);
-  const values = {
-    orderId,
-    customerId: next.customerId ?? "",
-    status: next.status,
-    currency: next.currency ?? "",
-    lines: next.lines,
-    total: next.total,
-    paid: next.paid,
-    version,
-    partition: at.partition,
-    sequence: at.sequence,
-    placedAt: row?.placedAt ?? committedAt,
-    updatedAt: committedAt,
-  };
-  const { orderId: _key, placedAt: _placed, ...changes } = values;
-  return [
-    statement(
-      d1,
-      db
-        .insert(ordersView)
-        .values(values)
-        // Forward only: a row never goes back to an older version.
-        .onConflictDoUpdate({ target: ordersView.orderId, set: changes, setWhere: sql`${ordersView.version} < excluded.version` }),
-    ),
-  ];
+  const time = committedAt.getTime();
+  const guard = d1.prepare(ORDERS_VIEW_GUARD).bind(orderId, version);
+  if (event.type === "orders.placed") {
+    const placed = orderDecider.evolve(orderDecider.initialState, event);
+    const lines = `[${placed.lines.map(lineJson).join(",")}]`;
+    const { customerId, currency } = event.data;
+    return [
+      d1
+        .prepare(VIEW_PLACE)
+        .bind(orderId, customerId, placed.status, currency, lines, placed.total, placed.paid, version, at.partition, at.sequence, time),
+      guard,
+    ];
+  }
+  const position = [orderId, version, at.partition, at.sequence, time];
+  const update = (() => {
+    switch (event.type) {
+      case "orders.line-added": {
+        const { line } = event.data;
+        return d1.prepare(VIEW_LINE_ADDED).bind(...position, lineJson(line), line.quantity * line.unitPrice);
+      }
+      case "orders.line-removed":
+        return d1.prepare(VIEW_LINE_REMOVED).bind(...position, event.data.sku);
+      case "orders.paid":
+        return d1.prepare(VIEW_PAID).bind(...position, event.data.amount);
+      case "orders.shipped":
+        return d1.prepare(VIEW_STATUS).bind(...position, "shipped");
+      case "orders.cancelled":
+        return d1.prepare(VIEW_STATUS).bind(...position, "cancelled");
+    }
+  })();
+  return [update, guard];
 }
 
+// ---------------------------------------------------------------------------------------------
+// customer-summary: order count and money spent per customer and currency
+
+/** placed: one more order for the customer, unless the order is already known (the count is not idempotent by itself). */
+const SUMMARY_COUNT = `INSERT INTO customer_summaries (customer_id, order_count, updated_at)
+  SELECT ?2, 1, ?3 WHERE NOT EXISTS (SELECT 1 FROM customer_summary_orders WHERE order_id = ?1)
+  ON CONFLICT (customer_id) DO UPDATE SET order_count = order_count + 1, updated_at = excluded.updated_at`;
+const SUMMARY_ORDER = `INSERT INTO customer_summary_orders (order_id, customer_id, currency, paid, status, version)
+  VALUES (?1, ?2, ?3, 0, 'open', ?4) ON CONFLICT (order_id) DO NOTHING`;
+/** The order's working row, if it is exactly one version behind event version ?2. */
+const PREVIOUS = "FROM customer_summary_orders WHERE order_id = ?1 AND version = ?2 - 1";
+/** paid: the amount (?3) counts as spent in the order's currency. */
+const SUMMARY_SPEND_PAID = `INSERT INTO customer_spend (customer_id, currency, total_spent)
+  SELECT customer_id, currency, ?3 ${PREVIOUS}
+  ON CONFLICT (customer_id, currency) DO UPDATE SET total_spent = total_spent + excluded.total_spent`;
+/** cancelled: a paid order's payment is refunded, so it no longer counts as spent. */
+const SUMMARY_REFUND = `INSERT INTO customer_spend (customer_id, currency, total_spent)
+  SELECT customer_id, currency, -paid ${PREVIOUS} AND paid > 0
+  ON CONFLICT (customer_id, currency) DO UPDATE SET total_spent = total_spent + excluded.total_spent`;
+const SUMMARY_TOUCH = `UPDATE customer_summaries SET updated_at = ?3 WHERE customer_id = (SELECT customer_id ${PREVIOUS})`;
+/** Last of an event's statements: the ones before it key on the version it moves from. */
+const SUMMARY_ADVANCE =
+  "UPDATE customer_summary_orders SET status = coalesce(?3, status), paid = coalesce(?4, paid), version = ?2 WHERE order_id = ?1 AND version = ?2 - 1";
+
 /** The `customer-summary` effects of one event: order count and money spent per customer and currency. */
-export async function customerSummaryStatements(d1: D1Database, stored: StoredEvent): Promise<D1PreparedStatement[]> {
-  const db = drizzle(d1);
+export function customerSummaryStatements(d1: D1Database, stored: StoredEvent): D1PreparedStatement[] {
   const event: OrderEvent = parseOrderEvent(stored);
   const { orderId, version, committedAt } = streamPosition(stored);
-  const order = (await db.select().from(customerSummaryOrders).where(eq(customerSummaryOrders.orderId, orderId)).limit(1))[0];
-  const current = order?.version ?? 0;
-  if (current >= version) return [];
-  if (current !== version - 1) throw new OutOfOrder(`order ${orderId} is at version ${current}; event is version ${version}`);
-  // Every write below is guarded by the version it moves from, so none can apply twice.
-  const advance = (set: Partial<typeof customerSummaryOrders.$inferInsert>) =>
-    statement(
-      d1,
-      db
-        .update(customerSummaryOrders)
-        .set({ ...set, version })
-        .where(sql`${customerSummaryOrders.orderId} = ${orderId} AND ${customerSummaryOrders.version} = ${version - 1}`),
-    );
-  const spend = (customerId: string, currency: string, delta: number) =>
-    statement(
-      d1,
-      db
-        .insert(customerSpend)
-        .values({ customerId, currency, totalSpent: delta })
-        .onConflictDoUpdate({
-          target: [customerSpend.customerId, customerSpend.currency],
-          set: { totalSpent: sql`${customerSpend.totalSpent} + ${delta}` },
-        }),
-    );
+  const time = committedAt.getTime();
+  const guard = d1.prepare(SUMMARY_GUARD).bind(orderId, version);
+  if (event.type === "orders.placed") {
+    const { customerId, currency } = event.data;
+    return [
+      d1.prepare(SUMMARY_COUNT).bind(orderId, customerId, time),
+      d1.prepare(SUMMARY_ORDER).bind(orderId, customerId, currency, version),
+      guard,
+    ];
+  }
   const queries: D1PreparedStatement[] = [];
+  const advance = (status: string | null, paid: number | null) => d1.prepare(SUMMARY_ADVANCE).bind(orderId, version, status, paid);
+  if (event.type === "orders.paid") queries.push(d1.prepare(SUMMARY_SPEND_PAID).bind(orderId, version, event.data.amount));
+  if (event.type === "orders.cancelled") queries.push(d1.prepare(SUMMARY_REFUND).bind(orderId, version));
+  queries.push(d1.prepare(SUMMARY_TOUCH).bind(orderId, version, time));
   switch (event.type) {
-    case "orders.placed": {
-      const { customerId, currency } = event.data;
-      queries.push(
-        statement(
-          d1,
-          db
-            .insert(customerSummaryOrders)
-            .values({ orderId, customerId, currency, paid: 0, status: "open", version })
-            .onConflictDoNothing(),
-        ),
-        statement(
-          d1,
-          db
-            .insert(customerSummaries)
-            .values({ customerId, orderCount: 1, updatedAt: committedAt })
-            .onConflictDoUpdate({
-              target: customerSummaries.customerId,
-              set: { orderCount: sql`${customerSummaries.orderCount} + 1`, updatedAt: committedAt },
-            }),
-        ),
-      );
-      break;
-    }
     case "orders.paid":
-      if (order === undefined) throw new OutOfOrder(`order ${orderId} paid before it was placed`);
-      queries.push(advance({ paid: event.data.amount, status: "paid" }), spend(order.customerId, order.currency, event.data.amount));
+      queries.push(advance("paid", event.data.amount));
       break;
     case "orders.cancelled":
-      if (order === undefined) throw new OutOfOrder(`order ${orderId} cancelled before it was placed`);
-      // A cancelled order's payment is refunded: it no longer counts as spent.
-      queries.push(advance({ status: "cancelled" }));
-      if (order.paid > 0) queries.push(spend(order.customerId, order.currency, -order.paid));
+      queries.push(advance("cancelled", null));
       break;
     case "orders.shipped":
-      queries.push(advance({ status: "shipped" }));
+      queries.push(advance("shipped", null));
       break;
     default:
       // Line changes do not change the summary; the order's version still moves.
-      queries.push(advance({}));
+      queries.push(advance(null, null));
   }
-  if (order !== undefined && event.type !== "orders.placed") {
-    queries.push(
-      statement(d1, db.update(customerSummaries).set({ updatedAt: committedAt }).where(eq(customerSummaries.customerId, order.customerId))),
-    );
-  }
+  queries.push(guard);
   return queries;
 }
 
-/**
- * Both projections read an order's row and decide in JavaScript (read-modify-write), so an event
- * must see the effects of the order's previous event even within one queue batch: they settle
- * event by event (`settlement: "event"`, ADR 0036), not as one batch commit.
- */
-export const ordersViewConsumer = configuredConsumer(
-  ORDERS_VIEW,
-  (event, { env, delivery }) => ordersViewStatements(env.DB, event, { partition: delivery.partition, sequence: delivery.sequence }),
-  { settlement: "event" },
+/** Batch settlement (the default, ADR 0036): an event's writes see the earlier events' of the same commit. */
+export const ordersViewConsumer = configuredConsumer(ORDERS_VIEW, async (event, { env, delivery }) =>
+  ordersViewStatements(env.DB, event, { partition: delivery.partition, sequence: delivery.sequence }),
 );
 
-export const customerSummaryConsumer = configuredConsumer(CUSTOMER_SUMMARY, (event, { env }) => customerSummaryStatements(env.DB, event), {
-  settlement: "event",
-});
+export const customerSummaryConsumer = configuredConsumer(CUSTOMER_SUMMARY, async (event, { env }) =>
+  customerSummaryStatements(env.DB, event),
+);
