@@ -85,9 +85,9 @@ export interface Stack {
  * Starts the real local stack, as `npm start` runs it, on a free port with its state in a new
  * temporary directory: D1 migrations applied, fresh secrets given as --var (they win over any
  * developer's .dev.vars), loopback webhook targets allowed as `npm start` allows them.
- * `configs` are the wrangler configs run together (the platform's first).
+ * `configs` are the wrangler configs run together (the platform's first); `vars` more --var values.
  */
-export async function startStack(configs: string[] = ["wrangler.toml"]): Promise<Stack> {
+export async function startStack(configs: string[] = ["wrangler.toml"], vars: Record<string, string> = {}): Promise<Stack> {
   const state = await mkdtemp(path.join(os.tmpdir(), "eventline-cli-"));
   const migrate = spawnSync(bin("wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
     cwd: root,
@@ -104,7 +104,16 @@ export async function startStack(configs: string[] = ["wrangler.toml"]): Promise
   // detached: its own process group, so stopping ends wrangler and the workerd it started.
   const dev = spawn(
     bin("wrangler"),
-    [...args, "--var", `EVENTLINE_ADMIN_KEY:${token}`, "--var", `EVENTLINE_KEKS:${keks}`, "--var", "EVENTLINE_WEBHOOK_ALLOW:loopback"],
+    [
+      ...args,
+      "--var",
+      `EVENTLINE_ADMIN_KEY:${token}`,
+      "--var",
+      `EVENTLINE_KEKS:${keks}`,
+      "--var",
+      "EVENTLINE_WEBHOOK_ALLOW:loopback",
+      ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+    ],
     {
       cwd: root,
       env,

@@ -10,6 +10,7 @@ import { authentication } from "./auth/access";
 import type { AppEnv } from "./context";
 import { hostedExamples } from "./hosting";
 import { readBodyWithLimit } from "./ingest/body";
+import { liveStreamPreflight, liveStreamRoutes } from "./live-streams/routes";
 import { recordIngestReject } from "./metrics-model";
 import { allowedMethods, type RouteEntry, routeTable } from "./route-table";
 import { auditRoutes } from "./routes/audit";
@@ -33,6 +34,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** JSON bodies of the admin and command routes (ingest has its own, larger limits). */
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 const EVENT_BODY = /\/events$/;
+/** Durable Streams bodies are bytes of any type, with their own limit (live-streams/request.ts). */
+const LIVE_STREAM_BODY = /^\/v1\/stream\//;
 const MAX_ADMIN_JSON_DEPTH = 16;
 
 const PERCENT_RUNS = /(?:%[0-9A-Fa-f]{2})+/g;
@@ -126,6 +129,7 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
     return problemResponse(new EventlineError("not_found", `no route for ${c.req.method} ${c.req.path}`), requestId, c.req.path);
   });
 
+  app.use(liveStreamPreflight);
   app.use(authentication(config, options));
   // Hono keeps a percent-encoded run that is not UTF-8 (e.g. %ED%BF%BF, a lone surrogate) as raw
   // text in the path parameter: a route would act on another subject, stream or id than the one
@@ -143,7 +147,8 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   // Content-Length does not help), and JSON bounded in depth and members before any validator
   // walks it. The body read here is what the route's validators parse (Hono's body cache).
   app.use(async (c, next) => {
-    if (c.req.method === "GET" || c.req.method === "HEAD" || EVENT_BODY.test(c.req.path)) return next();
+    if (c.req.method === "GET" || c.req.method === "HEAD" || EVENT_BODY.test(c.req.path) || LIVE_STREAM_BODY.test(c.req.path))
+      return next();
     const text = new TextDecoder().decode(await readBodyWithLimit(c.req.raw, MAX_ADMIN_BODY_BYTES));
     // Hono keeps the pending read per body type; `text` is where json() and the validators look first.
     (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(text);
@@ -178,6 +183,7 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", topicRoutes(config));
   app.route("/", traceRoutes(config));
   app.route("/", streamRoutes(config));
+  app.route("/", liveStreamRoutes());
   app.route("/", replayRoutes(config));
   app.route("/", subscriptionRoutes(config));
   app.route("/", subscriptionAdminRoutes(config));
