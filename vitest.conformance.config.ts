@@ -9,7 +9,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     environment: "node",
-    include: ["node_modules/@durable-streams/server-conformance-tests/dist/test-runner.js"],
+    include: ["node_modules/@durable-streams/server-conformance-tests/dist/test-runner.js", "test/conformance/**/*.test.ts"],
     exclude: [],
     globalSetup: ["./test/conformance/stack.ts"],
     setupFiles: ["./test/conformance/setup.ts"],
