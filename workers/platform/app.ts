@@ -183,7 +183,6 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", topicRoutes(config));
   app.route("/", traceRoutes(config));
   app.route("/", streamRoutes(config));
-  app.route("/", liveStreamRoutes());
   app.route("/", replayRoutes(config));
   app.route("/", subscriptionRoutes(config));
   app.route("/", subscriptionAdminRoutes(config));
@@ -196,5 +195,7 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", dashboardRoutes());
   // Applications the platform hosts (workers/platform/hosting.ts): their routes beside the platform's.
   for (const example of hostedExamples) if (example.routes !== undefined) app.route("/", example.routes(config));
+  // Durable Streams (/v1/stream/*) last: its wildcard routes answer nothing registered before them.
+  app.route("/", liveStreamRoutes());
   return app;
 }
