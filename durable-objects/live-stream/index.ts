@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { DEFAULT_CONTENT_TYPE, isJsonType, mediaType } from "../../shared/live-stream/protocol";
 import { migrate } from "../sql-migrations";
+import { Waiters } from "../waiters";
 import { firstValues, joinAppends } from "./json-values";
 import { judgeProducer } from "./producers";
 import { liveStreamMigration, type StreamState, StreamStore, statusOf } from "./store";
@@ -16,7 +17,6 @@ import {
   type HeadResult,
   type ReadResult,
 } from "./types";
-import { Waiters } from "./waiters";
 
 export type * from "./types";
 
@@ -29,7 +29,7 @@ const FORK_PAGE_BYTES = 4 * 1024 * 1024;
  * made it durable (the output gate): the Worker acknowledges after commit.
  *
  * Live readers do not hold this object: the Worker holding a client's long-poll or SSE response
- * attaches to it through a hibernatable WebSocket (waiters.ts), which the object answers on each
+ * attaches to it through a hibernatable WebSocket (durable-objects/waiters.ts), which the object answers on each
  * commit; between commits the object can be evicted while the sockets stay open (ADR 0045).
  */
 export class LiveStream extends DurableObject<Env> {
@@ -291,10 +291,10 @@ export class LiveStream extends DurableObject<Env> {
     else await this.ctx.storage.setAlarm(s.deadline);
   }
 
-  /** A live reader's wait (waiters.ts): the Worker's hibernatable WebSocket to this object. */
+  /** A live reader's wait (durable-objects/waiters.ts): the Worker's hibernatable WebSocket to this object. */
   override async fetch(request: Request): Promise<Response> {
     const s = await this.current();
-    return this.waiters.attach(request, s);
+    return this.waiters.attach(request, s?.deleted === true ? "gone" : s);
   }
 
   override webSocketMessage(): void {}

@@ -10,6 +10,7 @@ import { authentication } from "./auth/access";
 import type { AppEnv } from "./context";
 import { hostedExamples } from "./hosting";
 import { readBodyWithLimit } from "./ingest/body";
+import { partitionStreamRoutes } from "./live-streams/partition";
 import { liveStreamPreflight, liveStreamRoutes } from "./live-streams/routes";
 import { recordIngestReject } from "./metrics-model";
 import { allowedMethods, type RouteEntry, routeTable } from "./route-table";
@@ -195,7 +196,8 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", dashboardRoutes());
   // Applications the platform hosts (workers/platform/hosting.ts): their routes beside the platform's.
   for (const example of hostedExamples) if (example.routes !== undefined) app.route("/", example.routes(config));
-  // Durable Streams (/v1/stream/*) last: its wildcard routes answer nothing registered before them.
+  // Durable Streams (/v1/stream/*) and live partition reads last: the OpenAPI document keeps its order.
+  app.route("/", partitionStreamRoutes(config));
   app.route("/", liveStreamRoutes());
   return app;
 }

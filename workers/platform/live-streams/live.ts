@@ -45,16 +45,18 @@ export async function longPoll(stub: StreamReader, from: ReadFrom, cursor: strin
     headers.set(HEADER.upToDate, "true");
     return new Response(null, { status: 204, headers });
   };
+  // A filtered partition read can pass whole pages without a match: keep reading to the tail first.
+  while (r.messages === 0 && !r.closed && !r.upToDate) r = await readOrThrow(stub, r.next);
   if (r.messages > 0 || r.closed) return answer(r);
-  const position = r.next;
-  const wait = await openWait(stub, position);
-  if (!("next" in wait)) return answer(await readOrThrow(stub, position));
+  const wait = await openWait(stub, r.next);
+  if (!("next" in wait)) return answer(await readOrThrow(stub, r.next));
   const deadline = Date.now() + waitMs;
   try {
     for (;;) {
       const event = await wait.next(deadline - Date.now());
       if (event === "timeout") return answer(r);
-      r = await readOrThrow(stub, position);
+      r = await readOrThrow(stub, r.next);
+      while (r.messages === 0 && !r.closed && !r.upToDate) r = await readOrThrow(stub, r.next);
       if (r.messages > 0 || r.closed || event === "lost") return answer(r);
     }
   } finally {
@@ -109,16 +111,24 @@ export async function sse(stub: StreamReader, from: ReadFrom, cursor: string | u
   const writer = writable.getWriter();
   const streamCursor = nextCursor(cursor);
   const deadline = Date.now() + lifetimeMs;
+  let wait: Wait | undefined;
+  let gone = false;
+  // The client went away (its end of the response cancelled): let the object go at once.
+  writer.closed.catch(() => {
+    gone = true;
+    wait?.close();
+  });
   const run = async () => {
     let r = first;
     let emit = true;
-    let wait: Wait | undefined;
+    let announced = -1;
     try {
       for (;;) {
         // A data event and its control event in one write: a reader sees them together.
         if (emit) {
           const data = r.messages > 0 ? sseDataEvent(r.contentType, r.data) : "";
           await writer.write(encoder.encode(data + sseControlEvent(r, streamCursor)));
+          announced = r.next;
         }
         if (r.closed && r.upToDate) return;
         const position = r.next;
@@ -127,6 +137,7 @@ export async function sse(stub: StreamReader, from: ReadFrom, cursor: string | u
             const opened = await openWait(stub, position);
             if (!("next" in opened)) return;
             wait = opened;
+            if (gone) return;
           }
           for (;;) {
             const event = await wait.next(deadline - Date.now());
@@ -137,7 +148,8 @@ export async function sse(stub: StreamReader, from: ReadFrom, cursor: string | u
         const next = await stub.read(position, MAX_READ_BYTES, true);
         if (next.kind !== "read") return;
         r = next;
-        emit = r.messages > 0 || (r.closed && r.upToDate);
+        // A filtered partition read may match nothing: its new offset is still announced at the tail.
+        emit = r.messages > 0 || (r.closed && r.upToDate) || (r.upToDate && r.next !== announced);
       }
     } catch {
       // the client went away (a write failed) or the object is unreachable: end the response

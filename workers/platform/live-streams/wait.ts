@@ -1,15 +1,15 @@
-import type { WaitMessage } from "../../../durable-objects/live-stream/waiters";
+import type { WaitMessage } from "../../../durable-objects/waiters";
 
 /**
  * The Worker's side of a live reader's wait: a WebSocket to the stream's object (its hibernatable
- * end is durable-objects/live-stream/waiters.ts). The Worker holds the client's response and this
+ * end is durable-objects/waiters.ts). The Worker holds the client's response and this
  * socket; the object holds nothing in between commits (ADR 0045).
  */
 
 export type WaitEvent = WaitMessage | "timeout" | "lost";
 
 export interface Wait {
-  /** The next message from the object, "timeout" after `ms`, "lost" when the socket closed. */
+  /** The next message from the object, "timeout" after `ms`, "lost" when the socket closed (or close() was called). */
   next(ms: number): Promise<WaitEvent>;
   close(): void;
 }
@@ -60,6 +60,8 @@ export async function openWait(stub: Stub, after: number): Promise<Wait | { stat
       }
     },
     close() {
+      lost = true;
+      wake?.();
       try {
         ws.close(1000, "reader done");
       } catch {

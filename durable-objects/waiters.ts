@@ -1,8 +1,7 @@
-import type { StreamState } from "./store";
-
 /**
- * Live readers' waits, as hibernatable WebSockets (the Hibernation API: `ctx.acceptWebSocket`).
- * The Worker that holds a client's long-poll or SSE response opens one to the object, naming the
+ * Live readers' waits, as hibernatable WebSockets (the Hibernation API: `ctx.acceptWebSocket`), a
+ * capability of any log object that readers follow (a Durable Stream, a topic partition). The
+ * Worker that holds a client's long-poll or SSE response opens one to the object, naming the
  * position it has read to; the object sends `{"next","closed"}` at once when there is more (or the
  * stream is closed) and again after every commit, and `{"ended":true}` before closing the sockets
  * when the stream is deleted or expires. Between messages the object holds no request: the runtime
@@ -16,15 +15,22 @@ export interface WaitMessage {
   ended?: boolean;
 }
 
-const message = (s: StreamState) => JSON.stringify({ next: s.next, closed: s.closed } satisfies WaitMessage);
+/** Where a log ends: the position after its last entry, and whether it takes no more. */
+export interface Tail {
+  next: number;
+  closed: boolean;
+}
+
+const message = (s: Tail) => JSON.stringify({ next: s.next, closed: s.closed } satisfies WaitMessage);
 
 export class Waiters {
   constructor(private readonly ctx: DurableObjectState) {}
 
-  attach(request: Request, s: StreamState | undefined): Response {
+  /** Accepts a reader's socket (`?after=` the position it has read to); `tail` undefined: no log here (404), "gone": 410. */
+  attach(request: Request, s: Tail | undefined | "gone"): Response {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
     if (s === undefined) return new Response(null, { status: 404 });
-    if (s.deleted) return new Response(null, { status: 410 });
+    if (s === "gone") return new Response(null, { status: 410 });
     const after = Number(new URL(request.url).searchParams.get("after") ?? "0");
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
@@ -33,8 +39,8 @@ export class Waiters {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  /** After a commit: every waiting reader learns the new tail. */
-  notify(s: StreamState): void {
+  /** After a commit is durable: every waiting reader learns the new tail. */
+  notify(s: Tail): void {
     const text = message(s);
     for (const ws of this.ctx.getWebSockets()) {
       try {
