@@ -43,7 +43,9 @@ describe("@durable-streams/client on Eventline", () => {
 
   it("is refused without a credential: the routes are not open to anonymous clients", async () => {
     const url = `${base}/v1/stream/client-tests/anonymous-${Date.now()}`;
-    await expect(DurableStream.create({ url, contentType: "text/plain", headers: { Authorization: "Bearer not-a-key" } })).rejects.toThrow();
+    await expect(
+      DurableStream.create({ url, contentType: "text/plain", headers: { Authorization: "Bearer not-a-key" } }),
+    ).rejects.toThrow();
     const head = await globalThis.fetch(url, { method: "HEAD", headers: { authorization: "Bearer not-a-key" } });
     expect(head.status).toBe(401);
   });

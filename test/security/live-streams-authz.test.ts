@@ -47,7 +47,11 @@ describe("Durable Streams: authentication", () => {
   it("answers a CORS preflight without credentials, and nothing about the stream", async () => {
     const res = await anonymousRequest(own, {
       method: "OPTIONS",
-      headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization" },
+      headers: {
+        origin: "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization",
+      },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
