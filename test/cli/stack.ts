@@ -77,7 +77,7 @@ export interface Stack {
   url: string;
   /** The stack's admin API key. */
   token: string;
-  /** Ends wrangler and its workerd, and removes the state directory. */
+  /** Ends wrangler and its workerd, and removes the state directory (unless the caller gave it). */
   stop: () => Promise<void>;
 }
 
