@@ -202,13 +202,16 @@ export const DEFAULT_REDELIVERY_SECONDS = 60;
 /** Health thresholds of a subscription; webhook subscriptions use the defaults. */
 export const DEFAULT_HEALTH = { maxLagEvents: 5000, maxLagSeconds: 300, maxErrorRate: 0.1 } as const;
 
+/** The recent window of the metrics: 5 minutes, like Prometheus' `rate(x[5m])`; 15 minutes of chart history. */
+export const DEFAULT_METRICS_WINDOW = { windowSeconds: 300, historySeconds: 900 } as const;
+
 const healthSchema = z
   .object({
     /** Events not yet handled, summed over the topic's partitions. */
     maxLagEvents: z.number().int().min(0).default(DEFAULT_HEALTH.maxLagEvents),
     /** Age of the oldest event not yet handled, seconds. */
     maxLagSeconds: z.number().min(0).default(DEFAULT_HEALTH.maxLagSeconds),
-    /** Failed handler attempts (retried + dead-lettered) ÷ deliveries, over the subscription's counters. */
+    /** Failed handler attempts (retried + dead-lettered) ÷ deliveries, over the recent window (metrics.windowSeconds). */
     maxErrorRate: z.number().min(0).max(1).default(DEFAULT_HEALTH.maxErrorRate),
   })
   .strict()
@@ -285,6 +288,18 @@ const configSchema = z
       .refine((c) => c.defaultWaitMs <= c.maxWaitMs, { message: "defaultWaitMs must not exceed maxWaitMs" })
       .default({ snapshotEvery: 10, conflictRetries: 4, maxWaitMs: 10_000, defaultWaitMs: 5_000 }),
     security: securitySchema,
+    /**
+     * Windowed figures (docs/observability.md "Recent window"): error rates, rates and latency
+     * quantiles over the last `windowSeconds`, for GET /v1/health, /v1/metrics and the dashboard;
+     * the dashboard's charts read the last `historySeconds` of them (GET /v1/metrics/history).
+     */
+    metrics: z
+      .object({
+        windowSeconds: z.number().int().min(2).max(3600).default(DEFAULT_METRICS_WINDOW.windowSeconds),
+        historySeconds: z.number().int().min(60).max(86_400).default(DEFAULT_METRICS_WINDOW.historySeconds),
+      })
+      .strict()
+      .default({ ...DEFAULT_METRICS_WINDOW }),
     read: z
       .object({
         defaultLimit: z.number().int().min(1),

@@ -316,3 +316,25 @@ export const deliveryAttempts = sqliteTable(
   },
   (t) => [index("delivery_attempts_event").on(t.topic, t.partition, t.sequence)],
 );
+
+/**
+ * The metrics ring (workers/platform/metrics-window.ts): a bounded series of snapshots of each
+ * subscription's and partition's cumulative counters, one per `slot` (the start, in ms since the
+ * epoch, of a time bucket of metrics.windowSeconds ÷ 30), written by GET /v1/metrics and /v1/health and pruned beyond the
+ * window + history. Windowed figures (error rate, rates, latency quantiles) are now − the snapshot
+ * a window ago; the dashboard's charts read the series (GET /v1/metrics/history).
+ * `kind`: `subscription` or `partition`; `name`: the subscription, or `<topic>/<partition>`.
+ */
+export const metricsSnapshots = sqliteTable(
+  "metrics_snapshots",
+  {
+    slot: integer("slot").notNull(),
+    kind: text("kind").notNull(),
+    name: text("name").notNull(),
+    /** When it was taken, ms since epoch (within its slot). */
+    at: integer("at").notNull(),
+    /** The counters as JSON (metrics-window.ts `SnapshotBody`). */
+    body: text("body").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.name, t.slot] }), index("metrics_snapshots_slot").on(t.slot)],
+);

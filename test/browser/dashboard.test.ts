@@ -245,6 +245,10 @@ describe("dashboard in Chromium", () => {
       expect(await page.locator(`#subscriptions tr[data-subscription="${name}"]`).count()).toBe(1);
     }
     expect(await page.getByRole("img", { name: /^Producers \(HTTP ingest\)/ }).count()).toBe(1);
+    // Producers feed every topic but the internal audit log, which only the platform writes.
+    expect(await page.locator('path[data-edge="e:topic:events"]').count()).toBe(1);
+    expect(await page.locator('path[data-edge="e:topic:audit"]').count()).toBe(0);
+    expect(await node(page, "topic", "audit").getAttribute("data-internal")).toBe("true");
     expect(await page.locator("#health").getAttribute("data-status")).toMatch(/^(ok|degraded|failing)$/);
     expect(await textOf(page.locator("#updated"))).toMatch(/^Last updated \d\d:\d\d:\d\d · source \/v1\//);
     for (const id of ["chart-throughput", "chart-errors", "chart-latency"])
@@ -271,6 +275,9 @@ describe("dashboard in Chromium", () => {
     expect(await attr(partitionNode, "data-head")).toBeGreaterThanOrEqual(pagedAcks.at(-1)?.sequence ?? 0);
     // The poll that saw the new events measured them as a rate on the topic.
     await until(async () => Number(await topic.getAttribute("data-rate")) > 0, "a rate above 0 on the events topic", 5_000);
+    // Edges carrying traffic are marked active, and with prefers-reduced-motion nothing animates.
+    await until(async () => (await page.locator("path.edge.active").count()) > 0, "an active edge while traffic flows", 5_000);
+    expect(await page.evaluate("document.getAnimations().length")).toBe(0);
     expect(await page.evaluate("window.__sameDocument")).toBe(true);
     expect(await page.locator("#updated").getAttribute("data-updated")).not.toBe(updatedBefore);
   });
@@ -388,9 +395,14 @@ describe("dashboard in Chromium", () => {
       const otherSeen = watch(other);
       await other.goto(`${BASE}/dashboard#/subscription/activity`);
       await other.getByLabel("API key or token").fill(key.key);
+      const signedInAt = Date.now();
       await other.getByRole("button", { name: "Sign in" }).click();
       await other.getByRole("link", { name: /^Topic events:/ }).waitFor();
       expect(await other.locator('[data-node="topic"]').count()).toBe(1);
+      // The charts open with the server's history (GET /v1/metrics/history): samples from before the page.
+      expect(await attr(other.locator("#chart-throughput"), "data-first")).toBeLessThan(signedInAt - 10_000);
+      // Motion allowed here: edges animate only while counts move, so with the traffic stopped nothing runs.
+      await until(async () => (await other.evaluate("document.getAnimations().length")) === 0, "no running animation once idle");
       await other.getByRole("heading", { name: "Subscription activity" }).waitFor();
       await until(async () => (await textOf(other.locator("#dlq-count"))) === "admin only", "the DLQ shown as admin only");
       expect(await other.getByRole("button", { name: "Redrive all" }).isVisible()).toBe(false);

@@ -105,10 +105,11 @@ describe("the API the dashboard calls", () => {
     return [...new Set([...script.matchAll(/"(\/v1\/[^"]*)"/g)].map((m) => m[1] ?? ""))];
   }
 
-  it("the script names the metrics, health, topic, subscription, DLQ, replay, read and trace endpoints", async () => {
+  it("the script names the metrics, history, health, topic, subscription, DLQ, replay, read and trace endpoints", async () => {
     expect((await apiPaths()).sort()).toEqual(
       [
         "/v1/metrics",
+        "/v1/metrics/history",
         "/v1/health",
         "/v1/topics",
         "/v1/subscriptions",

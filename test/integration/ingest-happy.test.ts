@@ -211,6 +211,7 @@ describe("service endpoints", () => {
         "/v1/encryption",
         "/v1/encryption/rewrap",
         "/v1/metrics",
+        "/v1/metrics/history",
         "/v1/health",
         "/v1/stream/{name}",
       ].sort(),

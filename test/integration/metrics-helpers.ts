@@ -17,6 +17,7 @@ export interface PartitionJson {
   bytes: number;
   duplicates: number;
   appendLatency: Latency;
+  recent: { seconds: number; appended: number; appendedPerSecond: number; appendLatency: Latency };
   archived: { first: number; last: number; segments: number; bytes: number } | null;
 }
 export interface SubscriptionJson {
@@ -33,6 +34,24 @@ export interface SubscriptionJson {
   handlerLatency: Latency;
   endToEndLatency: Latency;
   lag: { partition: number; events: number; seconds: number | null }[];
+  recent: {
+    seconds: number;
+    delivered: number;
+    handled: number;
+    retried: number;
+    deadLettered: number;
+    errorRate: number;
+    handledPerSecond: number;
+    handlerLatency: Latency;
+    endToEndLatency: Latency;
+  };
+}
+export interface RecentTotalsJson {
+  windowSeconds: number;
+  appendedPerSecond: number;
+  handledPerSecond: number;
+  errorRate: number;
+  latency: { kind: "end-to-end" | "append"; p50: number; p99: number } | null;
 }
 export interface ReplayJson {
   id: string;
@@ -46,9 +65,10 @@ export interface ReplayJson {
 }
 export interface MetricsJson {
   generatedAt: string;
-  topics: { topic: string; partitions: PartitionJson[]; rejects: Record<string, number> }[];
+  topics: { topic: string; partitions: PartitionJson[]; rejects: Record<string, number>; internal: boolean }[];
   subscriptions: SubscriptionJson[];
   replays: ReplayJson[];
+  recent: RecentTotalsJson;
   encryption?: { rotation: Record<string, unknown> } & Record<string, unknown>;
 }
 export interface HealthJson {

@@ -245,7 +245,7 @@ describe("GET /v1/metrics after a scripted run", () => {
     const keys = (o: object | null | undefined) => Object.keys(o ?? {});
     const [part] = topicOf(after, "events").partitions;
     // `encryption` is there for global admins only (test/security/kek-rotation.test.ts checks who sees it).
-    expect(keys(after)).toEqual(["generatedAt", "topics", "subscriptions", "replays", "encryption"]);
+    expect(keys(after)).toEqual(["generatedAt", "topics", "subscriptions", "replays", "recent", "encryption"]);
     expect(keys(after.encryption)).toEqual(["kek", "dataKeys", "rotationComplete", "rotation"]);
     expect(keys(after.encryption?.rotation)).toEqual([
       "state",
@@ -258,8 +258,8 @@ describe("GET /v1/metrics after a scripted run", () => {
       "completedAt",
       "errors",
     ]);
-    expect(keys(topicOf(after, "events"))).toEqual(["topic", "partitions", "rejects"]);
-    expect(keys(part)).toEqual(["partition", "head", "appended", "bytes", "duplicates", "appendLatency", "archived"]);
+    expect(keys(topicOf(after, "events"))).toEqual(["topic", "partitions", "rejects", "internal"]);
+    expect(keys(part)).toEqual(["partition", "head", "appended", "bytes", "duplicates", "appendLatency", "archived", "recent"]);
     expect(keys(part?.appendLatency)).toEqual(["count", "sum", "p50", "p95", "p99"]);
     expect(keys(part?.archived)).toEqual(["first", "last", "segments", "bytes"]);
     expect(keys(replayed)).toEqual([
@@ -276,6 +276,7 @@ describe("GET /v1/metrics after a scripted run", () => {
       "handlerLatency",
       "endToEndLatency",
       "lag",
+      "recent",
     ]);
     expect(keys(replayed.endToEndLatency)).toEqual(["count", "sum", "p50", "p95", "p99"]);
     expect(keys(replayed.lag[0])).toEqual(["partition", "events", "seconds", "redelivered", "maxSends"]);
@@ -312,6 +313,8 @@ describe("GET /v1/metrics after a scripted run", () => {
       eventline_circuit_open: "GAUGE",
       eventline_circuit_state: "GAUGE",
       eventline_subscription_error_ratio: "GAUGE",
+      eventline_subscription_recent_error_ratio: "GAUGE",
+      eventline_metrics_window_seconds: "GAUGE",
       eventline_handler_duration_seconds: "HISTOGRAM",
       eventline_end_to_end_latency_seconds: "HISTOGRAM",
       eventline_subscription_lag_events: "GAUGE",
@@ -355,6 +358,7 @@ describe("GET /v1/metrics after a scripted run", () => {
       same("eventline_subscription_dead_lettered_total", labels, s.deadLettered);
       same("eventline_dlq_depth", labels, s.dlqDepth);
       same("eventline_subscription_error_ratio", labels, s.errorRate);
+      same("eventline_subscription_recent_error_ratio", labels, s.recent.errorRate);
       same("eventline_circuit_open", labels, s.circuit === "open" ? 1 : 0);
       same("eventline_circuit_state", { ...labels, state: s.circuit }, 1);
       expect(histogram("eventline_handler_duration_seconds", labels)).toMatchObject({
@@ -465,17 +469,17 @@ describe("GET /v1/health", () => {
     expect(failing.checks.find((c) => c.subscription === "metrics-hook")).toEqual({
       subscription: "metrics-hook",
       status: "failing",
-      reasons: ["subscription metrics-hook circuit is open", "subscription metrics-hook error rate 1 > 0.1"],
+      reasons: ["subscription metrics-hook circuit is open", "subscription metrics-hook error rate 1 > 0.1 over the last 300 s"],
     });
     expect(failing.reasons).toContain("subscription metrics-hook circuit is open");
-    // Health collects less (no DLQ depths, latency histograms or replays) and judges the same.
+    // Health collects less (no DLQ depths or replays) and judges the same.
     const config = withHealth(calm);
     const admin: Principal = { id: "admin", kind: "admin-key", grants: parseGrants(config.security.adminGrants).grants };
     const full = await collectMetrics(env, config, admin);
     const light = await collectMetrics(env, config, admin, "health");
     const hook = (m: typeof full) => m.subscriptions.find((s) => s.subscription === "metrics-hook");
     expect([full.replays.length, hook(full)?.dlqDepth, hook(full)?.handlerLatency.count]).toEqual([1, 5, 5]);
-    expect([light.replays.length, hook(light)?.dlqDepth, hook(light)?.handlerLatency.count]).toEqual([0, 0, 0]);
+    expect([light.replays.length, hook(light)?.dlqDepth, hook(light)?.handlerLatency.count]).toEqual([0, 0, 5]);
     expect(evaluateHealth(light, config)).toEqual(evaluateHealth(full, config));
     expect(evaluateHealth(light, config)).toEqual(failing);
     // The platform's own app (shipped thresholds) says the same.

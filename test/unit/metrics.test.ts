@@ -25,6 +25,7 @@ import {
 } from "../../shared/metrics";
 import { evaluateHealth } from "../../workers/platform/health";
 import type { MetricsModel, SubscriptionModel } from "../../workers/platform/metrics-model";
+import { recentSubscription, recentTotals } from "../../workers/platform/metrics-window";
 import { wantsPrometheus } from "../../workers/platform/routes/metrics";
 import { parseExposition } from "../prometheus";
 
@@ -281,9 +282,20 @@ describe("health rule", () => {
     handlerLatency: emptyHistogram(),
     endToEndLatency: emptyHistogram(),
     lag: [],
+    recent: recentSubscription(
+      { at: 1, counters: { topic: "orders", ...counts(0), handlerLatency: emptyHistogram(), endToEndLatency: emptyHistogram() } },
+      null,
+    ),
     ...over,
   });
-  const model = (...subscriptions: SubscriptionModel[]): MetricsModel => ({ generatedAt: "", topics: [], subscriptions, replays: [] });
+  const counts = (n: number) => ({ handled: n, retried: 0, deadLettered: 0, duplicates: 0 });
+  const model = (...subscriptions: SubscriptionModel[]): MetricsModel => ({
+    generatedAt: "",
+    topics: [],
+    subscriptions,
+    replays: [],
+    recent: recentTotals(300, [], []),
+  });
   const lag = (events: number, seconds = 1, redelivered = 0, maxSends = 0) => [
     { partition: 0, events: events / 2, seconds, redelivered, maxSends },
     { partition: 1, events: events / 2, seconds: seconds / 2, redelivered: 0, maxSends: 0 },
@@ -315,7 +327,12 @@ describe("health rule", () => {
       reasons: ["subscription orders-view lag 12,000 events > 5,000"],
     });
     expect(evaluateHealth(model(sub({ lag: lag(10, 420.5) })), config).reasons).toEqual(["subscription orders-view lag 420.5 s > 300 s"]);
-    expect(evaluateHealth(model(sub({ errorRate: 0.25 })), config).reasons).toEqual(["subscription orders-view error rate 0.25 > 0.1"]);
+    // The error rate judged is the recent window's, not the lifetime one.
+    const recent = { ...sub({}).recent, delivered: 4, handled: 3, retried: 1, errorRate: 0.25 };
+    expect(evaluateHealth(model(sub({ recent })), config).reasons).toEqual([
+      "subscription orders-view error rate 0.25 > 0.1 over the last 300 s",
+    ]);
+    expect(evaluateHealth(model(sub({ errorRate: 1 })), config).reasons).toEqual([]);
     const failing = evaluateHealth(model(sub({ lag: lag(50_002) }), sub({ subscription: "activity", circuit: "half-open" })), config);
     expect(failing.status).toBe("failing");
     expect(failing.checks.map((c) => c.status)).toEqual(["failing", "degraded"]);

@@ -30,10 +30,12 @@ export function thresholdsOf(config: EventlineConfig, subscription: string): Hea
 /**
  * Per subscription: failing when its circuit is open or a threshold is exceeded more than 10×;
  * degraded when its circuit is half-open or a threshold is exceeded; else ok. The whole is the
- * worst of its subscriptions (ok when there are none). Reads only circuits, lag and error rates:
- * all that `collectMetrics(…, "health")` collects.
+ * worst of its subscriptions (ok when there are none). Reads only circuits, lag and the error rate
+ * over the recent window (metrics-window.ts, the figure the dashboard shows): all that
+ * `collectMetrics(…, "health")` collects.
  */
 export function evaluateHealth(model: MetricsModel, config: EventlineConfig): HealthReport {
+  const window = config.metrics.windowSeconds;
   const checks = model.subscriptions.map((s) => {
     const t = thresholdsOf(config, s.subscription);
     let status: HealthStatus = "ok";
@@ -63,7 +65,9 @@ export function evaluateHealth(model: MetricsModel, config: EventlineConfig): He
     }
     over(lagEvents, t.maxLagEvents, `lag ${integer(lagEvents)} events > ${integer(t.maxLagEvents)}`);
     over(lagSeconds, t.maxLagSeconds, `lag ${decimal(lagSeconds)} s > ${decimal(t.maxLagSeconds)} s`);
-    over(s.errorRate, t.maxErrorRate, `error rate ${decimal(s.errorRate)} > ${decimal(t.maxErrorRate)}`);
+    // Over the recent window, not the lifetime counters: one dead letter must not degrade it forever.
+    const errorRate = s.recent.errorRate;
+    over(errorRate, t.maxErrorRate, `error rate ${decimal(errorRate)} > ${decimal(t.maxErrorRate)} over the last ${integer(window)} s`);
     return { subscription: s.subscription, status: status as HealthStatus, reasons };
   });
   return {

@@ -19,12 +19,21 @@ export function metricsJson(model: MetricsModel) {
     ...model,
     topics: model.topics.map((t) => ({
       ...t,
-      partitions: t.partitions.map((p) => ({ ...p, appendLatency: summarize(p.appendLatency) })),
+      partitions: t.partitions.map((p) => ({
+        ...p,
+        appendLatency: summarize(p.appendLatency),
+        recent: { ...p.recent, appendLatency: summarize(p.recent.appendLatency) },
+      })),
     })),
     subscriptions: model.subscriptions.map((s) => ({
       ...s,
       handlerLatency: summarize(s.handlerLatency),
       endToEndLatency: summarize(s.endToEndLatency),
+      recent: {
+        ...s.recent,
+        handlerLatency: summarize(s.recent.handlerLatency),
+        endToEndLatency: summarize(s.recent.endToEndLatency),
+      },
     })),
   };
 }
@@ -35,6 +44,12 @@ export function metricsJson(model: MetricsModel) {
 /** The Prometheus text exposition (format 0.0.4) of the same model: every value equals the JSON one. */
 export function metricsPrometheus(model: MetricsModel): string {
   const out = new Exposition();
+  out.gauge(
+    "eventline_metrics_window_seconds",
+    "Length of the recent window of the windowed figures (config metrics.windowSeconds).",
+    {},
+    model.recent.windowSeconds,
+  );
   for (const t of model.topics) {
     for (const p of t.partitions) {
       const labels = { topic: t.topic, partition: String(p.partition) };
@@ -88,6 +103,12 @@ export function metricsPrometheus(model: MetricsModel): string {
       "(retried + dead-lettered) ÷ delivered, over the subscription's lifetime counters.",
       labels,
       s.errorRate,
+    );
+    out.gauge(
+      "eventline_subscription_recent_error_ratio",
+      "(retried + dead-lettered) ÷ delivered over the recent window (eventline_metrics_window_seconds): what GET /v1/health judges.",
+      labels,
+      s.recent.errorRate,
     );
     out.histogram(
       "eventline_handler_duration_seconds",

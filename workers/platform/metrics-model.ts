@@ -10,6 +10,8 @@ import type { Principal } from "./auth/identity";
 import type { AppEnv } from "./context";
 import { collectEncryptionStatus, type EncryptionStatus } from "./encryption-status";
 import { partitionStub, partitionUnavailable } from "./ingest/append";
+import { baselineStatements, type Collected, partitionName, readBaselines, recentOf, snapshotStatements } from "./metrics-ring";
+import type { RecentPartition, RecentSubscription, RecentTotals } from "./metrics-window";
 import { listSubscriptionViews } from "./subscription-registry";
 
 /**
@@ -82,6 +84,8 @@ export type PartitionModel = Omit<PartitionMetrics, "routed" | "committedAt" | "
   partition: number;
   /** Events ever appended: the head (sequences are contiguous from 1 and never reused). */
   appended: number;
+  /** Over the recent window (metrics-window.ts). */
+  recent: RecentPartition;
 };
 
 export interface TopicModel {
@@ -89,6 +93,8 @@ export interface TopicModel {
   partitions: PartitionModel[];
   /** Rejected ingest requests by HTTP status (this isolate's counts). */
   rejects: Record<string, number>;
+  /** Written only by the platform (the audit log): no producer can append to it. */
+  internal: boolean;
 }
 
 export interface LagModel {
@@ -116,10 +122,13 @@ export interface SubscriptionModel {
   deadLettered: number;
   dlqDepth: number;
   circuit: CircuitName;
+  /** (retried + deadLettered) ÷ delivered over the lifetime counters. */
   errorRate: number;
   handlerLatency: Histogram;
   endToEndLatency: Histogram;
   lag: LagModel[];
+  /** The same counters over the recent window: what health judges and the dashboard shows. */
+  recent: RecentSubscription;
 }
 
 export interface ReplayModel {
@@ -138,6 +147,8 @@ export interface MetricsModel {
   topics: TopicModel[];
   subscriptions: SubscriptionModel[];
   replays: ReplayModel[];
+  /** Totals over the recent window, as the dashboard's charts plot them (GET /v1/metrics/history). */
+  recent: RecentTotals;
   /** Field encryption, for global admins only (as GET /v1/encryption): data keys per KEK version, the KEK rotation. */
   encryption?: EncryptionStatus;
 }
@@ -181,25 +192,36 @@ export async function collectMetrics(
       : Promise.resolve(undefined);
   // Awaited at the end; until then a rejection is not unhandled.
   void encryption.catch(() => undefined);
+  const now = Date.now();
+  const cutoff = now - config.metrics.windowSeconds * 1000;
   const [views, results] = await Promise.all([
     listSubscriptionViews(db),
     db.batch([
       db.prepare("SELECT subscription, topic, partition, sequence FROM checkpoints"),
       db.prepare("SELECT subscription, handled, retried, dead_lettered, duplicates FROM subscription_stats"),
       db.prepare("SELECT subscription, state FROM circuit_state"),
+      db.prepare("SELECT subscription, metric, le, value FROM latency_histograms"),
+      ...baselineStatements(db, cutoff),
       ...(purpose === "health"
         ? []
         : [
             db.prepare("SELECT subscription, COUNT(*) AS n FROM dead_letters GROUP BY subscription"),
-            db.prepare("SELECT subscription, metric, le, value FROM latency_histograms"),
             db.prepare("SELECT view FROM replay_jobs ORDER BY created_at DESC LIMIT 100"),
           ]),
     ]),
   ]);
   // In statement order; a statement not run (health) gives no rows.
-  const [checkpointRows = [], statsRows = [], circuitRows = [], dlqRows = [], latencyRows = [], replayRows = []] = results.map(
-    (r) => r.results,
-  );
+  const [
+    checkpointRows = [],
+    statsRows = [],
+    circuitRows = [],
+    latencyRows = [],
+    baseRows = [],
+    firstRows = [],
+    dlqRows = [],
+    replayRows = [],
+  ] = results.map((r) => r.results);
+  const baselines = readBaselines(baseRows, firstRows, cutoff);
   const rows = <T>(list: unknown[]) => list as T[];
   const checkpoints = new Map(
     rows<{ subscription: string; topic: string; partition: number; sequence: number }>(checkpointRows).map((r) => [
@@ -223,7 +245,6 @@ export async function collectMetrics(
   const subscriptions = views.filter((s) => visibleTopics.has(s.topic) && may(config, principal, "consume", s.topic));
 
   // Per partition: counters, and the commit time of each subscription's checkpoint + 1.
-  const now = Date.now();
   const partitionMetrics = await Promise.all(
     topics.map((topic) =>
       Promise.all(
@@ -249,7 +270,7 @@ export async function collectMetrics(
   );
   const byTopic = new Map(topics.map((t, i) => [t.name, partitionMetrics[i] ?? []]));
 
-  const topicModels: TopicModel[] = topics.map((topic) => ({
+  const topicModels: (Omit<TopicModel, "partitions"> & { partitions: Omit<PartitionModel, "recent">[] })[] = topics.map((topic) => ({
     topic: topic.name,
     partitions: (byTopic.get(topic.name) ?? []).map((m, partition) => ({
       partition,
@@ -267,9 +288,10 @@ export async function collectMetrics(
         .sort((a, b) => Number(a.labels.status) - Number(b.labels.status))
         .map((c) => [c.labels.status as string, c.value]),
     ),
+    internal: topic.internal === true,
   }));
 
-  const subscriptionModels: SubscriptionModel[] = subscriptions.map((sub) => {
+  const subscriptionModels: Omit<SubscriptionModel, "recent">[] = subscriptions.map((sub) => {
     const s = stats.get(sub.name);
     const handled = s?.handled ?? 0;
     const retried = s?.retried ?? 0;
@@ -323,12 +345,49 @@ export async function collectMetrics(
     });
   }
 
+  // The recent window: now against the ring's baselines; this slot's snapshots join the ring.
+  const collected: Collected = {
+    subscriptions: subscriptionModels.map((s) => ({
+      name: s.subscription,
+      counters: {
+        topic: s.topic,
+        handled: s.handled,
+        retried: s.retried,
+        deadLettered: s.deadLettered,
+        duplicates: stats.get(s.subscription)?.duplicates ?? 0,
+        handlerLatency: s.handlerLatency,
+        endToEndLatency: s.endToEndLatency,
+      },
+    })),
+    partitions: topicModels.flatMap((t) =>
+      t.partitions.map((p) => ({
+        topic: t.topic,
+        partition: p.partition,
+        counters: { appended: p.appended, appendLatency: p.appendLatency },
+      })),
+    ),
+  };
+  const recent = recentOf(collected, baselines, now, config.metrics.windowSeconds);
+  const writes = snapshotStatements(db, config, collected, baselines, now);
+  if (writes.length > 0) await db.batch(writes);
+
   const keys = await encryption;
   return {
     generatedAt: new Date(now).toISOString(),
-    topics: topicModels,
-    subscriptions: subscriptionModels,
+    topics: topicModels.map((t) => ({
+      ...t,
+      partitions: t.partitions.map((p) => ({ ...p, recent: recentFor(recent.partitions, partitionName(t.topic, p.partition)) })),
+    })),
+    subscriptions: subscriptionModels.map((s) => ({ ...s, recent: recentFor(recent.subscriptions, s.subscription) })),
     replays,
+    recent: recent.totals,
     ...(keys === undefined ? {} : { encryption: keys }),
   };
+}
+
+/** An entity's window as recentOf computed it (every collected entity has one). */
+function recentFor<T>(map: Map<string, T>, name: string): T {
+  const found = map.get(name);
+  if (found === undefined) throw new Error(`no recent window for ${name}`);
+  return found;
 }

@@ -47,7 +47,8 @@ export const DASHBOARD_PAGE = `<!doctype html>
     <section class="card" aria-labelledby="flow-title">
       <h2 id="flow-title" tabindex="-1">Event flow</h2>
       <p class="note" id="flow-note">Producers → topics → partitions → subscriptions → consumers. Edge labels are events per second
-        between the last two updates; select a topic, partition or subscription for details.</p>
+        over the server's recent window (5 minutes by default); dashes flow on edges whose counts moved since the last update.
+        Select a topic, partition or subscription for details.</p>
       <div id="graph" class="graph-wrap"></div>
     </section>
 
@@ -60,7 +61,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
     </section>
 
     <section class="card" aria-labelledby="charts-title">
-      <h2 id="charts-title">Last 5 minutes</h2>
+      <h2 id="charts-title">Recent history</h2>
       <div class="charts">
         <figure class="chart" id="chart-throughput"></figure>
         <figure class="chart" id="chart-errors"></figure>

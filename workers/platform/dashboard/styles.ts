@@ -165,6 +165,10 @@ td.warn { color: var(--warn); font-weight: 600; }
 dl.kv { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 0.2rem 1rem; margin: 0.5rem 0; font-size: 0.9rem; }
 dl.kv dt { color: var(--muted); }
 dl.kv dd { margin: 0; overflow-wrap: anywhere; }
+dl.legend-table { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 0.1rem 0.8rem; margin: 0.4rem 0 0.8rem; font-size: 0.8rem; color: var(--muted); }
+dl.legend-table dt { font-weight: 600; }
+dl.legend-table dd { margin: 0; }
+th[title] { cursor: help; text-decoration: underline dotted; text-underline-offset: 3px; }
 pre.json { background: var(--node); border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem; overflow: auto; max-height: 24rem; font-size: 0.82rem; }
 .count { font-weight: 700; }
 .count.alert { color: var(--bad); }

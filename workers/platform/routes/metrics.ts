@@ -1,12 +1,13 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { problemResponse } from "../../../shared/api-schemas";
-import type { EventlineConfig } from "../../../shared/config";
+import { type EventlineConfig, findTopic } from "../../../shared/config";
 import { PROMETHEUS_CONTENT_TYPE } from "../../../shared/metrics";
-import { access } from "../auth/access";
+import { access, canSee, may } from "../auth/access";
 import type { AppEnv } from "../context";
 import { evaluateHealth } from "../health";
 import { metricsJson, metricsPrometheus } from "../metrics-exposition";
 import { collectMetrics } from "../metrics-model";
+import { readHistory } from "../metrics-ring";
 import { EncryptionStatusSchema } from "./encryption";
 
 const LatencySchema = z
@@ -18,6 +19,29 @@ const LatencySchema = z
     p99: z.number().nullable(),
   })
   .openapi("LatencySummary");
+
+const windowSpan = z.number().openapi({
+  description:
+    "Seconds the window actually spans: metrics.windowSeconds once the ring is that old, less before; 0 before the first snapshot",
+});
+
+const RecentTotalsSchema = z
+  .object({
+    windowSeconds: z.number().int().openapi({ description: "The recent window's length (config metrics.windowSeconds)" }),
+    appendedPerSecond: z.number().openapi({ description: "Events appended per second over the window, summed over the partitions" }),
+    handledPerSecond: z.number().openapi({ description: "Events handled per second over the window, summed over the subscriptions" }),
+    errorRate: z
+      .number()
+      .openapi({ description: "(Σ retried + Σ deadLettered) ÷ Σ delivered over the window, 0..1; 0 without deliveries" }),
+    latency: z
+      .object({ kind: z.enum(["end-to-end", "append"]), p50: z.number(), p99: z.number() })
+      .nullable()
+      .openapi({
+        description:
+          "Seconds, over the window: the slowest subscription's end-to-end p50/p99, else the slowest partition's append; interpolated within the bucket",
+      }),
+  })
+  .openapi("RecentTotals");
 
 const MetricsSchema = z
   .object({
@@ -33,6 +57,9 @@ const MetricsSchema = z
             bytes: z.number().int().openapi({ description: "UTF-8 bytes of the appended events, as stored" }),
             duplicates: z.number().int().openapi({ description: "Events re-sent with the same content (not stored)" }),
             appendLatency: LatencySchema,
+            recent: z
+              .object({ seconds: windowSpan, appended: z.number().int(), appendedPerSecond: z.number(), appendLatency: LatencySchema })
+              .openapi({ description: "The same counters over the recent window" }),
             archived: z
               .object({ first: z.number().int(), last: z.number().int(), segments: z.number().int(), bytes: z.number().int() })
               .nullable(),
@@ -41,6 +68,7 @@ const MetricsSchema = z
         rejects: z
           .record(z.string(), z.number().int())
           .openapi({ description: "Ingest requests answered with an error, by HTTP status (this isolate's counts)" }),
+        internal: z.boolean().openapi({ description: "Written only by the platform (the audit log): nothing produces to it" }),
       }),
     ),
     subscriptions: z.array(
@@ -54,16 +82,34 @@ const MetricsSchema = z
         deadLettered: z.number().int(),
         dlqDepth: z.number().int(),
         circuit: z.enum(["closed", "open", "half-open"]),
-        errorRate: z.number().openapi({ description: "(retried + deadLettered) ÷ delivered, 0..1" }),
+        errorRate: z.number().openapi({ description: "(retried + deadLettered) ÷ delivered over the lifetime counters, 0..1" }),
         handlerLatency: LatencySchema,
         endToEndLatency: LatencySchema,
         lag: z.array(
           z.object({
             partition: z.number().int(),
-            events: z.number().int(),
+            events: z
+              .number()
+              .int()
+              .openapi({ description: "Events routed to the subscription above its checkpoint, not yet acknowledged" }),
             seconds: z.number().nullable().openapi({ description: "Age of the oldest event not yet handled; 0 when caught up" }),
           }),
         ),
+        recent: z
+          .object({
+            seconds: windowSpan,
+            delivered: z.number().int(),
+            handled: z.number().int(),
+            retried: z.number().int(),
+            deadLettered: z.number().int(),
+            errorRate: z
+              .number()
+              .openapi({ description: "(retried + deadLettered) ÷ delivered within the window: what GET /v1/health judges" }),
+            handledPerSecond: z.number(),
+            handlerLatency: LatencySchema,
+            endToEndLatency: LatencySchema,
+          })
+          .openapi({ description: "The same counters over the recent window (config metrics.windowSeconds)" }),
       }),
     ),
     replays: z.array(
@@ -78,6 +124,7 @@ const MetricsSchema = z
         progress: z.number().nullable().openapi({ description: "Share of the range scanned, 0..1" }),
       }),
     ),
+    recent: RecentTotalsSchema,
     encryption: EncryptionStatusSchema.optional().openapi({
       description: "Global admins only: data keys per KEK version and the KEK rotation, as GET /v1/encryption",
     }),
@@ -127,6 +174,29 @@ const healthRoute = createRoute({
   },
 });
 
+const HistorySchema = z
+  .object({
+    windowSeconds: z.number().int(),
+    historySeconds: z.number().int().openapi({ description: "How far back the samples go (config metrics.historySeconds)" }),
+    samples: z
+      .array(RecentTotalsSchema.extend({ at: z.string().openapi({ description: "RFC 3339 time of the sample" }) }))
+      .openapi({ description: "Oldest first: the recent window's totals as they stood at each snapshot of the ring" }),
+  })
+  .openapi("MetricsHistory");
+
+const historyRoute = createRoute({
+  method: "get",
+  path: "/v1/metrics/history",
+  middleware: [access({ group: "read", action: "list" })] as const,
+  tags: ["Operations"],
+  summary: "The recent window's totals over the last minutes (the dashboard's charts)",
+  description:
+    "Each sample is what `recent` of GET /v1/metrics said at that time, over the topics and subscriptions the caller can see, from the snapshots the server keeps (one per metrics.windowSeconds ÷ 30, taken when metrics or health are read).",
+  responses: {
+    200: { description: "The samples", content: { "application/json": { schema: HistorySchema } } },
+  },
+});
+
 /** Picks Prometheus text or JSON from Accept (q-values honoured; JSON on a tie or without Accept). */
 export function wantsPrometheus(accept: string | undefined): boolean {
   if (accept === undefined || accept.trim() === "") return false;
@@ -156,6 +226,15 @@ export function metricsRoutes(config: EventlineConfig) {
         return c.body(metricsPrometheus(model), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }) as never;
       }
       return c.json(metricsJson(model), 200);
+    })
+    .openapi(historyRoute, async (c) => {
+      const principal = c.get("principal");
+      const visible = (kind: "subscription" | "partition", _name: string, topic: string) =>
+        findTopic(config, topic) !== undefined &&
+        canSee(principal, topic, config) &&
+        (kind === "partition" || may(config, principal, "consume", topic));
+      const samples = await readHistory(c.env.DB, config, visible, Date.now());
+      return c.json({ windowSeconds: config.metrics.windowSeconds, historySeconds: config.metrics.historySeconds, samples }, 200);
     })
     .openapi(healthRoute, async (c) => {
       const report = evaluateHealth(await collectMetrics(c.env, config, c.get("principal"), "health"), config);

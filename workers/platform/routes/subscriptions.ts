@@ -17,8 +17,14 @@ const PartitionStatusSchema = z
   .object({
     partition: z.number().int(),
     head: z.number().int().openapi({ description: "Highest sequence committed in the partition" }),
-    checkpoint: z.number().int().openapi({ description: "Highest sequence settled in order by the subscription" }),
-    lag: z.number().int().openapi({ description: "head − checkpoint" }),
+    checkpoint: z.number().int().openapi({ description: "Highest sequence settled in order by the subscription (0: none yet)" }),
+    routed: z.number().int().openapi({
+      description:
+        "Last sequence of the partition routed to the subscription (its filter matched); 0: none. Sequences its filter skips never count as lag",
+    }),
+    lag: z.number().int().openapi({
+      description: "Events routed to the subscription above its checkpoint and not yet acknowledged (0 when routed ≤ checkpoint)",
+    }),
     outbox: z.number().int().openapi({ description: "Committed events not yet handed to the queue" }),
   })
   .openapi("SubscriptionPartitionStatus");
@@ -45,7 +51,7 @@ const SubscriptionSchema = z
     circuit: z.object({ state: z.string(), consecutiveFailures: z.number().int(), openedAt: z.string().nullable() }),
     counts: z.object({ handled: z.number().int(), retried: z.number().int(), deadLettered: z.number().int() }),
     dlqDepth: z.number().int(),
-    lag: z.number().int(),
+    lag: z.number().int().openapi({ description: "The partitions' lag, summed" }),
     partitions: z.array(PartitionStatusSchema),
   })
   .openapi("Subscription");
@@ -224,6 +230,7 @@ export async function describeSubscription(env: Env, config: EventlineConfig, su
       partition,
       head: s.head,
       checkpoint,
+      routed: s.routed[sub.name] ?? 0,
       lag: lagEvents(checkpoint, s.head, s.routed[sub.name], s.unacknowledged[sub.name]?.events),
       outbox: s.outbox[sub.name] ?? 0,
     };

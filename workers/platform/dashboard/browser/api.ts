@@ -8,6 +8,7 @@ import { PROBE_MS, state } from "./state";
  */
 export const API = {
   metrics: "/v1/metrics",
+  history: "/v1/metrics/history",
   health: "/v1/health",
   topics: "/v1/topics",
   subscriptions: "/v1/subscriptions",

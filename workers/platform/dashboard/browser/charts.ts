@@ -4,7 +4,11 @@ import { fmtMs, fmtNum, fmtPct, fmtRate, isNum } from "./format";
 import { state, WINDOW_MS } from "./state";
 import type { Model, Sample } from "./types";
 
-/** The three line charts over the samples of the last 5 minutes (kept in memory, rates.ts). */
+/**
+ * The three line charts over the samples: the server's history (GET /v1/metrics/history, loaded on
+ * open) and one sample per poll (rates.ts). Each point is a windowed figure as the server computes
+ * it: rates, error rate and latency over the `recent` window ending at that point.
+ */
 
 interface Series {
   name: string;
@@ -19,23 +23,26 @@ function niceMax(v: number): number {
   return 10 * p;
 }
 
-/** A line chart of the last 5 minutes, values from state.samples. */
+/** A line chart of the charts' span (the server's history, else 5 minutes), values from state.samples. */
 function renderChart(id: string, title: string, series: Series[], format: (v: unknown) => string, emptyText: string): void {
   const fig = clear(byId(id));
   fig.setAttribute("data-samples", String(state.samples.length));
+  fig.setAttribute("data-first", String(state.samples[0]?.t ?? ""));
   const W = 320;
   const H = 130;
   const L = 44;
   const R = 8;
   const T = 8;
   const B = 20;
-  const now = state.model ? state.model.at : Date.now();
   const samples = state.samples;
   const first = samples[0];
   const last = samples[samples.length - 1];
-  // At most the last 5 minutes; less (but at least a minute) while the page has not been open that long.
-  const span = Math.min(WINDOW_MS, Math.max(60000, first ? now - first.t : 0));
-  const ago = span >= WINDOW_MS ? "−5 min" : span >= 60000 ? `−${fmtNum(span / 60000)} min` : `−${Math.round(span / 1000)} s`;
+  // The server's clock stamps the samples; the page's may differ a little.
+  const now = Math.max(state.model ? state.model.at : Date.now(), last ? last.t : 0);
+  const full = state.historyMs || WINDOW_MS;
+  // At most the whole span; less (but at least a minute) while there is less to show.
+  const span = Math.min(full, Math.max(60000, first ? now - first.t : 0));
+  const ago = span >= 60000 ? `−${fmtNum(Math.round(span / 6000) / 10)} min` : `−${Math.round(span / 1000)} s`;
   let max = 0;
   for (const x of series) for (const p of samples) if (isNum(p[x.key])) max = Math.max(max, p[x.key] ?? 0);
   max = niceMax(max);
@@ -82,9 +89,10 @@ function renderChart(id: string, title: string, series: Series[], format: (v: un
 }
 
 export function renderCharts(model: Model): void {
+  const over = model.windowSeconds ? `, over ${fmtWindow(model.windowSeconds)}` : "";
   renderChart(
     "chart-throughput",
-    "Throughput (events/s)",
+    `Throughput (events/s${over})`,
     [
       { name: "appended", cls: "s1", key: "in" },
       { name: "handled", cls: "s2", key: "out" },
@@ -94,7 +102,7 @@ export function renderCharts(model: Model): void {
   );
   renderChart(
     "chart-errors",
-    "Error rate (retries + dead letters)",
+    `Error rate (retries + dead letters ÷ deliveries${over})`,
     [{ name: "errors", cls: "s3", key: "errorRate" }],
     fmtPct,
     "collecting…",
@@ -102,7 +110,7 @@ export function renderCharts(model: Model): void {
   const kind = model.latency ? model.latency.kind : null;
   renderChart(
     "chart-latency",
-    `Latency${kind ? ` (${kind})` : ""}`,
+    `Latency${kind ? ` (${kind}${over})` : ""}`,
     [
       { name: "p50", cls: "s1", key: "p50" },
       { name: "p99", cls: "s4", key: "p99" },
@@ -110,4 +118,9 @@ export function renderCharts(model: Model): void {
     fmtMs,
     model.source === API.metrics ? "no latency recorded yet" : "needs /v1/metrics",
   );
+}
+
+/** "5 min", "90 s". */
+function fmtWindow(seconds: number): string {
+  return seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
 }

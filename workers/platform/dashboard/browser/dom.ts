@@ -47,13 +47,31 @@ export const h = <K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Attrs |
 export const s = <K extends keyof SVGElementTagNameMap>(tag: K, attrs?: Attrs | null, children?: Children): SVGElementTagNameMap[K] =>
   add(setAttrs(document.createElementNS(SVG_NS, tag), attrs), children);
 
+/** What each column means, as visible text under a table (tooltips alone reach neither touch nor every reader). */
+export function legend(columns: Column[]): HTMLDListElement {
+  const dl = h("dl", { class: "legend-table" });
+  for (const c of columns) {
+    if (!c.help) continue;
+    dl.appendChild(h("dt", { text: c.text }));
+    dl.appendChild(h("dd", { text: c.help }));
+  }
+  return dl;
+}
+
 export function clear<E extends Element>(el: E): E {
   while (el.firstChild) el.removeChild(el.firstChild);
   return el;
 }
 
-/** A table with a header row and an optional screen-reader caption. */
-export function table(headers: { text: string; num?: boolean }[], rows: Node[], caption?: string): HTMLTableElement {
+/** A table's column: its header, numeric (right-aligned), and what it means (the header's tooltip). */
+export interface Column {
+  text: string;
+  num?: boolean;
+  help?: string;
+}
+
+/** A table with a header row and an optional screen-reader caption; a column's `help` is its header's title. */
+export function table(headers: Column[], rows: Node[], caption?: string): HTMLTableElement {
   const t = h("table", null, caption ? h("caption", { class: "sr", text: caption }) : null);
   t.appendChild(
     h(
@@ -62,7 +80,7 @@ export function table(headers: { text: string; num?: boolean }[], rows: Node[], 
       h(
         "tr",
         null,
-        headers.map((x) => h("th", { scope: "col", class: x.num ? "num" : null, text: x.text })),
+        headers.map((x) => h("th", { scope: "col", class: x.num ? "num" : null, title: x.help, text: x.text })),
       ),
     ),
   );

@@ -1,4 +1,4 @@
-import { fmtInt, fmtNum, fmtRate, hostOf, isNum, plural, sum } from "./format";
+import { fmtInt, fmtNum, fmtPct, fmtRate, hostOf, isNum, plural, sum } from "./format";
 import type { Model, PartitionModel } from "./types";
 
 /**
@@ -62,8 +62,6 @@ function archivedText(p: PartitionModel): string {
   return "not archived yet";
 }
 
-const positive = (n: number | null): boolean => (n ?? 0) > 0;
-
 /** Nodes and edges with their positions and texts. */
 export function graphSpec(model: Model): GraphSpec {
   const nodes: GraphNode[] = [];
@@ -87,17 +85,27 @@ export function graphSpec(model: Model): GraphSpec {
       lines: [
         t.name,
         plural(t.events, "event", "events"),
-        `${plural(t.partitions.length, "partition", "partitions")} · ${fmtRate(t.rate)}`,
+        t.internal ? "internal · platform-written" : `${plural(t.partitions.length, "partition", "partitions")} · ${fmtRate(t.rate)}`,
       ],
       label:
         `Topic ${t.name}: ${plural(t.events, "event", "events")} in ${plural(t.partitions.length, "partition", "partitions")}, ` +
         (isNum(t.rate) ? `${fmtNum(t.rate)} events per second` : "rate pending") +
-        (rejected ? `, ${fmtInt(rejected)} rejected` : ""),
+        (rejected ? `, ${fmtInt(rejected)} rejected` : "") +
+        (t.internal ? ", internal: written by the platform only" : ""),
       tip: t.description || "",
       cls: "",
-      data: { node: "topic", name: t.name, events: t.events, appended: t.appended, rate: isNum(t.rate) ? t.rate.toFixed(3) : "" },
+      data: {
+        node: "topic",
+        name: t.name,
+        events: t.events,
+        appended: t.appended,
+        rate: isNum(t.rate) ? t.rate.toFixed(3) : "",
+        internal: String(t.internal),
+      },
     });
-    edges.push({ key: `e:${topicKey}`, from: "producers", to: topicKey, text: fmtRate(t.rate), active: positive(t.rate), at: 0.62 });
+    // An internal topic (the audit log) is written by the platform alone: no producer edge leads to it.
+    if (!t.internal)
+      edges.push({ key: `e:${topicKey}`, from: "producers", to: topicKey, text: fmtRate(t.rate), active: t.moving, at: 0.62 });
     t.partitions.forEach((p, i) => {
       const key = nodeKey("partition", t.name, p.partition);
       nodes.push({
@@ -112,7 +120,7 @@ export function graphSpec(model: Model): GraphSpec {
         cls: "",
         data: { node: "partition", topic: t.name, partition: p.partition, head: p.head, appended: p.appended },
       });
-      edges.push({ key: `e:${key}`, from: topicKey, to: key, text: fmtRate(p.rate), active: positive(p.rate), at: 0.72 });
+      edges.push({ key: `e:${key}`, from: topicKey, to: key, text: fmtRate(p.rate), active: p.moving, at: 0.72 });
       for (const x of subs) edges.push({ key: `e:${key}>${x.name}`, from: key, to: nodeKey("subscription", x.name), thin: true });
     });
     subs.forEach((x, i) => {
@@ -158,12 +166,12 @@ export function graphSpec(model: Model): GraphSpec {
         x: COL.consumer,
         y: centre(i, subs.length),
         w: WIDTH.consumer,
-        lines: [x.kind === "webhook" ? "Webhook" : "Worker", target, `errors ${fmtRate(x.errorRate)}`],
+        lines: [x.kind === "webhook" ? "Webhook" : "Worker", target, `errors ${fmtPct(x.errorRate)}`],
         label: `Consumer of ${x.name}: ${x.kind === "webhook" ? "webhook " : "Worker "}${target}, ${fmtRate(x.rate)} handled`,
         cls: "",
         data: { node: "consumer", name: x.name, kind: x.kind },
       });
-      edges.push({ key: `e:${consumerKey}`, from: key, to: consumerKey, text: fmtRate(x.rate), active: positive(x.rate) });
+      edges.push({ key: `e:${consumerKey}`, from: key, to: consumerKey, text: fmtRate(x.rate), active: x.moving });
     });
     bands.push(y + bandH);
     y += bandH;

@@ -101,7 +101,7 @@ export function renderGraph(model: Model): void {
     const b = byKey.get(e.to);
     if (!a || !b) continue;
     const geo = edgePath(a, b, e.at ?? 0.5);
-    const path = s("path", { d: geo.d, "marker-end": e.thin ? null : "url(#arrow)" });
+    const path = s("path", { d: geo.d, "marker-end": e.thin ? null : "url(#arrow)", "data-edge": e.key });
     edgeLayer.appendChild(path);
     let text: SVGTextElement | null = null;
     if (e.text !== undefined) {

@@ -1,8 +1,8 @@
 import { API, ApiError, api, optional } from "./api";
 import { isNum, num, plural, sum } from "./format";
 import { state } from "./state";
-import type { Health, Latency, Model, ReplayModel, SubscriptionModel } from "./types";
-import type { CircuitWire, LatencyWire, MetricsDoc, ReplayWire, SubscriptionsList, TopicsList } from "./wire";
+import type { Health, Latency, Model, ReplayModel, Sample, SubscriptionModel } from "./types";
+import type { CircuitWire, LatencyWire, MetricsDoc, RecentTotalsWire, ReplayWire, SubscriptionsList, TopicsList } from "./wire";
 
 /**
  * One poll normalised into the Model: from GET /v1/metrics, or — while a server has no metrics —
@@ -41,6 +41,23 @@ function latencyMs(l: LatencyWire | null | undefined): Latency | null {
   if (!l || typeof l !== "object") return null;
   const ms = (v: unknown) => (isNum(v) ? v * 1000 : null);
   return { count: num(l.count), p50: ms(l.p50), p95: ms(l.p95), p99: ms(l.p99) };
+}
+
+/**
+ * A chart sample from the server's windowed totals (GET /v1/metrics `recent`, or a history sample):
+ * the charts plot exactly what the server computed, as health and the table read it.
+ */
+export function sampleOf(w: RecentTotalsWire | null | undefined, t: number): Sample | null {
+  if (!w || typeof w !== "object" || !isNum(w.errorRate)) return null;
+  const latency = w.latency && isNum(w.latency.p50) && isNum(w.latency.p99) ? w.latency : null;
+  return {
+    t,
+    in: isNum(w.appendedPerSecond) ? w.appendedPerSecond : null,
+    out: isNum(w.handledPerSecond) ? w.handledPerSecond : null,
+    errorRate: w.errorRate,
+    p50: latency ? num(latency.p50) * 1000 : null,
+    p99: latency ? num(latency.p99) * 1000 : null,
+  };
 }
 
 function rememberMeta(body: unknown): void {
@@ -87,6 +104,7 @@ async function fromMetrics(model: Model, m: MetricsDoc): Promise<void> {
   model.topics = m.topics.map((t) => ({
     name: String(t.topic),
     rejects: t.rejects || {},
+    internal: t.internal === true,
     partitions: (t.partitions || []).map((p) => ({
       partition: num(p.partition),
       head: num(p.head),
@@ -95,10 +113,13 @@ async function fromMetrics(model: Model, m: MetricsDoc): Promise<void> {
       first: null,
       appendLatency: latencyMs(p.appendLatency),
       rate: null,
+      serverRate: p.recent && isNum(p.recent.appendedPerSecond) ? p.recent.appendedPerSecond : null,
+      moving: false,
     })),
     events: 0,
     appended: 0,
     rate: null,
+    moving: false,
   }));
   model.subscriptions = m.subscriptions.map((x): SubscriptionModel => {
     const meta = state.meta[x.subscription] || {};
@@ -120,9 +141,21 @@ async function fromMetrics(model: Model, m: MetricsDoc): Promise<void> {
       e2e: latencyMs(x.endToEndLatency),
       rate: null,
       errorRate: null,
+      server:
+        x.recent && isNum(x.recent.handledPerSecond) && isNum(x.recent.errorRate)
+          ? { rate: x.recent.handledPerSecond, errorRate: x.recent.errorRate }
+          : null,
+      moving: false,
     };
   });
   model.replays = Array.isArray(m.replays) ? m.replays.map(normReplay) : [];
+  // The server's clock, as the history's samples carry it.
+  const generated = Date.parse(String(m.generatedAt));
+  model.recent = sampleOf(m.recent, Number.isFinite(generated) ? generated : model.at);
+  const l = m.recent?.latency;
+  if (model.recent && l && isNum(l.p50) && isNum(l.p99))
+    model.latency = { kind: l.kind === "append" ? "append" : "end-to-end", p50: l.p50 * 1000, p99: l.p99 * 1000 };
+  model.windowSeconds = m.recent && isNum(m.recent.windowSeconds) ? m.recent.windowSeconds : null;
 }
 
 async function fromResources(model: Model, metricsError: ApiError | undefined): Promise<void> {
@@ -146,10 +179,14 @@ async function fromResources(model: Model, metricsError: ApiError | undefined): 
       first: num(p.first),
       appendLatency: null,
       rate: null,
+      serverRate: null,
+      moving: false,
     })),
     events: 0,
     appended: 0,
     rate: null,
+    internal: false,
+    moving: false,
   }));
   model.subscriptions = subs.subscriptions.map((x) => ({
     name: String(x.name),
@@ -167,6 +204,8 @@ async function fromResources(model: Model, metricsError: ApiError | undefined): 
     e2e: null,
     rate: null,
     errorRate: null,
+    server: null,
+    moving: false,
   }));
   const list = replays.body as { replays?: unknown } | null | undefined;
   if (list && Array.isArray(list.replays)) model.replays = (list.replays as ReplayWire[]).map(normReplay);
@@ -192,6 +231,8 @@ export async function load(): Promise<Model> {
     latency: null,
     totalIn: null,
     totalOut: null,
+    recent: null,
+    windowSeconds: null,
   };
   if (isMetricsDoc(metrics.body)) await fromMetrics(model, metrics.body);
   else await fromResources(model, metrics.error);

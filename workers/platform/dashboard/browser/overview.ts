@@ -1,8 +1,29 @@
-import { byId, clear, h, rememberFocus, restoreFocus, table } from "./dom";
-import { fmtInt, fmtNum, fmtRate, truncate } from "./format";
+import { byId, type Column, clear, h, rememberFocus, restoreFocus, table } from "./dom";
+import { fmtInt, fmtNum, fmtPct, fmtRate, truncate } from "./format";
 import type { Model } from "./types";
 
 /** The always-visible parts besides graph and charts: subscriptions table, replay jobs, health badge. */
+
+/** The table's columns, each saying what it counts (the header's tooltip). */
+function subscriptionColumns(model: Model): Column[] {
+  const over = model.windowSeconds
+    ? `over the last ${fmtNum(model.windowSeconds / 60)} min (what health judges)`
+    : "since the previous poll";
+  return [
+    { text: "Subscription" },
+    { text: "Topic" },
+    { text: "Kind" },
+    {
+      text: "Lag",
+      num: true,
+      help: "Events routed to the subscription (its filter matched) and not yet handled; events it skips never count",
+    },
+    { text: "DLQ", num: true, help: "Dead letters waiting for inspection or redrive" },
+    { text: "Circuit", help: "The circuit breaker: closed (delivering), open (paused after failures), half-open (trying again)" },
+    { text: "Handled", num: true, help: `Events handled per second, ${over}` },
+    { text: "Errors", num: true, help: `Retries and dead letters ÷ deliveries, ${over}` },
+  ];
+}
 
 export function renderSubscriptions(model: Model): void {
   const container = byId("subscriptions");
@@ -19,29 +40,13 @@ export function renderSubscriptions(model: Model): void {
       h("td", { class: `num${x.lag > 0 ? " warn" : ""}`, text: fmtInt(x.lag) }),
       h("td", { class: `num${x.dlqDepth > 0 ? " alert" : ""}`, "data-dlq": x.dlqDepth, text: fmtInt(x.dlqDepth) }),
       h("td", { class: x.circuit === "closed" ? null : "alert", text: x.circuit }),
-      h("td", { class: "num", text: fmtRate(x.rate) }),
-      h("td", { class: `num${(x.errorRate ?? 0) > 0 ? " warn" : ""}`, text: fmtRate(x.errorRate) }),
+      h("td", { class: "num", "data-rate": x.rate ?? "", text: fmtRate(x.rate) }),
+      h("td", { class: `num${(x.errorRate ?? 0) > 0 ? " warn" : ""}`, "data-error-rate": x.errorRate ?? "", text: fmtPct(x.errorRate) }),
     ]),
   );
   clear(container);
   if (!rows.length) container.appendChild(h("p", { class: "note", text: "No subscriptions visible to this key." }));
-  else
-    container.appendChild(
-      table(
-        [
-          { text: "Subscription" },
-          { text: "Topic" },
-          { text: "Kind" },
-          { text: "Lag", num: true },
-          { text: "DLQ", num: true },
-          { text: "Circuit" },
-          { text: "Handled", num: true },
-          { text: "Errors", num: true },
-        ],
-        rows,
-        "Subscriptions with lag, dead-letter depth, circuit state and rates",
-      ),
-    );
+  else container.appendChild(table(subscriptionColumns(model), rows, "Subscriptions with lag, dead-letter depth, circuit state and rates"));
   restoreFocus(container, focused);
 }
 

@@ -3,6 +3,7 @@ import { renderCharts } from "./charts";
 import { byId } from "./dom";
 import { fmtClock, messageOf } from "./format";
 import { renderGraph } from "./graph";
+import { loadHistory } from "./history";
 import { load } from "./model";
 import { renderHealth, renderReplays, renderSubscriptions } from "./overview";
 import { computeRates } from "./rates";
@@ -50,8 +51,17 @@ async function poll(): Promise<boolean> {
     return state.model !== null;
   }
   if (generation !== state.generation) return false;
-  computeRates(model, state.prev);
   const first = state.model === null;
+  // On open, the charts' past from the server, before this poll's own sample.
+  if (first && model.recent) {
+    try {
+      await loadHistory();
+    } catch {
+      // Optional: without it the charts fill up as the page polls (a refused key shows on the next poll).
+    }
+    if (generation !== state.generation) return false;
+  }
+  computeRates(model, state.prev);
   state.prev = model;
   state.model = model;
   showError("");
@@ -118,6 +128,7 @@ export async function signIn(token: string): Promise<void> {
   state.prev = null;
   state.model = null;
   state.samples = [];
+  state.historyMs = 0;
   state.missing = {};
   state.metaAt = 0;
   state.graphSig = "";

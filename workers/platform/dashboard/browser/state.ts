@@ -15,6 +15,8 @@ export const state = {
   prev: null as Model | null,
   model: null as Model | null,
   samples: [] as Sample[],
+  /** How far back the charts go: the server's history (GET /v1/metrics/history), else WINDOW_MS. */
+  historyMs: 0,
   /** When an optional endpoint last answered "not here", by key. */
   missing: {} as Record<string, number>,
   meta: {} as Record<string, SubscriptionMeta>,

@@ -14,8 +14,12 @@ export interface PartitionModel {
   archived: { first?: number; last?: number } | null;
   first: number | null;
   appendLatency: Latency | null;
-  /** Events appended per second since the previous poll (rates.ts). */
+  /** Events appended per second: the server's recent window, else since the previous poll (rates.ts). */
   rate: number | null;
+  /** The server's windowed rate (GET /v1/metrics `recent`), when it gives one. */
+  serverRate: number | null;
+  /** Appended since the previous poll: its edge is animated only then. */
+  moving: boolean;
 }
 
 export interface TopicModel {
@@ -26,6 +30,9 @@ export interface TopicModel {
   events: number;
   appended: number;
   rate: number | null;
+  /** Written only by the platform (the audit log): drawn without a producer edge. */
+  internal: boolean;
+  moving: boolean;
 }
 
 export interface SubscriptionModel {
@@ -42,8 +49,13 @@ export interface SubscriptionModel {
   lag: number;
   lagSeconds: number | null;
   e2e: Latency | null;
+  /** Handled per second: the server's recent window, else since the previous poll. */
   rate: number | null;
+  /** (retried + dead-lettered) ÷ delivered: the server's recent window (what health judges), else since the previous poll. */
   errorRate: number | null;
+  /** The server's windowed figures, when it gives them. */
+  server: { rate: number; errorRate: number } | null;
+  moving: boolean;
 }
 
 export interface ReplayModel {
@@ -78,9 +90,13 @@ export interface Model {
   latency: { kind: "end-to-end" | "append"; p50: number; p99: number } | null;
   totalIn: number | null;
   totalOut: number | null;
+  /** GET /v1/metrics `recent`: the chart sample of this poll, as the server computes every one. */
+  recent: Sample | null;
+  /** Its window, seconds (null: the server gives no windowed figures). */
+  windowSeconds: number | null;
 }
 
-/** One point of the charts: rates and latency between two polls. */
+/** One point of the charts: the server's windowed figures (or, without them, rates between two polls); latency in ms. */
 export interface Sample {
   t: number;
   in: number | null;

@@ -18,17 +18,36 @@ export interface ArchivedWire {
   last?: number;
 }
 
+/** The totals over the server's recent window (GET /v1/metrics `recent`, and each GET /v1/metrics/history sample). */
+export interface RecentTotalsWire {
+  windowSeconds?: number;
+  appendedPerSecond?: number;
+  handledPerSecond?: number;
+  errorRate?: number;
+  latency?: { kind?: string; p50?: number; p99?: number } | null;
+}
+
+/** GET /v1/metrics/history. */
+export interface HistoryDoc {
+  windowSeconds?: number;
+  historySeconds?: number;
+  samples?: (RecentTotalsWire & { at?: string })[];
+}
+
 /** GET /v1/metrics. */
 export interface MetricsDoc {
+  generatedAt?: string;
   topics: {
     topic: string;
     rejects?: Record<string, unknown>;
+    internal?: boolean;
     partitions?: {
       partition?: number;
       head?: number;
       appended?: number;
       archived?: ArchivedWire | null;
       appendLatency?: LatencyWire | null;
+      recent?: { appendedPerSecond?: number } | null;
     }[];
   }[];
   subscriptions: {
@@ -42,8 +61,10 @@ export interface MetricsDoc {
     circuit?: CircuitWire;
     lag?: { events?: number; seconds?: number }[];
     endToEndLatency?: LatencyWire | null;
+    recent?: { handledPerSecond?: number; errorRate?: number } | null;
   }[];
   replays?: ReplayWire[];
+  recent?: RecentTotalsWire | null;
 }
 
 export interface ReplayWire {
@@ -81,7 +102,7 @@ export interface SubscriptionWire {
   filter?: unknown;
   ordering?: string;
   maxRetries?: number;
-  partitions?: { partition: number; head?: number; checkpoint?: number; lag?: number; outbox?: number }[];
+  partitions?: { partition: number; head?: number; routed?: number; checkpoint?: number; lag?: number; outbox?: number }[];
 }
 
 export interface SubscriptionsList {

@@ -1,11 +1,29 @@
 import { API, ApiError, api } from "../api";
-import { byId, clear, h, table } from "../dom";
+import { byId, type Column, clear, h, legend, table } from "../dom";
 import { fmtInt, num, plural, truncate } from "../format";
 import { state } from "../state";
 import type { DlqPage, RedriveResult, SubscriptionWire } from "../wire";
 import { describeFailure, eventHash, keyValues, message, openDetail, parseRoute, type Route } from "./common";
 
 type SubscriptionRoute = Extract<Route, { view: "subscription" }>;
+
+/** The per-partition columns and what each means (header tooltips and a visible legend). */
+const PARTITION_COLUMNS: Column[] = [
+  { text: "Partition", num: true },
+  { text: "Head", num: true, help: "Last sequence committed in the partition, whatever its type (every event counts)." },
+  {
+    text: "Routed",
+    num: true,
+    help: "Last sequence routed to this subscription: its filter matched. 0: none of the partition's events matched yet.",
+  },
+  { text: "Checkpoint", num: true, help: "Last routed sequence the subscription settled in order. 0: none yet." },
+  {
+    text: "Lag",
+    num: true,
+    help: "Events routed to the subscription after its checkpoint and not yet handled. Events its filter skips never count, so a checkpoint far below the head can mean no lag.",
+  },
+  { text: "Outbox", num: true, help: "Routed events the partition has not handed to the queue yet." },
+];
 
 function summaryOf(x: SubscriptionWire): Node[] {
   const circuit = typeof x.circuit === "object" ? x.circuit : null;
@@ -31,17 +49,12 @@ function summaryOf(x: SubscriptionWire): Node[] {
   if (Array.isArray(x.partitions) && x.partitions.length) {
     nodes.push(
       table(
-        [
-          { text: "Partition", num: true },
-          { text: "Head", num: true },
-          { text: "Checkpoint", num: true },
-          { text: "Lag", num: true },
-          { text: "Outbox", num: true },
-        ],
+        PARTITION_COLUMNS,
         x.partitions.map((p) =>
-          h("tr", null, [
+          h("tr", { "data-partition": p.partition }, [
             h("td", { class: "num", text: p.partition }),
             h("td", { class: "num", text: fmtInt(p.head) }),
+            h("td", { class: "num", text: fmtInt(p.routed) }),
             h("td", { class: "num", text: fmtInt(p.checkpoint) }),
             h("td", { class: `num${(p.lag ?? 0) > 0 ? " warn" : ""}`, text: fmtInt(p.lag) }),
             h("td", { class: "num", text: fmtInt(p.outbox) }),
@@ -49,6 +62,7 @@ function summaryOf(x: SubscriptionWire): Node[] {
         ),
         "Per-partition checkpoint and lag",
       ),
+      legend(PARTITION_COLUMNS),
     );
   }
   return nodes;
