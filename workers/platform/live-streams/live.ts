@@ -67,6 +67,9 @@ export async function longPoll(stub: StreamReader, from: ReadFrom, cursor: strin
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** An idle SSE response writes a comment this often. */
+const HEARTBEAT_MS = 5_000;
+
 function base64(bytes: Uint8Array): string {
   let binary = "";
   for (let i = 0; i < bytes.byteLength; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -140,8 +143,16 @@ export async function sse(stub: StreamReader, from: ReadFrom, cursor: string | u
             if (gone) return;
           }
           for (;;) {
-            const event = await wait.next(deadline - Date.now());
-            if (event === "timeout" || event === "lost" || event.ended === true) return;
+            const left = deadline - Date.now();
+            const event = await wait.next(Math.min(left, HEARTBEAT_MS));
+            if (event === "timeout") {
+              if (left <= HEARTBEAT_MS) return;
+              // A comment line: keeps proxies from closing an idle response, and a client that has
+              // gone is noticed here (the write fails) instead of at the next commit.
+              await writer.write(encoder.encode(":\n\n"));
+              continue;
+            }
+            if (event === "lost" || event.ended === true) return;
             if ((event.next ?? 0) > position || event.closed === true) break;
           }
         }
