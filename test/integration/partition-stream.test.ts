@@ -119,17 +119,17 @@ describe("partition streams", () => {
     timeout: 90_000,
   }, async () => {
     const start = (await request(`${path}?offset=now`)).headers.get("stream-next-offset");
-    // Readers of the tests before may still be letting go of theirs.
-    await expect.poll(sockets, { timeout: 20_000, interval: 50 }).toBe(0);
+    // Sockets still held for readers of earlier tests: under a loaded full run one was seen to linger (docs/limits.md).
+    const before = await sockets();
     const readers = await Promise.all(Array.from({ length: 200 }, () => request(`${path}?offset=${start}&live=sse`)));
     const results = readers.map((res) => follow(res, (events) => events.length >= 2));
-    await expect.poll(sockets, { timeout: 20_000, interval: 50 }).toBe(200);
+    await expect.poll(sockets, { timeout: 20_000, interval: 50 }).toBe(before + 200);
     // Nothing else is in flight on the object: a call is answered at once, not queued behind the readers.
     const asked = Date.now();
     await env.PARTITION_LOG.getByName(partitionName(TOPIC, P)).stats();
     expect(Date.now() - asked).toBeLessThan(1000);
     const seqs = await publish(["d.one", "d.two"]);
     for (const { events } of await Promise.all(results)) expect(events.map((e) => Number(e.sequence))).toEqual(seqs);
-    await expect.poll(sockets, { timeout: 20_000, interval: 50 }).toBe(0);
+    await expect.poll(sockets, { timeout: 20_000, interval: 50 }).toBeLessThanOrEqual(before);
   });
 });
