@@ -45,8 +45,9 @@ export default defineConfig(async () => {
       setupFiles: ["./test/setup.ts"],
       globalSetup: ["./test/global-setup.ts"],
       include: ["test/**/*.test.ts"],
-      // The CLI, browser (dashboard) and docs tests run in Node against a real local stack: vitest.cli.config.ts.
-      exclude: [...configDefaults.exclude, "test/cli/**", "test/browser/**", "test/docs/**"],
+      // The CLI, browser (dashboard) and docs tests run in Node against a real local stack: vitest.cli.config.ts;
+      // the Durable Streams conformance suite too: vitest.conformance.config.ts.
+      exclude: [...configDefaults.exclude, "test/cli/**", "test/browser/**", "test/docs/**", "test/conformance/**"],
       testTimeout: 30_000,
       // Request/append log lines are shown for failing tests only.
       silent: "passed-only" as const,

@@ -15,6 +15,7 @@ import { authFetch } from "./auth.mjs";
 import { commandBench } from "./commands.mjs";
 import { childPids, cpuSeconds, machineBusySeconds } from "./cpu.mjs";
 import { endToEnd } from "./e2e.mjs";
+import { liveBench } from "./live.mjs";
 import { BATCH, batchJson, eventJson, keysCoveringPartitions, load, STRUCTURED } from "./load.mjs";
 import { commandsText, cpuRatio, deliveryTargets, machine, markdown, ratio, summarize, textTable } from "./report.mjs";
 import { readSettings, usage } from "./settings.mjs";
@@ -267,18 +268,25 @@ async function main() {
     console.log(
       `  replay ${archiveReplay.replay.handledPerSec ?? "n/a"} events/s handled in steady state (sent ${archiveReplay.replay.eventsPerSec}/s); live ${e2e.eventsPerSec ?? "n/a"}/s: ratio ${archiveReplay.ratio}; R2 segment read ${archiveReplay.rawRead.eventsPerSec} events/s`,
     );
+    console.log(`Live partition reads: an SSE reader while ${1000} events/s are posted in batches of 10 for ${settings.liveSec} s…`);
+    const live = await liveBench({ platform: server.urls.platform, seconds: settings.liveSec, rate: 1000, batchSize: 10 });
+    console.log(
+      `  commit → received p50 ${live.commitToReceivedMs.p50} ms, p99 ${live.commitToReceivedMs.p99} ms (${live.received}/${live.postedEvents} received); catch-up ${live.catchUp.stream.eventsPerSec} events/s ÷ events route ${live.catchUp.eventsRoute.eventsPerSec} = ${live.catchUp.streamOverEventsRoute}`,
+    );
     // Every acknowledged event must be stored, per topic: the ingest scenarios write to TOPIC, the
     // end-to-end scenario to "events". Requests still in flight when a run ends may be stored
     // without being counted, and the order commands add events to TOPIC too, hence "at least".
     const ackIngest = preflightEvents.platform + measuredEvents.platform;
     const ackOff = preflightEvents["platform-metrics-off"] + measuredEvents["platform-metrics-off"];
     const ackEmulated = preflightEvents["platform-emulated-ratelimit"] + measuredEvents["platform-emulated-ratelimit"];
-    const acknowledged = ackIngest + ackOff + ackEmulated + e2e.events;
+    const acknowledged = ackIngest + ackOff + ackEmulated + e2e.events + live.postedEvents + live.batchSize;
     const storedIngest = await storedEvents(server.urls.platform, TOPIC);
     const storedOff = await storedEvents(server.urls.platformMetricsOff, TOPIC);
     const storedEmulated = await storedEvents(server.urls.platformEmulatedRateLimit, TOPIC);
     const storedE2e = await storedEvents(server.urls.platform, "events");
-    const allStored = storedIngest >= ackIngest && storedOff >= ackOff && storedEmulated >= ackEmulated && storedE2e >= e2e.events;
+    // The live scenario posts to "events" too (its probe batch and its steady load).
+    const allStored =
+      storedIngest >= ackIngest && storedOff >= ackOff && storedEmulated >= ackEmulated && storedE2e >= e2e.events + live.postedEvents;
     const stored = storedIngest + storedOff + storedEmulated + storedE2e;
     const logLines = await stopServer(server.child);
     server = undefined;
@@ -309,6 +317,7 @@ async function main() {
       scenarios: sr,
       endToEnd: { ...e2e, queue: queueSettings("eventline-activity") },
       archiveReplay,
+      liveStreams: live,
       commands: {
         ...commands,
         settings: { durationSec: settings.commandSec, concurrency: settings.commandConcurrency },
@@ -337,6 +346,20 @@ async function main() {
           of: `the replay job's send rate (${archiveReplay.replay.sent} events) ÷ get + SHA-256 + gunzip + parse of the same ${archiveReplay.rawRead.segments} segments in workerd`,
           target: null,
           pass: null,
+        },
+        {
+          name: "live partition catch-up events/s ÷ partition-read route events/s",
+          value: live.catchUp.streamOverEventsRoute,
+          of: `the same ${live.catchUp.stream.events} events of events/${live.partition}, read page by page through …/stream and through …/events`,
+          target: null,
+          pass: null,
+        },
+        {
+          name: "live SSE commit → received p99 (ms)",
+          value: live.commitToReceivedMs.p99,
+          of: `${live.received} events posted at 1,000 events/s in batches of 10 (p50 ${live.commitToReceivedMs.p50} ms); target ≤ 50 ms`,
+          target: null,
+          pass: live.commitToReceivedMs.p99 === null ? null : live.commitToReceivedMs.p99 <= 50,
         },
         {
           name: "commands/s, hot order ÷ distinct orders",

@@ -23,6 +23,7 @@ const KNOBS = {
   "command-duration": ["BENCH_COMMAND_DURATION", 8, 1, 2, "seconds per command scenario"],
   "command-connections": ["BENCH_COMMAND_CONNECTIONS", 8, 1, 8, "concurrent command clients"],
   "visibility-samples": ["BENCH_VISIBILITY_SAMPLES", 100, 1, 20, "orders timed from command to read model"],
+  "live-duration": ["BENCH_LIVE_DURATION", 10, 1, 2, "seconds of posting at 1,000 events/s while an SSE reader follows the partition"],
 };
 
 export function usage() {
@@ -98,6 +99,7 @@ export function readSettings(argv = process.argv.slice(2), env = process.env) {
     commandSec: knob("command-duration"),
     commandConcurrency: knob("command-connections"),
     visibilitySamples: knob("visibility-samples"),
+    liveSec: knob("live-duration"),
     compatibilityDate: "2026-11-01",
   };
 }

@@ -65,9 +65,11 @@ function retryAfterSeconds(header) {
  *   contentType?: string,
  *   retries?: number,
  *   onRetry?: (error: ApiError, attempt: number, waitSeconds: number) => void,
+ *   withHeaders?: boolean,
  * }} RequestOptions
  * `body` is sent as JSON; `raw` is sent as is with `contentType`. `retries`: how many times a
- * 429/503 is retried after waiting its Retry-After (default 0).
+ * 429/503 is retried after waiting its Retry-After (default 0). `withHeaders`: answer
+ * `{ status, headers, body }` instead of the body alone.
  */
 
 /**
@@ -82,7 +84,7 @@ export function createClient({ url, token, userAgent }) {
    * @param {RequestOptions} [options]
    * @returns {Promise<any>} the parsed JSON body (null when empty)
    */
-  async function api(method, path, { body, raw, contentType, retries = 0, onRetry } = {}) {
+  async function api(method, path, { body, raw, contentType, retries = 0, onRetry, withHeaders = false } = {}) {
     /** @type {Record<string, string>} */
     const headers = { accept: "application/json, application/problem+json", "user-agent": userAgent };
     if (token) headers.authorization = `Bearer ${token}`;
@@ -110,7 +112,10 @@ export function createClient({ url, token, userAgent }) {
           parsed = JSON.parse(text);
         } catch {}
       }
-      if (res.ok) return text === "" ? null : parsed;
+      if (res.ok) {
+        const result = text === "" ? null : parsed;
+        return withHeaders ? { status: res.status, headers: res.headers, body: result } : result;
+      }
 
       const problem =
         typeof parsed === "object" && parsed !== null && "title" in parsed

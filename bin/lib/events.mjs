@@ -17,6 +17,9 @@ const RETRIES = 5;
  * @typedef {{ id: string, partition: number, sequence: number, duplicate: boolean }} Appended
  */
 
+/** The `from` of a page's next href. @param {string} href */
+const nextFrom = (href) => Number(new URL(href, "http://x").searchParams.get("from") ?? "1");
+
 /** `<partition>:<sequence> <time> <type> <subject> <id> <data>`. @param {StoredEvent} e */
 function eventLine(e) {
   const data =
@@ -32,20 +35,21 @@ export const tail = command({
     "One line per event: <partition>:<sequence> <time> <type> <subject> <id> <data as compact JSON>.",
     "Without --partition every partition is read, one after the other (with --follow, side by side).",
     "With --json each stored event is printed as one JSON line (NDJSON).",
-    "--follow keeps polling each partition's next page until Ctrl-C, which exits 0.",
+    "--follow then waits for new events on each partition's live stream (long-poll on",
+    "/v1/topics/<topic>/partitions/<p>/stream, printed within milliseconds of their commit) until Ctrl-C, which exits 0.",
   ].join("\n"),
   options: {
     partition: { type: "string", arg: "N", desc: "only this partition" },
     from: { type: "string", arg: "SEQ", desc: "first sequence to print in each partition (default 1)" },
     limit: { type: "string", arg: "N", desc: "stop after N events per partition (default: read up to the head)" },
-    follow: { type: "boolean", short: "f", desc: "keep polling for new events until Ctrl-C" },
-    interval: { type: "string", arg: "MS", desc: "poll interval for --follow in ms (default 1000)" },
+    follow: { type: "boolean", short: "f", desc: "keep printing new events as they are committed, until Ctrl-C" },
+    interval: { type: "string", arg: "MS", desc: "pause for --follow after a wait that brought nothing, in ms (default 0)" },
   },
   async run({ api, json, values, args: [topic = ""] }) {
     const only = intOption(values.partition, "--partition");
     const from = intOption(values.from, "--from", { min: 1 }) ?? 1;
     const limit = intOption(values.limit, "--limit", { min: 1 }) ?? Number.POSITIVE_INFINITY;
-    const interval = intOption(values.interval, "--interval", { min: 10 }) ?? 1000;
+    const interval = intOption(values.interval, "--interval", { min: 0 }) ?? 0;
     const follow = values.follow === true;
     /** @type {number[]} */
     let partitions;
@@ -74,7 +78,22 @@ export const tail = command({
         path = page.next.href;
         if (page.hasMore) continue;
         if (!follow) return;
-        await sleep(interval);
+        break;
+      }
+      // Caught up: follow the partition's live stream (offsets are sequences; ADR 0046).
+      let offset = `${"0".repeat(16)}_${String(Math.max(0, nextFrom(path) - 1)).padStart(16, "0")}`;
+      for (;;) {
+        /** @type {{ status: number, headers: Headers, body: StoredEvent[] | null }} */
+        const res = await api("GET", `/v1/topics/${seg(topic)}/partitions/${partition}/stream?offset=${offset}&live=long-poll`, {
+          withHeaders: true,
+        });
+        for (const event of (res.body ?? []).slice(0, limit - printed)) {
+          console.log(json ? JSON.stringify(event) : eventLine(event));
+          printed++;
+        }
+        if (printed >= limit) return;
+        offset = res.headers.get("stream-next-offset") ?? offset;
+        if (res.status === 204 && interval > 0) await sleep(interval);
       }
     };
     if (follow) await Promise.all(partitions.map(readPartition));

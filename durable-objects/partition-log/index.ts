@@ -3,6 +3,7 @@ import { z } from "zod";
 import config from "../../eventline.config";
 import { createLogger } from "../../sdk/logger";
 import { metricsEnabled } from "../../shared/metrics";
+import { Waiters } from "../waiters";
 import { Archiver } from "./archive/archiver";
 import type { Manifest } from "./archive/format";
 import { SegmentStore } from "./archive/segments";
@@ -75,10 +76,13 @@ export class PartitionLog extends DurableObject<Env> {
   private alarmAt: number | null = null;
   /** While alarm() runs, capabilities' reschedule requests wait for its end. */
   private alarmRunning = false;
+  /** Live readers of the partition (GET …/partitions/{p}/stream) waiting on hibernatable sockets. */
+  private readonly waiters: Waiters;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.testing = productionSeams(env, config.partitionLog.maxInFlightAppends, metricsEnabled(env));
+    this.waiters = new Waiters(ctx);
     const sql = ctx.storage.sql;
     this.host = { sql, storage: ctx.storage, identity: () => this.parts.log.identity(), log: this.logger, now: () => Date.now() };
     void ctx.blockConcurrencyWhile(async () => {
@@ -169,6 +173,8 @@ export class PartitionLog extends DurableObject<Env> {
       // Resolves once the transaction is on disk; meanwhile later appends may run, which is
       // what the in-flight bound counts.
       await this.ctx.storage.sync();
+      // Live readers hear of the commit once it is durable (ADR 0046).
+      if (result.ok && result.events.some((e) => !e.duplicate)) this.waiters.notify({ next: this.parts.log.head, closed: false });
       if (result.ok && this.testing.metricsOn) this.parts.metrics.observe((Date.now() - started) / 1000);
       // Relay right after the commit, without holding the caller's response. While the relay is
       // failing, the alarm retries it with backoff instead: each attempt reads the outbox backlog,
@@ -186,6 +192,20 @@ export class PartitionLog extends DurableObject<Env> {
    */
   async command(input: CommandInput): Promise<CommandOutcome> {
     return await this.parts.commands.run(input);
+  }
+
+  /**
+   * A live reader's wait (durable-objects/waiters.ts): the Worker's hibernatable WebSocket, told
+   * the head after every durable commit. The object's only fetch.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    return this.waiters.attach(request, { next: this.parts.log.head, closed: false });
+  }
+
+  override webSocketMessage(): void {}
+
+  override webSocketClose(ws: WebSocket, code: number): void {
+    this.waiters.closed(ws, code);
   }
 
   /** Events from `from` in sequence order, exactly as stored, from the archive or the log. */

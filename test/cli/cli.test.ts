@@ -218,7 +218,8 @@ describe("tail", () => {
 
   it("--follow prints an event published after it started, and exits 0 on Ctrl-C", async () => {
     const from = (await head(3)) + 1;
-    const follow = start(["tail", "events", "--partition", "3", "--from", String(from), "--follow", "--interval", "100"]);
+    // --interval only pauses after an empty wait: the event comes from the live stream, not a poll.
+    const follow = start(["tail", "events", "--partition", "3", "--from", String(from), "--follow", "--interval", "60000"]);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(follow.stdout()).toBe("");
     const id = `follow-${run}`;

@@ -77,7 +77,7 @@ export interface Stack {
   url: string;
   /** The stack's admin API key. */
   token: string;
-  /** Ends wrangler and its workerd, and removes the state directory. */
+  /** Ends wrangler and its workerd, and removes the state directory (unless the caller gave it). */
   stop: () => Promise<void>;
 }
 
@@ -85,10 +85,33 @@ export interface Stack {
  * Starts the real local stack, as `npm start` runs it, on a free port with its state in a new
  * temporary directory: D1 migrations applied, fresh secrets given as --var (they win over any
  * developer's .dev.vars), loopback webhook targets allowed as `npm start` allows them.
- * `configs` are the wrangler configs run together (the platform's first).
+ * `configs` are the wrangler configs run together (the platform's first); `vars` more --var values;
+ * `identity` (newStackIdentity) restarts a stack on the state, port and secrets it had.
  */
-export async function startStack(configs: string[] = ["wrangler.toml"]): Promise<Stack> {
-  const state = await mkdtemp(path.join(os.tmpdir(), "eventline-cli-"));
+/** A stack that outlives a restart: same state directory, port and secrets (the caller removes the directory). */
+export interface StackIdentity {
+  state: string;
+  port: number;
+  token: string;
+  keks: string;
+}
+
+export async function newStackIdentity(): Promise<StackIdentity> {
+  return {
+    state: await mkdtemp(path.join(os.tmpdir(), "eventline-cli-")),
+    port: await freePort(),
+    token: `evl_clitestadmin_${randomBytes(32).toString("base64url")}`,
+    keks: `v1:${randomBytes(32).toString("base64")}`,
+  };
+}
+
+export async function startStack(
+  configs: string[] = ["wrangler.toml"],
+  vars: Record<string, string> = {},
+  identity?: StackIdentity,
+): Promise<Stack> {
+  const own = identity === undefined;
+  const { state, port, token, keks } = identity ?? (await newStackIdentity());
   const migrate = spawnSync(bin("wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
     cwd: root,
     env,
@@ -96,15 +119,21 @@ export async function startStack(configs: string[] = ["wrangler.toml"]): Promise
   });
   if (migrate.status !== 0) throw new Error(`wrangler d1 migrations apply failed:\n${migrate.stdout}\n${migrate.stderr}`);
 
-  const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const token = `evl_clitestadmin_${randomBytes(32).toString("base64url")}`;
-  const keks = `v1:${randomBytes(32).toString("base64")}`;
   const args = ["dev", ...configs.flatMap((c) => ["-c", c]), "--port", String(port), "--persist-to", state, "--ip", "127.0.0.1"];
   // detached: its own process group, so stopping ends wrangler and the workerd it started.
   const dev = spawn(
     bin("wrangler"),
-    [...args, "--var", `EVENTLINE_ADMIN_KEY:${token}`, "--var", `EVENTLINE_KEKS:${keks}`, "--var", "EVENTLINE_WEBHOOK_ALLOW:loopback"],
+    [
+      ...args,
+      "--var",
+      `EVENTLINE_ADMIN_KEY:${token}`,
+      "--var",
+      `EVENTLINE_KEKS:${keks}`,
+      "--var",
+      "EVENTLINE_WEBHOOK_ALLOW:loopback",
+      ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+    ],
     {
       cwd: root,
       env,
@@ -120,7 +149,7 @@ export async function startStack(configs: string[] = ["wrangler.toml"]): Promise
   dev.stderr?.on("data", keep);
   const teardown = async () => {
     await stop(dev);
-    await rm(state, { recursive: true, force: true });
+    if (own) await rm(state, { recursive: true, force: true });
   };
   try {
     await waitForHealth(url, dev, () => log);

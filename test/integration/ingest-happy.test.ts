@@ -184,6 +184,7 @@ describe("service endpoints", () => {
         "/v1/topics/{topic}/archive",
         "/v1/topics/{topic}/partitions/{partition}/events",
         "/v1/topics/{topic}/partitions/{partition}/events/{sequence}/trace",
+        "/v1/topics/{topic}/partitions/{partition}/stream",
         "/v1/topics/{topic}/streams/{subject}",
         "/v1/topics/{topic}/streams/{subject}/events",
         "/v1/orders",
@@ -212,6 +213,7 @@ describe("service endpoints", () => {
         "/v1/metrics",
         "/v1/metrics/history",
         "/v1/health",
+        "/v1/stream/{name}",
       ].sort(),
     );
     expect(Object.keys(doc.paths["/v1/topics/{topic}/events"]?.post as object)).toContain("requestBody");

@@ -11,6 +11,8 @@ import type { AppEnv } from "./context";
 import { hostedExamples } from "./hosting";
 import { readBodyWithLimit } from "./ingest/body";
 import { landing } from "./landing";
+import { partitionStreamRoutes } from "./live-streams/partition";
+import { liveStreamPreflight, liveStreamRoutes } from "./live-streams/routes";
 import { recordIngestReject } from "./metrics-model";
 import { allowedMethods, type RouteEntry, routeTable } from "./route-table";
 import { auditRoutes } from "./routes/audit";
@@ -34,6 +36,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** JSON bodies of the admin and command routes (ingest has its own, larger limits). */
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 const EVENT_BODY = /\/events$/;
+/** Durable Streams bodies are bytes of any type, with their own limit (live-streams/request.ts). */
+const LIVE_STREAM_BODY = /^\/v1\/stream\//;
 const MAX_ADMIN_JSON_DEPTH = 16;
 
 const PERCENT_RUNS = /(?:%[0-9A-Fa-f]{2})+/g;
@@ -129,6 +133,7 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
 
   // Before authentication: a browser opening the bare origin has no credential yet.
   app.use(landing);
+  app.use(liveStreamPreflight);
   app.use(authentication(config, options));
   // Hono keeps a percent-encoded run that is not UTF-8 (e.g. %ED%BF%BF, a lone surrogate) as raw
   // text in the path parameter: a route would act on another subject, stream or id than the one
@@ -146,7 +151,8 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   // Content-Length does not help), and JSON bounded in depth and members before any validator
   // walks it. The body read here is what the route's validators parse (Hono's body cache).
   app.use(async (c, next) => {
-    if (c.req.method === "GET" || c.req.method === "HEAD" || EVENT_BODY.test(c.req.path)) return next();
+    if (c.req.method === "GET" || c.req.method === "HEAD" || EVENT_BODY.test(c.req.path) || LIVE_STREAM_BODY.test(c.req.path))
+      return next();
     const text = new TextDecoder().decode(await readBodyWithLimit(c.req.raw, MAX_ADMIN_BODY_BYTES));
     // Hono keeps the pending read per body type; `text` is where json() and the validators look first.
     (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(text);
@@ -193,5 +199,8 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", dashboardRoutes());
   // Applications the platform hosts (workers/platform/hosting.ts): their routes beside the platform's.
   for (const example of hostedExamples) if (example.routes !== undefined) app.route("/", example.routes(config));
+  // Durable Streams (/v1/stream/*) and live partition reads last: the OpenAPI document keeps its order.
+  app.route("/", partitionStreamRoutes(config));
+  app.route("/", liveStreamRoutes());
   return app;
 }

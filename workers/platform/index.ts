@@ -6,6 +6,7 @@ import { handleScheduled } from "./scheduled";
 
 export { AuditTally } from "../../durable-objects/audit-tally";
 export { KeyVault } from "../../durable-objects/key-vault";
+export { LiveStream } from "../../durable-objects/live-stream";
 export { PartitionLog } from "../../durable-objects/partition-log";
 export { ReplayJob } from "../../durable-objects/replay-job";
 
