@@ -177,6 +177,13 @@ describe("dashboard topic view, followed live", () => {
         .map((r) => r.url())
         .filter(isPaging),
     ).toEqual([]);
+
+    // Off and on again in one task: the stopped reader's late "stopped" leaves the new one's toggle on.
+    await page.evaluate(`(() => { const b = document.getElementById("follow-live"); b.click(); b.click(); })()`);
+    await until(async () => (await liveStatus()) === "live", "live after off and on");
+    await sleep(300);
+    expect(await page.locator("#follow-live").getAttribute("aria-pressed")).toBe("true");
+    expect(await liveStatus()).toBe("live");
   });
 
   it("a dropped connection is retried and resumed from the last offset", async () => {

@@ -48,6 +48,8 @@ export function liveControls(view: LiveView): HTMLElement {
   });
   let after = view.after;
   let on = false;
+  /** Which start the callbacks belong to: a stopped follower's late "stopped" must not turn a newer one's toggle off. */
+  let runs = 0;
   const show = (status: LiveStatus, detail?: string) => {
     badge.setAttribute("data-live", status);
     badge.textContent = detail ? `${LABELS[status]}: ${detail}` : LABELS[status];
@@ -61,17 +63,19 @@ export function liveControls(view: LiveView): HTMLElement {
     setOn(true);
     const tbody = view.tbody;
     const generation = state.generation;
+    const run = ++runs;
+    const current = () => run === runs && view.note.isConnected && generation === state.generation;
     void followPartition({
       topic: view.topic,
       partition: view.partition,
       after,
       onStatus: (status, detail) => {
-        if (!view.note.isConnected || generation !== state.generation) return;
+        if (!current()) return;
         show(status, detail);
         if (status === "stopped") setOn(false);
       },
       onEvents: (events) => {
-        if (!view.note.isConnected || generation !== state.generation) return;
+        if (!current()) return;
         for (const e of events) tbody.appendChild(view.row(e));
         while (tbody.children.length > LIVE_MAX_ROWS) tbody.firstElementChild?.remove();
         const last = events[events.length - 1];
@@ -86,6 +90,7 @@ export function liveControls(view: LiveView): HTMLElement {
   toggle.addEventListener("click", () => {
     if (on) {
       state.livePaused = true;
+      runs++;
       stopLive();
       setOn(false);
       show("stopped");
