@@ -105,7 +105,7 @@ describe("the API the dashboard calls", () => {
     return [...new Set([...script.matchAll(/"(\/v1\/[^"]*)"/g)].map((m) => m[1] ?? ""))];
   }
 
-  it("the script names the metrics, history, health, topic, subscription, DLQ, replay, read and trace endpoints", async () => {
+  it("the script names the metrics, history, health, topic, subscription, DLQ, replay, read, trace and live stream endpoints", async () => {
     expect((await apiPaths()).sort()).toEqual(
       [
         "/v1/metrics",
@@ -119,6 +119,7 @@ describe("the API the dashboard calls", () => {
         "/v1/replays",
         "/v1/topics/{topic}/partitions/{partition}/events",
         "/v1/topics/{topic}/partitions/{partition}/events/{sequence}/trace",
+        "/v1/topics/{topic}/partitions/{partition}/stream",
       ].sort(),
     );
   });

@@ -162,6 +162,9 @@ td.warn { color: var(--warn); font-weight: 600; }
 .toolbar { display: flex; flex-wrap: wrap; align-items: center; gap: 0.5rem 0.75rem; margin: 0.75rem 0; }
 .toolbar form { display: inline-flex; gap: 0.4rem; align-items: center; }
 .toolbar input[type="number"] { width: 8rem; }
+.live-controls { display: inline-flex; gap: 0.4rem; align-items: center; }
+.live[data-live="live"] { color: var(--ok); font-weight: 600; }
+.live[data-live="reconnecting"] { color: var(--bad); }
 dl.kv { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 0.2rem 1rem; margin: 0.5rem 0; font-size: 0.9rem; }
 dl.kv dt { color: var(--muted); }
 dl.kv dd { margin: 0; overflow-wrap: anywhere; }

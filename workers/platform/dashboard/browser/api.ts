@@ -18,6 +18,7 @@ export const API = {
   replays: "/v1/replays",
   events: "/v1/topics/{topic}/partitions/{partition}/events",
   trace: "/v1/topics/{topic}/partitions/{partition}/events/{sequence}/trace",
+  stream: "/v1/topics/{topic}/partitions/{partition}/stream",
 } as const;
 
 /** A failed call: the HTTP status (0 when the API could not be reached) and the problem's title and detail. */

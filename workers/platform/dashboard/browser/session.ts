@@ -4,6 +4,7 @@ import { byId } from "./dom";
 import { fmtClock, messageOf } from "./format";
 import { renderGraph } from "./graph";
 import { loadHistory } from "./history";
+import { stopLive } from "./live";
 import { load } from "./model";
 import { renderHealth, renderReplays, renderSubscriptions } from "./overview";
 import { computeRates } from "./rates";
@@ -117,6 +118,7 @@ export function showSignIn(message: string): void {
 export function signOut(message: string): void {
   state.generation++;
   clearTimeout(state.timer);
+  stopLive();
   state.token = null;
   const st = storage();
   if (st) st.removeItem(TOKEN_KEY);

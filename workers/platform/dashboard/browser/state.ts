@@ -26,4 +26,6 @@ export const state = {
   /** Bumped whenever the detail view changes, so an earlier view's late answer is not drawn. */
   detailSeq: 0,
   redriving: false,
+  /** The user turned "Follow live" off: topic views at the tail do not follow until it is turned on again. */
+  livePaused: false,
 };

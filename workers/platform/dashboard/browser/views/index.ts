@@ -1,4 +1,5 @@
 import { byId } from "../dom";
+import { stopLive } from "../live";
 import { state } from "../state";
 import { parseRoute } from "./common";
 import { showEvent } from "./event";
@@ -7,6 +8,8 @@ import { showTopic } from "./topic";
 
 /** Shows the view of the current hash route (or hides the detail card); `focus` moves focus to it. */
 export function showRoute(focus: boolean): void {
+  // A followed partition stops with the view it belongs to (a new topic view starts its own).
+  stopLive();
   if (!state.token || !state.model) return;
   const route = parseRoute();
   if (!route) {

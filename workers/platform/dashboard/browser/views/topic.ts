@@ -2,10 +2,28 @@ import { API, api } from "../api";
 import { h, table } from "../dom";
 import { fmtInt, num, truncate } from "../format";
 import { PAGE_SIZE, state } from "../state";
-import type { EventsPage } from "../wire";
+import type { EventsPage, EventWire } from "../wire";
 import { describeFailure, eventHash, message, openDetail, type Route, topicHash } from "./common";
+import { liveControls } from "./topic-live";
 
-/** A topic's events, one page of one partition at a time, with a partition picker and a jump to a sequence. */
+/** One event's row: its sequence (a link to its detail), id, type, subject and time. */
+function eventRow(topic: string, partition: number, e: EventWire): HTMLElement {
+  const sq = Number(e.sequence);
+  return h("tr", { "data-sequence": sq }, [
+    h("td", { class: "num" }, h("a", { href: eventHash(topic, partition, sq), "aria-label": `Event at sequence ${sq}`, text: fmtInt(sq) })),
+    h("td", { class: "mono", text: truncate(String(e.id ?? ""), 40) }),
+    h("td", { text: String(e.type ?? "") }),
+    h("td", { text: String(e.subject ?? "") }),
+    h("td", { text: String(e.receivedtime ?? e.time ?? "") }),
+  ]);
+}
+
+/**
+ * A topic's events, one page of one partition at a time, with a partition picker and a jump to a
+ * sequence. The latest page (no `from` in the route) follows the partition live (topic-live.ts)
+ * unless the user paused it;
+ * "Follow live" on any page adds what comes after it.
+ */
 export async function showTopic(route: Extract<Route, { view: "topic" }>, focus: boolean): Promise<void> {
   const seq = ++state.detailSeq;
   const topic = state.model?.topics.find((t) => t.name === route.topic);
@@ -53,6 +71,7 @@ export async function showTopic(route: Extract<Route, { view: "topic" }>, focus:
       latest,
     ]),
   );
+  const toolbar = body.lastElementChild as HTMLElement;
   const status = h("p", { class: "note", role: "status", text: "Loading events…" });
   const results = h("div", { class: "scroll" });
   body.appendChild(status);
@@ -85,27 +104,29 @@ export async function showTopic(route: Extract<Route, { view: "topic" }>, focus:
     next.disabled = false;
     next.addEventListener("click", () => go(topicHash(topic.name, partition, after.from)));
   }
-  if (events.length) {
-    const rows = events.map((e) => {
-      const sq = Number(e.sequence);
-      return h("tr", { "data-sequence": sq }, [
-        h(
-          "td",
-          { class: "num" },
-          h("a", { href: eventHash(topic.name, partition, sq), "aria-label": `Event at sequence ${sq}`, text: fmtInt(sq) }),
-        ),
-        h("td", { class: "mono", text: truncate(String(e.id ?? ""), 40) }),
-        h("td", { text: String(e.type ?? "") }),
-        h("td", { text: String(e.subject ?? "") }),
-        h("td", { text: String(e.receivedtime ?? e.time ?? "") }),
-      ]);
-    });
-    results.appendChild(
-      table(
-        [{ text: "Sequence", num: true }, { text: "Id" }, { text: "Type" }, { text: "Subject" }, { text: "Received" }],
-        rows,
-        `Events of ${topic.name} partition ${partition}`,
-      ),
-    );
-  }
+  const rows = events.map((e) => eventRow(topic.name, partition, e));
+  const tableEl = table(
+    [{ text: "Sequence", num: true }, { text: "Id" }, { text: "Type" }, { text: "Subject" }, { text: "Received" }],
+    rows,
+    `Events of ${topic.name} partition ${partition}`,
+  );
+  const tbody = tableEl.tBodies[0];
+  if (events.length) results.appendChild(tableEl);
+  if (!tbody) return;
+  const pageHead = num(page.head, 0);
+  toolbar.appendChild(
+    liveControls({
+      topic: topic.name,
+      partition,
+      after: last ? Number(last.sequence) : Math.max(0, Math.min(from - 1, pageHead)),
+      tbody,
+      row: (e) => {
+        // The first live row shows the table when the page had none.
+        if (!tableEl.isConnected) results.appendChild(tableEl);
+        return eventRow(topic.name, partition, e);
+      },
+      note: status,
+      auto: route.from === null,
+    }),
+  );
 }
