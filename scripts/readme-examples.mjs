@@ -12,10 +12,10 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { freePort, stopProcessGroup } from "./processes.mjs";
 import { problems, readmeSteps } from "./readme/steps.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -29,19 +29,6 @@ const env = {
 
 /** @typedef {import("./readme/steps.mjs").Step} Step */
 /** @typedef {{ step: Step, code: number | null, stdout: string, stderr: string, statuses: number[], problems: string[] }} StepResult */
-
-/** @returns {Promise<number>} */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * `npm start` (scripts/start.mjs) on a free port with its state in a temporary directory; resolves
@@ -65,21 +52,8 @@ export async function startLocalStack({ timeoutMs = 180_000 } = {}) {
   };
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
-  const exited = new Promise((resolve) => child.once("close", resolve));
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      const group = -child.pid;
-      const signal = (/** @type {NodeJS.Signals} */ s) => {
-        try {
-          process.kill(group, s);
-        } catch {}
-      };
-      signal("SIGTERM");
-      const timer = setTimeout(() => signal("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-      signal("SIGKILL");
-    }
+    await stopProcessGroup(child);
     await rm(state, { recursive: true, force: true });
   };
   const deadline = Date.now() + timeoutMs;

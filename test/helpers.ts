@@ -161,3 +161,13 @@ export async function allAcknowledged(topic: string, partition: number, timeoutM
   };
   return waitFor(behind, (lagging) => lagging.length === 0, timeoutMs);
 }
+
+/** A Content-Security-Policy header's directives, each name to its values (an absent header: none). */
+export function cspDirectives(header: string | null): Map<string, string[]> {
+  const map = new Map<string, string[]>();
+  for (const part of (header ?? "").split(";")) {
+    const [name, ...values] = part.trim().split(/\s+/);
+    if (name) map.set(name, values);
+  }
+  return map;
+}

@@ -1,27 +1,12 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, inject } from "vitest";
+import { type RunningProcess, startProcess } from "../run-process";
 
 /** Runs `node bin/eventline.mjs` as a child process, with the Node running the tests. */
 
 export const CLI = path.resolve(import.meta.dirname, "../../bin/eventline.mjs");
-
-export interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-export interface Running {
-  child: ChildProcess;
-  /** Output so far. */
-  stdout: () => string;
-  stderr: () => string;
-  done: Promise<Result>;
-}
 
 export interface Options {
   /** Base URL passed as `--url` (default: the test stack's); null passes none. */
@@ -33,28 +18,11 @@ export interface Options {
 }
 
 /** Starts the CLI. stdout and stderr are pipes (never a TTY). */
-export function start(args: string[], { url = inject("eventlineUrl"), input, env: extra = {} }: Options = {}): Running {
+export function start(args: string[], { url = inject("eventlineUrl"), input, env: extra = {} }: Options = {}): RunningProcess {
   const env = { ...process.env };
   delete env.EVENTLINE_URL;
   env.EVENTLINE_TOKEN = inject("eventlineToken");
-  const child = spawn(process.execPath, [CLI, ...(url === null ? [] : ["--url", url]), ...args], {
-    env: { ...env, ...extra },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (c: Buffer) => {
-    stdout += c.toString("utf8");
-  });
-  child.stderr?.on("data", (c: Buffer) => {
-    stderr += c.toString("utf8");
-  });
-  child.stdin?.end(input ?? "");
-  const done = new Promise<Result>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return { child, stdout: () => stdout, stderr: () => stderr, done };
+  return startProcess(process.execPath, [CLI, ...(url === null ? [] : ["--url", url]), ...args], { env: { ...env, ...extra } }, input);
 }
 
 /** Runs the CLI to the end. */

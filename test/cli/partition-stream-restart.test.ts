@@ -1,5 +1,6 @@
 import { rm } from "node:fs/promises";
 import { afterAll, describe, expect, it } from "vitest";
+import { sseSplitter } from "../sse";
 import { newStackIdentity, type Stack, type StackIdentity, startStack } from "./stack";
 
 /**
@@ -44,20 +45,12 @@ function follower(url: () => string, token: string) {
         });
         if (res.status !== 200 || res.body === null) throw new Error(`status ${res.status}`);
         const decoder = new TextDecoder();
-        let text = "";
+        const sse = sseSplitter();
         for await (const chunk of res.body) {
-          text += decoder.decode(chunk as Uint8Array, { stream: true });
-          for (let cut = text.indexOf("\n\n"); cut >= 0; cut = text.indexOf("\n\n")) {
-            const block = text.slice(0, cut);
-            text = text.slice(cut + 2);
-            const data = block
-              .split("\n")
-              .filter((l) => l.startsWith("data:"))
-              .map((l) => l.slice(5))
-              .join("\n");
-            if (block.startsWith("event: data")) {
+          for (const { event, data } of sse.push(decoder.decode(chunk as Uint8Array, { stream: true }))) {
+            if (event === "data") {
               for (const e of JSON.parse(data) as { id: string; sequence: string }[]) seen.push({ id: e.id, sequence: Number(e.sequence) });
-            } else if (block.startsWith("event: control")) {
+            } else if (event === "control") {
               offset = (JSON.parse(data) as { streamNextOffset: string }).streamNextOffset;
             }
           }

@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
+import { freePort, stopProcessGroup } from "../../scripts/processes.mjs";
+
+export { freePort };
 
 /**
  * Global setup of the CLI tests: the real local stack, as `npm start` runs it (without the
@@ -30,18 +32,6 @@ const env = {
   WRANGLER_SEND_METRICS: "false",
 };
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function waitForHealth(url: string, dev: ChildProcess, output: () => string, timeoutMs = 120_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -54,23 +44,6 @@ async function waitForHealth(url: string, dev: ChildProcess, output: () => strin
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`the local stack did not answer ${url}/health within ${timeoutMs / 1000} s:\n${output()}`);
-}
-
-/** Ends the process group of `child` (wrangler and its workerd): SIGTERM, then SIGKILL. */
-async function stop(child: ChildProcess) {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  const group = -child.pid;
-  const signal = (s: NodeJS.Signals) => {
-    try {
-      process.kill(group, s);
-    } catch {}
-  };
-  signal("SIGTERM");
-  const timer = setTimeout(() => signal("SIGKILL"), 5000);
-  await exited;
-  clearTimeout(timer);
-  signal("SIGKILL"); // whatever of the group outlived wrangler
 }
 
 export interface Stack {
@@ -148,7 +121,7 @@ export async function startStack(
   dev.stdout?.on("data", keep);
   dev.stderr?.on("data", keep);
   const teardown = async () => {
-    await stop(dev);
+    await stopProcessGroup(dev);
     if (own) await rm(state, { recursive: true, force: true });
   };
   try {

@@ -5,6 +5,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { banner, createOutputFilter } from "../../scripts/dev-output.mjs";
 import { PID_FILE } from "../../scripts/local-state.mjs";
+import { type ProcessRun, runProcess } from "../run-process";
 import { tempDir } from "./helpers";
 
 /**
@@ -82,18 +83,8 @@ describe("npm start's migrations", () => {
     const state = path.join(await tempDir(), "not-a-directory");
     await writeFile(state, "x");
     const env = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}` };
-    const res = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, ["scripts/start.mjs", "--port", "1", "--persist-to", state], { cwd: root, env });
-      let output = "";
-      child.stdout.on("data", (c: Buffer) => {
-        output += c.toString("utf8");
-      });
-      child.stderr.on("data", (c: Buffer) => {
-        output += c.toString("utf8");
-      });
-      child.once("error", reject);
-      child.once("close", (code) => resolve({ code, output }));
-    });
+    const run = await runProcess(process.execPath, ["scripts/start.mjs", "--port", "1", "--persist-to", state], { cwd: root, env });
+    const res = { code: run.code, output: run.stdout + run.stderr };
     expect(res.code).toBe(1);
     expect(res.output).toContain("ENOTDIR"); // wrangler's own error, not swallowed
     expect(res.output).toContain(`✖ wrangler d1 migrations apply DB --local --persist-to ${state} failed (exit 1)`);
@@ -103,20 +94,8 @@ describe("npm start's migrations", () => {
 });
 
 /** Runs scripts/reset.mjs on `state`. */
-function reset(state: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["scripts/reset.mjs", "--state", state], { cwd: root });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString("utf8");
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString("utf8");
-    });
-    child.once("error", reject);
-    child.once("close", (code) => resolve({ code, stdout, stderr }));
-  });
+function reset(state: string): Promise<ProcessRun> {
+  return runProcess(process.execPath, ["scripts/reset.mjs", "--state", state], { cwd: root });
 }
 
 describe("npm run reset", () => {

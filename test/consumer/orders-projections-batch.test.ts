@@ -3,7 +3,6 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Consumer } from "../../sdk/consumer";
 import type { Delivery } from "../../sdk/messages";
-import { formatSequence } from "../../shared/cloudevents";
 import { fold } from "../../shared/decider";
 import { type OrderCommand, type OrderEvent, type OrderState, orderDecider } from "../../workers/examples/orders/domain";
 import {
@@ -18,6 +17,7 @@ import { configuredConsumer } from "../../workers/platform/consumers/configured"
 import { commandSequenceArb, runCommands } from "../orders-arbitraries";
 import { batchOf, counting } from "./counting";
 import { FakeMessage } from "./helpers";
+import { interleave, orderDeliveries } from "./orders-log";
 
 /**
  * The orders projections under batch settlement (ADR 0047): a queue batch mixing several orders'
@@ -36,55 +36,6 @@ const perEventView = configuredConsumer(
 const perEventSummary = configuredConsumer(CUSTOMER_SUMMARY, async (event, { env: e }) => customerSummaryStatements(e.DB, event), {
   settlement: "event",
 });
-
-interface Stored {
-  orderId: string;
-  event: OrderEvent;
-  streamVersion: number;
-}
-
-/** The orders' events interleaved into one partition log, each order's in stream order (`pick` chooses the next order). */
-function interleave(streams: Map<string, OrderEvent[]>, pick: number[]): Stored[] {
-  const cursors = [...streams.entries()].map(([orderId, events]) => ({ orderId, events, next: 0 }));
-  const out: Stored[] = [];
-  for (let step = 0; ; step++) {
-    const open = cursors.filter((c) => c.next < c.events.length);
-    if (open.length === 0) return out;
-    const c = open[(pick[step % Math.max(pick.length, 1)] ?? 0) % open.length] as (typeof open)[number];
-    out.push({ orderId: c.orderId, event: c.events[c.next] as OrderEvent, streamVersion: ++c.next });
-  }
-}
-
-/** Deliveries of `log` on `partition`, with order ids and customers renamed by `rename`. */
-function deliveries(subscription: string, topic: string, log: Stored[], run: string, rename: (id: string) => string): Delivery[] {
-  return log.map((s, i) => {
-    const orderId = rename(s.orderId);
-    const data = { ...s.event.data, orderId } as Record<string, unknown>;
-    if (s.event.type === "orders.placed") data.customerId = rename(s.event.data.customerId);
-    return {
-      v: 1,
-      subscription,
-      topic,
-      partition: 0,
-      sequence: i + 1,
-      prev: i,
-      committedAt: 1_700_000_000_000 + i,
-      event: {
-        specversion: "1.0",
-        id: `${run}-${subscription}-${i + 1}`,
-        source: `/orders/${orderId}`,
-        type: s.event.type,
-        subject: orderId,
-        datacontenttype: "application/json",
-        data,
-        partition: 0,
-        sequence: formatSequence(i + 1),
-        streamversion: s.streamVersion,
-        receivedtime: new Date(1_700_000_000_000 + i * 1000).toISOString(),
-      },
-    };
-  });
-}
 
 /** Delivers `list` to `consumer.queue()` in consecutive batches of the given sizes, each shuffled; every batch must settle in two round trips. */
 async function deliverInBatches(consumer: Consumer<Env>, list: Delivery[], sizes: number[], shuffle: number[]): Promise<void> {
@@ -150,15 +101,25 @@ describe("orders projections: batch settlement", () => {
             streams.set(orderId, events);
             states.set(orderId, fold(orderDecider, events));
           });
-          const log = interleave(streams, pick);
+          const log = interleave(streams, (open, step) => (pick[step % Math.max(pick.length, 1)] ?? 0) % open);
           const batched = (id: string) => `${run}-batch-${id}`;
           const single = (id: string) => `${run}-event-${id}`;
           const topic = (mode: string) => `orders-${run}-${mode}`;
 
-          await deliverInBatches(ordersViewConsumer, deliveries(ORDERS_VIEW, topic("b"), log, run, batched), sizes, shuffle);
-          await deliverInBatches(customerSummaryConsumer, deliveries(CUSTOMER_SUMMARY, topic("b"), log, run, batched), sizes, shuffle);
-          await deliverOneByOne(perEventView, deliveries(ORDERS_VIEW, topic("e"), log, run, single));
-          await deliverOneByOne(perEventSummary, deliveries(CUSTOMER_SUMMARY, topic("e"), log, run, single));
+          await deliverInBatches(
+            ordersViewConsumer,
+            orderDeliveries(ORDERS_VIEW, topic("b"), log, `${run}-${ORDERS_VIEW}`, batched),
+            sizes,
+            shuffle,
+          );
+          await deliverInBatches(
+            customerSummaryConsumer,
+            orderDeliveries(CUSTOMER_SUMMARY, topic("b"), log, `${run}-${CUSTOMER_SUMMARY}`, batched),
+            sizes,
+            shuffle,
+          );
+          await deliverOneByOne(perEventView, orderDeliveries(ORDERS_VIEW, topic("e"), log, `${run}-${ORDERS_VIEW}`, single));
+          await deliverOneByOne(perEventSummary, orderDeliveries(CUSTOMER_SUMMARY, topic("e"), log, `${run}-${CUSTOMER_SUMMARY}`, single));
 
           for (const [orderId, state] of states) {
             const [b, e] = [await viewRow(batched(orderId)), await viewRow(single(orderId))];
@@ -189,8 +150,8 @@ describe("orders projections: batch settlement", () => {
       { kind: "pay", amount: 400, currency: "EUR" },
     ]);
     const log = events.map((event, i) => ({ orderId, event, streamVersion: i + 1 }));
-    const view = deliveries(ORDERS_VIEW, `orders-${run}`, log, run, (id) => id).map((d) => d.event);
-    const sums = deliveries(CUSTOMER_SUMMARY, `orders-${run}`, log, run, (id) => id).map((d) => d.event);
+    const view = orderDeliveries(ORDERS_VIEW, `orders-${run}`, log, `${run}-${ORDERS_VIEW}`, (id) => id).map((d) => d.event);
+    const sums = orderDeliveries(CUSTOMER_SUMMARY, `orders-${run}`, log, `${run}-${CUSTOMER_SUMMARY}`, (id) => id).map((d) => d.event);
     const at = { partition: 0, sequence: 1 };
     await env.DB.batch([...ordersViewStatements(env.DB, view[0] as never, at), ...customerSummaryStatements(env.DB, sums[0] as never)]);
     // Version 3 on top of version 1: refused, whichever projection.

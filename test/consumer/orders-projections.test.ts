@@ -3,12 +3,12 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Consumer } from "../../sdk/consumer";
 import type { Delivery } from "../../sdk/messages";
-import { formatSequence } from "../../shared/cloudevents";
 import { fold } from "../../shared/decider";
 import { type OrderCommand, type OrderEvent, type OrderState, orderDecider } from "../../workers/examples/orders/domain";
 import { CUSTOMER_SUMMARY, customerSummaryConsumer, ORDERS_VIEW, ordersViewConsumer } from "../../workers/examples/orders/projections";
 import { commandSequenceArb, runCommands } from "../orders-arbitraries";
 import { FakeMessage } from "./helpers";
+import { interleave, orderDeliveries } from "./orders-log";
 
 /**
  * The orders projections against a fold of the streams: random valid command sequences for a
@@ -27,50 +27,6 @@ function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-interface Stored {
-  orderId: string;
-  event: OrderEvent;
-  streamVersion: number;
-}
-
-/** Interleaves the orders' events into one partition log, each order's events staying in order. */
-function interleave(streams: Map<string, OrderEvent[]>, random: () => number): Stored[] {
-  const cursors = [...streams.entries()].map(([orderId, events]) => ({ orderId, events, next: 0 }));
-  const out: Stored[] = [];
-  for (;;) {
-    const open = cursors.filter((c) => c.next < c.events.length);
-    if (open.length === 0) return out;
-    const pick = open[Math.floor(random() * open.length)] as (typeof open)[number];
-    out.push({ orderId: pick.orderId, event: pick.events[pick.next] as OrderEvent, streamVersion: pick.next + 1 });
-    pick.next++;
-  }
-}
-
-function deliveries(subscription: string, topic: string, log: Stored[], run: string): Delivery[] {
-  return log.map((s, i) => ({
-    v: 1,
-    subscription,
-    topic,
-    partition: 0,
-    sequence: i + 1,
-    prev: i,
-    committedAt: 1_700_000_000_000 + i,
-    event: {
-      specversion: "1.0",
-      id: `${run}-${i + 1}`,
-      source: `/orders/${s.orderId}`,
-      type: s.event.type,
-      subject: s.orderId,
-      datacontenttype: "application/json",
-      data: s.event.data,
-      partition: 0,
-      sequence: formatSequence(i + 1),
-      streamversion: s.streamVersion,
-      receivedtime: new Date(1_700_000_000_000 + i * 1000).toISOString(),
-    },
-  }));
 }
 
 /**
@@ -142,13 +98,13 @@ describe("orders projections = fold of the streams", () => {
             streams.set(orderId, events);
             states.set(orderId, fold(orderDecider, events));
           });
-          const log = interleave(streams, random);
+          const log = interleave(streams, (open) => Math.floor(random() * open));
           // A topic name per run keeps each run's checkpoints apart.
           const topic = `orders-${run}`;
-          const view = await deliverShuffled(ordersViewConsumer, deliveries(ORDERS_VIEW, topic, log, run), random, duplicateRate);
+          const view = await deliverShuffled(ordersViewConsumer, orderDeliveries(ORDERS_VIEW, topic, log, run), random, duplicateRate);
           const summary = await deliverShuffled(
             customerSummaryConsumer,
-            deliveries(CUSTOMER_SUMMARY, topic, log, run),
+            orderDeliveries(CUSTOMER_SUMMARY, topic, log, run),
             random,
             duplicateRate,
           );
@@ -212,8 +168,8 @@ describe("orders projections = fold of the streams", () => {
       { kind: "place", orderId, customerId: `${run}-c`, currency: "EUR", lines: [{ sku: "A", quantity: 1, unitPrice: 100 }] },
       { kind: "pay", amount: 100, currency: "EUR" },
     ]);
-    const log = interleave(new Map([[orderId, events]]), prng(1));
-    const list = deliveries(ORDERS_VIEW, `orders-${run}`, log, run);
+    const log = interleave(new Map([[orderId, events]]), () => 0);
+    const list = orderDeliveries(ORDERS_VIEW, `orders-${run}`, log, run);
     for (const d of list) expect(await new FakeMessage(d).deliverUntilSettled(ordersViewConsumer)).toContain("handled");
     // The first event again, under a new id and position (as a replay might send it): no effect.
     const stale = { ...(list[0] as Delivery), sequence: 3, prev: 2, event: { ...(list[0] as Delivery).event, id: `${run}-again` } };

@@ -7,6 +7,7 @@ import config from "../../eventline.config";
 import type { AnyAggregate } from "../../shared/aggregate";
 import { findTopic } from "../../shared/config";
 import { streamPartition } from "../../shared/partitioner";
+import { toAppendEvent } from "../../workers/platform/ingest/append";
 import { prepareEvents } from "../../workers/platform/ingest/parse";
 import { COUNTER_LIMIT, type CounterCommand, counterAggregate } from "./counter-aggregate";
 
@@ -59,16 +60,7 @@ async function outside(subject: string, by: number, expected: number): Promise<A
   return {
     topic: topic.name,
     partition: partitionOf(subject),
-    events: prepared.map(({ source, id, type, traceparent, hash, members }) => ({
-      source,
-      id,
-      type,
-      subject,
-      traceparent,
-      hash,
-      members,
-      stream: true,
-    })),
+    events: prepared.map((p) => toAppendEvent({ ...p, subject, stream: true })),
     expect: { subject, version: expected },
   };
 }

@@ -1,7 +1,7 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { runProcess } from "../run-process";
 
 /**
  * Reading the docs as a newcomer would: their fenced blocks, headings and links, and running their
@@ -175,21 +175,12 @@ export async function runBlock(code: string, url: string, token: string): Promis
       '  echo "$status" > "$EXAMPLES_DIR/status-$n"; cat "$body"; }',
     ].join("\n");
     const script = `${wrapper}\n${code.split(DOCS_URL).join(url)}\n`;
-    const child = spawn("bash", ["-c", script], {
+    const {
+      code: exitCode,
+      stdout,
+      stderr,
+    } = await runProcess("bash", ["-c", script], {
       env: { ...process.env, EVENTLINE_TOKEN: token, EVENTLINE_URL: url, EXAMPLES_DIR: dir },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString("utf8");
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString("utf8");
-    });
-    const exitCode = await new Promise<number | null>((resolve, reject) => {
-      child.on("error", reject);
-      child.on("close", resolve);
     });
     const answers: Answer[] = [];
     for (let n = 0; ; n++) {

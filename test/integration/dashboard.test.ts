@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DASHBOARD_ASSETS } from "../../workers/platform/dashboard/assets";
-import { anonymousRequest, request, requestAs } from "../helpers";
+import { anonymousRequest, cspDirectives, request, requestAs } from "../helpers";
 
 /**
  * The dashboard's page and assets as served: public, typed, under a CSP that allows nothing from
@@ -17,15 +17,6 @@ const ASSETS = [
 
 /** The only absolute URL allowed in an asset: the SVG namespace name (an identifier, never fetched). */
 const SVG_NAMESPACE = "http://www.w3.org/2000/svg";
-
-function cspDirectives(header: string | null): Map<string, string[]> {
-  const map = new Map<string, string[]>();
-  for (const part of (header ?? "").split(";")) {
-    const [name, ...values] = part.trim().split(/\s+/);
-    if (name) map.set(name, values);
-  }
-  return map;
-}
 
 describe("dashboard assets", () => {
   it.each(ASSETS)("$path is served without credentials, as $type, under the CSP", async ({ path, type }) => {

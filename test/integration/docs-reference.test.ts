@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import pkg from "../../package.json";
 import { REFERENCE_CONFIGURATION, REFERENCE_SCRIPT_PATH, SCALAR_VERSION } from "../../workers/platform/reference/page";
-import { anonymousRequest, expectProblem, requestAs } from "../helpers";
+import { anonymousRequest, cspDirectives, expectProblem, requestAs } from "../helpers";
 
 /**
  * The API reference as served (ADR 0043): /docs is a page shell for Scalar's renderer under the
@@ -10,15 +10,6 @@ import { anonymousRequest, expectProblem, requestAs } from "../helpers";
  * with a year's cache, and /openapi.json carries the package's version and an authentication section.
  * test/browser/reference.test.ts renders the page in Chromium.
  */
-
-function cspDirectives(header: string | null): Map<string, string[]> {
-  const map = new Map<string, string[]>();
-  for (const part of (header ?? "").split(";")) {
-    const [name, ...values] = part.trim().split(/\s+/);
-    if (name) map.set(name, values);
-  }
-  return map;
-}
 
 describe("/docs", () => {
   it("serves the renderer's page without credentials, under the self-only CSP", async () => {

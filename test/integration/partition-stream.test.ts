@@ -4,6 +4,7 @@ import type { PartitionLog } from "../../durable-objects/partition-log";
 import { partitionName } from "../../sdk/partition-name";
 import { formatOffset } from "../../shared/live-stream/protocol";
 import { event, expectAccepted, partitionKeyFor, postBatch, request } from "../helpers";
+import { sseSplitter } from "../sse";
 
 /**
  * Topic partitions followed live (`GET /v1/topics/{t}/partitions/{p}/stream`, ADR 0046): offsets
@@ -38,25 +39,15 @@ async function follow(res: Response, done: (events: Stored[]) => boolean) {
   const reader = res.body?.getReader();
   if (reader === undefined) throw new Error("no body");
   const decoder = new TextDecoder();
-  let text = "";
+  const sse = sseSplitter();
   const events: Stored[] = [];
   let control: Record<string, unknown> = {};
   while (!done(events)) {
     const { done: ended, value } = await reader.read();
     if (ended) break;
-    text += decoder.decode(value, { stream: true });
-    let cut = text.indexOf("\n\n");
-    while (cut >= 0) {
-      const block = text.slice(0, cut);
-      text = text.slice(cut + 2);
-      const data = block
-        .split("\n")
-        .filter((l) => l.startsWith("data:"))
-        .map((l) => l.slice(5))
-        .join("\n");
-      if (block.startsWith("event: data")) events.push(...(JSON.parse(data) as Stored[]));
-      if (block.startsWith("event: control")) control = JSON.parse(data) as Record<string, unknown>;
-      cut = text.indexOf("\n\n");
+    for (const { event, data } of sse.push(decoder.decode(value, { stream: true }))) {
+      if (event === "data") events.push(...(JSON.parse(data) as Stored[]));
+      if (event === "control") control = JSON.parse(data) as Record<string, unknown>;
     }
   }
   await reader.cancel();
