@@ -7,8 +7,7 @@ import config from "../../eventline.config";
 import type { AnyAggregate } from "../../shared/aggregate";
 import { findTopic } from "../../shared/config";
 import { streamPartition } from "../../shared/partitioner";
-import { toAppendEvent } from "../../workers/platform/ingest/append";
-import { prepareEvents } from "../../workers/platform/ingest/parse";
+import { prepareEvents, toAppendEvent } from "../../workers/platform/ingest/parse";
 import { COUNTER_LIMIT, type CounterCommand, counterAggregate } from "./counter-aggregate";
 
 /**

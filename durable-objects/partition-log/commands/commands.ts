@@ -4,7 +4,7 @@ import type { EventlineConfig } from "../../../shared/config";
 import { DomainError, fold } from "../../../shared/decider";
 import { EventlineError } from "../../../shared/errors";
 import { streamPartition } from "../../../shared/partitioner";
-import { type PreparedEvent, prepareEvents } from "../../../workers/platform/ingest/parse";
+import { type PreparedEvent, prepareEvents, toAppendEvent } from "../../../workers/platform/ingest/parse";
 import type { LogHost, PartitionLogSeams } from "../host";
 import { type AppendInput, parseArgs } from "../input";
 import type { EventLog } from "../log";
@@ -289,11 +289,3 @@ export class Commands {
 }
 
 const parseWith = (aggregate: AnyAggregate) => (text: string) => aggregate.parse(JSON.parse(text) as Record<string, unknown>);
-
-/** The append form of a prepared event (what the Worker sends for ingest, ingest/append.ts toAppendEvent). */
-function toAppendEvent({ source, id, type, subject, traceparent, hash, members, stream }: PreparedEvent): AppendInput["events"][number] {
-  const event: AppendInput["events"][number] = { source, id, type, traceparent, hash, members };
-  if (subject !== undefined) event.subject = subject;
-  if (stream === true) event.stream = true;
-  return event;
-}

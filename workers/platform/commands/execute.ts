@@ -4,7 +4,7 @@ import type { Aggregate } from "../../../shared/aggregate";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { streamPartition } from "../../../shared/partitioner";
-import { partitionStub, partitionUnavailable } from "../ingest/append";
+import { flag, partitionStub, partitionUnavailable } from "../ingest/append";
 
 /**
  * The command side of event sourcing, Worker half: one call to the partition log that holds the
@@ -39,10 +39,6 @@ export interface CommandResult {
   replayed: boolean;
 }
 
-/** Durable Object errors carry `overloaded` / `retryable` flags set by the runtime. */
-const flagged = (err: unknown, name: "overloaded" | "retryable") =>
-  typeof err === "object" && err !== null && (err as Record<string, unknown>)[name] === true;
-
 /**
  * Runs one command against the stream `subject`. Throws EventlineError: `not_found` (404) or
  * `command_rejected` (422) when the state forbids the command, nothing appended;
@@ -75,7 +71,7 @@ export async function executeCommand<Command, Event extends { type: string; data
       traceparent: options.traceparent,
     });
   } catch (err) {
-    if (!flagged(err, "overloaded") && !flagged(err, "retryable")) throw err;
+    if (!flag(err, "overloaded") && !flag(err, "retryable")) throw err;
     log.warn("command call failed", { subject, partition, error: err });
     throw partitionUnavailable(err, "the command's partition call", retryAfter);
   }

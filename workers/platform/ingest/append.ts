@@ -3,7 +3,7 @@ import type { Logger } from "../../../sdk/logger";
 import { partitionName } from "../../../sdk/partition-name";
 import type { TopicConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
-import type { PreparedEvent } from "./parse";
+import { type PreparedEvent, toAppendEvent } from "./parse";
 
 export function partitionStub(env: Env, topic: string, partition: number) {
   return env.PARTITION_LOG.getByName(partitionName(topic, partition));
@@ -45,25 +45,8 @@ export interface IngestAck {
 }
 
 /** Durable Object errors carry `overloaded` / `retryable` flags set by the runtime. */
-function flag(err: unknown, name: "overloaded" | "retryable"): boolean {
+export function flag(err: unknown, name: "overloaded" | "retryable"): boolean {
   return typeof err === "object" && err !== null && (err as Record<string, unknown>)[name] === true;
-}
-
-/** The RPC form of a prepared event (no undefined members: RPC keeps them as keys). */
-export function toAppendEvent({
-  source,
-  id,
-  type,
-  subject,
-  traceparent,
-  hash,
-  members,
-  stream,
-}: PreparedEvent): AppendInput["events"][number] {
-  const event: AppendInput["events"][number] = { source, id, type, traceparent, hash, members };
-  if (subject !== undefined) event.subject = subject;
-  if (stream === true) event.stream = true;
-  return event;
 }
 
 function groupByPartition(prepared: PreparedEvent[]): Map<number, PreparedEvent[]> {

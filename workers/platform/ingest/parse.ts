@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import type { AppendInput } from "../../../durable-objects/partition-log/input";
 import { isValidTracestate, newTraceparent } from "../../../sdk/trace";
 import {
   BATCH_CONTENT_TYPE,
@@ -313,4 +314,21 @@ export async function prepareEvents(
     });
   }
   return prepared;
+}
+
+/** The RPC form of a prepared event (no undefined members: RPC keeps them as keys). */
+export function toAppendEvent({
+  source,
+  id,
+  type,
+  subject,
+  traceparent,
+  hash,
+  members,
+  stream,
+}: PreparedEvent): AppendInput["events"][number] {
+  const event: AppendInput["events"][number] = { source, id, type, traceparent, hash, members };
+  if (subject !== undefined) event.subject = subject;
+  if (stream === true) event.stream = true;
+  return event;
 }
