@@ -1,6 +1,7 @@
 import type { ReadResult } from "../../../durable-objects/live-stream/types";
 import { formatOffset, HEADER, isJsonType, isTextType, MAX_READ_BYTES, type ReadFrom } from "../../../shared/live-stream/protocol";
 import { catchUpBody, nextCursor, refusalError, SECURITY_HEADERS } from "./answers";
+import type { ReadQuery } from "./request";
 import { openWait, type Wait } from "./wait";
 
 /**
@@ -16,14 +17,14 @@ export interface StreamReader {
   fetch(input: string, init?: RequestInit): Promise<Response>;
 }
 
-export async function readOrThrow(stub: StreamReader, from: ReadFrom): Promise<ReadOk> {
+async function readOrThrow(stub: StreamReader, from: ReadFrom): Promise<ReadOk> {
   const r = await stub.read(from, MAX_READ_BYTES, true);
   if (r.kind !== "read") throw refusalError(r);
   return r;
 }
 
 /** The headers of an answer carrying (or ending at) a read. */
-export function readHeaders(r: ReadOk): Headers {
+function readHeaders(r: ReadOk): Headers {
   const headers = new Headers(SECURITY_HEADERS);
   headers.set("content-type", r.contentType);
   headers.set(HEADER.nextOffset, formatOffset(r.next));
@@ -32,10 +33,27 @@ export function readHeaders(r: ReadOk): Headers {
   return headers;
 }
 
-export const etagOf = (r: ReadOk) => `"${r.incarnation}:${r.from}:${r.next}${r.closed && r.upToDate ? ":c" : ""}"`;
+const etagOf = (r: ReadOk) => `"${r.incarnation}:${r.from}:${r.next}${r.closed && r.upToDate ? ":c" : ""}"`;
+
+/**
+ * A read's answer in the mode the request asked for: long-poll, SSE (which lives three waits), or
+ * catch-up — the range with its ETag, 304 when `If-None-Match` names it.
+ */
+export async function answerRead(stub: StreamReader, query: ReadQuery, waitMs: number, ifNoneMatch: string | undefined): Promise<Response> {
+  if (query.live === "long-poll") return longPoll(stub, query.from, query.cursor, waitMs);
+  if (query.live === "sse") return sse(stub, query.from, query.cursor, 3 * waitMs);
+  const r = await readOrThrow(stub, query.from);
+  const headers = readHeaders(r);
+  const etag = etagOf(r);
+  headers.set("etag", etag);
+  // The tail moves; a range that ends before it never changes (until the stream is deleted).
+  headers.set("cache-control", r.upToDate ? "no-store" : "private, max-age=60");
+  if (ifNoneMatch?.split(",").some((tag) => tag.trim() === etag)) return new Response(null, { status: 304, headers });
+  return new Response(catchUpBody(r.contentType, r.data), { status: 200, headers });
+}
 
 /** `live=long-poll`: data at once if there is some, else wait until there is (200), the stream closes or time is up (204). */
-export async function longPoll(stub: StreamReader, from: ReadFrom, cursor: string | undefined, waitMs: number): Promise<Response> {
+async function longPoll(stub: StreamReader, from: ReadFrom, cursor: string | undefined, waitMs: number): Promise<Response> {
   let r = await readOrThrow(stub, from);
   const answer = (read: ReadOk) => {
     const headers = readHeaders(read);
@@ -104,7 +122,7 @@ export function sseControlEvent(r: ReadOk, cursor: string): string {
  * closes (a final control with `streamClosed`), is deleted, or `lifetimeMs` passes (the client
  * reconnects from its last `streamNextOffset`).
  */
-export async function sse(stub: StreamReader, from: ReadFrom, cursor: string | undefined, lifetimeMs: number): Promise<Response> {
+async function sse(stub: StreamReader, from: ReadFrom, cursor: string | undefined, lifetimeMs: number): Promise<Response> {
   const first = await readOrThrow(stub, from);
   const headers = new Headers(SECURITY_HEADERS);
   headers.set("content-type", "text/event-stream");

@@ -13,8 +13,8 @@ import { partitionStub } from "../ingest/append";
 import { revealForCaller } from "../reveal";
 import { requirePartition, requireTopic } from "../validation";
 import { SECURITY_HEADERS } from "./answers";
-import { etagOf, longPoll, readHeaders, readOrThrow, type StreamReader, sse } from "./live";
-import { readQuery } from "./request";
+import { answerRead, type StreamReader } from "./live";
+import { liveWaitMs, readQuery } from "./request";
 
 /**
  * Every topic partition, followed live through the Durable Streams protocol's read side (ADR
@@ -149,22 +149,7 @@ export function partitionStreamRoutes(config: EventlineConfig) {
     }
     const query = readQuery(c);
     const reader = partitionReader(c, topic.name, partition, config.read.maxLimit, parseFilter(c.req.query("filter")));
-    const waitMs = (Number(c.env.EVENTLINE_LIVE_WAIT_SECONDS) || 20) * 1000;
-    if (query.live === "long-poll") return longPoll(reader, query.from, query.cursor, waitMs);
-    if (query.live === "sse") return sse(reader, query.from, query.cursor, 3 * waitMs);
-    const r = await readOrThrow(reader, query.from);
-    const headers = readHeaders(r);
-    const etag = etagOf(r);
-    headers.set("etag", etag);
-    headers.set("cache-control", r.upToDate ? "no-store" : "private, max-age=60");
-    if (
-      c.req
-        .header("if-none-match")
-        ?.split(",")
-        .some((tag) => tag.trim() === etag)
-    )
-      return new Response(null, { status: 304, headers });
-    return new Response(`[${new TextDecoder().decode(r.data)}]`, { status: 200, headers });
+    return answerRead(reader, query, liveWaitMs(c), c.req.header("if-none-match"));
   });
   return app;
 }

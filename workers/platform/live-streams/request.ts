@@ -158,6 +158,12 @@ export interface ReadQuery {
   cursor: string | undefined;
 }
 
+/** How long a live read waits for a commit (EVENTLINE_LIVE_WAIT_SECONDS, default 20 s), in ms. */
+export function liveWaitMs(c: Context<AppEnv>): number {
+  const n = Number(c.env.EVENTLINE_LIVE_WAIT_SECONDS);
+  return (Number.isFinite(n) && n > 0 ? n : 20) * 1000;
+}
+
 export function readQuery(c: Context<AppEnv>): ReadQuery {
   const offsets = c.req.queries("offset") ?? [];
   if (offsets.length > 1) throw bad("give offset once", "/query/offset");

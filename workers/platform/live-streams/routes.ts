@@ -5,13 +5,14 @@ import { EventlineError } from "../../../shared/errors";
 import { DEFAULT_CONTENT_TYPE, HEADER, streamResource } from "../../../shared/live-stream/protocol";
 import { access, deny } from "../auth/access";
 import type { AppEnv } from "../context";
-import { catchUpBody, PREFLIGHT_HEADERS, refusalError, SECURITY_HEADERS, statusHeaders } from "./answers";
-import { etagOf, longPoll, readHeaders, readOrThrow, sse } from "./live";
+import { PREFLIGHT_HEADERS, refusalError, SECURITY_HEADERS, statusHeaders } from "./answers";
+import { answerRead } from "./live";
 import { documentLiveStreamRoutes } from "./openapi";
 import {
   closedHeader,
   expiry,
   forkRequest,
+  liveWaitMs,
   producerHeaders,
   readBody,
   readQuery,
@@ -37,11 +38,6 @@ const streamTopic = (c: Context<AppEnv>) => {
 };
 
 const stubOf = (c: Context<AppEnv>, name: string) => c.env.LIVE_STREAM.getByName(name);
-
-const waitSeconds = (c: Context<AppEnv>) => {
-  const n = Number(c.env.EVENTLINE_LIVE_WAIT_SECONDS);
-  return Number.isFinite(n) && n > 0 ? n : 20;
-};
 
 /** CORS preflights of /v1/stream/* carry no credentials: answered before authentication, with nothing about any stream. */
 export const liveStreamPreflight: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -146,18 +142,7 @@ export function liveStreamRoutes() {
       if (r.expiresAt !== null) headers.set(HEADER.expiresAt, new Date(r.expiresAt).toISOString());
       return new Response(null, { status: 200, headers });
     }
-    const query = readQuery(c);
-    if (query.live === "long-poll") return longPoll(stub, query.from, query.cursor, waitSeconds(c) * 1000);
-    if (query.live === "sse") return sse(stub, query.from, query.cursor, 3 * waitSeconds(c) * 1000);
-    const r = await readOrThrow(stub, query.from);
-    const headers = readHeaders(r);
-    const etag = etagOf(r);
-    headers.set("etag", etag);
-    // The tail moves; a range that ends before it never changes (until the stream is deleted).
-    headers.set("cache-control", r.upToDate ? "no-store" : "private, max-age=60");
-    const match = c.req.header("if-none-match");
-    if (match?.split(",").some((tag) => tag.trim() === etag)) return new Response(null, { status: 304, headers });
-    return new Response(catchUpBody(r.contentType, r.data), { status: 200, headers });
+    return answerRead(stub, readQuery(c), liveWaitMs(c), c.req.header("if-none-match"));
   });
 
   app.delete(PATH, access({ group: "admin", action: "admin", topic: streamTopic }), async (c) => {
