@@ -129,13 +129,16 @@ describe("consumer SDK: replayed messages", () => {
 });
 
 describe("consumer SDK: an id reused in another partition", () => {
-  it("is not applied twice, and its position still settles so the checkpoint moves on", async () => {
-    const consumer = defineConsumer<Env>({
-      subscription: "test-sub",
+  const recordsEffects = (subscription: string) =>
+    defineConsumer<Env>({
+      subscription,
       db: (e) => e.DB,
       maxRetries: 3,
       handle: async (event, { db, delivery: d }) => [effect(db, event, d.sequence)],
     });
+
+  it("is not applied twice, and its position still settles so the checkpoint moves on", async () => {
+    const consumer = recordsEffects("test-sub");
     const same = { specversion: "1.0", id: "reused", source: "/t", type: "t" };
     expect(await consumer.process(new FakeMessage(delivery({ partition: 1, sequence: 1, prev: 0, event: same })), env)).toBe("handled");
     expect(await consumer.process(new FakeMessage(delivery({ partition: 2, sequence: 1, prev: 0, event: same })), env)).toBe("duplicate");
@@ -148,12 +151,7 @@ describe("consumer SDK: an id reused in another partition", () => {
   });
 
   it("every delivery of it records its attempt, also a redelivery whose settle batch the settled position refuses", async () => {
-    const consumer = defineConsumer<Env>({
-      subscription: "reused-attempts",
-      db: (e) => e.DB,
-      maxRetries: 3,
-      handle: async (event, { db, delivery: d }) => [effect(db, event, d.sequence)],
-    });
+    const consumer = recordsEffects("reused-attempts");
     const same = { specversion: "1.0", id: "reused-attempts", source: "/t", type: "t" };
     const at = (partition: number) => delivery({ subscription: "reused-attempts", partition, sequence: 1, prev: 0, event: same });
     expect(await consumer.process(new FakeMessage(at(1)), env)).toBe("handled");
