@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import type { PartitionMetrics } from "../../durable-objects/partition-log";
+import { partitionName } from "../../sdk/partition-name";
 import { type EventlineConfig, findTopic } from "../../shared/config";
 import { EventlineError } from "../../shared/errors";
 import { CounterRegistry, type Histogram, histogramFromRows, metricsEnabled, writeDataPoint } from "../../shared/metrics";
@@ -10,7 +11,7 @@ import type { Principal } from "./auth/identity";
 import type { AppEnv } from "./context";
 import { collectEncryptionStatus, type EncryptionStatus } from "./encryption-status";
 import { partitionStub, partitionUnavailable } from "./ingest/append";
-import { baselineStatements, type Collected, partitionName, readBaselines, recentOf, snapshotStatements } from "./metrics-ring";
+import { baselineStatements, type Collected, readBaselines, recentOf, snapshotStatements } from "./metrics-ring";
 import type { RecentPartition, RecentSubscription, RecentTotals } from "./metrics-window";
 import { listSubscriptionViews } from "./subscription-registry";
 

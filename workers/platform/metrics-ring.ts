@@ -1,3 +1,4 @@
+import { parsePartitionName, partitionName } from "../../sdk/partition-name";
 import type { EventlineConfig } from "../../shared/config";
 import {
   type EntityKind,
@@ -21,8 +22,6 @@ import {
  * `metrics_snapshots` — the baselines a collection needs, the snapshots it adds (one per entity
  * and slot, INSERT OR IGNORE, so concurrent collections agree) and the history the charts read.
  */
-
-export const partitionName = (topic: string, partition: number) => `${topic}/${partition}`;
 
 export interface Baselines {
   ringFirstAt: number | null;
@@ -201,8 +200,8 @@ export async function readHistory(
       if (counters !== null && visible("subscription", row.name, counters.topic)) add(subscriptions, row, counters);
     } else if (row.kind === "partition") {
       const counters = parseBody("partition", row.body);
-      const topic = row.name.slice(0, row.name.lastIndexOf("/"));
-      if (counters !== null && visible("partition", row.name, topic)) add(partitions, row, counters);
+      const topic = parsePartitionName(row.name)?.topic;
+      if (counters !== null && topic !== undefined && visible("partition", row.name, topic)) add(partitions, row, counters);
     }
   }
   const slots = new Map<number, number>();
