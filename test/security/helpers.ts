@@ -117,6 +117,24 @@ export async function expectAudit(
   return record;
 }
 
+/** expectAudit of a 403 refusal: one access.denied record (outcome denied, status 403) matching `expected`. */
+export function expectDeniedAudit(
+  requestId: string,
+  expected: Omit<Parameters<typeof expectAudit>[1], "action">,
+  secrets: readonly string[] = [],
+): Promise<AuditEntry> {
+  return expectAudit(requestId, { action: "access.denied", outcome: "denied", status: 403, ...expected }, secrets);
+}
+
+/** expectAudit of a 401 refusal: one auth.failed record (outcome failure, status 401) matching `expected`. */
+export function expectAuthFailedAudit(
+  requestId: string,
+  expected: Omit<Parameters<typeof expectAudit>[1], "action">,
+  secrets: readonly string[] = [],
+): Promise<AuditEntry> {
+  return expectAudit(requestId, { action: "auth.failed", outcome: "failure", status: 401, ...expected }, secrets);
+}
+
 /** Asserts that the request wrote no audit record at all. */
 export async function expectNoAudit(requestId: string): Promise<void> {
   expect(await auditOf(requestId)).toEqual([]);
