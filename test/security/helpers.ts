@@ -117,23 +117,16 @@ export async function expectAudit(
   return record;
 }
 
-/** expectAudit of a 403 refusal: one access.denied record (outcome denied, status 403) matching `expected`. */
-export function expectDeniedAudit(
-  requestId: string,
-  expected: Omit<Parameters<typeof expectAudit>[1], "action">,
-  secrets: readonly string[] = [],
-): Promise<AuditEntry> {
-  return expectAudit(requestId, { action: "access.denied", outcome: "denied", status: 403, ...expected }, secrets);
+/** expectAudit with a refusal's action, outcome and status fixed: one such record matching `expected`. */
+function refusalAudit(action: string, outcome: AuditEntry["outcome"], status: number) {
+  return (requestId: string, expected: Omit<Parameters<typeof expectAudit>[1], "action">, secrets: readonly string[] = []) =>
+    expectAudit(requestId, { action, outcome, status, ...expected }, secrets);
 }
 
-/** expectAudit of a 401 refusal: one auth.failed record (outcome failure, status 401) matching `expected`. */
-export function expectAuthFailedAudit(
-  requestId: string,
-  expected: Omit<Parameters<typeof expectAudit>[1], "action">,
-  secrets: readonly string[] = [],
-): Promise<AuditEntry> {
-  return expectAudit(requestId, { action: "auth.failed", outcome: "failure", status: 401, ...expected }, secrets);
-}
+/** A 403 refusal's audit record: access.denied, outcome denied, status 403, matching `expected`. */
+export const expectDeniedAudit = refusalAudit("access.denied", "denied", 403);
+/** A 401 refusal's audit record: auth.failed, outcome failure, status 401, matching `expected`. */
+export const expectAuthFailedAudit = refusalAudit("auth.failed", "failure", 401);
 
 /** Asserts that the request wrote no audit record at all. */
 export async function expectNoAudit(requestId: string): Promise<void> {
