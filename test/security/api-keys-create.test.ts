@@ -12,6 +12,18 @@ import { type CreatedKey, getKey, ISO, KEY_SHAPE, listKeys, postKey, useKeySecre
  * This file: POST /v1/keys — creating a key, what it answers and audits, and what it refuses.
  */
 
+/** Asserts a key creation refused for its body: the key list as `before`, and the failure audited. */
+async function expectBodyRefused(requestId: string, before: Awaited<ReturnType<typeof listKeys>>): Promise<void> {
+  expect((await listKeys()).keys).toEqual(before.keys);
+  await expectAudit(requestId, {
+    action: "keys.create",
+    outcome: "failure",
+    status: 400,
+    actor: { id: "admin" },
+    reason: "invalid request body",
+  });
+}
+
 const { secrets, newKey } = useKeySecrets();
 
 describe("POST /v1/keys: creating a key", () => {
@@ -112,14 +124,7 @@ describe("POST /v1/keys: creating a key", () => {
     const before = await listKeys();
     const problem = await expectProblem(await postKey(body), 400);
     expect(problem.issues?.map((i) => i.path)).toContain(path);
-    expect((await listKeys()).keys).toEqual(before.keys);
-    await expectAudit(problem.requestId, {
-      action: "keys.create",
-      outcome: "failure",
-      status: 400,
-      actor: { id: "admin" },
-      reason: "invalid request body",
-    });
+    await expectBodyRefused(problem.requestId, before);
   });
 
   it("refuses more grants than security.apiKeys.maxGrants (20)", async () => {
@@ -150,14 +155,7 @@ describe("POST /v1/keys: creating a key", () => {
       problem.issues?.some((i) => i.path.startsWith("/json") && i.message.includes(field)),
       JSON.stringify(problem.issues),
     ).toBe(true);
-    expect((await listKeys()).keys).toEqual(before.keys);
-    await expectAudit(problem.requestId, {
-      action: "keys.create",
-      outcome: "failure",
-      status: 400,
-      actor: { id: "admin" },
-      reason: "invalid request body",
-    });
+    await expectBodyRefused(problem.requestId, before);
   });
 
   it("records the caller as createdBy: a key created by a key-holding admin names that key", async () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../../shared/json";
 import { createApiKey, verifyApiKey } from "../../workers/platform/auth/api-keys";
 import { event, expectAccepted, expectProblem, request, requestAs } from "../helpers";
-import { auditSearch, dataHeads, expectAudit, expectNoSecrets } from "./helpers";
+import { auditSearch, dataHeads, expectAudit, expectAuthFailedAudit, expectDeniedAudit, expectNoSecrets } from "./helpers";
 import {
   type ApiKeyView,
   getKey,
@@ -42,12 +42,9 @@ describe("API keys at work", () => {
     expect(res.headers.get("www-authenticate")).toBeNull();
     expect(await dataHeads()).toEqual(before);
     expectNoSecrets(JSON.stringify(problem), [key.key]);
-    await expectAudit(
+    await expectDeniedAudit(
       problem.requestId,
       {
-        action: "access.denied",
-        outcome: "denied",
-        status: 403,
         resource: "topic:orders",
         actor: { id: `key:${key.id}`, kind: "api-key", tenant: "acme" },
         reason: `key:${key.id} lacks produce on topic orders`,
@@ -65,10 +62,7 @@ describe("API keys at work", () => {
     const problem = await expectProblem(await produce("audit", key.key, event({ type: "eventline.audit.keys.create" })), 403);
     expect(problem.detail).toBe("topic audit is written only by the platform");
     expect(await dataHeads()).toEqual(before);
-    const denial = await expectAudit(problem.requestId, {
-      action: "access.denied",
-      outcome: "denied",
-      status: 403,
+    const denial = await expectDeniedAudit(problem.requestId, {
       resource: "topic:audit",
       actor: { id: `key:${key.id}` },
     });
@@ -123,12 +117,9 @@ describe("API keys at work", () => {
         'Bearer realm="eventline", error="invalid_token", error_description="API key not recognised"',
       );
       expect(await dataHeads()).toEqual(before);
-      await expectAudit(
+      await expectAuthFailedAudit(
         problem.requestId,
         {
-          action: "auth.failed",
-          outcome: "failure",
-          status: 401,
           reason: "API key not recognised",
           actor: { id: "unauthenticated", kind: "none", keyId: key.id },
           resource: "/v1/topics",
@@ -187,12 +178,9 @@ describe("revoking and expiry", () => {
     expect(problem.detail).toBe("API key revoked");
     expect(refused.headers.get("www-authenticate")).toContain('error="invalid_token"');
     expect(await dataHeads()).toEqual(before);
-    await expectAudit(
+    await expectAuthFailedAudit(
       problem.requestId,
       {
-        action: "auth.failed",
-        outcome: "failure",
-        status: 401,
         reason: "API key revoked",
         actor: { id: "unauthenticated", kind: "none", keyId: key.id },
         path: "/v1/topics/events/events",
@@ -253,11 +241,7 @@ describe("revoking and expiry", () => {
     const problem = await expectProblem(await produce("events", key), 401);
     expect(problem.detail).toBe("API key expired");
     expect(await dataHeads()).toEqual(before);
-    await expectAudit(
-      problem.requestId,
-      { action: "auth.failed", outcome: "failure", status: 401, reason: "API key expired", actor: { keyId: record.id } },
-      [key],
-    );
+    await expectAuthFailedAudit(problem.requestId, { reason: "API key expired", actor: { keyId: record.id } }, [key]);
   });
 
   it("verifyApiKey: a key made with expiresInDays works until then and is refused from then on, cached or not", async () => {
@@ -292,12 +276,9 @@ describe("only global admins manage keys", () => {
     const problem = await expectProblem(res, 403);
     expect(problem.detail).toBe(`key:${caller.id} lacks admin on every topic (admin:*)`);
     expect((await listKeys()).keys).toEqual(before.keys);
-    await expectAudit(
+    await expectDeniedAudit(
       problem.requestId,
       {
-        action: "access.denied",
-        outcome: "denied",
-        status: 403,
         resource: "keys",
         actor: { id: `key:${caller.id}`, kind: "api-key" },
         details: { attempted: "keys.create" },

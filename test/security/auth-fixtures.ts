@@ -1,6 +1,7 @@
-import { base64url, type CryptoKey, exportJWK, exportSPKI, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
+import { exportSPKI, type JWK, type JWTPayload } from "jose";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { event, STRUCTURED } from "../helpers";
+import { b64json, hmacSign, makeKey as makeJwtKey, signToken, type TestKey } from "../unit/jwt-fixtures";
 import {
   auditSearch,
   captureLogs,
@@ -67,18 +68,10 @@ export function useCredentialHygiene(): { secrets: string[]; logs: LogCapture } 
   return { secrets, logs };
 }
 
-export interface TestKey {
-  kid: string;
-  alg: string;
-  privateKey: CryptoKey;
-  publicKey: CryptoKey;
-  publicJwk: JWK;
-}
+export { b64json, type TestKey };
 
-export async function makeKey(alg: string, kid: string): Promise<TestKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  return { kid, alg, privateKey, publicKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: "sig" } };
-}
+/** A key whose public JWK also names its alg and use, as an IdP's JWKS does. */
+export const makeKey = (alg: string, kid: string): Promise<TestKey> => makeJwtKey(alg, kid, { alg, use: "sig" });
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -98,25 +91,17 @@ export function claims(overrides: Record<string, unknown> = {}): JWTPayload {
   return Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined));
 }
 
-export const b64json = (value: unknown) => base64url.encode(JSON.stringify(value));
-
 /** Token signers that add every token they make to `secrets` (the file's hygiene list). */
 export function tokenMinter(secrets: string[]) {
   async function sign(payload: JWTPayload, key: TestKey, header: Record<string, unknown> = {}): Promise<string> {
-    const protectedHeader = Object.fromEntries(
-      Object.entries({ alg: key.alg, typ: "JWT", kid: key.kid, ...header }).filter(([, v]) => v !== undefined),
-    );
-    const token = await new SignJWT(payload).setProtectedHeader(protectedHeader as { alg: string }).sign(key.privateKey);
+    const token = await signToken(payload, key, header);
     secrets.push(token);
     return token;
   }
 
   /** An HS256 token keyed with `secret` (the key-confusion attack uses the RSA public key's PEM). */
   async function hmacToken(payload: JWTPayload, secret: string, kid: string): Promise<string> {
-    const input = `${b64json({ alg: "HS256", typ: "JWT", kid })}.${b64json(payload)}`;
-    const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input)));
-    const token = `${input}.${base64url.encode(mac)}`;
+    const token = await hmacSign(payload, new TextEncoder().encode(secret), kid);
     secrets.push(token);
     return token;
   }

@@ -5,7 +5,7 @@ import shipped from "../../eventline.config";
 import wranglerToml from "../../wrangler.toml?raw";
 import { ADMIN_KEY, anonymousRequest, event, expectProblem, request, requestAs, STRUCTURED } from "../helpers";
 import { INVALID_REQUEST_CHALLENGE, INVALID_TOKEN_CHALLENGE, IP, PRODUCE_PATH, useCredentialHygiene } from "./auth-fixtures";
-import { dataHeads, expectAudit, expectNoAudit, testApp } from "./helpers";
+import { dataHeads, expectAudit, expectAuthFailedAudit, expectNoAudit, testApp } from "./helpers";
 
 /*
  * Authentication, the front door: the Authorization header (missing, malformed, unknown tokens,
@@ -29,10 +29,7 @@ describe("the Authorization header", () => {
     expect(problem.detail).toBe("this endpoint needs credentials: send Authorization: Bearer <API key or JWT>");
     expect(res.headers.get("www-authenticate")).toBe('Bearer realm="eventline"');
     expect(await dataHeads()).toEqual(before);
-    await expectAudit(problem.requestId, {
-      action: "auth.failed",
-      outcome: "failure",
-      status: 401,
+    await expectAuthFailedAudit(problem.requestId, {
       actor: { id: "unauthenticated", kind: "none" },
       reason: problem.detail,
       method: "POST",
@@ -65,12 +62,9 @@ describe("the Authorization header", () => {
     expect(problem.detail).toBe("malformed Authorization header: expected `Bearer <token>`");
     expect(res.headers.get("www-authenticate")).toBe(INVALID_REQUEST_CHALLENGE);
     expect(await dataHeads()).toEqual(before);
-    await expectAudit(
+    await expectAuthFailedAudit(
       problem.requestId,
       {
-        action: "auth.failed",
-        outcome: "failure",
-        status: 401,
         actor: { id: "unauthenticated", kind: "none" },
         reason: problem.detail,
         ip: IP,

@@ -20,7 +20,17 @@ import {
   tokenMinter,
   useCredentialHygiene,
 } from "./auth-fixtures";
-import { auditSearch, type countingFetch, dataHeads, expectAudit, expectNoSecrets, sleep, type TestApp, testApp } from "./helpers";
+import {
+  auditSearch,
+  type countingFetch,
+  dataHeads,
+  expectAuthFailedAudit,
+  expectDeniedAudit,
+  expectNoSecrets,
+  sleep,
+  type TestApp,
+  testApp,
+} from "./helpers";
 
 /*
  * JWT bearer tokens from two OIDC issuers (a static JWKS and a jwksUri served by a counting fake
@@ -70,12 +80,9 @@ async function expectTokenRefused(app: TestApp, token: string, reason: string): 
   expect(challenge).toMatch(INVALID_TOKEN_CHALLENGE);
   expect(await dataHeads()).toEqual(before);
   expectNoSecrets(`${JSON.stringify(problem)}\n${challenge}`, [token]);
-  await expectAudit(
+  await expectAuthFailedAudit(
     problem.requestId,
     {
-      action: "auth.failed",
-      outcome: "failure",
-      status: 401,
       resource: PRODUCE_PATH,
       actor: { id: "unauthenticated", kind: "none" },
       reason: `invalid token: ${reason}`,
@@ -103,12 +110,9 @@ describe("JWT bearer tokens (OIDC issuers)", () => {
     const problem = await expectProblem(denied, 403);
     expect(problem.detail).toBe(`jwt:${ISS_STATIC}#alice lacks produce on topic orders`);
     expect(await dataHeads()).toEqual(before);
-    await expectAudit(
+    await expectDeniedAudit(
       problem.requestId,
       {
-        action: "access.denied",
-        outcome: "denied",
-        status: 403,
         resource: "topic:orders",
         actor: { id: `jwt:${ISS_STATIC}#alice`, kind: "jwt", tenant: "acme" },
       },
@@ -227,12 +231,9 @@ describe("JWT bearer tokens (OIDC issuers)", () => {
     expect(problem.detail).toBe(`jwt:${ISS_STATIC}#nobody lacks produce on topic events`);
     expect(res.headers.get("www-authenticate")).toBeNull();
     expect(await dataHeads()).toEqual(before);
-    await expectAudit(
+    await expectDeniedAudit(
       problem.requestId,
       {
-        action: "access.denied",
-        outcome: "denied",
-        status: 403,
         resource: "topic:events",
         actor: { id: `jwt:${ISS_STATIC}#nobody`, kind: "jwt" },
         reason: problem.detail,

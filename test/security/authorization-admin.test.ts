@@ -26,9 +26,7 @@ import {
 } from "./helpers";
 
 /**
- * Authorization, route group by route group: API keys with narrow grants are refused (403
- * problem+json) whatever they are not granted, each refusal leaves an `access.denied` audit
- * record naming the key and what it lacked, and nothing changes.
+ * Authorization, route group by route group (what these tests show as a whole: authz-fixtures.ts).
  * This file: admin and global functions (keys, subscriptions, replays, DLQ, projections,
  * archive, encryption), and a deny of consume also denying replays, rebuilds and the DLQ.
  */

@@ -17,9 +17,7 @@ import {
 } from "./helpers";
 
 /**
- * Authorization, route group by route group: API keys with narrow grants are refused (403
- * problem+json) whatever they are not granted, each refusal leaves an `access.denied` audit
- * record naming the key and what it lacked, and nothing changes.
+ * Authorization, route group by route group (what these tests show as a whole: authz-fixtures.ts).
  * This file: ingest — who may produce where (grants are checked before the topic is looked up:
  * 403, never 404, for a topic outside the grant), request bodies bounded before any handler or
  * Durable Object sees them, and what the audit records of those denials hold.

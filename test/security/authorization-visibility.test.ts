@@ -5,9 +5,7 @@ import { authzSetup, HOOK, subscriptionExists, visibleTopics } from "./authz-fix
 import { asKey, type CreatedTestKey, createTestKey, expectAccessDenied, jsonInit } from "./helpers";
 
 /**
- * Authorization, route group by route group: API keys with narrow grants are refused (403
- * problem+json) whatever they are not granted, each refusal leaves an `access.denied` audit
- * record naming the key and what it lacked, and nothing changes.
+ * Authorization, route group by route group (what these tests show as a whole: authz-fixtures.ts).
  * This file: reads, and which topics and subscriptions a key is shown at all (a name outside its
  * grants is a 403 whether it exists or not).
  */

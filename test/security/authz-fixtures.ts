@@ -10,6 +10,10 @@ import { asKey, type CreatedTestKey, createTestKey, jsonInit } from "./helpers";
  * (authzSetup, called from each file's beforeAll, since storage is isolated per test file), and
  * the read-only probes of state (DLQ depth, replay jobs, keys, archive, vault) the tests use to
  * show that a refused request changed nothing.
+ *
+ * What the authorization tests show, route group by route group: API keys with narrow grants are
+ * refused (403 problem+json) whatever they are not granted, each refusal leaves an
+ * `access.denied` audit record naming the key and what it lacked, and nothing changes.
  */
 
 export const HOOK = "authz-hook";

@@ -26,11 +26,7 @@ import {
 import { asKey, type CreatedTestKey, captureConsole, dataHeads } from "./helpers";
 
 /**
- * Field encryption of the `customers` topic (sensitive /name /email /phone /address): a unique
- * canary in those fields must never be found at rest (partition logs, R2 archive), in transit
- * (queue messages, webhook bodies) or in logs; only a `decrypt` grant reads it back; ciphertext
- * moved elsewhere does not decrypt; shredding a subject's key makes its fields unreadable
- * everywhere while the logs themselves stay as they were.
+ * Field encryption of the `customers` topic (what these tests show as a whole: encryption-fixtures.ts).
  *
  * This file: a canary in the sensitive fields, followed at rest, in transit, in logs and through
  * reads with and without a decrypt grant; and ciphertext moved to another event.

@@ -22,6 +22,12 @@ import {
  * key, the envelope and plaintext assertions, and dumps of what is stored (partition logs, vault
  * shards, R2 archive), queued and delivered. encryptionSetup is called from each file's
  * beforeAll, since storage is isolated per test file.
+ *
+ * What the canary and shredding tests show: a unique canary in the sensitive fields must never be
+ * found at rest (partition logs, R2 archive), in transit (queue messages, webhook bodies) or in
+ * logs; only a `decrypt` grant reads it back; ciphertext moved elsewhere does not decrypt;
+ * shredding a subject's key makes its fields unreadable everywhere while the logs themselves stay
+ * as they were.
  */
 
 export const TOPIC = "customers";

@@ -27,11 +27,7 @@ import {
 import { auditSearch, type CreatedTestKey, dataHeads, jsonInit, sinkDeliveries } from "./helpers";
 
 /**
- * Field encryption of the `customers` topic (sensitive /name /email /phone /address): a unique
- * canary in those fields must never be found at rest (partition logs, R2 archive), in transit
- * (queue messages, webhook bodies) or in logs; only a `decrypt` grant reads it back; ciphertext
- * moved elsewhere does not decrypt; shredding a subject's key makes its fields unreadable
- * everywhere while the logs themselves stay as they were.
+ * Field encryption of the `customers` topic (what these tests show as a whole: encryption-fixtures.ts).
  *
  * This file: crypto-shredding, erasability of every subject that gets a data key, and key
  * administration.

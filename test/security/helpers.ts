@@ -117,6 +117,17 @@ export async function expectAudit(
   return record;
 }
 
+/** expectAudit with a refusal's action, outcome and status fixed: one such record matching `expected`. */
+function refusalAudit(action: string, outcome: AuditEntry["outcome"], status: number) {
+  return (requestId: string, expected: Omit<Parameters<typeof expectAudit>[1], "action">, secrets: readonly string[] = []) =>
+    expectAudit(requestId, { action, outcome, status, ...expected }, secrets);
+}
+
+/** A 403 refusal's audit record: access.denied, outcome denied, status 403, matching `expected`. */
+export const expectDeniedAudit = refusalAudit("access.denied", "denied", 403);
+/** A 401 refusal's audit record: auth.failed, outcome failure, status 401, matching `expected`. */
+export const expectAuthFailedAudit = refusalAudit("auth.failed", "failure", 401);
+
 /** Asserts that the request wrote no audit record at all. */
 export async function expectNoAudit(requestId: string): Promise<void> {
   expect(await auditOf(requestId)).toEqual([]);

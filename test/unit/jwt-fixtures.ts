@@ -14,7 +14,8 @@ import { defineConfig, type EventlineConfigInput, type SecurityConfig } from "..
 import { createJwtVerifier, type JwtVerifier, TokenError } from "../../shared/security/jwt";
 
 /*
- * Shared fixtures of the JWT verifier's unit tests (test/unit/jwt-*.test.ts). Issuer A publishes
+ * Shared fixtures of the JWT verifier's unit tests (test/unit/jwt-*.test.ts); the key, signing
+ * and encoding helpers also serve the authentication tests (test/security/auth-fixtures.ts). Issuer A publishes
  * its keys at a jwksUri (served by a counting fake fetch); issuer B has a static JWKS. Time comes
  * from an injected clock, which also drives the JWKS cache and cooldown. The keys are made per
  * test file: jwtFixture() holds them, and its load() (from the file's beforeAll) generates them.
@@ -35,9 +36,26 @@ export interface TestKey {
   publicJwk: JWK;
 }
 
-export async function makeKey(alg: string, kid: string): Promise<TestKey> {
+/** A fresh key pair; its public JWK carries `kid` and any `jwkExtra` members (e.g. alg, use). */
+export async function makeKey(alg: string, kid: string, jwkExtra: JWK = {}): Promise<TestKey> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  return { kid, alg, privateKey, publicKey, publicJwk: { ...(await exportJWK(publicKey)), kid } };
+  return { kid, alg, privateKey, publicKey, publicJwk: { ...(await exportJWK(publicKey)), kid, ...jwkExtra } };
+}
+
+/** A JWT signed with `key`; a header member set to `undefined` is left out. */
+export async function signToken(payload: JWTPayload, key: TestKey, header: Record<string, unknown> = {}): Promise<string> {
+  const protectedHeader = { alg: key.alg, typ: "JWT", kid: key.kid, ...header };
+  return new SignJWT(payload)
+    .setProtectedHeader(Object.fromEntries(Object.entries(protectedHeader).filter(([, v]) => v !== undefined)) as JWTHeaderParameters)
+    .sign(key.privateKey);
+}
+
+/** HS256 over header.payload with an arbitrary secret (the key-confusion attack). */
+export async function hmacSign(payload: JWTPayload, secret: Uint8Array, kid: string): Promise<string> {
+  const signingInput = `${b64json({ alg: "HS256", typ: "JWT", kid })}.${b64json(payload)}`;
+  const key = await crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(signingInput)));
+  return `${signingInput}.${base64url.encode(mac)}`;
 }
 
 /** The test keys of one file. */
@@ -198,20 +216,10 @@ export function jwtFixture() {
     };
   }
 
-  async function sign(payload: JWTPayload, key: TestKey = keys().rsa, header: Record<string, unknown> = {}): Promise<string> {
-    const protectedHeader = { alg: key.alg, typ: "JWT", kid: key.kid, ...header };
-    return new SignJWT(payload)
-      .setProtectedHeader(Object.fromEntries(Object.entries(protectedHeader).filter(([, v]) => v !== undefined)) as JWTHeaderParameters)
-      .sign(key.privateKey);
-  }
+  const sign = (payload: JWTPayload, key: TestKey = keys().rsa, header: Record<string, unknown> = {}) => signToken(payload, key, header);
 
   /** HS256 over header.payload with an arbitrary secret (the key-confusion attack). */
-  async function hmacToken(payload: JWTPayload, secret: Uint8Array, kid = keys().rsa.kid): Promise<string> {
-    const signingInput = `${b64json({ alg: "HS256", typ: "JWT", kid })}.${b64json(payload)}`;
-    const key = await crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(signingInput)));
-    return `${signingInput}.${base64url.encode(mac)}`;
-  }
+  const hmacToken = (payload: JWTPayload, secret: Uint8Array, kid = keys().rsa.kid) => hmacSign(payload, secret, kid);
 
   return { load, oidcConfig, harness, sign, hmacToken };
 }
