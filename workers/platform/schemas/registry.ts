@@ -127,7 +127,11 @@ async function loadRuntime(db: D1Database): Promise<RuntimeIndex> {
  */
 async function runtimeIndex(db: D1Database, fresh = false, now = Date.now()): Promise<RuntimeIndex> {
   if (!fresh && cache !== undefined && now - cache.loadedAt < SCHEMA_CACHE_MS) return cache.index;
-  if (fresh) return loadRuntime(db).then((index) => ((cache = { index, loadedAt: Date.now() }), index));
+  if (fresh) {
+    const index = await loadRuntime(db);
+    cache = { index, loadedAt: Date.now() };
+    return index;
+  }
   loading ??= loadRuntime(db)
     .then((index) => {
       cache = { index, loadedAt: Date.now() };
