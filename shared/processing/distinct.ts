@@ -17,6 +17,7 @@ export interface DistinctAcc {
   k: "distinct";
   /** Exact values (JSON encodings as keys, so 1 and "1" differ and no key can be `__proto__`); null once estimated. */
   values: Record<string, 1> | null;
+  /** How many exact values (0 once estimated: the estimate is computed when read). */
   size: number;
   /** HyperLogLog registers once the exact bound was passed. */
   hll: string | null;
@@ -91,15 +92,17 @@ function toEstimate(acc: DistinctAcc, extra: Iterable<string>): void {
   for (const encoded of Object.keys(acc.values ?? {})) addToRegisters(registers, encoded);
   for (const encoded of extra) addToRegisters(registers, encoded);
   acc.values = null;
+  acc.size = 0;
   acc.hll = encode(registers);
-  acc.size = estimate(acc.hll);
 }
 
-/** Adds one value (already JSON-encoded); switches to the estimate when the set would pass `limit`. */
+/** Adds one value; switches to the estimate when the set would pass `limit`. O(1) unless a register rises. */
 export function addDistinct(acc: DistinctAcc, value: Scalar, limit: number): void {
   const encoded = JSON.stringify(value);
   if (acc.values === null) {
-    toEstimate(acc, [encoded]);
+    const hll = acc.hll ?? encode(emptyRegisters());
+    const [index, rank] = registerOf(encoded);
+    acc.hll = rank > hll.charCodeAt(index) - ZERO ? hll.slice(0, index) + String.fromCharCode(ZERO + rank) + hll.slice(index + 1) : hll;
     return;
   }
   if (Object.hasOwn(acc.values, encoded)) return;
@@ -136,5 +139,6 @@ export function mergeDistinct(target: DistinctAcc, source: DistinctAcc, limit: n
 
 /** The count and whether it is an estimate. */
 export function readDistinct(acc: DistinctAcc): { value: number; approximate: boolean } {
-  return { value: acc.size, approximate: acc.values === null };
+  if (acc.values !== null || acc.hll === null) return { value: acc.size, approximate: false };
+  return { value: estimate(acc.hll), approximate: true };
 }

@@ -21,7 +21,7 @@ import { createWatermarkState, isIdle, nextIdleAt, observeClock, observeEvent, p
 
 export interface ApplyOutcome {
   state: EngineState;
-  /** Results in emission order: the input's updates (in `updates` mode), then whatever the watermark closed. */
+  /** Results in emission order: what the input itself produced (updates, sequence matches), then whatever the watermark closed. */
   results: ProcessorResult[];
   /** The input, if it missed any of its windows (it is counted in `state.counters.late`). */
   late: LateInput[];
@@ -102,7 +102,8 @@ export function apply(state: EngineState, input: ProcessorInput): ApplyOutcome {
     if (outcome.late !== null) late.push(outcome.late);
   } else {
     const outcome = applyPattern(state, spec, input, arrival);
-    if (outcome !== null) late.push(outcome);
+    results.push(...outcome.results);
+    if (outcome.late !== null) late.push(outcome.late);
   }
 
   observeEvent(state.time, partition, input.eventTime);

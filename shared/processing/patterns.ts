@@ -6,21 +6,22 @@ import { insertTimer, removeTimer, type Timer } from "./timers";
 import { closed } from "./watermark";
 
 /**
- * Patterns per key in event time (ADR 0052). The host gives each input a role, "a" or "b".
- * An "a" at time t matches the "b" inputs of its key with t ≤ b.time < t + withinMs.
+ * Patterns per key in event time (ADR 0052). The host gives each input a role, "a" or "b". An "a"
+ * at time t opens its match window [t, t + within), which closes when the watermark reaches
+ * t + within + grace; a "b" matches the "a" inputs of its key whose window holds its time.
+ * - Lateness, as for windows: an "a" is late when its window has closed on arrival; a "b" when
+ *   every window it could fall in has (b.time + within + grace ≤ watermark). So a "b" that is out
+ *   of order, even far behind the watermark, still counts while the "a" it answers is pending.
  * - Every "a" starts its own match (repeated "a" inputs are not merged) and a "b" is not used up:
- *   it completes every pending "a" it falls after. So results do not depend on arrival order.
- * - `sequence` fires once per "a", with its earliest matching "b" (event time, then arrival),
- *   when the watermark reaches b.time + grace, i.e. when no earlier "b" can still arrive. An "a"
- *   with no "b" by t + within + grace is dropped (counted in `cancelled`).
- * - `absence` fires once per "a" when the watermark reaches t + within + grace with no matching
- *   "b"; a "b" that arrives (even out of order) before then cancels it.
- * - An input whose time + grace ≤ watermark on arrival is late: reported, not matched.
- * "b" inputs are kept until their own time + grace ≤ watermark, while a future "a" could still
- * precede them.
+ *   it answers every pending "a" whose window holds it.
+ * - `sequence` fires as soon as an "a" and a "b" of its window have both arrived: with the
+ *   earliest (event time, then arrival) of the "b" inputs already there when the "a" arrives,
+ *   else with the first "b" to arrive after it. An "a" whose window closes unanswered is dropped
+ *   (counted in `cancelled`).
+ * - `absence` fires when the watermark closes an "a"'s window and no "b" arrived for it;
+ *   a "b" arriving before then (in any order) cancels it (counted in `cancelled`).
+ * "b" inputs are kept until no "a" that could still arrive on time could match them.
  */
-
-const A_TIMER = 0;
 
 function keyState(state: EngineState, key: string): PatternKeyState {
   const existing = state.patterns[slot(key)];
@@ -35,7 +36,7 @@ function dropIfEmpty(state: EngineState, key: string): void {
   if (s !== undefined && s.as.length === 0 && s.bs.length === 0) delete state.patterns[slot(key)];
 }
 
-function earlier(x: { time: number; arrival: number }, y: { time: number; arrival: number }): boolean {
+function earlier(x: SeenB, y: SeenB): boolean {
   return x.time < y.time || (x.time === y.time && x.arrival < y.arrival);
 }
 
@@ -43,55 +44,85 @@ function matches(spec: PatternProcessorSpec, a: { time: number }, b: { time: num
   return a.time <= b.time && b.time < a.time + spec.pattern.withinMs;
 }
 
-/** Pending "a" timers use ref = 2 × arrival, retained "b" timers 2 × arrival + 1, so both share one key's timer space. */
+/** "a" timers use ref = 2 × arrival, "b" timers 2 × arrival + 1: one key's timers never collide. */
 function aTimer(spec: PatternProcessorSpec, key: string, a: PendingA): Timer {
-  const at = a.match !== null ? a.match.time + spec.graceMs : a.time + spec.pattern.withinMs + spec.graceMs;
-  return { at, key, ref: 2 * a.arrival + A_TIMER };
+  return { at: a.time + spec.pattern.withinMs + spec.graceMs, key, ref: 2 * a.arrival };
 }
 
 function bTimer(spec: PatternProcessorSpec, key: string, b: SeenB): Timer {
-  return { at: b.time + spec.graceMs, key, ref: 2 * b.arrival + 1 };
+  return { at: b.time + spec.pattern.withinMs + spec.graceMs, key, ref: 2 * b.arrival + 1 };
 }
 
-export function applyPattern(state: EngineState, spec: PatternProcessorSpec, input: ProcessorInput, arrival: number): LateInput | null {
+function result(
+  state: EngineState,
+  spec: PatternProcessorSpec,
+  key: string,
+  a: PendingA,
+  b: SeenB | null,
+  causationId: string,
+): PatternResult {
+  state.counters.matches++;
+  return {
+    id: resultId(spec.name, key, a.time, `${a.partition}.${a.sequence}`),
+    processor: spec.name,
+    kind: b === null ? "absence" : "sequence",
+    key,
+    a: { id: a.id, eventTime: a.time },
+    b: b === null ? null : { id: b.id, eventTime: b.time },
+    deadline: a.time + spec.pattern.withinMs,
+    causationId,
+  };
+}
+
+/** Folds one accepted input in; returns the sequence matches it completes and its late record, if any. */
+export function applyPattern(
+  state: EngineState,
+  spec: PatternProcessorSpec,
+  input: ProcessorInput,
+  arrival: number,
+): { results: PatternResult[]; late: LateInput | null } {
   const time = input.eventTime;
-  if (closed(state.time, time + spec.graceMs)) {
+  const { withinMs } = spec.pattern;
+  if (closed(state.time, time + withinMs + spec.graceMs)) {
     state.counters.late++;
     state.counters.missedWindows++;
-    const window = { start: time, end: time + spec.pattern.withinMs };
-    return { id: input.id, partition: input.partition, sequence: input.sequence, key: input.key, eventTime: time, windows: [window] };
+    const windows = [{ start: time, end: time + withinMs }];
+    return {
+      results: [],
+      late: { id: input.id, partition: input.partition, sequence: input.sequence, key: input.key, eventTime: time, windows },
+    };
   }
   const ks = keyState(state, input.key);
   if (input.role === "a") {
-    const a: PendingA = { id: input.id, partition: input.partition, sequence: input.sequence, time, arrival, match: null };
-    for (const b of ks.bs) if (matches(spec, a, b) && (a.match === null || earlier(b, a.match))) a.match = { ...b };
-    if (spec.pattern.type === "absence" && a.match !== null) {
-      state.counters.cancelled++;
-      dropIfEmpty(state, input.key);
-      return null;
+    const a: PendingA = { id: input.id, partition: input.partition, sequence: input.sequence, time, arrival };
+    let answer: SeenB | null = null;
+    for (const b of ks.bs) if (matches(spec, a, b) && (answer === null || earlier(b, answer))) answer = b;
+    if (answer === null) {
+      ks.as.push(a);
+      insertTimer(state.timers, aTimer(spec, input.key, a));
+      return { results: [], late: null };
     }
-    ks.as.push(a);
-    insertTimer(state.timers, aTimer(spec, input.key, a));
-    return null;
+    if (spec.pattern.type === "absence") {
+      state.counters.cancelled++;
+      return { results: [], late: null };
+    }
+    return { results: [result(state, spec, input.key, a, answer, a.id)], late: null };
   }
   const b: SeenB = { id: input.id, time, arrival };
   ks.bs.push(b);
   insertTimer(state.timers, bTimer(spec, input.key, b));
+  const results: PatternResult[] = [];
   ks.as = ks.as.filter((a) => {
-    if (!matches(spec, a, b) || (a.match !== null && !earlier(b, a.match))) return true;
+    if (!matches(spec, a, b)) return true;
     removeTimer(state.timers, aTimer(spec, input.key, a));
-    if (spec.pattern.type === "absence") {
-      state.counters.cancelled++;
-      return false;
-    }
-    a.match = { ...b };
-    insertTimer(state.timers, aTimer(spec, input.key, a));
-    return true;
+    if (spec.pattern.type === "absence") state.counters.cancelled++;
+    else results.push(result(state, spec, input.key, a, b, b.id));
+    return false;
   });
-  return null;
+  return { results, late: null };
 }
 
-/** Handles a due timer: fires or expires an "a", or forgets a "b". */
+/** Handles a due timer: an "a" whose window closed (absence fires, sequence expires) or a "b" no longer needed. */
 export function firePattern(state: EngineState, spec: PatternProcessorSpec, timer: Timer): PatternResult | null {
   const ks = state.patterns[slot(timer.key)];
   if (ks === undefined) throw new Error(`no pattern state for timer ${JSON.stringify(timer)}`);
@@ -105,18 +136,9 @@ export function firePattern(state: EngineState, spec: PatternProcessorSpec, time
   if (a === undefined) throw new Error(`no pending input for timer ${JSON.stringify(timer)}`);
   ks.as = ks.as.filter((x) => x !== a);
   dropIfEmpty(state, timer.key);
-  const deadline = a.time + spec.pattern.withinMs;
-  const id = resultId(spec.name, timer.key, a.time, `${a.partition}.${a.sequence}`);
-  const matchedA = { id: a.id, eventTime: a.time };
-  if (spec.pattern.type === "absence") {
-    state.counters.matches++;
-    return { id, processor: spec.name, kind: "absence", key: timer.key, a: matchedA, b: null, deadline, causationId: a.id };
-  }
-  if (a.match === null) {
+  if (spec.pattern.type === "sequence") {
     state.counters.cancelled++;
     return null;
   }
-  state.counters.matches++;
-  const matchedB = { id: a.match.id, eventTime: a.match.time };
-  return { id, processor: spec.name, kind: "sequence", key: timer.key, a: matchedA, b: matchedB, deadline, causationId: a.match.id };
+  return result(state, spec, timer.key, a, null, a.id);
 }

@@ -39,24 +39,24 @@ export interface PatternResult {
   key: string;
   /** The "a" input that started the match. */
   a: MatchedInput;
-  /** The "b" input that completed a sequence (earliest in event time, then arrival); null for absence. */
+  /** The "b" input that completed a sequence; null for an absence. */
   b: MatchedInput | null;
-  /** a.eventTime + withinMs: the end of the match interval [a.eventTime, deadline). */
+  /** a.eventTime + withinMs: the end of the match window [a.eventTime, deadline). */
   deadline: number;
-  /** The "b" input for a sequence, the "a" input for an absence. */
+  /** The input that completed a sequence (the later of a and b to arrive); the "a" input for an absence. */
   causationId: string;
 }
 
 export type ProcessorResult = WindowResult | PatternResult;
 
-/** An accepted input that missed at least one of its windows (or, for sessions and patterns, arrived past time + grace). */
+/** An accepted input that missed at least one of its windows (sessions: arrived with time + grace ≤ watermark; patterns: patterns.ts). */
 export interface LateInput {
   id: string;
   partition: number;
   sequence: number;
   key: string;
   eventTime: number;
-  /** The windows it missed; for session and pattern processors its proto-window [time, time + gap or within). */
+  /** The windows it missed; for session processors its proto-session [time, time + gap), for patterns [time, time + within). */
   windows: Window[];
 }
 

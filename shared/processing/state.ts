@@ -30,8 +30,6 @@ export interface PendingA {
   sequence: number;
   time: number;
   arrival: number;
-  /** Sequence patterns: the earliest "b" in [time, time + within) seen so far. */
-  match: { id: string; time: number; arrival: number } | null;
 }
 
 export interface SeenB {
@@ -42,7 +40,7 @@ export interface SeenB {
 
 export interface PatternKeyState {
   as: PendingA[];
-  /** "b" inputs kept while a future "a" could still match them (until time + grace ≤ watermark). */
+  /** "b" inputs kept while a future "a" could still match them (until time + within + grace ≤ watermark). */
   bs: SeenB[];
 }
 

@@ -202,36 +202,48 @@ export interface ExpectedMatch {
   b: string | null;
 }
 
-/** The pattern results (by "a" id) and late inputs the engine must produce for this log. */
+/**
+ * The pattern results and late inputs the engine must produce for this log. An "a" is on time
+ * when its window [t, t + within) has not closed (t + within + grace > watermark) on arrival, a
+ * "b" when some window holding it could still be open (b.time + within + grace > watermark); a "b"
+ * answers an "a" when it falls in its window and arrived before the window closed. A sequence
+ * takes the earliest (time, arrival) answer that arrived before the "a", else the first to arrive
+ * after it; an absence fires for an unanswered "a" whose window the final watermark closed.
+ */
 export function expectMatches(
   spec: PatternProcessorSpec,
   log: readonly Op[],
 ): { matches: ExpectedMatch[]; late: ExpectedLate[]; replay: Replay } {
   const r = replay(spec, log);
+  const within = spec.pattern.withinMs;
   const late: ExpectedLate[] = [];
   const onTime: Accepted[] = [];
-  for (const a of r.accepted) {
-    const t = a.input.eventTime;
-    if (isClosed(a.watermark, t + spec.graceMs))
-      late.push({ partition: a.input.partition, sequence: a.input.sequence, windows: [{ start: t, end: t + spec.pattern.withinMs }] });
-    else onTime.push(a);
+  for (const x of r.accepted) {
+    const t = x.input.eventTime;
+    if (isClosed(x.watermark, t + within + spec.graceMs))
+      late.push({ partition: x.input.partition, sequence: x.input.sequence, windows: [{ start: t, end: t + within }] });
+    else onTime.push(x);
   }
   const matches: ExpectedMatch[] = [];
   for (const a of onTime.filter((x) => x.input.role === "a")) {
     const ta = a.input.eventTime;
-    const bs = onTime
-      .filter(
-        (b) =>
-          b.input.role === "b" && b.input.key === a.input.key && ta <= b.input.eventTime && b.input.eventTime < ta + spec.pattern.withinMs,
-      )
+    const closesAt = ta + within + spec.graceMs;
+    const answers = onTime.filter(
+      (b) =>
+        b.input.role === "b" &&
+        b.input.key === a.input.key &&
+        ta <= b.input.eventTime &&
+        b.input.eventTime < ta + within &&
+        !isClosed(b.watermark, closesAt),
+    );
+    const before = answers
+      .filter((b) => b.arrival < a.arrival)
       .sort((x, y) => x.input.eventTime - y.input.eventTime || x.arrival - y.arrival);
-    const first = bs[0];
+    const after = answers.filter((b) => b.arrival > a.arrival).sort((x, y) => x.arrival - y.arrival);
+    const answer = before[0] ?? after[0];
     if (spec.pattern.type === "absence") {
-      if (first === undefined && isClosed(r.watermark, ta + spec.pattern.withinMs + spec.graceMs))
-        matches.push({ key: a.input.key, a: a.input.id, b: null });
-    } else if (first !== undefined && isClosed(r.watermark, first.input.eventTime + spec.graceMs)) {
-      matches.push({ key: a.input.key, a: a.input.id, b: first.input.id });
-    }
+      if (answer === undefined && isClosed(r.watermark, closesAt)) matches.push({ key: a.input.key, a: a.input.id, b: null });
+    } else if (answer !== undefined) matches.push({ key: a.input.key, a: a.input.id, b: answer.input.id });
   }
   return { matches, late, replay: r };
 }
