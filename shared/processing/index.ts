@@ -33,4 +33,5 @@ export {
   type WindowSpec,
 } from "./spec";
 export type { Counters, EngineState } from "./state";
+export { engineStateSchema, restoreState } from "./state-schema";
 export { hoppingWindows, mergeSession, tumblingWindow, type Window } from "./windows";

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { apply, createState, nextWakeup, ProcessingInputError, type ProcessorSpecInput, status } from "../../shared/processing";
+import {
+  apply,
+  createState,
+  nextWakeup,
+  ProcessingInputError,
+  type ProcessorSpecInput,
+  restoreState,
+  status,
+} from "../../shared/processing";
 import { ev, run } from "./processing-fixtures";
 
 /* The engine against hand-written tables: each window type, grace, idle partitions, updates, redeliveries, ids. */
@@ -250,5 +258,33 @@ describe("redeliveries and ids", () => {
     });
     expect(() => apply(pattern, ev(0, 1, "k", 0))).toThrow(/role/);
     expect(state.counters.accepted + pattern.counters.accepted).toBe(0);
+  });
+});
+
+describe("stored state", () => {
+  const { state } = run(aggregate({ window: { type: "session", gapMs: 1_000 } }), [ev(0, 1, "k", 0, amount(1)), ev(0, 2, "__proto__", 10)]);
+
+  it("parses back to what was stored, and the restored state carries on identically", () => {
+    const text = JSON.stringify(state);
+    const restored = restoreState(text);
+    expect(restored).toEqual(state);
+    expect(apply(restored, ev(0, 3, "k", 5_000)).results).toEqual(apply(restoreState(text), ev(0, 3, "k", 5_000)).results);
+    expect(apply(restoreState(text), ev(0, 3, "k", 5_000)).results).toMatchObject([
+      { key: "k", windowStart: 0, aggregates: { count: 1, sum: 1 } },
+      { key: "__proto__", windowStart: 10, aggregates: { count: 1, sum: 0 } },
+    ]);
+  });
+
+  it.each<[string, (s: ReturnType<typeof structuredClone<typeof state>>) => void]>([
+    ["another version", (s) => Object.assign(s, { version: 2 })],
+    ["a partition missing", (s) => s.time.partitions.pop()],
+    ["an accumulator missing", (s) => Object.values(s.windows)[0]?.[0]?.accs.pop()],
+    ["an unknown accumulator", (s) => Object.values(s.windows)[0]?.[0]?.accs.splice(0, 1, { k: "median" } as never)],
+    ["a key map without the slot prefix", (s) => Object.assign(s.windows, { plain: [] })],
+    ["an invalid spec", (s) => Object.assign(s.spec, { graceMs: -1 })],
+  ])("refuses %s", (_, tamper) => {
+    const copy = structuredClone(state);
+    tamper(copy);
+    expect(() => restoreState(JSON.stringify(copy))).toThrow();
   });
 });

@@ -8,6 +8,7 @@ import {
   type ProcessorInput,
   type ProcessorResult,
   type ProcessorSpecInput,
+  restoreState,
 } from "../../shared/processing";
 import type { Op } from "./processing-oracle";
 
@@ -16,7 +17,8 @@ import type { Op } from "./processing-oracle";
  * crashes: several partitions with increasing (gapped) sequences, event times that wander
  * forwards and sometimes jump far back (late), redeliveries of inputs already seen, processing
  * time ticks, and a run that commits now and then and crashes at random points. A crash throws
- * away the uncommitted state and results, restores the committed state through JSON and
+ * away the uncommitted state and results, restores the committed state from its JSON text
+ * (restoreState: parsed, not cast) and
  * redelivers the inputs since the commit (the dead process's ticks are not replayed).
  */
 
@@ -141,7 +143,7 @@ export function runWithCrashes(
   crashes: readonly number[],
 ): HostRun {
   let committed = JSON.stringify(createState(spec));
-  let state = JSON.parse(committed) as EngineState;
+  let state = restoreState(committed);
   let committedLog: Op[] = [];
   let log: Op[] = [];
   let pendingResults: ProcessorResult[] = [];
@@ -169,7 +171,7 @@ export function runWithCrashes(
 
   while (queue.length > 0) {
     if (crashAt.delete(step)) {
-      state = JSON.parse(committed) as EngineState;
+      state = restoreState(committed);
       log = [...committedLog];
       pendingResults = [];
       pendingLate = [];
@@ -193,5 +195,5 @@ export function runWithCrashes(
     step++;
   }
   commit();
-  return { log, output, late, state: JSON.parse(committed) as EngineState };
+  return { log, output, late, state: restoreState(committed) };
 }
