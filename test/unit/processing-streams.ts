@@ -129,6 +129,8 @@ export interface HostRun {
   /** Committed late inputs, in order. */
   late: LateInput[];
   state: EngineState;
+  /** Inputs handed over again after a crash (they had been applied, then lost with the uncommitted state). */
+  redelivered: number;
 }
 
 /**
@@ -155,6 +157,7 @@ export function runWithCrashes(
   let uncommittedInputs: Op[] = [];
   const queue: Op[] = [...ops];
   let step = 0;
+  let redelivered = 0;
 
   const commit = () => {
     committed = JSON.stringify(state);
@@ -176,6 +179,7 @@ export function runWithCrashes(
       pendingResults = [];
       pendingLate = [];
       queue.unshift(...uncommittedInputs);
+      redelivered += uncommittedInputs.length;
       uncommittedInputs = [];
       step++;
       continue;
@@ -195,5 +199,5 @@ export function runWithCrashes(
     step++;
   }
   commit();
-  return { log, output, late, state: restoreState(committed) };
+  return { log, output, late, state: restoreState(committed), redelivered };
 }
