@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { hoppingWindows, MAX_WINDOWS_PER_EVENT, mergeSession, processorSpecSchema, tumblingWindow } from "../../shared/processing";
+import {
+  hoppingWindows,
+  MAX_WINDOWS_PER_EVENT,
+  mergeSession,
+  processorInputSchema,
+  processorSpecSchema,
+  tumblingWindow,
+} from "../../shared/processing";
 
-/* Window assignment (tables) and what a processor declaration refuses. */
+/* Window assignment (tables) and what a processor declaration and an input (the host's RPC boundary) refuse. */
 
 describe("tumbling windows", () => {
   it.each([
@@ -169,5 +176,26 @@ describe("processor declarations", () => {
     const result = processorSpecSchema.safeParse({ ...base, ...change });
     expect(result.success).toBe(false);
     expect(result.error?.issues.map((i) => i.message).join("; ")).toContain(message);
+  });
+});
+
+describe("processor inputs", () => {
+  const input = { partition: 2, sequence: 7, id: "evt-1", key: "EUR", eventTime: 1_733_560_000_000, receivedTime: 1_733_560_000_500 };
+
+  it("accepts an input with scalar values and a role", () => {
+    const full = { ...input, value: { amount: 12.5, customer: "c-1", vip: true, note: null }, role: "a" };
+    expect(processorInputSchema.parse(full)).toEqual(full);
+  });
+
+  it.each([
+    ["a negative partition", { partition: -1 }],
+    ["a fractional sequence", { sequence: 1.5 }],
+    ["an event time that is not a safe integer", { eventTime: 2 ** 53 }],
+    ["an empty id", { id: "" }],
+    ["a nested value", { value: { amount: { cents: 5 } } }],
+    ["an unknown role", { role: "c" }],
+    ["an unknown field", { partitionKey: "x" }],
+  ])("refuses %s", (_, change) => {
+    expect(processorInputSchema.safeParse({ ...input, ...change }).success).toBe(false);
   });
 });
