@@ -64,7 +64,7 @@ const common = {
   /** Input partitions 0 … partitions − 1; an unseen partition holds the watermark until it turns idle. */
   partitions: z.number().int().min(1).max(1024),
   watermark: watermarkSpecSchema,
-  /** How long after a window's end (or an event's time, for sessions and patterns) late events are still taken. */
+  /** How long after a window closes in event time (its end; an event's own time for sessions; an "a" input's time + within for patterns) late inputs are still taken. */
   graceMs: ms("graceMs").min(0),
 };
 
