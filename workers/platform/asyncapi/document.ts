@@ -31,7 +31,7 @@ type Messages = Record<string, Ref>;
 const ASYNCAPI_VERSION = "3.0.0";
 const ref = (pointer: string): Ref => ({ $ref: pointer });
 /** JSON Pointer escaping of a member name (RFC 6901). */
-const escape = (name: string) => name.replaceAll("~", "~0").replaceAll("/", "~1");
+const pointerToken = (name: string) => name.replaceAll("~", "~0").replaceAll("/", "~1");
 /** Component keys must match ^[\w\d.\-_]+$ (AsyncAPI 3.0). */
 const componentKey = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, "_");
 
@@ -56,8 +56,8 @@ function topicMessages(topic: TopicConfig, catalog: CatalogEntry[]): TopicMessag
     let key = componentKey(wanted);
     for (let n = 2; used.has(key); n++) key = `${componentKey(wanted)}_${n}`;
     used.add(key);
-    components[key] = message(`#/components/messages/${escape(key)}/payload/schema`);
-    messages[key] = ref(`#/components/messages/${escape(key)}`);
+    components[key] = message(`#/components/messages/${pointerToken(key)}/payload/schema`);
+    messages[key] = ref(`#/components/messages/${pointerToken(key)}`);
   };
   const sensitive =
     Object.keys(topic.sensitive).length === 0
@@ -141,7 +141,7 @@ export function asyncApiDocument(
       };
       operations[`${topic.name}.publish`] = {
         action: "send",
-        channel: ref(`#/channels/${escape(topic.name)}`),
+        channel: ref(`#/channels/${pointerToken(topic.name)}`),
         title: `Publish to ${topic.name}`,
         summary: `POST events to topic ${topic.name}; needs a produce grant on it.`,
         ...security("ingest"),
@@ -168,14 +168,14 @@ export function asyncApiDocument(
     };
     operations[`${topic.name}.read`] = {
       action: "receive",
-      channel: ref(`#/channels/${escape(`${topic.name}.partition`)}`),
+      channel: ref(`#/channels/${pointerToken(`${topic.name}.partition`)}`),
       title: `Read ${topic.name}`,
       summary: `Read a partition of ${topic.name} in sequence order; needs a consume grant on it.`,
       ...security("read"),
     };
     operations[`${topic.name}.tail`] = {
       action: "receive",
-      channel: ref(`#/channels/${escape(`${topic.name}.stream`)}`),
+      channel: ref(`#/channels/${pointerToken(`${topic.name}.stream`)}`),
       title: `Follow ${topic.name} live`,
       summary: `Follow a partition of ${topic.name} live; needs a consume grant on it.`,
       ...security("read"),
@@ -196,7 +196,7 @@ export function asyncApiDocument(
     };
     operations[id] = {
       action: "receive",
-      channel: ref(`#/channels/${escape(id)}`),
+      channel: ref(`#/channels/${pointerToken(id)}`),
       title: `Subscription ${name}`,
       summary: `Receives ${describeFilter(details.filter as FilterPattern | undefined)} from topic ${topic}.`,
       "x-eventline-subscription": { name, topic, ...details, filter: details.filter ?? null },
