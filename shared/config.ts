@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { filterSchema } from "./filter";
+import { COMPATIBILITY_MODES, DEFAULT_COMPATIBILITY } from "./schemas/modes";
 import { parseGrants } from "./security/grants";
 
 /**
@@ -136,9 +137,17 @@ const topicSchema = z
       .int()
       .min(1)
       .max(24 * 365 * 10),
-    /** Zod schema for `data`, per CloudEvents `type`. */
-    schemas: z.record(z.string().min(1), zodSchema).default({}),
-    /** When true, only the types listed in `schemas` are accepted (422 otherwise). */
+    /**
+     * Zod schema for `data`, per CloudEvents `type`: one schema (version 1), or a list of versions
+     * (1..n, oldest first). Later versions can be registered at runtime (docs/schemas.md); each is
+     * checked against the earlier ones under the type's compatibility mode.
+     */
+    schemas: z.record(z.string().min(1), z.union([zodSchema, z.array(zodSchema).min(1).max(100)])).default({}),
+    /** How a new schema version must relate to earlier ones (Confluent's modes; default BACKWARD). */
+    compatibility: z.enum(COMPATIBILITY_MODES).default(DEFAULT_COMPATIBILITY),
+    /** Per-type overrides of `compatibility`. */
+    typeCompatibility: z.record(z.string().min(1), z.enum(COMPATIBILITY_MODES)).default({}),
+    /** When true, only types with a data schema (declared here or registered) are accepted (422 otherwise). */
     strictTypes: z.boolean().default(false),
     /**
      * Archiving to R2: a partition seals a segment when `segmentEvents` events are unarchived or
@@ -169,6 +178,17 @@ const topicSchema = z
   .refine((t) => !t.strictTypes || Object.keys(t.schemas).length > 0, {
     message: "strictTypes needs at least one entry in schemas",
     path: ["strictTypes"],
+  })
+  .transform(({ schemas, ...topic }) => {
+    const schemaVersions: Record<string, z.ZodType[]> = {};
+    const latest: Record<string, z.ZodType> = {};
+    for (const [type, declared] of Object.entries(schemas)) {
+      const versions = Array.isArray(declared) ? declared : [declared];
+      schemaVersions[type] = versions;
+      latest[type] = versions[versions.length - 1] as z.ZodType;
+    }
+    /** `schemas`: each type's latest declared version; `schemaVersions`: all of them, version i+1 at index i. */
+    return { ...topic, schemas: latest, schemaVersions };
   });
 
 const limitsSchema = z

@@ -1,4 +1,4 @@
-import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
  * D1 schema (drizzle-orm). `npm run db:generate` turns changes here into a migration in
@@ -337,4 +337,31 @@ export const metricsSnapshots = sqliteTable(
     body: text("body").notNull(),
   },
   (t) => [primaryKey({ columns: [t.kind, t.name, t.slot] }), index("metrics_snapshots_slot").on(t.slot)],
+);
+
+/**
+ * The schema registry's runtime versions (docs/schemas.md): data schemas registered with
+ * POST /v1/topics/{topic}/types/{type}/schemas, numbered after the versions eventline.config.ts
+ * declares (1..n). Rows are never updated or deleted: an event stored with a `dataschema` can always
+ * be re-validated against it. `schema` is the JSON Schema (draft 2020-12) as canonical JSON;
+ * `fingerprint` its SHA-256 (hex), so registering the same schema again answers the existing version.
+ */
+export const schemaVersions = sqliteTable(
+  "schema_versions",
+  {
+    topic: text("topic").notNull(),
+    type: text("type").notNull(),
+    version: integer("version").notNull(),
+    schema: text("schema").notNull(),
+    fingerprint: text("fingerprint").notNull(),
+    /** The compatibility mode it was checked under. */
+    compatibility: text("compatibility").notNull(),
+    /** The principal that registered it (as in the audit log). */
+    createdBy: text("created_by"),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.topic, t.type, t.version] }),
+    uniqueIndex("schema_versions_fingerprint").on(t.topic, t.type, t.fingerprint),
+  ],
 );
