@@ -1,7 +1,10 @@
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import committed from "../../docs/asyncapi.json";
+import config from "../../eventline.config";
 import pkg from "../../package.json";
-import { LOCAL_ORIGIN } from "../../workers/platform/asyncapi/catalog";
+import { configCatalog, LOCAL_ORIGIN, latestCatalog } from "../../workers/platform/asyncapi/catalog";
+import { invalidateSchemaCache, schemaCatalog } from "../../workers/platform/schemas/registry";
 import { testBindings } from "../bindings";
 import { anonymousRequest, BASE, expectProblem, request } from "../helpers";
 import { asKey, type CreatedTestKey, createTestKey, jsonInit } from "../security/helpers";
@@ -18,7 +21,17 @@ interface Doc {
   servers: Record<string, { host: string; protocol: string }>;
   channels: Record<string, { address: string | null; messages: Record<string, { $ref: string }>; "x-eventline-internal"?: boolean }>;
   operations: Record<string, { action: string; channel: { $ref: string }; "x-eventline-subscription"?: Record<string, unknown> }>;
-  components: { messages: Record<string, { name: string; "x-eventline-dataschema"?: string }> };
+  components: {
+    messages: Record<
+      string,
+      {
+        name: string;
+        "x-eventline-dataschema"?: string;
+        "x-eventline-schema-version"?: number;
+        payload: { schema: { properties: { data: unknown } } };
+      }
+    >;
+  };
 }
 
 const fetchDoc = async (res: Promise<Response>): Promise<{ doc: Doc; text: string }> => {
@@ -121,5 +134,51 @@ describe("GET /asyncapi.json", () => {
     }
     const { doc } = await fetchDoc(request("/asyncapi.json"));
     expect(doc.operations["subscription.asyncapi-hook"]).toBeUndefined();
+  });
+
+  it("follows the schema registry: a type's latest version, runtime versions and runtime-only types included", async () => {
+    // A fresh database holds no runtime versions: the registry's catalog is the config's (what npm run asyncapi writes).
+    expect(latestCatalog(await schemaCatalog(env.DB, config, { fresh: true }), BASE)).toEqual(configCatalog(config, BASE));
+
+    const insert = (topic: string, type: string, version: number, schema: unknown) =>
+      env.DB.prepare(
+        "INSERT INTO schema_versions (topic, type, version, schema, fingerprint, compatibility, created_by, created_at) VALUES (?, ?, ?, ?, ?, 'NONE', NULL, ?)",
+      )
+        .bind(topic, type, version, JSON.stringify(schema), `fp-${topic}-${type}-${version}`, Date.now())
+        .run();
+    const placedV2 = {
+      $schema: "https://json-schema.org/draft/2020-12/schema",
+      type: "object",
+      properties: { orderId: { $ref: "#/$defs/id" }, note: { type: "string" } },
+      required: ["orderId"],
+      $defs: { id: { type: "string", minLength: 1 } },
+    };
+    await insert("orders", "orders.placed", 2, placedV2);
+    await insert("events", "com.example.typed", 1, { type: "object", properties: { n: { type: "integer" } } });
+    invalidateSchemaCache();
+    try {
+      const { doc } = await fetchDoc(request("/asyncapi.json"));
+      const placed = doc.components.messages["orders.orders.placed"];
+      expect(placed?.["x-eventline-schema-version"]).toBe(2);
+      expect(placed?.["x-eventline-dataschema"]).toBe(`${BASE}/v1/topics/orders/types/orders.placed/schemas/2`);
+      // Its own reference now points at where the schema sits in the document.
+      expect(placed?.payload.schema.properties.data).toEqual({
+        type: "object",
+        properties: {
+          orderId: { $ref: "#/components/messages/orders.orders.placed/payload/schema/properties/data/$defs/id" },
+          note: { type: "string" },
+        },
+        required: ["orderId"],
+        $defs: { id: { type: "string", minLength: 1 } },
+      });
+      // A type registered only at runtime gets its message beside the topic's generic one.
+      expect(Object.keys(doc.channels.events?.messages ?? {})).toEqual(["events.com.example.typed", "events.CloudEvent"]);
+      expect(doc.components.messages["events.com.example.typed"]?.["x-eventline-dataschema"]).toBe(
+        `${BASE}/v1/topics/events/types/com.example.typed/schemas/1`,
+      );
+    } finally {
+      await env.DB.prepare("DELETE FROM schema_versions").run();
+      invalidateSchemaCache();
+    }
   });
 });

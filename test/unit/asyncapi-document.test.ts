@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import shipped from "../../eventline.config";
+import { schemaUri as dataschemaUri } from "../../sdk/schema-uri";
 import { defineConfig, type EventlineConfigInput } from "../../shared/config";
-import { type CatalogEntry, configCatalog, dataschemaUri } from "../../workers/platform/asyncapi/catalog";
+import { type CatalogEntry, configCatalog, latestCatalog } from "../../workers/platform/asyncapi/catalog";
 import { asyncApiDocument } from "../../workers/platform/asyncapi/document";
 import { DRAFT_2020_12, embedSchema, SCHEMA_FORMAT } from "../../workers/platform/asyncapi/envelope";
 
@@ -190,6 +191,55 @@ describe("asyncApiDocument", () => {
     ]);
     // Reads are not in the ingest route group.
     expect(secured.operations["shop.read"]?.["x-eventline-also-required"]).toBeUndefined();
+  });
+});
+
+describe("the catalog", () => {
+  it("names each type's latest version: the last declared in the config, the last of the registry's list", () => {
+    const config = defineConfig(
+      base({
+        topics: [
+          {
+            name: "shop",
+            partitions: 1,
+            retentionHours: 24,
+            schemas: { "shop.sold": [z.object({ sku: z.string() }), z.object({ sku: z.string(), qty: z.number().optional() })] },
+          },
+        ],
+        subscriptions: [],
+      }),
+    );
+    const [entry] = configCatalog(config, ORIGIN);
+    expect(entry).toMatchObject({
+      topic: "shop",
+      type: "shop.sold",
+      version: 2,
+      dataschema: `${ORIGIN}/v1/topics/shop/types/shop.sold/schemas/2`,
+    });
+    expect(Object.keys((entry?.schema as { properties: object }).properties)).toEqual(["sku", "qty"]);
+
+    const version = (n: number, schema: boolean | Record<string, unknown>) => ({
+      topic: "shop",
+      type: "a b",
+      version: n,
+      schema,
+      path: `/v1/topics/shop/types/a%20b/schemas/${n}`,
+      source: "registry" as const,
+    });
+    expect(
+      latestCatalog(
+        [{ topic: "shop", type: "a b", compatibility: "NONE", versions: [version(1, { type: "object" }), version(4, true)] }],
+        ORIGIN,
+      ),
+    ).toEqual([{ topic: "shop", type: "a b", version: 4, dataschema: `${ORIGIN}/v1/topics/shop/types/a%20b/schemas/4`, schema: true }]);
+  });
+
+  it("embeds a boolean data schema as it is", () => {
+    const catalog: CatalogEntry[] = [{ topic: "shop", type: "shop.sold", version: 2, dataschema: `${ORIGIN}/x`, schema: true }];
+    const sold = build(base(), [], catalog).components.messages["shop.shop.sold"]?.payload.schema as unknown as {
+      properties: { data: unknown };
+    };
+    expect(sold.properties.data).toBe(true);
   });
 });
 

@@ -1,8 +1,9 @@
-import { z } from "zod";
+import { schemaUri } from "../../../sdk/schema-uri";
 import type { EventlineConfig } from "../../../shared/config";
+import { type JsonSchema, zodToJsonSchema } from "../../../shared/schemas/from-zod";
+import type { TypeSchemas } from "../schemas/registry";
 
-/** A JSON Schema (draft 2020-12) as a JSON object. */
-export type JsonSchema = Record<string, unknown>;
+export type { JsonSchema };
 
 /** The latest data schema of one event type of a topic: what the AsyncAPI document types `data` by. */
 export interface CatalogEntry {
@@ -11,31 +12,37 @@ export interface CatalogEntry {
   version: number;
   /** The absolute URI events name this version by (their `dataschema` attribute). */
   dataschema: string;
-  /** The data schema, JSON Schema draft 2020-12. */
+  /** The data schema, JSON Schema draft 2020-12 (an object or a boolean schema). */
   schema: JsonSchema;
-}
-
-/** The URI of version `version` of a type's data schema, served by the schema registry's routes. */
-export function dataschemaUri(origin: string, topic: string, type: string, version: number): string {
-  return `${origin}/v1/topics/${encodeURIComponent(topic)}/types/${encodeURIComponent(type)}/schemas/${version}`;
-}
-
-/**
- * The catalog the config alone gives: each configured zod schema as version 1, converted to JSON
- * Schema draft 2020-12 as the registry stores them. The registry's list of latest versions (config
- * versions first, then runtime ones) replaces this function's result without changing its shape.
- */
-export function configCatalog(config: EventlineConfig, origin: string): CatalogEntry[] {
-  return config.topics.flatMap((topic) =>
-    Object.entries(topic.schemas).map(([type, schema]) => ({
-      topic: topic.name,
-      type,
-      version: 1,
-      dataschema: dataschemaUri(origin, topic.name, type, 1),
-      schema: z.toJSONSchema(schema, { target: "draft-2020-12", unrepresentable: "any", io: "input" }) as JsonSchema,
-    })),
-  );
 }
 
 /** The origin of `npm start`'s stack: docs/asyncapi.json is the document as served there. */
 export const LOCAL_ORIGIN = "http://localhost:8787";
+
+/**
+ * The catalog of the schema registry's types (workers/platform/schemas/registry.ts `schemaCatalog`:
+ * config versions, then runtime ones): the latest version of each, named by its URI at `origin`.
+ */
+export function latestCatalog(types: readonly TypeSchemas[], origin: string): CatalogEntry[] {
+  return types.flatMap(({ topic, type, versions }) => {
+    const latest = versions[versions.length - 1];
+    if (latest === undefined) return [];
+    return [{ topic, type, version: latest.version, dataschema: schemaUri(origin, topic, type, latest.version), schema: latest.schema }];
+  });
+}
+
+/**
+ * The catalog the config alone gives (no runtime versions: a fresh stack), for `npm run asyncapi`,
+ * which has no D1: each type's latest declared version, converted as the registry converts it.
+ * The workerd test holds it equal to latestCatalog(schemaCatalog(…)) on a fresh database.
+ */
+export function configCatalog(config: EventlineConfig, origin: string): CatalogEntry[] {
+  return config.topics.flatMap((topic) =>
+    Object.entries(topic.schemaVersions).flatMap(([type, versions]) => {
+      const latest = versions[versions.length - 1];
+      if (latest === undefined) return [];
+      const version = versions.length;
+      return [{ topic: topic.name, type, version, dataschema: schemaUri(origin, topic.name, type, version), schema: zodToJsonSchema(latest) }];
+    }),
+  );
+}

@@ -20,7 +20,7 @@ const INT32 = { minimum: -2_147_483_648, maximum: 2_147_483_647 };
 
 const nonEmpty = (description: string) => ({ type: "string", minLength: 1, description });
 
-function attributes(type: string | undefined, dataschema: string | undefined): Record<string, JsonSchema> {
+function attributes(type: string | undefined, dataschema: string | undefined): Record<string, Record<string, unknown>> {
   return {
     specversion: { const: SPEC_VERSION, description: "CloudEvents version" },
     id: nonEmpty("Unique per source: (source, id) identifies the event; a retry with the same pair is a duplicate, not a new event"),
@@ -69,6 +69,8 @@ function attributes(type: string | undefined, dataschema: string | undefined): R
  * below `pointer`, so "#/$defs/line" still names the schema's own definition.
  */
 export function embedSchema(schema: JsonSchema, pointer: string): JsonSchema {
+  // A boolean schema (true: anything, false: nothing) has no members to adjust.
+  if (typeof schema === "boolean") return schema;
   const rewrite = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(rewrite);
     if (value === null || typeof value !== "object") return value;
@@ -80,7 +82,7 @@ export function embedSchema(schema: JsonSchema, pointer: string): JsonSchema {
     return out;
   };
   const { $schema: _schema, $id: _id, ...rest } = schema;
-  return rewrite(rest) as JsonSchema;
+  return rewrite(rest) as Record<string, unknown>;
 }
 
 export interface EnvelopeOptions {
@@ -93,7 +95,7 @@ export interface EnvelopeOptions {
 }
 
 /** The payload schema of a message: the whole CloudEvent, `data` typed by the latest data schema when there is one. */
-export function envelopeSchema({ type, data, pointer }: EnvelopeOptions): JsonSchema {
+export function envelopeSchema({ type, data, pointer }: EnvelopeOptions): Record<string, unknown> {
   const properties = attributes(type, data?.dataschema);
   return {
     $schema: DRAFT_2020_12,

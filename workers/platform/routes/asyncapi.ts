@@ -1,11 +1,12 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { EventlineConfig } from "../../../shared/config";
-import { configCatalog } from "../asyncapi/catalog";
+import { latestCatalog } from "../asyncapi/catalog";
 import { asyncApiDocument, type WebhookSubscription } from "../asyncapi/document";
 import { access, canSee, may } from "../auth/access";
 import type { Principal } from "../auth/principal";
 import type { AppEnv } from "../context";
 import { EVENTLINE_VERSION } from "../reference/page";
+import { SCHEMA_CACHE_MS, schemaCatalog } from "../schemas/registry";
 import { listSubscriptionViews } from "../subscription-registry";
 
 const asyncApiRoute = createRoute({
@@ -14,8 +15,7 @@ const asyncApiRoute = createRoute({
   middleware: [access({ group: "read", action: "list" })] as const,
   tags: ["Topics"],
   summary: "AsyncAPI 3.0 document of the topics, event types and subscriptions the caller may see",
-  description:
-    "Generated from the config and the schema registry: a channel per topic address (publish, partition read, live stream), a message per event type (the whole CloudEvent, `data` typed by the type's latest data schema), a send operation per writable topic and a receive operation per read address and per subscription (config and runtime webhooks, webhook targets by their origin only). Topics the caller holds no grant on, and subscriptions of topics it may not consume, are left out (docs/asyncapi.md).",
+  description: `Generated from the config and the schema registry (a version registered at runtime shows within ${SCHEMA_CACHE_MS / 1000} s): a channel per topic address (publish, partition read, live stream), a message per event type (the whole CloudEvent, \`data\` typed by the type's latest data schema), a send operation per writable topic and a receive operation per read address and per subscription (config and runtime webhooks, webhook targets by their origin only). Topics the caller holds no grant on, and subscriptions of topics it may not consume, are left out (docs/asyncapi.md).`,
   responses: {
     200: {
       description: "The AsyncAPI document",
@@ -51,8 +51,8 @@ export function asyncApiRoutes(config: EventlineConfig) {
         url: view.webhook.url,
       });
     }
-    // Swapped for the schema registry's latest versions per (topic, type) when it lands (ADR 0050).
-    const catalog = configCatalog(visible, origin);
+    // The registry's latest version of each type of the visible topics (runtime ones within SCHEMA_CACHE_MS).
+    const catalog = latestCatalog(await schemaCatalog(c.env.DB, visible), origin);
     // Per caller (grants decide what it shows) and changed by webhook subscriptions: not cached by shared caches.
     c.header("cache-control", "private, no-cache");
     return c.json(asyncApiDocument(visible, catalog, webhooks, origin, EVENTLINE_VERSION), 200);
