@@ -4,6 +4,9 @@ import { Parser } from "@asyncapi/parser";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { describe, expect, inject, it } from "vitest";
+import config from "../../eventline.config";
+import { configCatalog, LOCAL_ORIGIN } from "../../workers/platform/asyncapi/catalog";
+import { asyncApiDocument } from "../../workers/platform/asyncapi/document";
 
 /**
  * The AsyncAPI document checked with the official parser (@asyncapi/parser: the AsyncAPI 3.0 JSON
@@ -71,6 +74,26 @@ describe("AsyncAPI document and the official parser", () => {
     } finally {
       expect((await fetch(`${url}/v1/subscriptions/${hook}`, { method: "DELETE", headers: auth })).status).toBe(204);
     }
+  });
+
+  it("a data schema with its own $defs and $refs (as runtime versions may have) resolves in the document", async () => {
+    const catalog = configCatalog(config, LOCAL_ORIGIN).map((entry) =>
+      entry.type === "orders.placed"
+        ? {
+            ...entry,
+            version: 2,
+            schema: {
+              $schema: "https://json-schema.org/draft/2020-12/schema",
+              $id: "https://example.com/placed.json",
+              type: "object",
+              properties: { orderId: { $ref: "#/$defs/id" }, lines: { type: "array", items: { $ref: "#/$defs/line" } } },
+              $defs: { id: { type: "string" }, line: { type: "object", properties: { sku: { $ref: "#/$defs/id" } } } },
+            },
+          }
+        : entry,
+    );
+    const doc = asyncApiDocument(config, catalog, [], LOCAL_ORIGIN, "0.0.0");
+    expect(await diagnosticsOf(JSON.stringify(doc))).toEqual(EXPECTED_DIAGNOSTICS);
   });
 });
 
