@@ -216,7 +216,7 @@ describe("the catalog", () => {
       version: 2,
       dataschema: `${ORIGIN}/v1/topics/shop/types/shop.sold/schemas/2`,
     });
-    expect(Object.keys((entry?.schema as { properties: object }).properties)).toEqual(["sku", "qty"]);
+    expect(entry?.schema).toMatchObject({ properties: { sku: { type: "string" }, qty: { type: "number" } }, required: ["sku"] });
 
     const version = (n: number, schema: boolean | Record<string, unknown>) => ({
       topic: "shop",

@@ -42,7 +42,9 @@ export function configCatalog(config: EventlineConfig, origin: string): CatalogE
       const latest = versions[versions.length - 1];
       if (latest === undefined) return [];
       const version = versions.length;
-      return [{ topic: topic.name, type, version, dataschema: schemaUri(origin, topic.name, type, version), schema: zodToJsonSchema(latest) }];
+      return [
+        { topic: topic.name, type, version, dataschema: schemaUri(origin, topic.name, type, version), schema: zodToJsonSchema(latest) },
+      ];
     }),
   );
 }
