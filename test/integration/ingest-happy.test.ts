@@ -214,6 +214,7 @@ describe("service endpoints", () => {
         "/v1/metrics/history",
         "/v1/health",
         "/v1/stream/{name}",
+        "/asyncapi.json",
       ].sort(),
     );
     expect(Object.keys(doc.paths["/v1/topics/{topic}/events"]?.post as object)).toContain("requestBody");

@@ -15,6 +15,7 @@ import { partitionStreamRoutes } from "./live-streams/partition";
 import { liveStreamPreflight, liveStreamRoutes } from "./live-streams/routes";
 import { recordIngestReject } from "./metrics-model";
 import { allowedMethods, type RouteEntry, routeTable } from "./route-table";
+import { asyncApiRoutes } from "./routes/asyncapi";
 import { auditRoutes } from "./routes/audit";
 import { dashboardRoutes } from "./routes/dashboard";
 import { docsRoutes } from "./routes/docs";
@@ -195,6 +196,7 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", auditRoutes(config));
   app.route("/", encryptionRoutes());
   app.route("/", metricsRoutes(config));
+  app.route("/", asyncApiRoutes(config));
   app.route("/", docsRoutes(app));
   app.route("/", dashboardRoutes());
   // Applications the platform hosts (workers/platform/hosting.ts): their routes beside the platform's.
