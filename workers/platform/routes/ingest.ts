@@ -6,6 +6,7 @@ import { createFieldProtector } from "../../../shared/security/fields";
 import { access, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { appendToPartitions } from "../ingest/append";
+import { registrySource } from "../ingest/data-schema";
 import { parseIngest } from "../ingest/parse";
 import { recordIngestAccepted } from "../metrics-model";
 import { requireTopic } from "../validation";
@@ -63,6 +64,7 @@ export function ingestRoutes(config: EventlineConfig) {
       c.req.raw,
       topic,
       config,
+      registrySource(c.env.DB, topic, new URL(c.req.url).origin, config.partitionLog.retryAfterSeconds),
       c.get("incomingTraceparent"),
       createFieldProtector(c.env),
       // Without a traceparent header the request has one already (app.ts): its events share it.
