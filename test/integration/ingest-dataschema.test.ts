@@ -87,8 +87,14 @@ describe("ingest of a type with schema versions", () => {
     const type = freshType("ds.untyped");
     const withUri = event({ type, dataschema: "https://schemas.example.com/thing.json", data: { anything: ["goes"] } });
     const without = event({ type, data: "plain" });
-    const { data: _data, ...noData } = event({ type });
-    const binary = { ...noData, data_base64: "AAEC", datacontenttype: "application/octet-stream" };
+    const binary = {
+      specversion: "1.0",
+      id: crypto.randomUUID(),
+      source: "/tests",
+      type,
+      datacontenttype: "application/octet-stream",
+      data_base64: "AAEC",
+    };
     await expectAccepted(await postBatch("events", [withUri, without, binary]));
     const stored = await storedById("events", 4, [withUri.id, without.id, binary.id].map(String));
     expect(stored.map((e) => e.dataschema)).toEqual(["https://schemas.example.com/thing.json", undefined, undefined]);
