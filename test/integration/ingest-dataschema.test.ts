@@ -257,3 +257,26 @@ describe("a registry that cannot be read", () => {
     await expectAccepted(await postStructured("events", event({ type: freshType("ds.down") })));
   });
 });
+
+describe("events made by commands", () => {
+  it("carry the config-declared latest version of their type, even after a runtime version was registered", async () => {
+    const json = (body: unknown) => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const res = await request(
+      "/v1/orders",
+      json({ customerId: `cust-${crypto.randomUUID()}`, currency: "EUR", lines: [{ sku: "A", quantity: 1, unitPrice: 100 }] }),
+    );
+    expect(res.status, await res.clone().text()).toBe(201);
+    const { orderId } = (await res.json()) as { orderId: string };
+    // A runtime version of orders.line-added (v2, after the config's one): the decider still writes v1's shape.
+    await registerVersion("orders", "orders.line-added", 2, { type: "object", required: ["orderId", "line", "giftWrap"] });
+    const added = await request(`/v1/orders/${orderId}/add-line`, json({ line: { sku: "B", quantity: 2, unitPrice: 50 } }));
+    expect(added.status, await added.clone().text()).toBe(200);
+    const page = (await (await request(`/v1/topics/orders/streams/${orderId}/events`)).json()) as {
+      events: { type: string; dataschema?: string }[];
+    };
+    expect(page.events.map((e) => [e.type, e.dataschema])).toEqual([
+      ["orders.placed", uriOf("orders", "orders.placed", 1)],
+      ["orders.line-added", uriOf("orders", "orders.line-added", 1)],
+    ]);
+  });
+});
