@@ -1,5 +1,5 @@
-import { Validator } from "@cfworker/json-schema";
 import { env } from "cloudflare:workers";
+import { Validator } from "@cfworker/json-schema";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { ReplayView } from "../../durable-objects/replay-job";
 import { parseSchemaUri, schemaVersionOf } from "../../sdk/schema-uri";
