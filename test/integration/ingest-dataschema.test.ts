@@ -79,6 +79,8 @@ describe("ingest of a type with schema versions", () => {
       expect(message).toContain(dataschema);
       expect(message).toContain(says);
       expect(message).toContain(`type "${type}" has versions 1, 2: see ${listOf("events", type)}`);
+      // The detail names it too, for clients that show only the detail.
+      expect(problem.detail).toBe(`/dataschema: ${message}`);
     }
     expect(await heads("events")).toEqual(before);
   });

@@ -221,12 +221,14 @@ export async function prepareEvents(
   const base = (i: number) => (trace.batch ? `/${i}` : "");
   const { issues: dataIssues, stamps } = await checkDataSchemas(validated, topic, trace.schemas, base);
   if (dataIssues.length > 0) {
-    const named = dataIssues.some((issue) => issue.path.endsWith("/dataschema"));
+    // A dataschema problem is named in the detail too: the URI, the type's versions and where they are listed.
+    const named = dataIssues.find((issue) => issue.path.endsWith("/dataschema"));
+    const more = dataIssues.length - 1;
     throw new EventlineError(
       "schema_violation",
-      named
-        ? "an event names a data schema its type does not have, or its data does not match"
-        : "data does not match the schema registered for its type",
+      named === undefined
+        ? "data does not match the schema registered for its type"
+        : `${named.path}: ${named.message}${more > 0 ? ` (and ${more} more problem${more === 1 ? "" : "s"}: see issues)` : ""}`,
       { issues: dataIssues },
     );
   }
