@@ -14,8 +14,26 @@ export { ORDERING_DEFERRALS } from "./constants";
 
 /** Throw this (or a ZodError) from `handle` for failures that retrying cannot fix. */
 export class PermanentError extends Error {
-  override readonly name = "PermanentError";
+  override readonly name: string = "PermanentError";
 }
+
+/**
+ * An event of a pinned type (`schemaVersions`) whose `dataschema` names a version this consumer
+ * does not read: permanent, so it is dead-lettered at once with reason `unsupported_schema_version`.
+ */
+export class UnsupportedSchemaVersionError extends PermanentError {
+  override readonly name: string = "UnsupportedSchemaVersionError";
+  constructor(
+    readonly type: string,
+    readonly version: number,
+    readonly supported: readonly number[],
+  ) {
+    super(`${type} schema version ${version} is not one this consumer reads (${supported.join(", ")})`);
+  }
+}
+
+/** Per event type, the data schema versions a consumer reads, e.g. `{ "orders.placed": [1, 2] }`. */
+export type SchemaVersionPins = Readonly<Record<string, readonly number[]>>;
 
 export const storedEventSchema = z.looseObject({ id: z.string(), source: z.string(), type: z.string() });
 export type StoredEvent = Record<string, unknown> & { id: string; source: string; type: string; data?: unknown };
@@ -27,6 +45,12 @@ export interface HandleContext<Env> {
   /** Delivery attempt, 1 for the first. */
   attempts: number;
   log: Logger;
+  /**
+   * The version of its type's data schema the event was validated against at ingest, read from its
+   * `dataschema` (an Eventline schema URI of this topic and type); undefined for an event without
+   * one (a type with no schema, or stored before events carried their schema).
+   */
+  schemaVersion: number | undefined;
   /**
    * The attributes to put on an event emitted in reaction to this one: `causationid` (this event's
    * id), `correlationid` (this event's, or its id) and `traceparent` (a child span of this event's
@@ -42,6 +66,14 @@ export interface ConsumerOptions<Env, Data> {
   db: (env: Env) => D1Database;
   /** Optional zod schema for `data`; a mismatch is permanent (straight to the dead letters). */
   schema?: z.ZodType<Data>;
+  /**
+   * The data schema versions this consumer reads, per event type (sdk/README.md "Pinning schema
+   * versions"). An event of a listed type whose `dataschema` names another version fails with
+   * UnsupportedSchemaVersionError, dead-lettered at once (reason `unsupported_schema_version`);
+   * an event with no Eventline `dataschema` (stored before events carried one) is handled. Types
+   * not listed are not checked.
+   */
+  schemaVersions?: SchemaVersionPins;
   /**
    * Applies one event. Return D1 statements to have them committed atomically with the
    * idempotency record (exactly-once effects); other side effects are at-least-once.

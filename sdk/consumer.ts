@@ -3,6 +3,7 @@ import { createFrame, errorText } from "./consumer-frame";
 import { ConsumerMetrics, metricsEnabled } from "./consumer-metrics";
 import { backoffSeconds, CircuitBreaker } from "./consumer-policy";
 import { RunPart, unpack } from "./consumer-runs";
+import { checkPins, requireReadable, schemaVersionFor } from "./consumer-schemas";
 import {
   type BatchContext,
   checkpointFrom,
@@ -27,6 +28,7 @@ import {
   type Outcome,
   PermanentError,
   type StoredEvent,
+  UnsupportedSchemaVersionError,
 } from "./consumer-types";
 import { createLogger } from "./logger";
 import { type Delivery, deliverySchema } from "./messages";
@@ -49,8 +51,10 @@ export {
   type ConsumerOptions,
   type HandleContext,
   PermanentError,
+  type SchemaVersionPins,
   type StoredEvent,
   storedEventSchema,
+  UnsupportedSchemaVersionError,
 } from "./consumer-types";
 
 /** A run's parts were validated with their run (runSchema, through deliveriesOf): not parsed twice. */
@@ -64,6 +68,7 @@ function isPermanent(err: unknown): boolean {
 }
 
 export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env, Data>): Consumer<Env> {
+  checkPins(options.schemaVersions);
   const ordering = options.ordering ?? "none";
   /** Deliveries a message may spend waiting for its predecessor before it is parked (see `queueMaxRetries`). */
   const waitBudget = Math.max(0, (options.queueMaxRetries ?? options.maxRetries + ORDERING_DEFERRALS) - options.maxRetries);
@@ -139,6 +144,9 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
     if (delivery.event?.traceparent === undefined && typeof event.traceparent === "string") {
       frame.log = frame.log.with({ traceparent: event.traceparent });
     }
+    // A pinned type's event that names a version this consumer does not read never reaches the schema or handler.
+    const schemaVersion = schemaVersionFor(event, delivery.topic);
+    requireReadable(options.schemaVersions, event.type, schemaVersion);
     const data = options.schema ? options.schema.parse(event.data) : (event.data as Data);
     let reaction: ReactionAttributes | undefined;
     const ctx: HandleContext<Env> = {
@@ -147,6 +155,7 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       delivery,
       attempts: message.attempts,
       log: frame.log,
+      schemaVersion,
       reactionAttributes: () => {
         reaction ??= reactionAttributes(event);
         return { ...reaction };
@@ -338,7 +347,8 @@ export function defineConsumer<Env, Data = unknown>(options: ConsumerOptions<Env
       // A letter's `attempts` counts handler runs (the failures recorded for it, this one included),
       // not deliveries: waits for a predecessor and copies the log sent again are not runs.
       const runs = (await failuresSoFar(db, key)) + 1;
-      if (!(await deadLetter(db, message, delivery, "permanent", error, attempt("dead_lettered", error), runs))) {
+      const reason = err instanceof UnsupportedSchemaVersionError ? "unsupported_schema_version" : "permanent";
+      if (!(await deadLetter(db, message, delivery, reason, error, attempt("dead_lettered", error), runs))) {
         // A check that runs before the duplicate check (data schema, decrypt, resolveRef) failed
         // for an event this subscription had already settled.
         log.info("permanent failure of an event already settled: not dead-lettered", { error });

@@ -11,8 +11,11 @@ export {
   type HandleContext,
   ORDERING_DEFERRALS,
   PermanentError,
+  type SchemaVersionPins,
   type StoredEvent,
   storedEventSchema,
+  UnsupportedSchemaVersionError,
 } from "./consumer-types";
 export { createLogger, type Logger } from "./logger";
 export { type Delivery, type DeliveryMessage, deliveriesOf, type Run } from "./messages";
+export { parseSchemaUri, type SchemaRef, schemaUri, schemaVersionOf } from "./schema-uri";

@@ -81,7 +81,7 @@ export const deadLetters = sqliteTable(
     eventId: text("event_id"),
     /** The delivery message body as received (JSON). */
     body: text("body").notNull(),
-    /** `max_retries`, `permanent` or `invalid_message`. */
+    /** `max_retries`, `permanent`, `unsupported_schema_version` or `invalid_message`. */
     reason: text("reason").notNull(),
     error: text("error").notNull(),
     attempts: integer("attempts").notNull(),

@@ -7,6 +7,7 @@ import config from "../../eventline.config";
 import type { AnyAggregate } from "../../shared/aggregate";
 import { findTopic } from "../../shared/config";
 import { streamPartition } from "../../shared/partitioner";
+import { configSource } from "../../workers/platform/ingest/data-schema";
 import { prepareEvents, toAppendEvent } from "../../workers/platform/ingest/parse";
 import { COUNTER_LIMIT, type CounterCommand, counterAggregate } from "./counter-aggregate";
 
@@ -19,6 +20,7 @@ import { COUNTER_LIMIT, type CounterCommand, counterAggregate } from "./counter-
 hostedAggregates.register([counterAggregate]);
 
 const TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const ORIGIN = "https://eventline.example";
 const topic = counterAggregate.topic;
 const partitionOf = (subject: string) => streamPartition(subject, topic.partitions);
 const stubOf = (subject: string) => env.PARTITION_LOG.getByName(`${topic.name}/${partitionOf(subject)}`);
@@ -38,6 +40,7 @@ function run(
     command,
     correlationId: "test",
     traceparent: TRACE,
+    origin: ORIGIN,
     ...extra,
   });
 }
@@ -54,7 +57,7 @@ async function outside(subject: string, by: number, expected: number): Promise<A
     [{ specversion: "1.0", id: crypto.randomUUID(), source: "/outside", type: "counter.added", subject, data: { by } }],
     topic,
     config,
-    { traceparent: TRACE, batch: true },
+    { traceparent: TRACE, batch: true, schemas: configSource(topic, ORIGIN) },
   );
   return {
     topic: topic.name,
@@ -161,6 +164,7 @@ describe("what the append or the topic refuses comes back as an outcome, nothing
       command: { kind: "add", by: 1 },
       correlationId: "test",
       traceparent: TRACE,
+      origin: ORIGIN,
     });
     expect(outcome).toMatchObject({ ok: false, code: "problem", problem: { code: "schema_violation" } });
     const stored = await runInDurableObject(

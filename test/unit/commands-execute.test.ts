@@ -31,6 +31,7 @@ const options = {
   config,
   correlationId: "req-1",
   traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+  origin: "https://eventline.example",
   log: createLogger({}, () => {}),
 };
 

@@ -5,6 +5,7 @@ import type { CloudEvent } from "../../shared/cloudevents";
 import { findTopic } from "../../shared/config";
 import { EventlineError } from "../../shared/errors";
 import { canonicalJson, canonicalMembers, membersUtf8Length, sha256Hex } from "../../shared/json";
+import { configSource } from "../../workers/platform/ingest/data-schema";
 import { prepareEvents } from "../../workers/platform/ingest/parse";
 
 /**
@@ -45,7 +46,7 @@ const event = fc
   });
 
 const withLimit = (maxEventBytes: number) => ({ ...config, limits: { ...config.limits, maxEventBytes } });
-const trace = { traceparent: REQUEST_TRACE, tracestate: "req=1", batch: true };
+const trace = { traceparent: REQUEST_TRACE, tracestate: "req=1", batch: true, schemas: configSource(topic, "https://eventline.example") };
 
 describe("prepareEvents", () => {
   it("hashes the canonical JSON without trace attributes and stores the event with its trace resolved (property)", async () => {

@@ -3,6 +3,7 @@ import type { CloudEvent } from "../../shared/cloudevents";
 import { type EventlineConfig, findTopic } from "../../shared/config";
 import type { Principal } from "./auth/identity";
 import { appendToPartitions } from "./ingest/append";
+import { configSource } from "./ingest/data-schema";
 import { prepareEvents } from "./ingest/parse";
 
 /**
@@ -77,7 +78,12 @@ export async function writeAudit(env: Env, config: EventlineConfig, log: Logger,
     data: JSON.parse(JSON.stringify(record)) as Record<string, unknown>,
   } as CloudEvent;
   try {
-    const prepared = await prepareEvents([event], topic, config, { traceparent, batch: false });
+    const prepared = await prepareEvents([event], topic, config, {
+      traceparent,
+      batch: false,
+      // Written by the platform with no request of its own: checked against the config, nothing stamped.
+      schemas: configSource(topic, undefined),
+    });
     await appendToPartitions(env, topic, prepared, log, config.partitionLog.retryAfterSeconds);
   } catch (err) {
     log.error("audit record not written", { error: err, action: record.action, outcome: record.outcome });

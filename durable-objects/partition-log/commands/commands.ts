@@ -4,6 +4,7 @@ import type { EventlineConfig } from "../../../shared/config";
 import { DomainError, fold } from "../../../shared/decider";
 import { EventlineError } from "../../../shared/errors";
 import { streamPartition } from "../../../shared/partitioner";
+import { configSource } from "../../../workers/platform/ingest/data-schema";
 import { type PreparedEvent, prepareEvents, toAppendEvent } from "../../../workers/platform/ingest/parse";
 import type { LogHost, PartitionLogSeams } from "../host";
 import { type AppendInput, parseArgs } from "../input";
@@ -141,6 +142,9 @@ export class Commands {
       prepared = await prepareEvents(cloudEvents, aggregate.topic, this.deps.settings.config, {
         traceparent: input.traceparent,
         batch: true,
+        // The decider is code written against the config's zod schemas: its events are checked
+        // against, and stamped with, the config-declared latest version of their type (ADR 0051).
+        schemas: configSource(aggregate.topic, input.origin),
       });
     } catch (err) {
       if (!(err instanceof EventlineError)) throw err;

@@ -25,6 +25,8 @@ export const commandInputSchema = z
     /** Carried by every event the command writes (`correlationid`). */
     correlationId: z.string().min(1).max(256),
     traceparent: z.string().regex(TRACEPARENT),
+    /** The command request's origin: the events' `dataschema` URIs are built on it (ADR 0051). */
+    origin: z.string().regex(/^https?:\/\/[^/?#\s]+$/, "an origin such as https://eventline.example"),
   })
   .strict();
 export type CommandInput = z.input<typeof commandInputSchema>;

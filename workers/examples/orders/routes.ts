@@ -304,6 +304,7 @@ export function orderRoutes(config: EventlineConfig) {
       idempotencyKey: key,
       correlationId: c.get("requestId"),
       traceparent: c.get("traceparent"),
+      origin: new URL(c.req.url).origin,
       log: c.get("log").with({ orderId, command: command.kind }),
     });
     const after = `${result.partition}:${result.sequence}`;

@@ -22,6 +22,8 @@ export interface CommandOptions {
   /** Carried by every event the command writes (`correlationid`). */
   correlationId: string;
   traceparent: string;
+  /** The request's origin (`new URL(request.url).origin`): the events' `dataschema` URIs are built on it. */
+  origin: string;
   log: Logger;
 }
 
@@ -69,6 +71,7 @@ export async function executeCommand<Command, Event extends { type: string; data
       ...(options.idempotencyKey !== undefined && { idempotencyKey: options.idempotencyKey }),
       correlationId: options.correlationId,
       traceparent: options.traceparent,
+      origin: options.origin,
     });
   } catch (err) {
     if (!flag(err, "overloaded") && !flag(err, "retryable")) throw err;

@@ -1,4 +1,3 @@
-import type { z } from "zod";
 import type { AppendInput } from "../../../durable-objects/partition-log/input";
 import { isValidTracestate, newTraceparent } from "../../../sdk/trace";
 import {
@@ -6,7 +5,6 @@ import {
   type CloudEvent,
   decodeBinary,
   hasBinaryHeaders,
-  isJsonMediaType,
   STRUCTURED_CONTENT_TYPE,
   validateEnvelope,
 } from "../../../shared/cloudevents";
@@ -15,7 +13,6 @@ import { EventlineError, type ProblemIssue } from "../../../shared/errors";
 import {
   canonicalMembers,
   joinMembers,
-  jsonPointer,
   type Member,
   membersUtf8Length,
   mergeMembers,
@@ -25,6 +22,7 @@ import {
 import { partitionFor } from "../../../shared/partitioner";
 import { type FieldProtector, withoutCiphertext } from "../../../shared/security/fields";
 import { readBodyWithLimit } from "./body";
+import { checkDataSchemas, type DataSchemaSource } from "./data-schema";
 
 export type IngestMode = "structured" | "binary" | "batch";
 
@@ -115,26 +113,6 @@ export function envelopeError(issues: ProblemIssue[]): EventlineError {
   return new EventlineError("invalid_envelope", `${n} problem${n === 1 ? "" : "s"} with the CloudEvents envelope`, { issues });
 }
 
-/** Checks `data` against the schema the topic registers for the event's type. */
-function schemaIssues(topic: TopicConfig, event: CloudEvent, base: string): ProblemIssue[] {
-  // Own properties only: a type such as "constructor" must not find Object.prototype's.
-  const schema: z.ZodType | undefined = Object.hasOwn(topic.schemas, event.type) ? topic.schemas[event.type] : undefined;
-  if (schema === undefined) {
-    if (!topic.strictTypes) return [];
-    const known = Object.keys(topic.schemas).join(", ");
-    return [{ path: `${base}/type`, message: `topic ${topic.name} does not accept type "${event.type}" (accepted: ${known})` }];
-  }
-  if (event.data_base64 !== undefined || !isJsonMediaType(event.datacontenttype)) {
-    return [{ path: `${base}/data`, message: `type "${event.type}" requires JSON data` }];
-  }
-  const result = schema.safeParse(event.data);
-  if (result.success) return [];
-  return result.error.issues.map((issue) => ({
-    path: jsonPointer(`${base}/data`, issue.path),
-    message: issue.message,
-  }));
-}
-
 /**
  * Turns an ingest request into validated, partitioned, hashed events, or throws the one
  * EventlineError that describes everything wrong with it. Nothing here touches storage, so
@@ -144,12 +122,13 @@ export async function parseIngest(
   request: Request,
   topic: TopicConfig,
   config: EventlineConfig,
+  schemas: DataSchemaSource,
   headerTraceparent: string | undefined,
   protector?: FieldProtector,
   requestTraceparent?: string,
 ): Promise<ParsedIngest> {
   const { mode, events } = await decodeIngest(request, config);
-  return prepareRequestEvents(request, mode, events, topic, config, headerTraceparent, protector, requestTraceparent);
+  return prepareRequestEvents(request, mode, events, topic, config, schemas, headerTraceparent, protector, requestTraceparent);
 }
 
 /**
@@ -163,6 +142,7 @@ export async function prepareRequestEvents(
   events: CloudEvent[],
   topic: TopicConfig,
   config: EventlineConfig,
+  schemas: DataSchemaSource,
   headerTraceparent: string | undefined,
   protector?: FieldProtector,
   requestTraceparent?: string,
@@ -176,6 +156,7 @@ export async function prepareRequestEvents(
     tracestate: requestState,
     batch: mode === "batch",
     protector,
+    schemas,
   });
   return { mode, events: prepared, traceparent };
 }
@@ -227,13 +208,29 @@ export async function prepareEvents(
   validated: CloudEvent[],
   topic: TopicConfig,
   config: EventlineConfig,
-  trace: { traceparent: string; tracestate?: string | undefined; batch: boolean; protector?: FieldProtector | undefined },
+  trace: {
+    traceparent: string;
+    tracestate?: string | undefined;
+    batch: boolean;
+    protector?: FieldProtector | undefined;
+    /** Where each type's data schema versions come from (ingest: config + registry; commands: config). */
+    schemas: DataSchemaSource;
+  },
 ): Promise<PreparedEvent[]> {
   const { traceparent, tracestate: requestState } = trace;
   const base = (i: number) => (trace.batch ? `/${i}` : "");
-  const dataIssues = validated.flatMap((event, i) => schemaIssues(topic, event, base(i)));
+  const { issues: dataIssues, stamps } = await checkDataSchemas(validated, topic, trace.schemas, base);
   if (dataIssues.length > 0) {
-    throw new EventlineError("schema_violation", `data does not match the schema registered for its type`, { issues: dataIssues });
+    // A dataschema problem is named in the detail too: the URI, the type's versions and where they are listed.
+    const named = dataIssues.find((issue) => issue.path.endsWith("/dataschema"));
+    const more = dataIssues.length - 1;
+    throw new EventlineError(
+      "schema_violation",
+      named === undefined
+        ? "data does not match the schema registered for its type"
+        : `${named.path}: ${named.message}${more > 0 ? ` (and ${more} more problem${more === 1 ? "" : "s"}: see issues)` : ""}`,
+      { issues: dataIssues },
+    );
   }
   // Sensitive fields are encrypted before anything is hashed or serialized, so neither the stored
   // event nor its content hash ever holds the plaintext (docs/security.md).
@@ -260,15 +257,21 @@ export async function prepareEvents(
     const hashed = encoder.encode(joinMembers(compared));
     // The event's size as serialized: the content's bytes (encoded for the hash anyway) plus its
     // own trace members, each after a comma (content always holds specversion, id, source, type).
-    const size = sealed ? membersUtf8Length(members) : hashed.byteLength + (trace.length === 0 ? 0 : membersUtf8Length(trace) - 1);
-    return { content, hashed, size };
+    // A stamped `dataschema` is stored (and counted) but not hashed: "same content" is the producer's
+    // content, so a retry sent after a new version was registered is still a duplicate (ADR 0051).
+    const stamp = stamps[i];
+    const stamped: Member[] = stamp === undefined ? [] : [["dataschema", JSON.stringify(stamp)]];
+    const size =
+      (sealed ? membersUtf8Length(members) : hashed.byteLength + (trace.length === 0 ? 0 : membersUtf8Length(trace) - 1)) +
+      (stamp === undefined ? 0 : membersUtf8Length(stamped) - 1);
+    return { content, hashed, size, stamped };
   });
   const hashes = await Promise.all(serialized.map(({ hashed }) => sha256HexOfBytes(hashed)));
 
   const prepared: PreparedEvent[] = [];
   const seen = new Map<string, { hash: string; index: number }>();
   for (const [index, event] of events.entries()) {
-    const { content, size } = serialized[index] as (typeof serialized)[number];
+    const { content, size, stamped } = serialized[index] as (typeof serialized)[number];
     const hash = hashes[index] as string;
     if (size > config.limits.maxEventBytes) {
       throw new EventlineError(
@@ -296,7 +299,8 @@ export async function prepareEvents(
     const ownTrace = event.traceparent;
     const eventTrace = ownTrace ?? traceparent;
     const state = ownTrace !== undefined ? event.tracestate : requestState;
-    const traceMembers: Member[] = [["traceparent", JSON.stringify(eventTrace)]];
+    // Sorted, as mergeMembers wants: "dataschema" < "traceparent" < "tracestate".
+    const traceMembers: Member[] = [...stamped, ["traceparent", JSON.stringify(eventTrace)]];
     if (state !== undefined) traceMembers.push(["tracestate", JSON.stringify(state)]);
     prepared.push({
       index,

@@ -6,6 +6,7 @@ import { createFieldProtector } from "../../../shared/security/fields";
 import { access, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { appendToPartitions } from "../ingest/append";
+import { registrySource } from "../ingest/data-schema";
 import { parseIngest } from "../ingest/parse";
 import { recordIngestAccepted } from "../metrics-model";
 import { requireTopic } from "../validation";
@@ -21,7 +22,7 @@ export const ingestRoute = createRoute({
   path: "/v1/topics/{topic}/events",
   tags: ["Ingest"],
   summary: "Publish CloudEvents to a topic",
-  description: `Accepts the three CloudEvents 1.0 HTTP modes: structured (\`${STRUCTURED_CONTENT_TYPE}\`), batch (\`${BATCH_CONTENT_TYPE}\`, all events validated before any is stored) and binary (\`ce-*\` headers, percent-decoded; \`Content-Type\` is \`datacontenttype\`; the body is \`data\`). Each event goes to partition FNV-1a-32(partitionkey ?? subject ?? id) mod partitions. The 202 is sent only after every event is durably committed. Repeating an event (same source and id, same content) is safe: it returns the original position with \`duplicate: true\`.`,
+  description: `Accepts the three CloudEvents 1.0 HTTP modes: structured (\`${STRUCTURED_CONTENT_TYPE}\`), batch (\`${BATCH_CONTENT_TYPE}\`, all events validated before any is stored) and binary (\`ce-*\` headers, percent-decoded; \`Content-Type\` is \`datacontenttype\`; the body is \`data\`). Each event goes to partition FNV-1a-32(partitionkey ?? subject ?? id) mod partitions. The 202 is sent only after every event is durably committed. Repeating an event (same source and id, same content) is safe: it returns the original position with \`duplicate: true\`. For a type with data schema versions, \`data\` is checked against the version \`dataschema\` names (an Eventline schema URI of the event's topic and type, any origin, stored as sent) or, when absent, the latest, whose URI is then added to the stored event (not to the content compared for duplicates).`,
   request: {
     params: z.object({ topic: TopicParam }),
     body: {
@@ -43,9 +44,11 @@ export const ingestRoute = createRoute({
     409: problemResponse("An event reuses a source+id already stored with different content"),
     413: problemResponse("Body, event or batch over its limit"),
     415: problemResponse("Unsupported content type"),
-    422: problemResponse("`data` fails the schema the topic registers for its `type`"),
+    422: problemResponse(
+      "`data` fails the schema version it is checked against, `dataschema` names a version its type does not have (an issue at `/dataschema` lists the versions), or the type is not accepted",
+    ),
     503: problemResponse(
-      "A partition is overloaded or unavailable; retry after `Retry-After` seconds (retrying the whole request is safe)",
+      "A partition is overloaded or unavailable, or the schema registry cannot be read; retry after `Retry-After` seconds (retrying the whole request is safe)",
     ),
   },
 });
@@ -63,6 +66,7 @@ export function ingestRoutes(config: EventlineConfig) {
       c.req.raw,
       topic,
       config,
+      registrySource(c.env.DB, topic, new URL(c.req.url).origin, config.partitionLog.retryAfterSeconds),
       c.get("incomingTraceparent"),
       createFieldProtector(c.env),
       // Without a traceparent header the request has one already (app.ts): its events share it.

@@ -18,6 +18,7 @@ import { createFieldProtector } from "../../../shared/security/fields";
 import { access, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { appendToStream, partitionStub } from "../ingest/append";
+import { registrySource } from "../ingest/data-schema";
 import { decodeIngest, envelopeError, prepareRequestEvents } from "../ingest/parse";
 import { revealForCaller } from "../reveal";
 import { invalidParameter, readLimit, requireTopic } from "../validation";
@@ -140,6 +141,7 @@ export function streamRoutes(config: EventlineConfig) {
       inStream,
       topic,
       config,
+      registrySource(c.env.DB, topic, new URL(c.req.url).origin, config.partitionLog.retryAfterSeconds),
       c.get("incomingTraceparent"),
       createFieldProtector(c.env),
     );

@@ -63,7 +63,7 @@ const DeadLetterSchema = z
     partition: z.number().int(),
     sequence: z.number().int(),
     eventId: z.string().nullable(),
-    reason: z.string().openapi({ description: "max_retries, permanent or invalid_message" }),
+    reason: z.string().openapi({ description: "max_retries, permanent, unsupported_schema_version or invalid_message" }),
     error: z.string(),
     attempts: z.number().int(),
     firstFailureAt: z.string(),
