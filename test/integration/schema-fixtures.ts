@@ -50,7 +50,7 @@ export function call(path: string, init: RequestInit = {}, token?: string): Prom
 export const typePath = (topic: string, type: string) => `/v1/topics/${encodeURIComponent(topic)}/types/${encodeURIComponent(type)}`;
 
 export function postSchema(topic: string, type: string, schema: unknown, options: { dryRun?: boolean; token?: string } = {}) {
-  const query = options.dryRun === true ? "?dryRun=true" : "";
+  const query = options.dryRun === undefined ? "" : `?dryRun=${options.dryRun}`;
   return call(
     `${typePath(topic, type)}/schemas${query}`,
     { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ schema }) },
