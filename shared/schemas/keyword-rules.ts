@@ -1,0 +1,114 @@
+import { BACKWARD, BOTH, type Finding, FORWARD } from "./findings";
+import { childPath, enumeratedValues, isSchemaObject, isUnsupportedKeyword, type JsonSchemaObject, render, sameJson } from "./json-schema";
+
+/**
+ * Where a subschema sits: `positive` where accepting more values makes the whole schema accept
+ * more, `other` below `not` and `oneOf` (where it can mean fewer), so set rules do not apply there.
+ */
+type Polarity = "positive" | "other";
+
+const ABSENT: JsonSchemaObject = {};
+
+function asObject(schema: unknown): JsonSchemaObject {
+  return isSchemaObject(schema) ? schema : ABSENT;
+}
+
+/**
+ * The rules for what json-schema-diff does not see, walked over both (dereferenced) schemas in
+ * parallel. `enum`/`const` get set rules: the old values must all stay (backward) and no new
+ * value may appear (forward). Every other keyword the library ignores (pattern, format,
+ * multipleOf, if/then/else, prefixItems, patternProperties, …) must be identical in both, else
+ * the change breaks both directions: the engine cannot tell which way it moved the set.
+ */
+export function keywordFindings(before: unknown, after: unknown, path: string): Finding[] {
+  const findings: Finding[] = [];
+  walk(before, after, path, "positive", findings);
+  return findings;
+}
+
+function walk(before: unknown, after: unknown, path: string, polarity: Polarity, out: Finding[]): void {
+  // A `false` side holds no values here, so what the other side says of them cannot be misread
+  // in either direction (json-schema-diff sees the emptiness itself).
+  if (polarity === "positive" && (before === false || after === false)) return;
+  const a = asObject(before);
+  const b = asObject(after);
+  if (a === ABSENT && b === ABSENT) return;
+  if (sameJson(a, b)) return;
+
+  for (const keyword of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (!isUnsupportedKeyword(keyword) || sameJson(a[keyword], b[keyword])) continue;
+    const change = a[keyword] === undefined ? "added to" : b[keyword] === undefined ? "removed from" : "changed at";
+    out.push({ path, message: `${keyword} ${change} ${path} (not comparable, so refused)`, breaks: BOTH });
+  }
+  enumFindings(a, b, path, polarity, out);
+
+  // Beside prefixItems / patternProperties these apply to fewer members than json-schema-diff
+  // assumes, so it is not shown them (set-inclusion.ts): they must stay as they were.
+  const tupleItems = a.prefixItems !== undefined || b.prefixItems !== undefined;
+  const patternRest = a.patternProperties !== undefined || b.patternProperties !== undefined;
+  if (tupleItems && !sameJson(a.items, b.items)) {
+    out.push({ path, message: `items beside prefixItems changed at ${path} (not comparable, so refused)`, breaks: BOTH });
+  }
+  if (patternRest && !sameJson(a.additionalProperties, b.additionalProperties)) {
+    const message = `additionalProperties beside patternProperties changed at ${path} (not comparable, so refused)`;
+    out.push({ path, message, breaks: BOTH });
+  }
+
+  const pa = asObject(a.properties);
+  const pb = asObject(b.properties);
+  // Without patternProperties, a name one side does not list falls to its additionalProperties.
+  const fallback = (schema: JsonSchemaObject) =>
+    schema.patternProperties === undefined ? (schema.additionalProperties ?? true) : undefined;
+  for (const name of new Set([...Object.keys(pa), ...Object.keys(pb)])) {
+    walk(pa[name] ?? fallback(a), pb[name] ?? fallback(b), childPath(path, name), polarity, out);
+  }
+  if (!patternRest && (a.additionalProperties !== undefined || b.additionalProperties !== undefined)) {
+    walk(a.additionalProperties ?? true, b.additionalProperties ?? true, path, polarity, out);
+  }
+  if (!tupleItems && (a.items !== undefined || b.items !== undefined))
+    walk(a.items ?? true, b.items ?? true, childPath(path, "items"), polarity, out);
+  for (const keyword of ["allOf", "anyOf", "oneOf"] as const) {
+    const la = Array.isArray(a[keyword]) ? (a[keyword] as unknown[]) : [];
+    const lb = Array.isArray(b[keyword]) ? (b[keyword] as unknown[]) : [];
+    const inner = keyword === "oneOf" ? "other" : polarity;
+    for (let i = 0; i < Math.max(la.length, lb.length); i++) walk(la[i], lb[i], path, inner, out);
+  }
+  if (a.not !== undefined || b.not !== undefined) walk(a.not, b.not, path, "other", out);
+}
+
+function enumFindings(a: JsonSchemaObject, b: JsonSchemaObject, path: string, polarity: Polarity, out: Finding[]): void {
+  const before = enumeratedValues(a);
+  const after = enumeratedValues(b);
+  if (before === undefined && after === undefined) return;
+  if (before !== undefined && after !== undefined && sameValues(before, after)) return;
+  if (polarity !== "positive") {
+    out.push({ path, message: `allowed values of ${path} changed (under not/oneOf, so refused)`, breaks: BOTH });
+    return;
+  }
+  if (a.const !== undefined && b.const !== undefined && a.enum === undefined && b.enum === undefined) {
+    out.push({ path, message: `const of ${path} changed from ${render(a.const)} to ${render(b.const)}`, breaks: BOTH });
+    return;
+  }
+  if (before === undefined) {
+    out.push({ path, message: `values of ${path} restricted to ${render(after)}`, breaks: BACKWARD });
+    return;
+  }
+  if (after === undefined) {
+    out.push({ path, message: `values of ${path} no longer restricted to ${render(before)}`, breaks: FORWARD });
+    return;
+  }
+  for (const value of before) {
+    if (!after.some((v) => sameJson(v, value))) {
+      out.push({ path, message: `enum value ${render(value)} removed from ${path}`, breaks: BACKWARD });
+    }
+  }
+  for (const value of after) {
+    if (!before.some((v) => sameJson(v, value))) {
+      out.push({ path, message: `enum value ${render(value)} added to ${path}`, breaks: FORWARD });
+    }
+  }
+}
+
+function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.every((x) => b.some((y) => sameJson(x, y))) && b.every((y) => a.some((x) => sameJson(x, y)));
+}

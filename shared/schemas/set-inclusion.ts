@@ -1,0 +1,108 @@
+import { type ParseContext, parseAsJsonSet } from "json-schema-diff/dist/json-schema-diff/diff-schemas/parse-as-json-set";
+import { UnsupportedSchemaError } from "./dereference";
+import { ANNOTATIONS, enumeratedValues, isSchemaObject, JSON_TYPES, type JsonSchema, LIBRARY_KEYWORDS, typeOfValue } from "./json-schema";
+
+// The heuristic json-schema-diff's own CLI and API default to (its dist/json-schema-diff/config.js).
+const CONTEXT: ParseContext = { heuristics: { applyLawOfAbsorptionInTypeSetCartesianProduct: true } };
+
+const NUMERIC = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"] as const;
+const COUNTS = ["minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"] as const;
+const LISTS = ["allOf", "anyOf", "oneOf"] as const;
+
+/** Keywords whose meaning depends on their siblings' (which properties or items were evaluated). */
+const CONTEXTUAL = ["unevaluatedProperties", "unevaluatedItems"] as const;
+
+/**
+ * The schema json-schema-diff is given: only the keywords it understands, each checked for the
+ * shape it assumes (it would throw, or misread, on anything else). Keywords it does not know are
+ * left out — the callers refuse a change to them — and an `enum`/`const` narrows `type` to the
+ * types of its values, so the library's view of a schema stays a superset of what it accepts.
+ *
+ * That superset argument holds only where a subschema counts positively: below `not` or inside
+ * `oneOf` a wider view of the part means a narrower view of the whole, so anything the library
+ * does not understand there is refused outright, as are keywords whose meaning depends on their
+ * siblings. `items` beside `prefixItems` and `additionalProperties` beside `patternProperties`
+ * apply to fewer members than the library assumes, so they are left out too (and must stay equal).
+ */
+export function toLibrarySchema(schema: unknown, at = "", positive = true): JsonSchema {
+  if (typeof schema === "boolean") return schema;
+  if (!isSchemaObject(schema)) throw new UnsupportedSchemaError(at, "a subschema is neither an object nor a boolean");
+  for (const keyword of CONTEXTUAL) {
+    if (schema[keyword] !== undefined) throw new UnsupportedSchemaError(`${at}/${keyword}`, `${keyword} is not supported`);
+  }
+  if (!positive) {
+    const foreign = Object.keys(schema).find((k) => !LIBRARY_KEYWORDS.has(k) && !ANNOTATIONS.has(k));
+    if (foreign !== undefined) {
+      throw new UnsupportedSchemaError(`${at}/${foreign}`, `${foreign} below not/oneOf is not supported`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  const allOf: JsonSchema[] = [];
+  if (schema.type !== undefined) {
+    const types = Array.isArray(schema.type) ? schema.type : [schema.type];
+    if (types.length === 0 || !types.every((t) => (JSON_TYPES as readonly unknown[]).includes(t))) {
+      throw new UnsupportedSchemaError(`${at}/type`, "type names no JSON type");
+    }
+    out.type = types;
+  }
+  for (const keyword of [...NUMERIC, ...COUNTS]) {
+    const value = schema[keyword];
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      throw new UnsupportedSchemaError(`${at}/${keyword}`, `${keyword} is not a number`);
+    }
+    out[keyword] = value;
+  }
+  if (schema.required !== undefined) {
+    if (!Array.isArray(schema.required) || !schema.required.every((r) => typeof r === "string")) {
+      throw new UnsupportedSchemaError(`${at}/required`, "required is not a list of names");
+    }
+    out.required = [...new Set(schema.required)];
+  }
+  if (schema.properties !== undefined) {
+    if (!isSchemaObject(schema.properties)) throw new UnsupportedSchemaError(`${at}/properties`, "properties is not an object");
+    out.properties = Object.fromEntries(
+      Object.entries(schema.properties).map(([name, sub]) => [name, toLibrarySchema(sub, `${at}/properties/${name}`, positive)]),
+    );
+  }
+  if (schema.additionalProperties !== undefined && schema.patternProperties === undefined) {
+    out.additionalProperties = toLibrarySchema(schema.additionalProperties, `${at}/additionalProperties`, positive);
+  }
+  if (schema.not !== undefined) out.not = toLibrarySchema(schema.not, `${at}/not`, false);
+  if (schema.items !== undefined) {
+    if (Array.isArray(schema.items)) throw new UnsupportedSchemaError(`${at}/items`, "items as a list (use prefixItems)");
+    if (schema.prefixItems === undefined) out.items = toLibrarySchema(schema.items, `${at}/items`, positive);
+  }
+  for (const keyword of LISTS) {
+    const list = schema[keyword];
+    if (list === undefined) continue;
+    if (!Array.isArray(list) || list.length === 0)
+      throw new UnsupportedSchemaError(`${at}/${keyword}`, `${keyword} is not a non-empty list`);
+    const members = list.map((sub, i) => toLibrarySchema(sub, `${at}/${keyword}/${i}`, positive && keyword !== "oneOf"));
+    if (keyword === "allOf") allOf.push(...members);
+    else out[keyword] = members;
+  }
+  const values = enumeratedValues(schema);
+  if (values !== undefined) {
+    if (values.length === 0) return false;
+    allOf.push({ type: [...new Set(values.map(typeOfValue))] });
+  }
+  if (allOf.length > 0) out.allOf = allOf;
+  return out;
+}
+
+export interface Inclusion {
+  /** Every value the library sees in `sub` is in `sup`. */
+  included: boolean;
+  /** The values of `sub` outside `sup`, as json-schema-diff writes that set (`false` when included). */
+  outside: unknown;
+}
+
+/** `sub ⊆ sup` by json-schema-diff's set algebra: `sub ∩ ¬(sub ∩ sup)` is empty (its diff-schemas.js). */
+export function setInclusion(sub: JsonSchema, sup: JsonSchema): Inclusion {
+  const a = parseAsJsonSet(toLibrarySchema(sub), CONTEXT);
+  const b = parseAsJsonSet(toLibrarySchema(sup), CONTEXT);
+  const outside = a.intersect(b).complement().intersect(a);
+  const included = outside.type === "empty";
+  return { included, outside: included ? false : outside.toJsonSchema() };
+}
