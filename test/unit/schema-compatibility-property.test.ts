@@ -29,7 +29,7 @@ const { schema } = fc.letrec<{ schema: JsonSchema; leaf: JsonSchema; object: Jso
   schema: fc.oneof({ maxDepth: 3, depthIdentifier: "schema" }, tie("leaf"), fc.boolean(), tie("object"), tie("array"), tie("logic")),
   leaf: fc.record(
     {
-      type: fc.constantFrom<JsonSchema>("string", "number", "integer", "null", "boolean", ["string", "null"], ["integer", "string"]),
+      type: fc.constantFrom<string | string[]>("string", "number", "integer", "null", "boolean", ["string", "null"], ["integer", "string"]),
       minimum: bound,
       exclusiveMaximum: bound,
       minLength: count,
