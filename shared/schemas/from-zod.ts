@@ -13,5 +13,5 @@ import type { JsonSchemaObject } from "./json-schema";
  * stays the stronger check on ingest; the JSON Schema is what compatibility is judged on.
  */
 export function zodToJsonSchema(schema: z.ZodType): JsonSchemaObject {
-  return z.toJSONSchema(schema, { target: "draft-2020-12", unrepresentable: "any", io: "input" }) as JsonSchemaObject;
+  return z.toJSONSchema(schema, { target: "draft-2020-12", unrepresentable: "any", io: "input" });
 }
