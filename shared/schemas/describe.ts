@@ -31,7 +31,7 @@ function describe(before: unknown, after: unknown, path: string, out: Finding[])
   bounds(a, b, path, out);
   objects(a, b, path, out);
   if (a.items !== undefined || b.items !== undefined) describe(a.items ?? true, b.items ?? true, childPath(path, "items"), out);
-  for (const keyword of ["allOf", "anyOf", "oneOf", "not"] as const) {
+  for (const keyword of ["allOf", "anyOf", "oneOf"] as const) {
     if (!sameJson(a[keyword], b[keyword])) out.push({ path, message: `${keyword} of ${path} changed`, breaks: BOTH });
   }
 }

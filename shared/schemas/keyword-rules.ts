@@ -3,7 +3,7 @@ import { childPath, enumeratedValues, isSchemaObject, isUnsupportedKeyword, type
 
 /**
  * Where a subschema sits: `positive` where accepting more values makes the whole schema accept
- * more, `other` below `not` and `oneOf` (where it can mean fewer), so set rules do not apply there.
+ * more, `other` inside `oneOf` (where it can mean fewer), so set rules do not apply there.
  */
 type Polarity = "positive" | "other";
 
@@ -73,7 +73,6 @@ function walk(before: unknown, after: unknown, path: string, polarity: Polarity,
     const inner = keyword === "oneOf" ? "other" : polarity;
     for (let i = 0; i < Math.max(la.length, lb.length); i++) walk(la[i], lb[i], path, inner, out);
   }
-  if (a.not !== undefined || b.not !== undefined) walk(a.not, b.not, path, "other", out);
 }
 
 function enumFindings(a: JsonSchemaObject, b: JsonSchemaObject, path: string, polarity: Polarity, out: Finding[]): void {
@@ -82,7 +81,7 @@ function enumFindings(a: JsonSchemaObject, b: JsonSchemaObject, path: string, po
   if (before === undefined && after === undefined) return;
   if (before !== undefined && after !== undefined && sameValues(before, after)) return;
   if (polarity !== "positive") {
-    out.push({ path, message: `allowed values of ${path} changed (under not/oneOf, so refused)`, breaks: BOTH });
+    out.push({ path, message: `allowed values of ${path} changed (inside oneOf, so refused)`, breaks: BOTH });
     return;
   }
   if (a.const !== undefined && b.const !== undefined && a.enum === undefined && b.enum === undefined) {

@@ -18,9 +18,9 @@ const CONTEXTUAL = ["unevaluatedProperties", "unevaluatedItems"] as const;
  * left out — the callers refuse a change to them — and an `enum`/`const` narrows `type` to the
  * types of its values, so the library's view of a schema stays a superset of what it accepts.
  *
- * That superset argument holds only where a subschema counts positively: below `not` or inside
- * `oneOf` a wider view of the part means a narrower view of the whole, so anything the library
- * does not understand there is refused outright, as are keywords whose meaning depends on their
+ * That superset argument holds only where a subschema counts positively: inside `oneOf` a wider
+ * view of a branch can mean a narrower view of the whole, so anything the library does not
+ * understand there is refused outright (`not` is never shown to it: see LIBRARY_KEYWORDS), as are keywords whose meaning depends on their
  * siblings. `items` beside `prefixItems` and `additionalProperties` beside `patternProperties`
  * apply to fewer members than the library assumes, so they are left out too (and must stay equal).
  */
@@ -33,7 +33,7 @@ export function toLibrarySchema(schema: unknown, at = "", positive = true): Json
   if (!positive) {
     const foreign = Object.keys(schema).find((k) => !LIBRARY_KEYWORDS.has(k) && !ANNOTATIONS.has(k));
     if (foreign !== undefined) {
-      throw new UnsupportedSchemaError(`${at}/${foreign}`, `${foreign} below not/oneOf is not supported`);
+      throw new UnsupportedSchemaError(`${at}/${foreign}`, `${foreign} inside oneOf is not supported`);
     }
   }
   const out: Record<string, unknown> = {};
@@ -68,7 +68,6 @@ export function toLibrarySchema(schema: unknown, at = "", positive = true): Json
   if (schema.additionalProperties !== undefined && schema.patternProperties === undefined) {
     out.additionalProperties = toLibrarySchema(schema.additionalProperties, `${at}/additionalProperties`, positive);
   }
-  if (schema.not !== undefined) out.not = toLibrarySchema(schema.not, `${at}/not`, false);
   if (schema.items !== undefined) {
     if (Array.isArray(schema.items)) throw new UnsupportedSchemaError(`${at}/items`, "items as a list (use prefixItems)");
     if (schema.prefixItems === undefined) out.items = toLibrarySchema(schema.items, `${at}/items`, positive);
@@ -81,6 +80,13 @@ export function toLibrarySchema(schema: unknown, at = "", positive = true): Json
     const members = list.map((sub, i) => toLibrarySchema(sub, `${at}/${keyword}/${i}`, positive && keyword !== "oneOf"));
     if (keyword === "allOf") allOf.push(...members);
     else out[keyword] = members;
+  }
+  if (out.maxProperties === 0) {
+    // json-schema-diff 1.0.0 simplifies maxProperties 0 to "no additional properties" but keeps
+    // the listed ones allowed (its simplify-object-subset-config.js); say "no properties" in full.
+    delete out.maxProperties;
+    out.additionalProperties = false;
+    out.properties = Object.fromEntries(Object.keys(isSchemaObject(out.properties) ? out.properties : {}).map((name) => [name, false]));
   }
   const values = enumeratedValues(schema);
   if (values !== undefined) {

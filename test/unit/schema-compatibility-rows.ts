@@ -1,4 +1,4 @@
-import type { JsonSchema } from "../../shared/schemas/json-schema";
+import type { JsonSchema, JsonSchemaObject } from "../../shared/schemas/json-schema";
 
 /**
  * Schema changes with their verdict in each direction, by the definitions (ADR 0048): backward
@@ -15,19 +15,19 @@ export interface Row {
 }
 
 type Props = Record<string, JsonSchema>;
-const closed = (properties: Props, required: string[] = []): JsonSchema => ({
+const closed = (properties: Props, required: string[] = []): JsonSchemaObject => ({
   type: "object",
   properties,
   required,
   additionalProperties: false,
 });
-const open = (properties: Props, required: string[] = []): JsonSchema => ({ type: "object", properties, required });
+const open = (properties: Props, required: string[] = []): JsonSchemaObject => ({ type: "object", properties, required });
 
 const str: JsonSchema = { type: "string" };
 const num: JsonSchema = { type: "number" };
 const int: JsonSchema = { type: "integer" };
 const line = (quantity: JsonSchema, required = ["quantity"]): JsonSchema => closed({ sku: str, quantity }, required);
-const address = (zip: JsonSchema): JsonSchema => ({
+const address = (zip: JsonSchema): JsonSchemaObject => ({
   $defs: { address: closed({ street: str, zip }, ["street"]) },
   type: "object",
   properties: { billing: { $ref: "#/$defs/address" }, shipping: { $ref: "#/$defs/address" } },
