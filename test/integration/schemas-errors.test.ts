@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { fingerprintOf } from "../../workers/platform/schemas/submitted";
 import { expectProblem } from "../helpers";
 import { call, closed, postSchema, registered, storedVersions, typePath, type Verdict } from "./schema-fixtures";
 
@@ -104,5 +105,30 @@ describe("registration refused", () => {
       "written only by the platform",
     );
     expect(await storedVersions(env.DB, "audit", "eventline.audit.custom")).toEqual([]);
+  });
+
+  it("422 once a type has 1,000 versions", async () => {
+    await env.DB.prepare(
+      `WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 1000)
+       INSERT INTO schema_versions (topic, type, version, schema, fingerprint, compatibility, created_by, created_at)
+       SELECT 'events', 'cap.type', v, '{"description":"v' || v || '"}', 'fp-' || v, 'NONE', 'test', 0 FROM n`,
+    ).run();
+    const problem = await expectProblem(await postSchema("events", "cap.type", { description: "one more" }), 422);
+    expect(problem.detail).toContain("1000 versions");
+    expect((await storedVersions(env.DB, "events", "cap.type")).length).toBe(1000);
+  });
+
+  it("409 conflict for a schema stored as a runtime version the config now shadows", async () => {
+    // Registered as version 1 of order.paid back when the config declared no version of it; the config's version 1 now shadows it.
+    const shadowed = closed(["id"]);
+    await env.DB.prepare(
+      "INSERT INTO schema_versions (topic, type, version, schema, fingerprint, compatibility, created_by, created_at) VALUES ('shop', 'order.paid', 1, ?, ?, 'BACKWARD', 'test', 0)",
+    )
+      .bind(JSON.stringify(shadowed), await fingerprintOf(shadowed))
+      .run();
+    const problem = await expectProblem(await postSchema("shop", "order.paid", shadowed), 409);
+    expect(problem.code).toBe("conflict");
+    expect(problem.detail).toContain("eventline.config.ts now declares differently");
+    expect((await storedVersions(env.DB, "shop", "order.paid")).length).toBe(1);
   });
 });
