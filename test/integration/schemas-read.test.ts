@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { Validator } from "@cfworker/json-schema";
 import { describe, expect, it } from "vitest";
 import { expectProblem } from "../helpers";
@@ -95,5 +96,19 @@ describe("GET the registry", () => {
     expect((await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas/2`), 404)).detail).toContain("version 2");
     expect((await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas/0`), 400)).code).toBe("invalid_parameter");
     expect((await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas/x`), 400)).code).toBe("invalid_parameter");
+  });
+
+  it("finds a version registered through another isolate at once, though this isolate's cache does not know it yet", async () => {
+    // Warm this isolate's cache, then add a row as another isolate's registration would.
+    await expectProblem(await call(`${typePath("events", "elsewhere.type")}/schemas`), 404);
+    await env.DB.prepare(
+      "INSERT INTO schema_versions (topic, type, version, schema, fingerprint, compatibility, created_by, created_at) VALUES ('events', 'elsewhere.type', 1, 'true', 'fp-elsewhere', 'BACKWARD', 'key:other', ?)",
+    )
+      .bind(Date.now())
+      .run();
+    const listed = await expectJson<Listed>(await call(`${typePath("events", "elsewhere.type")}/schemas`), 200);
+    expect(listed.schemas.map((s) => [s.version, s.createdBy])).toEqual([[1, "key:other"]]);
+    const one = await expectJson<{ version: number }>(await call(`${typePath("events", "elsewhere.type")}/schemas/1`), 200);
+    expect(one.version).toBe(1);
   });
 });

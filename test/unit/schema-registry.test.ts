@@ -67,6 +67,19 @@ describe("config-declared versions", () => {
     expect(schemas?.versions[1]?.zod?.safeParse({ a: "x", b: "no" }).success).toBe(false);
   });
 
+  it("survives parsing a parsed config again (tests spread the shipped one); a replaced entry takes over", () => {
+    const again = defineConfig({ ...(config as EventlineConfigInput) });
+    expect(findTopic(again, "reg")?.schemaVersions["t.list"]).toEqual(reg.schemaVersions["t.list"]);
+    expect(findTopic(again, "reg")?.schemaVersions["t.list"]?.length).toBe(3);
+    const replacement = z.object({ other: z.string() });
+    const replaced = defineConfig({
+      ...(config as EventlineConfigInput),
+      topics: [{ ...reg, schemas: { ...reg.schemas, "t.list": replacement } }],
+    });
+    expect(findTopic(replaced, "reg")?.schemaVersions["t.list"]).toEqual([replacement]);
+    expect(findTopic(replaced, "reg")?.schemaVersions["t.single"]).toEqual(reg.schemaVersions["t.single"]);
+  });
+
   it("numbers a single declaration as version 1", async () => {
     expect(await versionsOf(reg, "t.single")).toEqual([[1, "config"]]);
   });

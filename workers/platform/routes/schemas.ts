@@ -1,14 +1,14 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { schemaUri } from "../../../sdk/schema-uri";
 import { problemResponse, TopicParam } from "../../../shared/api-schemas";
-import type { EventlineConfig } from "../../../shared/config";
+import type { EventlineConfig, TopicConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import type { JsonSchema } from "../../../shared/schemas/from-zod";
 import { access, may, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { SchemaCatalogSchema, SchemaVersionSchema, TypeParam, TypeSchemasSchema, VersionParam } from "../schemas/api";
 import { DRAFT_2020_12 } from "../schemas/meta-schema";
-import { type SchemaVersionView, schemaCatalog, type TypeSchemas, typeSchemas } from "../schemas/registry";
+import { type SchemaVersionView, schemaCatalog, type TypeSchemas, typeSchemas, typeSnapshot } from "../schemas/registry";
 import { requireTopic } from "../validation";
 
 /**
@@ -86,6 +86,21 @@ function rawSchema(schema: JsonSchema, id: string): Record<string, unknown> {
   return { $schema: DRAFT_2020_12, $id: id, ...rest };
 }
 
+/**
+ * The type's versions from the cache; when the cache lacks what was asked for (a version
+ * registered through another isolate within the cache bound), the type's own rows from D1 (one
+ * indexed query, not a reload of the whole registry, so probing unknown names costs little).
+ */
+async function versionsFor(
+  db: D1Database,
+  topic: TopicConfig,
+  type: string,
+  found: (schemas: TypeSchemas | undefined) => boolean,
+): Promise<TypeSchemas | undefined> {
+  const cached = await typeSchemas(db, topic, type);
+  return found(cached) ? cached : (await typeSnapshot(db, topic, type)).schemas;
+}
+
 function noVersions(topic: string, type: string): EventlineError {
   return new EventlineError("not_found", `type ${JSON.stringify(type)} of topic ${topic} has no schema versions`);
 }
@@ -95,7 +110,7 @@ export function schemaReadRoutes(config: EventlineConfig) {
     .openapi(listRoute, async (c) => {
       const { topic: name, type } = c.req.valid("param");
       const topic = requireTopic(config, name);
-      const schemas = await typeSchemas(c.env.DB, topic, type);
+      const schemas = await versionsFor(c.env.DB, topic, type, (s) => s !== undefined);
       if (schemas === undefined) throw noVersions(topic.name, type);
       const origin = originOf(c.req.url);
       return c.json(
@@ -107,8 +122,7 @@ export function schemaReadRoutes(config: EventlineConfig) {
       const { topic: name, type, version } = c.req.valid("param");
       const topic = requireTopic(config, name);
       const find = (schemas: TypeSchemas | undefined) => schemas?.versions.find((v) => v.version === version);
-      // A version registered through another isolate within the cache bound: one fresh read before a 404.
-      const found = find(await typeSchemas(c.env.DB, topic, type)) ?? find(await typeSchemas(c.env.DB, topic, type, { fresh: true }));
+      const found = find(await versionsFor(c.env.DB, topic, type, (s) => find(s) !== undefined));
       if (found === undefined) {
         throw new EventlineError("not_found", `type ${JSON.stringify(type)} of topic ${topic.name} has no schema version ${version}`);
       }

@@ -125,7 +125,7 @@ async function loadRuntime(db: D1Database): Promise<RuntimeIndex> {
 
 /**
  * Runtime versions: from the isolate's cache when younger than SCHEMA_CACHE_MS, else from D1
- * (concurrent callers share one read). `fresh` always reads D1 (registration does). When D1
+ * (concurrent callers share one read). `fresh` always reads D1 (and refreshes the cache). When D1
  * fails and a cached copy exists, the stale copy is served rather than failing ingest. A copy's
  * age counts from when its read started, and a read that started before an invalidation is not
  * cached (it may predate the registration that invalidated).
