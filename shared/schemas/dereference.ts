@@ -7,7 +7,7 @@ export class UnsupportedSchemaError extends Error {
     readonly path: string,
     readonly reason: string,
   ) {
-    super(`${reason} (at ${path || "the root"} of the schema)`);
+    super(path === "" ? reason : `${reason} (at ${path} of the schema)`);
   }
 }
 

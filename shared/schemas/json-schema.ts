@@ -68,6 +68,20 @@ export function isUnsupportedKeyword(keyword: string): boolean {
   return !ANNOTATIONS.has(keyword) && !LIBRARY_KEYWORDS.has(keyword) && !ENGINE_KEYWORDS.has(keyword);
 }
 
+/**
+ * Whether a subschema holds anything json-schema-diff reads only approximately: a keyword it does
+ * not know, or an enum/const (shown to it as the types of the values).
+ */
+export function isOpaque(schema: unknown): boolean {
+  if (Array.isArray(schema)) return schema.some(isOpaque);
+  if (!isSchemaObject(schema)) return false;
+  return Object.entries(schema).some(([keyword, value]) => {
+    if (keyword === "enum" || keyword === "const" || isUnsupportedKeyword(keyword)) return true;
+    if (keyword === "properties") return isSchemaObject(value) && Object.values(value).some(isOpaque);
+    return ["items", "additionalProperties", "allOf", "anyOf", "oneOf"].includes(keyword) && isOpaque(value);
+  });
+}
+
 export const JSON_TYPES = ["array", "boolean", "integer", "null", "number", "object", "string"] as const;
 export type JsonType = (typeof JSON_TYPES)[number];
 

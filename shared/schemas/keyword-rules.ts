@@ -1,11 +1,14 @@
 import { BACKWARD, BOTH, type Finding, FORWARD } from "./findings";
-import { childPath, enumeratedValues, isSchemaObject, isUnsupportedKeyword, type JsonSchemaObject, render, sameJson } from "./json-schema";
-
-/**
- * Where a subschema sits: `positive` where accepting more values makes the whole schema accept
- * more, `other` inside `oneOf` (where it can mean fewer), so set rules do not apply there.
- */
-type Polarity = "positive" | "other";
+import {
+  childPath,
+  enumeratedValues,
+  isOpaque,
+  isSchemaObject,
+  isUnsupportedKeyword,
+  type JsonSchemaObject,
+  render,
+  sameJson,
+} from "./json-schema";
 
 const ABSENT: JsonSchemaObject = {};
 
@@ -22,25 +25,30 @@ function asObject(schema: unknown): JsonSchemaObject {
  */
 export function keywordFindings(before: unknown, after: unknown, path: string): Finding[] {
   const findings: Finding[] = [];
-  walk(before, after, path, "positive", findings);
+  walk(before, after, path, findings);
   return findings;
 }
 
-function walk(before: unknown, after: unknown, path: string, polarity: Polarity, out: Finding[]): void {
+// Walks the places where a subschema is a conjunct of the whole (properties, items, allOf members):
+// there, a constraint left out on both sides widens both alike, so inclusion stays sound.
+function walk(before: unknown, after: unknown, path: string, out: Finding[]): void {
   // A `false` side holds no values here, so what the other side says of them cannot be misread
   // in either direction (json-schema-diff sees the emptiness itself).
-  if (polarity === "positive" && (before === false || after === false)) return;
+  if (before === false || after === false) return;
   const a = asObject(before);
   const b = asObject(after);
   if (a === ABSENT && b === ABSENT) return;
   if (sameJson(a, b)) return;
 
+  // Facing `true` (an open model's unlisted name, say), a constraint can only make its side the
+  // smaller one, and the library reads `true` exactly: only that direction is in doubt.
+  const breaks = before === true ? BACKWARD : after === true ? FORWARD : BOTH;
   for (const keyword of new Set([...Object.keys(a), ...Object.keys(b)])) {
     if (!isUnsupportedKeyword(keyword) || sameJson(a[keyword], b[keyword])) continue;
     const change = a[keyword] === undefined ? "added to" : b[keyword] === undefined ? "removed from" : "changed at";
-    out.push({ path, message: `${keyword} ${change} ${path} (not comparable, so refused)`, breaks: BOTH });
+    out.push({ path, message: `${keyword} ${change} ${path} (not comparable, so refused)`, breaks });
   }
-  enumFindings(a, b, path, polarity, out);
+  enumFindings(a, b, path, out);
 
   // Beside prefixItems / patternProperties these apply to fewer members than json-schema-diff
   // assumes, so it is not shown them (set-inclusion.ts): they must stay as they were.
@@ -60,30 +68,30 @@ function walk(before: unknown, after: unknown, path: string, polarity: Polarity,
   const fallback = (schema: JsonSchemaObject) =>
     schema.patternProperties === undefined ? (schema.additionalProperties ?? true) : undefined;
   for (const name of new Set([...Object.keys(pa), ...Object.keys(pb)])) {
-    walk(pa[name] ?? fallback(a), pb[name] ?? fallback(b), childPath(path, name), polarity, out);
+    walk(pa[name] ?? fallback(a), pb[name] ?? fallback(b), childPath(path, name), out);
   }
   if (!patternRest && (a.additionalProperties !== undefined || b.additionalProperties !== undefined)) {
-    walk(a.additionalProperties ?? true, b.additionalProperties ?? true, path, polarity, out);
+    walk(a.additionalProperties ?? true, b.additionalProperties ?? true, path, out);
   }
   if (!tupleItems && (a.items !== undefined || b.items !== undefined))
-    walk(a.items ?? true, b.items ?? true, childPath(path, "items"), polarity, out);
-  for (const keyword of ["allOf", "anyOf", "oneOf"] as const) {
-    const la = Array.isArray(a[keyword]) ? (a[keyword] as unknown[]) : [];
-    const lb = Array.isArray(b[keyword]) ? (b[keyword] as unknown[]) : [];
-    const inner = keyword === "oneOf" ? "other" : polarity;
-    for (let i = 0; i < Math.max(la.length, lb.length); i++) walk(la[i], lb[i], path, inner, out);
+    walk(a.items ?? true, b.items ?? true, childPath(path, "items"), out);
+  const la = Array.isArray(a.allOf) ? (a.allOf as unknown[]) : [];
+  const lb = Array.isArray(b.allOf) ? (b.allOf as unknown[]) : [];
+  for (let i = 0; i < Math.max(la.length, lb.length); i++) walk(la[i], lb[i], path, out);
+  // A branch of anyOf/oneOf is no conjunct: left-out constraints in an unchanged branch can hide
+  // a change elsewhere in the list. So a list holding them must stay as it was.
+  for (const keyword of ["anyOf", "oneOf"] as const) {
+    if (sameJson(a[keyword], b[keyword]) || !(isOpaque(a[keyword]) || isOpaque(b[keyword]))) continue;
+    const message = `${keyword} of ${path} changed and holds keywords that cannot be compared (so refused)`;
+    out.push({ path, message, breaks: BOTH });
   }
 }
 
-function enumFindings(a: JsonSchemaObject, b: JsonSchemaObject, path: string, polarity: Polarity, out: Finding[]): void {
+function enumFindings(a: JsonSchemaObject, b: JsonSchemaObject, path: string, out: Finding[]): void {
   const before = enumeratedValues(a);
   const after = enumeratedValues(b);
   if (before === undefined && after === undefined) return;
   if (before !== undefined && after !== undefined && sameValues(before, after)) return;
-  if (polarity !== "positive") {
-    out.push({ path, message: `allowed values of ${path} changed (inside oneOf, so refused)`, breaks: BOTH });
-    return;
-  }
   if (a.const !== undefined && b.const !== undefined && a.enum === undefined && b.enum === undefined) {
     out.push({ path, message: `const of ${path} changed from ${render(a.const)} to ${render(b.const)}`, breaks: BOTH });
     return;

@@ -1,6 +1,6 @@
 import { type ParseContext, parseAsJsonSet } from "json-schema-diff/dist/json-schema-diff/diff-schemas/parse-as-json-set";
 import { UnsupportedSchemaError } from "./dereference";
-import { ANNOTATIONS, enumeratedValues, isSchemaObject, JSON_TYPES, type JsonSchema, LIBRARY_KEYWORDS, typeOfValue } from "./json-schema";
+import { enumeratedValues, isOpaque, isSchemaObject, JSON_TYPES, type JsonSchema, typeOfValue } from "./json-schema";
 
 // The heuristic json-schema-diff's own CLI and API default to (its dist/json-schema-diff/config.js).
 const CONTEXT: ParseContext = { heuristics: { applyLawOfAbsorptionInTypeSetCartesianProduct: true } };
@@ -18,23 +18,18 @@ const CONTEXTUAL = ["unevaluatedProperties", "unevaluatedItems"] as const;
  * left out — the callers refuse a change to them — and an `enum`/`const` narrows `type` to the
  * types of its values, so the library's view of a schema stays a superset of what it accepts.
  *
- * That superset argument holds only where a subschema counts positively: inside `oneOf` a wider
- * view of a branch can mean a narrower view of the whole, so anything the library does not
- * understand there is refused outright (`not` is never shown to it: see LIBRARY_KEYWORDS), as are keywords whose meaning depends on their
- * siblings. `items` beside `prefixItems` and `additionalProperties` beside `patternProperties`
- * apply to fewer members than the library assumes, so they are left out too (and must stay equal).
+ * That superset argument needs every part to count positively: a `oneOf` holding anything the
+ * library cannot read exactly (a wider branch can make the whole narrower) is left out as a whole
+ * (the callers require it unchanged), as is `not` (see LIBRARY_KEYWORDS). Keywords whose meaning
+ * depends on their siblings are refused. `items` beside `prefixItems` and `additionalProperties`
+ * beside `patternProperties` apply to fewer members than the library assumes, so they are left
+ * out too (and must stay equal).
  */
-export function toLibrarySchema(schema: unknown, at = "", positive = true): JsonSchema {
+export function toLibrarySchema(schema: unknown, at = ""): JsonSchema {
   if (typeof schema === "boolean") return schema;
   if (!isSchemaObject(schema)) throw new UnsupportedSchemaError(at, "a subschema is neither an object nor a boolean");
   for (const keyword of CONTEXTUAL) {
     if (schema[keyword] !== undefined) throw new UnsupportedSchemaError(`${at}/${keyword}`, `${keyword} is not supported`);
-  }
-  if (!positive) {
-    const foreign = Object.keys(schema).find((k) => !LIBRARY_KEYWORDS.has(k) && !ANNOTATIONS.has(k));
-    if (foreign !== undefined) {
-      throw new UnsupportedSchemaError(`${at}/${foreign}`, `${foreign} inside oneOf is not supported`);
-    }
   }
   const out: Record<string, unknown> = {};
   const allOf: JsonSchema[] = [];
@@ -62,22 +57,23 @@ export function toLibrarySchema(schema: unknown, at = "", positive = true): Json
   if (schema.properties !== undefined) {
     if (!isSchemaObject(schema.properties)) throw new UnsupportedSchemaError(`${at}/properties`, "properties is not an object");
     out.properties = Object.fromEntries(
-      Object.entries(schema.properties).map(([name, sub]) => [name, toLibrarySchema(sub, `${at}/properties/${name}`, positive)]),
+      Object.entries(schema.properties).map(([name, sub]) => [name, toLibrarySchema(sub, `${at}/properties/${name}`)]),
     );
   }
   if (schema.additionalProperties !== undefined && schema.patternProperties === undefined) {
-    out.additionalProperties = toLibrarySchema(schema.additionalProperties, `${at}/additionalProperties`, positive);
+    out.additionalProperties = toLibrarySchema(schema.additionalProperties, `${at}/additionalProperties`);
   }
   if (schema.items !== undefined) {
     if (Array.isArray(schema.items)) throw new UnsupportedSchemaError(`${at}/items`, "items as a list (use prefixItems)");
-    if (schema.prefixItems === undefined) out.items = toLibrarySchema(schema.items, `${at}/items`, positive);
+    if (schema.prefixItems === undefined) out.items = toLibrarySchema(schema.items, `${at}/items`);
   }
   for (const keyword of LISTS) {
     const list = schema[keyword];
     if (list === undefined) continue;
     if (!Array.isArray(list) || list.length === 0)
       throw new UnsupportedSchemaError(`${at}/${keyword}`, `${keyword} is not a non-empty list`);
-    const members = list.map((sub, i) => toLibrarySchema(sub, `${at}/${keyword}/${i}`, positive && keyword !== "oneOf"));
+    if (keyword === "oneOf" && isOpaque(list)) continue;
+    const members = list.map((sub, i) => toLibrarySchema(sub, `${at}/${keyword}/${i}`));
     if (keyword === "allOf") allOf.push(...members);
     else out[keyword] = members;
   }
@@ -97,6 +93,39 @@ export function toLibrarySchema(schema: unknown, at = "", positive = true): Json
   return out;
 }
 
+/**
+ * Work allowed per inclusion test, counted in pairs of subsets intersected. json-schema-diff
+ * computes in disjunctive normal form: every intersection is a cartesian product of subset lists
+ * (`SomeTypeSet.intersectSubsets`, its set/type-set.js), and unions multiply them — n `anyOf`
+ * branches of open objects cost ~5^n. Measured in Node: 4 such branches ~34,000 pairs (~0.2 s), a
+ * 3-branch `oneOf` ~175,000, the orders demo's largest schema 78. A comparison over budget is
+ * refused (unless the schemas are identical) rather than let one registration hold a Worker's CPU.
+ */
+export const MAX_SET_PRODUCTS = 50_000;
+
+let fuel = Number.POSITIVE_INFINITY;
+
+interface TypeSetInternals {
+  intersectSubsets(a: readonly unknown[], b: readonly unknown[]): unknown[];
+}
+
+// The library has no budget of its own and a synchronous computation cannot be interrupted, so its
+// one product method is wrapped to count. A probe set reaches the class; if a release renames it,
+// every comparison is refused (fail closed) and the cost tests fail.
+const budgeted = ((): boolean => {
+  const probe = parseAsJsonSet({ type: "string", minLength: 1 }, CONTEXT) as unknown as { config?: Record<string, unknown> };
+  const prototype: unknown = probe.config?.string === undefined ? undefined : Object.getPrototypeOf(probe.config.string);
+  if (!isSchemaObject(prototype) || typeof prototype.intersectSubsets !== "function") return false;
+  const internals = prototype as unknown as TypeSetInternals;
+  const product = internals.intersectSubsets;
+  internals.intersectSubsets = function (this: unknown, a, b) {
+    fuel -= a.length * b.length;
+    if (fuel < 0) throw new UnsupportedSchemaError("", `comparing these schemas needs more than ${MAX_SET_PRODUCTS} set products`);
+    return product.call(this, a, b);
+  };
+  return true;
+})();
+
 export interface Inclusion {
   /** Every value the library sees in `sub` is in `sup`. */
   included: boolean;
@@ -106,9 +135,18 @@ export interface Inclusion {
 
 /** `sub ⊆ sup` by json-schema-diff's set algebra: `sub ∩ ¬(sub ∩ sup)` is empty (its diff-schemas.js). */
 export function setInclusion(sub: JsonSchema, sup: JsonSchema): Inclusion {
-  const a = parseAsJsonSet(toLibrarySchema(sub), CONTEXT);
-  const b = parseAsJsonSet(toLibrarySchema(sup), CONTEXT);
-  const outside = a.intersect(b).complement().intersect(a);
-  const included = outside.type === "empty";
-  return { included, outside: included ? false : outside.toJsonSchema() };
+  if (!budgeted) throw new UnsupportedSchemaError("", "json-schema-diff's set products cannot be bounded in this version");
+  const left = toLibrarySchema(sub);
+  const right = toLibrarySchema(sup);
+  // Parsing counts too: a oneOf is parsed as intersections with its branches' complements.
+  fuel = MAX_SET_PRODUCTS;
+  try {
+    const a = parseAsJsonSet(left, CONTEXT);
+    const b = parseAsJsonSet(right, CONTEXT);
+    const outside = a.intersect(b).complement().intersect(a);
+    const included = outside.type === "empty";
+    return { included, outside: included ? false : outside.toJsonSchema() };
+  } finally {
+    fuel = Number.POSITIVE_INFINITY;
+  }
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { checkCompatibility } from "../../shared/schemas/compatibility";
 import { dereference, MAX_SCHEMA_NODES, UnsupportedSchemaError } from "../../shared/schemas/dereference";
 import type { JsonSchema } from "../../shared/schemas/json-schema";
+import { MAX_SET_PRODUCTS } from "../../shared/schemas/set-inclusion";
 
 const check = (mode: "BACKWARD" | "FORWARD" | "FULL", before: JsonSchema, after: JsonSchema) =>
   checkCompatibility(mode, after, [{ version: 1, schema: before }]);
@@ -98,7 +99,7 @@ describe("what the engine cannot compare", () => {
     expect(kept.compatible).toBe(true);
   });
 
-  it("refuses an unsupported keyword inside oneOf even when it is unchanged, unless the schemas are equal", () => {
+  it("refuses a changed anyOf/oneOf that holds keywords it cannot compare, and accepts it unchanged", () => {
     const before = { oneOf: [{ type: "string", pattern: "^a" }, { type: "integer" }] };
     const after = {
       oneOf: [
@@ -106,9 +107,34 @@ describe("what the engine cannot compare", () => {
         { type: "integer", maximum: 9 },
       ],
     };
-    const result = check("FORWARD", before, after);
-    expect(result.compatible).toBe(false);
-    expect(result.incompatibilities[0]?.message).toContain("pattern inside oneOf is not supported");
+    expect(check("FORWARD", before, after).incompatibilities.map((i) => i.message)).toEqual([
+      "oneOf of /data changed and holds keywords that cannot be compared (so refused)",
+    ]);
+    // The nullable pattern zod writes for .nullable(): unchanged, while the model gains a property.
+    const nullableCode = { anyOf: [{ type: "string", pattern: "^[A-Z]{3}$" }, { type: "null" }] };
+    const v1 = { type: "object", properties: { code: nullableCode }, additionalProperties: false };
+    const v2 = { ...v1, properties: { code: nullableCode, note: { type: "string" } } };
+    expect(check("BACKWARD", v1, v2).compatible).toBe(true);
+    expect(check("FORWARD", v1, v2).incompatibilities.map((i) => i.message)).toEqual(["property /data/note added"]);
+    // A branch dropped beside an unchanged opaque one: the library alone would see no change.
+    const wide = { anyOf: [{ not: { type: "string" } }, { type: "string" }] };
+    const narrow = { anyOf: [{ not: { type: "string" } }] };
+    expect(check("BACKWARD", wide, narrow).incompatibilities.map((i) => i.message)).toEqual([
+      "anyOf of /data changed and holds keywords that cannot be compared (so refused)",
+    ]);
+    // Without opaque keywords inside, the library compares the lists itself.
+    expect(check("BACKWARD", { anyOf: [{ type: "string" }, { type: "null" }] }, { anyOf: [{ type: "string" }] }).compatible).toBe(false);
+    expect(check("BACKWARD", { anyOf: [{ type: "string" }] }, { anyOf: [{ type: "string" }, { type: "null" }] }).compatible).toBe(true);
+  });
+
+  it("facing an open model's `true`, an added constraint breaks only the direction it narrows", () => {
+    const open = { type: "object", properties: { a: { type: "string" } } };
+    const withCode = { ...open, properties: { a: { type: "string" }, code: { type: "string", pattern: "^x" } } };
+    expect(check("FORWARD", open, withCode).compatible).toBe(true);
+    expect(check("BACKWARD", open, withCode).incompatibilities.map((i) => i.message)).toEqual([
+      "pattern added to /data/code (not comparable, so refused)",
+      "optional property /data/code added to an open content model",
+    ]);
   });
 
   it("never throws on malformed schemas: they are refused with a reason", () => {
@@ -157,5 +183,37 @@ describe("json-schema-diff 1.0.0 quirks the engine works around", () => {
       'values of /data no longer restricted to ["a","b"]',
     ]);
     expect(check("FULL", { enum: [] }, false).compatible).toBe(true);
+  });
+});
+
+describe("cost bound", () => {
+  const branches = (keyword: "anyOf" | "oneOf", n: number, type: string): JsonSchema => ({
+    [keyword]: Array.from({ length: n }, (_, i) => ({ type: "object", properties: { [`k${i}`]: { type } }, required: [`k${i}`] })),
+  });
+
+  it(`refuses a comparison that needs more than ${MAX_SET_PRODUCTS} set products, quickly, unless the schemas are identical`, () => {
+    // Unbounded, these take seconds (a 4-branch oneOf of open objects: ~4.5 million products).
+    for (const [keyword, n] of [
+      ["oneOf", 4],
+      ["anyOf", 6],
+    ] as const) {
+      const started = Date.now();
+      const result = check("FULL", branches(keyword, n, "number"), branches(keyword, n, "integer"));
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(result.incompatibilities.map((i) => i.message)).toEqual([
+        `comparing these schemas needs more than ${MAX_SET_PRODUCTS} set products; only an identical schema is accepted`,
+        `comparing these schemas needs more than ${MAX_SET_PRODUCTS} set products; only an identical schema is accepted`,
+      ]);
+      const same = branches(keyword, n, "number");
+      expect(check("FULL", same, structuredClone(same)).compatible).toBe(true);
+    }
+  });
+
+  it("compares unions within the budget (a widening accepted, a narrowing refused)", () => {
+    expect(check("BACKWARD", branches("anyOf", 3, "integer"), branches("anyOf", 3, "number")).compatible).toBe(true);
+    expect(check("BACKWARD", branches("anyOf", 3, "number"), branches("anyOf", 3, "integer")).compatible).toBe(false);
+    // Narrowing oneOf branches is not forward compatible: {"k0": 1.5, "k1": 1} matches one new
+    // branch but both old ones, so the old schema refuses it.
+    expect(check("FORWARD", branches("oneOf", 2, "number"), branches("oneOf", 2, "integer")).compatible).toBe(false);
   });
 });
