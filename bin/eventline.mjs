@@ -10,6 +10,7 @@ import { ApiError, CliError, createClient, EXIT, NetworkError, UsageError } from
 import { commandHelp, DEFAULT_URL, findCommand, groupHelp, groupOf, mainHelp, parseCommandLine, unreachableHint } from "./lib/cli.mjs";
 import { publish, tail } from "./lib/events.mjs";
 import { replay, replayCancel, replayList, replayStatus } from "./lib/replay.mjs";
+import { schemasCheck, schemasList, schemasRegister, schemasShow } from "./lib/schemas.mjs";
 import {
   audit,
   encryptionRewrap,
@@ -40,6 +41,10 @@ const COMMANDS = [
   dlqList,
   dlqRedrive,
   archive,
+  schemasList,
+  schemasShow,
+  schemasRegister,
+  schemasCheck,
   keysCreate,
   keysList,
   keysShow,

@@ -143,6 +143,12 @@ const topicSchema = z
      * checked against the earlier ones under the type's compatibility mode.
      */
     schemas: z.record(z.string().min(1), z.union([zodSchema, z.array(zodSchema).min(1).max(100)])).default({}),
+    /**
+     * The output of a parse (below), accepted as input so a parsed config parses again (tests
+     * spread the shipped one into their own): a type keeps these versions while `schemas` still
+     * holds their latest; a type whose `schemas` entry was replaced takes the new entry.
+     */
+    schemaVersions: z.record(z.string().min(1), z.array(zodSchema).min(1).max(100)).optional(),
     /** How a new schema version must relate to earlier ones (Confluent's modes; default BACKWARD). */
     compatibility: z.enum(COMPATIBILITY_MODES).default(DEFAULT_COMPATIBILITY),
     /** Per-type overrides of `compatibility`. */
@@ -179,11 +185,12 @@ const topicSchema = z
     message: "strictTypes needs at least one entry in schemas",
     path: ["strictTypes"],
   })
-  .transform(({ schemas, ...topic }) => {
+  .transform(({ schemas, schemaVersions: parsed, ...topic }) => {
     const schemaVersions: Record<string, z.ZodType[]> = {};
     const latest: Record<string, z.ZodType> = {};
     for (const [type, declared] of Object.entries(schemas)) {
-      const versions = Array.isArray(declared) ? declared : [declared];
+      const earlier = parsed !== undefined && Object.hasOwn(parsed, type) ? parsed[type] : undefined;
+      const versions = Array.isArray(declared) ? declared : earlier?.at(-1) === declared ? earlier : [declared];
       schemaVersions[type] = versions;
       latest[type] = versions[versions.length - 1] as z.ZodType;
     }

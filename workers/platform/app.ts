@@ -24,6 +24,8 @@ import { ingestRoutes } from "./routes/ingest";
 import { keyRoutes } from "./routes/keys";
 import { metricsRoutes } from "./routes/metrics";
 import { replayRoutes } from "./routes/replays";
+import { schemaRegistrationRoutes } from "./routes/schema-registration";
+import { schemaReadRoutes } from "./routes/schemas";
 import { streamRoutes } from "./routes/streams";
 import { subscriptionAdminRoutes } from "./routes/subscription-admin";
 import { subscriptionSecretRoutes } from "./routes/subscription-secrets";
@@ -40,6 +42,13 @@ const EVENT_BODY = /\/events$/;
 /** Durable Streams bodies are bytes of any type, with their own limit (live-streams/request.ts). */
 const LIVE_STREAM_BODY = /^\/v1\/stream\//;
 const MAX_ADMIN_JSON_DEPTH = 16;
+/**
+ * JSON Schemas nest deeper than admin bodies and are limited by their own size check
+ * (workers/platform/schemas/submitted.ts): a schema of 64 KiB canonical JSON fits pretty-printed.
+ */
+const SCHEMA_BODY = /^\/v1\/topics\/[^/]+\/types\/[^/]+\/(?:schemas|compatibility)$/;
+const MAX_SCHEMA_BODY_BYTES = 256 * 1024;
+const MAX_SCHEMA_JSON_DEPTH = 64;
 
 const PERCENT_RUNS = /(?:%[0-9A-Fa-f]{2})+/g;
 
@@ -154,7 +163,9 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.use(async (c, next) => {
     if (c.req.method === "GET" || c.req.method === "HEAD" || EVENT_BODY.test(c.req.path) || LIVE_STREAM_BODY.test(c.req.path))
       return next();
-    const text = new TextDecoder().decode(await readBodyWithLimit(c.req.raw, MAX_ADMIN_BODY_BYTES));
+    const schemaBody = SCHEMA_BODY.test(c.req.path);
+    const maxDepth = schemaBody ? MAX_SCHEMA_JSON_DEPTH : MAX_ADMIN_JSON_DEPTH;
+    const text = new TextDecoder().decode(await readBodyWithLimit(c.req.raw, schemaBody ? MAX_SCHEMA_BODY_BYTES : MAX_ADMIN_BODY_BYTES));
     // Hono keeps the pending read per body type; `text` is where json() and the validators look first.
     (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(text);
     if ((c.req.header("content-type") ?? "").includes("json") && text.trim() !== "") {
@@ -165,10 +176,9 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
         return next(); // the route's validator reports the malformed JSON
       }
       try {
-        assertJsonDepth(body, MAX_ADMIN_JSON_DEPTH);
+        assertJsonDepth(body, maxDepth);
       } catch (err) {
-        if (err instanceof JsonDepthError)
-          throw new EventlineError("malformed_request", `JSON nested deeper than ${MAX_ADMIN_JSON_DEPTH} levels`);
+        if (err instanceof JsonDepthError) throw new EventlineError("malformed_request", `JSON nested deeper than ${maxDepth} levels`);
         throw err;
       }
       if (exceedsJsonMembers(body)) throw new EventlineError("malformed_request", "too many JSON members in the body");
@@ -186,6 +196,8 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.route("/", ingestRoutes(config));
   app.route("/", topicRoutes(config));
+  app.route("/", schemaReadRoutes(config));
+  app.route("/", schemaRegistrationRoutes(config));
   app.route("/", traceRoutes(config));
   app.route("/", streamRoutes(config));
   app.route("/", replayRoutes(config));

@@ -87,34 +87,37 @@ type RuntimeIndex = Map<string, SchemaVersionView[]>;
 const keyOf = (topic: string, type: string) => `${topic}\u0000${type}`;
 
 let cache: { index: RuntimeIndex; loadedAt: number } | undefined;
-let loading: Promise<RuntimeIndex> | undefined;
+let loading: { promise: Promise<RuntimeIndex>; generation: number } | undefined;
+/** Bumped by every invalidation: reads started before it are neither shared nor cached after it. */
+let generation = 0;
 
 /** Forgets this isolate's cached runtime versions (after a registration here). */
 export function invalidateSchemaCache(): void {
   cache = undefined;
+  generation += 1;
 }
 
+const viewOf = (row: RuntimeRow): SchemaVersionView => ({
+  topic: row.topic,
+  type: row.type,
+  version: row.version,
+  schema: JSON.parse(row.schema) as JsonSchema,
+  path: schemaPath(row.topic, row.type, row.version),
+  source: "registry",
+  createdAt: new Date(row.created_at).toISOString(),
+  createdBy: row.created_by,
+  compatibility: row.compatibility as CompatibilityMode,
+});
+
+const COLUMNS = "topic, type, version, schema, compatibility, created_by, created_at";
+
 async function loadRuntime(db: D1Database): Promise<RuntimeIndex> {
-  const { results } = await db
-    .prepare(
-      "SELECT topic, type, version, schema, compatibility, created_by, created_at FROM schema_versions ORDER BY topic, type, version",
-    )
-    .all<RuntimeRow>();
+  const { results } = await db.prepare(`SELECT ${COLUMNS} FROM schema_versions ORDER BY topic, type, version`).all<RuntimeRow>();
   const index: RuntimeIndex = new Map();
   for (const row of results) {
     const key = keyOf(row.topic, row.type);
     const list = index.get(key) ?? [];
-    list.push({
-      topic: row.topic,
-      type: row.type,
-      version: row.version,
-      schema: JSON.parse(row.schema) as JsonSchema,
-      path: schemaPath(row.topic, row.type, row.version),
-      source: "registry",
-      createdAt: new Date(row.created_at).toISOString(),
-      createdBy: row.created_by,
-      compatibility: row.compatibility as CompatibilityMode,
-    });
+    list.push(viewOf(row));
     index.set(key, list);
   }
   return index;
@@ -122,29 +125,32 @@ async function loadRuntime(db: D1Database): Promise<RuntimeIndex> {
 
 /**
  * Runtime versions: from the isolate's cache when younger than SCHEMA_CACHE_MS, else from D1
- * (concurrent callers share one read). `fresh` always reads D1 (registration does). When D1
- * fails and a cached copy exists, the stale copy is served rather than failing ingest.
+ * (concurrent callers share one read). `fresh` always reads D1 (and refreshes the cache). When D1
+ * fails and a cached copy exists, the stale copy is served rather than failing ingest. A copy's
+ * age counts from when its read started, and a read that started before an invalidation is not
+ * cached (it may predate the registration that invalidated).
  */
-async function runtimeIndex(db: D1Database, fresh = false, now = Date.now()): Promise<RuntimeIndex> {
+async function runtimeIndex(db: D1Database, { fresh = false, now = Date.now() }: ReadOptions): Promise<RuntimeIndex> {
   if (!fresh && cache !== undefined && now - cache.loadedAt < SCHEMA_CACHE_MS) return cache.index;
-  if (fresh) {
-    const index = await loadRuntime(db);
-    cache = { index, loadedAt: Date.now() };
+  const started = Date.now();
+  const startedIn = generation;
+  const keep = (index: RuntimeIndex) => {
+    if (startedIn === generation && (cache === undefined || cache.loadedAt <= started)) cache = { index, loadedAt: started };
     return index;
-  }
-  loading ??= loadRuntime(db)
-    .then((index) => {
-      cache = { index, loadedAt: Date.now() };
-      return index;
-    })
+  };
+  if (fresh) return keep(await loadRuntime(db));
+  if (loading !== undefined && loading.generation === generation) return loading.promise;
+  const promise = loadRuntime(db)
+    .then(keep)
     .catch((err: unknown) => {
       if (cache !== undefined) return cache.index;
       throw err;
     })
     .finally(() => {
-      loading = undefined;
+      if (loading?.promise === promise) loading = undefined;
     });
-  return loading;
+  loading = { promise, generation };
+  return promise;
 }
 
 function merge(topic: TopicConfig, type: string, runtime: SchemaVersionView[] | undefined): TypeSchemas | undefined {
@@ -157,20 +163,29 @@ function merge(topic: TopicConfig, type: string, runtime: SchemaVersionView[] | 
   return { topic: topic.name, type, compatibility: compatibilityOf(topic, type), versions };
 }
 
+/**
+ * How a read may use the cache: `fresh` reads D1 whatever the cache holds; `now` is the clock the
+ * cache's age is measured with (tests move it past SCHEMA_CACHE_MS).
+ */
+export interface ReadOptions {
+  fresh?: boolean;
+  now?: number;
+}
+
 /** One type's versions, or undefined when it has none (an untyped type). */
 export async function typeSchemas(
   db: D1Database,
   topic: TopicConfig,
   type: string,
-  options: { fresh?: boolean } = {},
+  options: ReadOptions = {},
 ): Promise<TypeSchemas | undefined> {
-  const index = await runtimeIndex(db, options.fresh);
+  const index = await runtimeIndex(db, options);
   return merge(topic, type, index.get(keyOf(topic.name, type)));
 }
 
 /** Every type with at least one version, per topic (config order, then runtime-only types by name). */
-export async function schemaCatalog(db: D1Database, config: EventlineConfig, options: { fresh?: boolean } = {}): Promise<TypeSchemas[]> {
-  const index = await runtimeIndex(db, options.fresh);
+export async function schemaCatalog(db: D1Database, config: EventlineConfig, options: ReadOptions = {}): Promise<TypeSchemas[]> {
+  const index = await runtimeIndex(db, options);
   const out: TypeSchemas[] = [];
   for (const topic of config.topics) {
     const types = new Set(Object.keys(topic.schemaVersions));
@@ -182,6 +197,36 @@ export async function schemaCatalog(db: D1Database, config: EventlineConfig, opt
     }
   }
   return out;
+}
+
+/** One type's versions as D1 holds them now, with what registration needs to add the next one. */
+export interface TypeSnapshot {
+  /** Config versions, then the runtime versions numbered after them; undefined when there are none. */
+  schemas: TypeSchemas | undefined;
+  /** How many versions the config declares. */
+  declared: number;
+  /** The highest runtime version stored (0 when none), shadowed ones included: the next is numbered after it and `declared`. */
+  latestStored: number;
+  /** Fingerprints of the runtime rows by version, shadowed ones included. */
+  fingerprints: Map<number, string>;
+}
+
+/**
+ * Reads one type's runtime rows from D1 in a single query (no cache), so the versions a new one
+ * is checked against and the `latestStored` its insert is conditioned on come from the same read.
+ */
+export async function typeSnapshot(db: D1Database, topic: TopicConfig, type: string): Promise<TypeSnapshot> {
+  const { results } = await db
+    .prepare(`SELECT ${COLUMNS}, fingerprint FROM schema_versions WHERE topic = ? AND type = ? ORDER BY version`)
+    .bind(topic.name, type)
+    .all<RuntimeRow & { fingerprint: string }>();
+  const declared = Object.hasOwn(topic.schemaVersions, type) ? (topic.schemaVersions[type] as z.ZodType[]).length : 0;
+  return {
+    schemas: merge(topic, type, results.map(viewOf)),
+    declared,
+    latestStored: results.at(-1)?.version ?? 0,
+    fingerprints: new Map(results.map((r) => [r.version, r.fingerprint])),
+  };
 }
 
 /** Whether a topic accepts `type`: any type, unless the topic has `strictTypes` and the type has no version. */

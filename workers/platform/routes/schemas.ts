@@ -1,0 +1,157 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { schemaUri } from "../../../sdk/schema-uri";
+import { problemResponse, TopicParam } from "../../../shared/api-schemas";
+import type { EventlineConfig, TopicConfig } from "../../../shared/config";
+import { EventlineError } from "../../../shared/errors";
+import type { JsonSchema } from "../../../shared/schemas/from-zod";
+import { access, may, topicParam } from "../auth/access";
+import type { AppEnv } from "../context";
+import { SchemaCatalogSchema, SchemaVersionSchema, TypeParam, TypeSchemasSchema, VersionParam } from "../schemas/api";
+import { DRAFT_2020_12 } from "../schemas/meta-schema";
+import { type SchemaVersionView, schemaCatalog, type TypeSchemas, typeSchemas, typeSnapshot } from "../schemas/registry";
+import { requireTopic } from "../validation";
+
+/**
+ * Reading the schema registry (docs/schemas.md): a type's versions, one version (as JSON Schema
+ * tooling fetches it, with `Accept: application/schema+json`), and the catalog of every type.
+ * Runtime versions come from the isolate's cache, at most SCHEMA_CACHE_MS stale.
+ */
+
+export const SCHEMA_MEDIA_TYPE = "application/schema+json";
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/v1/topics/{topic}/types/{type}/schemas",
+  middleware: [access({ group: "read", action: "consume", topic: topicParam })] as const,
+  tags: ["Schemas"],
+  summary: "Every data schema version of an event type, oldest first",
+  description:
+    "Config-declared versions (`source: config`, 1..n) come first, then versions registered at runtime (`source: registry`). Each has the `dataschema` URI events name it by.",
+  request: { params: z.object({ topic: TopicParam, type: TypeParam }) },
+  responses: {
+    200: { description: "The type's versions", content: { "application/json": { schema: TypeSchemasSchema } } },
+    404: problemResponse("Unknown topic, or a type without schema versions"),
+  },
+});
+
+const versionRoute = createRoute({
+  method: "get",
+  path: "/v1/topics/{topic}/types/{type}/schemas/{version}",
+  middleware: [access({ group: "read", action: "consume", topic: topicParam })] as const,
+  tags: ["Schemas"],
+  summary: "One data schema version (the resource a `dataschema` URI names)",
+  description: `With \`Accept: ${SCHEMA_MEDIA_TYPE}\` the body is the JSON Schema itself, with \`$id\` set to this URI and \`$schema\` to draft 2020-12, so the \`dataschema\` of an event can be handed to JSON Schema tooling as is. Versions never change once they exist.`,
+  request: { params: z.object({ topic: TopicParam, type: TypeParam, version: VersionParam }) },
+  responses: {
+    200: {
+      description: "The version",
+      content: {
+        "application/json": { schema: SchemaVersionSchema },
+        [SCHEMA_MEDIA_TYPE]: { schema: z.record(z.string(), z.unknown()) },
+      },
+    },
+    400: problemResponse("The version is not a positive integer"),
+    404: problemResponse("Unknown topic, type or version"),
+  },
+});
+
+const catalogRoute = createRoute({
+  method: "get",
+  path: "/v1/schemas",
+  middleware: [access({ group: "read", action: "list" })] as const,
+  tags: ["Schemas"],
+  summary: "Every event type with schema versions, on the topics the caller may consume",
+  responses: {
+    200: { description: "Each (topic, type) and its latest version", content: { "application/json": { schema: SchemaCatalogSchema } } },
+  },
+});
+
+const originOf = (url: string) => new URL(url).origin;
+
+function itemOf(origin: string, v: SchemaVersionView) {
+  return {
+    version: v.version,
+    schema: v.schema,
+    dataschema: schemaUri(origin, v.topic, v.type, v.version),
+    source: v.source,
+    ...(v.createdAt === undefined ? {} : { createdAt: v.createdAt }),
+    ...(v.createdBy === undefined ? {} : { createdBy: v.createdBy }),
+  };
+}
+
+/** The schema as JSON Schema tooling fetches it: its URI as `$id`, the dialect as `$schema` (`true`/`false` in object form). */
+function rawSchema(schema: JsonSchema, id: string): Record<string, unknown> {
+  const body = schema === true ? {} : schema === false ? { not: {} } : schema;
+  const { $id: _id, $schema: _dialect, ...rest } = body;
+  return { $schema: DRAFT_2020_12, $id: id, ...rest };
+}
+
+/**
+ * The type's versions from the cache; when the cache lacks what was asked for (a version
+ * registered through another isolate within the cache bound), the type's own rows from D1 (one
+ * indexed query, not a reload of the whole registry, so probing unknown names costs little).
+ */
+async function versionsFor(
+  db: D1Database,
+  topic: TopicConfig,
+  type: string,
+  found: (schemas: TypeSchemas | undefined) => boolean,
+): Promise<TypeSchemas | undefined> {
+  const cached = await typeSchemas(db, topic, type);
+  return found(cached) ? cached : (await typeSnapshot(db, topic, type)).schemas;
+}
+
+function noVersions(topic: string, type: string): EventlineError {
+  return new EventlineError("not_found", `type ${JSON.stringify(type)} of topic ${topic} has no schema versions`);
+}
+
+export function schemaReadRoutes(config: EventlineConfig) {
+  return new OpenAPIHono<AppEnv>()
+    .openapi(listRoute, async (c) => {
+      const { topic: name, type } = c.req.valid("param");
+      const topic = requireTopic(config, name);
+      const schemas = await versionsFor(c.env.DB, topic, type, (s) => s !== undefined);
+      if (schemas === undefined) throw noVersions(topic.name, type);
+      const origin = originOf(c.req.url);
+      return c.json(
+        { topic: topic.name, type, compatibility: schemas.compatibility, schemas: schemas.versions.map((v) => itemOf(origin, v)) },
+        200,
+      );
+    })
+    .openapi(versionRoute, async (c) => {
+      const { topic: name, type, version } = c.req.valid("param");
+      const topic = requireTopic(config, name);
+      const find = (schemas: TypeSchemas | undefined) => schemas?.versions.find((v) => v.version === version);
+      const found = find(await versionsFor(c.env.DB, topic, type, (s) => find(s) !== undefined));
+      if (found === undefined) {
+        throw new EventlineError("not_found", `type ${JSON.stringify(type)} of topic ${topic.name} has no schema version ${version}`);
+      }
+      const item = itemOf(originOf(c.req.url), found);
+      const headers = { vary: "accept" };
+      if ((c.req.header("accept") ?? "").includes(SCHEMA_MEDIA_TYPE)) {
+        // `as never`: the typed-response helper knows one JSON body per status.
+        return c.body(JSON.stringify(rawSchema(item.schema, item.dataschema)), 200, {
+          ...headers,
+          "content-type": SCHEMA_MEDIA_TYPE,
+        }) as never;
+      }
+      return c.json(item, 200, headers);
+    })
+    .openapi(catalogRoute, async (c) => {
+      const principal = c.get("principal");
+      const origin = originOf(c.req.url);
+      const visible = { ...config, topics: config.topics.filter((t) => may(config, principal, "consume", t.name)) };
+      const types = (await schemaCatalog(c.env.DB, visible)).map((t) => {
+        const latest = t.versions.at(-1) as SchemaVersionView;
+        return {
+          topic: t.topic,
+          type: t.type,
+          compatibility: t.compatibility,
+          latestVersion: latest.version,
+          dataschema: schemaUri(origin, t.topic, t.type, latest.version),
+          versions: t.versions.length,
+        };
+      });
+      return c.json({ types }, 200);
+    });
+}
