@@ -148,6 +148,34 @@ describe("ingest of a type with schema versions", () => {
     expect(await heads("events")).toEqual(before);
   });
 
+  it("an event without data (absent or null) is checked as null against a runtime version: 422, or accepted where the schema takes null", async () => {
+    const type = await typedType("ds.nodata");
+    const { data: _omitted, ...withoutData } = event({ type });
+    for (const body of [withoutData, { ...withoutData, id: crypto.randomUUID(), data: null }]) {
+      const problem = await expectProblem(await postStructured("events", body), 422);
+      expect(problem.code).toBe("schema_violation");
+      expect(problem.issues).toEqual([
+        { path: "/data", message: "is missing (no data, or null), and this version's schema does not accept null" },
+      ]);
+    }
+    // The same in a batch (indexed) and in binary mode with an empty body: never a 5xx.
+    const batch = await expectProblem(
+      await postBatch("events", [event({ type, data: { amount: 1 } }), { ...withoutData, id: crypto.randomUUID() }]),
+      422,
+    );
+    expect(batch.issues?.map((i) => i.path)).toEqual(["/1/data"]);
+    const binary = await request("/v1/topics/events/events", {
+      method: "POST",
+      headers: { "ce-specversion": "1.0", "ce-id": crypto.randomUUID(), "ce-source": "/tests", "ce-type": type },
+    });
+    expect(binary.status).toBe(422);
+
+    const nullable = freshType("ds.null");
+    await registerVersion("events", nullable, 1, { type: "null" });
+    const { data: _none, ...noData } = event({ type: nullable });
+    await expectAccepted(await postStructured("events", noData));
+  });
+
   it("maps a runtime schema's failures to JSON Pointers under /data, nested ones included", async () => {
     const type = freshType("ds.nested");
     await registerVersion("events", type, 1, {

@@ -157,8 +157,12 @@ function dataIssues(version: CheckedVersion, data: unknown, base: string): Probl
     return result.error.issues.map((issue) => ({ path: jsonPointer(base, issue.path), message: issue.message }));
   }
   if (version.schema === undefined) return [];
-  const result = validatorOf(version.schema).validate(data);
-  return result.valid ? [] : jsonSchemaIssues(result.errors, base);
+  // The JSON event format reads `"data": null` as no data: an event without data is checked as
+  // null, so a schema that accepts null (or anything) accepts it, and any other is a 422.
+  const result = validatorOf(version.schema).validate(data === undefined ? null : data);
+  if (result.valid) return [];
+  if (data === undefined) return [{ path: base, message: "is missing (no data, or null), and this version's schema does not accept null" }];
+  return jsonSchemaIssues(result.errors, base);
 }
 
 export interface DataSchemaCheck {
