@@ -266,6 +266,30 @@ describe("idempotency over the producer's content", () => {
     // Content still counts: the same id with other data is a conflict.
     await expectProblem(await postStructured("events", { ...first, data: { amount: 11 } }), 409);
   });
+
+  it("a stored event sent again as read back (its stamped dataschema included) is a duplicate; the version named is not content", async () => {
+    const type = freshType("ds.resend");
+    await registerVersion("events", type, 1, V1);
+    await registerVersion("events", type, 2, V2);
+    const first = event({ type, data: { amount: 3 } });
+    const [original] = await expectAccepted(await postStructured("events", first));
+    const [stored] = await storedById("events", 4, [String(first.id)]);
+    expect(stored?.dataschema).toBe(uriOf("events", type, 2));
+    // As read back, without the server-owned attributes: the stamp is now part of what is sent.
+    const { partition: _p, sequence: _s, receivedtime: _r, traceparent: _t, ...readBack } = stored as Record<string, unknown>;
+    const [again] = await expectAccepted(await postStructured("events", readBack));
+    expect(again).toEqual({ ...original, duplicate: true });
+    // Naming the other version with the same data is the same event too: the first write wins.
+    const [v1] = await expectAccepted(await postStructured("events", { ...first, dataschema: uriOf("events", type, 1) }));
+    expect(v1?.duplicate).toBe(true);
+    const [kept] = await storedById("events", 4, [String(first.id)]);
+    expect(kept?.dataschema).toBe(uriOf("events", type, 2));
+    // A dataschema that is not one of the type's versions is refused before any of this (422), and
+    // a type without versions keeps a foreign dataschema as content: changing it is a conflict.
+    const untyped = event({ type: freshType("ds.untyped"), dataschema: "https://schemas.example/a.json" });
+    await expectAccepted(await postStructured("events", untyped));
+    await expectProblem(await postStructured("events", { ...untyped, dataschema: "https://schemas.example/b.json" }), 409);
+  });
 });
 
 describe("a registry that cannot be read", () => {

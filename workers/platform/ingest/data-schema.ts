@@ -243,5 +243,7 @@ function checkOne(
   if (version === undefined) {
     return problem(`${uri} names version ${named.version}, which does not exist; ${available(origin, topic.name, event.type, versions)}`);
   }
-  return { issues: dataIssues(version, event.data, `${base}/data`) };
+  // Kept exactly as sent, and like a stamp not part of the content hash: the version an event was
+  // checked against is not its content, so re-sending a stored event (its stamp included) is a duplicate.
+  return { issues: dataIssues(version, event.data, `${base}/data`), stamp: uri };
 }

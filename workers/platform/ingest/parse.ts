@@ -243,7 +243,13 @@ export async function prepareEvents(
   // Each event is serialized once, member by member; its size, content hash and stored form
   // all come from those members. The hashes are computed concurrently.
   const serialized = events.map((event, i) => {
-    const members = canonicalMembers(event);
+    // A `dataschema` naming one of the type's versions (given, or stamped) is stored and counted but
+    // not hashed: "same content" is the producer's content without the version it was checked
+    // against, so a retry sent after a new version was registered, or a stored event sent again
+    // with its stamp, is still a duplicate (ADR 0051).
+    const stamp = stamps[i];
+    const own = stamp !== undefined && event.dataschema !== undefined ? { ...event, dataschema: undefined } : event;
+    const members = canonicalMembers(own);
     // "Same content" ignores trace context: a producer's retry may carry a new trace.
     const trace = members.filter(([key]) => TRACE_KEYS.has(key));
     const content = trace.length === 0 ? members : members.filter(([key]) => !TRACE_KEYS.has(key));
@@ -252,14 +258,11 @@ export async function prepareEvents(
     // without `decrypt` whether a guessed value equals the stored one. The first write wins.
     const sealed = event !== validated[i];
     const compared = sealed
-      ? canonicalMembers({ ...event, data: withoutCiphertext(event.data) }).filter(([key]) => !TRACE_KEYS.has(key))
+      ? canonicalMembers({ ...own, data: withoutCiphertext(event.data) }).filter(([key]) => !TRACE_KEYS.has(key))
       : content;
     const hashed = encoder.encode(joinMembers(compared));
     // The event's size as serialized: the content's bytes (encoded for the hash anyway) plus its
     // own trace members, each after a comma (content always holds specversion, id, source, type).
-    // A stamped `dataschema` is stored (and counted) but not hashed: "same content" is the producer's
-    // content, so a retry sent after a new version was registered is still a duplicate (ADR 0051).
-    const stamp = stamps[i];
     const stamped: Member[] = stamp === undefined ? [] : [["dataschema", JSON.stringify(stamp)]];
     const size =
       (sealed ? membersUtf8Length(members) : hashed.byteLength + (trace.length === 0 ? 0 : membersUtf8Length(trace) - 1)) +
