@@ -67,7 +67,7 @@ function topicMessages(topic: TopicConfig, catalog: CatalogEntry[]): TopicMessag
     add(`${topic.name}.${entry.type}`, (pointer) => ({
       name: entry.type,
       title: entry.type,
-      summary: `A ${entry.type} event on topic ${topic.name}; data: schema version ${entry.version}.`,
+      summary: `An event of type ${entry.type} on topic ${topic.name}; data: schema version ${entry.version}.`,
       ...(sensitive === "" ? {} : { description: sensitive.trim() }),
       contentType: STRUCTURED_CONTENT_TYPE,
       payload: { schemaFormat: SCHEMA_FORMAT, schema: envelopeSchema({ type: entry.type, data: entry, pointer }) },
