@@ -117,6 +117,10 @@ export const publish = command({
     `or 429 is retried after its Retry-After up to ${RETRIES} times (re-sending is safe); any other`,
     "failed batch stops the run with exit 1 after the summary of what was sent. --json prints each",
     "event's result as one JSON line. `--file -` reads standard input.",
+    "",
+    "--dataschema names the data schema version the data is checked against (docs/schemas.md): a",
+    "full URI, or a version number N for <url>/v1/topics/<topic>/types/<type>/schemas/N (needs",
+    "--type). Without it, a type with schema versions is checked against its latest.",
   ].join("\n"),
   options: {
     type: { type: "string", arg: "TYPE", desc: "event type (required without --file)" },
@@ -126,6 +130,7 @@ export const publish = command({
     data: { type: "string", arg: "JSON", desc: "event data, as JSON" },
     file: { type: "string", arg: "PATH", desc: "NDJSON file of events (or of data objects with --type)" },
     batch: { type: "string", arg: "N", desc: "events per request with --file (default 100)" },
+    dataschema: { type: "string", arg: "URI|N", desc: "data schema version: a URI, or a version number of --type" },
   },
   async run(ctx) {
     const { values } = ctx;
@@ -133,6 +138,7 @@ export const publish = command({
     const source = str(values.source) ?? "/cli";
     const type = str(values.type);
     const subject = str(values.subject);
+    const dataschema = dataschemaOption(str(values.dataschema), ctx.url, ctx.args[0] ?? "", type);
     /** @param {unknown} data @param {string} id */
     const build = (data, id) => ({
       specversion: "1.0",
@@ -140,6 +146,7 @@ export const publish = command({
       source,
       type,
       ...(subject === undefined ? {} : { subject }),
+      ...(dataschema === undefined ? {} : { dataschema }),
       ...(data === undefined ? {} : { data }),
     });
     if (file === undefined) {
@@ -151,6 +158,8 @@ export const publish = command({
     if (values.id !== undefined || values.data !== undefined)
       throw new UsageError("--id and --data are for one event, not with --file", "publish");
     const size = intOption(values.batch, "--batch", { min: 1 }) ?? 100;
+    if (dataschema !== undefined && type === undefined)
+      throw new UsageError("--dataschema goes with --type (events read whole from --file name their own)", "publish");
     const events = readNdjson(file).map((value) => {
       if (type !== undefined) return build(value.value, randomUUID());
       if (typeof value.value !== "object" || value.value === null || Array.isArray(value.value)) {
@@ -161,6 +170,18 @@ export const publish = command({
     return publishMany(ctx, events, size);
   },
 });
+
+/**
+ * `--dataschema`: a URI as given, or a version number turned into the type's schema URI.
+ * @param {string | undefined} value @param {string} url @param {string} topic @param {string | undefined} type
+ */
+function dataschemaOption(value, url, topic, type) {
+  if (value === undefined || !/^\d+$/.test(value)) return value;
+  const version = Number(value);
+  if (version < 1) throw new UsageError("--dataschema: versions start at 1", "publish");
+  if (type === undefined) throw new UsageError("--dataschema N needs --type (the version is one of that type's)", "publish");
+  return `${url.replace(/\/+$/, "")}/v1/topics/${seg(topic)}/types/${seg(type)}/schemas/${version}`;
+}
 
 /** @param {import("./cli.mjs").Context} ctx @param {Record<string, unknown>} event */
 async function publishOne({ api, json, args: [topic = ""] }, event) {
