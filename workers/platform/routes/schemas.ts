@@ -7,8 +7,9 @@ import type { JsonSchema } from "../../../shared/schemas/from-zod";
 import { access, may, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
 import { SchemaCatalogSchema, SchemaVersionSchema, TypeParam, TypeSchemasSchema, VersionParam } from "../schemas/api";
+import { schemaCatalog } from "../schemas/catalog";
 import { DRAFT_2020_12 } from "../schemas/meta-schema";
-import { type SchemaVersionView, schemaCatalog, type TypeSchemas, typeSchemas, typeSnapshot } from "../schemas/registry";
+import { type SchemaVersionView, type TypeSchemas, typeSchemas, typeSnapshot } from "../schemas/registry";
 import { requireTopic } from "../validation";
 
 /**
@@ -141,17 +142,14 @@ export function schemaReadRoutes(config: EventlineConfig) {
       const principal = c.get("principal");
       const origin = originOf(c.req.url);
       const visible = { ...config, topics: config.topics.filter((t) => may(config, principal, "consume", t.name)) };
-      const types = (await schemaCatalog(c.env.DB, visible)).map((t) => {
-        const latest = t.versions.at(-1) as SchemaVersionView;
-        return {
-          topic: t.topic,
-          type: t.type,
-          compatibility: t.compatibility,
-          latestVersion: latest.version,
-          dataschema: schemaUri(origin, t.topic, t.type, latest.version),
-          versions: t.versions.length,
-        };
-      });
+      const types = (await schemaCatalog(c.env.DB, visible)).map((t) => ({
+        topic: t.topic,
+        type: t.type,
+        compatibility: t.compatibility,
+        latestVersion: t.latest.version,
+        dataschema: schemaUri(origin, t.topic, t.type, t.latest.version),
+        versions: t.versions,
+      }));
       return c.json({ types }, 200);
     });
 }
