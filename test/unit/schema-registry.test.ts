@@ -6,11 +6,12 @@ import { defineConfig, type EventlineConfigInput, findTopic, type TopicConfig } 
 import { schemaCatalog } from "../../workers/platform/schemas/catalog";
 import {
   acceptsType,
-  cachedSchemaTypes,
   compatibilityOf,
   invalidateSchemaCache,
+  SCHEMA_CACHE_BYTES,
   SCHEMA_CACHE_MS,
   SCHEMA_CACHE_TYPES,
+  schemaCacheSize,
   typeSchemas,
   typeSnapshot,
 } from "../../workers/platform/schemas/registry";
@@ -166,6 +167,23 @@ describe("runtime versions", () => {
 });
 
 describe("the per-isolate cache", () => {
+  it(`keeps at most SCHEMA_CACHE_BYTES (${SCHEMA_CACHE_BYTES}) of versions, dropping the least recently used types`, async () => {
+    // 20 types of 1 MiB each (one 1 MiB-odd row apiece): more than the byte bound, far fewer than the type bound.
+    const filler = "x".repeat(1024 * 1024 - 20);
+    for (let i = 0; i < 20; i++) await insertRow("free", `bytes.${i}`, 1, { description: filler });
+    for (let i = 0; i < 20; i++) await typeSchemas(env.DB, free, `bytes.${i}`);
+    const { types, bytes } = schemaCacheSize();
+    expect(bytes).toBeLessThanOrEqual(SCHEMA_CACHE_BYTES);
+    expect(types).toBeLessThan(20);
+    expect(types).toBeGreaterThan(10);
+    // The latest read is kept: asking again reads nothing.
+    const { db, asked } = recording();
+    await typeSchemas(db, free, "bytes.19");
+    expect(asked).toEqual([]);
+    await typeSchemas(db, free, "bytes.0");
+    expect(asked).toEqual([["free", "bytes.0"]]);
+  });
+
   /** A D1 that records the types it is asked for (and can be made to fail). */
   function recording(fail = () => false) {
     const asked: unknown[][] = [];
@@ -225,7 +243,7 @@ describe("the per-isolate cache", () => {
       // lru.first stays recently used for the first half, then is left alone and evicted.
       if (i < SCHEMA_CACHE_TYPES / 2) await typeSchemas(db, free, "lru.first");
     }
-    expect(cachedSchemaTypes()).toBe(SCHEMA_CACHE_TYPES);
+    expect(schemaCacheSize().types).toBe(SCHEMA_CACHE_TYPES);
     const before = asked.length;
     await typeSchemas(db, free, `lru.${SCHEMA_CACHE_TYPES - 1}`);
     expect(asked.length).toBe(before);

@@ -10,7 +10,8 @@ import type { CompatibilityMode } from "../../../shared/schemas/modes";
  * those registered at runtime (D1 `schema_versions`, n+1…).
  *
  * Runtime versions are read per (topic, type), on demand, and cached per isolate for at most
- * SCHEMA_CACHE_MS (at most SCHEMA_CACHE_TYPES types, least recently used dropped): a version
+ * SCHEMA_CACHE_MS (at most SCHEMA_CACHE_TYPES types and SCHEMA_CACHE_BYTES, least recently used
+ * dropped): a version
  * registered through another isolate (another edge location) is seen by this one within that
  * bound. The isolate that registers a version drops its cache at once, so its own next request
  * sees it. Registration caps a type's stored bytes (register.ts), which bounds each cached entry.
@@ -87,14 +88,22 @@ const keyOf = (topic: string, type: string) => `${topic}\u0000${type}`;
 
 /** Most (topic, type)s whose runtime versions one isolate keeps (least recently used dropped first). */
 export const SCHEMA_CACHE_TYPES = 1000;
+/**
+ * Most canonical-JSON bytes of runtime versions one isolate keeps (least recently used types
+ * dropped first; the type just read is always kept, and is itself at most 1 MiB: register.ts).
+ */
+export const SCHEMA_CACHE_BYTES = 16 * 1024 * 1024;
 
 interface CachedType {
   versions: SchemaVersionView[];
   loadedAt: number;
+  /** Its rows' canonical JSON length: what it costs the cache's byte bound. */
+  bytes: number;
 }
 
 /** Runtime versions per `topic\0type`, in least-recently-used order (Map iteration order). */
 const cache = new Map<string, CachedType>();
+let cachedBytes = 0;
 const loading = new Map<string, { promise: Promise<SchemaVersionView[]>; generation: number }>();
 /** Bumped by every invalidation: reads started before it are neither shared nor cached after it. */
 let generation = 0;
@@ -102,13 +111,14 @@ let generation = 0;
 /** Forgets this isolate's cached runtime versions (after a registration here). */
 export function invalidateSchemaCache(): void {
   cache.clear();
+  cachedBytes = 0;
   loading.clear();
   generation += 1;
 }
 
-/** How many types this isolate holds runtime versions of (tests hold it to SCHEMA_CACHE_TYPES). */
-export function cachedSchemaTypes(): number {
-  return cache.size;
+/** How many types, and bytes of their versions, this isolate holds (tests hold them to the bounds). */
+export function schemaCacheSize(): { types: number; bytes: number } {
+  return { types: cache.size, bytes: cachedBytes };
 }
 
 export const viewOf = (row: RuntimeRow): SchemaVersionView => ({
@@ -126,21 +136,33 @@ export const viewOf = (row: RuntimeRow): SchemaVersionView => ({
 export const COLUMNS = "topic, type, version, schema, compatibility, created_by, created_at";
 
 /** One type's runtime rows (the primary key's prefix: an indexed read of that type only). */
-async function loadType(db: D1Database, topic: string, type: string): Promise<SchemaVersionView[]> {
+async function loadType(db: D1Database, topic: string, type: string): Promise<Loaded> {
   const { results } = await db
     .prepare(`SELECT ${COLUMNS} FROM schema_versions WHERE topic = ? AND type = ? ORDER BY version`)
     .bind(topic, type)
     .all<RuntimeRow>();
-  return results.map(viewOf);
+  return { versions: results.map(viewOf), bytes: results.reduce((sum, r) => sum + r.schema.length, 0) };
+}
+
+interface Loaded {
+  versions: SchemaVersionView[];
+  bytes: number;
 }
 
 function remember(key: string, entry: CachedType): void {
-  cache.delete(key);
+  forget(key);
   cache.set(key, entry);
-  while (cache.size > SCHEMA_CACHE_TYPES) {
-    const oldest = cache.keys().next().value as string;
-    cache.delete(oldest);
+  cachedBytes += entry.bytes;
+  while (cache.size > SCHEMA_CACHE_TYPES || (cachedBytes > SCHEMA_CACHE_BYTES && cache.size > 1)) {
+    forget(cache.keys().next().value as string);
   }
+}
+
+function forget(key: string): void {
+  const entry = cache.get(key);
+  if (entry === undefined) return;
+  cache.delete(key);
+  cachedBytes -= entry.bytes;
 }
 
 /**
@@ -164,9 +186,11 @@ async function runtimeVersions(
   }
   const started = Date.now();
   const startedIn = generation;
-  const keep = (versions: SchemaVersionView[]) => {
+  const keep = ({ versions, bytes }: Loaded) => {
     const current = cache.get(key);
-    if (startedIn === generation && (current === undefined || current.loadedAt <= started)) remember(key, { versions, loadedAt: started });
+    if (startedIn === generation && (current === undefined || current.loadedAt <= started)) {
+      remember(key, { versions, bytes, loadedAt: started });
+    }
     return versions;
   };
   if (fresh) return keep(await loadType(db, topic, type));
