@@ -49,6 +49,9 @@ const IncompatibilitySchema = z.object({
 
 export const RegisteredSchema = z
   .object({
+    created: z
+      .boolean()
+      .openapi({ description: "`true`: stored by this call (`201`); `false`: an identical schema already was `version` (`200`)" }),
     version: z.number().int(),
     dataschema: z.string().openapi({ description: "The URI events name this version by (their `dataschema` attribute)" }),
     compatibility: Mode,
