@@ -96,6 +96,9 @@ describe("GET the registry", () => {
     expect((await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas/2`), 404)).detail).toContain("version 2");
     expect((await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas/0`), 400)).code).toBe("invalid_parameter");
     expect((await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas/x`), 400)).code).toBe("invalid_parameter");
+    // A type longer than 256 characters (as the OpenAPI document says).
+    const long = await expectProblem(await call(`${typePath("events", "t".repeat(257))}/schemas`), 400);
+    expect(long.issues?.map((i) => i.path)).toContain("/param/type");
   });
 
   it("finds a version registered through another isolate at once, though this isolate's cache does not know it yet", async () => {

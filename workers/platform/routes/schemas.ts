@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { schemaUri } from "../../../sdk/schema-uri";
 import { problemResponse, TopicParam } from "../../../shared/api-schemas";
 import type { EventlineConfig, TopicConfig } from "../../../shared/config";
@@ -20,10 +21,22 @@ import { requireTopic } from "../validation";
 
 export const SCHEMA_MEDIA_TYPE = "application/schema+json";
 
+/**
+ * Reading a topic's schemas needs `consume` or `produce` on it: a consumer reads the events they
+ * describe, a producer must name them (`dataschema`) and may check against them.
+ */
+const readConsume = access({ group: "read", action: "consume", topic: topicParam });
+const readProduce = access({ group: "read", action: "produce", topic: topicParam });
+const readAccess: MiddlewareHandler<AppEnv> = (c, next) => {
+  const topic = c.req.param("topic");
+  const producer = topic !== undefined && may(c.get("config"), c.get("principal"), "produce", topic);
+  return producer ? readProduce(c, next) : readConsume(c, next);
+};
+
 const listRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/types/{type}/schemas",
-  middleware: [access({ group: "read", action: "consume", topic: topicParam })] as const,
+  middleware: [readAccess] as const,
   tags: ["Schemas"],
   summary: "Every data schema version of an event type, oldest first",
   description:
@@ -31,6 +44,7 @@ const listRoute = createRoute({
   request: { params: z.object({ topic: TopicParam, type: TypeParam }) },
   responses: {
     200: { description: "The type's versions", content: { "application/json": { schema: TypeSchemasSchema } } },
+    400: problemResponse("The type is longer than 256 characters"),
     404: problemResponse("Unknown topic, or a type without schema versions"),
   },
 });
@@ -38,7 +52,7 @@ const listRoute = createRoute({
 const versionRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/types/{type}/schemas/{version}",
-  middleware: [access({ group: "read", action: "consume", topic: topicParam })] as const,
+  middleware: [readAccess] as const,
   tags: ["Schemas"],
   summary: "One data schema version (the resource a `dataschema` URI names)",
   description: `With \`Accept: ${SCHEMA_MEDIA_TYPE}\` the body is the JSON Schema itself, with \`$id\` set to this URI and \`$schema\` to draft 2020-12, so the \`dataschema\` of an event can be handed to JSON Schema tooling as is. Versions never change once they exist.`,
@@ -51,7 +65,7 @@ const versionRoute = createRoute({
         [SCHEMA_MEDIA_TYPE]: { schema: z.record(z.string(), z.unknown()) },
       },
     },
-    400: problemResponse("The version is not a positive integer"),
+    400: problemResponse("The version is not a positive integer, or the type is longer than 256 characters"),
     404: problemResponse("Unknown topic, type or version"),
   },
 });
@@ -61,7 +75,7 @@ const catalogRoute = createRoute({
   path: "/v1/schemas",
   middleware: [access({ group: "read", action: "list" })] as const,
   tags: ["Schemas"],
-  summary: "Every event type with schema versions, on the topics the caller may consume",
+  summary: "Every event type with schema versions, on the topics the caller may consume or produce to",
   responses: {
     200: { description: "Each (topic, type) and its latest version", content: { "application/json": { schema: SchemaCatalogSchema } } },
   },
@@ -141,7 +155,10 @@ export function schemaReadRoutes(config: EventlineConfig) {
     .openapi(catalogRoute, async (c) => {
       const principal = c.get("principal");
       const origin = originOf(c.req.url);
-      const visible = { ...config, topics: config.topics.filter((t) => may(config, principal, "consume", t.name)) };
+      const visible = {
+        ...config,
+        topics: config.topics.filter((t) => may(config, principal, "consume", t.name) || may(config, principal, "produce", t.name)),
+      };
       const types = (await schemaCatalog(c.env.DB, visible)).map((t) => ({
         topic: t.topic,
         type: t.type,
