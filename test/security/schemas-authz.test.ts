@@ -120,6 +120,8 @@ describe("schema registry access", () => {
     expect(denied.detail).toContain("shop");
     const { types } = await expectJson<{ types: { topic: string }[] }>(await call("/v1/schemas", {}, producer.key), 200);
     expect(new Set(types.map((t) => t.topic))).toEqual(new Set(["events"]));
+    await expectJson(await call("/v1/schemas?topic=events", {}, producer.key), 200);
+    expect((await expectProblem(await call("/v1/schemas?topic=shop", {}, producer.key), 403)).detail).toContain("topic shop");
   });
 
   it("GET /v1/schemas lists only the topics the caller may consume or produce to", async () => {

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { schemaUri } from "../../../sdk/schema-uri";
 import { problemResponse, TopicParam } from "../../../shared/api-schemas";
 import type { EventlineConfig, TopicConfig } from "../../../shared/config";
@@ -7,7 +7,7 @@ import { EventlineError } from "../../../shared/errors";
 import type { JsonSchema } from "../../../shared/schemas/from-zod";
 import { access, may, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
-import { SchemaCatalogSchema, SchemaVersionSchema, TypeParam, TypeSchemasSchema, VersionParam } from "../schemas/api";
+import { CatalogQuery, SchemaCatalogSchema, SchemaVersionSchema, TypeParam, TypeSchemasSchema, VersionParam } from "../schemas/api";
 import { schemaCatalog } from "../schemas/catalog";
 import { DRAFT_2020_12 } from "../schemas/meta-schema";
 import { type SchemaVersionView, type TypeSchemas, typeSchemas, typeSnapshot } from "../schemas/registry";
@@ -25,18 +25,26 @@ export const SCHEMA_MEDIA_TYPE = "application/schema+json";
  * Reading a topic's schemas needs `consume` or `produce` on it: a consumer reads the events they
  * describe, a producer must name them (`dataschema`) and may check against them.
  */
-const readConsume = access({ group: "read", action: "consume", topic: topicParam });
-const readProduce = access({ group: "read", action: "produce", topic: topicParam });
-const readAccess: MiddlewareHandler<AppEnv> = (c, next) => {
-  const topic = c.req.param("topic");
-  const producer = topic !== undefined && may(c.get("config"), c.get("principal"), "produce", topic);
-  return producer ? readProduce(c, next) : readConsume(c, next);
-};
+function readAccess(topicOf: (c: Context<AppEnv>) => string | undefined): MiddlewareHandler<AppEnv> {
+  const consume = access({ group: "read", action: "consume", topic: topicOf });
+  const produce = access({ group: "read", action: "produce", topic: topicOf });
+  return (c, next) => {
+    const topic = topicOf(c);
+    const producer = topic !== undefined && may(c.get("config"), c.get("principal"), "produce", topic);
+    return producer ? produce(c, next) : consume(c, next);
+  };
+}
+
+/** `GET /v1/schemas?topic=`: that topic's grant; without it, any grant (the handler filters). */
+const catalogAccess: MiddlewareHandler<AppEnv> = (c, next) =>
+  c.req.query("topic") === undefined ? listAccess(c, next) : topicReadAccess(c, next);
+const listAccess = access({ group: "read", action: "list" });
+const topicReadAccess = readAccess((c) => c.req.query("topic"));
 
 const listRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/types/{type}/schemas",
-  middleware: [readAccess] as const,
+  middleware: [readAccess(topicParam)] as const,
   tags: ["Schemas"],
   summary: "Every data schema version of an event type, oldest first",
   description:
@@ -52,7 +60,7 @@ const listRoute = createRoute({
 const versionRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/types/{type}/schemas/{version}",
-  middleware: [readAccess] as const,
+  middleware: [readAccess(topicParam)] as const,
   tags: ["Schemas"],
   summary: "One data schema version (the resource a `dataschema` URI names)",
   description: `With \`Accept: ${SCHEMA_MEDIA_TYPE}\` the body is the JSON Schema itself, with \`$id\` set to this URI and \`$schema\` to draft 2020-12, so the \`dataschema\` of an event can be handed to JSON Schema tooling as is. Versions never change once they exist.`,
@@ -73,11 +81,15 @@ const versionRoute = createRoute({
 const catalogRoute = createRoute({
   method: "get",
   path: "/v1/schemas",
-  middleware: [access({ group: "read", action: "list" })] as const,
+  middleware: [catalogAccess] as const,
   tags: ["Schemas"],
   summary: "Every event type with schema versions, on the topics the caller may consume or produce to",
+  description: "With `topic`, that topic's types only (`404` for an unknown topic, `403` without `consume` or `produce` on it).",
+  request: { query: CatalogQuery },
   responses: {
     200: { description: "Each (topic, type) and its latest version", content: { "application/json": { schema: SchemaCatalogSchema } } },
+    403: problemResponse("No `consume` or `produce` grant on the `topic` asked for"),
+    404: problemResponse("Unknown `topic`"),
   },
 });
 
@@ -155,9 +167,11 @@ export function schemaReadRoutes(config: EventlineConfig) {
     .openapi(catalogRoute, async (c) => {
       const principal = c.get("principal");
       const origin = originOf(c.req.url);
+      const { topic } = c.req.valid("query");
+      const readable = topic === undefined ? config.topics : [requireTopic(config, topic)];
       const visible = {
         ...config,
-        topics: config.topics.filter((t) => may(config, principal, "consume", t.name) || may(config, principal, "produce", t.name)),
+        topics: readable.filter((t) => may(config, principal, "consume", t.name) || may(config, principal, "produce", t.name)),
       };
       const types = (await schemaCatalog(c.env.DB, visible)).map((t) => ({
         topic: t.topic,

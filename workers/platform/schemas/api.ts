@@ -85,6 +85,14 @@ export const TypeSchemasSchema = z
   .object({ topic: z.string(), type: z.string(), compatibility: Mode, schemas: z.array(SchemaVersionSchema) })
   .openapi("TypeSchemas");
 
+export const CatalogQuery = z.object({
+  topic: z
+    .string()
+    .min(1)
+    .optional()
+    .openapi({ param: { name: "topic", in: "query" }, description: "Only this topic's types" }),
+});
+
 export const SchemaCatalogSchema = z
   .object({
     types: z.array(
