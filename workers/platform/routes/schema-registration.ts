@@ -23,7 +23,7 @@ const params = z.object({ topic: TopicParam, type: TypeParam });
 const schemaResource = (c: Context<AppEnv>) => `schema:${c.req.param("topic")}/${c.req.param("type")}`;
 const registerAccess = access({ group: "admin", action: "admin", topic: topicParam, audit: "schemas.register", resource: schemaResource });
 const checkAccess = access({ group: "ingest", action: "produce", topic: topicParam });
-/** `?dryRun=true` is a question, not a change: the producer's grant suffices. Any other value needs admin (fail closed). */
+/** `?dryRun=true` is a question, not a change: the producer's grant suffices. `false` or none needs admin (other values are a 400, after the grant check: fail closed). */
 const registerOrCheck: MiddlewareHandler<AppEnv> = (c, next) =>
   c.req.query("dryRun") === "true" ? checkAccess(c, next) : registerAccess(c, next);
 

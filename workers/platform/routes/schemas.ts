@@ -16,7 +16,8 @@ import { requireTopic } from "../validation";
 /**
  * Reading the schema registry (docs/schemas.md): a type's versions, one version (as JSON Schema
  * tooling fetches it, with `Accept: application/schema+json`), and the catalog of every type.
- * Runtime versions come from the isolate's cache, at most SCHEMA_CACHE_MS stale.
+ * A type's runtime versions come from the isolate's per-type cache, at most SCHEMA_CACHE_MS stale; the catalog reads
+ * each type's latest version from D1 (schemas/catalog.ts). Readable with `consume` or `produce` on the topic.
  */
 
 export const SCHEMA_MEDIA_TYPE = "application/schema+json";
