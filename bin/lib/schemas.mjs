@@ -81,8 +81,9 @@ export const schemasList = command({
       );
       return EXIT.ok;
     }
+    // With a topic, the API narrows (and answers 404 topic_not_found for an unknown one).
     /** @type {{ types: CatalogEntry[] }} */
-    const body = await api("GET", "/v1/schemas");
+    const body = await api("GET", topic === undefined ? "/v1/schemas" : `/v1/schemas?topic=${seg(topic)}`);
     const types = topic === undefined ? body.types : body.types.filter((t) => t.topic === topic);
     if (json) return printJson({ types });
     if (types.length === 0) {
@@ -130,13 +131,25 @@ export const schemasRegister = command({
   args: ["<topic>", "<type>", "<file>"],
   summary: "Register FILE's JSON Schema as the type's next version (admin grant)",
   details: [
-    'FILE (`-` for stdin) holds a JSON Schema draft 2020-12, or {"schema": …}. It is checked against the',
+    'FILE (`-` for stdin) holds a JSON Schema draft 2020-12, or {"topic"?, "type"?, "schema"} (a topic',
+    "or type it names must be the arguments', else exit 2). It is checked against the",
     "earlier versions under the type's compatibility mode; a schema that breaks it is refused (exit 1,",
     "each incompatibility printed). Registering a schema identical to an existing version is a no-op",
     "that names that version.",
   ].join("\n"),
   async run({ api, json, args: [topic = "", type = "", file = ""] }) {
-    const { schema } = readSchemaFile(file);
+    const read = readSchemaFile(file);
+    // A {"topic", "type", "schema"} file names where it goes: it must be where the arguments say.
+    for (const [key, given] of /** @type {const} */ ([
+      ["topic", topic],
+      ["type", type],
+    ])) {
+      const named = read[key];
+      if (named !== undefined && named !== given) {
+        throw new UsageError(`${file} is for ${key} ${JSON.stringify(named)}, but the arguments name ${key} ${JSON.stringify(given)}`);
+      }
+    }
+    const { schema } = read;
     const res = await api("POST", `${typePath(topic, type)}/schemas`, { body: { schema }, withHeaders: true });
     if (json) return printJson(res.body);
     const { version, dataschema, compatibility, checkedAgainst } = res.body;

@@ -94,6 +94,31 @@ describe("eventline schemas", () => {
     expect(res.stderr).toMatch(/\n {2}\/data\/amount: /);
   });
 
+  it("register takes a {topic, type, schema} file that agrees with the arguments, and exits 2 naming both when it does not", async () => {
+    const agreeing = await file("agree.json", { topic: "events", type, schema: closed(["id"], ["id"]) });
+    const same = await cli(["schemas", "register", "events", type, agreeing]);
+    expect(same.code).toBe(0);
+    expect(same.stdout).toContain(`already registered: events/${type} version 1 is this schema`);
+    const other = await file("other.json", { topic: "shop", type, schema: closed(["id", "x"], ["id"]) });
+    const wrongTopic = await cli(["schemas", "register", "events", type, other]);
+    expect(wrongTopic.code).toBe(2);
+    expect(wrongTopic.stderr).toContain('is for topic "shop", but the arguments name topic "events"');
+    const otherType = await file("other-type.json", { type: "not.this.one", schema: closed(["id", "x"], ["id"]) });
+    const wrongType = await cli(["schemas", "register", "events", type, otherType]);
+    expect(wrongType.code).toBe(2);
+    expect(wrongType.stderr).toContain(`is for type "not.this.one", but the arguments name type "${type}"`);
+    const versions = JSON.parse((await cli(["schemas", "list", "events", type, "--json"])).stdout) as { schemas: unknown[] };
+    expect(versions.schemas.length).toBe(1);
+  });
+
+  it("list of an unknown topic prints the API's 404 and exits 1", async () => {
+    const res = await cli(["schemas", "list", "nosuch"]);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toBe("");
+    expect(res.stderr).toContain("error:");
+    expect(res.stderr).toContain("nosuch");
+  });
+
   it("exits 2 for a missing or invalid file, or no topic and type, before any request", async () => {
     const missing = await cli(["schemas", "check", path.join(dir, "nope.json"), "--topic", "events", "--type", type]);
     expect(missing.code).toBe(2);

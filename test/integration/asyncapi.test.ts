@@ -4,7 +4,8 @@ import committed from "../../docs/asyncapi.json";
 import config from "../../eventline.config";
 import pkg from "../../package.json";
 import { configCatalog, LOCAL_ORIGIN, latestCatalog } from "../../workers/platform/asyncapi/catalog";
-import { invalidateSchemaCache, schemaCatalog } from "../../workers/platform/schemas/registry";
+import { schemaCatalog } from "../../workers/platform/schemas/catalog";
+import { invalidateSchemaCache } from "../../workers/platform/schemas/registry";
 import { testBindings } from "../bindings";
 import { anonymousRequest, BASE, expectProblem, request } from "../helpers";
 import { asKey, type CreatedTestKey, createTestKey, jsonInit } from "../security/helpers";
@@ -138,7 +139,7 @@ describe("GET /asyncapi.json", () => {
 
   it("follows the schema registry: a type's latest version, runtime versions and runtime-only types included", async () => {
     // A fresh database holds no runtime versions: the registry's catalog is the config's (what npm run asyncapi writes).
-    expect(latestCatalog(await schemaCatalog(env.DB, config, { fresh: true }), BASE)).toEqual(configCatalog(config, BASE));
+    expect(latestCatalog(await schemaCatalog(env.DB, config), BASE)).toEqual(configCatalog(config, BASE));
 
     const insert = (topic: string, type: string, version: number, schema: unknown) =>
       env.DB.prepare(

@@ -67,6 +67,7 @@ export function checkSchema(topic: string, type: string, schema: unknown, token?
 }
 
 export interface Registered {
+  created: boolean;
   version: number;
   dataschema: string;
   compatibility: string;

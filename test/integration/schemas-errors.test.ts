@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { fingerprintOf } from "../../workers/platform/schemas/submitted";
 import { expectProblem } from "../helpers";
-import { call, closed, postSchema, registered, storedVersions, typePath, type Verdict } from "./schema-fixtures";
+import { call, checkSchema, closed, postSchema, registered, storedVersions, typePath, type Verdict } from "./schema-fixtures";
 
 /**
  * Refused registrations (docs/schemas.md): an incompatible schema is a 409 naming what broke;
@@ -96,15 +96,40 @@ describe("registration refused", () => {
     expect(await storedVersions(env.DB, "events", "huge.type")).toEqual([]);
   });
 
-  it("404 for an unknown topic; 422 for an internal topic (the audit log takes no schemas), 403 for its dry run", async () => {
+  it("404 for an unknown topic; 422 for an internal topic (the audit log takes no schemas), for registration and dry run alike", async () => {
     expect((await expectProblem(await postSchema("nope", "x", true), 404)).code).toBe("topic_not_found");
     const internal = await expectProblem(await postSchema("audit", "eventline.audit.custom", true), 422);
     expect(internal.detail).toContain("internal");
-    // The dry run needs produce, which nobody holds on an internal topic.
-    expect((await expectProblem(await postSchema("audit", "eventline.audit.custom", true, { dryRun: true }), 403)).detail).toContain(
-      "written only by the platform",
+    // The dry run (both forms) answers the same: the topic is checked before the grant nobody can hold.
+    expect((await expectProblem(await postSchema("audit", "eventline.audit.custom", true, { dryRun: true }), 422)).detail).toContain(
+      "internal",
     );
+    expect((await expectProblem(await checkSchema("audit", "eventline.audit.custom", true), 422)).detail).toContain("internal");
     expect(await storedVersions(env.DB, "audit", "eventline.audit.custom")).toEqual([]);
+  });
+
+  it("400 for an unknown query parameter, naming it and the accepted one: a misspelled dryRun registers nothing", async () => {
+    const post = (query: string) =>
+      call(`${typePath("events", "query.type")}/schemas${query}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ schema: true }),
+      });
+    const misspelled = await expectProblem(await post("?dryrun=true"), 400);
+    expect(misspelled.code).toBe("invalid_parameter");
+    expect(misspelled.detail).toContain('"dryrun"');
+    expect(misspelled.detail).toContain('"dryRun"');
+    await expectProblem(await post("?dryRun=true&force=1"), 400);
+    const alias = await call(`${typePath("events", "query.type")}/compatibility?dryRun=true`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ schema: true }),
+    });
+    expect((await expectProblem(alias, 400)).detail).toContain("takes none");
+    expect(await storedVersions(env.DB, "events", "query.type")).toEqual([]);
+    // dryRun=false is a registration, dryRun=1 is a 400 (only "true" and "false" are values).
+    expect((await expectProblem(await post("?dryRun=1"), 400)).issues?.map((i) => i.path)).toContain("/query/dryRun");
+    expect((await post("?dryRun=false")).status).toBe(201);
   });
 
   it("422 once a type has 1,000 versions", async () => {

@@ -88,6 +88,14 @@ describe("GET the registry", () => {
     expect(order.indexOf("shop/order.paid")).toBeLessThan(order.indexOf("events/catalog.type"));
   });
 
+  it("GET /v1/schemas?topic= narrows to one topic; an unknown topic is a 404", async () => {
+    await registered("events", "narrow.type", closed(["id"]));
+    const { types } = await expectJson<{ types: { topic: string; type: string }[] }>(await call("/v1/schemas?topic=shop"), 200);
+    expect(types.length).toBeGreaterThan(0);
+    expect(new Set(types.map((t) => t.topic))).toEqual(new Set(["shop"]));
+    expect((await expectProblem(await call("/v1/schemas?topic=nosuch"), 404)).code).toBe("topic_not_found");
+  });
+
   it("404s an unknown topic, a type without versions and an unknown version; 400s a version that is not a positive integer", async () => {
     expect((await expectProblem(await call(`${typePath("nope", "x")}/schemas`), 404)).code).toBe("topic_not_found");
     const type = await expectProblem(await call(`${typePath("events", "never.registered")}/schemas`), 404);
@@ -96,6 +104,9 @@ describe("GET the registry", () => {
     expect((await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas/2`), 404)).detail).toContain("version 2");
     expect((await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas/0`), 400)).code).toBe("invalid_parameter");
     expect((await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas/x`), 400)).code).toBe("invalid_parameter");
+    // A type longer than 256 characters (as the OpenAPI document says).
+    const long = await expectProblem(await call(`${typePath("events", "t".repeat(257))}/schemas`), 400);
+    expect(long.issues?.map((i) => i.path)).toContain("/param/type");
   });
 
   it("finds a version registered through another isolate at once, though this isolate's cache does not know it yet", async () => {

@@ -27,6 +27,7 @@ describe("POST /v1/topics/{topic}/types/{type}/schemas", () => {
     const res = await postSchema("shop", "order.placed", schema);
     const body = await expectJson<Registered>(res, 201);
     expect(body).toEqual({
+      created: true,
       version: 3,
       dataschema: `${BASE}/v1/topics/shop/types/order.placed/schemas/3`,
       compatibility: "BACKWARD",
@@ -54,6 +55,8 @@ describe("POST /v1/topics/{topic}/types/{type}/schemas", () => {
     });
     const body = await expectJson<Registered>(again, 200);
     expect(body.version).toBe(1);
+    expect(body.created).toBe(false);
+    expect(first.created).toBe(true);
     expect(body.dataschema).toBe(first.dataschema);
     expect(again.headers.get("location")).toBeNull();
     expect((await storedVersions(env.DB, "events", "user.created")).length).toBe(1);

@@ -18,7 +18,7 @@ import { type CreatedTestKey, createTestKey, expectAudit, expectDeniedAudit } fr
 /**
  * Who may use the schema registry (docs/schemas.md "Access"): registering needs `admin` on the
  * topic and is audited; the dry run and `/compatibility` need `produce` (a producer's CI key);
- * reading needs `consume`; no credential is a 401. A refusal stores nothing.
+ * reading needs `consume` or `produce`; no credential is a 401. A refusal stores nothing.
  */
 
 let producer: CreatedTestKey;
@@ -109,11 +109,24 @@ describe("schema registry access", () => {
     await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas`, {}, consumer.key), 403);
   });
 
-  it("GET /v1/schemas lists only the topics the caller may consume", async () => {
+  it("a producer key reads the schemas it must name (list, version, catalog), on its own topics only", async () => {
+    const listed = await expectJson<{ schemas: unknown[] }>(
+      await call(`${typePath("events", "authz.type")}/schemas`, {}, producer.key),
+      200,
+    );
+    expect(listed.schemas.length).toBe(2);
+    await expectJson(await call(`${typePath("events", "authz.type")}/schemas/1`, {}, producer.key), 200);
+    const denied = await expectProblem(await call(`${typePath("shop", "order.paid")}/schemas/1`, {}, producer.key), 403);
+    expect(denied.detail).toContain("shop");
+    const { types } = await expectJson<{ types: { topic: string }[] }>(await call("/v1/schemas", {}, producer.key), 200);
+    expect(new Set(types.map((t) => t.topic))).toEqual(new Set(["events"]));
+    await expectJson(await call("/v1/schemas?topic=events", {}, producer.key), 200);
+    expect((await expectProblem(await call("/v1/schemas?topic=shop", {}, producer.key), 403)).detail).toContain("topic shop");
+  });
+
+  it("GET /v1/schemas lists only the topics the caller may consume or produce to", async () => {
     const { types } = await expectJson<{ types: { topic: string }[] }>(await call("/v1/schemas", {}, consumer.key), 200);
     expect(types.length).toBeGreaterThan(0);
     expect(new Set(types.map((t) => t.topic))).toEqual(new Set(["events"]));
-    const { types: none } = await expectJson<{ types: unknown[] }>(await call("/v1/schemas", {}, producer.key), 200);
-    expect(none).toEqual([]);
   });
 });

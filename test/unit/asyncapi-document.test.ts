@@ -226,12 +226,9 @@ describe("the catalog", () => {
       path: `/v1/topics/shop/types/a%20b/schemas/${n}`,
       source: "registry" as const,
     });
-    expect(
-      latestCatalog(
-        [{ topic: "shop", type: "a b", compatibility: "NONE", versions: [version(1, { type: "object" }), version(4, true)] }],
-        ORIGIN,
-      ),
-    ).toEqual([{ topic: "shop", type: "a b", version: 4, dataschema: `${ORIGIN}/v1/topics/shop/types/a%20b/schemas/4`, schema: true }]);
+    expect(latestCatalog([{ topic: "shop", type: "a b", compatibility: "NONE", latest: version(4, true), versions: 2 }], ORIGIN)).toEqual([
+      { topic: "shop", type: "a b", version: 4, dataschema: `${ORIGIN}/v1/topics/shop/types/a%20b/schemas/4`, schema: true },
+    ]);
   });
 
   it("embeds a boolean data schema as it is", () => {

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { findTopic, type TopicConfig } from "../../shared/config";
 import { EventlineError } from "../../shared/errors";
-import { registerSchema } from "../../workers/platform/schemas/register";
+import { MAX_TYPE_SCHEMA_BYTES, registerSchema } from "../../workers/platform/schemas/register";
 import { acceptSubmittedSchema } from "../../workers/platform/schemas/submitted";
 import { closed, schemaConfig, storedVersions } from "../integration/schema-fixtures";
 
@@ -49,5 +49,30 @@ describe("registerSchema under contention", () => {
     const outcome = await registerSchema(losing.db, events, "dry.contended", submitted, { dryRun: true, createdBy: "test" });
     expect(outcome).toMatchObject({ version: 1, registered: false, created: false, result: { compatible: true, checkedAgainst: [] } });
     expect(losing.reads()).toBe(1);
+  });
+});
+
+describe("the per-type size cap", () => {
+  it(`refuses a version that would take the type's stored schemas past ${MAX_TYPE_SCHEMA_BYTES} bytes (422 naming the cap), and takes one that fits`, async () => {
+    // 16 stored versions of about 65 KB each: 1,040,000-odd bytes, under the cap.
+    for (let v = 1; v <= 16; v++) {
+      const schema = JSON.stringify({ description: `${v}${"a".repeat(65_000)}` });
+      await env.DB.prepare(
+        "INSERT INTO schema_versions (topic, type, version, schema, fingerprint, compatibility, created_by, created_at) VALUES ('events', 'big.type', ?, ?, ?, 'BACKWARD', 'test', 0)",
+      )
+        .bind(v, schema, `fp-big-${v}`)
+        .run();
+    }
+    const big = await acceptSubmittedSchema({ description: `b${"a".repeat(60_000)}` });
+    const error = await registerSchema(env.DB, events, "big.type", big, { dryRun: false, createdBy: "test" }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(EventlineError);
+    expect((error as EventlineError).status).toBe(422);
+    expect((error as EventlineError).message).toContain(`at most ${MAX_TYPE_SCHEMA_BYTES} (1 MiB)`);
+    expect(await storedVersions(env.DB, "events", "big.type")).toHaveLength(16);
+    const small = await acceptSubmittedSchema({ description: "small" });
+    expect(await registerSchema(env.DB, events, "big.type", small, { dryRun: false, createdBy: "test" })).toMatchObject({
+      version: 17,
+      created: true,
+    });
   });
 });

@@ -3,12 +3,15 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import shipped from "../../eventline.config";
 import { defineConfig, type EventlineConfigInput, findTopic, type TopicConfig } from "../../shared/config";
+import { schemaCatalog } from "../../workers/platform/schemas/catalog";
 import {
   acceptsType,
   compatibilityOf,
   invalidateSchemaCache,
+  SCHEMA_CACHE_BYTES,
   SCHEMA_CACHE_MS,
-  schemaCatalog,
+  SCHEMA_CACHE_TYPES,
+  schemaCacheSize,
   typeSchemas,
   typeSnapshot,
 } from "../../workers/platform/schemas/registry";
@@ -120,15 +123,134 @@ describe("runtime versions", () => {
   it("are in the catalog: config types in config order, then runtime-only types by name", async () => {
     await insertRow("free", "z.type", 1);
     await insertRow("free", "a.type", 1);
-    const catalog = await schemaCatalog(env.DB, config, { fresh: true });
+    const catalog = await schemaCatalog(env.DB, config);
     const names = catalog.map((t) => `${t.topic}/${t.type}`);
     expect(names.slice(0, 2)).toEqual(["reg/t.list", "reg/t.single"]);
     expect(names.indexOf("free/a.type")).toBeLessThan(names.indexOf("free/z.type"));
     expect(names.indexOf("free/a.type")).toBeGreaterThan(names.indexOf("reg/t.single"));
   });
+
+  it("give the catalog each type's latest version and count, shadowed rows not counted", async () => {
+    const catalogOf = async () => new Map((await schemaCatalog(env.DB, config)).map((t) => [`${t.topic}/${t.type}`, t]));
+    expect((await catalogOf()).get("reg/t.list")).toMatchObject({
+      versions: 3,
+      compatibility: "FULL",
+      latest: { version: 3, source: "config" },
+    });
+    await insertRow("reg", "t.list", 3, { shadowed: true });
+    await insertRow("reg", "t.list", 4);
+    await insertRow("reg", "t.list", 5, { latest: true });
+    await insertRow("free", "c.type", 1);
+    await insertRow("free", "c.type", 2, { second: true });
+    const byName = await catalogOf();
+    expect(byName.get("reg/t.list")).toMatchObject({ versions: 5, latest: { version: 5, source: "registry", schema: { latest: true } } });
+    expect(byName.get("free/c.type")).toMatchObject({ versions: 2, latest: { version: 2, schema: { second: true } } });
+  });
+
+  it("the catalog reads no version's body but the latest", async () => {
+    await insertRow("free", "big.type", 1);
+    await insertRow("free", "big.type", 2);
+    const seen: string[] = [];
+    const spying = {
+      prepare: (sql: string) => {
+        seen.push(sql);
+        return env.DB.prepare(sql);
+      },
+    } as unknown as D1Database;
+    const catalog = await schemaCatalog(spying, config);
+    expect(catalog.find((t) => t.type === "big.type")).toMatchObject({ versions: 2, latest: { version: 2 } });
+    // One query for the latest rows; any other only counts (runtime rows shadowed by the config, from the tests above).
+    expect(seen.slice(1).every((sql) => sql.startsWith("SELECT COUNT(*)"))).toBe(true);
+    const { results } = await env.DB.prepare(seen[0] as string).all<{ version: number }>();
+    expect(results.filter((r) => r.version === 1 && (r as unknown as { type: string }).type === "big.type")).toEqual([]);
+  });
 });
 
 describe("the per-isolate cache", () => {
+  it(`keeps at most SCHEMA_CACHE_BYTES (${SCHEMA_CACHE_BYTES}) of versions, dropping the least recently used types`, async () => {
+    // 20 types of 1 MiB each (one 1 MiB-odd row apiece): more than the byte bound, far fewer than the type bound.
+    const filler = "x".repeat(1024 * 1024 - 20);
+    for (let i = 0; i < 20; i++) await insertRow("free", `bytes.${i}`, 1, { description: filler });
+    for (let i = 0; i < 20; i++) await typeSchemas(env.DB, free, `bytes.${i}`);
+    const { types, bytes } = schemaCacheSize();
+    expect(bytes).toBeLessThanOrEqual(SCHEMA_CACHE_BYTES);
+    expect(types).toBeLessThan(20);
+    expect(types).toBeGreaterThan(10);
+    // The latest read is kept: asking again reads nothing.
+    const { db, asked } = recording();
+    await typeSchemas(db, free, "bytes.19");
+    expect(asked).toEqual([]);
+    await typeSchemas(db, free, "bytes.0");
+    expect(asked).toEqual([["free", "bytes.0"]]);
+  });
+
+  /** A D1 that records the types it is asked for (and can be made to fail). */
+  function recording(fail = () => false) {
+    const asked: unknown[][] = [];
+    const db = {
+      prepare: (sql: string) => ({
+        bind: (...args: unknown[]) => ({
+          all: async () => {
+            asked.push(args);
+            if (fail()) throw new Error("D1 is down");
+            return env.DB.prepare(sql)
+              .bind(...args)
+              .all();
+          },
+        }),
+      }),
+    } as unknown as D1Database;
+    return { db, asked };
+  }
+
+  it("reads only the type asked for, not the whole table", async () => {
+    await insertRow("free", "other.type", 1);
+    const { db, asked } = recording();
+    expect((await typeSchemas(db, free, "mine.type"))?.versions).toBeUndefined();
+    expect(asked).toEqual([["free", "mine.type"]]);
+    // Another type's versions are read when that type is asked for, once per SCHEMA_CACHE_MS.
+    expect((await typeSchemas(db, free, "other.type"))?.versions.map((v) => v.version)).toEqual([1]);
+    expect(await typeSchemas(db, free, "other.type")).toBeDefined();
+    expect(asked).toEqual([
+      ["free", "mine.type"],
+      ["free", "other.type"],
+    ]);
+  });
+
+  it("shares one read between concurrent callers of a type", async () => {
+    await insertRow("free", "shared.type", 1);
+    const { db, asked } = recording();
+    const all = await Promise.all([1, 2, 3].map(() => typeSchemas(db, free, "shared.type")));
+    expect(all.map((s) => s?.versions.length)).toEqual([1, 1, 1]);
+    expect(asked).toHaveLength(1);
+  });
+
+  it("serves a stale copy when D1 fails, and throws when it has none", async () => {
+    await insertRow("free", "stale.type", 1);
+    let down = false;
+    const { db } = recording(() => down);
+    expect(await versionsOf(free, "stale.type")).toEqual([[1, "registry"]]);
+    down = true;
+    expect((await typeSchemas(db, free, "stale.type", { now: Date.now() + SCHEMA_CACHE_MS }))?.versions.length).toBe(1);
+    await expect(typeSchemas(db, free, "never.read")).rejects.toThrow("D1 is down");
+  });
+
+  it(`keeps at most SCHEMA_CACHE_TYPES (${SCHEMA_CACHE_TYPES}) types, dropping the least recently used`, async () => {
+    const { db, asked } = recording();
+    await typeSchemas(db, free, "lru.first");
+    for (let i = 0; i < SCHEMA_CACHE_TYPES; i++) {
+      await typeSchemas(db, free, `lru.${i}`);
+      // lru.first stays recently used for the first half, then is left alone and evicted.
+      if (i < SCHEMA_CACHE_TYPES / 2) await typeSchemas(db, free, "lru.first");
+    }
+    expect(schemaCacheSize().types).toBe(SCHEMA_CACHE_TYPES);
+    const before = asked.length;
+    await typeSchemas(db, free, `lru.${SCHEMA_CACHE_TYPES - 1}`);
+    expect(asked.length).toBe(before);
+    await typeSchemas(db, free, "lru.0");
+    expect(asked.length).toBe(before + 1);
+  });
+
   it("does not see a row inserted elsewhere before SCHEMA_CACHE_MS, and sees it after", async () => {
     const loadedAround = Date.now();
     expect(await versionsOf(free, "cache.type")).toBeUndefined();
@@ -165,12 +287,16 @@ describe("the per-isolate cache", () => {
     });
     const held = {
       prepare: (sql: string) => ({
-        all: async () => {
-          const result = await env.DB.prepare(sql).all();
-          answered();
-          await gate;
-          return result;
-        },
+        bind: (...args: unknown[]) => ({
+          all: async () => {
+            const result = await env.DB.prepare(sql)
+              .bind(...args)
+              .all();
+            answered();
+            await gate;
+            return result;
+          },
+        }),
       }),
     } as unknown as D1Database;
     const pending = typeSchemas(held, free, "race.type", { now: Date.now() + SCHEMA_CACHE_MS });

@@ -1,7 +1,7 @@
 import { schemaUri } from "../../../sdk/schema-uri";
 import type { EventlineConfig } from "../../../shared/config";
 import { type JsonSchema, zodToJsonSchema } from "../../../shared/schemas/from-zod";
-import type { TypeSchemas } from "../schemas/registry";
+import type { CatalogType } from "../schemas/catalog";
 
 export type { JsonSchema };
 
@@ -20,15 +20,17 @@ export interface CatalogEntry {
 export const LOCAL_ORIGIN = "http://localhost:8787";
 
 /**
- * The catalog of the schema registry's types (workers/platform/schemas/registry.ts `schemaCatalog`:
+ * The catalog of the schema registry's types (workers/platform/schemas/catalog.ts `schemaCatalog`:
  * config versions, then runtime ones): the latest version of each, named by its URI at `origin`.
  */
-export function latestCatalog(types: readonly TypeSchemas[], origin: string): CatalogEntry[] {
-  return types.flatMap(({ topic, type, versions }) => {
-    const latest = versions[versions.length - 1];
-    if (latest === undefined) return [];
-    return [{ topic, type, version: latest.version, dataschema: schemaUri(origin, topic, type, latest.version), schema: latest.schema }];
-  });
+export function latestCatalog(types: readonly CatalogType[], origin: string): CatalogEntry[] {
+  return types.map(({ topic, type, latest }) => ({
+    topic,
+    type,
+    version: latest.version,
+    dataschema: schemaUri(origin, topic, type, latest.version),
+    schema: latest.schema,
+  }));
 }
 
 /**

@@ -6,7 +6,8 @@ import { access, canSee, may } from "../auth/access";
 import type { Principal } from "../auth/principal";
 import type { AppEnv } from "../context";
 import { EVENTLINE_VERSION } from "../reference/page";
-import { SCHEMA_CACHE_MS, schemaCatalog } from "../schemas/registry";
+import { schemaCatalog } from "../schemas/catalog";
+import { SCHEMA_CACHE_MS } from "../schemas/registry";
 import { listSubscriptionViews } from "../subscription-registry";
 
 const asyncApiRoute = createRoute({

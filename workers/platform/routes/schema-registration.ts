@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { schemaUri } from "../../../sdk/schema-uri";
 import { problemResponse, TopicParam } from "../../../shared/api-schemas";
-import type { EventlineConfig } from "../../../shared/config";
+import { type EventlineConfig, findTopic } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { access, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
@@ -23,14 +23,49 @@ const params = z.object({ topic: TopicParam, type: TypeParam });
 const schemaResource = (c: Context<AppEnv>) => `schema:${c.req.param("topic")}/${c.req.param("type")}`;
 const registerAccess = access({ group: "admin", action: "admin", topic: topicParam, audit: "schemas.register", resource: schemaResource });
 const checkAccess = access({ group: "ingest", action: "produce", topic: topicParam });
-/** `?dryRun=true` is a question, not a change: the producer's grant suffices. Any other value needs admin (fail closed). */
+/** `?dryRun=true` is a question, not a change: the producer's grant suffices. `false` or none needs admin (other values are a 400, after the grant check: fail closed). */
 const registerOrCheck: MiddlewareHandler<AppEnv> = (c, next) =>
   c.req.query("dryRun") === "true" ? checkAccess(c, next) : registerAccess(c, next);
+
+/**
+ * Refuses query parameters the route does not know, before anything else: a misspelled `dryRun`
+ * (`?dryrun=true`) must not be taken for a registration.
+ */
+const onlyQuery =
+  (...accepted: string[]): MiddlewareHandler<AppEnv> =>
+  async (c, next) => {
+    for (const name of Object.keys(c.req.queries())) {
+      if (!accepted.includes(name)) {
+        throw new EventlineError(
+          "invalid_parameter",
+          `unknown query parameter ${JSON.stringify(name)}; ${accepted.length === 0 ? "this route takes none" : `the accepted one is ${accepted.map((a) => JSON.stringify(a)).join(", ")} (\`dryRun=true\` checks without registering)`}`,
+        );
+      }
+    }
+    await next();
+  };
+
+/**
+ * Internal topics (the audit log) take no schemas: `422` for registration and dry run alike,
+ * answered before the grant check (nobody can hold `produce` on them, so a grant check would
+ * answer `403` for the dry run and `422` only for an admin's registration).
+ */
+const noInternalTopic: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const name = c.req.param("topic");
+  const topic = name === undefined ? undefined : findTopic(c.get("config"), name);
+  if (topic?.internal) {
+    throw new EventlineError(
+      "unprocessable_request",
+      `topic ${name} is internal: only the platform writes it, so its types take no registered schemas`,
+    );
+  }
+  await next();
+};
 
 const body = { required: true, content: { "application/json": { schema: SchemaBody } } };
 
 const commonErrors = {
-  400: problemResponse("Invalid body or parameter"),
+  400: problemResponse("Invalid body or parameter, or an unknown query parameter"),
   404: problemResponse("Unknown topic"),
   413: problemResponse("The schema is larger than 64 KiB as canonical JSON"),
   422: problemResponse(
@@ -41,11 +76,11 @@ const commonErrors = {
 const registerRoute = createRoute({
   method: "post",
   path: "/v1/topics/{topic}/types/{type}/schemas",
-  middleware: [registerOrCheck] as const,
+  middleware: [onlyQuery("dryRun"), noInternalTopic, registerOrCheck] as const,
   tags: ["Schemas"],
   summary: "Register a new data schema version for an event type (or check one with dryRun=true)",
   description:
-    "The schema (JSON Schema draft 2020-12) is checked against the earlier versions under the type's compatibility mode (`typeCompatibility`, else the topic's `compatibility`, default BACKWARD) and stored as the next version. A schema identical to an existing version (canonical JSON, ignoring `$id` and `$schema`) answers `200` with that version and stores nothing. Any type may get a first version this way; on a `strictTypes` topic that makes the type accepted. With `dryRun=true` nothing is stored and the answer is `200` with the verdict, compatible or not (grant: `produce`). Registering needs `admin` on the topic and is audited.",
+    "The schema (JSON Schema draft 2020-12) is checked against the earlier versions under the type's compatibility mode (`typeCompatibility`, else the topic's `compatibility`, default BACKWARD) and stored as the next version. A schema identical to an existing version (canonical JSON, ignoring `$id` and `$schema`) answers `200` with that version and `created: false`, and stores nothing (a new version: `201`, `created: true`). Query parameters other than `dryRun` are a `400`. Any type may get a first version this way; on a `strictTypes` topic that makes the type accepted. With `dryRun=true` nothing is stored and the answer is `200` with the verdict, compatible or not (grant: `produce`). Registering needs `admin` on the topic and is audited.",
   request: { params, query: DryRunQuery, body },
   responses: {
     200: {
@@ -67,7 +102,7 @@ const registerRoute = createRoute({
 const compatibilityRoute = createRoute({
   method: "post",
   path: "/v1/topics/{topic}/types/{type}/compatibility",
-  middleware: [checkAccess] as const,
+  middleware: [onlyQuery(), noInternalTopic, checkAccess] as const,
   tags: ["Schemas"],
   summary: "Would this schema be accepted as the type's next version? (the dry run of registration)",
   description:
@@ -79,23 +114,12 @@ const compatibilityRoute = createRoute({
   },
 });
 
-function requireUserTopic(config: EventlineConfig, name: string) {
-  const topic = requireTopic(config, name);
-  if (topic.internal) {
-    throw new EventlineError(
-      "unprocessable_request",
-      `topic ${name} is internal: only the platform writes it, so its types take no registered schemas`,
-    );
-  }
-  return topic;
-}
-
 export function schemaRegistrationRoutes(config: EventlineConfig) {
   return new OpenAPIHono<AppEnv>()
     .openapi(registerRoute, async (c) => {
       const { topic: name, type } = c.req.valid("param");
       const dryRun = c.req.valid("query").dryRun === "true";
-      const topic = requireUserTopic(config, name);
+      const topic = requireTopic(config, name);
       const submitted = await acceptSubmittedSchema(c.req.valid("json").schema);
       const outcome = await registerSchema(c.env.DB, topic, type, submitted, { dryRun, createdBy: c.get("principal").id });
       if (dryRun) return c.json(dryRunView(outcome), 200);
@@ -114,6 +138,7 @@ export function schemaRegistrationRoutes(config: EventlineConfig) {
         version: outcome.version,
       });
       const answer = {
+        created: outcome.created,
         version: outcome.version,
         dataschema,
         compatibility: outcome.result.mode,
@@ -123,7 +148,7 @@ export function schemaRegistrationRoutes(config: EventlineConfig) {
     })
     .openapi(compatibilityRoute, async (c) => {
       const { topic: name, type } = c.req.valid("param");
-      const topic = requireUserTopic(config, name);
+      const topic = requireTopic(config, name);
       const submitted = await acceptSubmittedSchema(c.req.valid("json").schema);
       const outcome = await registerSchema(c.env.DB, topic, type, submitted, { dryRun: true, createdBy: c.get("principal").id });
       return c.json(dryRunView(outcome), 200);

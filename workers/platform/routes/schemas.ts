@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context, MiddlewareHandler } from "hono";
 import { schemaUri } from "../../../sdk/schema-uri";
 import { problemResponse, TopicParam } from "../../../shared/api-schemas";
 import type { EventlineConfig, TopicConfig } from "../../../shared/config";
@@ -6,23 +7,45 @@ import { EventlineError } from "../../../shared/errors";
 import type { JsonSchema } from "../../../shared/schemas/from-zod";
 import { access, may, topicParam } from "../auth/access";
 import type { AppEnv } from "../context";
-import { SchemaCatalogSchema, SchemaVersionSchema, TypeParam, TypeSchemasSchema, VersionParam } from "../schemas/api";
+import { CatalogQuery, SchemaCatalogSchema, SchemaVersionSchema, TypeParam, TypeSchemasSchema, VersionParam } from "../schemas/api";
+import { schemaCatalog } from "../schemas/catalog";
 import { DRAFT_2020_12 } from "../schemas/meta-schema";
-import { type SchemaVersionView, schemaCatalog, type TypeSchemas, typeSchemas, typeSnapshot } from "../schemas/registry";
+import { type SchemaVersionView, type TypeSchemas, typeSchemas, typeSnapshot } from "../schemas/registry";
 import { requireTopic } from "../validation";
 
 /**
  * Reading the schema registry (docs/schemas.md): a type's versions, one version (as JSON Schema
  * tooling fetches it, with `Accept: application/schema+json`), and the catalog of every type.
- * Runtime versions come from the isolate's cache, at most SCHEMA_CACHE_MS stale.
+ * A type's runtime versions come from the isolate's per-type cache, at most SCHEMA_CACHE_MS stale; the catalog reads
+ * each type's latest version from D1 (schemas/catalog.ts). Readable with `consume` or `produce` on the topic.
  */
 
 export const SCHEMA_MEDIA_TYPE = "application/schema+json";
 
+/**
+ * Reading a topic's schemas needs `consume` or `produce` on it: a consumer reads the events they
+ * describe, a producer must name them (`dataschema`) and may check against them.
+ */
+function readAccess(topicOf: (c: Context<AppEnv>) => string | undefined): MiddlewareHandler<AppEnv> {
+  const consume = access({ group: "read", action: "consume", topic: topicOf });
+  const produce = access({ group: "read", action: "produce", topic: topicOf });
+  return (c, next) => {
+    const topic = topicOf(c);
+    const producer = topic !== undefined && may(c.get("config"), c.get("principal"), "produce", topic);
+    return producer ? produce(c, next) : consume(c, next);
+  };
+}
+
+/** `GET /v1/schemas?topic=`: that topic's grant; without it, any grant (the handler filters). */
+const catalogAccess: MiddlewareHandler<AppEnv> = (c, next) =>
+  c.req.query("topic") === undefined ? listAccess(c, next) : topicReadAccess(c, next);
+const listAccess = access({ group: "read", action: "list" });
+const topicReadAccess = readAccess((c) => c.req.query("topic"));
+
 const listRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/types/{type}/schemas",
-  middleware: [access({ group: "read", action: "consume", topic: topicParam })] as const,
+  middleware: [readAccess(topicParam)] as const,
   tags: ["Schemas"],
   summary: "Every data schema version of an event type, oldest first",
   description:
@@ -30,6 +53,7 @@ const listRoute = createRoute({
   request: { params: z.object({ topic: TopicParam, type: TypeParam }) },
   responses: {
     200: { description: "The type's versions", content: { "application/json": { schema: TypeSchemasSchema } } },
+    400: problemResponse("The type is longer than 256 characters"),
     404: problemResponse("Unknown topic, or a type without schema versions"),
   },
 });
@@ -37,7 +61,7 @@ const listRoute = createRoute({
 const versionRoute = createRoute({
   method: "get",
   path: "/v1/topics/{topic}/types/{type}/schemas/{version}",
-  middleware: [access({ group: "read", action: "consume", topic: topicParam })] as const,
+  middleware: [readAccess(topicParam)] as const,
   tags: ["Schemas"],
   summary: "One data schema version (the resource a `dataschema` URI names)",
   description: `With \`Accept: ${SCHEMA_MEDIA_TYPE}\` the body is the JSON Schema itself, with \`$id\` set to this URI and \`$schema\` to draft 2020-12, so the \`dataschema\` of an event can be handed to JSON Schema tooling as is. Versions never change once they exist.`,
@@ -50,7 +74,7 @@ const versionRoute = createRoute({
         [SCHEMA_MEDIA_TYPE]: { schema: z.record(z.string(), z.unknown()) },
       },
     },
-    400: problemResponse("The version is not a positive integer"),
+    400: problemResponse("The version is not a positive integer, or the type is longer than 256 characters"),
     404: problemResponse("Unknown topic, type or version"),
   },
 });
@@ -58,11 +82,15 @@ const versionRoute = createRoute({
 const catalogRoute = createRoute({
   method: "get",
   path: "/v1/schemas",
-  middleware: [access({ group: "read", action: "list" })] as const,
+  middleware: [catalogAccess] as const,
   tags: ["Schemas"],
-  summary: "Every event type with schema versions, on the topics the caller may consume",
+  summary: "Every event type with schema versions, on the topics the caller may consume or produce to",
+  description: "With `topic`, that topic's types only (`404` for an unknown topic, `403` without `consume` or `produce` on it).",
+  request: { query: CatalogQuery },
   responses: {
     200: { description: "Each (topic, type) and its latest version", content: { "application/json": { schema: SchemaCatalogSchema } } },
+    403: problemResponse("No `consume` or `produce` grant on the `topic` asked for"),
+    404: problemResponse("Unknown `topic`"),
   },
 });
 
@@ -140,18 +168,20 @@ export function schemaReadRoutes(config: EventlineConfig) {
     .openapi(catalogRoute, async (c) => {
       const principal = c.get("principal");
       const origin = originOf(c.req.url);
-      const visible = { ...config, topics: config.topics.filter((t) => may(config, principal, "consume", t.name)) };
-      const types = (await schemaCatalog(c.env.DB, visible)).map((t) => {
-        const latest = t.versions.at(-1) as SchemaVersionView;
-        return {
-          topic: t.topic,
-          type: t.type,
-          compatibility: t.compatibility,
-          latestVersion: latest.version,
-          dataschema: schemaUri(origin, t.topic, t.type, latest.version),
-          versions: t.versions.length,
-        };
-      });
+      const { topic } = c.req.valid("query");
+      const readable = topic === undefined ? config.topics : [requireTopic(config, topic)];
+      const visible = {
+        ...config,
+        topics: readable.filter((t) => may(config, principal, "consume", t.name) || may(config, principal, "produce", t.name)),
+      };
+      const types = (await schemaCatalog(c.env.DB, visible)).map((t) => ({
+        topic: t.topic,
+        type: t.type,
+        compatibility: t.compatibility,
+        latestVersion: t.latest.version,
+        dataschema: schemaUri(origin, t.topic, t.type, t.latest.version),
+        versions: t.versions,
+      }));
       return c.json({ types }, 200);
     });
 }

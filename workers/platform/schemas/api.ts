@@ -49,6 +49,9 @@ const IncompatibilitySchema = z.object({
 
 export const RegisteredSchema = z
   .object({
+    created: z
+      .boolean()
+      .openapi({ description: "`true`: stored by this call (`201`); `false`: an identical schema already was `version` (`200`)" }),
     version: z.number().int(),
     dataschema: z.string().openapi({ description: "The URI events name this version by (their `dataschema` attribute)" }),
     compatibility: Mode,
@@ -81,6 +84,14 @@ export const SchemaVersionSchema = z
 export const TypeSchemasSchema = z
   .object({ topic: z.string(), type: z.string(), compatibility: Mode, schemas: z.array(SchemaVersionSchema) })
   .openapi("TypeSchemas");
+
+export const CatalogQuery = z.object({
+  topic: z
+    .string()
+    .min(1)
+    .optional()
+    .openapi({ param: { name: "topic", in: "query" }, description: "Only this topic's types" }),
+});
 
 export const SchemaCatalogSchema = z
   .object({

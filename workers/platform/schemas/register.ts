@@ -13,8 +13,14 @@ import { fingerprintOf, type SubmittedSchema } from "./submitted";
  * all its predecessors as the mode requires, and versions stay contiguous.
  */
 
-/** Most versions one type may have (config + runtime): each isolate keeps every runtime version in memory. */
+/** Most versions one type may have (config + runtime). */
 export const MAX_VERSIONS = 1000;
+/**
+ * Most bytes (canonical JSON, UTF-8) one type's runtime versions may hold together: an isolate
+ * caches a type's versions whole, so this bounds each cached entry (registry.ts).
+ */
+export const MAX_TYPE_SCHEMA_BYTES = 1024 * 1024;
+const encoder = new TextEncoder();
 /** Attempts before a registration that keeps losing to concurrent ones gives up (503). */
 const MAX_ATTEMPTS = 12;
 
@@ -102,6 +108,13 @@ export async function registerSchema(
     if (!outcome.result.compatible) throw incompatible(topic.name, type, outcome);
     if (outcome.version > MAX_VERSIONS) {
       throw new EventlineError("unprocessable_request", `${topic.name}/${type} has ${MAX_VERSIONS} versions, the most a type may have`);
+    }
+    const bytes = snapshot.storedBytes + encoder.encode(submitted.canonical).length;
+    if (bytes > MAX_TYPE_SCHEMA_BYTES) {
+      throw new EventlineError(
+        "unprocessable_request",
+        `${topic.name}/${type}'s registered versions would hold ${bytes} bytes of canonical JSON with this one; a type's versions may hold at most ${MAX_TYPE_SCHEMA_BYTES} (1 MiB) together`,
+      );
     }
     // Stored only if no runtime version was added since the snapshot: the check above saw the latest.
     const inserted = await db

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { schemaPath } from "../../../sdk/schema-uri";
-import type { EventlineConfig, TopicConfig } from "../../../shared/config";
+import type { TopicConfig } from "../../../shared/config";
 import { type JsonSchema, zodToJsonSchema } from "../../../shared/schemas/from-zod";
 import type { CompatibilityMode } from "../../../shared/schemas/modes";
 
@@ -9,9 +9,12 @@ import type { CompatibilityMode } from "../../../shared/schemas/modes";
  * versions — those eventline.config.ts declares (1..n, zod, converted to JSON Schema) followed by
  * those registered at runtime (D1 `schema_versions`, n+1…).
  *
- * Runtime versions are cached per isolate for at most SCHEMA_CACHE_MS: a version registered
- * through another isolate (another edge location) is seen by this one within that bound. The
- * isolate that registers a version drops its cache at once, so its own next request sees it.
+ * Runtime versions are read per (topic, type), on demand, and cached per isolate for at most
+ * SCHEMA_CACHE_MS (at most SCHEMA_CACHE_TYPES types and SCHEMA_CACHE_BYTES, least recently used
+ * dropped): a version
+ * registered through another isolate (another edge location) is seen by this one within that
+ * bound. The isolate that registers a version drops its cache at once, so its own next request
+ * sees it. Registration caps a type's stored bytes (register.ts), which bounds each cached entry.
  */
 
 /** The bound on how stale an isolate's view of runtime-registered versions may be. */
@@ -71,7 +74,7 @@ function configVersions(topic: TopicConfig, type: string): SchemaVersionView[] {
   }));
 }
 
-interface RuntimeRow {
+export interface RuntimeRow {
   topic: string;
   type: string;
   version: number;
@@ -81,23 +84,44 @@ interface RuntimeRow {
   created_at: number;
 }
 
-/** Runtime versions by `topic\0type`, ascending. */
-type RuntimeIndex = Map<string, SchemaVersionView[]>;
-
 const keyOf = (topic: string, type: string) => `${topic}\u0000${type}`;
 
-let cache: { index: RuntimeIndex; loadedAt: number } | undefined;
-let loading: { promise: Promise<RuntimeIndex>; generation: number } | undefined;
+/** Most (topic, type)s whose runtime versions one isolate keeps (least recently used dropped first). */
+export const SCHEMA_CACHE_TYPES = 1000;
+/**
+ * Most canonical-JSON bytes of runtime versions one isolate keeps (least recently used types
+ * dropped first; the type just read is always kept, and is itself at most 1 MiB: register.ts).
+ */
+export const SCHEMA_CACHE_BYTES = 16 * 1024 * 1024;
+
+interface CachedType {
+  versions: SchemaVersionView[];
+  loadedAt: number;
+  /** Its rows' canonical JSON length: what it costs the cache's byte bound. */
+  bytes: number;
+}
+
+/** Runtime versions per `topic\0type`, in least-recently-used order (Map iteration order). */
+const cache = new Map<string, CachedType>();
+let cachedBytes = 0;
+const loading = new Map<string, { promise: Promise<SchemaVersionView[]>; generation: number }>();
 /** Bumped by every invalidation: reads started before it are neither shared nor cached after it. */
 let generation = 0;
 
 /** Forgets this isolate's cached runtime versions (after a registration here). */
 export function invalidateSchemaCache(): void {
-  cache = undefined;
+  cache.clear();
+  cachedBytes = 0;
+  loading.clear();
   generation += 1;
 }
 
-const viewOf = (row: RuntimeRow): SchemaVersionView => ({
+/** How many types, and bytes of their versions, this isolate holds (tests hold them to the bounds). */
+export function schemaCacheSize(): { types: number; bytes: number } {
+  return { types: cache.size, bytes: cachedBytes };
+}
+
+export const viewOf = (row: RuntimeRow): SchemaVersionView => ({
   topic: row.topic,
   type: row.type,
   version: row.version,
@@ -109,51 +133,84 @@ const viewOf = (row: RuntimeRow): SchemaVersionView => ({
   compatibility: row.compatibility as CompatibilityMode,
 });
 
-const COLUMNS = "topic, type, version, schema, compatibility, created_by, created_at";
+export const COLUMNS = "topic, type, version, schema, compatibility, created_by, created_at";
 
-async function loadRuntime(db: D1Database): Promise<RuntimeIndex> {
-  const { results } = await db.prepare(`SELECT ${COLUMNS} FROM schema_versions ORDER BY topic, type, version`).all<RuntimeRow>();
-  const index: RuntimeIndex = new Map();
-  for (const row of results) {
-    const key = keyOf(row.topic, row.type);
-    const list = index.get(key) ?? [];
-    list.push(viewOf(row));
-    index.set(key, list);
+/** One type's runtime rows (the primary key's prefix: an indexed read of that type only). */
+async function loadType(db: D1Database, topic: string, type: string): Promise<Loaded> {
+  const { results } = await db
+    .prepare(`SELECT ${COLUMNS} FROM schema_versions WHERE topic = ? AND type = ? ORDER BY version`)
+    .bind(topic, type)
+    .all<RuntimeRow>();
+  return { versions: results.map(viewOf), bytes: results.reduce((sum, r) => sum + r.schema.length, 0) };
+}
+
+interface Loaded {
+  versions: SchemaVersionView[];
+  bytes: number;
+}
+
+function remember(key: string, entry: CachedType): void {
+  forget(key);
+  cache.set(key, entry);
+  cachedBytes += entry.bytes;
+  while (cache.size > SCHEMA_CACHE_TYPES || (cachedBytes > SCHEMA_CACHE_BYTES && cache.size > 1)) {
+    forget(cache.keys().next().value as string);
   }
-  return index;
+}
+
+function forget(key: string): void {
+  const entry = cache.get(key);
+  if (entry === undefined) return;
+  cache.delete(key);
+  cachedBytes -= entry.bytes;
 }
 
 /**
- * Runtime versions: from the isolate's cache when younger than SCHEMA_CACHE_MS, else from D1
- * (concurrent callers share one read). `fresh` always reads D1 (and refreshes the cache). When D1
- * fails and a cached copy exists, the stale copy is served rather than failing ingest. A copy's
- * age counts from when its read started, and a read that started before an invalidation is not
- * cached (it may predate the registration that invalidated).
+ * One type's runtime versions: from the isolate's cache when younger than SCHEMA_CACHE_MS, else
+ * from D1 (concurrent callers for the type share one read). `fresh` always reads D1 (and refreshes
+ * the cache). When D1 fails and a cached copy exists, the stale copy is served rather than failing
+ * ingest. A copy's age counts from when its read started, and a read that started before an
+ * invalidation is not cached (it may predate the registration that invalidated).
  */
-async function runtimeIndex(db: D1Database, { fresh = false, now = Date.now() }: ReadOptions): Promise<RuntimeIndex> {
-  if (!fresh && cache !== undefined && now - cache.loadedAt < SCHEMA_CACHE_MS) return cache.index;
+async function runtimeVersions(
+  db: D1Database,
+  topic: string,
+  type: string,
+  { fresh = false, now = Date.now() }: ReadOptions,
+): Promise<SchemaVersionView[]> {
+  const key = keyOf(topic, type);
+  const cached = cache.get(key);
+  if (!fresh && cached !== undefined && now - cached.loadedAt < SCHEMA_CACHE_MS) {
+    remember(key, cached);
+    return cached.versions;
+  }
   const started = Date.now();
   const startedIn = generation;
-  const keep = (index: RuntimeIndex) => {
-    if (startedIn === generation && (cache === undefined || cache.loadedAt <= started)) cache = { index, loadedAt: started };
-    return index;
+  const keep = ({ versions, bytes }: Loaded) => {
+    const current = cache.get(key);
+    if (startedIn === generation && (current === undefined || current.loadedAt <= started)) {
+      remember(key, { versions, bytes, loadedAt: started });
+    }
+    return versions;
   };
-  if (fresh) return keep(await loadRuntime(db));
-  if (loading !== undefined && loading.generation === generation) return loading.promise;
-  const promise = loadRuntime(db)
+  if (fresh) return keep(await loadType(db, topic, type));
+  const pending = loading.get(key);
+  if (pending !== undefined && pending.generation === generation) return pending.promise;
+  const promise = loadType(db, topic, type)
     .then(keep)
     .catch((err: unknown) => {
-      if (cache !== undefined) return cache.index;
+      const stale = cache.get(key);
+      if (stale !== undefined) return stale.versions;
       throw err;
     })
     .finally(() => {
-      if (loading?.promise === promise) loading = undefined;
+      if (loading.get(key)?.promise === promise) loading.delete(key);
     });
-  loading = { promise, generation };
+  loading.set(key, { promise, generation });
   return promise;
 }
 
-function merge(topic: TopicConfig, type: string, runtime: SchemaVersionView[] | undefined): TypeSchemas | undefined {
+export function merge(topic: TopicConfig, type: string, runtime: SchemaVersionView[] | undefined): TypeSchemas | undefined {
   const declared = configVersions(topic, type);
   // Runtime versions are numbered after the declared ones; one the config has since grown over is
   // shadowed by the declaration (docs/schemas.md: once versions are registered at runtime, add new ones there).
@@ -179,27 +236,12 @@ export async function typeSchemas(
   type: string,
   options: ReadOptions = {},
 ): Promise<TypeSchemas | undefined> {
-  const index = await runtimeIndex(db, options);
-  return merge(topic, type, index.get(keyOf(topic.name, type)));
-}
-
-/** Every type with at least one version, per topic (config order, then runtime-only types by name). */
-export async function schemaCatalog(db: D1Database, config: EventlineConfig, options: ReadOptions = {}): Promise<TypeSchemas[]> {
-  const index = await runtimeIndex(db, options);
-  const out: TypeSchemas[] = [];
-  for (const topic of config.topics) {
-    const types = new Set(Object.keys(topic.schemaVersions));
-    const runtimeTypes = [...index.values()].flatMap((list) => (list[0]?.topic === topic.name ? [list[0].type] : [])).sort();
-    for (const type of runtimeTypes) types.add(type);
-    for (const type of types) {
-      const merged = merge(topic, type, index.get(keyOf(topic.name, type)));
-      if (merged !== undefined) out.push(merged);
-    }
-  }
-  return out;
+  return merge(topic, type, await runtimeVersions(db, topic.name, type, options));
 }
 
 /** One type's versions as D1 holds them now, with what registration needs to add the next one. */
+const encoder = new TextEncoder();
+
 export interface TypeSnapshot {
   /** Config versions, then the runtime versions numbered after them; undefined when there are none. */
   schemas: TypeSchemas | undefined;
@@ -209,6 +251,8 @@ export interface TypeSnapshot {
   latestStored: number;
   /** Fingerprints of the runtime rows by version, shadowed ones included. */
   fingerprints: Map<number, string>;
+  /** The runtime rows' canonical JSON, in UTF-8 bytes, shadowed ones included: what an isolate caches of the type. */
+  storedBytes: number;
 }
 
 /**
@@ -226,6 +270,7 @@ export async function typeSnapshot(db: D1Database, topic: TopicConfig, type: str
     declared,
     latestStored: results.at(-1)?.version ?? 0,
     fingerprints: new Map(results.map((r) => [r.version, r.fingerprint])),
+    storedBytes: results.reduce((sum, r) => sum + encoder.encode(r.schema).length, 0),
   };
 }
 
