@@ -343,7 +343,7 @@ export const metricsSnapshots = sqliteTable(
  * The schema registry's runtime versions (docs/schemas.md): data schemas registered with
  * POST /v1/topics/{topic}/types/{type}/schemas, numbered after the versions eventline.config.ts
  * declares (1..n). Rows are never updated or deleted: an event stored with a `dataschema` can always
- * be re-validated against it. `schema` is the JSON Schema (draft 2020-12) as canonical JSON;
+ * be re-validated against it. `schema` is the JSON Schema (draft 2020-12) as its author wrote it (member order kept);
  * `fingerprint` its SHA-256 (hex), so registering the same schema again answers the existing version.
  */
 export const schemaVersions = sqliteTable(

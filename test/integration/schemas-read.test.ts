@@ -62,6 +62,33 @@ describe("GET the registry", () => {
     expect(validator.validate({ n: "one" }).valid).toBe(false);
   });
 
+  it("keeps the author's member order (the fingerprint alone is canonical)", async () => {
+    const type = `read.order.${crypto.randomUUID().slice(0, 8)}`;
+    // Written in an order canonical JSON would change: required before type, z before a.
+    const authored = {
+      required: ["z"],
+      type: "object",
+      properties: { z: { type: "string", maxLength: 8 }, a: { type: "integer" } },
+      additionalProperties: false,
+    };
+    const { version } = await registered("shop", type, authored);
+    const item = await expectJson<{ schema: Record<string, unknown> }>(await call(`${typePath("shop", type)}/schemas/${version}`), 200);
+    expect(JSON.stringify(item.schema)).toBe(JSON.stringify(authored));
+    // The same schema with its members in another order is the same version (idempotent).
+    const reordered = {
+      type: "object",
+      additionalProperties: false,
+      properties: { a: { type: "integer" }, z: { maxLength: 8, type: "string" } },
+      required: ["z"],
+    };
+    const again = await call(`${typePath("shop", type)}/schemas`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ schema: reordered }),
+    });
+    expect(await expectJson<{ version: number; created: boolean }>(again, 200)).toMatchObject({ version, created: false });
+  });
+
   it("serves a boolean schema in object form", async () => {
     const v1 = await registered("events", "anything.type", true);
     const res = await call(new URL(v1.dataschema).pathname, { headers: { accept: "application/schema+json" } });

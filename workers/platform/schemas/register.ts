@@ -128,7 +128,7 @@ export async function registerSchema(
         topic.name,
         type,
         outcome.version,
-        submitted.canonical,
+        submitted.text,
         submitted.fingerprint,
         outcome.result.mode,
         options.createdBy,

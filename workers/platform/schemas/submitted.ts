@@ -18,8 +18,10 @@ export const MAX_SCHEMA_BYTES = 64 * 1024;
 export interface SubmittedSchema {
   /** The schema as stored: the submitted one without a top-level `$id`. */
   schema: JsonSchema;
-  /** Its canonical JSON (the stored text). */
+  /** Its canonical JSON (what sizes are counted in). */
   canonical: string;
+  /** The stored text: the schema as its author wrote it (member order kept; `$id` dropped). */
+  text: string;
   /** SHA-256 (hex) of its canonical form without `$id`/`$schema`: equal schemas, equal fingerprints. */
   fingerprint: string;
 }
@@ -168,5 +170,5 @@ export async function acceptSubmittedSchema(input: unknown): Promise<SubmittedSc
   } catch (err) {
     throw invalid("schema does not compile", [{ path: "/schema", message: err instanceof Error ? err.message : String(err) }]);
   }
-  return { schema, canonical, fingerprint: await fingerprintOf(schema) };
+  return { schema, canonical, text: JSON.stringify(schema), fingerprint: await fingerprintOf(schema) };
 }
