@@ -413,3 +413,11 @@ export function defineConfig(input: EventlineConfigInput): EventlineConfig {
 export function findTopic(config: EventlineConfig, name: string): TopicConfig | undefined {
   return config.topics.find((t) => t.name === name);
 }
+
+/**
+ * The data schema versions the config declares for `type` (version i+1 at index i), none for a
+ * type it does not list. Own properties only: a type such as "constructor" finds nothing.
+ */
+export function declaredVersions(topic: TopicConfig, type: string): readonly z.ZodType[] {
+  return Object.hasOwn(topic.schemaVersions, type) ? (topic.schemaVersions[type] as z.ZodType[]) : [];
+}

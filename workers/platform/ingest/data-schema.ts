@@ -2,7 +2,7 @@ import { type OutputUnit, Validator } from "@cfworker/json-schema";
 import type { z } from "zod";
 import { parseSchemaUri, schemaPath, schemaUri } from "../../../sdk/schema-uri";
 import { type CloudEvent, isJsonMediaType } from "../../../shared/cloudevents";
-import type { TopicConfig } from "../../../shared/config";
+import { declaredVersions, type TopicConfig } from "../../../shared/config";
 import { EventlineError, type ProblemIssue } from "../../../shared/errors";
 import { jsonPointer } from "../../../shared/json";
 import type { JsonSchema } from "../../../shared/schemas/from-zod";
@@ -69,7 +69,7 @@ export function configSource(topic: TopicConfig, origin: string | undefined): Da
   return {
     origin,
     versionsOf: async (type) => {
-      const declared = Object.hasOwn(topic.schemaVersions, type) ? (topic.schemaVersions[type] as z.ZodType[]) : [];
+      const declared = declaredVersions(topic, type);
       return declared.length === 0 ? undefined : declared.map((zod, i) => ({ version: i + 1, zod }));
     },
   };

@@ -1,5 +1,4 @@
-import type { z } from "zod";
-import type { EventlineConfig } from "../../../shared/config";
+import { declaredVersions, type EventlineConfig } from "../../../shared/config";
 import type { CompatibilityMode } from "../../../shared/schemas/modes";
 import { COLUMNS, compatibilityOf, merge, type RuntimeRow, type SchemaVersionView, viewOf } from "./registry";
 
@@ -42,7 +41,7 @@ export async function schemaCatalog(db: D1Database, config: EventlineConfig): Pr
     const runtimeTypes = results.filter((r) => r.topic === topic.name).map((r) => r.type);
     for (const type of runtimeTypes.sort()) types.add(type);
     for (const type of types) {
-      const declared = Object.hasOwn(topic.schemaVersions, type) ? (topic.schemaVersions[type] as z.ZodType[]).length : 0;
+      const declared = declaredVersions(topic, type).length;
       const row = latestOf.get(`${topic.name}\u0000${type}`);
       let count = declared;
       let latest: SchemaVersionView | undefined;

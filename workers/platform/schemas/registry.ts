@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { schemaPath } from "../../../sdk/schema-uri";
-import type { TopicConfig } from "../../../shared/config";
+import { declaredVersions, type TopicConfig } from "../../../shared/config";
 import { type JsonSchema, zodToJsonSchema } from "../../../shared/schemas/from-zod";
 import type { CompatibilityMode } from "../../../shared/schemas/modes";
 
@@ -61,17 +61,31 @@ function jsonSchemaOf(schema: z.ZodType): JsonSchema {
   return json;
 }
 
-function configVersions(topic: TopicConfig, type: string): SchemaVersionView[] {
-  const declared = Object.hasOwn(topic.schemaVersions, type) ? (topic.schemaVersions[type] as z.ZodType[]) : [];
-  return declared.map((zod, i) => ({
-    topic: topic.name,
-    type,
-    version: i + 1,
-    schema: jsonSchemaOf(zod),
-    path: schemaPath(topic.name, type, i + 1),
-    source: "config" as const,
-    zod,
-  }));
+/** The config's versions as views, built once per (topic, type): ingest asks for them on every request. */
+const configViews = new WeakMap<TopicConfig, Map<string, readonly SchemaVersionView[]>>();
+
+function configVersions(topic: TopicConfig, type: string): readonly SchemaVersionView[] {
+  let byType = configViews.get(topic);
+  if (byType === undefined) {
+    byType = new Map();
+    configViews.set(topic, byType);
+  }
+  let views = byType.get(type);
+  if (views === undefined) {
+    views = declaredVersions(topic, type).map((zod, i) => ({
+      topic: topic.name,
+      type,
+      version: i + 1,
+      schema: jsonSchemaOf(zod),
+      path: schemaPath(topic.name, type, i + 1),
+      source: "config" as const,
+      zod,
+    }));
+    // Only declared types are kept: a type the config does not list has no views to build, and
+    // keeping its empty list would let arbitrary producer-chosen types grow the map.
+    if (views.length > 0) byType.set(type, views);
+  }
+  return views;
 }
 
 export interface RuntimeRow {
@@ -264,10 +278,9 @@ export async function typeSnapshot(db: D1Database, topic: TopicConfig, type: str
     .prepare(`SELECT ${COLUMNS}, fingerprint FROM schema_versions WHERE topic = ? AND type = ? ORDER BY version`)
     .bind(topic.name, type)
     .all<RuntimeRow & { fingerprint: string }>();
-  const declared = Object.hasOwn(topic.schemaVersions, type) ? (topic.schemaVersions[type] as z.ZodType[]).length : 0;
   return {
     schemas: merge(topic, type, results.map(viewOf)),
-    declared,
+    declared: declaredVersions(topic, type).length,
     latestStored: results.at(-1)?.version ?? 0,
     fingerprints: new Map(results.map((r) => [r.version, r.fingerprint])),
     storedBytes: results.reduce((sum, r) => sum + encoder.encode(r.schema).length, 0),
