@@ -26,6 +26,30 @@ export function jsonPointer(base: string, path: readonly PropertyKey[]): string 
   return base + path.map((p) => `/${escapePointer(String(p))}`).join("");
 }
 
+const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
+
+/**
+ * The value an RFC 6901 JSON Pointer (`""`, `/a/0/b~1c`) selects in `root`: own object members and
+ * array elements by canonical index only; undefined when the pointer is malformed or selects nothing.
+ */
+export function resolveJsonPointer(root: unknown, pointer: string): unknown {
+  if (pointer === "") return root;
+  if (!pointer.startsWith("/")) return undefined;
+  let at: unknown = root;
+  for (const raw of pointer.slice(1).split("/")) {
+    const token = raw.replaceAll("~1", "/").replaceAll("~0", "~");
+    if (Array.isArray(at)) {
+      if (!ARRAY_INDEX.test(token)) return undefined;
+      at = at[Number(token)];
+    } else if (at !== null && typeof at === "object" && Object.hasOwn(at, token)) {
+      at = (at as Record<string, unknown>)[token];
+    } else {
+      return undefined;
+    }
+  }
+  return at;
+}
+
 /** Object members plus array elements one event may hold: bounds the CPU any later walk of it costs. */
 export const MAX_JSON_MEMBERS = 10_000;
 

@@ -1,3 +1,4 @@
+import { resolveJsonPointer } from "../json";
 import { ANNOTATIONS, isSchema, isSchemaObject, type JsonSchema, type JsonSchemaObject } from "./json-schema";
 
 /** A schema the engine cannot reason about: compared versions must then be identical. */
@@ -30,10 +31,6 @@ const MAPS = new Set(["properties", "patternProperties", "dependentSchemas"]);
 const LISTS = new Set(["allOf", "anyOf", "oneOf", "prefixItems"]);
 const DEFINITIONS = new Set(["$defs", "definitions"]);
 
-function unescapeToken(token: string): string {
-  return token.replaceAll("~1", "/").replaceAll("~0", "~");
-}
-
 /**
  * Inlines the local references (`#/$defs/x`, `#/definitions/x`, any `#/…` pointer into the same
  * document) and drops the definitions, so json-schema-diff (which does not follow `$ref`) and the
@@ -56,12 +53,8 @@ export function dereference(root: JsonSchema): JsonSchema {
     }
     if (pointer === "") throw new UnsupportedSchemaError(at, "recursive $ref to the root is not supported");
     if (!pointer.startsWith("/")) throw new UnsupportedSchemaError(at, `$ref ${ref} names an anchor, not a JSON Pointer`);
-    let target: unknown = root;
-    for (const token of pointer.slice(1).split("/").map(unescapeToken)) {
-      if (Array.isArray(target) && /^(0|[1-9]\d*)$/.test(token)) target = target[Number(token)];
-      else if (isSchemaObject(target) && Object.hasOwn(target, token)) target = target[token];
-      else throw new UnsupportedSchemaError(at, `$ref ${ref} does not resolve`);
-    }
+    const target = resolveJsonPointer(root, pointer);
+    if (target === undefined) throw new UnsupportedSchemaError(at, `$ref ${ref} does not resolve`);
     if (!isSchema(target)) throw new UnsupportedSchemaError(at, `$ref ${ref} does not resolve to a schema`);
     return target;
   };

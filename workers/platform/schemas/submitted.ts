@@ -1,6 +1,6 @@
 import { type Schema, Validator } from "@cfworker/json-schema";
 import { EventlineError, type ProblemIssue } from "../../../shared/errors";
-import { canonicalJson, jsonPointer, sha256Hex } from "../../../shared/json";
+import { canonicalJson, jsonPointer, resolveJsonPointer, sha256Hex } from "../../../shared/json";
 import type { JsonSchema } from "../../../shared/schemas/from-zod";
 import { DRAFT_2020_12, metaSchemaIssues } from "./meta-schema";
 
@@ -76,15 +76,7 @@ function resolveFragmentPointer(root: unknown, fragment: string): unknown {
   } catch {
     return undefined;
   }
-  if (decoded === "") return root;
-  if (!decoded.startsWith("/")) return undefined;
-  let at: unknown = root;
-  for (const raw of decoded.slice(1).split("/")) {
-    const token = raw.replaceAll("~1", "/").replaceAll("~0", "~");
-    if (at === null || typeof at !== "object" || !Object.hasOwn(at, token)) return undefined;
-    at = (at as Record<string, unknown>)[token];
-  }
-  return at;
+  return resolveJsonPointer(root, decoded);
 }
 
 /** Remote references, nested `$id`s and local references that do not resolve. */
