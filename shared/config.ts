@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { filterSchema } from "./filter";
+import { checkProcessors } from "./processors-checks";
+import { type ProcessorConfig, processorConfigSchema, repartitionTopicOf } from "./processors-config";
 import { COMPATIBILITY_MODES, DEFAULT_COMPATIBILITY } from "./schemas/modes";
 import { parseGrants } from "./security/grants";
 
@@ -295,6 +297,8 @@ const configSchema = z
   .object({
     topics: z.array(topicSchema).min(1),
     subscriptions: z.array(subscriptionSchema).default([]),
+    /** Stream processors (docs/processors.md): windowed aggregates and patterns over a topic, results appended to another. */
+    processors: z.array(processorConfigSchema).default([]),
     limits: limitsSchema,
     partitionLog: z
       .object({
@@ -356,7 +360,35 @@ const configSchema = z
       names.add(sub.name);
       queues.add(sub.queue);
     });
-  });
+    checkProcessors(cfg, ctx);
+  })
+  .transform(withRepartitionTopics);
+
+/**
+ * Each processor re-partitions by its key through an internal topic of its own
+ * (`processor.<name>`, docs/processors.md), added here unless the declaration already holds it (a
+ * parsed config parses again).
+ */
+function withRepartitionTopics<C extends { topics: TopicOutput[]; processors: ProcessorConfig[] }>(cfg: C): C {
+  const topics = [...cfg.topics];
+  for (const p of cfg.processors) {
+    const name = repartitionTopicOf(p.name);
+    if (topics.some((t) => t.name === name)) continue;
+    const input = topics.find((t) => t.name === p.input.topic);
+    topics.push(
+      topicSchema.parse({
+        name,
+        partitions: p.partitions ?? input?.partitions ?? 1,
+        retentionHours: input?.retentionHours ?? 24 * 7,
+        archive: input?.archive,
+        internal: true,
+        description: `Internal: processor ${p.name}'s input, re-partitioned by its key.`,
+      }),
+    );
+  }
+  return { ...cfg, topics };
+}
+type TopicOutput = z.output<typeof topicSchema>;
 
 export type EventlineConfigInput = z.input<typeof configSchema>;
 export type EventlineConfig = z.output<typeof configSchema>;

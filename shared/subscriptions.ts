@@ -1,10 +1,22 @@
 import type { SubscriptionConfig } from "./config";
 import { compileFilter, type Filter, patternKeys } from "./filter";
 
+/**
+ * A route delivered by a direct call instead of a queue (a processor's feed, ADR 0053): the call
+ * returns once the other side committed, so its success is the acknowledgement.
+ */
+export interface DirectTarget {
+  processor: string;
+  /** `repartition`: input topic → the processor's internal topic; `process`: internal topic → processor instance. */
+  stage: "repartition" | "process";
+}
+
 /** A subscription as the commit path needs it: where to send, and which events. */
 export interface Route {
   name: string;
+  /** The queue binding ("" for a direct route). */
   queue: string;
+  direct?: DirectTarget;
   matches: Filter;
   /** The top-level attributes its filter reads (none: no filter). */
   keys?: ReadonlySet<string>;

@@ -1,6 +1,7 @@
-import type { Logger } from "../../sdk/logger";
+import { createLogger, type Logger } from "../../sdk/logger";
 import { queueBinding } from "../../shared/subscriptions";
-import type { SendBatch } from "./delivery/runs";
+import { feedDirect } from "../processor/feed";
+import type { FeedRuns, SendBatch } from "./delivery/runs";
 
 /**
  * The capabilities of a partition log (commit, streams, routes, metrics, delivery, archive) each
@@ -56,9 +57,13 @@ export interface PartitionLogSeams {
   redeliveryMs: number | undefined;
   /** How the relay and redelivery hand messages to a queue (tests record or fail them). */
   send: SendBatch;
+  /** How the relay hands runs to a direct route (a processor's feed, ADR 0053; tests fail it). */
+  feed: FeedRuns;
   /** Runs after a command is decided and prepared, just before its append (a test lets an outside writer in there). */
   beforeCommandAppend: (subject: string) => Promise<void>;
 }
+
+const feedLog = createLogger({ component: "processor-feed" });
 
 export function productionSeams(env: Env, maxInFlight: number, metricsOn: boolean): PartitionLogSeams {
   return {
@@ -72,6 +77,7 @@ export function productionSeams(env: Env, maxInFlight: number, metricsOn: boolea
     send: async (binding, bodies) => {
       await queueBinding(env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
     },
+    feed: (target, runs) => feedDirect(env, target, runs, feedLog),
     beforeCommandAppend: async () => {},
   };
 }

@@ -2,6 +2,7 @@ import { z } from "zod";
 import config from "../../eventline.config";
 import { DEFAULT_REDELIVERY_SECONDS, WEBHOOK_BACKOFF } from "../../shared/config";
 import { compileFilter, type FilterPattern, patternKeys } from "../../shared/filter";
+import { processorRoutes } from "../../shared/processor-routes";
 import { compileRoutes, type Route } from "../../shared/subscriptions";
 import type { SqlMigration } from "../sql-migrations";
 import type { LogHost } from "./host";
@@ -12,8 +13,10 @@ import type { LogHost } from "./host";
  * once. Filters are evaluated at commit time, so a route applies to events committed after it.
  */
 
-/** The configured subscriptions' routes, filters compiled once per isolate. */
+/** The configured subscriptions' routes and processors' feeds, filters compiled once per isolate. */
 const CONFIGURED = compileRoutes(config.subscriptions);
+const PROCESSOR_ROUTES = processorRoutes(config.processors);
+for (const [topic, routes] of PROCESSOR_ROUTES) CONFIGURED.set(topic, [...(CONFIGURED.get(topic) ?? []), ...routes]);
 const routesFor = (topic: string): Route[] => CONFIGURED.get(topic) ?? [];
 
 /** Runtime (webhook) subscriptions of this partition's topic, pushed by the Worker. */
@@ -29,9 +32,10 @@ const RUNTIME_ROUTE_QUEUE = "WEBHOOK_DELIVERY";
  * so the commit path needn't parse the stored event for them. Configured ones are found here,
  * runtime ones are added as they are compiled.
  */
-const UNFILTERED = new WeakSet<Route>(
-  config.topics.flatMap((t) => routesFor(t.name).filter((r) => config.subscriptions.find((s) => s.name === r.name)?.filter === undefined)),
-);
+const UNFILTERED = new WeakSet<Route>([
+  ...config.topics.flatMap((t) => routesFor(t.name).filter((r) => config.subscriptions.find((s) => s.name === r.name)?.filter === undefined)),
+  ...[...PROCESSOR_ROUTES.values()].flat().filter((r) => r.keys === undefined),
+]);
 export const isUnfiltered = (route: Route) => UNFILTERED.has(route);
 
 export const runtimeRoutesMigration: SqlMigration = {

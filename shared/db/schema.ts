@@ -1,4 +1,5 @@
-import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, real, sqliteTable, sqliteView, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
  * D1 schema (drizzle-orm). `npm run db:generate` turns changes here into a migration in
@@ -364,4 +365,39 @@ export const schemaVersions = sqliteTable(
     primaryKey({ columns: [t.topic, t.type, t.version] }),
     uniqueIndex("schema_versions_fingerprint").on(t.topic, t.type, t.fingerprint),
   ],
+);
+
+/**
+ * Window results of processors declared with `output.table` (docs/processors.md), upserted by
+ * (processor, key, window start): the last revision, and whether it is final. `data` is the
+ * result event's data (`{ key, windowStart, windowEnd, …aggregates }`, RFC 3339 bounds).
+ */
+export const processorWindows = sqliteTable(
+  "processor_windows",
+  {
+    processor: text("processor").notNull(),
+    key: text("key").notNull(),
+    windowStart: integer("window_start").notNull(),
+    windowEnd: integer("window_end").notNull(),
+    revision: integer("revision").notNull(),
+    final: integer("final", { mode: "boolean" }).notNull(),
+    data: text("data").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.processor, t.key, t.windowStart] }), index("processor_windows_end").on(t.processor, t.windowEnd)],
+);
+
+/** The orders demo's `revenue-per-minute` results as a view: one row per currency and minute. */
+export const revenuePerMinute = sqliteView("revenue_per_minute").as((qb) =>
+  qb
+    .select({
+      currency: sql<string>`${processorWindows.key}`.as("currency"),
+      windowStart: sql<string>`json_extract(${processorWindows.data}, '$.windowStart')`.as("window_start"),
+      windowEnd: sql<string>`json_extract(${processorWindows.data}, '$.windowEnd')`.as("window_end"),
+      count: sql<number>`json_extract(${processorWindows.data}, '$.count')`.as("count"),
+      sum: sql<number>`json_extract(${processorWindows.data}, '$.sum')`.as("sum"),
+      final: processorWindows.final,
+    })
+    .from(processorWindows)
+    .where(sql`${processorWindows.processor} = 'revenue-per-minute'`),
 );

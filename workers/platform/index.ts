@@ -8,6 +8,7 @@ export { AuditTally } from "../../durable-objects/audit-tally";
 export { KeyVault } from "../../durable-objects/key-vault";
 export { LiveStream } from "../../durable-objects/live-stream";
 export { PartitionLog } from "../../durable-objects/partition-log";
+export { Processor } from "../../durable-objects/processor";
 export { ReplayJob } from "../../durable-objects/replay-job";
 
 // Before any object of this script handles a call: the aggregates whose commands partition logs run.

@@ -1,6 +1,6 @@
 import { RUN_MAX_EVENTS } from "../../../sdk/messages";
-import type { Route } from "../../../shared/subscriptions";
-import { chunk, type Row, runsOf, type SendBatch } from "./runs";
+import type { DirectTarget, Route } from "../../../shared/subscriptions";
+import { chunk, type FeedRuns, type Row, runsOf, type SendBatch } from "./runs";
 
 /**
  * The transactional outbox of a partition: one row per (subscription, sequence) written in the
@@ -100,6 +100,8 @@ export class OutboxWrites {
 /** Where the relay sends a subscription's events, and how long it waits for them to be settled. */
 export interface RelayRoute {
   queue: string;
+  /** A direct route (a processor's feed): `feed` delivers, and its success acknowledges (the rows go). */
+  direct?: DirectTarget;
   /** Redelivery timeout: a sent event not settled by then is sent again (durable-objects/delivery). */
   timeoutMs: number;
 }
@@ -119,18 +121,26 @@ export async function drainOutbox(
   onDropped: (subscription: string, rows: number) => void,
   now: () => number = Date.now,
   runEvents: number = RUN_MAX_EVENTS,
+  feed?: FeedRuns,
 ): Promise<number> {
   let sent = 0;
+  /** A direct route that failed: the others are still sent, then the failure is thrown (the relay retries with backoff). */
+  let failed: unknown;
+  const skip = new Set<string>();
   for (;;) {
     const rows = sql
       .exec<Row>(
         `SELECT o.subscription, o.sequence, o.prev, e.body, e.received_at
          FROM outbox o JOIN events e ON e.sequence = o.sequence
-         WHERE o.sent_at IS NULL
+         WHERE o.sent_at IS NULL ${skip.size === 0 ? "" : `AND o.subscription NOT IN (${[...skip].map(() => "?").join(", ")})`}
          ORDER BY o.subscription, o.sequence LIMIT 1000`,
+        ...skip,
       )
       .toArray();
-    if (rows.length === 0) return sent;
+    if (rows.length === 0) {
+      if (failed !== undefined) throw failed;
+      return sent;
+    }
     const bySubscription = new Map<string, Row[]>();
     for (const row of rows) bySubscription.set(row.subscription, [...(bySubscription.get(row.subscription) ?? []), row]);
     for (const [subscription, subRows] of bySubscription) {
@@ -139,6 +149,26 @@ export async function drainOutbox(
         // The subscription was removed from the config: nobody can receive these any more.
         sql.exec(`DELETE FROM outbox WHERE subscription = ?`, subscription);
         onDropped(subscription, subRows.length);
+        continue;
+      }
+      if (route.direct !== undefined) {
+        // Direct: in order, one call per chunk; the call returns after the processor side committed, so the rows go.
+        try {
+          for (const batch of chunk(runsOf(subRows, topic, partition, runEvents))) {
+            if (feed === undefined) throw new Error(`no feed for direct route ${subscription}`);
+            await feed(
+              route.direct,
+              batch.map((m) => m.body),
+            );
+            const first = batch[0]?.body.events[0]?.sequence ?? 0;
+            const last = batch.at(-1)?.body.events.at(-1)?.sequence ?? 0;
+            sql.exec(`DELETE FROM outbox WHERE subscription = ? AND sequence BETWEEN ? AND ?`, subscription, first, last);
+            sent += batch.reduce((n, m) => n + m.body.events.length, 0);
+          }
+        } catch (err) {
+          failed ??= err;
+          skip.add(subscription);
+        }
         continue;
       }
       for (const batch of chunk(runsOf(subRows, topic, partition, runEvents))) {

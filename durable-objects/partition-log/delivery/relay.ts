@@ -14,7 +14,7 @@ export interface DeliveryDeps {
   routes: Pick<Routes, "find">;
   /** The platform's D1 database, where subscriptions settle (delivery/acks.ts). */
   db: D1Database;
-  seams: Pick<PartitionLogSeams, "send" | "redeliveryMs">;
+  seams: Pick<PartitionLogSeams, "send" | "redeliveryMs" | "feed">;
   /** Asks the object to set its alarm again: a run time of this capability moved earlier. */
   reschedule(): Promise<void>;
 }
@@ -88,14 +88,23 @@ export class Delivery implements AlarmClient {
     const { log } = this.host;
     const routeOf = (subscription: string) => {
       const route = this.deps.routes.find(topic, subscription);
-      return route === undefined ? undefined : { queue: route.queue, timeoutMs: this.timeoutOf(route) };
+      if (route === undefined) return undefined;
+      return { queue: route.queue, timeoutMs: this.timeoutOf(route), ...(route.direct === undefined ? {} : { direct: route.direct }) };
     };
     this.relaying = (async () => {
       try {
         do {
           this.relayAgain = false;
-          const sent = await drainOutbox(this.host.sql, topic, partition, routeOf, this.deps.seams.send, (subscription, rows) =>
-            log.warn("outbox rows dropped: subscription no longer configured", { topic, partition, subscription, rows }),
+          const sent = await drainOutbox(
+            this.host.sql,
+            topic,
+            partition,
+            routeOf,
+            this.deps.seams.send,
+            (subscription, rows) => log.warn("outbox rows dropped: subscription no longer configured", { topic, partition, subscription, rows }),
+            this.host.now,
+            undefined,
+            this.deps.seams.feed,
           );
           if (sent > 0) log.debug("relayed", { topic, partition, sent });
           // What was just sent is checked for acknowledgement when its timeout is up.

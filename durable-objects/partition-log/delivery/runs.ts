@@ -6,6 +6,7 @@ import {
   RUN_MAX_EVENTS,
   type Run,
 } from "../../../sdk/messages";
+import type { DirectTarget } from "../../../shared/subscriptions";
 
 /**
  * How a partition's events travel to a subscription's queue: as runs (message v2) of events
@@ -14,6 +15,8 @@ import {
  */
 
 export type SendBatch = (binding: string, bodies: DeliveryMessage[]) => Promise<void>;
+/** How runs reach a direct route (a processor's feed, ADR 0053); resolves once the other side committed them. */
+export type FeedRuns = (target: DirectTarget, runs: Run[]) => Promise<void>;
 
 export type Row = {
   subscription: string;

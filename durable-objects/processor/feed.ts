@@ -1,0 +1,109 @@
+import config from "../../eventline.config";
+import type { Logger } from "../../sdk/logger";
+import type { Run } from "../../sdk/messages";
+import { partitionName } from "../../sdk/partition-name";
+import { newTraceparent } from "../../sdk/trace";
+import type { CloudEvent } from "../../shared/cloudevents";
+import { findTopic } from "../../shared/config";
+import type { DirectTarget } from "../../shared/subscriptions";
+import { processorPlans, processorSource, repartitioned } from "../../shared/processors";
+import { appendToPartitions } from "../../workers/platform/ingest/append";
+import { configSource } from "../../workers/platform/ingest/data-schema";
+import { prepareEvents } from "../../workers/platform/ingest/parse";
+
+/**
+ * How a partition log hands events to a processor (ADR 0053): directly, by RPC, instead of through
+ * a queue — a processor is a subscription whose transport is a call that returns once the events
+ * are committed on the other side, so the call's success is the acknowledgement.
+ *
+ * - `repartition`: from the processor's input topic, each event's key, event time, values and
+ *   role are extracted and appended to the processor's internal topic partitioned by the key
+ *   (Kafka Streams' re-partition topic). The appended event's id is the input's position
+ *   (`<topic>/<partition>/<sequence>`), so sending a run again appends nothing twice.
+ * - `process`: from a partition of the internal topic, to the processor instance of that partition.
+ */
+export async function feedDirect(env: Env, target: DirectTarget, runs: Run[], log: Logger): Promise<void> {
+  if (target.stage === "process") {
+    const instance = runs[0]?.partition ?? 0;
+    await env.PROCESSOR.getByName(`${target.processor}/${instance}`).feed({ processor: target.processor, instance, runs });
+    return;
+  }
+  await repartition(env, target.processor, runs, log);
+}
+
+async function repartition(env: Env, processor: string, runs: Run[], log: Logger): Promise<void> {
+  const plan = processorPlans(config).get(processor);
+  if (plan === undefined) throw new Error(`processor ${processor} is not configured`);
+  const internal = findTopic(config, plan.repartitionTopic);
+  if (internal === undefined) throw new Error(`processor ${processor}: internal topic ${plan.repartitionTopic} is missing`);
+  const events: CloudEvent[] = [];
+  const skipped: { partition: number; sequence: number; committedAt: number; id: string; reason: string }[] = [];
+  for (const run of runs) {
+    for (const e of run.events) {
+      const event = e.event ?? (await readOne(env, run.topic, run.partition, e.sequence));
+      if (event === undefined) continue;
+      const at = { partition: run.partition, sequence: e.sequence, committedAt: e.committedAt };
+      const r = repartitioned(plan, event, at);
+      if ("skip" in r) {
+        // A pattern's event that is neither "a" nor "b" is simply not an input; one without a key is a dead letter.
+        if (r.skip === "no_key") skipped.push({ ...at, id: String(event.id), reason: r.skip });
+        continue;
+      }
+      events.push({
+        specversion: "1.0",
+        id: `${run.topic}/${run.partition}/${e.sequence}`,
+        source: `${processorSource(processor)}/input`,
+        type: "eventline.processor.input",
+        partitionkey: r.key,
+        datacontenttype: "application/json",
+        data: r,
+      } as unknown as CloudEvent);
+    }
+  }
+  if (events.length > 0) {
+    const prepared = await prepareEvents(events, internal, config, {
+      traceparent: newTraceparent(),
+      batch: true,
+      schemas: configSource(internal, undefined),
+    });
+    await appendToPartitions(env, internal, prepared, log, config.partitionLog.retryAfterSeconds);
+  }
+  if (skipped.length > 0) await deadLetterUnkeyed(env.DB, processor, plan.config.input.topic, plan.config.key, skipped);
+}
+
+async function readOne(env: Env, topic: string, partition: number, sequence: number): Promise<Record<string, unknown> | undefined> {
+  const page = await env.PARTITION_LOG.getByName(partitionName(topic, partition)).read(sequence, 1);
+  const text = page.events[0];
+  return text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
+}
+
+async function deadLetterUnkeyed(
+  db: D1Database,
+  processor: string,
+  topic: string,
+  key: string,
+  skipped: { partition: number; sequence: number; id: string; committedAt: number }[],
+): Promise<void> {
+  const statement = db.prepare(
+    `INSERT OR IGNORE INTO dead_letters (id, subscription, topic, partition, sequence, event_id, body, reason, error, attempts, first_failure_at, last_failure_at, dead_lettered_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'no_key', ?, 0, ?, ?, ?)`,
+  );
+  const now = Date.now();
+  await db.batch(
+    skipped.map((s) =>
+      statement.bind(
+        `processor:${processor}:${topic}:${s.partition}:${s.sequence}`,
+        `processor:${processor}`,
+        topic,
+        s.partition,
+        s.sequence,
+        s.id,
+        JSON.stringify(s),
+        `the event has no usable key at ${key} (a string, number or boolean)`,
+        now,
+        now,
+        now,
+      ),
+    ),
+  );
+}

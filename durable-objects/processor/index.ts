@@ -1,0 +1,267 @@
+import { DurableObject } from "cloudflare:workers";
+import { z } from "zod";
+import config from "../../eventline.config";
+import { createLogger } from "../../sdk/logger";
+import { type Run, runSchema } from "../../sdk/messages";
+import { partitionName } from "../../sdk/partition-name";
+import { advance, apply, type EngineState, nextWakeup, status } from "../../shared/processing";
+import { engineInput, type ProcessorPlan, processorPlans, type Repartitioned, repartitionedSchema } from "../../shared/processors";
+import { flushOutputs, type LateBody, resultBody, type TriggerTrace } from "./outputs";
+import { type OutputKind, ProcessorStore } from "./store";
+import type { InstanceStatus } from "./types";
+
+export type { InstanceStatus } from "./types";
+
+/** Inputs whose trace context an instance remembers, for the results they cause later (a final closed by a later watermark). */
+const TRACE_MEMORY = 10_000;
+/** Internal-topic events read per catch-up step, and the steps one call or alarm may take. */
+const CATCH_UP_PAGE = 1000;
+const CATCH_UP_STEPS = 5;
+const FLUSH_RETRY_MS = 2_000;
+const FLUSH_RETRY_MAX_MS = 60_000;
+/** Results appended in the last minute: the output rate. */
+const RATE_WINDOW_MS = 60_000;
+
+const instanceArgs = z.object({ processor: z.string().min(1), instance: z.number().int().min(0) });
+const feedArgs = instanceArgs.extend({ runs: z.array(runSchema).min(1) });
+
+/** Thrown to the partition log's relay: the instance is catching up (a reset, a gap); the relay sends again later. */
+export class CatchingUp extends Error {
+  override readonly name = "CatchingUp";
+}
+
+interface Opened {
+  plan: ProcessorPlan;
+  instance: number;
+  state: EngineState;
+  /** The internal topic's sequence applied through. */
+  applied: number;
+}
+
+/**
+ * One instance of a stream processor (ADR 0053): partition `instance` of the processor's internal
+ * re-partition topic, fed by that partition's log like a subscription (runs, in order, ack on
+ * return). Each step applies inputs to the engine (shared/processing) and commits the state, its
+ * checkpoints and the step's outputs in one SQLite transaction before the call returns; outputs
+ * are then appended to the output topic by id. Timers (idle partitions, absence deadlines) run
+ * from the alarm. A gap in the internal topic's sequences (a reset, a lost call) is read back
+ * from the log and the archive, so an instance always sees its partition whole and in order.
+ */
+export class Processor extends DurableObject<Env> {
+  private readonly store: ProcessorStore;
+  private readonly logger = createLogger({ component: "processor" });
+  private opened: Opened | undefined;
+  private readonly traces = new Map<string, TriggerTrace>();
+  private flushing: Promise<void> | undefined;
+  private flushFailures = 0;
+  private lastFlushError: string | null = null;
+  private readonly appendedAt: { at: number; n: number }[] = [];
+  private resultsAppended = 0;
+  private catchingUp = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.store = new ProcessorStore(ctx.storage);
+  }
+
+  /** Loads (once) the instance's plan and state; a state made for another spec is dropped and rebuilt. */
+  private open(processor: string, instance: number): Opened {
+    if (this.opened !== undefined) return this.opened;
+    const plan = processorPlans(config).get(processor);
+    if (plan === undefined) throw new Error(`processor ${processor} is not configured`);
+    if (instance >= plan.instances) throw new Error(`processor ${processor} has ${plan.instances} instances, not ${instance + 1}`);
+    this.store.setMeta("identity", JSON.stringify({ processor, instance }));
+    const loaded = this.store.load(plan.spec);
+    if (loaded.specChanged) this.logger.warn("processor spec changed: rebuilding from its internal topic", { processor, instance });
+    this.opened = { plan, instance, state: loaded.state, applied: loaded.applied };
+    return this.opened;
+  }
+
+  private reopen(): Opened | undefined {
+    if (this.opened !== undefined) return this.opened;
+    const identity = this.store.meta("identity");
+    if (identity === undefined) return undefined;
+    const { processor, instance } = instanceArgs.parse(JSON.parse(identity));
+    return this.open(processor, instance);
+  }
+
+  /** Runs of the internal partition, from its log's relay: applied in order, committed before the call returns. */
+  async feed(input: { processor: string; instance: number; runs: Run[] }): Promise<{ applied: number; duplicates: number }> {
+    const args = feedArgs.parse(input);
+    const o = this.open(args.processor, args.instance);
+    const items: { sequence: number; input: Repartitioned }[] = [];
+    let duplicates = 0;
+    for (const run of args.runs) {
+      for (const e of run.events) {
+        const last = items.at(-1)?.sequence ?? o.applied;
+        if (e.sequence <= last) {
+          duplicates++;
+          continue;
+        }
+        if (e.sequence !== last + 1 || e.event === undefined) {
+          // A gap (a reset, a call lost before this one) or an event sent by reference: read the partition back through it.
+          if (items.length > 0) this.step(o, items.splice(0));
+          await this.catchUp(o, e.sequence);
+          if (o.applied < e.sequence) throw new CatchingUp(`processor ${o.plan.config.name}/${o.instance} is catching up at ${o.applied + 1}`);
+          continue;
+        }
+        items.push({ sequence: e.sequence, input: repartitionedSchema.parse(e.event.data) });
+      }
+    }
+    const applied = items.length;
+    if (items.length > 0) this.step(o, items);
+    await this.afterStep(o);
+    return { applied, duplicates };
+  }
+
+  /** Applies inputs and commits state, checkpoint and outputs together; on failure the state is reloaded from storage. */
+  private step(o: Opened, items: { sequence: number; input: Repartitioned }[], now?: number): void {
+    const outputs: { kind: OutputKind; body: unknown }[] = [];
+    let applied = o.applied;
+    const inputTopic = o.plan.config.input.topic;
+    try {
+      for (const { sequence, input } of items) {
+        if (sequence <= applied) continue;
+        applied = sequence;
+        if (input.trace !== undefined) this.remember(input.id, input.trace);
+        const out = apply(o.state, engineInput(input));
+        for (const r of out.results) outputs.push({ kind: "result", body: resultBody(o.plan, r, this.traces.get(r.causationId)) });
+        for (const l of out.late) {
+          const body: LateBody = { id: `processor:${o.plan.config.name}:${inputTopic}:${l.partition}:${l.sequence}`, input: l, topic: inputTopic };
+          outputs.push({ kind: "late", body });
+        }
+      }
+      if (now !== undefined) {
+        for (const r of advance(o.state, now).results)
+          outputs.push({ kind: "result", body: resultBody(o.plan, r, this.traces.get(r.causationId)) });
+      }
+      this.store.commit(o.state, applied, outputs, Date.now());
+      o.applied = applied;
+    } catch (err) {
+      // The engine changed the state in place: what was committed is the truth.
+      this.opened = undefined;
+      this.open(o.plan.config.name, o.instance);
+      throw err;
+    }
+  }
+
+  private remember(id: string, trace: TriggerTrace): void {
+    this.traces.delete(id);
+    this.traces.set(id, trace);
+    if (this.traces.size > TRACE_MEMORY) {
+      const oldest = this.traces.keys().next().value;
+      if (oldest !== undefined) this.traces.delete(oldest);
+    }
+  }
+
+  /** Reads the internal partition from the checkpoint (log, then archive) and applies it, through `through` or a bounded number of pages. */
+  private async catchUp(o: Opened, through: number): Promise<void> {
+    const stub = this.env.PARTITION_LOG.getByName(partitionName(o.plan.repartitionTopic, o.instance));
+    for (let step = 0; step < CATCH_UP_STEPS && o.applied < through; step++) {
+      const page = await stub.read(o.applied + 1, CATCH_UP_PAGE);
+      const items = page.events.map((text) => {
+        const event = JSON.parse(text) as { sequence: number; data: unknown };
+        return { sequence: event.sequence, input: repartitionedSchema.parse(event.data) };
+      });
+      if (items.length === 0) {
+        // Nothing left to read: what is missing was never committed there (or is still being written).
+        this.catchingUp = false;
+        return;
+      }
+      this.step(o, items);
+      if (o.applied >= page.head) break;
+    }
+    this.catchingUp = o.applied < through;
+  }
+
+  /** After a step: hand outputs on (not awaited by the feeder) and set the alarm for timers, retries and catch-up. */
+  private async afterStep(o: Opened): Promise<void> {
+    await this.schedule(o);
+    if (this.store.pendingCount() > 0) void this.flush(o);
+  }
+
+  private flush(o: Opened): Promise<void> {
+    if (this.flushing !== undefined) return this.flushing;
+    this.flushing = (async () => {
+      try {
+        const n = await flushOutputs({ env: this.env, config, plan: o.plan, store: this.store, log: this.logger, now: () => Date.now() });
+        if (n > 0) this.counted(n);
+        this.flushFailures = 0;
+        this.lastFlushError = null;
+      } catch (err) {
+        this.flushFailures++;
+        this.lastFlushError = err instanceof Error ? err.message : String(err);
+        this.logger.warn("processor outputs not handed on; the alarm retries", { processor: o.plan.config.name, instance: o.instance, error: err });
+        await this.schedule(o);
+      } finally {
+        this.flushing = undefined;
+      }
+    })();
+    return this.flushing;
+  }
+
+  private counted(n: number): void {
+    const now = Date.now();
+    this.resultsAppended += n;
+    this.appendedAt.push({ at: now, n });
+    while ((this.appendedAt[0]?.at ?? now) < now - RATE_WINDOW_MS) this.appendedAt.shift();
+  }
+
+  private async schedule(o: Opened): Promise<void> {
+    const now = Date.now();
+    const wants: number[] = [];
+    const wake = nextWakeup(o.state);
+    if (wake !== null) wants.push(Math.max(wake, now));
+    if (this.store.pendingCount() > 0) wants.push(now + Math.min(FLUSH_RETRY_MAX_MS, FLUSH_RETRY_MS * 2 ** this.flushFailures));
+    if (this.catchingUp) wants.push(now);
+    if (wants.length === 0) return;
+    const at = Math.min(...wants);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Timers (processing time moves; idle partitions stop holding the watermark), catch-up, and output retries. */
+  override async alarm(): Promise<void> {
+    const o = this.reopen();
+    if (o === undefined) return;
+    if (this.catchingUp || o.applied === 0) await this.catchUp(o, Number.MAX_SAFE_INTEGER);
+    if (nextWakeup(o.state) !== null && (nextWakeup(o.state) ?? 0) <= Date.now()) this.step(o, [], Date.now());
+    await this.flush(o);
+    await this.schedule(o);
+  }
+
+  /** Drops the state and rebuilds it from the internal topic (log and archive); results are re-appended by id (duplicates). */
+  async reset(input: { processor: string; instance: number }): Promise<{ ok: true }> {
+    const args = instanceArgs.parse(input);
+    const o = this.open(args.processor, args.instance);
+    if (this.flushing !== undefined) await this.flushing;
+    o.state = this.store.reset(o.plan.spec, Date.now());
+    o.applied = 0;
+    this.catchingUp = true;
+    await this.ctx.storage.setAlarm(Date.now());
+    return { ok: true };
+  }
+
+  /** What GET /v1/processors/{name} shows of this instance. */
+  status(input: { processor: string; instance: number }): InstanceStatus {
+    const args = instanceArgs.parse(input);
+    const o = this.open(args.processor, args.instance);
+    const s = status(o.state);
+    const now = Date.now();
+    const recent = this.appendedAt.filter((a) => a.at >= now - RATE_WINDOW_MS).reduce((n, a) => n + a.n, 0);
+    return {
+      instance: o.instance,
+      applied: o.applied,
+      watermark: s.watermark,
+      inputs: s.partitions,
+      openWindows: s.open,
+      keys: s.keys,
+      counters: s.counters,
+      pendingOutputs: this.store.pendingCount(),
+      resultsAppended: this.resultsAppended,
+      outputPerSecond: recent / (RATE_WINDOW_MS / 1000),
+      lastOutputError: this.lastFlushError,
+      catchingUp: this.catchingUp,
+    };
+  }
+}

@@ -1,0 +1,163 @@
+import type { Logger } from "../../sdk/logger";
+import { newTraceparent } from "../../sdk/trace";
+import type { CloudEvent } from "../../shared/cloudevents";
+import { type EventlineConfig, findTopic } from "../../shared/config";
+import type { LateInput, ProcessorResult } from "../../shared/processing";
+import { type ProcessorPlan, processorSource, resultData, resultTime, resultType } from "../../shared/processors";
+import { appendToPartitions } from "../../workers/platform/ingest/append";
+import { configSource } from "../../workers/platform/ingest/data-schema";
+import { prepareEvents } from "../../workers/platform/ingest/parse";
+import type { Output, ProcessorStore } from "./store";
+
+/**
+ * Hands a processor instance's committed outputs on (ADR 0053), in commit order: results are
+ * appended to the output topic under their deterministic ids (a re-append after a crash is a
+ * duplicate, not a second result), late events become the processor's dead letters (one row per
+ * input, by a deterministic id), window results are upserted into D1 `processor_windows`. Rows
+ * leave the outbox only once all of that succeeded; a failure leaves them for the next flush.
+ */
+
+/** Trace context of a result's trigger, when the instance still remembers it. */
+export interface TriggerTrace {
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
+  correlationid?: string | undefined;
+}
+
+export interface ResultBody {
+  event: CloudEvent;
+  /** The D1 row for a window result of a processor with `output.table`. */
+  row?: { key: string; windowStart: number; windowEnd: number; revision: number; final: boolean; data: Record<string, unknown> };
+}
+
+export interface LateBody {
+  id: string;
+  input: LateInput;
+  topic: string;
+}
+
+/** The event a result becomes: type and source derived from the processor, subject = key, causation and trace from its trigger. */
+export function resultBody(plan: ProcessorPlan, result: ProcessorResult, trigger: TriggerTrace | undefined): ResultBody {
+  const data = resultData(result);
+  const event: Record<string, unknown> = {
+    specversion: "1.0",
+    id: result.id,
+    source: processorSource(result.processor),
+    type: resultType(result),
+    subject: result.key === "" ? "(empty)" : result.key,
+    time: new Date(resultTime(result)).toISOString(),
+    datacontenttype: "application/json",
+    data,
+    causationid: result.causationId,
+    correlationid: trigger?.correlationid ?? result.causationId,
+  };
+  if (trigger?.traceparent !== undefined) event.traceparent = childSpan(trigger.traceparent);
+  if (trigger?.traceparent !== undefined && trigger.tracestate !== undefined) event.tracestate = trigger.tracestate;
+  const body: ResultBody = { event: event as unknown as CloudEvent };
+  if (plan.config.output.table && result.kind === "window")
+    body.row = {
+      key: result.key,
+      windowStart: result.windowStart,
+      windowEnd: result.windowEnd,
+      revision: result.revision,
+      final: result.emit === "final",
+      data,
+    };
+  return body;
+}
+
+/** A child span of a W3C traceparent (a fresh trace when it is not one). */
+function childSpan(parent: string): string {
+  const m = /^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(parent);
+  if (m === null) return newTraceparent();
+  const span = crypto.getRandomValues(new Uint8Array(8));
+  return `00-${m[1]}-${[...span].map((b) => b.toString(16).padStart(2, "0")).join("")}-${m[2]}`;
+}
+
+export interface FlushDeps {
+  env: Env;
+  config: EventlineConfig;
+  plan: ProcessorPlan;
+  store: ProcessorStore;
+  log: Logger;
+  now(): number;
+}
+
+/** Outputs handed on per flush step. */
+const FLUSH_ROWS = 500;
+
+/** Flushes the outbox; returns how many results were appended. Throws when a step failed (rows stay). */
+export async function flushOutputs(deps: FlushDeps): Promise<number> {
+  let appended = 0;
+  for (;;) {
+    const rows = deps.store.pending(FLUSH_ROWS);
+    const last = rows.at(-1);
+    if (last === undefined) return appended;
+    appended += await handOn(deps, rows);
+    deps.store.done(last.seq);
+  }
+}
+
+async function handOn(deps: FlushDeps, rows: Output[]): Promise<number> {
+  const { env, config, plan, log } = deps;
+  const results = rows.filter((r) => r.kind === "result").map((r) => JSON.parse(r.body) as ResultBody);
+  const late = rows.filter((r) => r.kind === "late").map((r) => JSON.parse(r.body) as LateBody);
+  if (results.length > 0) {
+    const topic = findTopic(config, plan.config.output.topic);
+    if (topic === undefined) throw new Error(`processor ${plan.config.name}: output topic ${plan.config.output.topic} is not configured`);
+    const prepared = await prepareEvents(
+      results.map((r) => r.event),
+      topic,
+      config,
+      { traceparent: newTraceparent(), batch: true, schemas: configSource(topic, undefined) },
+    );
+    await appendToPartitions(env, topic, prepared, log, config.partitionLog.retryAfterSeconds);
+    const tableRows = results.flatMap((r) => (r.row === undefined ? [] : [r.row]));
+    if (tableRows.length > 0) await upsertWindows(env.DB, plan.config.name, tableRows, deps.now());
+  }
+  if (late.length > 0) await deadLetterLate(env.DB, plan.config.name, late, deps.now());
+  return results.length;
+}
+
+/** Upserts window rows; an older revision never overwrites a newer one, and a final is never replaced by an update. */
+async function upsertWindows(db: D1Database, processor: string, rows: NonNullable<ResultBody["row"]>[], now: number): Promise<void> {
+  const statement = db.prepare(
+    `INSERT INTO processor_windows (processor, key, window_start, window_end, revision, final, data, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (processor, key, window_start) DO UPDATE SET
+       window_end = excluded.window_end, revision = excluded.revision, final = excluded.final, data = excluded.data, updated_at = excluded.updated_at
+     WHERE excluded.revision > processor_windows.revision OR (excluded.revision = processor_windows.revision AND excluded.final >= processor_windows.final)`,
+  );
+  await db.batch(
+    rows.map((r) =>
+      statement.bind(processor, r.key, r.windowStart, r.windowEnd, r.revision, r.final ? 1 : 0, JSON.stringify(r.data), now),
+    ),
+  );
+}
+
+/** The processor's late-event dead letters: reason `late_event`, one per input (INSERT OR IGNORE by id). */
+async function deadLetterLate(db: D1Database, processor: string, late: LateBody[], now: number): Promise<void> {
+  const statement = db.prepare(
+    `INSERT OR IGNORE INTO dead_letters (id, subscription, topic, partition, sequence, event_id, body, reason, error, attempts, first_failure_at, last_failure_at, dead_lettered_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'late_event', ?, 0, ?, ?, ?)`,
+  );
+  await db.batch(
+    late.map((l) => {
+      const windows = l.input.windows.map((w) => `[${new Date(w.start).toISOString()}, ${new Date(w.end).toISOString()})`).join(", ");
+      const error = `event time ${new Date(l.input.eventTime).toISOString()} is behind the watermark: window(s) ${windows} had closed (end + grace)`;
+      return statement.bind(
+        l.id,
+        `processor:${processor}`,
+        l.topic,
+        l.input.partition,
+        l.input.sequence,
+        l.input.id,
+        JSON.stringify(l.input),
+        error,
+        now,
+        now,
+        now,
+      );
+    }),
+  );
+}
