@@ -31,7 +31,11 @@ export function checkProcessors(cfg: Checked, ctx: z.RefinementCtx): void {
     if (names.has(p.name)) ctx.addIssue({ code: "custom", message: `duplicate processor name "${p.name}"`, path: at("name") });
     names.add(p.name);
     if (subscriptions.has(p.name))
-      ctx.addIssue({ code: "custom", message: `"${p.name}" is also a subscription's name; processors and subscriptions share names`, path: at("name") });
+      ctx.addIssue({
+        code: "custom",
+        message: `"${p.name}" is also a subscription's name; processors and subscriptions share names`,
+        path: at("name"),
+      });
     const input = topics.get(p.input.topic);
     if (input === undefined) ctx.addIssue({ code: "custom", message: `unknown topic "${p.input.topic}"`, path: at("input", "topic") });
     else if (input.name.startsWith("processor."))
@@ -43,13 +47,18 @@ export function checkProcessors(cfg: Checked, ctx: z.RefinementCtx): void {
     else if (output.name.startsWith("processor."))
       ctx.addIssue({ code: "custom", message: "a processor cannot write another processor's internal topic", path: at("output", "topic") });
     if (p.kind === "pattern" && p.output.table)
-      ctx.addIssue({ code: "custom", message: "only window results (kind aggregate) are upserted into processor_windows", path: at("output", "table") });
+      ctx.addIssue({
+        code: "custom",
+        message: "only window results (kind aggregate) are upserted into processor_windows",
+        path: at("output", "table"),
+      });
     const plan = planProcessor(p, input?.partitions ?? 1);
     if ("issues" in plan) {
       for (const issue of plan.issues) {
         // The engine's spec names its own fields (sizeMs, aggregates[0].name): map back to the declaration's.
         const [head, ...rest] = issue.path;
-        const path = head === "graceMs" ? ["grace"] : head === "watermark" ? ["watermark"] : head === "window" ? ["window"] : [head ?? "", ...rest];
+        const path =
+          head === "graceMs" ? ["grace"] : head === "watermark" ? ["watermark"] : head === "window" ? ["window"] : [head ?? "", ...rest];
         ctx.addIssue({ code: "custom", message: issue.message, path: at(...path) });
       }
     }

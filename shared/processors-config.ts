@@ -18,8 +18,7 @@ export function durationMs(text: string): number {
   return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
 }
 
-const duration = (what: string) =>
-  z.string().regex(DURATION, `${what} is a duration such as "500ms", "30s", "1m", "15m", "1h" or "1d"`);
+const duration = (what: string) => z.string().regex(DURATION, `${what} is a duration such as "500ms", "30s", "1m", "15m", "1h" or "1d"`);
 const positiveDuration = (what: string) => duration(what).refine((d) => durationMs(d) > 0, `${what} must be longer than 0`);
 
 /**
@@ -147,8 +146,14 @@ export const PROCESSOR_ROUTE_PREFIX = "processor:";
  * The engine spec of a validated declaration, or the spec's own error messages (a window that
  * puts an event in too many windows, a duplicate aggregate name...).
  */
-export function planProcessor(config: ProcessorConfig, inputPartitions: number): ProcessorPlan | { issues: { path: PropertyKey[]; message: string }[] } {
-  const watermark = { outOfOrdernessMs: durationMs(config.watermark.outOfOrderness), idleTimeoutMs: durationMs(config.watermark.idleTimeout) };
+export function planProcessor(
+  config: ProcessorConfig,
+  inputPartitions: number,
+): ProcessorPlan | { issues: { path: PropertyKey[]; message: string }[] } {
+  const watermark = {
+    outOfOrdernessMs: durationMs(config.watermark.outOfOrderness),
+    idleTimeoutMs: durationMs(config.watermark.idleTimeout),
+  };
   const base = { name: config.name, partitions: inputPartitions, watermark, graceMs: durationMs(config.grace) };
   const declared =
     config.kind === "aggregate"
@@ -168,7 +173,8 @@ export function planProcessor(config: ProcessorConfig, inputPartitions: number):
       : { kind: "pattern" as const, ...base, pattern: { type: config.pattern.type, withinMs: durationMs(config.pattern.within) } };
   const parsed = processorSpecSchema.safeParse(declared);
   if (!parsed.success) return { issues: parsed.error.issues.map((i) => ({ path: i.path, message: i.message })) };
-  const fields = config.kind === "aggregate" ? [...new Set(config.aggregates.flatMap((a) => (a.field === undefined ? [] : [a.field])))] : [];
+  const fields =
+    config.kind === "aggregate" ? [...new Set(config.aggregates.flatMap((a) => (a.field === undefined ? [] : [a.field])))] : [];
   return {
     config,
     spec: parsed.data,

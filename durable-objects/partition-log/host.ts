@@ -1,4 +1,4 @@
-import { createLogger, type Logger } from "../../sdk/logger";
+import type { Logger } from "../../sdk/logger";
 import { queueBinding } from "../../shared/subscriptions";
 import { feedDirect } from "../processor/feed";
 import type { FeedRuns, SendBatch } from "./delivery/runs";
@@ -63,8 +63,6 @@ export interface PartitionLogSeams {
   beforeCommandAppend: (subject: string) => Promise<void>;
 }
 
-const feedLog = createLogger({ component: "processor-feed" });
-
 export function productionSeams(env: Env, maxInFlight: number, metricsOn: boolean): PartitionLogSeams {
   return {
     maxInFlight,
@@ -77,7 +75,7 @@ export function productionSeams(env: Env, maxInFlight: number, metricsOn: boolea
     send: async (binding, bodies) => {
       await queueBinding(env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
     },
-    feed: (target, runs) => feedDirect(env, target, runs, feedLog),
+    feed: (target, runs) => feedDirect(env, target, runs),
     beforeCommandAppend: async () => {},
   };
 }

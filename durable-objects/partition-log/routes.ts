@@ -33,7 +33,9 @@ const RUNTIME_ROUTE_QUEUE = "WEBHOOK_DELIVERY";
  * runtime ones are added as they are compiled.
  */
 const UNFILTERED = new WeakSet<Route>([
-  ...config.topics.flatMap((t) => routesFor(t.name).filter((r) => config.subscriptions.find((s) => s.name === r.name)?.filter === undefined)),
+  ...config.topics.flatMap((t) =>
+    routesFor(t.name).filter((r) => config.subscriptions.find((s) => s.name === r.name)?.filter === undefined),
+  ),
   ...[...PROCESSOR_ROUTES.values()].flat().filter((r) => r.keys === undefined),
 ]);
 export const isUnfiltered = (route: Route) => UNFILTERED.has(route);

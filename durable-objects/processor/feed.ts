@@ -1,15 +1,14 @@
 import config from "../../eventline.config";
-import type { Logger } from "../../sdk/logger";
 import type { Run } from "../../sdk/messages";
 import { partitionName } from "../../sdk/partition-name";
 import { newTraceparent } from "../../sdk/trace";
 import type { CloudEvent } from "../../shared/cloudevents";
 import { findTopic } from "../../shared/config";
-import type { DirectTarget } from "../../shared/subscriptions";
 import { processorPlans, processorSource, repartitioned } from "../../shared/processors";
-import { appendToPartitions } from "../../workers/platform/ingest/append";
+import type { DirectTarget } from "../../shared/subscriptions";
 import { configSource } from "../../workers/platform/ingest/data-schema";
 import { prepareEvents } from "../../workers/platform/ingest/parse";
+import { appendPrepared } from "./append";
 
 /**
  * How a partition log hands events to a processor (ADR 0053): directly, by RPC, instead of through
@@ -22,16 +21,16 @@ import { prepareEvents } from "../../workers/platform/ingest/parse";
  *   (`<topic>/<partition>/<sequence>`), so sending a run again appends nothing twice.
  * - `process`: from a partition of the internal topic, to the processor instance of that partition.
  */
-export async function feedDirect(env: Env, target: DirectTarget, runs: Run[], log: Logger): Promise<void> {
+export async function feedDirect(env: Env, target: DirectTarget, runs: Run[]): Promise<void> {
   if (target.stage === "process") {
     const instance = runs[0]?.partition ?? 0;
     await env.PROCESSOR.getByName(`${target.processor}/${instance}`).feed({ processor: target.processor, instance, runs });
     return;
   }
-  await repartition(env, target.processor, runs, log);
+  await repartition(env, target.processor, runs);
 }
 
-async function repartition(env: Env, processor: string, runs: Run[], log: Logger): Promise<void> {
+async function repartition(env: Env, processor: string, runs: Run[]): Promise<void> {
   const plan = processorPlans(config).get(processor);
   if (plan === undefined) throw new Error(`processor ${processor} is not configured`);
   const internal = findTopic(config, plan.repartitionTopic);
@@ -66,7 +65,7 @@ async function repartition(env: Env, processor: string, runs: Run[], log: Logger
       batch: true,
       schemas: configSource(internal, undefined),
     });
-    await appendToPartitions(env, internal, prepared, log, config.partitionLog.retryAfterSeconds);
+    await appendPrepared(env, internal.name, prepared);
   }
   if (skipped.length > 0) await deadLetterUnkeyed(env.DB, processor, plan.config.input.topic, plan.config.key, skipped);
 }

@@ -102,7 +102,8 @@ export class Processor extends DurableObject<Env> {
           // A gap (a reset, a call lost before this one) or an event sent by reference: read the partition back through it.
           if (items.length > 0) this.step(o, items.splice(0));
           await this.catchUp(o, e.sequence);
-          if (o.applied < e.sequence) throw new CatchingUp(`processor ${o.plan.config.name}/${o.instance} is catching up at ${o.applied + 1}`);
+          if (o.applied < e.sequence)
+            throw new CatchingUp(`processor ${o.plan.config.name}/${o.instance} is catching up at ${o.applied + 1}`);
           continue;
         }
         items.push({ sequence: e.sequence, input: repartitionedSchema.parse(e.event.data) });
@@ -127,7 +128,11 @@ export class Processor extends DurableObject<Env> {
         const out = apply(o.state, engineInput(input));
         for (const r of out.results) outputs.push({ kind: "result", body: resultBody(o.plan, r, this.traces.get(r.causationId)) });
         for (const l of out.late) {
-          const body: LateBody = { id: `processor:${o.plan.config.name}:${inputTopic}:${l.partition}:${l.sequence}`, input: l, topic: inputTopic };
+          const body: LateBody = {
+            id: `processor:${o.plan.config.name}:${inputTopic}:${l.partition}:${l.sequence}`,
+            input: l,
+            topic: inputTopic,
+          };
           outputs.push({ kind: "late", body });
         }
       }
@@ -191,7 +196,11 @@ export class Processor extends DurableObject<Env> {
       } catch (err) {
         this.flushFailures++;
         this.lastFlushError = err instanceof Error ? err.message : String(err);
-        this.logger.warn("processor outputs not handed on; the alarm retries", { processor: o.plan.config.name, instance: o.instance, error: err });
+        this.logger.warn("processor outputs not handed on; the alarm retries", {
+          processor: o.plan.config.name,
+          instance: o.instance,
+          error: err,
+        });
         await this.schedule(o);
       } finally {
         this.flushing = undefined;

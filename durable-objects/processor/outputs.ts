@@ -4,9 +4,9 @@ import type { CloudEvent } from "../../shared/cloudevents";
 import { type EventlineConfig, findTopic } from "../../shared/config";
 import type { LateInput, ProcessorResult } from "../../shared/processing";
 import { type ProcessorPlan, processorSource, resultData, resultTime, resultType } from "../../shared/processors";
-import { appendToPartitions } from "../../workers/platform/ingest/append";
 import { configSource } from "../../workers/platform/ingest/data-schema";
 import { prepareEvents } from "../../workers/platform/ingest/parse";
+import { appendPrepared } from "./append";
 import type { Output, ProcessorStore } from "./store";
 
 /**
@@ -111,7 +111,7 @@ async function handOn(deps: FlushDeps, rows: Output[]): Promise<number> {
       config,
       { traceparent: newTraceparent(), batch: true, schemas: configSource(topic, undefined) },
     );
-    await appendToPartitions(env, topic, prepared, log, config.partitionLog.retryAfterSeconds);
+    await appendPrepared(env, topic.name, prepared);
     const tableRows = results.flatMap((r) => (r.row === undefined ? [] : [r.row]));
     if (tableRows.length > 0) await upsertWindows(env.DB, plan.config.name, tableRows, deps.now());
   }
@@ -129,9 +129,7 @@ async function upsertWindows(db: D1Database, processor: string, rows: NonNullabl
      WHERE excluded.revision > processor_windows.revision OR (excluded.revision = processor_windows.revision AND excluded.final >= processor_windows.final)`,
   );
   await db.batch(
-    rows.map((r) =>
-      statement.bind(processor, r.key, r.windowStart, r.windowEnd, r.revision, r.final ? 1 : 0, JSON.stringify(r.data), now),
-    ),
+    rows.map((r) => statement.bind(processor, r.key, r.windowStart, r.windowEnd, r.revision, r.final ? 1 : 0, JSON.stringify(r.data), now)),
   );
 }
 

@@ -16,7 +16,9 @@ const MIGRATIONS: readonly SqlMigration[] = [
     name: "processor state and outbox",
     up: ({ sql }) => {
       sql.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-      sql.exec(`CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), spec TEXT NOT NULL, json TEXT NOT NULL, applied INTEGER NOT NULL, updated_at INTEGER NOT NULL)`);
+      sql.exec(
+        `CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), spec TEXT NOT NULL, json TEXT NOT NULL, applied INTEGER NOT NULL, updated_at INTEGER NOT NULL)`,
+      );
       sql.exec(`CREATE TABLE outputs (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL)`);
     },
   },
@@ -57,7 +59,9 @@ export class ProcessorStore {
 
   /** The stored state if it was made for `spec`; a fresh one otherwise (then `specChanged` says whether one was dropped). */
   load(spec: ProcessorSpec): Loaded {
-    const row = this.sql.exec<{ spec: string; json: string; applied: number }>(`SELECT spec, json, applied FROM state WHERE id = 1`).toArray()[0];
+    const row = this.sql
+      .exec<{ spec: string; json: string; applied: number }>(`SELECT spec, json, applied FROM state WHERE id = 1`)
+      .toArray()[0];
     const wanted = canonicalJson(spec);
     if (row === undefined) return { state: createState(spec), applied: 0, specChanged: false };
     if (row.spec !== wanted) return { state: createState(spec), applied: 0, specChanged: true };

@@ -101,7 +101,8 @@ export class Delivery implements AlarmClient {
             partition,
             routeOf,
             this.deps.seams.send,
-            (subscription, rows) => log.warn("outbox rows dropped: subscription no longer configured", { topic, partition, subscription, rows }),
+            (subscription, rows) =>
+              log.warn("outbox rows dropped: subscription no longer configured", { topic, partition, subscription, rows }),
             this.host.now,
             undefined,
             this.deps.seams.feed,
