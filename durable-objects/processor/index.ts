@@ -30,6 +30,18 @@ export class CatchingUp extends Error {
   override readonly name = "CatchingUp";
 }
 
+/** What tests change on one instance; production never touches it. */
+export interface ProcessorSeams {
+  /** Processing time for the alarm's advance (tests hold it still, then move it). */
+  now(): number;
+  /** Runs after a step was applied in memory, before its commit (a test throws: a crash before the commit). */
+  beforeCommit(): void;
+  /** Runs before committed outputs are handed on (a test throws: a crash between the commit and the append). */
+  beforeFlush(): Promise<void>;
+  /** Forgets everything held in memory, as an eviction or a crash does; storage is kept. */
+  forget(): void;
+}
+
 interface Opened {
   plan: ProcessorPlan;
   instance: number;
@@ -48,6 +60,16 @@ interface Opened {
  * from the log and the archive, so an instance always sees its partition whole and in order.
  */
 export class Processor extends DurableObject<Env> {
+  readonly testing: ProcessorSeams = {
+    now: () => Date.now(),
+    beforeCommit: () => {},
+    beforeFlush: async () => {},
+    forget: () => {
+      this.opened = undefined;
+      this.traces.clear();
+      this.catchingUp = false;
+    },
+  };
   private readonly store: ProcessorStore;
   private readonly logger = createLogger({ component: "processor" });
   private opened: Opened | undefined;
@@ -140,6 +162,7 @@ export class Processor extends DurableObject<Env> {
         for (const r of advance(o.state, now).results)
           outputs.push({ kind: "result", body: resultBody(o.plan, r, this.traces.get(r.causationId)) });
       }
+      this.testing.beforeCommit();
       this.store.commit(o.state, applied, outputs, Date.now());
       o.applied = applied;
     } catch (err) {
@@ -168,13 +191,12 @@ export class Processor extends DurableObject<Env> {
         const event = JSON.parse(text) as { sequence: number; data: unknown };
         return { sequence: event.sequence, input: repartitionedSchema.parse(event.data) };
       });
-      if (items.length === 0) {
-        // Nothing left to read: what is missing was never committed there (or is still being written).
+      if (items.length > 0) this.step(o, items);
+      if (items.length === 0 || o.applied >= page.head) {
+        // Read through the partition's head: nothing is missing any more.
         this.catchingUp = false;
         return;
       }
-      this.step(o, items);
-      if (o.applied >= page.head) break;
     }
     this.catchingUp = o.applied < through;
   }
@@ -189,6 +211,7 @@ export class Processor extends DurableObject<Env> {
     if (this.flushing !== undefined) return this.flushing;
     this.flushing = (async () => {
       try {
+        await this.testing.beforeFlush();
         const n = await flushOutputs({ env: this.env, config, plan: o.plan, store: this.store, log: this.logger, now: () => Date.now() });
         if (n > 0) this.counted(n);
         this.flushFailures = 0;
@@ -233,8 +256,13 @@ export class Processor extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const o = this.reopen();
     if (o === undefined) return;
-    if (this.catchingUp || o.applied === 0) await this.catchUp(o, Number.MAX_SAFE_INTEGER);
-    if (nextWakeup(o.state) !== null && (nextWakeup(o.state) ?? 0) <= Date.now()) this.step(o, [], Date.now());
+    // Whatever the internal partition holds beyond the checkpoint is applied first: processing time
+    // may only move on once the instance has read what was committed before it, or busy inputs
+    // with a backlog would look idle and their events late.
+    await this.catchUp(o, Number.MAX_SAFE_INTEGER);
+    // Processing time moves on: idle inputs stop holding the watermark, and what that closes fires.
+    // Its clock starts with the first input: before that, nothing is waiting on it.
+    if (!this.catchingUp && o.state.time.clock !== null) this.step(o, [], this.testing.now());
     await this.flush(o);
     await this.schedule(o);
   }
