@@ -119,9 +119,27 @@ async function readTopic(platform, topic) {
   return out;
 }
 
-export async function processorBench({ platform, queryD1, events, batchSize = 100, concurrency = 8, timeoutSec }) {
+/**
+ * `cpu` (optional): `{ workerd, machine }` busy seconds so far (bench/cpu.mjs), for workerd's CPU
+ * per input from the first publish until the last result was appended, and the cores that other
+ * processes used meanwhile.
+ */
+function cpuFigures(before, after, inputs, seconds) {
+  const d = (k) => (before?.[k] === null || before?.[k] === undefined || after?.[k] === null ? null : after[k] - before[k]);
+  const workerd = d("workerd");
+  const machine = d("machine");
+  return {
+    // All of workerd (every Worker, object and Miniflare helper in it) per input: comparable with the ingest scenarios' figure.
+    workerdCpuUsPerEvent: workerd === null ? null : Math.round((workerd * 1e6) / inputs),
+    // Busy cores outside workerd meanwhile (the bench's own polling and publishing included).
+    otherCpuCores: workerd === null || machine === null ? null : Math.round((Math.max(0, machine - workerd) / seconds) * 100) / 100,
+  };
+}
+
+export async function processorBench({ platform, queryD1, events, batchSize = 100, concurrency = 8, timeoutSec, cpu }) {
   const plan = streamPlan({ events, keys: KEYS, minutes: MINUTES, start: START });
   const expected = expectedCounts(plan);
+  const cpuBefore = cpu?.();
   const started = Date.now();
   const ticks = await publish(platform, plan, batchSize, concurrency);
   const published = Date.now();
@@ -134,6 +152,7 @@ export async function processorBench({ platform, queryD1, events, batchSize = 10
     "processor",
   );
   const finished = await waitUntil(platform, (_i, _n, output) => output.head >= expected.size, started, timeoutSec, "results");
+  const cpuAfter = cpu?.();
 
   // Read back: the internal topic holds each instance's inputs in the order it applied them.
   const internal = await readTopic(platform, INTERNAL);
@@ -183,6 +202,7 @@ export async function processorBench({ platform, queryD1, events, batchSize = 10
     results: checkCounts(results, expected),
     lateEvents: lateRows[0]?.n ?? null,
     resultsAppendedMs: finished.at - firstCommit,
+    ...cpuFigures(cpuBefore, cpuAfter, inputs, (finished.at - started) / 1000),
     watermarkToResultMs: latency.fromInput,
     internalCommitToResultMs: latency.fromInternal,
     closedByAlarm: latency.closedByAlarm,

@@ -260,7 +260,8 @@ export function processorLine(p) {
   return (
     `Processor ${p.processor.name} (${p.processor.window}, count per key, ${n(p.processor.keys)} keys, ${p.processor.instances} instances; ` +
     `${n(p.events)} events over ${p.eventTimeSpan.minutes} minutes of event time + ${p.ticks} ticks, published in batches of ${p.settings.batchSize} with ${p.settings.concurrency} requests at a time: ${n(p.ingestEventsPerSec)} events/s published): ` +
-    `**${n(p.eventsPerSec)} events/s applied by every instance** (first input commit → last applied, ${n(p.ms)} ms${p.complete ? "" : `; INCOMPLETE after ${p.settings.timeoutSec} s: ${n(p.applied)} applied`}); ${exact}; ${n(p.lateEvents)} late events. ` +
+    `**${n(p.eventsPerSec)} events/s applied by every instance** (first input commit → last applied, ${n(p.ms)} ms${p.complete ? "" : `; INCOMPLETE after ${p.settings.timeoutSec} s: ${n(p.applied)} applied`}); ` +
+    `workerd ${n(p.workerdCpuUsPerEvent)} µs/event (${n(p.otherCpuCores)} cores busy outside workerd meanwhile, this client included); ${exact}; ${n(p.lateEvents)} late events. ` +
     `Watermark → result appended (the input that moved the instance's watermark past end + grace, committed in ${p.processor.input} → the result committed in ${p.processor.output}): ` +
     `**p50 ${n(w.p50)} ms, p99 ${n(w.p99)} ms** (max ${n(w.max)} ms, ${n(w.samples)} results); from that input's commit in the internal topic: p50 ${n(i.p50)} ms, p99 ${n(i.p99)} ms` +
     `${p.closedByAlarm > 0 ? `; ${n(p.closedByAlarm)} results closed by an instance's alarm (idle inputs), not timed` : ""}.`
@@ -277,6 +278,16 @@ export function processorRatios(p, batch) {
       of: `${p.label} (${p.events} events, 1,000 keys, tumbling 1-minute windows) ÷ ${batch.label} (median)`,
       target: 0.5,
       pass: value !== null && value >= 0.5 && p.results.exact,
+    },
+    {
+      name: "processor CPU/event, batch ingest ÷ processor",
+      value:
+        p.workerdCpuUsPerEvent === null || p.workerdCpuUsPerEvent === undefined || batch.workerdCpuUsPerEvent === null
+          ? null
+          : Math.round((batch.workerdCpuUsPerEvent / p.workerdCpuUsPerEvent) * 1000) / 1000,
+      of: `workerd CPU µs per event: ${batch.label} ÷ ${p.label} (publish → last result appended; ${p.workerdCpuUsPerEvent ?? "n/a"} µs)`,
+      target: null,
+      pass: null,
     },
     {
       name: "processor watermark → result appended p99 (ms)",

@@ -190,6 +190,7 @@ async function main() {
       queryD1: d1,
       events: settings.processorEvents,
       timeoutSec: settings.processorTimeoutSec,
+      cpu: ((workerd) => () => ({ workerd: cpuSeconds(workerd), machine: machineBusySeconds() }))(childPids(server.child.pid)),
     });
     console.log(`  ${processorLine(processors).replaceAll("**", "")}`);
     const all = scenarios(server.urls, settings.batchSize);
