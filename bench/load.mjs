@@ -35,12 +35,14 @@ export function keysCoveringPartitions(partitions) {
 const idPrefix = `b${Date.now().toString(36)}`;
 let nextId = 0;
 
-// Valid for the `orders` topic's "orders.paid" schema, so the ingest path includes data validation.
-const DATA = JSON.stringify({ orderId: "o-1234567-bench-payload", amount: 4200, currency: "EUR" });
+// Valid for the `orders` topic's "orders.shipped" schema, so the ingest path includes data
+// validation; a type no subscription or processor takes (the demo processors read orders.paid and
+// orders.placed), so the ingest scenarios measure ingest, not the work routed events cause.
+const DATA = JSON.stringify({ orderId: "o-1234567-bench-payload", carrier: "bench-carrier-1" });
 
 /** A small event (~250 bytes), the same bytes for the platform and the baseline. */
 export function eventJson(partitionkey) {
-  return `{"specversion":"1.0","id":"${idPrefix}-${nextId++}","source":"/bench/load","type":"orders.paid","partitionkey":"${partitionkey}","datacontenttype":"application/json","data":${DATA}}`;
+  return `{"specversion":"1.0","id":"${idPrefix}-${nextId++}","source":"/bench/load","type":"orders.shipped","partitionkey":"${partitionkey}","datacontenttype":"application/json","data":${DATA}}`;
 }
 
 export function batchJson(partitionkey, size) {

@@ -247,6 +247,58 @@ function replayLine(a) {
   );
 }
 
+/** The processor scenario in one paragraph (bench/processors.mjs), for the console and latest.md. */
+export function processorLine(p) {
+  if (p === undefined) return "";
+  const n = (x) => (x === null || x === undefined ? "n/a" : x.toLocaleString("en-US"));
+  const r = p.results;
+  const w = p.watermarkToResultMs;
+  const i = p.internalCommitToResultMs;
+  const exact = r.exact
+    ? `all ${n(r.expected)} results exact (one per key and minute, each with its count)`
+    : `RESULTS NOT EXACT: ${n(r.results)} for ${n(r.expected)} expected, ${r.missing} missing, ${r.wrongCount} with a wrong count, ${r.duplicates} duplicates, ${r.unexpected} unexpected`;
+  return (
+    `Processor ${p.processor.name} (${p.processor.window}, count per key, ${n(p.processor.keys)} keys, ${p.processor.instances} instances; ` +
+    `${n(p.events)} events over ${p.eventTimeSpan.minutes} minutes of event time + ${p.ticks} ticks, published in batches of ${p.settings.batchSize} with ${p.settings.concurrency} requests at a time: ${n(p.ingestEventsPerSec)} events/s published): ` +
+    `**${n(p.eventsPerSec)} events/s applied by every instance** (first input commit → last applied, ${n(p.ms)} ms${p.complete ? "" : `; INCOMPLETE after ${p.settings.timeoutSec} s: ${n(p.applied)} applied`}); ` +
+    `workerd ${n(p.workerdCpuUsPerEvent)} µs/event (${n(p.otherCpuCores)} cores busy outside workerd meanwhile, this client included); ${exact}; ${n(p.lateEvents)} late events. ` +
+    `Watermark → result appended (the input that moved the instance's watermark past end + grace, committed in ${p.processor.input} → the result committed in ${p.processor.output}): ` +
+    `**p50 ${n(w.p50)} ms, p99 ${n(w.p99)} ms** (max ${n(w.max)} ms, ${n(w.samples)} results); from that input's commit in the internal topic: p50 ${n(i.p50)} ms, p99 ${n(i.p99)} ms` +
+    `${p.closedByAlarm > 0 ? `; ${n(p.closedByAlarm)} results closed by an instance's alarm (idle inputs), not timed` : ""}.`
+  );
+}
+
+/** Issue 21's figures as `ratios` entries: events/s through the processor ÷ batch ingest (≥ 0.5), and the latency p99 (reported). */
+export function processorRatios(p, batch) {
+  const value = p.eventsPerSec === null ? null : Math.round((p.eventsPerSec / batch.median) * 1000) / 1000;
+  return [
+    {
+      name: "processor events/s ÷ batch ingest events/s",
+      value,
+      of: `${p.label} (${p.events} events, 1,000 keys, tumbling 1-minute windows) ÷ ${batch.label} (median)`,
+      target: 0.5,
+      pass: value !== null && value >= 0.5 && p.results.exact,
+    },
+    {
+      name: "processor CPU/event, batch ingest ÷ processor",
+      value:
+        p.workerdCpuUsPerEvent === null || p.workerdCpuUsPerEvent === undefined || batch.workerdCpuUsPerEvent === null
+          ? null
+          : Math.round((batch.workerdCpuUsPerEvent / p.workerdCpuUsPerEvent) * 1000) / 1000,
+      of: `workerd CPU µs per event: ${batch.label} ÷ ${p.label} (publish → last result appended; ${p.workerdCpuUsPerEvent ?? "n/a"} µs)`,
+      target: null,
+      pass: null,
+    },
+    {
+      name: "processor watermark → result appended p99 (ms)",
+      value: p.watermarkToResultMs.p99,
+      of: `${p.watermarkToResultMs.samples} final results (p50 ${p.watermarkToResultMs.p50} ms); from the triggering input's commit in ${p.processor.input}`,
+      target: null,
+      pass: null,
+    },
+  ];
+}
+
 function commandsLines(results) {
   const c = results.commands;
   if (c === undefined) return [];
@@ -287,6 +339,7 @@ export function markdown(results) {
     "",
     ...commandsLines(results),
     "",
+    ...(results.processors === undefined ? [] : [processorLine(results.processors), ""]),
     ...archiveLines(results),
     "",
     disturbance(results),
@@ -297,7 +350,9 @@ export function markdown(results) {
 }
 
 export function commandsText(results) {
-  return [endToEndLine(results), ...commandsLines(results), ...archiveLines(results)].join("\n").replaceAll("**", "");
+  return [endToEndLine(results), ...commandsLines(results), processorLine(results.processors), ...archiveLines(results)]
+    .join("\n")
+    .replaceAll("**", "");
 }
 
 export function textTable(results) {

@@ -15,9 +15,22 @@ import { authFetch } from "./auth.mjs";
 import { commandBench } from "./commands.mjs";
 import { childPids, cpuSeconds, machineBusySeconds } from "./cpu.mjs";
 import { endToEnd } from "./e2e.mjs";
+import { ONE_KEY, PARTITIONS, preflight, SPREAD_KEYS, scenarios, TOPIC } from "./ingest.mjs";
 import { liveBench } from "./live.mjs";
-import { BATCH, batchJson, eventJson, keysCoveringPartitions, load, STRUCTURED } from "./load.mjs";
-import { commandsText, cpuRatio, deliveryTargets, machine, markdown, ratio, summarize, textTable } from "./report.mjs";
+import { load } from "./load.mjs";
+import { processorBench } from "./processors.mjs";
+import {
+  commandsText,
+  cpuRatio,
+  deliveryTargets,
+  machine,
+  markdown,
+  processorLine,
+  processorRatios,
+  ratio,
+  summarize,
+  textTable,
+} from "./report.mjs";
 import { readSettings, usage } from "./settings.mjs";
 import { buildWorkers, queryD1, revision, startServer, stopServer, versionOf } from "./stack.mjs";
 
@@ -42,79 +55,6 @@ function queueSettings(queue) {
   if (c === undefined) return `${queue}: no consumer in wrangler.toml`;
   const keys = ["max_batch_size", "max_batch_timeout", "max_concurrency", "max_retries"].filter((k) => c[k] !== undefined);
   return `${queue}: ${keys.map((k) => `${k} ${c[k]}${k === "max_batch_timeout" ? " s" : ""}`).join(", ")} (wrangler.toml)`;
-}
-
-// The ingest scenarios use `orders`: no subscription routes it, so they measure the ingest path
-// (with per-type data validation) and not the in-process consumers, which share workerd here.
-// Fan-out is measured by the end-to-end scenario on `events`.
-const TOPIC = "orders";
-const PARTITIONS = 4;
-const INGEST = `/v1/topics/${TOPIC}/events`;
-const ONE_KEY = "bench";
-const SPREAD_KEYS = keysCoveringPartitions(PARTITIONS);
-
-function scenarios(urls) {
-  const n = settings.batchSize;
-  const ingest = new URL(INGEST, urls.platform).href;
-  const ingestOff = new URL(INGEST, urls.platformMetricsOff).href;
-  const ingestEmulated = new URL(INGEST, urls.platformEmulatedRateLimit).href;
-  let spread = 0;
-  const scenario = (label, target, url, contentType, eventsPerRequest, makeBody) => ({
-    label,
-    target,
-    url,
-    contentType,
-    eventsPerRequest,
-    makeBody,
-  });
-  return {
-    ingestSingle: scenario("ingest single event, 1 partition", "platform", ingest, STRUCTURED, 1, () => eventJson(ONE_KEY)),
-    baselineSingle: scenario("baseline POST /one", "baseline", new URL("/one", urls.baseline).href, STRUCTURED, 1, () =>
-      eventJson(ONE_KEY),
-    ),
-    ingestBatch: scenario(`ingest batch of ${n}, 1 partition`, "platform", ingest, BATCH, n, () => batchJson(ONE_KEY, n)),
-    baselineBatch: scenario(`baseline POST /batch (${n} rows)`, "baseline", new URL("/batch", urls.baseline).href, BATCH, n, () =>
-      batchJson(ONE_KEY, n),
-    ),
-    ingestSingleOff: scenario("ingest single event, 1 partition, metrics off", "platform-metrics-off", ingestOff, STRUCTURED, 1, () =>
-      eventJson(ONE_KEY),
-    ),
-    ingestBatchOff: scenario(`ingest batch of ${n}, 1 partition, metrics off`, "platform-metrics-off", ingestOff, BATCH, n, () =>
-      batchJson(ONE_KEY, n),
-    ),
-    ingestSingleEmulatedRateLimit: scenario(
-      "ingest single event, 1 partition, Miniflare's rate limiter",
-      "platform-emulated-ratelimit",
-      ingestEmulated,
-      STRUCTURED,
-      1,
-      () => eventJson(ONE_KEY),
-    ),
-    ingestSpread: scenario(`ingest single event, ${PARTITIONS} partitions`, "platform", ingest, STRUCTURED, 1, () =>
-      eventJson(SPREAD_KEYS[spread++ % PARTITIONS]),
-    ),
-  };
-}
-
-async function post(url, contentType, body) {
-  const res = await authFetch(url, { method: "POST", headers: { "content-type": contentType }, body });
-  const text = await res.text();
-  if (res.status !== 202) throw new Error(`preflight POST ${url} → ${res.status}: ${text.slice(0, 500)}`);
-  return JSON.parse(text);
-}
-
-/** Fails fast, with the server's own words, before spending minutes on a broken setup. */
-async function preflight(urls) {
-  const one = await post(new URL(INGEST, urls.platform), STRUCTURED, eventJson(ONE_KEY));
-  if (one.events?.[0]?.duplicate !== false) throw new Error(`preflight: expected a fresh append, got ${JSON.stringify(one)}`);
-  const spread = await post(new URL(INGEST, urls.platform), BATCH, `[${SPREAD_KEYS.map((k) => eventJson(k)).join(",")}]`);
-  const hit = new Set(spread.events.map((e) => e.partition));
-  if (hit.size !== PARTITIONS) throw new Error(`preflight: keys ${SPREAD_KEYS} hit partitions ${[...hit]}, expected all ${PARTITIONS}`);
-  await post(new URL(INGEST, urls.platformMetricsOff), STRUCTURED, eventJson(ONE_KEY));
-  await post(new URL(INGEST, urls.platformEmulatedRateLimit), STRUCTURED, eventJson(ONE_KEY));
-  await post(new URL("/one", urls.baseline), STRUCTURED, eventJson(ONE_KEY));
-  await post(new URL("/batch", urls.baseline), BATCH, batchJson(ONE_KEY, 2));
-  return { platform: 1 + PARTITIONS, "platform-metrics-off": 1, "platform-emulated-ratelimit": 1 };
 }
 
 function checkHealthy(name, r) {
@@ -218,7 +158,7 @@ async function main() {
   if (loadAtStart > 1) console.warn(`⚠ 1-minute load average is ${loadAtStart}: other processes are busy, figures will be noisy.`);
   console.log("Building the platform Worker (wrangler --dry-run) and the baseline (esbuild)…");
   const measured = revision();
-  const bundles = await buildWorkers();
+  const bundles = await buildWorkers({ processors: true });
 
   const persist = mkdtempSync(path.join(os.tmpdir(), "eventline-bench-"));
   process.once("SIGINT", () => {
@@ -244,7 +184,16 @@ async function main() {
     console.log(
       `  ${e2e.eventsPerSec ?? "n/a"} events/s handled in steady state, ${e2e.wholeRunEventsPerSec} over the whole run (published at ${e2e.ingestEventsPerSec}/s; complete: ${e2e.complete}); commit → handled p50 ${e2e.commitToHandledMs.p50} ms, p99 ${e2e.commitToHandledMs.p99} ms`,
     );
-    const all = scenarios(server.urls);
+    console.log(`Processor: ${settings.processorEvents} events through a tumbling count per key (1,000 keys, 1-minute windows)…`);
+    const processors = await processorBench({
+      platform: server.urls.platformProcessors,
+      queryD1: d1,
+      events: settings.processorEvents,
+      timeoutSec: settings.processorTimeoutSec,
+      cpu: ((workerd) => () => ({ workerd: cpuSeconds(workerd), machine: machineBusySeconds() }))(childPids(server.child.pid)),
+    });
+    console.log(`  ${processorLine(processors).replaceAll("**", "")}`);
+    const all = scenarios(server.urls, settings.batchSize);
     const pids = { server: server.child.pid, workerd: childPids(server.child.pid) };
     const { runs, acknowledged: measuredEvents } = await measure(all, pids);
     console.log("Commands on the orders demo (distinct orders, one hot order, command → visible)…");
@@ -318,6 +267,7 @@ async function main() {
       endToEnd: { ...e2e, queue: queueSettings("eventline-activity") },
       archiveReplay,
       liveStreams: live,
+      processors,
       commands: {
         ...commands,
         settings: { durationSec: settings.commandSec, concurrency: settings.commandConcurrency },
@@ -368,9 +318,15 @@ async function main() {
           target: 0.8,
           pass: commands.hot.commandsPerSec / commands.distinct.commandsPerSec >= 0.8 && (commands.hot.statuses["409"] ?? 0) === 0,
         },
+        ...processorRatios(processors, sr.ingestBatch),
       ],
       targets: null,
-      checks: { acknowledgedEvents: acknowledged, storedEvents: stored, allAcknowledgedStored: allStored },
+      checks: {
+        acknowledgedEvents: acknowledged,
+        storedEvents: stored,
+        allAcknowledgedStored: allStored,
+        processorResultsExact: processors.results.exact,
+      },
       platformLogLines: logLines,
       elapsedSec: Math.round((Date.now() - started) / 1000),
     };
@@ -386,7 +342,8 @@ async function main() {
       console.log(`Platform warnings/errors (first ${logLines.samples.length}):\n${logLines.samples.join("\n")}`);
     console.log(`Wrote bench/results/${settings.out}.json and ${settings.out}.md in ${results.elapsedSec} s.`);
 
-    if (!allStored) process.exitCode = 1;
+    // A processor result missing, counted twice or with a wrong count is a failure, like a lost event.
+    if (!allStored || !processors.results.exact) process.exitCode = 1;
     const missed = results.ratios.some((r) => r.pass === false) || Object.values(results.targets).some((t) => !t.pass);
     if (process.env.BENCH_STRICT === "1" && missed) process.exitCode = 1;
   } finally {

@@ -1,6 +1,6 @@
 // Hosts both Workers in one Miniflare (one workerd) in a child process of run.mjs, so the load
 // generator's event loop never shares a thread with Miniflare's log handling.
-// Protocol (IPC): parent sends { platform, baseline, persist } (bundle paths, state dir);
+// Protocol (IPC): parent sends { platform, baseline, processors?, persist } (bundle paths, state dir);
 // child answers { ready: { platform, baseline } } with loopback URLs, or { error };
 // on { stop } (or parent exit) it disposes Miniflare and sends { stopped: logStats }.
 import { readdir, readFile } from "node:fs/promises";
@@ -69,11 +69,12 @@ const RATE_LIMIT = { limit: 100_000_000, period: 10 };
  * rateLimit }` — its own (patched) bundle text, EVENTLINE_METRICS, and whether RATE_LIMIT is bound —
  * with their own objects and buckets, consuming no queues, like platform-metrics-off.
  */
-export async function start({ platform, baseline, persist, inspectorPort, variants = [] }) {
+export async function start({ platform, baseline, processors, persist, inspectorPort, variants = [] }) {
   const queues = await queuesFromWrangler();
   const storage = await storageFromWrangler();
   const storageOff = await storageFromWrangler("platform-metrics-off", "-metrics-off");
   const storageEmulated = await storageFromWrangler("platform-emulated-ratelimit", "-emulated-ratelimit");
+  const storageProcessors = await storageFromWrangler("platform-processors", "-processors");
   /**
    * The platform's variables and secrets; `metrics` is EVENTLINE_METRICS. RATE_LIMIT is the
    * in-memory counter of bench/ratelimit-worker.js (production's cost profile), or with
@@ -185,6 +186,23 @@ export async function start({ platform, baseline, persist, inspectorPort, varian
         dev,
       },
       ...variantWorkers,
+      // bench/processors.mjs: the platform built with bench/processor-config.ts (the shipped config
+      // plus the bench's count-per-key processor), with its own objects and buckets; the processor
+      // feeds itself by direct calls, so it consumes no queues either.
+      ...(processors === undefined
+        ? []
+        : [
+            {
+              config: {
+                name: "platform-processors",
+                compatibilityDate: COMPATIBILITY_DATE,
+                manifest: await manifest(processors),
+                env: { ...storageProcessors.env, DB: { type: "d1", id: "DB" }, ...queues.producers, ...platformVars("on") },
+                exports: storageProcessors.exports,
+              },
+              dev,
+            },
+          ]),
       {
         config: {
           name: "ratelimit",
@@ -218,6 +236,7 @@ export async function start({ platform, baseline, persist, inspectorPort, varian
     platformMetricsOff: (await mf.unsafeGetDirectURL("platform-metrics-off")).href,
     platformEmulatedRateLimit: (await mf.unsafeGetDirectURL("platform-emulated-ratelimit")).href,
     baseline: (await mf.unsafeGetDirectURL("baseline")).href,
+    ...(processors === undefined ? {} : { platformProcessors: (await mf.unsafeGetDirectURL("platform-processors")).href }),
     variants: Object.fromEntries(await Promise.all(variants.map(async (v) => [v.name, (await mf.unsafeGetDirectURL(v.name)).href]))),
   };
   return { mf, urls, logs };

@@ -23,6 +23,14 @@ const KNOBS = {
   "command-duration": ["BENCH_COMMAND_DURATION", 8, 1, 2, "seconds per command scenario"],
   "command-connections": ["BENCH_COMMAND_CONNECTIONS", 8, 1, 8, "concurrent command clients"],
   "visibility-samples": ["BENCH_VISIBILITY_SAMPLES", 100, 1, 20, "orders timed from command to read model"],
+  "processor-events": [
+    "BENCH_PROCESSOR_EVENTS",
+    50_000,
+    5_000,
+    5_000,
+    "events through the count-per-key processor (1,000 keys over 5 minutes of event time)",
+  ],
+  "processor-timeout": ["BENCH_PROCESSOR_TIMEOUT", 300, 5, 120, "seconds to wait for the processor to apply them and append its results"],
   "live-duration": ["BENCH_LIVE_DURATION", 10, 1, 2, "seconds of posting at 1,000 events/s while an SSE reader follows the partition"],
 };
 
@@ -100,6 +108,9 @@ export function readSettings(argv = process.argv.slice(2), env = process.env) {
     commandConcurrency: knob("command-connections"),
     visibilitySamples: knob("visibility-samples"),
     liveSec: knob("live-duration"),
+    // Processor scenario (issue 21): events through bench-count-per-key, and how long to wait for them.
+    processorEvents: knob("processor-events"),
+    processorTimeoutSec: knob("processor-timeout"),
     compatibilityDate: "2026-11-01",
   };
 }

@@ -1,6 +1,6 @@
 // Building the two Workers and running them (bench/server.mjs in a child process).
 import { fork, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import * as esbuild from "esbuild";
 
@@ -8,18 +8,55 @@ const bench = import.meta.dirname;
 const root = path.resolve(bench, "..");
 const build = path.join(bench, ".build");
 
-/** The platform exactly as `wrangler deploy` would upload it, and the bare baseline. */
-export async function buildWorkers() {
-  rmSync(build, { recursive: true, force: true });
-  mkdirSync(build, { recursive: true });
-
-  const out = path.join(build, "platform");
-  const r = spawnSync(path.join(root, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", out], {
+/** `wrangler deploy --dry-run` into `out` (extra arguments: `--alias`). */
+function wranglerBuild(out, extra = []) {
+  const r = spawnSync(path.join(root, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", out, ...extra], {
     cwd: root,
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
     encoding: "utf8",
   });
   if (r.status !== 0) throw new Error(`wrangler deploy --dry-run failed (exit ${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
+  return path.join(out, "index.js");
+}
+
+/** Every way the platform's sources spell their import of eventline.config.ts ("../../eventline.config"…). */
+export function configImports(dirs = ["workers", "durable-objects", "shared", "sdk"]) {
+  const found = new Set();
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (/\.(ts|mts|js|mjs)$/.test(entry.name))
+        for (const m of readFileSync(file, "utf8").matchAll(/from\s+["']([^"']*\/eventline\.config(?:\.ts|\.js)?)["']/g)) found.add(m[1]);
+    }
+  };
+  for (const dir of dirs) walk(path.join(root, dir));
+  return [...found].sort();
+}
+
+/**
+ * The platform built with bench/processor-config.ts in place of eventline.config.ts (wrangler's
+ * `--alias` for each spelling of its import): the shipped config plus the bench's processor, its
+ * topics and nothing else. Checked: the bundle must declare the bench's processor.
+ */
+function buildProcessorPlatform(out) {
+  const aliases = configImports().flatMap((spec) => ["--alias", `${spec}:./bench/processor-config.ts`]);
+  if (aliases.length === 0) throw new Error("no import of eventline.config found in the platform's sources");
+  const bundle = wranglerBuild(out, aliases);
+  if (!readFileSync(bundle, "utf8").includes('"bench-count-per-key"'))
+    throw new Error(`${bundle}: the bench's processor config was not compiled in (wrangler --alias)`);
+  return bundle;
+}
+
+/**
+ * The platform exactly as `wrangler deploy` would upload it, and the bare baseline; with
+ * `processors`, also the platform with the bench's processor config (bench/processor-config.ts).
+ */
+export async function buildWorkers({ processors = false } = {}) {
+  rmSync(build, { recursive: true, force: true });
+  mkdirSync(build, { recursive: true });
+
+  const platform = wranglerBuild(path.join(build, "platform"));
 
   const baseline = path.join(build, "bare", "index.js");
   await esbuild.build({
@@ -32,7 +69,7 @@ export async function buildWorkers() {
     external: ["cloudflare:*"],
     logLevel: "warning",
   });
-  return { platform: path.join(out, "index.js"), baseline };
+  return { platform, baseline, ...(processors ? { processors: buildProcessorPlatform(path.join(build, "processors")) } : {}) };
 }
 
 /** Which code was measured: HEAD, and whether the work tree differed from it. */

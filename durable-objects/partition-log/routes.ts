@@ -33,9 +33,8 @@ const RUNTIME_ROUTE_QUEUE = "WEBHOOK_DELIVERY";
  * runtime ones are added as they are compiled.
  */
 const UNFILTERED = new WeakSet<Route>([
-  ...config.topics.flatMap((t) =>
-    routesFor(t.name).filter((r) => config.subscriptions.find((s) => s.name === r.name)?.filter === undefined),
-  ),
+  ...config.subscriptions.flatMap((s) => (s.filter === undefined ? routesFor(s.topic).filter((r) => r.name === s.name) : [])),
+  // A processor's feed is unfiltered when its input declares no filter (and always from its internal topic).
   ...[...PROCESSOR_ROUTES.values()].flat().filter((r) => r.keys === undefined),
 ]);
 export const isUnfiltered = (route: Route) => UNFILTERED.has(route);

@@ -9,7 +9,11 @@ import { type PreparedEvent, toAppendEvent } from "../../workers/platform/ingest
  */
 export async function appendPrepared(env: Env, topic: string, prepared: PreparedEvent[]): Promise<void> {
   const byPartition = new Map<number, PreparedEvent[]>();
-  for (const p of prepared) byPartition.set(p.partition, [...(byPartition.get(p.partition) ?? []), p]);
+  for (const p of prepared) {
+    const list = byPartition.get(p.partition);
+    if (list === undefined) byPartition.set(p.partition, [p]);
+    else list.push(p);
+  }
   await Promise.all(
     [...byPartition].map(async ([partition, events]) => {
       const result = await env.PARTITION_LOG.getByName(partitionName(topic, partition)).append({

@@ -1,0 +1,211 @@
+// Processor scenario (issue 21): events published as fast as ingest takes them to `bench-input`,
+// through bench-count-per-key (bench/processor-config.ts: a tumbling count per key, 1,000 keys,
+// 1-minute windows in event time) on the platform Worker built with that config. Throughput is
+// the events applied by every instance ÷ the time from the first input's commit until the last
+// was applied; applied means acknowledged by the instance (its feed returned after it committed
+// state and checkpoint), seen as the processor's outbox rows gone from the input topic and the
+// internal topic, polled over HTTP. Latency: bench/processor-latency.mjs. Every result is checked
+// against the count it must have.
+import { authFetch } from "./auth.mjs";
+import { fnv1a32, keysCoveringPartitions } from "./load.mjs";
+import { checkCounts, expectedCounts, MINUTE_MS, replayWatermark, streamPlan, watermarkLatencies } from "./processor-latency.mjs";
+
+// As bench/processor-config.ts declares them (the bundle is checked for the name in bench/stack.mjs).
+export const PROCESSOR = "bench-count-per-key";
+const INPUT = "bench-input";
+const OUTPUT = "bench-counts";
+const INTERNAL = `processor.${PROCESSOR}`;
+const ROUTE = `processor:${PROCESSOR}`;
+const PARTITIONS = 4;
+const SPEC = { partitions: PARTITIONS, outOfOrdernessMs: 10_000, idleTimeoutMs: 10_000 };
+const GRACE_MS = 10_000;
+const KEYS = 1000;
+const MINUTES = 5;
+/** Event time of the first event: a whole minute, long past (event time is the events' own `time`). */
+const START = Date.UTC(2026, 0, 1, 12, 0, 0);
+
+const idPrefix = `p${Date.now().toString(36)}`;
+const iso = (ms) => new Date(ms).toISOString();
+const eventJson = (id, partitionkey, key, time) =>
+  `{"specversion":"1.0","id":"${id}","source":"/bench/processor","type":"bench.reading","partitionkey":"${partitionkey}","time":"${iso(time)}","datacontenttype":"application/json","data":{"key":"${key}"}}`;
+
+async function postBatch(platform, body) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await authFetch(new URL(`/v1/topics/${INPUT}/events`, platform), {
+        method: "POST",
+        headers: { "content-type": "application/cloudevents-batch+json" },
+        body,
+      });
+      if (res.status !== 202) throw new Error(`processor publish → ${res.status}: ${(await res.text()).slice(0, 300)}`);
+      return;
+    } catch (err) {
+      // A reset connection on this busy machine: the same ids are stored once (idempotent ingest).
+      if (attempt >= 3 || String(err).includes("processor publish")) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
+
+/** Batches of `batchSize` in stream order, each to one input partition in turn (as the batch-ingest scenario sends one partition's batch). */
+async function publish(platform, plan, batchSize, concurrency) {
+  const spread = keysCoveringPartitions(PARTITIONS);
+  const batches = Math.ceil(plan.events / batchSize);
+  let next = 0;
+  const worker = async () => {
+    while (next < batches) {
+      const b = next++;
+      const events = [];
+      for (let i = b * batchSize; i < Math.min(plan.events, (b + 1) * batchSize); i++)
+        events.push(eventJson(`${idPrefix}-${i}`, spread[b % PARTITIONS], plan.key(i), plan.time(i)));
+      await postBatch(platform, `[${events.join(",")}]`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  // Ticks: from every input partition, an event for every instance, past every window's end +
+  // grace, so the watermark (the minimum over input partitions) closes the last windows too.
+  const byInstance = new Map();
+  for (let k = 0; byInstance.size < PARTITIONS; k++) byInstance.set(fnv1a32(`k${k}`) % PARTITIONS, `k${k}`);
+  const tick = plan.tickTime({ outOfOrdernessMs: SPEC.outOfOrdernessMs, graceMs: GRACE_MS });
+  await Promise.all(
+    spread.map((pk, p) =>
+      postBatch(
+        platform,
+        `[${[...byInstance.values()].map((key, n) => eventJson(`${idPrefix}-tick-${p}-${n}`, pk, key, tick)).join(",")}]`,
+      ),
+    ),
+  );
+  return PARTITIONS * PARTITIONS;
+}
+
+async function topicStats(platform, topic) {
+  const res = await authFetch(new URL(`/v1/topics/${topic}`, platform));
+  if (!res.ok) throw new Error(`GET /v1/topics/${topic} → ${res.status}: ${(await res.text()).slice(0, 300)}`);
+  const stats = (await res.json()).partitionStats;
+  return { head: stats.reduce((n, s) => n + s.head, 0), waiting: stats.reduce((n, s) => n + (s.outbox[ROUTE] ?? 0), 0) };
+}
+
+/** Polls every 100 ms until `done(input, internal, output)` or the timeout; returns when it was seen and the last stats. */
+async function waitUntil(platform, done, since, timeoutSec, label) {
+  let shown = Date.now();
+  for (;;) {
+    const [input, internal, output] = await Promise.all([INPUT, INTERNAL, OUTPUT].map((t) => topicStats(platform, t)));
+    const now = Date.now();
+    if (done(input, internal, output)) return { at: now, complete: true, input, internal, output };
+    if (now - since > timeoutSec * 1000) return { at: now, complete: false, input, internal, output };
+    if (now - shown >= 5000) {
+      shown = now;
+      console.log(
+        `  ${label} after ${Math.round((now - since) / 1000)} s: ${internal.head - internal.waiting} applied, ${input.waiting + internal.waiting} waiting, ${output.head} results`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function readTopic(platform, topic) {
+  const out = [];
+  for (let p = 0; p < PARTITIONS; p++) {
+    for (let from = 1; ; ) {
+      const res = await authFetch(new URL(`/v1/topics/${topic}/partitions/${p}/events?from=${from}&limit=1000`, platform));
+      if (!res.ok) throw new Error(`read ${topic}/${p} → ${res.status}: ${(await res.text()).slice(0, 300)}`);
+      const events = (await res.json()).events;
+      for (const e of events)
+        out.push({ partition: p, sequence: Number(e.sequence), committedAt: Date.parse(e.receivedtime), data: e.data });
+      if (events.length < 1000) break;
+      from = Number(events.at(-1).sequence) + 1;
+    }
+  }
+  return out;
+}
+
+/**
+ * `cpu` (optional): `{ workerd, machine }` busy seconds so far (bench/cpu.mjs), for workerd's CPU
+ * per input from the first publish until the last result was appended, and the cores that other
+ * processes used meanwhile.
+ */
+function cpuFigures(before, after, inputs, seconds) {
+  const d = (k) => (before?.[k] === null || before?.[k] === undefined || after?.[k] === null ? null : after[k] - before[k]);
+  const workerd = d("workerd");
+  const machine = d("machine");
+  return {
+    // All of workerd (every Worker, object and Miniflare helper in it) per input: comparable with the ingest scenarios' figure.
+    workerdCpuUsPerEvent: workerd === null ? null : Math.round((workerd * 1e6) / inputs),
+    // Busy cores outside workerd meanwhile (the bench's own polling and publishing included).
+    otherCpuCores: workerd === null || machine === null ? null : Math.round((Math.max(0, machine - workerd) / seconds) * 100) / 100,
+  };
+}
+
+export async function processorBench({ platform, queryD1, events, batchSize = 100, concurrency = 8, timeoutSec, cpu }) {
+  const plan = streamPlan({ events, keys: KEYS, minutes: MINUTES, start: START });
+  const expected = expectedCounts(plan);
+  const cpuBefore = cpu?.();
+  const started = Date.now();
+  const ticks = await publish(platform, plan, batchSize, concurrency);
+  const published = Date.now();
+  const inputs = events + ticks;
+  const applied = await waitUntil(
+    platform,
+    (input, internal) => input.head >= inputs && internal.head >= inputs && input.waiting === 0 && internal.waiting === 0,
+    started,
+    timeoutSec,
+    "processor",
+  );
+  const finished = await waitUntil(platform, (_i, _n, output) => output.head >= expected.size, started, timeoutSec, "results");
+  const cpuAfter = cpu?.();
+
+  // Read back: the internal topic holds each instance's inputs in the order it applied them.
+  const internal = await readTopic(platform, INTERNAL);
+  const results = (await readTopic(platform, OUTPUT)).map((e) => ({
+    key: e.data.key,
+    windowStart: Date.parse(e.data.windowStart),
+    windowEnd: Date.parse(e.data.windowEnd),
+    count: e.data.count,
+    committedAt: e.committedAt,
+  }));
+  const instanceOfKey = new Map(internal.map((e) => [e.data.key, e.partition]));
+  const movesByInstance = new Map();
+  for (let i = 0; i < PARTITIONS; i++) {
+    const mine = internal
+      .filter((e) => e.partition === i)
+      .map((e) => ({ ...e.data, sequence: e.sequence, internalCommittedAt: e.committedAt }));
+    movesByInstance.set(i, replayWatermark(mine, SPEC));
+  }
+  const latency = watermarkLatencies(results, movesByInstance, instanceOfKey, GRACE_MS);
+  const firstCommit = Math.min(...internal.map((e) => e.data.committedAt));
+  const lateRows = await queryD1(`SELECT COUNT(*) AS n FROM dead_letters WHERE subscription = ?`, [ROUTE]);
+  const ms = applied.at - firstCommit;
+  return {
+    label: `ingest → ${PROCESSOR} applied by every instance`,
+    processor: {
+      name: PROCESSOR,
+      input: INPUT,
+      output: OUTPUT,
+      keys: KEYS,
+      window: "tumbling 1m",
+      aggregates: ["count"],
+      outOfOrdernessMs: SPEC.outOfOrdernessMs,
+      graceMs: GRACE_MS,
+      idleTimeoutMs: SPEC.idleTimeoutMs,
+      instances: PARTITIONS,
+    },
+    events,
+    ticks,
+    eventTimeSpan: { from: iso(START), minutes: MINUTES, windowMs: MINUTE_MS },
+    complete: applied.complete && finished.complete,
+    applied: applied.internal.head - applied.internal.waiting,
+    // Inputs applied ÷ (last applied, to the 100 ms poll − first input commit).
+    eventsPerSec: applied.complete ? Math.round((inputs / ms) * 1000) : null,
+    ms,
+    ingestEventsPerSec: Math.round((inputs / (published - started)) * 1000),
+    publishMs: published - started,
+    results: checkCounts(results, expected),
+    lateEvents: lateRows[0]?.n ?? null,
+    resultsAppendedMs: finished.at - firstCommit,
+    ...cpuFigures(cpuBefore, cpuAfter, inputs, (finished.at - started) / 1000),
+    watermarkToResultMs: latency.fromInput,
+    internalCommitToResultMs: latency.fromInternal,
+    closedByAlarm: latency.closedByAlarm,
+    settings: { batchSize, concurrency, timeoutSec },
+  };
+}
