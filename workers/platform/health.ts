@@ -70,15 +70,17 @@ export function processorCheck(p: ProcessorModel, config: EventlineConfig): Heal
   }
   over(p.lag, t.maxLagEvents, `lag ${integer(p.lag)} events > ${integer(t.maxLagEvents)}`);
   over(p.pendingOutputs, t.maxPendingOutputs, `pending outputs ${integer(p.pendingOutputs)} > ${integer(t.maxPendingOutputs)}`);
-  let stuck: ProcessorModel["partitions"][number] | undefined;
+  // The instance with events waiting whose watermark is furthest behind (none without a watermark).
+  let stuck: { partition: number; lag: number; behind: number } | undefined;
   for (const i of p.partitions) {
-    if (i.lag > 0 && i.watermarkLagSeconds !== null && i.watermarkLagSeconds > (stuck?.watermarkLagSeconds ?? -1)) stuck = i;
+    const behind = i.watermarkLagSeconds;
+    if (i.lag > 0 && behind !== null && behind > (stuck?.behind ?? -1)) stuck = { partition: i.partition, lag: i.lag, behind };
   }
-  if (stuck?.watermarkLagSeconds != null) {
+  if (stuck !== undefined) {
     over(
-      stuck.watermarkLagSeconds,
+      stuck.behind,
       t.maxWatermarkLagSeconds,
-      `watermark ${decimal(stuck.watermarkLagSeconds)} s behind > ${decimal(t.maxWatermarkLagSeconds)} s on partition ${stuck.partition} with ${integer(stuck.lag)} events waiting`,
+      `watermark ${decimal(stuck.behind)} s behind > ${decimal(t.maxWatermarkLagSeconds)} s on partition ${stuck.partition} with ${integer(stuck.lag)} events waiting`,
     );
   }
   return { processor: p.processor, ...result() };
