@@ -36,6 +36,9 @@ const expression = (what: string) =>
       `${what} is an attribute name (e.g. "subject") or a JSON Pointer into the event (e.g. "/data/currency")`,
     );
 
+/** A processor's default health thresholds (its config's `health` block overrides each). */
+export const DEFAULT_PROCESSOR_HEALTH = { maxLagEvents: 5000, maxWatermarkLagSeconds: 600, maxPendingOutputs: 1000 } as const;
+
 export const PROCESSOR_NAME = /^[a-z][a-z0-9-]{0,47}$/;
 
 const common = {
@@ -73,6 +76,18 @@ const common = {
       table: z.boolean().default(false),
     })
     .strict(),
+  /** GET /v1/health's thresholds for this processor (docs/observability.md "Health"): degraded above, failing above 10×. */
+  health: z
+    .object({
+      /** Events not yet applied: waiting to be re-partitioned plus waiting in the internal topic. */
+      maxLagEvents: z.number().int().min(0).default(DEFAULT_PROCESSOR_HEALTH.maxLagEvents),
+      /** now − an instance's watermark, seconds, judged only while that instance has events waiting (a stuck watermark). */
+      maxWatermarkLagSeconds: z.number().min(0).default(DEFAULT_PROCESSOR_HEALTH.maxWatermarkLagSeconds),
+      /** Results and late events committed but not yet handed on (appended to the output topic, dead letters). */
+      maxPendingOutputs: z.number().int().min(0).default(DEFAULT_PROCESSOR_HEALTH.maxPendingOutputs),
+    })
+    .strict()
+    .default({ ...DEFAULT_PROCESSOR_HEALTH }),
 };
 
 const windowSchema = z.discriminatedUnion("type", [

@@ -288,6 +288,46 @@ describe("dashboard in Chromium", () => {
     expect(await page.locator("#updated").getAttribute("data-updated")).not.toBe(updatedBefore);
   });
 
+  it("stream processors are nodes between their input and output topics, with lag, watermark, open windows and late events", async () => {
+    const revenue = node(page, "processor", "revenue-per-minute");
+    expect(await revenue.getAttribute("aria-label")).toMatch(
+      /^Processor revenue-per-minute \(aggregate\) from orders to orders-revenue: [\d,]+ events? not yet applied, .*open windows?, [\d,]+ late events?, /,
+    );
+    for (const [name, output] of [
+      ["revenue-per-minute", "orders-revenue"],
+      ["unpaid-orders", "orders-alerts"],
+    ] as const) {
+      expect([
+        await node(page, "processor", name).getAttribute("data-input"),
+        await node(page, "processor", name).getAttribute("data-output"),
+      ]).toEqual(["orders", output]);
+      // Fed by each partition of its input; results back to its output topic, re-partitioned through its internal topic.
+      for (const p of [0, 1, 2, 3])
+        expect(await page.locator(`path[data-edge="e:partition:orders/${p}>processor:${name}"]`).count()).toBe(1);
+      const out = page.locator(`path[data-edge="e:processor:${name}>out"]`);
+      const numbers = ((await out.getAttribute("d")) ?? "")
+        .split(/[ MLQ]+/)
+        .filter(Boolean)
+        .map(Number);
+      // It leaves the processor's right side and ends pointing into the output topic from above.
+      const from = node(page, "processor", name).locator("rect");
+      expect(numbers.slice(0, 2)).toEqual([(await attr(from, "x")) + (await attr(from, "width")), (await attr(from, "y")) + 26]);
+      const target = node(page, "topic", output).locator("rect");
+      const [x, y, w] = [await attr(target, "x"), await attr(target, "y"), await attr(target, "width")];
+      expect(numbers.slice(-2)).toEqual([x + w / 2, y - 2]);
+      expect(await page.locator(`path[data-edge="e:processor:${name}>internal"]`).count()).toBe(1);
+      expect(await node(page, "topic", `processor.${name}`).getAttribute("data-internal")).toBe("true");
+    }
+    // The traffic places orders: unpaid-orders holds each one open for 15 minutes of event time, and the page shows it.
+    const unpaid = node(page, "processor", "unpaid-orders");
+    await until(async () => (await attr(unpaid, "data-open")) > 0, "unpaid-orders' open windows above 0 on the page", 20_000);
+    const lines = await unpaid.locator("text").allTextContents();
+    expect(lines[0]).toBe("unpaid-orders");
+    expect(lines[1]).toMatch(/^lag [\d,]+ · (wm [\d.,]+ (s|min|h|d) behind|no watermark yet)$/);
+    expect(lines[2]).toMatch(/^open [1-9][\d,]* · late [\d,]+ · /);
+    expect(await attr(unpaid, "data-late")).toBeGreaterThanOrEqual(0);
+  });
+
   it("a topic's events page by page; an event's detail and its trace", async () => {
     const first = pagedAcks[0];
     const last = pagedAcks.at(-1);

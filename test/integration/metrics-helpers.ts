@@ -73,9 +73,15 @@ export interface MetricsJson {
 }
 export interface HealthJson {
   status: "ok" | "degraded" | "failing";
-  checks: { subscription: string; status: string; reasons: string[] }[];
+  checks: (({ subscription: string } | { processor: string }) & { status: string; reasons: string[] })[];
   reasons: string[];
 }
+
+/** The names of a health answer's subscription checks, or of its processor checks, in order. */
+export const checkNames = (h: HealthJson, kind: "subscription" | "processor") =>
+  h.checks.flatMap((c) =>
+    "subscription" in c ? (kind === "subscription" ? [c.subscription] : []) : kind === "processor" ? [c.processor] : [],
+  );
 
 export async function metrics(): Promise<MetricsJson> {
   const res = await request("/v1/metrics");

@@ -25,7 +25,7 @@ import {
 } from "../helpers";
 import { parseExposition } from "../prometheus";
 import { testApp } from "../security/helpers";
-import { type HealthJson, metrics, subOf, topicOf } from "./metrics-helpers";
+import { checkNames, type HealthJson, metrics, subOf, topicOf } from "./metrics-helpers";
 
 /**
  * A scripted run against the platform, then GET /v1/metrics (JSON and Prometheus) and
@@ -245,7 +245,7 @@ describe("GET /v1/metrics after a scripted run", () => {
     const keys = (o: object | null | undefined) => Object.keys(o ?? {});
     const [part] = topicOf(after, "events").partitions;
     // `encryption` is there for global admins only (test/security/kek-rotation.test.ts checks who sees it).
-    expect(keys(after)).toEqual(["generatedAt", "topics", "subscriptions", "replays", "recent", "encryption"]);
+    expect(keys(after)).toEqual(["generatedAt", "topics", "subscriptions", "replays", "processors", "recent", "encryption"]);
     expect(keys(after.encryption)).toEqual(["kek", "dataKeys", "rotationComplete", "rotation"]);
     expect(keys(after.encryption?.rotation)).toEqual([
       "state",
@@ -414,13 +414,14 @@ describe("GET /v1/health", () => {
     expect(okStatus).toBe(200);
     expect(ok.status).toBe("ok");
     expect(ok.reasons).toEqual([]);
-    expect(ok.checks.map((c) => c.subscription).sort()).toEqual(["activity", "customer-summary", "greetings", "orders-view"]);
+    expect(checkNames(ok, "subscription").sort()).toEqual(["activity", "customer-summary", "greetings", "orders-view"]);
+    expect(checkNames(ok, "processor")).toEqual(["revenue-per-minute", "unpaid-orders"]);
     expect(ok.checks.every((c) => c.status === "ok" && c.reasons.length === 0)).toBe(true);
 
     const [degradedStatus, degraded] = await health({ ...calm, greetings: { ...calm.greetings, maxLagEvents: 5 } });
     expect(degradedStatus).toBe(200);
     expect(degraded).toMatchObject({ status: "degraded", reasons: ["subscription greetings lag 12 events > 5"] });
-    expect(degraded.checks.find((c) => c.subscription === "greetings")).toEqual({
+    expect(degraded.checks.find((c) => "subscription" in c && c.subscription === "greetings")).toEqual({
       subscription: "greetings",
       status: "degraded",
       reasons: ["subscription greetings lag 12 events > 5"],
@@ -466,7 +467,7 @@ describe("GET /v1/health", () => {
     const [failingStatus, failing] = await health(calm);
     expect(failingStatus).toBe(503);
     expect(failing.status).toBe("failing");
-    expect(failing.checks.find((c) => c.subscription === "metrics-hook")).toEqual({
+    expect(failing.checks.find((c) => "subscription" in c && c.subscription === "metrics-hook")).toEqual({
       subscription: "metrics-hook",
       status: "failing",
       reasons: ["subscription metrics-hook circuit is open", "subscription metrics-hook error rate 1 > 0.1 over the last 300 s"],

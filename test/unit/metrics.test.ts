@@ -294,6 +294,7 @@ describe("health rule", () => {
     topics: [],
     subscriptions,
     replays: [],
+    processors: [],
     recent: recentTotals(300, [], []),
   });
   const lag = (events: number, seconds = 1, redelivered = 0, maxSends = 0) => [

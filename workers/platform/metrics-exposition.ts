@@ -1,6 +1,7 @@
 import { Exposition, summarize } from "../../shared/metrics";
 import { encryptionGauges } from "./encryption-status";
 import type { MetricsModel } from "./metrics-model";
+import { processorSeries } from "./processor-metrics";
 
 /**
  * The two renderings of GET /v1/metrics (workers/platform/metrics-model.ts collects the model): the JSON
@@ -143,6 +144,7 @@ export function metricsPrometheus(model: MetricsModel): string {
     if (r.progress !== null)
       out.gauge("eventline_replay_progress_ratio", "Share of a replay's range scanned (0..1).", { replay: r.id }, r.progress);
   }
+  processorSeries(out, model.processors);
   if (model.encryption !== undefined) encryptionGauges(out, model.encryption);
   return out.render();
 }

@@ -13,6 +13,7 @@ import { collectEncryptionStatus, type EncryptionStatus } from "./encryption-sta
 import { partitionStub, partitionUnavailable } from "./ingest/append";
 import { baselineStatements, type Collected, readBaselines, recentOf, snapshotStatements } from "./metrics-ring";
 import type { RecentPartition, RecentSubscription, RecentTotals } from "./metrics-window";
+import { collectProcessors, type ProcessorModel } from "./processor-metrics";
 import { listSubscriptionViews } from "./subscription-registry";
 
 /**
@@ -148,6 +149,8 @@ export interface MetricsModel {
   topics: TopicModel[];
   subscriptions: SubscriptionModel[];
   replays: ReplayModel[];
+  /** The stream processors of the input topics the caller may consume (processor-metrics.ts). */
+  processors: ProcessorModel[];
   /** Totals over the recent window, as the dashboard's charts plot them (GET /v1/metrics/history). */
   recent: RecentTotals;
   /** Field encryption, for global admins only (as GET /v1/encryption): data keys per KEK version, the KEK rotation. */
@@ -195,6 +198,8 @@ export async function collectMetrics(
   void encryption.catch(() => undefined);
   const now = Date.now();
   const cutoff = now - config.metrics.windowSeconds * 1000;
+  const processors = collectProcessors(env, config, principal, now);
+  void processors.catch(() => undefined);
   const [views, results] = await Promise.all([
     listSubscriptionViews(db),
     db.batch([
@@ -373,6 +378,7 @@ export async function collectMetrics(
   if (writes.length > 0) await db.batch(writes);
 
   const keys = await encryption;
+  const processorModels = await processors;
   return {
     generatedAt: new Date(now).toISOString(),
     topics: topicModels.map((t) => ({
@@ -381,6 +387,7 @@ export async function collectMetrics(
     })),
     subscriptions: subscriptionModels.map((s) => ({ ...s, recent: recentFor(recent.subscriptions, s.subscription) })),
     replays,
+    processors: processorModels,
     recent: recent.totals,
     ...(keys === undefined ? {} : { encryption: keys }),
   };

@@ -52,6 +52,8 @@ export interface ProcessorView {
   lowWatermark: string | null;
   /** Events not yet applied: waiting in the input topic's outboxes plus those in the internal topic. */
   lag: number;
+  /** Of `lag`, the events waiting in the input topic's outboxes to be re-partitioned (the rest is per partition). */
+  inputLag: number;
   openWindows: number;
   lateEvents: number;
   results: number;
@@ -65,7 +67,7 @@ export function describeProcessor(
   plan: ProcessorPlan,
 ): Omit<
   ProcessorView,
-  "lowWatermark" | "lag" | "openWindows" | "lateEvents" | "results" | "outputPerSecond" | "pendingOutputs" | "partitions"
+  "lowWatermark" | "lag" | "inputLag" | "openWindows" | "lateEvents" | "results" | "outputPerSecond" | "pendingOutputs" | "partitions"
 > {
   const c = plan.config;
   const base = {
@@ -110,6 +112,7 @@ export async function processorView(env: Env, config: EventlineConfig, plan: Pro
     ...describeProcessor(plan),
     lowWatermark: low,
     lag: upstream + sum((p) => p.lag),
+    inputLag: upstream,
     openWindows: sum((p) => p.openWindows),
     lateEvents: sum((p) => p.lateEvents),
     results: sum((p) => p.results),

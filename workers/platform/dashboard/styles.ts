@@ -112,6 +112,9 @@ svg.graph { display: block; width: 100%; min-width: 760px; height: auto; }
 .graph .node.open rect { stroke: var(--bad); stroke-dasharray: 5 3; stroke-width: 2.2; }
 .graph .edge { fill: none; stroke: var(--edge); stroke-width: 1.4; }
 .graph .edge.thin { stroke-width: 0.8; opacity: 0.55; }
+.graph .edge.back { stroke-dasharray: 4 3; }
+.graph .node.processor rect { fill: var(--card); stroke: var(--accent); stroke-dasharray: 6 2; }
+.graph .node.late text.latet { fill: var(--warn); font-weight: 600; }
 .graph .edge.active { stroke: var(--accent); stroke-width: 2; stroke-dasharray: 6 4; animation: flow 1s linear infinite; }
 .graph .elabel { font-size: 11px; font-weight: 600; fill: var(--fg); paint-order: stroke; stroke: var(--card); stroke-width: 4px; stroke-linejoin: round; }
 .graph .elabel.idle { fill: var(--muted); font-weight: 400; }

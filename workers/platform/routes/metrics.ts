@@ -43,6 +43,45 @@ const RecentTotalsSchema = z
   })
   .openapi("RecentTotals");
 
+const processorFigures = {
+  watermarkLagSeconds: z.number().nullable().openapi({ description: "now − the watermark, seconds; null before the first input" }),
+  lag: z.number().int(),
+  openWindows: z.number().int().openapi({ description: "Open windows (aggregates) or pending first events (patterns)" }),
+  lateEvents: z.number().int().openapi({ description: "Events later than the watermark + grace: counted and dead-lettered" }),
+  results: z.number().int().openapi({ description: "Results emitted (finals, updates, pattern matches) since the state was built" }),
+  outputPerSecond: z.number().openapi({ description: "Results appended to the output topic per second over the last minute" }),
+  pendingOutputs: z.number().int().openapi({ description: "Results and late events committed but not yet handed on" }),
+};
+
+const ProcessorMetricsSchema = z
+  .object({
+    processor: z.string(),
+    kind: z.enum(["aggregate", "pattern"]),
+    inputTopic: z.string(),
+    outputTopic: z.string(),
+    internalTopic: z.string().openapi({ description: "The internal topic it re-partitions through by its key" }),
+    lowWatermark: z.string().nullable().openapi({
+      description: "RFC 3339: the lowest instance watermark, every result up to it is final; null while an instance has had no input",
+    }),
+    ...processorFigures,
+    lag: z.number().int().openapi({ description: "Events not yet applied: inputLag + the partitions' lag" }),
+    inputLag: z.number().int().openapi({ description: "Events of the input topic waiting to be re-partitioned" }),
+    partitions: z
+      .array(
+        z.object({
+          partition: z.number().int().openapi({ description: "Partition of the internal topic: one instance each" }),
+          watermark: z.string().nullable().openapi({ description: "RFC 3339; null before the instance's first input" }),
+          ...processorFigures,
+          lag: z.number().int().openapi({ description: "Events of the internal partition not yet applied" }),
+          keys: z.number().int(),
+          lastOutputError: z.string().nullable().openapi({ description: "Why the last hand-on of outputs failed; null once one succeeds" }),
+          catchingUp: z.boolean().openapi({ description: "Reading its partition back (after a reset or a gap)" }),
+        }),
+      )
+      .openapi({ description: "Per instance" }),
+  })
+  .openapi("ProcessorMetrics");
+
 const MetricsSchema = z
   .object({
     generatedAt: z.string(),
@@ -124,6 +163,9 @@ const MetricsSchema = z
         progress: z.number().nullable().openapi({ description: "Share of the range scanned, 0..1" }),
       }),
     ),
+    processors: z
+      .array(ProcessorMetricsSchema)
+      .openapi({ description: 'The stream processors whose input topic the caller may consume (docs/observability.md "Processors")' }),
     recent: RecentTotalsSchema,
     encryption: EncryptionStatusSchema.optional().openapi({
       description: "Global admins only: data keys per KEK version and the KEK rotation, as GET /v1/encryption",
@@ -135,7 +177,14 @@ const HealthStatusSchema = z.enum(["ok", "degraded", "failing"]);
 const HealthSchema = z
   .object({
     status: HealthStatusSchema,
-    checks: z.array(z.object({ subscription: z.string(), status: HealthStatusSchema, reasons: z.array(z.string()) })),
+    checks: z
+      .array(
+        z.union([
+          z.object({ subscription: z.string(), status: HealthStatusSchema, reasons: z.array(z.string()) }),
+          z.object({ processor: z.string(), status: HealthStatusSchema, reasons: z.array(z.string()) }),
+        ]),
+      )
+      .openapi({ description: "One per subscription, then one per processor" }),
     reasons: z.array(z.string()),
   })
   .openapi("Health");
@@ -145,7 +194,7 @@ const metricsRoute = createRoute({
   path: "/v1/metrics",
   middleware: [access({ group: "read", action: "list" })] as const,
   tags: ["Operations"],
-  summary: "Metrics of the topics, subscriptions and replays the caller can see",
+  summary: "Metrics of the topics, subscriptions, replays and processors the caller can see",
   description:
     "JSON by default. With `Accept: text/plain` (Prometheus, `text/plain; version=0.0.4`) the same values in the Prometheus text exposition format. Latencies are in seconds. Reject counts are this isolate's; Analytics Engine (dataset `eventline_metrics`) holds the totals.",
   responses: {
@@ -165,9 +214,9 @@ const healthRoute = createRoute({
   path: "/v1/health",
   middleware: [access({ group: "read", action: "list" })] as const,
   tags: ["Operations"],
-  summary: "Health of the subscriptions the caller can see, against their thresholds",
+  summary: "Health of the subscriptions and processors the caller can see, against their thresholds",
   description:
-    "Per subscription: `failing` when its circuit is open or a threshold (`health` in its config: maxLagEvents, maxLagSeconds, maxErrorRate) is exceeded more than 10×; `degraded` when its circuit is half-open or a threshold is exceeded; else `ok`. The status is the worst of them: 200 for ok and degraded, 503 for failing.",
+    "Per subscription: `failing` when its circuit is open or a threshold (`health` in its config: maxLagEvents, maxLagSeconds, maxErrorRate) is exceeded more than 10×; `degraded` when its circuit is half-open or a threshold is exceeded; else `ok`. Per processor, with its config's `health` (maxLagEvents, maxWatermarkLagSeconds — judged on an instance with events waiting —, maxPendingOutputs) the same way, and `degraded` at least while its outputs fail. The status is the worst of them: 200 for ok and degraded, 503 for failing.",
   responses: {
     200: { description: "ok or degraded", content: { "application/json": { schema: HealthSchema } } },
     503: { description: "failing", content: { "application/json": { schema: HealthSchema } } },

@@ -1,15 +1,18 @@
 import { fmtInt, fmtNum, fmtPct, fmtRate, hostOf, isNum, plural, sum } from "./format";
-import type { Model, PartitionModel } from "./types";
+import type { Model, PartitionModel, ProcessorModel } from "./types";
 
 /**
  * The flow graph's layout: producers → topics → partitions → subscriptions → consumers, one band
- * of rows per topic. Nodes and edges carry their texts and accessible labels; graph.ts draws them.
+ * of rows per topic. A stream processor sits below its input topic's subscriptions, fed by the
+ * input's partitions; its results go back to its output topic and its re-partitioning to its
+ * internal topic (edges routed back left, `points`). Nodes and edges carry their texts and accessible
+ * labels; graph.ts draws them.
  */
 
-export type NodeKind = "producer" | "topic" | "partition" | "subscription" | "consumer";
+export type NodeKind = "producer" | "topic" | "partition" | "subscription" | "processor" | "consumer";
 
-export const COL: Record<NodeKind, number> = { producer: 10, topic: 190, partition: 380, subscription: 616, consumer: 872 };
-const WIDTH: Record<NodeKind, number> = { producer: 140, topic: 150, partition: 196, subscription: 214, consumer: 150 };
+export const COL: Record<NodeKind, number> = { producer: 10, topic: 190, partition: 380, subscription: 616, processor: 616, consumer: 872 };
+const WIDTH: Record<NodeKind, number> = { producer: 140, topic: 150, partition: 196, subscription: 214, processor: 214, consumer: 150 };
 const ROW = 62;
 export const NODE_H = 52;
 const TOP = 34;
@@ -41,6 +44,63 @@ export interface GraphEdge {
   /** Where along the curve the label sits (0..1). */
   at?: number;
   thin?: boolean;
+  /**
+   * From a node to one further left (a processor's output or internal topic): drawn through these
+   * points instead of a curve — out to the right of the consumers, along the target band's top
+   * edge, down into the target's top — with its label at `labelAt`.
+   */
+  points?: [number, number][];
+  labelAt?: [number, number];
+}
+
+interface BackEdge {
+  from: GraphNode;
+  /** The target topic's name. */
+  to: string;
+  what: string;
+  text?: string;
+  active?: boolean;
+  thin?: boolean;
+}
+
+/**
+ * Lays out the edges that go back left: each its own vertical lane right of the consumers, then
+ * along the gap above the target topic's band (no node sits there), then down into the topic. An
+ * edge whose target is not drawn (a topic the key cannot see) is left out. Returns the width needed.
+ */
+function routeBack(back: BackEdge[], nodes: GraphNode[], bandTop: Map<string, number>, edges: GraphEdge[]): number {
+  const byKey = new Map(nodes.map((n) => [n.key, n]));
+  const into = new Map<string, number>();
+  let lane = COL.consumer + WIDTH.consumer + 10;
+  for (const e of back) {
+    const target = byKey.get(nodeKey("topic", e.to));
+    const top = bandTop.get(e.to);
+    if (target === undefined || top === undefined) continue;
+    const n = into.get(target.key) ?? 0;
+    into.set(target.key, n + 1);
+    const x1 = e.from.x + e.from.w;
+    const y1 = e.from.y + NODE_H / 2;
+    const tx = target.x + target.w / 2 + n * 12;
+    // Above the first band the gap is the column heads' margin.
+    const via = Math.max(top, TOP - 6);
+    edges.push({
+      key: `e:${e.from.key}>${e.what}`,
+      from: e.from.key,
+      to: target.key,
+      points: [
+        [x1, y1],
+        [lane, y1],
+        [lane, via],
+        [tx, via],
+        [tx, target.y - 2],
+      ],
+      ...(e.text === undefined ? {} : { text: e.text, labelAt: [(x1 + COL.consumer + WIDTH.consumer) / 2, y1 - 5] as [number, number] }),
+      ...(e.active === undefined ? {} : { active: e.active }),
+      ...(e.thin === undefined ? {} : { thin: e.thin }),
+    });
+    lane += 7;
+  }
+  return Math.max(GRAPH_W, lane + 3);
 }
 
 export interface GraphSpec {
@@ -48,6 +108,7 @@ export interface GraphSpec {
   edges: GraphEdge[];
   bands: number[];
   height: number;
+  width: number;
 }
 
 function nodeKey(kind: NodeKind, ...parts: (string | number)[]): string {
@@ -62,15 +123,65 @@ function archivedText(p: PartitionModel): string {
   return "not archived yet";
 }
 
+/** Seconds as the largest whole unit: 42 s, 12 min, 5 h, 3 d. */
+function ago(seconds: number): string {
+  if (seconds < 120) return `${fmtNum(seconds)} s`;
+  if (seconds < 7200) return `${fmtInt(seconds / 60)} min`;
+  if (seconds < 172_800) return `${fmtInt(seconds / 3600)} h`;
+  return `${fmtInt(seconds / 86_400)} d`;
+}
+
+function processorNode(p: ProcessorModel, y: number): GraphNode {
+  const lagText = `lag ${fmtInt(p.lag)}`;
+  const wmText = isNum(p.watermarkLagSeconds) ? `wm ${ago(p.watermarkLagSeconds)} behind` : "no watermark yet";
+  const figures = `open ${fmtInt(p.openWindows)} · late ${fmtInt(p.lateEvents)} · ${fmtRate(p.outputPerSecond)} out`;
+  const cls = [p.lateEvents > 0 ? "late" : "", p.lag > 0 ? "lagging" : "", p.outputsFailing ? "open" : ""].join(" ").trim();
+  return {
+    key: nodeKey("processor", p.name),
+    kind: "processor",
+    x: COL.processor,
+    y,
+    w: WIDTH.processor,
+    lines: [p.name, `${lagText} · ${wmText}`, figures],
+    lineCls: ["t", "lag", "latet"],
+    label:
+      `Processor ${p.name} (${p.kind}) from ${p.input} to ${p.output}: ${plural(p.lag, "event", "events")} not yet applied, ` +
+      (p.lowWatermark ? `low watermark ${p.lowWatermark}, ` : "") +
+      (isNum(p.watermarkLagSeconds) ? `watermark ${ago(p.watermarkLagSeconds)} behind, ` : "no watermark yet, ") +
+      `${plural(p.openWindows, "open window", "open windows")}, ${plural(p.lateEvents, "late event", "late events")}, ` +
+      `${plural(p.results, "result", "results")}, ${fmtRate(p.outputPerSecond)} out` +
+      (p.outputsFailing ? `, outputs failing with ${fmtInt(p.pendingOutputs)} waiting` : ""),
+    tip: `Re-partitions by its key through ${p.internalTopic}`,
+    cls,
+    data: {
+      node: "processor",
+      name: p.name,
+      kind: p.kind,
+      input: p.input,
+      output: p.output,
+      lag: p.lag,
+      watermark: p.lowWatermark ?? "",
+      open: p.openWindows,
+      late: p.lateEvents,
+      results: p.results,
+    },
+  };
+}
+
 /** Nodes and edges with their positions and texts. */
 export function graphSpec(model: Model): GraphSpec {
   const nodes: GraphNode[] = [];
   const edges: GraphEdge[] = [];
   let y = TOP;
   const bands: number[] = [];
+  const bandTop = new Map<string, number>();
+  const backEdges: BackEdge[] = [];
   for (const t of model.topics) {
     const subs = model.subscriptions.filter((x) => x.topic === t.name);
-    const rows = Math.max(t.partitions.length, subs.length, 1);
+    const procs = model.processors.filter((p) => p.input === t.name);
+    // Subscriptions, then processors, share the column; consumers stay on their subscriptions' rows.
+    const sharing = subs.length + procs.length;
+    const rows = Math.max(t.partitions.length, sharing, 1);
     const bandH = rows * ROW;
     const centre = (i: number, n: number) => y + (rows - n) * (ROW / 2) + i * ROW + (ROW - NODE_H) / 2;
     const rejected = sum(Object.values(t.rejects || {}));
@@ -122,6 +233,8 @@ export function graphSpec(model: Model): GraphSpec {
       });
       edges.push({ key: `e:${key}`, from: topicKey, to: key, text: fmtRate(p.rate), active: p.moving, at: 0.72 });
       for (const x of subs) edges.push({ key: `e:${key}>${x.name}`, from: key, to: nodeKey("subscription", x.name), thin: true });
+      for (const x of procs)
+        edges.push({ key: `e:${key}>${nodeKey("processor", x.name)}`, from: key, to: nodeKey("processor", x.name), thin: true });
     });
     subs.forEach((x, i) => {
       const key = nodeKey("subscription", x.name);
@@ -132,7 +245,7 @@ export function graphSpec(model: Model): GraphSpec {
         key,
         kind: "subscription",
         x: COL.subscription,
-        y: centre(i, subs.length),
+        y: centre(i, sharing),
         w: WIDTH.subscription,
         href: `#/subscription/${encodeURIComponent(x.name)}`,
         lines: [x.name, lagText, `${dlqText} · circuit ${x.circuit}`],
@@ -164,7 +277,7 @@ export function graphSpec(model: Model): GraphSpec {
         key: consumerKey,
         kind: "consumer",
         x: COL.consumer,
-        y: centre(i, subs.length),
+        y: centre(i, sharing),
         w: WIDTH.consumer,
         lines: [x.kind === "webhook" ? "Webhook" : "Worker", target, `errors ${fmtPct(x.errorRate)}`],
         label: `Consumer of ${x.name}: ${x.kind === "webhook" ? "webhook " : "Worker "}${target}, ${fmtRate(x.rate)} handled`,
@@ -173,6 +286,14 @@ export function graphSpec(model: Model): GraphSpec {
       });
       edges.push({ key: `e:${consumerKey}`, from: key, to: consumerKey, text: fmtRate(x.rate), active: x.moving });
     });
+    procs.forEach((p, i) => {
+      const node = processorNode(p, centre(subs.length + i, sharing));
+      nodes.push(node);
+      // Results are appended to the output topic; inputs re-partitioned by key through the internal one.
+      backEdges.push({ from: node, to: p.output, what: "out", text: fmtRate(p.outputPerSecond), active: p.moving });
+      backEdges.push({ from: node, to: p.internalTopic, what: "internal", thin: true });
+    });
+    bandTop.set(t.name, y);
     bands.push(y + bandH);
     y += bandH;
   }
@@ -189,5 +310,6 @@ export function graphSpec(model: Model): GraphSpec {
     cls: "",
     data: { node: "producer", name: "producers" },
   });
-  return { nodes, edges, bands: bands.slice(0, -1), height };
+  const width = routeBack(backEdges, nodes, bandTop, edges);
+  return { nodes, edges, bands: bands.slice(0, -1), height, width };
 }

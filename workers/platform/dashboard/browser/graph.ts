@@ -1,6 +1,6 @@
 import { byId, clear, s } from "./dom";
 import { truncate } from "./format";
-import { COL, GRAPH_W, type GraphEdge, type GraphNode, graphSpec, NODE_H, type NodeKind } from "./graph-spec";
+import { COL, type GraphEdge, type GraphNode, graphSpec, NODE_H, type NodeKind } from "./graph-spec";
 import { state } from "./state";
 import type { EdgeRef, GraphRefs, Model, NodeRef } from "./types";
 
@@ -8,6 +8,31 @@ import type { EdgeRef, GraphRefs, Model, NodeRef } from "./types";
  * The flow graph as SVG: rebuilt only when the topology changes (keyboard focus moves to the same
  * node in the new drawing), otherwise updated in place so focus and hover survive the 2 s polls.
  */
+
+/** A polyline through `points` with rounded corners (a routed edge). */
+function routedPath(points: [number, number][], radius = 6): string {
+  const [first, ...rest] = points;
+  if (first === undefined) return "";
+  let d = `M${first[0]} ${first[1]}`;
+  rest.forEach(([x, y], i) => {
+    const next = rest[i + 1];
+    const [px, py] = points[i] ?? first;
+    if (next === undefined) {
+      d += ` L${x} ${y}`;
+      return;
+    }
+    // Stop short of the corner by at most half of either segment, then curve through it.
+    const r = Math.min(radius, Math.hypot(x - px, y - py) / 2, Math.hypot(next[0] - x, next[1] - y) / 2);
+    const towards = (ax: number, ay: number) => {
+      const len = Math.hypot(ax - x, ay - y) || 1;
+      return [x + ((ax - x) / len) * r, y + ((ay - y) / len) * r];
+    };
+    const [bx, by] = towards(px, py);
+    const [cx, cy] = towards(next[0], next[1]);
+    d += ` L${bx} ${by} Q${x} ${y} ${cx} ${cy}`;
+  });
+  return d;
+}
 
 /** A horizontal cubic curve from a's right side to b's left side, and the point at t for its label. */
 function edgePath(a: GraphNode, b: GraphNode, t: number) {
@@ -38,7 +63,7 @@ function applyNode(ref: NodeRef, n: GraphNode): void {
 }
 
 function applyEdge(ref: EdgeRef, e: GraphEdge): void {
-  ref.path.setAttribute("class", `edge${e.thin ? " thin" : ""}${e.active ? " active" : ""}`);
+  ref.path.setAttribute("class", `edge${e.thin ? " thin" : ""}${e.points ? " back" : ""}${e.active ? " active" : ""}`);
   if (ref.text) {
     ref.text.textContent = e.text ?? "";
     ref.text.setAttribute("class", `elabel${e.active ? "" : " idle"}`);
@@ -74,8 +99,8 @@ export function renderGraph(model: Model): void {
   const refs: GraphRefs = { nodes: new Map(), edges: new Map() };
   const svg = s("svg", {
     class: "graph",
-    viewBox: `0 0 ${GRAPH_W} ${spec.height}`,
-    width: GRAPH_W,
+    viewBox: `0 0 ${spec.width} ${spec.height}`,
+    width: spec.width,
     height: spec.height,
     role: "group",
     "aria-label": "Event flow graph",
@@ -91,8 +116,11 @@ export function renderGraph(model: Model): void {
     orient: "auto",
   };
   svg.appendChild(s("defs", null, s("marker", marker, s("path", { d: "M0 0 L10 5 L0 10 z" }))));
-  for (const [text, kind] of HEADS) svg.appendChild(s("text", { class: "colhead", x: COL[kind], y: 16, "aria-hidden": "true", text }));
-  for (const by of spec.bands) svg.appendChild(s("line", { class: "band", x1: 0, x2: GRAPH_W, y1: by, y2: by, "aria-hidden": "true" }));
+  for (const [text, kind] of HEADS) {
+    const head = kind === "subscription" && model.processors.length > 0 ? "Subscriptions · processors" : text;
+    svg.appendChild(s("text", { class: "colhead", x: COL[kind], y: 16, "aria-hidden": "true", text: head }));
+  }
+  for (const by of spec.bands) svg.appendChild(s("line", { class: "band", x1: 0, x2: spec.width, y1: by, y2: by, "aria-hidden": "true" }));
   const byKey = new Map(spec.nodes.map((n) => [n.key, n]));
   const edgeLayer = s("g", { "aria-hidden": "true" });
   const labelLayer = s("g", { "aria-hidden": "true" });
@@ -100,8 +128,10 @@ export function renderGraph(model: Model): void {
     const a = byKey.get(e.from);
     const b = byKey.get(e.to);
     if (!a || !b) continue;
-    const geo = edgePath(a, b, e.at ?? 0.5);
-    const path = s("path", { d: geo.d, "marker-end": e.thin ? null : "url(#arrow)", "data-edge": e.key });
+    const curve = edgePath(a, b, e.at ?? 0.5);
+    const [lx, ly] = e.labelAt ?? [curve.mx, curve.my];
+    const geo = e.points ? { d: routedPath(e.points), mx: lx, my: ly - 4 } : curve;
+    const path = s("path", { d: geo.d, "marker-end": e.thin && !e.points ? null : "url(#arrow)", "data-edge": e.key });
     edgeLayer.appendChild(path);
     let text: SVGTextElement | null = null;
     if (e.text !== undefined) {

@@ -1,8 +1,17 @@
 import { API, ApiError, api, optional } from "./api";
 import { isNum, num, plural, sum } from "./format";
 import { state } from "./state";
-import type { Health, Latency, Model, ReplayModel, Sample, SubscriptionModel } from "./types";
-import type { CircuitWire, LatencyWire, MetricsDoc, RecentTotalsWire, ReplayWire, SubscriptionsList, TopicsList } from "./wire";
+import type { Health, Latency, Model, ProcessorModel, ReplayModel, Sample, SubscriptionModel } from "./types";
+import type {
+  CircuitWire,
+  LatencyWire,
+  MetricsDoc,
+  ProcessorWire,
+  RecentTotalsWire,
+  ReplayWire,
+  SubscriptionsList,
+  TopicsList,
+} from "./wire";
 
 /**
  * One poll normalised into the Model: from GET /v1/metrics, or — while a server has no metrics —
@@ -27,6 +36,28 @@ function normReplay(r: ReplayWire): ReplayModel {
     total: isNum(r.total) ? r.total : null,
     eventsPerSecond: isNum(r.eventsPerSecond) ? r.eventsPerSecond : null,
     progress: progress === null ? null : Math.max(0, Math.min(1, progress)),
+  };
+}
+
+function normProcessor(p: ProcessorWire): ProcessorModel {
+  const parts = Array.isArray(p.partitions) ? p.partitions : [];
+  const behind = parts.map((i) => i.watermarkLagSeconds).filter(isNum);
+  return {
+    name: String(p.processor),
+    kind: p.kind || "aggregate",
+    input: String(p.inputTopic ?? ""),
+    output: String(p.outputTopic ?? ""),
+    internalTopic: String(p.internalTopic ?? ""),
+    lag: num(p.lag),
+    lowWatermark: typeof p.lowWatermark === "string" ? p.lowWatermark : null,
+    watermarkLagSeconds: behind.length ? Math.max(...behind) : isNum(p.watermarkLagSeconds) ? p.watermarkLagSeconds : null,
+    openWindows: num(p.openWindows),
+    lateEvents: num(p.lateEvents),
+    results: num(p.results),
+    outputPerSecond: num(p.outputPerSecond),
+    pendingOutputs: num(p.pendingOutputs),
+    outputsFailing: parts.some((i) => typeof i.lastOutputError === "string" && num(i.pendingOutputs) > 0),
+    moving: false,
   };
 }
 
@@ -149,6 +180,7 @@ async function fromMetrics(model: Model, m: MetricsDoc): Promise<void> {
     };
   });
   model.replays = Array.isArray(m.replays) ? m.replays.map(normReplay) : [];
+  model.processors = Array.isArray(m.processors) ? m.processors.map(normProcessor) : [];
   // The server's clock, as the history's samples carry it.
   const generated = Date.parse(String(m.generatedAt));
   model.recent = sampleOf(m.recent, Number.isFinite(generated) ? generated : model.at);
@@ -225,6 +257,7 @@ export async function load(): Promise<Model> {
     note: "",
     topics: [],
     subscriptions: [],
+    processors: [],
     replays: null,
     replaysNote: "",
     health: null,

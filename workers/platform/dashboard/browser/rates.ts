@@ -53,6 +53,8 @@ export function computeRates(model: Model, prev: Model | null): void {
     handledDelta += handled ?? 0;
     errorDelta += errors ?? 0;
   }
+  const prevResults = new Map(prev?.processors.map((p) => [p.name, p.results]) ?? []);
+  for (const p of model.processors) p.moving = p.results > (prevResults.get(p.name) ?? p.results);
   if (!server) model.latency = latencyOf(model);
   const sample = model.recent ?? (prev ? { t: model.at, in: totalIn, out: totalOut, errorRate: 0, p50: null, p99: null } : null);
   if (sample && !server) {

@@ -58,6 +58,30 @@ export interface SubscriptionModel {
   moving: boolean;
 }
 
+/** A stream processor (GET /v1/metrics `processors`): drawn between its input and output topics. */
+export interface ProcessorModel {
+  name: string;
+  kind: string;
+  input: string;
+  output: string;
+  internalTopic: string;
+  /** Events not yet applied (waiting to be re-partitioned plus in the internal topic). */
+  lag: number;
+  /** RFC 3339: the lowest instance watermark (null while an instance has had no input). */
+  lowWatermark: string | null;
+  /** The furthest an instance's watermark is behind the server's clock, seconds (null before any input). */
+  watermarkLagSeconds: number | null;
+  openWindows: number;
+  lateEvents: number;
+  results: number;
+  outputPerSecond: number;
+  pendingOutputs: number;
+  /** An instance's last hand-on of its outputs failed and results wait. */
+  outputsFailing: boolean;
+  /** Results grew since the previous poll: its output edge is animated only then. */
+  moving: boolean;
+}
+
 export interface ReplayModel {
   id: string;
   topic: string;
@@ -84,6 +108,7 @@ export interface Model {
   note: string;
   topics: TopicModel[];
   subscriptions: SubscriptionModel[];
+  processors: ProcessorModel[];
   replays: ReplayModel[] | null;
   replaysNote: string;
   health: Health | null;

@@ -64,7 +64,26 @@ export interface MetricsDoc {
     recent?: { handledPerSecond?: number; errorRate?: number } | null;
   }[];
   replays?: ReplayWire[];
+  processors?: ProcessorWire[];
   recent?: RecentTotalsWire | null;
+}
+
+/** An item of GET /v1/metrics `processors`. */
+export interface ProcessorWire {
+  processor: string;
+  kind?: string;
+  inputTopic?: string;
+  outputTopic?: string;
+  internalTopic?: string;
+  lowWatermark?: string | null;
+  watermarkLagSeconds?: number | null;
+  lag?: number;
+  openWindows?: number;
+  lateEvents?: number;
+  results?: number;
+  outputPerSecond?: number;
+  pendingOutputs?: number;
+  partitions?: { watermarkLagSeconds?: number | null; pendingOutputs?: number; lastOutputError?: string | null }[];
 }
 
 export interface ReplayWire {
