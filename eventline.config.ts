@@ -44,7 +44,6 @@ export default defineConfig({
       partitions: 2,
       retentionHours: 24 * 30,
       archive: { segmentEvents: 1000, segmentSeconds: 30 },
-      internal: true,
       description: "Results of the revenue-per-minute processor: revenue per currency per minute, final once the minute closes.",
     },
     {
@@ -52,7 +51,6 @@ export default defineConfig({
       partitions: 2,
       retentionHours: 24 * 30,
       archive: { segmentEvents: 1000, segmentSeconds: 30 },
-      internal: true,
       description: "Results of the unpaid-orders processor: an alert per order placed and not paid within 15 minutes.",
     },
     {

@@ -14,6 +14,7 @@ import { type TestApp, testApp } from "../security/helpers";
 export const schemaConfig = defineConfig({
   ...(shipped as EventlineConfigInput),
   subscriptions: [],
+  processors: [],
   topics: [
     {
       name: "shop",

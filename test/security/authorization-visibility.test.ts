@@ -42,9 +42,19 @@ describe("reads", () => {
   });
 
   it("GET /v1/topics lists only what the caller holds a grant on (and /v1/subscriptions what it may consume)", async () => {
-    expect(await visibleTopics("admin")).toEqual(["audit", "customers", "events", "orders"]);
-    // The audit topic is listed for global admins only; a topic deny makes admin:* no global admin.
-    expect(await visibleTopics(denyOrders)).toEqual(["customers", "events", "orders"]);
+    expect(await visibleTopics("admin")).toEqual([
+      "audit",
+      "customers",
+      "events",
+      "orders",
+      "orders-alerts",
+      "orders-revenue",
+      "processor.revenue-per-minute",
+      "processor.unpaid-orders",
+    ]);
+    // Internal topics (the audit log, processors' re-partition topics) are listed for global admins
+    // only; a topic deny makes admin:* no global admin.
+    expect(await visibleTopics(denyOrders)).toEqual(["customers", "events", "orders", "orders-alerts", "orders-revenue"]);
     expect(await visibleTopics(producer)).toEqual(["events"]);
     expect(await visibleTopics(consumer)).toEqual(["events"]);
     expect(await visibleTopics(replayer)).toEqual(["events"]);

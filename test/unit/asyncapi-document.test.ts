@@ -17,6 +17,7 @@ const ORIGIN = "https://events.example.com";
 
 const base = (over: Partial<EventlineConfigInput> = {}): EventlineConfigInput => ({
   ...(shipped as EventlineConfigInput),
+  processors: [],
   security: {},
   topics: [
     {

@@ -25,6 +25,7 @@ import {
 const config = defineConfig({
   ...(shipped as EventlineConfigInput),
   subscriptions: [],
+  processors: [],
   topics: [
     {
       name: "reg",

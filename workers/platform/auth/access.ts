@@ -204,6 +204,11 @@ export function deny(
     if (action === "produce") return `topic ${topic} is written only by the platform`;
     return isGlobalAdmin(grants) ? undefined : `${principal.id} lacks admin on every topic (admin:*), which topic ${topic} needs`;
   }
+  if (action === "produce") {
+    // A processor's output topic is written by the processor alone (a forged result id would block it).
+    const writer = config.processors.find((p) => p.output.topic === topic);
+    if (writer !== undefined) return `topic ${topic} is written only by processor ${writer.name}`;
+  }
   if (isAllowed(grants, action, topic)) return undefined;
   const denied = denyingGrant(grants, action, topic);
   return denied === undefined ? missing : `${missing}: its grant ${formatGrant(denied)} denies it`;
