@@ -110,7 +110,9 @@ describe("eventline processors", () => {
     expect(res.stdout).toContain("window     tumbling 1m; count = count, sum = sum(/data/amount); emit final");
     expect(res.stdout).toContain("watermark  out-of-orderness 30s, idle timeout 10s, grace 30s");
     expect(res.stdout).toContain("output     orders-revenue and D1 processor_windows");
-    expect(res.stdout).toMatch(/\nPARTITION\s+WATERMARK\s+APPLIED\s+HEAD\s+LAG\s+OPEN\s+KEYS\s+LATE\s+RESULTS\s+PENDING\s+INPUTS\s+STATE\n/);
+    expect(res.stdout).toMatch(
+      /\nPARTITION\s+WATERMARK\s+APPLIED\s+HEAD\s+LAG\s+OPEN\s+KEYS\s+LATE\s+RESULTS\s+PENDING\s+INPUTS\s+STATE\n/,
+    );
     const rows = res.stdout.split("\n").filter((l) => /^\s*\d+\s+\d{4}-|^\s*\d+\s+-\s/.test(l));
     expect(rows).toHaveLength(4);
     for (const row of rows) expect(row).toMatch(/\s4(, none idle| \(idle: [\d, ]+\))\s+(ok|catching up)$/);
@@ -123,12 +125,17 @@ describe("eventline processors", () => {
       async () => JSON.parse((await cli(["processors", "late", "revenue-per-minute", "--json", "--limit", "500"])).stdout),
       (p: { deadLetters: { eventId: string }[] }) => p.deadLetters.some((d) => d.eventId === eventId),
     );
-    expect(page.deadLetters.find((d: { eventId: string }) => d.eventId === eventId)).toMatchObject({ reason: "late_event", topic: "orders" });
+    expect(page.deadLetters.find((d: { eventId: string }) => d.eventId === eventId)).toMatchObject({
+      reason: "late_event",
+      topic: "orders",
+    });
     const res = await cli(["processors", "late", "revenue-per-minute"]);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/^DEAD-LETTERED\s+POSITION\s+EVENT\s+REASON\s+KEY\s+EVENT TIME\s+ERROR\n/);
     const row = res.stdout.split("\n").find((l) => l.includes(eventId));
-    expect(row).toMatch(new RegExp(`orders/\\d:\\d+\\s+${eventId}\\s+late_event\\s+EUR\\s+${iso(base + 3_000).replace(".000Z", "Z")}\\s+event time`));
+    expect(row).toMatch(
+      new RegExp(`orders/\\d:\\d+\\s+${eventId}\\s+late_event\\s+EUR\\s+${iso(base + 3_000).replace(".000Z", "Z")}\\s+event time`),
+    );
     expect(res.stdout).toMatch(/\n\d+ of \d+ dead letters\n$/);
   });
 
@@ -147,7 +154,9 @@ describe("eventline processors", () => {
     expect(res.code, res.stderr).toBe(0);
     expect(res.stderr).toMatch(/^processor revenue-per-minute reset on 4 partitions: rebuilding \d+ events\n/);
     expect(res.stderr).toMatch(/rebuilding: (\d+)\/\1 events 100%/);
-    expect(res.stdout).toMatch(/^processor revenue-per-minute rebuilt: \d+ events re-read in \d+:\d\d; lag \d+, open windows \d+, results \d+/);
+    expect(res.stdout).toMatch(
+      /^processor revenue-per-minute rebuilt: \d+ events re-read in \d+:\d\d; lag \d+, open windows \d+, results \d+/,
+    );
     const view = await showJson();
     for (const p of view.partitions) expect(p.catchingUp).toBe(false);
     const after = await until(
