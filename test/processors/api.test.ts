@@ -74,8 +74,9 @@ describe("processors API", () => {
 
     const v = await waitFor(
       () => view("revenue-per-minute"),
-      (x) => x.pendingOutputs === 0 && x.lag === 0 && x.results >= 2,
-      20_000,
+      // An instance's watermark is defined once its inputs that never delivered have gone idle (10 s of processing time).
+      (x) => x.pendingOutputs === 0 && x.lag === 0 && x.results >= 2 && x.partitions.every((p) => p.watermark !== null),
+      30_000,
     );
     expect(v.lag).toBe(0);
     expect(v.results).toBe(2);
