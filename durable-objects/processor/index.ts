@@ -172,7 +172,12 @@ export class Processor extends DurableObject<Env> {
   private async catchUp(o: Opened, through: number): Promise<void> {
     const stub = this.env.PARTITION_LOG.getByName(partitionName(o.plan.repartitionTopic, o.instance));
     for (let step = 0; step < CATCH_UP_STEPS && o.applied < through; step++) {
-      const page = await stub.read(o.applied + 1, CATCH_UP_PAGE);
+      const from = o.applied + 1;
+      const page = await stub.read(from, CATCH_UP_PAGE);
+      // A reset (or another catch-up) moved the checkpoint while the page was read: this page no
+      // longer follows what is applied, so read again from where it stands now.
+      if (this.opened !== o) return;
+      if (o.applied !== from - 1) continue;
       const items = page.events.map((text) => {
         const event = storedInputSchema.parse(JSON.parse(text));
         return { sequence: event.sequence, input: event.data };

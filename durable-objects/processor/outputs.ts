@@ -99,7 +99,7 @@ export async function flushOutputs(deps: FlushDeps): Promise<number> {
 }
 
 async function handOn(deps: FlushDeps, rows: Output[]): Promise<number> {
-  const { env, config, plan, log } = deps;
+  const { env, config, plan } = deps;
   let appended = 0;
   const results = rows.filter((r) => r.kind === "result").map((r) => JSON.parse(r.body) as ResultBody);
   const late = rows.filter((r) => r.kind === "late").map((r) => JSON.parse(r.body) as LateBody);
