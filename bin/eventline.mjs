@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { ApiError, CliError, createClient, EXIT, NetworkError, UsageError } from "./lib/api.mjs";
 import { commandHelp, DEFAULT_URL, findCommand, groupHelp, groupOf, mainHelp, parseCommandLine, unreachableHint } from "./lib/cli.mjs";
 import { publish, tail } from "./lib/events.mjs";
+import { processorsLate, processorsList, processorsReset, processorsShow } from "./lib/processors.mjs";
 import { replay, replayCancel, replayList, replayStatus } from "./lib/replay.mjs";
 import { schemasCheck, schemasList, schemasRegister, schemasShow } from "./lib/schemas.mjs";
 import {
@@ -40,6 +41,10 @@ const COMMANDS = [
   subscriptionsRotateSecret,
   dlqList,
   dlqRedrive,
+  processorsList,
+  processorsShow,
+  processorsReset,
+  processorsLate,
   archive,
   schemasList,
   schemasShow,

@@ -7,6 +7,19 @@ import { type PreparedEvent, toAppendEvent } from "../../workers/platform/ingest
  * crash appends nothing twice. Throws when a partition refused or failed (nothing is lost: the
  * caller keeps what it sent and sends it again).
  */
+/** A partition refused an append (nothing of that partition's events was stored). */
+export class AppendRefused extends Error {
+  override readonly name = "AppendRefused";
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly code: string,
+    detail: string,
+  ) {
+    super(`append to ${topic}/${partition} refused: ${code}: ${detail}`);
+  }
+}
+
 export async function appendPrepared(env: Env, topic: string, prepared: PreparedEvent[]): Promise<void> {
   const byPartition = new Map<number, PreparedEvent[]>();
   for (const p of prepared) {
@@ -21,7 +34,7 @@ export async function appendPrepared(env: Env, topic: string, prepared: Prepared
         partition,
         events: events.map(toAppendEvent),
       });
-      if (!result.ok) throw new Error(`append to ${topic}/${partition} refused: ${result.code}: ${result.detail}`);
+      if (!result.ok) throw new AppendRefused(topic, partition, result.code, result.detail);
     }),
   );
 }

@@ -22,6 +22,15 @@ const FLUSH_RETRY_MAX_MS = 60_000;
 /** Results appended in the last minute: the output rate. */
 const RATE_WINDOW_MS = 60_000;
 
+/** An internal-topic event as the log stores it: `sequence` is a zero-padded decimal string (shared/cloudevents.ts). */
+const storedInputSchema = z.object({
+  sequence: z
+    .string()
+    .regex(/^\d{1,20}$/)
+    .transform(Number),
+  data: repartitionedSchema,
+});
+
 const instanceArgs = z.object({ processor: z.string().min(1), instance: z.number().int().min(0) });
 const feedArgs = instanceArgs.extend({ runs: z.array(runSchema).min(1) });
 
@@ -186,10 +195,15 @@ export class Processor extends DurableObject<Env> {
   private async catchUp(o: Opened, through: number): Promise<void> {
     const stub = this.env.PARTITION_LOG.getByName(partitionName(o.plan.repartitionTopic, o.instance));
     for (let step = 0; step < CATCH_UP_STEPS && o.applied < through; step++) {
-      const page = await stub.read(o.applied + 1, CATCH_UP_PAGE);
+      const from = o.applied + 1;
+      const page = await stub.read(from, CATCH_UP_PAGE);
+      // A reset (or another catch-up) moved the checkpoint while the page was read: this page no
+      // longer follows what is applied, so read again from where it stands now.
+      if (this.opened !== o) return;
+      if (o.applied !== from - 1) continue;
       const items = page.events.map((text) => {
-        const event = JSON.parse(text) as { sequence: number; data: unknown };
-        return { sequence: event.sequence, input: repartitionedSchema.parse(event.data) };
+        const event = storedInputSchema.parse(JSON.parse(text));
+        return { sequence: event.sequence, input: event.data };
       });
       if (items.length > 0) this.step(o, items);
       if (items.length === 0 || o.applied >= page.head) {

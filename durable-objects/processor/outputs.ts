@@ -5,8 +5,8 @@ import { type EventlineConfig, findTopic } from "../../shared/config";
 import type { LateInput, ProcessorResult } from "../../shared/processing";
 import { type ProcessorPlan, processorSource, resultData, resultTime, resultType } from "../../shared/processors";
 import { configSource } from "../../workers/platform/ingest/data-schema";
-import { prepareEvents } from "../../workers/platform/ingest/parse";
-import { appendPrepared } from "./append";
+import { type PreparedEvent, prepareEvents } from "../../workers/platform/ingest/parse";
+import { AppendRefused, appendPrepared } from "./append";
 import type { Output, ProcessorStore } from "./store";
 
 /**
@@ -99,7 +99,8 @@ export async function flushOutputs(deps: FlushDeps): Promise<number> {
 }
 
 async function handOn(deps: FlushDeps, rows: Output[]): Promise<number> {
-  const { env, config, plan, log } = deps;
+  const { env, config, plan } = deps;
+  let appended = 0;
   const results = rows.filter((r) => r.kind === "result").map((r) => JSON.parse(r.body) as ResultBody);
   const late = rows.filter((r) => r.kind === "late").map((r) => JSON.parse(r.body) as LateBody);
   if (results.length > 0) {
@@ -111,12 +112,45 @@ async function handOn(deps: FlushDeps, rows: Output[]): Promise<number> {
       config,
       { traceparent: newTraceparent(), batch: true, schemas: configSource(topic, undefined) },
     );
-    await appendPrepared(env, topic.name, prepared);
-    const tableRows = results.flatMap((r) => (r.row === undefined ? [] : [r.row]));
+    let kept = results;
+    try {
+      await appendPrepared(env, topic.name, prepared);
+    } catch (err) {
+      if (!(err instanceof AppendRefused) || err.code !== "duplicate_conflict") throw err;
+      kept = await appendEach(deps, topic.name, results, prepared);
+    }
+    const tableRows = kept.flatMap((r) => (r.row === undefined ? [] : [r.row]));
     if (tableRows.length > 0) await upsertWindows(env.DB, plan.config.name, tableRows, deps.now());
+    appended = kept.length;
   }
   if (late.length > 0) await deadLetterLate(env.DB, plan.config.name, late, deps.now());
-  return results.length;
+  return appended;
+}
+
+/**
+ * A result recomputed after a reset can differ from the one appended under its id before: which
+ * windows an idle timeout closed, and so which inputs were late, depends on processing time,
+ * which a rebuild does not replay. The output topic is the record and an appended event never
+ * changes, so the result already there stands: the recomputed one is dropped (and not upserted
+ * into D1, which keeps agreeing with the topic), and the others are appended one by one.
+ */
+async function appendEach(deps: FlushDeps, topic: string, results: ResultBody[], prepared: PreparedEvent[]): Promise<ResultBody[]> {
+  const kept: ResultBody[] = [];
+  for (const [i, result] of results.entries()) {
+    const event = prepared[i];
+    if (event === undefined) continue;
+    try {
+      await appendPrepared(deps.env, topic, [event]);
+      kept.push(result);
+    } catch (err) {
+      if (!(err instanceof AppendRefused) || err.code !== "duplicate_conflict") throw err;
+      deps.log.warn("a recomputed result differs from the one already appended under its id; the appended one stands", {
+        processor: deps.plan.config.name,
+        id: result.event.id,
+      });
+    }
+  }
+  return kept;
 }
 
 /** Upserts window rows; an older revision never overwrites a newer one, and a final is never replaced by an update. */

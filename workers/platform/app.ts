@@ -23,6 +23,7 @@ import { encryptionRoutes } from "./routes/encryption";
 import { ingestRoutes } from "./routes/ingest";
 import { keyRoutes } from "./routes/keys";
 import { metricsRoutes } from "./routes/metrics";
+import { processorRoutes } from "./routes/processors";
 import { replayRoutes } from "./routes/replays";
 import { schemaRegistrationRoutes } from "./routes/schema-registration";
 import { schemaReadRoutes } from "./routes/schemas";
@@ -204,6 +205,7 @@ export function createApp(config: EventlineConfig = defaultConfig, options: AppO
   app.route("/", subscriptionRoutes(config));
   app.route("/", subscriptionAdminRoutes(config));
   app.route("/", subscriptionSecretRoutes());
+  app.route("/", processorRoutes(config));
   app.route("/", keyRoutes(config));
   app.route("/", auditRoutes(config));
   app.route("/", encryptionRoutes());

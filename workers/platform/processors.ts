@@ -20,6 +20,10 @@ export interface ProcessorPartitionView {
   watermark: string | null;
   /** Per input partition: checkpoint (input sequence), watermark, and whether it is idle. */
   inputs: { partition: number; checkpoint: number | null; watermark: string | null; idle: boolean }[];
+  /** The internal partition's sequence the instance has applied through (0 right after a reset). */
+  applied: number;
+  /** The internal partition's head sequence (a rebuild is done when `applied` reaches the head it had when the reset was taken). */
+  head: number;
   /** Events of the internal partition not yet applied. */
   lag: number;
   openWindows: number;
@@ -127,6 +131,8 @@ function partitionView(s: InstanceStatus, head: number): ProcessorPartitionView 
     partition: s.instance,
     watermark: iso(s.watermark),
     inputs: s.inputs.map((i) => ({ partition: i.partition, checkpoint: i.checkpoint, watermark: iso(i.watermark), idle: i.idle })),
+    applied: s.applied,
+    head,
     lag: Math.max(0, head - s.applied),
     openWindows: s.openWindows,
     keys: s.keys,

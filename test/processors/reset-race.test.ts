@@ -1,0 +1,69 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Processor } from "../../durable-objects/processor";
+import { expectAccepted, postBatch, waitFor } from "../helpers";
+import { minute, paid, view } from "./fixtures";
+
+/**
+ * A reset that lands while an instance is reading its internal partition back (a catch-up page
+ * in flight): the page read from the old checkpoint must not be applied on top of the fresh
+ * state, or the rebuilt state would miss everything before that page. Catch-up reads 1,000
+ * events a page, so the race needs a partition of more than 1,000 events.
+ */
+
+const EVENTS = 1_100;
+const PROCESSOR = "revenue-per-minute";
+
+describe("reset during a catch-up", () => {
+  it("rebuilds from the first event when a reset comes in while a later page is being read", { timeout: 120_000 }, async () => {
+    // One key, one instance: every event lands in the same internal partition, in one open window.
+    const events = Array.from({ length: EVENTS }, (_, i) => paid(`race-${i}`, "EUR", 1, minute(30) + (i % 50) * 1_000));
+    for (let i = 0; i < events.length; i += 500) await expectAccepted(await postBatch("orders", events.slice(i, i + 500)));
+    const settled = await waitFor(
+      () => view(PROCESSOR),
+      (v) => v.partitions.some((p) => p.head === EVENTS && p.applied === EVENTS),
+      90_000,
+    );
+    const partition = settled.partitions.find((p) => p.head === EVENTS);
+    if (partition === undefined) throw new Error(`no instance got the ${EVENTS} events`);
+    const instance = partition.partition;
+
+    const stub = env.PROCESSOR.getByName(`${PROCESSOR}/${instance}`);
+    await runInDurableObject(stub, async (object: Processor) => {
+      // The second page's read (from 1,001) lets a reset in before it answers.
+      let raced = false;
+      const logs = env.PARTITION_LOG;
+      const racing = {
+        ...env,
+        PARTITION_LOG: {
+          getByName: (name: string) => {
+            const real = logs.getByName(name);
+            return {
+              read: async (from: number, limit: number) => {
+                if (from > 1 && !raced) {
+                  raced = true;
+                  await object.reset({ processor: PROCESSOR, instance });
+                }
+                return real.read(from, limit);
+              },
+              append: (input: Parameters<typeof real.append>[0]) => real.append(input),
+              stats: () => real.stats(),
+            };
+          },
+        },
+      };
+      Object.defineProperty(object, "env", { value: racing });
+      await object.reset({ processor: PROCESSOR, instance });
+      // Catch-up runs from the alarm; each run reads at most 5 pages, so run it until it is done.
+      for (let i = 0; i < 5 && object.status({ processor: PROCESSOR, instance }).catchingUp; i++) await object.alarm();
+      expect(raced).toBe(true);
+      const status = object.status({ processor: PROCESSOR, instance });
+      expect(status.catchingUp).toBe(false);
+      expect(status.applied).toBe(EVENTS);
+      // Every event of the partition is in the rebuilt state, once: none was skipped by the race.
+      expect(status.counters.accepted).toBe(EVENTS);
+      expect(status.openWindows).toBe(1);
+    });
+  });
+});

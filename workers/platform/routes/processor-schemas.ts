@@ -1,0 +1,122 @@
+import { z } from "@hono/zod-openapi";
+
+/** OpenAPI shapes of the processors API (routes/processors.ts); the view itself is built by ../processors.ts. */
+
+const time = (description: string) => z.string().nullable().openapi({ description, example: "2026-01-01T12:01:30.000Z" });
+
+export const ProcessorNameParam = z
+  .string()
+  .min(1)
+  .openapi({ param: { name: "name", in: "path" }, example: "revenue-per-minute", description: "Processor name (eventline.config.ts)" });
+
+const ProcessorInputSchema = z.object({
+  partition: z.number().int().openapi({ description: "A partition of the processor's input topic" }),
+  checkpoint: z.number().int().nullable().openapi({ description: "The input partition's highest sequence applied (null: none yet)" }),
+  watermark: time("That partition's watermark: the latest event time seen from it minus the allowed out-of-orderness"),
+  idle: z.boolean().openapi({ description: "Idle (nothing for longer than watermark.idleTimeout): it no longer holds the watermark back" }),
+});
+
+export const ProcessorPartitionSchema = z
+  .object({
+    partition: z.number().int().openapi({ description: "The partition of the internal topic `processor.<name>`: one instance each" }),
+    watermark: time("The instance's watermark: the minimum over its non-idle inputs (null before its first input)"),
+    inputs: z.array(ProcessorInputSchema),
+    applied: z.number().int().openapi({ description: "Internal-partition sequence applied through (0 right after a reset)" }),
+    head: z.number().int().openapi({ description: "The internal partition's head sequence" }),
+    lag: z.number().int().openapi({ description: "head − applied: events of the internal partition not yet applied" }),
+    openWindows: z.number().int().openapi({ description: "Open windows (aggregates) or pending “a” events (patterns)" }),
+    keys: z.number().int(),
+    lateEvents: z
+      .number()
+      .int()
+      .openapi({ description: "Events that arrived after their windows closed (dead letters with reason late_event)" }),
+    results: z.number().int().openapi({ description: "Results produced by the instance's current state (a reset starts again at 0)" }),
+    pendingOutputs: z.number().int().openapi({ description: "Results and late events committed but not yet appended / dead-lettered" }),
+    outputPerSecond: z.number().openapi({ description: "Results appended per second over the last minute" }),
+    lastOutputError: z.string().nullable(),
+    catchingUp: z.boolean().openapi({ description: "Reading its partition back (after a reset or a gap)" }),
+  })
+  .openapi("ProcessorPartition");
+
+const FilterSchema = z.record(z.string(), z.unknown()).openapi({ description: "A filter pattern (docs/subscriptions.md#filters)" });
+
+export const ProcessorSchema = z
+  .object({
+    name: z.string(),
+    kind: z.enum(["aggregate", "pattern"]),
+    description: z.string().optional(),
+    input: z.object({ topic: z.string(), filter: FilterSchema.optional() }),
+    key: z.string().openapi({ description: "Attribute name or JSON Pointer the results are keyed by", example: "/data/currency" }),
+    eventTime: z.enum(["time", "received"]),
+    output: z.object({
+      topic: z.string(),
+      table: z.boolean().openapi({ description: "Window results are also upserted into D1 processor_windows" }),
+    }),
+    internalTopic: z
+      .string()
+      .openapi({ description: "The internal topic it re-partitions through", example: "processor.revenue-per-minute" }),
+    window: z
+      .record(z.string(), z.string())
+      .optional()
+      .openapi({ description: "Aggregates: the window as declared", example: { type: "tumbling", size: "1m" } }),
+    aggregates: z.array(z.object({ name: z.string(), op: z.string(), field: z.string().optional() })).optional(),
+    emit: z.enum(["final", "updates"]).optional(),
+    pattern: z
+      .object({ type: z.enum(["sequence", "absence"]), a: FilterSchema, b: FilterSchema, within: z.string() })
+      .optional()
+      .openapi({ description: "Patterns: the events that are “a” and “b”, and the time allowed between them" }),
+    watermark: z.object({ outOfOrderness: z.string(), idleTimeout: z.string() }),
+    grace: z.string(),
+    lowWatermark: time(
+      "The lowest instance watermark: every window ending (+ grace) before it is final (null until every instance saw input)",
+    ),
+    lag: z.number().int().openapi({ description: "Events not yet applied: waiting in the input topic's outboxes plus the instances' lag" }),
+    openWindows: z.number().int(),
+    lateEvents: z.number().int(),
+    results: z.number().int(),
+    outputPerSecond: z.number(),
+    pendingOutputs: z.number().int(),
+    partitions: z.array(ProcessorPartitionSchema),
+  })
+  .openapi("Processor");
+
+export const ProcessorResetSchema = z
+  .object({
+    processor: z.string(),
+    state: z.literal("rebuilding"),
+    instances: z
+      .array(
+        z.object({
+          partition: z.number().int(),
+          rebuildThrough: z.number().int().openapi({ description: "The internal partition's head when the reset was taken" }),
+        }),
+      )
+      .openapi({ description: "Every instance, reset: each rebuilds its state from sequence 1 of its internal partition" }),
+    events: z.number().int().openapi({ description: "Events the rebuild reads again (the heads, summed)" }),
+    status: z.string().openapi({
+      description:
+        "Where to follow it: the rebuild is done once every partition's `applied` reaches its `rebuildThrough` and `catchingUp` is false",
+      example: "/v1/processors/revenue-per-minute",
+    }),
+  })
+  .openapi("ProcessorReset");
+
+export const ProcessorDeadLetterSchema = z
+  .object({
+    id: z.string().openapi({ description: "processor:<name>:<input topic>:<partition>:<sequence>" }),
+    topic: z.string().openapi({ description: "The input topic" }),
+    partition: z.number().int(),
+    sequence: z.number().int(),
+    eventId: z.string().nullable(),
+    reason: z.string().openapi({ description: "late_event (behind the watermark past its windows' grace) or no_key (no usable key)" }),
+    error: z.string(),
+    deadLetteredAt: z.string(),
+    input: z.unknown().openapi({
+      description: "What the processor had of the event: late_event: key, event time, the windows it missed; no_key: its position",
+    }),
+  })
+  .openapi("ProcessorDeadLetter");
+
+export const ProcessorDeadLetterPageSchema = z
+  .object({ deadLetters: z.array(ProcessorDeadLetterSchema), total: z.number().int(), next: z.string().nullable() })
+  .openapi("ProcessorDeadLetterPage");
