@@ -70,13 +70,31 @@ describe("topics", () => {
     expect(table.stderr).toBe("");
     const [header, ...rows] = table.stdout.trimEnd().split("\n");
     expect(header).toMatch(/^TOPIC\s+PARTITIONS\s+EVENTS\s+HEADS\s+ARCHIVED$/);
-    expect(rows.map((r) => r.split(/\s+/)[0])).toEqual(["events", "orders", "customers", "audit"]);
+    expect(rows.map((r) => r.split(/\s+/)[0])).toEqual([
+      "events",
+      "orders",
+      "customers",
+      "orders-revenue",
+      "orders-alerts",
+      "audit",
+      "processor.revenue-per-minute",
+      "processor.unpaid-orders",
+    ]);
     expect(rows[1]).toMatch(/^orders\s+4\s+\d+\s+\d+,\d+,\d+,\d+\s/);
 
     const json = await cli(["topics", "--json"]);
     expect(json.code).toBe(0);
     const body = JSON.parse(json.stdout) as { topics: { name: string; partitions: number; partitionStats: unknown[] }[] };
-    expect(body.topics.map((t) => t.name)).toEqual(["events", "orders", "customers", "audit"]);
+    expect(body.topics.map((t) => t.name)).toEqual([
+      "events",
+      "orders",
+      "customers",
+      "orders-revenue",
+      "orders-alerts",
+      "audit",
+      "processor.revenue-per-minute",
+      "processor.unpaid-orders",
+    ]);
     expect(body.topics[0]?.partitionStats).toHaveLength(4);
   });
 

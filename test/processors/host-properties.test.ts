@@ -48,7 +48,15 @@ function repartitioned(input: ProcessorInput, run: number): Repartitioned {
 /** The engine input the oracle sees for the same event (its run's key, value field and sequence). */
 function oracleInput(input: ProcessorInput, run: number): ProcessorInput {
   const r = repartitioned(input, run);
-  return { partition: r.partition, sequence: r.sequence, id: r.id, key: r.key, eventTime: r.eventTime, receivedTime: r.committedAt, value: r.value ?? {} };
+  return {
+    partition: r.partition,
+    sequence: r.sequence,
+    id: r.id,
+    key: r.key,
+    eventTime: r.eventTime,
+    receivedTime: r.committedAt,
+    value: r.value ?? {},
+  };
 }
 
 async function withInstance<T>(fn: (p: Processor) => Promise<T> | T): Promise<T> {
@@ -171,7 +179,10 @@ describe("processor host vs oracle (fast-check, crash points)", () => {
             await runTicks();
           }
           // Redeliver a random earlier run: nothing changes.
-          if (items.length > 0) expect(await feed([{ v: 2, subscription: "processor:x", topic: "processor.x", partition: 0, prev: 0, events: items.slice(0, 3) }])).toBe(true);
+          if (items.length > 0)
+            expect(
+              await feed([{ v: 2, subscription: "processor:x", topic: "processor.x", partition: 0, prev: 0, events: items.slice(0, 3) }]),
+            ).toBe(true);
           await withInstance(async (p) => {
             await p.alarm();
           });

@@ -30,7 +30,12 @@ async function outputIds(prefix: string): Promise<string[]> {
   return ids.sort();
 }
 
-function input(seq: number, key: string, time: number, amount: number): { sequence: number; committedAt: number; event: Record<string, unknown> } {
+function input(
+  seq: number,
+  key: string,
+  time: number,
+  amount: number,
+): { sequence: number; committedAt: number; event: Record<string, unknown> } {
   const data: Repartitioned = {
     partition: 0,
     sequence: seq,
@@ -182,7 +187,9 @@ describe("rebuild from the archive", () => {
       await log.archiveNow();
       expect((await log.stats()).count).toBe(0);
     }
-    const before = await Promise.all([0, 1, 2, 3].map((q) => env.PROCESSOR.getByName(`${NAME}/${q}`).status({ processor: NAME, instance: q })));
+    const before = await Promise.all(
+      [0, 1, 2, 3].map((q) => env.PROCESSOR.getByName(`${NAME}/${q}`).status({ processor: NAME, instance: q })),
+    );
     for (let q = 0; q < 4; q++) await env.PROCESSOR.getByName(`${NAME}/${q}`).reset({ processor: NAME, instance: q });
     const rebuilt = await waitFor(
       () => Promise.all([0, 1, 2, 3].map((q) => env.PROCESSOR.getByName(`${NAME}/${q}`).status({ processor: NAME, instance: q }))),
@@ -198,7 +205,9 @@ describe("rebuild from the archive", () => {
 describe("the output topic", () => {
   it("is written by its processor alone", async () => {
     const problem = await expectProblem(
-      await postBatch("orders-revenue", [{ specversion: "1.0", id: "forged", source: "/eventline/processors/revenue-per-minute", type: "x" }]),
+      await postBatch("orders-revenue", [
+        { specversion: "1.0", id: "forged", source: "/eventline/processors/revenue-per-minute", type: "x" },
+      ]),
       403,
     );
     expect(problem.detail).toContain("orders-revenue");

@@ -71,6 +71,10 @@ export const ProcessorSchema = z
       "The lowest instance watermark: every window ending (+ grace) before it is final (null until every instance saw input)",
     ),
     lag: z.number().int().openapi({ description: "Events not yet applied: waiting in the input topic's outboxes plus the instances' lag" }),
+    inputLag: z
+      .number()
+      .int()
+      .openapi({ description: "Of `lag`: events of the input topic not yet re-partitioned (still in its partitions' outboxes)" }),
     openWindows: z.number().int(),
     lateEvents: z.number().int(),
     results: z.number().int(),
