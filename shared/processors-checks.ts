@@ -52,7 +52,13 @@ export function checkProcessors(cfg: Checked, ctx: z.RefinementCtx): void {
         message: "only window results (kind aggregate) are upserted into processor_windows",
         path: at("output", "table"),
       });
-    const plan = planProcessor(p, input?.partitions ?? 1);
+    // A field that failed its own check (a malformed duration) is reported already; no plan can be made.
+    let plan: ReturnType<typeof planProcessor>;
+    try {
+      plan = planProcessor(p, input?.partitions ?? 1);
+    } catch {
+      return;
+    }
     if ("issues" in plan) {
       for (const issue of plan.issues) {
         // The engine's spec names its own fields (sizeMs, aggregates[0].name): map back to the declaration's.

@@ -19,7 +19,9 @@ export function durationMs(text: string): number {
 }
 
 const duration = (what: string) => z.string().regex(DURATION, `${what} is a duration such as "500ms", "30s", "1m", "15m", "1h" or "1d"`);
-const positiveDuration = (what: string) => duration(what).refine((d) => durationMs(d) > 0, `${what} must be longer than 0`);
+// Refinements run after a failed format check too: only a well-formed duration is measured.
+const positiveDuration = (what: string) =>
+  duration(what).refine((d) => !DURATION.test(d) || durationMs(d) > 0, `${what} must be longer than 0`);
 
 /**
  * Where a value comes from in an event: a JSON Pointer into the event as stored (`/data/currency`,
