@@ -1,23 +1,9 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { expectAccepted, postBatch, readAll, type StoredEvent, waitFor } from "../helpers";
+import { expectAccepted, postBatch, waitFor } from "../helpers";
+import { iso, minute, paid, topicEvents } from "./fixtures";
 
 /** The orders demo's processors end to end: orders in, results out as events (issue 21's contract names). */
-
-const minute = (n: number) => Date.UTC(2026, 0, 1, 12, n, 0);
-const iso = (ms: number) => new Date(ms).toISOString();
-
-function paid(id: string, currency: string, amount: number, time: number) {
-  return {
-    specversion: "1.0",
-    id: `paid-${id}`,
-    source: "/test/orders",
-    type: "orders.paid",
-    time: iso(time),
-    datacontenttype: "application/json",
-    data: { orderId: id, amount, currency },
-  };
-}
 
 function placed(id: string, time: number) {
   return {
@@ -29,11 +15,6 @@ function placed(id: string, time: number) {
     datacontenttype: "application/json",
     data: { orderId: id, customerId: "c1", currency: "EUR", lines: [{ sku: "s", quantity: 1, unitPrice: 100 }] },
   };
-}
-
-async function topicEvents(topic: string): Promise<StoredEvent[]> {
-  const parts = await Promise.all([0, 1].map((p) => readAll(topic, p)));
-  return parts.flat();
 }
 
 describe("revenue-per-minute", () => {

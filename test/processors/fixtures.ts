@@ -1,4 +1,5 @@
 import { expect } from "vitest";
+import type { ProcessorPartitionView } from "../../workers/platform/processors";
 import { readAll, request, type StoredEvent } from "../helpers";
 
 /** Events and reads shared by the processors' route tests (test/processors/*.test.ts). */
@@ -25,22 +26,7 @@ export async function topicEvents(topic: string, partitions = 2): Promise<Stored
   return (await Promise.all(Array.from({ length: partitions }, (_, p) => readAll(topic, p)))).flat();
 }
 
-export interface PartitionView {
-  partition: number;
-  watermark: string | null;
-  inputs: { partition: number; checkpoint: number | null; watermark: string | null; idle: boolean }[];
-  applied: number;
-  head: number;
-  lag: number;
-  openWindows: number;
-  keys: number;
-  lateEvents: number;
-  results: number;
-  pendingOutputs: number;
-  outputPerSecond: number;
-  lastOutputError: string | null;
-  catchingUp: boolean;
-}
+export type PartitionView = ProcessorPartitionView;
 
 export interface View {
   name: string;

@@ -9,6 +9,7 @@ import { collectMetrics } from "../../workers/platform/metrics-model";
 import type { ProcessorModel } from "../../workers/platform/processor-metrics";
 import { expectAccepted, postBatch, request, waitFor } from "../helpers";
 import { parseExposition } from "../prometheus";
+import { CURRENCIES, minute, paid } from "./fixtures";
 
 /**
  * The processors in GET /v1/metrics (JSON and Prometheus) and GET /v1/health with data in them
@@ -17,20 +18,6 @@ import { parseExposition } from "../prometheus";
  */
 
 afterEach(() => vi.restoreAllMocks());
-
-const minute = (n: number) => Date.UTC(2026, 0, 1, 12, n, 0);
-const iso = (ms: number) => new Date(ms).toISOString();
-const CURRENCIES = ["EUR", "USD", "GBP", "JPY", "CHF", "SEK", "NOK", "DKK"];
-
-const paid = (id: string, currency: string, amount: number, time: number) => ({
-  specversion: "1.0",
-  id: `paid-${id}`,
-  source: "/test/orders",
-  type: "orders.paid",
-  time: iso(time),
-  datacontenttype: "application/json",
-  data: { orderId: id, amount, currency },
-});
 
 interface MetricsDoc {
   generatedAt: string;
