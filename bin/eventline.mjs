@@ -86,12 +86,13 @@ function report(err) {
   return EXIT.api;
 }
 
-/** @param {string} name */
-function unknownCommand(name) {
+/** @param {string} name @param {string | undefined} [sub] the word after a group's name, if any */
+function unknownCommand(name, sub) {
   const group = groupOf(COMMANDS, name).map((c) => c.name.split(" ")[1]);
-  return group.length > 0
+  if (group.length === 0) return new UsageError(`unknown command ${JSON.stringify(name)}`);
+  return sub === undefined || sub.startsWith("-")
     ? new UsageError(`${name} needs a subcommand: ${group.join(", ")}`, name)
-    : new UsageError(`unknown command ${JSON.stringify(name)}`);
+    : new UsageError(`unknown ${name} subcommand ${JSON.stringify(sub)}: use one of ${group.join(", ")}`, name);
 }
 
 /** @param {string[]} argv @returns {Promise<number>} */
@@ -118,7 +119,7 @@ async function main(argv) {
       console.log(pkg.version);
       return EXIT.ok;
     }
-    throw word === undefined ? new UsageError("no command given") : unknownCommand(word);
+    throw word === undefined ? new UsageError("no command given") : unknownCommand(word, argv[argv.indexOf(word) + 1]);
   }
   const { values, args } = parseCommandLine(cmd, rest);
   if (values.help) {

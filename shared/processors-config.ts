@@ -63,9 +63,14 @@ const common = {
       outOfOrderness: duration("watermark.outOfOrderness").default("0s"),
       /** A partition that delivers nothing for this long (processing time) no longer holds the watermark back. */
       idleTimeout: positiveDuration("watermark.idleTimeout").default("1m"),
+      /**
+       * How far ahead of its commit time an event's time may be. Beyond it the event is a dead letter
+       * (`future_time`): one wrong clock would otherwise move the watermark past every real event.
+       */
+      maxAhead: duration("watermark.maxAhead").default("1h"),
     })
     .strict()
-    .default({ outOfOrderness: "0s", idleTimeout: "1m" }),
+    .default({ outOfOrderness: "0s", idleTimeout: "1m", maxAhead: "1h" }),
   /** How long after a window closes in event time late events are still taken. */
   grace: duration("grace").default("0s"),
   /** Partitions of the processor's internal re-partition topic (its parallelism); default: the input topic's. */
@@ -151,6 +156,8 @@ export interface ProcessorPlan {
   instances: number;
   /** Values the aggregates read: field expression → its extraction (attribute or pointer). */
   fields: string[];
+  /** watermark.maxAhead in ms: event times further ahead of their commit are dead letters. */
+  maxAheadMs: number;
   roles?: { a: FilterPattern; b: FilterPattern };
 }
 
@@ -198,6 +205,7 @@ export function planProcessor(
     repartitionTopic: repartitionTopicOf(config.name),
     instances: config.partitions ?? inputPartitions,
     fields,
+    maxAheadMs: durationMs(config.watermark.maxAhead),
     ...(config.kind === "pattern" ? { roles: { a: config.pattern.a, b: config.pattern.b } } : {}),
   };
 }

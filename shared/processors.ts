@@ -64,7 +64,7 @@ export const repartitionedSchema = z.object({
 });
 export type Repartitioned = z.infer<typeof repartitionedSchema>;
 
-export type Skip = { skip: "no_key" | "no_role" };
+export type Skip = { skip: "no_key" | "no_role" | "future_time" };
 
 const roleFilters = new WeakMap<ProcessorPlan, { a: Filter; b: Filter }>();
 
@@ -89,6 +89,7 @@ export function repartitioned(
   const key = String(rawKey).slice(0, MAX_KEY_CHARS);
   const parsedTime = typeof event.time === "string" ? Date.parse(event.time) : Number.NaN;
   const eventTime = plan.config.eventTime === "time" && Number.isSafeInteger(parsedTime) ? parsedTime : at.committedAt;
+  if (eventTime > at.committedAt + plan.maxAheadMs) return { skip: "future_time" };
   const out: Repartitioned = { ...at, id: String(event.id), key, eventTime };
   if (plan.fields.length > 0) {
     const value: Record<string, Scalar> = {};

@@ -4,7 +4,7 @@ import { partitionName } from "../../sdk/partition-name";
 import { newTraceparent } from "../../sdk/trace";
 import type { CloudEvent } from "../../shared/cloudevents";
 import { findTopic } from "../../shared/config";
-import { processorPlans, processorSource, repartitioned } from "../../shared/processors";
+import { type ProcessorPlan, processorPlans, processorSource, repartitioned } from "../../shared/processors";
 import type { DirectTarget } from "../../shared/subscriptions";
 import { configSource } from "../../workers/platform/ingest/data-schema";
 import { prepareEvents } from "../../workers/platform/ingest/parse";
@@ -45,7 +45,7 @@ async function repartition(env: Env, processor: string, runs: Run[]): Promise<vo
       const r = repartitioned(plan, event, at);
       if ("skip" in r) {
         // A pattern's event that is neither "a" nor "b" is simply not an input; one without a key is a dead letter.
-        if (r.skip === "no_key") skipped.push({ ...at, id: String(event.id), reason: r.skip });
+        if (r.skip !== "no_role") skipped.push({ ...at, id: String(event.id), reason: r.skip });
         continue;
       }
       events.push({
@@ -67,7 +67,7 @@ async function repartition(env: Env, processor: string, runs: Run[]): Promise<vo
     });
     await appendPrepared(env, internal.name, prepared);
   }
-  if (skipped.length > 0) await deadLetterUnkeyed(env.DB, processor, plan.config.input.topic, plan.config.key, skipped);
+  if (skipped.length > 0) await deadLetterSkipped(env.DB, plan, skipped);
 }
 
 async function readOne(env: Env, topic: string, partition: number, sequence: number): Promise<Record<string, unknown> | undefined> {
@@ -76,29 +76,32 @@ async function readOne(env: Env, topic: string, partition: number, sequence: num
   return text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
 }
 
-async function deadLetterUnkeyed(
+/** Inputs the processor cannot take, as its dead letters (`no_key`, `future_time`), one per input position. */
+async function deadLetterSkipped(
   db: D1Database,
-  processor: string,
-  topic: string,
-  key: string,
-  skipped: { partition: number; sequence: number; id: string; committedAt: number }[],
+  plan: ProcessorPlan,
+  skipped: { partition: number; sequence: number; id: string; committedAt: number; reason: string }[],
 ): Promise<void> {
+  const { name, input, key, watermark } = plan.config;
   const statement = db.prepare(
     `INSERT OR IGNORE INTO dead_letters (id, subscription, topic, partition, sequence, event_id, body, reason, error, attempts, first_failure_at, last_failure_at, dead_lettered_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'no_key', ?, 0, ?, ?, ?)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
   );
   const now = Date.now();
   await db.batch(
     skipped.map((s) =>
       statement.bind(
-        `processor:${processor}:${topic}:${s.partition}:${s.sequence}`,
-        `processor:${processor}`,
-        topic,
+        `processor:${name}:${input.topic}:${s.partition}:${s.sequence}`,
+        `processor:${name}`,
+        input.topic,
         s.partition,
         s.sequence,
         s.id,
         JSON.stringify(s),
-        `the event has no usable key at ${key} (a string, number or boolean)`,
+        s.reason,
+        s.reason === "future_time"
+          ? `the event's time is more than ${watermark.maxAhead} (watermark.maxAhead) ahead of its commit at ${new Date(s.committedAt).toISOString()}`
+          : `the event has no usable key at ${key} (a string, number or boolean)`,
         now,
         now,
         now,

@@ -332,6 +332,7 @@ describe("errors and exit codes", () => {
       [[], /no command given/],
       [["frobnicate"], /unknown command "frobnicate"/],
       [["dlq"], /dlq needs a subcommand: list, redrive/],
+      [["processors", "bogus"], /unknown processors subcommand "bogus": use one of list, show, reset, late/],
       [["topics", "--bogus"], /Unknown option '--bogus'/],
       [["tail"], /missing <topic>/],
       [["topic", "a", "b"], /unexpected argument "b"/],

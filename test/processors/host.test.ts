@@ -213,3 +213,31 @@ describe("the output topic", () => {
     expect(problem.detail).toContain("orders-revenue");
   });
 });
+
+describe("an event time far ahead of its commit", () => {
+  it("is a future_time dead letter and moves no watermark", async () => {
+    const future = {
+      specversion: "1.0",
+      id: "future-1",
+      source: "/test/future",
+      type: "orders.paid",
+      time: "2999-01-01T00:00:00Z",
+      datacontenttype: "application/json",
+      data: { orderId: "future-1", amount: 1, currency: "FUT" },
+    };
+    await expectAccepted(await postBatch("orders", [future]));
+    const row = await waitFor(
+      () =>
+        env.DB.prepare(`SELECT reason, error FROM dead_letters WHERE subscription = ? AND event_id = ?`)
+          .bind(`processor:${NAME}`, "future-1")
+          .first<{ reason: string; error: string }>(),
+      (r) => r !== null,
+    );
+    expect(row?.reason).toBe("future_time");
+    expect(row?.error).toContain("watermark.maxAhead");
+    const statuses = await Promise.all(
+      [0, 1, 2, 3].map((q) => env.PROCESSOR.getByName(`${NAME}/${q}`).status({ processor: NAME, instance: q })),
+    );
+    for (const s of statuses) for (const input of s.inputs) expect(input.watermark ?? 0).toBeLessThan(Date.UTC(2999, 0, 1) - 60_000);
+  });
+});
