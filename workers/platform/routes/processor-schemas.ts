@@ -112,11 +112,17 @@ export const ProcessorDeadLetterSchema = z
     partition: z.number().int(),
     sequence: z.number().int(),
     eventId: z.string().nullable(),
-    reason: z.string().openapi({ description: "late_event (behind the watermark past its windows' grace), no_key (no usable key) or future_time (timed more than watermark.maxAhead after its commit)" }),
+    reason: z
+      .string()
+      .openapi({
+        description:
+          "late_event (behind the watermark past its windows' grace), no_key (no usable key) or future_time (timed more than watermark.maxAhead after its commit)",
+      }),
     error: z.string(),
     deadLetteredAt: z.string(),
     input: z.unknown().openapi({
-      description: "What the processor had of the event: late_event: key, event time, the windows it missed; no_key, future_time: its position",
+      description:
+        "What the processor had of the event: late_event: key, event time, the windows it missed; no_key, future_time: its position",
     }),
   })
   .openapi("ProcessorDeadLetter");
