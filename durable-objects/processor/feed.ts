@@ -2,13 +2,11 @@ import config from "../../eventline.config";
 import type { Run } from "../../sdk/messages";
 import { partitionName } from "../../sdk/partition-name";
 import { newTraceparent } from "../../sdk/trace";
-import type { CloudEvent } from "../../shared/cloudevents";
 import { findTopic } from "../../shared/config";
 import { type ProcessorPlan, processorPlans, processorSource, repartitioned } from "../../shared/processors";
 import type { DirectTarget } from "../../shared/subscriptions";
-import { configSource } from "../../workers/platform/ingest/data-schema";
-import { prepareEvents } from "../../workers/platform/ingest/parse";
 import { appendPrepared } from "./append";
+import { type InternalInput, prepareInternalInputs } from "./internal-events";
 
 /**
  * How a partition log hands events to a processor (ADR 0053): directly, by RPC, instead of through
@@ -35,7 +33,8 @@ async function repartition(env: Env, processor: string, runs: Run[]): Promise<vo
   if (plan === undefined) throw new Error(`processor ${processor} is not configured`);
   const internal = findTopic(config, plan.repartitionTopic);
   if (internal === undefined) throw new Error(`processor ${processor}: internal topic ${plan.repartitionTopic} is missing`);
-  const events: CloudEvent[] = [];
+  const source = `${processorSource(processor)}/input`;
+  const events: InternalInput[] = [];
   const skipped: { partition: number; sequence: number; committedAt: number; id: string; reason: string }[] = [];
   for (const run of runs) {
     for (const e of run.events) {
@@ -48,23 +47,11 @@ async function repartition(env: Env, processor: string, runs: Run[]): Promise<vo
         if (r.skip !== "no_role") skipped.push({ ...at, id: String(event.id), reason: r.skip });
         continue;
       }
-      events.push({
-        specversion: "1.0",
-        id: `${run.topic}/${run.partition}/${e.sequence}`,
-        source: `${processorSource(processor)}/input`,
-        type: "eventline.processor.input",
-        partitionkey: r.key,
-        datacontenttype: "application/json",
-        data: r,
-      } as unknown as CloudEvent);
+      events.push({ id: `${run.topic}/${run.partition}/${e.sequence}`, source, data: r });
     }
   }
   if (events.length > 0) {
-    const prepared = await prepareEvents(events, internal, config, {
-      traceparent: newTraceparent(),
-      batch: true,
-      schemas: configSource(internal, undefined),
-    });
+    const prepared = await prepareInternalInputs(events, internal, config, newTraceparent());
     await appendPrepared(env, internal.name, prepared);
   }
   if (skipped.length > 0) await deadLetterSkipped(env.DB, plan, skipped);

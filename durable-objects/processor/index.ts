@@ -2,10 +2,11 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import config from "../../eventline.config";
 import { createLogger } from "../../sdk/logger";
-import { type Run, runSchema } from "../../sdk/messages";
+import type { Run } from "../../sdk/messages";
 import { partitionName } from "../../sdk/partition-name";
 import { advance, apply, type EngineState, nextWakeup, status } from "../../shared/processing";
 import { engineInput, type ProcessorPlan, processorPlans, type Repartitioned, repartitionedSchema } from "../../shared/processors";
+import { instanceArgs, parseFeedArgs, parseRepartitioned } from "./feed-input";
 import { flushOutputs, type LateBody, resultBody, type TriggerTrace } from "./outputs";
 import { type OutputKind, ProcessorStore } from "./store";
 import type { InstanceStatus } from "./types";
@@ -30,9 +31,6 @@ const storedInputSchema = z.object({
     .transform(Number),
   data: repartitionedSchema,
 });
-
-const instanceArgs = z.object({ processor: z.string().min(1), instance: z.number().int().min(0) });
-const feedArgs = instanceArgs.extend({ runs: z.array(runSchema).min(1) });
 
 /** Thrown to the partition log's relay: the instance is catching up (a reset, a gap); the relay sends again later. */
 export class CatchingUp extends Error {
@@ -118,7 +116,7 @@ export class Processor extends DurableObject<Env> {
 
   /** Runs of the internal partition, from its log's relay: applied in order, committed before the call returns. */
   async feed(input: { processor: string; instance: number; runs: Run[] }): Promise<{ applied: number; duplicates: number }> {
-    const args = feedArgs.parse(input);
+    const args = parseFeedArgs(input);
     const o = this.open(args.processor, args.instance);
     const items: { sequence: number; input: Repartitioned }[] = [];
     let duplicates = 0;
@@ -137,7 +135,7 @@ export class Processor extends DurableObject<Env> {
             throw new CatchingUp(`processor ${o.plan.config.name}/${o.instance} is catching up at ${o.applied + 1}`);
           continue;
         }
-        items.push({ sequence: e.sequence, input: repartitionedSchema.parse(e.event.data) });
+        items.push({ sequence: e.sequence, input: parseRepartitioned(e.event.data) });
       }
     }
     const applied = items.length;
