@@ -112,12 +112,10 @@ export const ProcessorDeadLetterSchema = z
     partition: z.number().int(),
     sequence: z.number().int(),
     eventId: z.string().nullable(),
-    reason: z
-      .string()
-      .openapi({
-        description:
-          "late_event (behind the watermark past its windows' grace), no_key (no usable key) or future_time (timed more than watermark.maxAhead after its commit)",
-      }),
+    reason: z.string().openapi({
+      description:
+        "late_event (behind the watermark past its windows' grace), no_key (no usable key) or future_time (timed more than watermark.maxAhead after its commit)",
+    }),
     error: z.string(),
     deadLetteredAt: z.string(),
     input: z.unknown().openapi({
