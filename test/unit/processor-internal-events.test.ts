@@ -115,7 +115,8 @@ describe("internal inputs prepared for the internal topic", () => {
         ...(n % 4 === 0 && { correlationid: `c-${n}` }),
         data: { currency: ["EUR", "USD", "日本円"][n % 3], amount: n * 1.5, orderId: `o${n}` },
       };
-      const r = repartitioned(plan, event, { partition: n % 4, sequence: n, committedAt: 1_700_000_000_000 + n });
+      // Committed a second after its event time (an event time over watermark.maxAhead past its commit is a dead letter).
+      const r = repartitioned(plan, event, { partition: n % 4, sequence: n, committedAt: Date.UTC(2026, 0, 1, 0, 0, n) + 1000 });
       if ("skip" in r) throw new Error("unexpected skip");
       inputs.push({ id: `orders/${n % 4}/${n}`, source: SOURCE, data: r });
     }
