@@ -8,6 +8,12 @@ export const TopicParam = z
   .min(1)
   .openapi({ param: { name: "topic", in: "path" }, example: "events", description: "Topic name" });
 
+/** The query of a dead-letter page (a subscription's DLQ, a processor's dead letters): a cursor and a page size. */
+export const DeadLetterPageQuery = z.object({
+  after: z.string().optional().openapi({ description: "Cursor: the `next` of the previous page" }),
+  limit: z.coerce.number().int().min(1).max(500).optional().openapi({ description: "Page size (default 100, at most 500)" }),
+});
+
 /** A decimal string that must denote a safe integer (beyond 2^53 the number would be wrong). */
 export const integerString = (what: string) =>
   z

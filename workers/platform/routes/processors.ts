@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { partitionName } from "../../../sdk/partition-name";
-import { problemResponse } from "../../../shared/api-schemas";
+import { DeadLetterPageQuery, problemResponse } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { type ProcessorPlan, processorPlans } from "../../../shared/processors";
@@ -76,10 +76,7 @@ const deadLettersRoute = createRoute({
   summary: "A processor's dead letters (late events, events without a key), newest first, paged",
   request: {
     params: z.object({ name: ProcessorNameParam }),
-    query: z.object({
-      after: z.string().optional().openapi({ description: "Cursor: the `next` of the previous page" }),
-      limit: z.coerce.number().int().min(1).max(500).optional().openapi({ description: "Page size (default 100, at most 500)" }),
-    }),
+    query: DeadLetterPageQuery,
   },
   responses: {
     200: { description: "A page of dead letters", content: { "application/json": { schema: ProcessorDeadLetterPageSchema } } },

@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { readCheckpoints } from "../../../sdk/consumer-store";
 import { deliverySchema, MAX_BATCH_MESSAGES } from "../../../sdk/messages";
-import { problemResponse, SubscriptionNameParam } from "../../../shared/api-schemas";
+import { DeadLetterPageQuery, problemResponse, SubscriptionNameParam } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
 import { redactUrl } from "../../../shared/redact-url";
@@ -108,10 +108,7 @@ const dlqRoute = createRoute({
   summary: "Dead letters of a subscription, oldest first, paged",
   request: {
     params: z.object({ name: SubscriptionNameParam }),
-    query: z.object({
-      after: z.string().optional().openapi({ description: "Cursor: the `next` of the previous page" }),
-      limit: z.coerce.number().int().min(1).max(500).optional().openapi({ description: "Page size (default 100, at most 500)" }),
-    }),
+    query: DeadLetterPageQuery,
   },
   responses: {
     200: {
