@@ -4,11 +4,12 @@ import { cli } from "./helpers";
 /**
  * `eventline processors …` against the local stack (test/cli/stack.ts): list, show, late, reset
  * with its confirmation and progress, with orders flowing through the demo `revenue-per-minute`.
- * Event times are an hour ahead of now, so events other files published (at now) never hold
- * these windows open; those become late events of the processor instead, hence the filtering by id.
+ * Event times are half an hour ahead of now (within the processor's watermark.maxAhead of 1 h), so
+ * events other files published (at now) never hold these windows open; those become late events
+ * of the processor instead, hence the filtering by id.
  */
 
-const base = Math.floor((Date.now() + 3_600_000) / 60_000) * 60_000;
+const base = Math.floor((Date.now() + 1_800_000) / 60_000) * 60_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 const run = Date.now().toString(36);
 const CURRENCIES = ["EUR", "USD", "GBP", "JPY", "CHF", "SEK", "NOK", "DKK"];
