@@ -1,7 +1,8 @@
 // @ts-check
 /** `processors list`, `processors show <name>`, `processors reset <name>`, `processors late <name>`. */
 import { seg, UsageError } from "./api.mjs";
-import { command, intOption, str } from "./cli.mjs";
+import { command } from "./cli.mjs";
+import { DEAD_LETTER_PAGE_DETAILS, DEAD_LETTER_PAGE_OPTIONS, deadLetterPages } from "./dead-letters.mjs";
 import { ask, duration, interactive, num, onInterrupt, printJson, progressBar, sleep, table, truncate } from "./ui.mjs";
 
 /**
@@ -19,7 +20,6 @@ import { ask, duration, interactive, num, onInterrupt, printJson, progressBar, s
  *   status: string }} ResetAnswer
  * @typedef {{ id: string, topic: string, partition: number, sequence: number, eventId: string | null, reason: string,
  *   error: string, deadLetteredAt: string, input: unknown }} ProcessorDeadLetter
- * @typedef {{ deadLetters: ProcessorDeadLetter[], total: number, next: string | null }} DeadLetterPage
  */
 
 const POLL_MS = 500;
@@ -214,28 +214,12 @@ export const processorsLate = command({
   name: "processors late",
   args: ["<name>"],
   summary: "A processor's dead letters (late events, events without a key), newest first",
-  details: "Prints one page (--limit, default 100) and the cursor of the next; --all follows the cursors to the end.",
-  options: {
-    limit: { type: "string", arg: "N", desc: "page size, 1-500 (default 100)" },
-    after: { type: "string", arg: "CURSOR", desc: "start after this cursor (the `next` of a previous page)" },
-    all: { type: "boolean", desc: "fetch every page" },
-  },
+  details: DEAD_LETTER_PAGE_DETAILS,
+  options: DEAD_LETTER_PAGE_OPTIONS,
   async run({ api, json, values, args: [name = ""] }) {
-    const limit = intOption(values.limit, "--limit", { min: 1, max: 500 });
-    let after = str(values.after);
-    /** @type {ProcessorDeadLetter[]} */
-    const letters = [];
-    /** @type {DeadLetterPage} */
-    let page;
-    do {
-      const query = new URLSearchParams();
-      if (limit !== undefined) query.set("limit", String(limit));
-      if (after !== undefined) query.set("after", after);
-      page = await api("GET", `/v1/processors/${seg(name)}/dead-letters${query.size > 0 ? `?${query}` : ""}`);
-      letters.push(...page.deadLetters);
-      after = page.next ?? undefined;
-    } while (values.all && page.next !== null);
-    if (json) return printJson(values.all ? { deadLetters: letters, total: page.total, next: null } : page);
+    /** @type {{ letters: ProcessorDeadLetter[], page: { total: number, next: string | null }, body: unknown }} */
+    const { letters, page, body } = await deadLetterPages(api, `/v1/processors/${seg(name)}/dead-letters`, values);
+    if (json) return printJson(body);
     if (letters.length === 0) {
       console.log(`no dead letters for processor ${name}${values.after ? " after that cursor" : ""} (total ${num(page.total)})`);
       return 0;

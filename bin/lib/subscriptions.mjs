@@ -1,7 +1,8 @@
 // @ts-check
 /** `subscriptions`, `subscriptions rotate-secret <name>`, `dlq list <subscription>`, `dlq redrive <subscription>`. */
 import { CliError, EXIT, seg, UsageError } from "./api.mjs";
-import { command, durationOption, intOption, str } from "./cli.mjs";
+import { command, durationOption, str } from "./cli.mjs";
+import { DEAD_LETTER_PAGE_DETAILS, DEAD_LETTER_PAGE_OPTIONS, deadLetterPages } from "./dead-letters.mjs";
 import { num, printJson, table, truncate } from "./ui.mjs";
 
 /**
@@ -9,7 +10,6 @@ import { num, printJson, table, truncate } from "./ui.mjs";
  *   circuit: { state: string }, counts: { handled: number, retried: number, deadLettered: number } }} Subscription
  * @typedef {{ id: string, topic: string, partition: number, sequence: number, eventId: string | null, reason: string,
  *   error: string, attempts: number, lastFailureAt: string, deadLetteredAt: string }} DeadLetter
- * @typedef {{ deadLetters: DeadLetter[], total: number, next: string | null }} DlqPage
  */
 
 /** How often `subscriptions --wait` asks again. */
@@ -109,28 +109,12 @@ export const dlqList = command({
   name: "dlq list",
   args: ["<subscription>"],
   summary: "A subscription's dead letters, oldest first",
-  details: "Prints one page (--limit, default 100) and the cursor of the next; --all follows the cursors to the end.",
-  options: {
-    limit: { type: "string", arg: "N", desc: "page size, 1-500 (default 100)" },
-    after: { type: "string", arg: "CURSOR", desc: "start after this cursor (the `next` of a previous page)" },
-    all: { type: "boolean", desc: "fetch every page" },
-  },
+  details: DEAD_LETTER_PAGE_DETAILS,
+  options: DEAD_LETTER_PAGE_OPTIONS,
   async run({ api, json, values, args: [name = ""] }) {
-    const limit = intOption(values.limit, "--limit", { min: 1, max: 500 });
-    let after = str(values.after);
-    /** @type {DeadLetter[]} */
-    const letters = [];
-    /** @type {DlqPage} */
-    let page;
-    do {
-      const query = new URLSearchParams();
-      if (limit !== undefined) query.set("limit", String(limit));
-      if (after !== undefined) query.set("after", after);
-      page = await api("GET", `/v1/subscriptions/${seg(name)}/dlq${query.size > 0 ? `?${query}` : ""}`);
-      letters.push(...page.deadLetters);
-      after = page.next ?? undefined;
-    } while (values.all && page.next !== null);
-    if (json) return printJson(values.all ? { deadLetters: letters, total: page.total, next: null } : page);
+    /** @type {{ letters: DeadLetter[], page: { total: number, next: string | null }, body: unknown }} */
+    const { letters, page, body } = await deadLetterPages(api, `/v1/subscriptions/${seg(name)}/dlq`, values);
+    if (json) return printJson(body);
     if (letters.length === 0) {
       console.log(`no dead letters for ${name}${values.after ? " after that cursor" : ""} (total ${num(page.total)})`);
       return 0;
