@@ -165,6 +165,9 @@ export const repartitionTopicOf = (processor: string) => `processor.${processor}
 /** The route (outbox "subscription") name a processor's feed uses in partition logs. */
 export const processorRouteOf = (processor: string) => `processor:${processor}`;
 export const PROCESSOR_ROUTE_PREFIX = "processor:";
+/** The id of a processor's dead letter for the input at (topic, partition, sequence): one per input, whatever the reason. */
+export const processorDeadLetterId = (processor: string, topic: string, partition: number, sequence: number) =>
+  `${processorRouteOf(processor)}:${topic}:${partition}:${sequence}`;
 
 /**
  * The engine spec of a validated declaration, or the spec's own error messages (a window that

@@ -6,6 +6,7 @@ import { findTopic } from "../../shared/config";
 import { type ProcessorPlan, processorPlans, processorSource, repartitioned } from "../../shared/processors";
 import type { DirectTarget } from "../../shared/subscriptions";
 import { appendPrepared } from "./append";
+import { type ProcessorDeadLetter, recordDeadLetters } from "./dead-letters";
 import { type InternalInput, prepareInternalInputs } from "./internal-events";
 
 /**
@@ -35,7 +36,7 @@ async function repartition(env: Env, processor: string, runs: Run[]): Promise<vo
   if (internal === undefined) throw new Error(`processor ${processor}: internal topic ${plan.repartitionTopic} is missing`);
   const source = `${processorSource(processor)}/input`;
   const events: InternalInput[] = [];
-  const skipped: { partition: number; sequence: number; committedAt: number; id: string; reason: string }[] = [];
+  const skipped: { partition: number; sequence: number; committedAt: number; id: string; reason: "no_key" | "future_time" }[] = [];
   for (const run of runs) {
     for (const e of run.events) {
       const event = e.event ?? (await readOne(env, run.topic, run.partition, e.sequence));
@@ -67,32 +68,21 @@ async function readOne(env: Env, topic: string, partition: number, sequence: num
 async function deadLetterSkipped(
   db: D1Database,
   plan: ProcessorPlan,
-  skipped: { partition: number; sequence: number; id: string; committedAt: number; reason: string }[],
+  skipped: { partition: number; sequence: number; id: string; committedAt: number; reason: "no_key" | "future_time" }[],
 ): Promise<void> {
   const { name, input, key, watermark } = plan.config;
-  const statement = db.prepare(
-    `INSERT OR IGNORE INTO dead_letters (id, subscription, topic, partition, sequence, event_id, body, reason, error, attempts, first_failure_at, last_failure_at, dead_lettered_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
-  );
-  const now = Date.now();
-  await db.batch(
-    skipped.map((s) =>
-      statement.bind(
-        `processor:${name}:${input.topic}:${s.partition}:${s.sequence}`,
-        `processor:${name}`,
-        input.topic,
-        s.partition,
-        s.sequence,
-        s.id,
-        JSON.stringify(s),
-        s.reason,
+  const letters = skipped.map(
+    (s): ProcessorDeadLetter => ({
+      partition: s.partition,
+      sequence: s.sequence,
+      eventId: s.id,
+      reason: s.reason,
+      error:
         s.reason === "future_time"
           ? `the event's time is more than ${watermark.maxAhead} (watermark.maxAhead) ahead of its commit at ${new Date(s.committedAt).toISOString()}`
           : `the event has no usable key at ${key} (a string, number or boolean)`,
-        now,
-        now,
-        now,
-      ),
-    ),
+      body: s,
+    }),
   );
+  await recordDeadLetters(db, name, input.topic, letters, Date.now());
 }

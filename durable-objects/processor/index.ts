@@ -148,7 +148,6 @@ export class Processor extends DurableObject<Env> {
   private step(o: Opened, items: { sequence: number; input: Repartitioned }[], now?: number): void {
     const outputs: { kind: OutputKind; body: unknown }[] = [];
     let applied = o.applied;
-    const inputTopic = o.plan.config.input.topic;
     try {
       for (const { sequence, input } of items) {
         if (sequence <= applied) continue;
@@ -156,14 +155,7 @@ export class Processor extends DurableObject<Env> {
         if (input.trace !== undefined) this.remember(input.id, input.trace);
         const out = apply(o.state, engineInput(input));
         for (const r of out.results) outputs.push({ kind: "result", body: resultBody(o.plan, r, this.traces.get(r.causationId)) });
-        for (const l of out.late) {
-          const body: LateBody = {
-            id: `processor:${o.plan.config.name}:${inputTopic}:${l.partition}:${l.sequence}`,
-            input: l,
-            topic: inputTopic,
-          };
-          outputs.push({ kind: "late", body });
-        }
+        for (const l of out.late) outputs.push({ kind: "late", body: { input: l } satisfies LateBody });
       }
       if (now !== undefined) {
         for (const r of advance(o.state, now).results)
@@ -215,8 +207,9 @@ export class Processor extends DurableObject<Env> {
 
   /** After a step: hand outputs on (not awaited by the feeder) and set the alarm for timers, retries and catch-up. */
   private async afterStep(o: Opened): Promise<void> {
-    await this.schedule(o);
-    if (this.store.pendingCount() > 0) void this.flush(o);
+    const pending = this.store.pendingCount();
+    await this.schedule(o, pending);
+    if (pending > 0) void this.flush(o);
   }
 
   private flush(o: Opened): Promise<void> {
@@ -251,12 +244,12 @@ export class Processor extends DurableObject<Env> {
     while ((this.appendedAt[0]?.at ?? now) < now - RATE_WINDOW_MS) this.appendedAt.shift();
   }
 
-  private async schedule(o: Opened): Promise<void> {
+  private async schedule(o: Opened, pending = this.store.pendingCount()): Promise<void> {
     const now = Date.now();
     const wants: number[] = [];
     const wake = nextWakeup(o.state);
     if (wake !== null) wants.push(Math.max(wake, now));
-    if (this.store.pendingCount() > 0) wants.push(now + Math.min(FLUSH_RETRY_MAX_MS, FLUSH_RETRY_MS * 2 ** this.flushFailures));
+    if (pending > 0) wants.push(now + Math.min(FLUSH_RETRY_MAX_MS, FLUSH_RETRY_MS * 2 ** this.flushFailures));
     if (this.catchingUp) wants.push(now);
     if (wants.length === 0) return;
     const at = Math.min(...wants);

@@ -1,5 +1,5 @@
 import type { Logger } from "../../sdk/logger";
-import { newTraceparent } from "../../sdk/trace";
+import { newTraceparent, reactionAttributes } from "../../sdk/trace";
 import type { CloudEvent } from "../../shared/cloudevents";
 import { type EventlineConfig, findTopic } from "../../shared/config";
 import type { LateInput, ProcessorResult } from "../../shared/processing";
@@ -7,6 +7,7 @@ import { type ProcessorPlan, processorSource, resultData, resultTime, resultType
 import { configSource } from "../../workers/platform/ingest/data-schema";
 import { type PreparedEvent, prepareEvents } from "../../workers/platform/ingest/parse";
 import { AppendRefused, appendPrepared } from "./append";
+import { type ProcessorDeadLetter, recordDeadLetters } from "./dead-letters";
 import type { Output, ProcessorStore } from "./store";
 
 /**
@@ -30,10 +31,9 @@ export interface ResultBody {
   row?: { key: string; windowStart: number; windowEnd: number; revision: number; final: boolean; data: Record<string, unknown> };
 }
 
+/** A late input in the outbox; its dead letter's id and topic follow from the processor (recordDeadLetters). */
 export interface LateBody {
-  id: string;
   input: LateInput;
-  topic: string;
 }
 
 /** The event a result becomes: type and source derived from the processor, subject = key, causation and trace from its trigger. */
@@ -48,11 +48,12 @@ export function resultBody(plan: ProcessorPlan, result: ProcessorResult, trigger
     time: new Date(resultTime(result)).toISOString(),
     datacontenttype: "application/json",
     data,
-    causationid: result.causationId,
-    correlationid: trigger?.correlationid ?? result.causationId,
   };
-  if (trigger?.traceparent !== undefined) event.traceparent = childSpan(trigger.traceparent);
-  if (trigger?.traceparent !== undefined && trigger.tracestate !== undefined) event.tracestate = trigger.tracestate;
+  // Causation and correlation as every reaction to an event carries them (sdk/trace.ts); the trace
+  // continues the trigger's while the instance remembers it, else the flush's own is stamped.
+  const { traceparent, tracestate, ...reaction } = reactionAttributes({ ...trigger, id: result.causationId });
+  Object.assign(event, reaction);
+  if (trigger?.traceparent !== undefined) Object.assign(event, { traceparent }, tracestate === undefined ? {} : { tracestate });
   const body: ResultBody = { event: event as unknown as CloudEvent };
   if (plan.config.output.table && result.kind === "window")
     body.row = {
@@ -64,14 +65,6 @@ export function resultBody(plan: ProcessorPlan, result: ProcessorResult, trigger
       data,
     };
   return body;
-}
-
-/** A child span of a W3C traceparent (a fresh trace when it is not one). */
-function childSpan(parent: string): string {
-  const m = /^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(parent);
-  if (m === null) return newTraceparent();
-  const span = crypto.getRandomValues(new Uint8Array(8));
-  return `00-${m[1]}-${[...span].map((b) => b.toString(16).padStart(2, "0")).join("")}-${m[2]}`;
 }
 
 export interface FlushDeps {
@@ -123,7 +116,7 @@ async function handOn(deps: FlushDeps, rows: Output[]): Promise<number> {
     if (tableRows.length > 0) await upsertWindows(env.DB, plan.config.name, tableRows, deps.now());
     appended = kept.length;
   }
-  if (late.length > 0) await deadLetterLate(env.DB, plan.config.name, late, deps.now());
+  if (late.length > 0) await recordDeadLetters(env.DB, plan.config.name, plan.config.input.topic, late.map(lateLetter), deps.now());
   return appended;
 }
 
@@ -167,29 +160,15 @@ async function upsertWindows(db: D1Database, processor: string, rows: NonNullabl
   );
 }
 
-/** The processor's late-event dead letters: reason `late_event`, one per input (INSERT OR IGNORE by id). */
-async function deadLetterLate(db: D1Database, processor: string, late: LateBody[], now: number): Promise<void> {
-  const statement = db.prepare(
-    `INSERT OR IGNORE INTO dead_letters (id, subscription, topic, partition, sequence, event_id, body, reason, error, attempts, first_failure_at, last_failure_at, dead_lettered_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'late_event', ?, 0, ?, ?, ?)`,
-  );
-  await db.batch(
-    late.map((l) => {
-      const windows = l.input.windows.map((w) => `[${new Date(w.start).toISOString()}, ${new Date(w.end).toISOString()})`).join(", ");
-      const error = `event time ${new Date(l.input.eventTime).toISOString()} is behind the watermark: window(s) ${windows} had closed (end + grace)`;
-      return statement.bind(
-        l.id,
-        `processor:${processor}`,
-        l.topic,
-        l.input.partition,
-        l.input.sequence,
-        l.input.id,
-        JSON.stringify(l.input),
-        error,
-        now,
-        now,
-        now,
-      );
-    }),
-  );
+/** A late input as a dead letter: the windows it missed, as closed intervals in the error. */
+function lateLetter({ input }: LateBody): ProcessorDeadLetter {
+  const windows = input.windows.map((w) => `[${new Date(w.start).toISOString()}, ${new Date(w.end).toISOString()})`).join(", ");
+  return {
+    partition: input.partition,
+    sequence: input.sequence,
+    eventId: input.id,
+    reason: "late_event",
+    error: `event time ${new Date(input.eventTime).toISOString()} is behind the watermark: window(s) ${windows} had closed (end + grace)`,
+    body: input,
+  };
 }

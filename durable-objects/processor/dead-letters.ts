@@ -1,0 +1,49 @@
+import { processorDeadLetterId, processorRouteOf } from "../../shared/processors-config";
+
+/** One input a processor could not use (late, without a key, timed too far ahead). */
+export interface ProcessorDeadLetter {
+  partition: number;
+  sequence: number;
+  /** The input event's id. */
+  eventId: string;
+  reason: "late_event" | "no_key" | "future_time";
+  error: string;
+  /** What the processor had of the input (stored as JSON). */
+  body: unknown;
+}
+
+/**
+ * Writes a processor's dead letters to D1 `dead_letters` (subscription `processor:<name>`), one per
+ * input position of the input topic: INSERT OR IGNORE by that id, so a step handed on again after a
+ * crash records nothing twice.
+ */
+export async function recordDeadLetters(
+  db: D1Database,
+  processor: string,
+  topic: string,
+  letters: readonly ProcessorDeadLetter[],
+  now: number,
+): Promise<void> {
+  const statement = db.prepare(
+    `INSERT OR IGNORE INTO dead_letters (id, subscription, topic, partition, sequence, event_id, body, reason, error, attempts, first_failure_at, last_failure_at, dead_lettered_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
+  );
+  await db.batch(
+    letters.map((l) =>
+      statement.bind(
+        processorDeadLetterId(processor, topic, l.partition, l.sequence),
+        processorRouteOf(processor),
+        topic,
+        l.partition,
+        l.sequence,
+        l.eventId,
+        JSON.stringify(l.body),
+        l.reason,
+        l.error,
+        now,
+        now,
+        now,
+      ),
+    ),
+  );
+}
