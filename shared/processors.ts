@@ -64,6 +64,19 @@ export const repartitionedSchema = z.object({
 });
 export type Repartitioned = z.infer<typeof repartitionedSchema>;
 
+/**
+ * Most inputs one internal-topic event carries (ADR 0056): the re-partition step appends one event
+ * per (input run, instance) holding that run's inputs for the instance, in input order, cut into
+ * events of at most this many inputs and INTERNAL_BATCH_MAX_BYTES.
+ */
+export const INTERNAL_BATCH_MAX_INPUTS = 500;
+/** Most bytes of inputs one internal-topic event carries: well under a run's inline limit, so batches travel inline. */
+export const INTERNAL_BATCH_MAX_BYTES = 64 * 1024;
+
+/** An internal-topic event's data: a batch of re-partitioned inputs from one input partition, in input order (ADR 0056). */
+export const repartitionedBatchSchema = z.object({ inputs: z.array(repartitionedSchema).min(1).max(INTERNAL_BATCH_MAX_INPUTS) });
+export type RepartitionedBatch = z.infer<typeof repartitionedBatchSchema>;
+
 export type Skip = { skip: "no_key" | "no_role" | "future_time" };
 
 const roleFilters = new WeakMap<ProcessorPlan, { a: Filter; b: Filter }>();

@@ -4,6 +4,13 @@ import { feedDirect } from "../processor/feed";
 import type { FeedRuns, SendBatch } from "./delivery/runs";
 
 /**
+ * How long the relay into a processor's instances waits after a commit for more commits to send
+ * in the same call (ADR 0056): each call commits the instance's state once, so under load a few
+ * milliseconds of latency buy fewer, larger calls.
+ */
+export const PROCESS_LINGER_MS = 10;
+
+/**
  * The capabilities of a partition log (commit, streams, routes, metrics, delivery, archive) each
  * own their tables and logic and see the object only through a narrow host: its SQLite storage,
  * its identity, a logger and a clock. A test can build one over any object's storage
@@ -59,6 +66,8 @@ export interface PartitionLogSeams {
   send: SendBatch;
   /** How the relay hands runs to a direct route (a processor's feed, ADR 0053; tests fail it). */
   feed: FeedRuns;
+  /** How long the relay into a processor's instances lingers after a commit (ADR 0056). */
+  processLingerMs: number;
   /** Runs after a command is decided and prepared, just before its append (a test lets an outside writer in there). */
   beforeCommandAppend: (subject: string) => Promise<void>;
 }
@@ -76,6 +85,7 @@ export function productionSeams(env: Env, maxInFlight: number, metricsOn: boolea
       await queueBinding(env, binding).sendBatch(bodies.map((body) => ({ body, contentType: "json" })));
     },
     feed: (target, runs) => feedDirect(env, target, runs),
+    processLingerMs: PROCESS_LINGER_MS,
     beforeCommandAppend: async () => {},
   };
 }

@@ -179,7 +179,7 @@ export class PartitionLog extends DurableObject<Env> {
       // Relay right after the commit, without holding the caller's response. While the relay is
       // failing, the alarm retries it with backoff instead: each attempt reads the outbox backlog,
       // so retrying on every commit during a queue outage would make every append pay for it.
-      if (result.ok && result.queued > 0 && !this.parts.delivery.failing) void this.parts.delivery.relay();
+      if (result.ok && result.queued > 0 && !this.parts.delivery.failing) this.parts.delivery.relayAfterCommit(this.parts.routes.of(topic));
       return result;
     } finally {
       this.inFlight--;

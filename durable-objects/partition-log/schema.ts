@@ -1,6 +1,6 @@
 import { type MigrationResult, migrate, type SqlMigration, tableExists } from "../sql-migrations";
 import { segmentsMigration } from "./archive/segments";
-import { deliveryMigration, outboxMigration } from "./delivery/state";
+import { deliveryMigration, directRangesMigration, outboxMigration } from "./delivery/state";
 import { eventsMigration } from "./log";
 import { appendMetricsMigration } from "./metrics";
 import { runtimeRoutesMigration } from "./routes";
@@ -19,6 +19,7 @@ export const PARTITION_LOG_MIGRATIONS: readonly SqlMigration[] = [
   segmentsMigration, // 5: segments (the archive's manifest)
   runtimeRoutesMigration, // 6: runtime_routes
   appendMetricsMigration, // 7: append_metrics
+  directRangesMigration, // 8: outbox.through (direct routes' range rows)
 ];
 
 /**

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { type Run, runSchema } from "../../sdk/messages";
-import { type Repartitioned, repartitionedSchema } from "../../shared/processors";
+import { INTERNAL_BATCH_MAX_INPUTS, type Repartitioned, repartitionedBatchSchema, repartitionedSchema } from "../../shared/processors";
 
 /**
  * Checks of what a `feed` call receives, on the processor's hot path (ADR 0053): the partition
@@ -20,6 +20,7 @@ const RUN_KEYS = new Set(["v", "subscription", "topic", "partition", "prev", "ev
 const RUN_EVENT_KEYS = new Set(["sequence", "committedAt", "event", "ref"]);
 const DATA_KEYS = new Set(["partition", "sequence", "committedAt", "id", "key", "eventTime", "value", "role", "trace"]);
 const TRACE_KEYS = new Set(["traceparent", "tracestate", "correlationid"]);
+const BATCH_KEYS = new Set(["inputs"]);
 const RUN_MAX_EVENTS = 1000;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -91,7 +92,12 @@ function isScalar(v: unknown): boolean {
 
 /** `repartitionedSchema.parse(data)`, without the schema's walk and copy for well-formed input. */
 export function parseRepartitioned(data: unknown): Repartitioned {
-  if (
+  if (isPlainRepartitioned(data)) return data;
+  return repartitionedSchema.parse(data);
+}
+
+function isPlainRepartitioned(data: unknown): data is Repartitioned {
+  return (
     isPlainObject(data) &&
     onlyKeys(data, DATA_KEYS) &&
     isInt(data.partition, 0) &&
@@ -104,8 +110,25 @@ export function parseRepartitioned(data: unknown): Repartitioned {
     (data.role === undefined || data.role === "a" || data.role === "b") &&
     (data.trace === undefined ||
       (isPlainObject(data.trace) && onlyKeys(data.trace, TRACE_KEYS) && Object.values(data.trace).every((v) => typeof v === "string")))
-  ) {
-    return data as Repartitioned;
+  );
+}
+
+/**
+ * The inputs of one internal-topic event's data: a batch `{ inputs: [...] }` (ADR 0056), or one
+ * input as the internal topic held them before (still read: a topic written by an older version).
+ */
+export function parseInternalData(data: unknown): Repartitioned[] {
+  if (isPlainObject(data) && "inputs" in data) {
+    const inputs = data.inputs;
+    if (
+      onlyKeys(data, BATCH_KEYS) &&
+      isPlainArray(inputs) &&
+      inputs.length >= 1 &&
+      inputs.length <= INTERNAL_BATCH_MAX_INPUTS &&
+      inputs.every(isPlainRepartitioned)
+    )
+      return inputs as Repartitioned[];
+    return repartitionedBatchSchema.parse(data).inputs;
   }
-  return repartitionedSchema.parse(data);
+  return [parseRepartitioned(data)];
 }

@@ -3,11 +3,22 @@ import type { Run } from "../../sdk/messages";
 import { partitionName } from "../../sdk/partition-name";
 import { newTraceparent } from "../../sdk/trace";
 import { findTopic } from "../../shared/config";
-import { type ProcessorPlan, processorPlans, processorSource, repartitioned } from "../../shared/processors";
+import {
+  INTERNAL_BATCH_MAX_BYTES,
+  INTERNAL_BATCH_MAX_INPUTS,
+  type ProcessorPlan,
+  processorPlans,
+  processorSource,
+  type Repartitioned,
+  repartitioned,
+} from "../../shared/processors";
 import type { DirectTarget } from "../../shared/subscriptions";
 import { appendPrepared } from "./append";
 import { type ProcessorDeadLetter, recordDeadLetters } from "./dead-letters";
-import { type InternalInput, prepareInternalInputs } from "./internal-events";
+import { packBatches, prepareInternalBatches } from "./internal-events";
+
+/** An internal batch's envelope and trace attributes, on top of its inputs' text. */
+const ENVELOPE_ROOM_BYTES = 1024;
 
 /**
  * How a partition log hands events to a processor (ADR 0053): directly, by RPC, instead of through
@@ -16,8 +27,10 @@ import { type InternalInput, prepareInternalInputs } from "./internal-events";
  *
  * - `repartition`: from the processor's input topic, each event's key, event time, values and
  *   role are extracted and appended to the processor's internal topic partitioned by the key
- *   (Kafka Streams' re-partition topic). The appended event's id is the input's position
- *   (`<topic>/<partition>/<sequence>`), so sending a run again appends nothing twice.
+ *   (Kafka Streams' re-partition topic), as batches (ADR 0056): one event per run and instance
+ *   holding that instance's inputs of the run, with the id `<topic>/<partition>/<first>-<last>`,
+ *   so sending a run again appends nothing twice (and a run cut differently appends inputs the
+ *   instance skips by its per-input-partition checkpoints).
  * - `process`: from a partition of the internal topic, to the processor instance of that partition.
  */
 export async function feedDirect(env: Env, target: DirectTarget, runs: Run[]): Promise<void> {
@@ -35,9 +48,19 @@ async function repartition(env: Env, processor: string, runs: Run[]): Promise<vo
   const internal = findTopic(config, plan.repartitionTopic);
   if (internal === undefined) throw new Error(`processor ${processor}: internal topic ${plan.repartitionTopic} is missing`);
   const source = `${processorSource(processor)}/input`;
-  const events: InternalInput[] = [];
+  // Batches' bytes of input text: under the topic's event limit with room for the envelope.
+  const maxBytes = Math.min(INTERNAL_BATCH_MAX_BYTES, Math.max(0, config.limits.maxEventBytes - ENVELOPE_ROOM_BYTES));
   const skipped: { partition: number; sequence: number; committedAt: number; id: string; reason: "no_key" | "future_time" }[] = [];
+  // The runs of one call come from one partition's log, in order: their inputs make batches together.
+  const byPartition = new Map<string, { topic: string; partition: number; inputs: Repartitioned[] }>();
   for (const run of runs) {
+    const where = `${run.topic}/${run.partition}`;
+    let group = byPartition.get(where);
+    if (group === undefined) {
+      group = { topic: run.topic, partition: run.partition, inputs: [] };
+      byPartition.set(where, group);
+    }
+    const { inputs } = group;
     for (const e of run.events) {
       const event = e.event ?? (await readOne(env, run.topic, run.partition, e.sequence));
       if (event === undefined) continue;
@@ -48,11 +71,20 @@ async function repartition(env: Env, processor: string, runs: Run[]): Promise<vo
         if (r.skip !== "no_role") skipped.push({ ...at, id: String(event.id), reason: r.skip });
         continue;
       }
-      events.push({ id: `${run.topic}/${run.partition}/${e.sequence}`, source, data: r });
+      inputs.push(r);
     }
   }
-  if (events.length > 0) {
-    const prepared = await prepareInternalInputs(events, internal, config, newTraceparent());
+  const packed: ReturnType<typeof packBatches> = [];
+  for (const { topic, partition, inputs } of byPartition.values())
+    packed.push(
+      ...packBatches(
+        inputs,
+        { topic, partition, source, partitions: internal.partitions },
+        { maxInputs: INTERNAL_BATCH_MAX_INPUTS, maxBytes },
+      ),
+    );
+  if (packed.length > 0) {
+    const prepared = await prepareInternalBatches(packed, internal, config, newTraceparent());
     await appendPrepared(env, internal.name, prepared);
   }
   if (skipped.length > 0) await deadLetterSkipped(env.DB, plan, skipped);

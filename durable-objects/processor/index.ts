@@ -5,8 +5,8 @@ import { createLogger } from "../../sdk/logger";
 import type { Run } from "../../sdk/messages";
 import { partitionName } from "../../sdk/partition-name";
 import { advance, apply, type EngineState, nextWakeup, status } from "../../shared/processing";
-import { engineInput, type ProcessorPlan, processorPlans, type Repartitioned, repartitionedSchema } from "../../shared/processors";
-import { instanceArgs, parseFeedArgs, parseRepartitioned } from "./feed-input";
+import { engineInput, type ProcessorPlan, processorPlans, type Repartitioned } from "../../shared/processors";
+import { instanceArgs, parseFeedArgs, parseInternalData } from "./feed-input";
 import { flushOutputs, type LateBody, resultBody, type TriggerTrace } from "./outputs";
 import { type OutputKind, ProcessorStore } from "./store";
 import type { InstanceStatus } from "./types";
@@ -23,14 +23,20 @@ const FLUSH_RETRY_MAX_MS = 60_000;
 /** Results appended in the last minute: the output rate. */
 const RATE_WINDOW_MS = 60_000;
 
-/** An internal-topic event as the log stores it: `sequence` is a zero-padded decimal string (shared/cloudevents.ts). */
+/** An internal-topic event as the log stores it: `sequence` is a zero-padded decimal string (shared/cloudevents.ts); `data` a batch (or one legacy input). */
 const storedInputSchema = z.object({
   sequence: z
     .string()
     .regex(/^\d{1,20}$/)
     .transform(Number),
-  data: repartitionedSchema,
+  data: z.unknown(),
 });
+
+/** One internal-topic event: its sequence, and the inputs it carries (ADR 0056). */
+interface Item {
+  sequence: number;
+  inputs: Repartitioned[];
+}
 
 /** Thrown to the partition log's relay: the instance is catching up (a reset, a gap); the relay sends again later. */
 export class CatchingUp extends Error {
@@ -47,6 +53,8 @@ export interface ProcessorSeams {
   beforeFlush(): Promise<void>;
   /** Forgets everything held in memory, as an eviction or a crash does; storage is kept. */
   forget(): void;
+  /** Internal-topic events read per catch-up page (tests shrink it to make several pages of a few events). */
+  catchUpPage: number;
 }
 
 interface Opened {
@@ -76,6 +84,7 @@ export class Processor extends DurableObject<Env> {
       this.traces.clear();
       this.catchingUp = false;
     },
+    catchUpPage: CATCH_UP_PAGE,
   };
   private readonly store: ProcessorStore;
   private readonly logger = createLogger({ component: "processor" });
@@ -118,7 +127,7 @@ export class Processor extends DurableObject<Env> {
   async feed(input: { processor: string; instance: number; runs: Run[] }): Promise<{ applied: number; duplicates: number }> {
     const args = parseFeedArgs(input);
     const o = this.open(args.processor, args.instance);
-    const items: { sequence: number; input: Repartitioned }[] = [];
+    const items: Item[] = [];
     let duplicates = 0;
     for (const run of args.runs) {
       for (const e of run.events) {
@@ -135,27 +144,29 @@ export class Processor extends DurableObject<Env> {
             throw new CatchingUp(`processor ${o.plan.config.name}/${o.instance} is catching up at ${o.applied + 1}`);
           continue;
         }
-        items.push({ sequence: e.sequence, input: parseRepartitioned(e.event.data) });
+        items.push({ sequence: e.sequence, inputs: parseInternalData(e.event.data) });
       }
     }
-    const applied = items.length;
+    const applied = items.reduce((n, item) => n + item.inputs.length, 0);
     if (items.length > 0) this.step(o, items);
     await this.afterStep(o);
     return { applied, duplicates };
   }
 
   /** Applies inputs and commits state, checkpoint and outputs together; on failure the state is reloaded from storage. */
-  private step(o: Opened, items: { sequence: number; input: Repartitioned }[], now?: number): void {
+  private step(o: Opened, items: Item[], now?: number): void {
     const outputs: { kind: OutputKind; body: unknown }[] = [];
     let applied = o.applied;
     try {
-      for (const { sequence, input } of items) {
+      for (const { sequence, inputs } of items) {
         if (sequence <= applied) continue;
         applied = sequence;
-        if (input.trace !== undefined) this.remember(input.id, input.trace);
-        const out = apply(o.state, engineInput(input));
-        for (const r of out.results) outputs.push({ kind: "result", body: resultBody(o.plan, r, this.traces.get(r.causationId)) });
-        for (const l of out.late) outputs.push({ kind: "late", body: { input: l } satisfies LateBody });
+        for (const input of inputs) {
+          if (input.trace !== undefined) this.remember(input.id, input.trace);
+          const out = apply(o.state, engineInput(input));
+          for (const r of out.results) outputs.push({ kind: "result", body: resultBody(o.plan, r, this.traces.get(r.causationId)) });
+          for (const l of out.late) outputs.push({ kind: "late", body: { input: l } satisfies LateBody });
+        }
       }
       if (now !== undefined) {
         for (const r of advance(o.state, now).results)
@@ -186,14 +197,14 @@ export class Processor extends DurableObject<Env> {
     const stub = this.env.PARTITION_LOG.getByName(partitionName(o.plan.repartitionTopic, o.instance));
     for (let step = 0; step < CATCH_UP_STEPS && o.applied < through; step++) {
       const from = o.applied + 1;
-      const page = await stub.read(from, CATCH_UP_PAGE);
+      const page = await stub.read(from, this.testing.catchUpPage);
       // A reset (or another catch-up) moved the checkpoint while the page was read: this page no
       // longer follows what is applied, so read again from where it stands now.
       if (this.opened !== o) return;
       if (o.applied !== from - 1) continue;
-      const items = page.events.map((text) => {
+      const items = page.events.map((text): Item => {
         const event = storedInputSchema.parse(JSON.parse(text));
-        return { sequence: event.sequence, input: event.data };
+        return { sequence: event.sequence, inputs: parseInternalData(event.data) };
       });
       if (items.length > 0) this.step(o, items);
       if (items.length === 0 || o.applied >= page.head) {

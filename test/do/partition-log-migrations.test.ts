@@ -77,7 +77,7 @@ describe("the partition log's numbered migrations", () => {
     expect(await applied(stub)).toEqual(ALL);
     await evictDurableObject(stub);
     expect(await applied(stub)).toEqual(ALL);
-    expect(ALL).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(ALL).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
   it("an object created before migrations loads with its events, streams, outbox, archive record and counters", async () => {
@@ -176,7 +176,7 @@ describe("the partition log's numbered migrations", () => {
         .toArray()
         .map((c) => c.name),
     );
-    expect(columns).toEqual(["subscription", "sequence", "prev", "sent_at", "due_at", "sends"]);
+    expect(columns).toEqual(["subscription", "sequence", "prev", "sent_at", "due_at", "sends", "through"]);
     const result = await stub.append(await appendInput(partition, "early-2", "s-2"));
     expect(result).toMatchObject({ ok: true, head: 2, events: [{ sequence: 2, streamVersion: 1 }] });
   });

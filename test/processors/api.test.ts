@@ -83,9 +83,11 @@ describe("processors API", () => {
     // Minute 2 stays open, once per currency (its end + grace is ahead of every watermark).
     expect(v.openWindows).toBe(CURRENCIES.length);
     expect(v.partitions.reduce((n, p) => n + p.keys, 0)).toBe(CURRENCIES.length);
-    // 11 paid events went through the internal topic: the instances applied all of them.
-    expect(v.partitions.reduce((n, p) => n + p.applied, 0)).toBe(11);
-    expect(v.partitions.reduce((n, p) => n + p.head, 0)).toBe(11);
+    // 11 paid events went through the internal topic (in batches, one per input run and instance): the instances applied all of them.
+    expect(v.partitions.reduce((n, p) => n + p.inputsApplied, 0)).toBe(11);
+    const batches = v.partitions.reduce((n, p) => n + p.head, 0);
+    expect(batches).toBeGreaterThanOrEqual(1);
+    expect(batches).toBeLessThanOrEqual(11);
     for (const p of v.partitions) {
       expect(p.applied).toBe(p.head);
       expect(p.lastOutputError).toBeNull();

@@ -88,7 +88,7 @@ async function outputEvents(): Promise<{ id: string; subject?: string; data: unk
 }
 
 let runCounter = 0;
-const totals = { finals: 0, late: 0, crashes: 0, redelivered: 0 };
+const totals = { finals: 0, late: 0, crashes: 0, redelivered: 0, recut: 0 };
 
 describe("processor host vs oracle (fast-check, crash points)", () => {
   it("emits exactly the oracle's final results, once, and dead-letters exactly its late events", { timeout: 240_000 }, async () => {
@@ -97,7 +97,9 @@ describe("processor host vs oracle (fast-check, crash points)", () => {
         streamArb(40).filter((s) => s.partitions <= 4),
         fc.array(fc.constantFrom<Crash>("beforeCommit", "beforeFlush", "forget", null, null, null), { minLength: 40, maxLength: 40 }),
         fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 40, maxLength: 40 }),
-        async (stream, crashes, sizes) => {
+        fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 40, maxLength: 40 }),
+        fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }),
+        async (stream, crashes, sizes, groups, recuts) => {
           const run = ++runCounter;
           const built = buildOps(stream.partitions, stream.steps, false);
           // In the end processing time moves an hour on: every input is idle, so what has data closes.
@@ -111,27 +113,49 @@ describe("processor host vs oracle (fast-check, crash points)", () => {
             p.testing.now = () => clock;
           });
           await stub().reset({ processor: NAME, instance: 0 });
-          // The internal topic's view: each new input gets the next sequence; a redelivered input its old one.
-          const internal = new Map<string, number>();
-          const items: { sequence: number; committedAt: number; event: Record<string, unknown> }[] = [];
-          const hostOps: (Op | { op: "tick"; now: number; at: number })[] = [];
+          // The internal topic's view: each new input once (a redelivered input was appended before),
+          // in batches of 1-3 inputs (ADR 0056) that never straddle a tick, some starting with the
+          // previous batch's last input again, as a run cut differently on a resend appends it.
+          const unique: Repartitioned[] = [];
+          const seenInputs = new Set<string>();
+          const tickAt: { now: number; input: number }[] = [];
           for (const op of ops) {
             if (op.op === "advance") {
-              hostOps.push({ op: "tick", now: op.now, at: items.length });
+              tickAt.push({ now: op.now, input: unique.length });
               continue;
             }
             const id = `${op.input.partition}/${op.input.sequence}`;
-            if (!internal.has(id)) {
-              internal.set(id, items.length + 1);
-              const data = repartitioned(op.input, run);
-              items.push({ sequence: items.length + 1, committedAt: data.committedAt, event: { id, data } });
+            if (!seenInputs.has(id)) {
+              seenInputs.add(id);
+              unique.push(repartitioned(op.input, run));
             }
           }
+          const cuts = new Set(tickAt.map((t) => t.input));
+          const items: { sequence: number; committedAt: number; event: Record<string, unknown> }[] = [];
+          const batchEnds: number[] = [];
+          for (let n = 0, k = 0; n < unique.length; k++) {
+            let end = n + 1;
+            while (end < unique.length && end - n < (groups[k % groups.length] ?? 1) && !cuts.has(end)) end++;
+            const inputs = unique.slice(n, end);
+            const again = unique[n - 1];
+            if (again !== undefined && recuts[k % recuts.length]) {
+              inputs.unshift(again);
+              totals.recut++;
+            }
+            items.push({
+              sequence: items.length + 1,
+              committedAt: inputs.at(-1)?.committedAt ?? 0,
+              event: { id: `b${run}-${items.length + 1}`, data: { inputs } },
+            });
+            batchEnds.push(end);
+            n = end;
+          }
+          // A tick falls after the batches that end at or before its input position.
+          const ticks = tickAt.map((t) => ({ now: t.now, at: batchEnds.filter((e) => e <= t.input).length }));
           // Feed in runs of random size; ticks between runs advance processing time through the alarm.
           let acked = 0;
           let i = 0;
           let tick = 0;
-          const ticks = hostOps.filter((t): t is { op: "tick"; now: number; at: number } => t.op === "tick");
           const runTicks = async () => {
             // The ticks that come before the next unacknowledged input, in the oracle's order.
             while (tick < ticks.length && (ticks[tick]?.at ?? Number.POSITIVE_INFINITY) <= acked) {
@@ -205,7 +229,7 @@ describe("processor host vs oracle (fast-check, crash points)", () => {
               }
             }
           }
-          expect(fed).toBe(items.length);
+          expect(fed).toBe(unique.length);
           const expected = expectWindows(spec, oracleOps);
           const prefix = `r${run}/`;
           const output = await outputEvents();
@@ -237,7 +261,7 @@ describe("processor host vs oracle (fast-check, crash points)", () => {
           totals.finals += want.length;
           totals.late += wantLate.length;
           totals.crashes += crashed;
-          totals.redelivered += ops.filter((o) => o.op === "input").length - items.length;
+          totals.redelivered += ops.filter((o) => o.op === "input").length - unique.length;
         },
       ),
       { numRuns: 25 },
@@ -247,5 +271,6 @@ describe("processor host vs oracle (fast-check, crash points)", () => {
     expect(totals.late).toBeGreaterThan(0);
     expect(totals.crashes).toBeGreaterThan(10);
     expect(totals.redelivered).toBeGreaterThan(0);
+    expect(totals.recut).toBeGreaterThan(0);
   });
 });

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { feedArgs, parseFeedArgs, parseRepartitioned } from "../../durable-objects/processor/feed-input";
-import { repartitionedSchema } from "../../shared/processors";
+import { feedArgs, parseFeedArgs, parseInternalData, parseRepartitioned } from "../../durable-objects/processor/feed-input";
+import { INTERNAL_BATCH_MAX_INPUTS, repartitionedBatchSchema, repartitionedSchema } from "../../shared/processors";
 
 /**
  * The hand-written checks of a `feed` call's input against the zod schemas they stand in for:
@@ -152,5 +152,24 @@ describe("feed input checks", () => {
     const d = { partition: 0, sequence: 1, committedAt: 1, id: "i", key: "k", eventTime: 1, trace: { traceparent: TRACE, other: "x" } };
     expect(parseRepartitioned(d).trace).toEqual({ traceparent: TRACE });
     expect(() => parseRepartitioned({ ...d, value: { v: Number.NaN } })).toThrow();
+  });
+
+  it("internal events: a batch is read as its inputs, taken as they came; a legacy single input still reads; anything else is refused", () => {
+    fc.assert(
+      fc.property(fc.array(data, { minLength: 1, maxLength: 6 }), (inputs) => {
+        const batch = JSON.parse(JSON.stringify({ inputs }));
+        const read = parseInternalData(batch);
+        expect(read).toBe(batch.inputs);
+        expect(read).toEqual(repartitionedBatchSchema.parse(batch).inputs);
+        const single = JSON.parse(JSON.stringify(inputs[0]));
+        expect(parseInternalData(single)).toEqual([repartitionedSchema.parse(single)]);
+      }),
+      { numRuns: 200 },
+    );
+    const d = { partition: 0, sequence: 1, committedAt: 1, id: "i", key: "k", eventTime: 1 };
+    expect(() => parseInternalData({ inputs: [] })).toThrow();
+    expect(() => parseInternalData({ inputs: [{ ...d, sequence: 0 }] })).toThrow();
+    expect(() => parseInternalData({ inputs: Array.from({ length: INTERNAL_BATCH_MAX_INPUTS + 1 }, () => d) })).toThrow();
+    expect(parseInternalData({ inputs: [d], extra: 1 })).toEqual([d]);
   });
 });

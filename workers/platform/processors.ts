@@ -24,8 +24,10 @@ export interface ProcessorPartitionView {
   applied: number;
   /** The internal partition's head sequence (a rebuild is done when `applied` reaches the head it had when the reset was taken). */
   head: number;
-  /** Events of the internal partition not yet applied. */
+  /** Events of the internal partition not yet applied (each a batch of one input run's inputs for this instance, ADR 0056). */
   lag: number;
+  /** Inputs (events of the input topic) the instance has applied since it was last reset. */
+  inputsApplied: number;
   openWindows: number;
   keys: number;
   lateEvents: number;
@@ -134,6 +136,7 @@ function partitionView(s: InstanceStatus, head: number): ProcessorPartitionView 
     applied: s.applied,
     head,
     lag: Math.max(0, head - s.applied),
+    inputsApplied: s.counters.accepted,
     openWindows: s.openWindows,
     keys: s.keys,
     lateEvents: s.counters.late,

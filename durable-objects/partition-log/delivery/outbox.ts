@@ -1,6 +1,7 @@
 import { RUN_MAX_EVENTS } from "../../../sdk/messages";
 import type { DirectTarget, Route } from "../../../shared/subscriptions";
-import { chunk, type FeedRuns, type Row, runsOf, type SendBatch } from "./runs";
+import { type DirectFilter, type DirectRow, drainDirect } from "./direct";
+import { chunk, type FeedRuns, runsOf, type SendBatch } from "./runs";
 
 /**
  * The transactional outbox of a partition: one row per (subscription, sequence) written in the
@@ -34,6 +35,8 @@ function isEnvelopeOnly(keys: ReadonlySet<string>): boolean {
 export class OutboxWrites {
   readonly routed: Map<string, number>;
   private readonly changed = new Set<string>();
+  /** Direct routes: the transaction's matched events as one range row each (written by `finish()`). */
+  private readonly ranges = new Map<string, { first: number; last: number; prev: number }>();
 
   /**
    * `committed`: chain ends known from earlier transactions; others are read from `routing`.
@@ -70,7 +73,13 @@ export class OutboxWrites {
         if (!route.matches(view)) continue;
       }
       const prev = this.routed.get(route.name) ?? this.lastRouted(route.name);
-      this.sql.exec(`INSERT INTO outbox (subscription, sequence, prev) VALUES (?, ?, ?)`, route.name, sequence, prev);
+      if (route.direct !== undefined) {
+        const range = this.ranges.get(route.name);
+        if (range === undefined) this.ranges.set(route.name, { first: sequence, last: sequence, prev });
+        else range.last = sequence;
+      } else {
+        this.sql.exec(`INSERT INTO outbox (subscription, sequence, prev) VALUES (?, ?, ?)`, route.name, sequence, prev);
+      }
       this.routed.set(route.name, sequence);
       this.changed.add(route.name);
       n++;
@@ -78,8 +87,11 @@ export class OutboxWrites {
     return n;
   }
 
-  /** Inside the append transaction, after the last `add`: records each chain's new end. */
+  /** Inside the append transaction, after the last `add`: writes the direct routes' range rows and records each chain's new end. */
   finish(): void {
+    for (const [name, r] of this.ranges) {
+      this.sql.exec(`INSERT INTO outbox (subscription, sequence, prev, through) VALUES (?, ?, ?, ?)`, name, r.first, r.prev, r.last);
+    }
     for (const name of this.changed) {
       this.sql.exec(
         `INSERT INTO routing (subscription, last_sequence) VALUES (?, ?) ON CONFLICT (subscription) DO UPDATE SET last_sequence = excluded.last_sequence`,
@@ -102,6 +114,8 @@ export interface RelayRoute {
   queue: string;
   /** A direct route (a processor's feed): `feed` delivers, and its success acknowledges (the rows go). */
   direct?: DirectTarget;
+  /** A direct route's filter, applied again to the events inside its range rows (absent: unfiltered). */
+  filter?: DirectFilter;
   /** Redelivery timeout: a sent event not settled by then is sent again (durable-objects/delivery). */
   timeoutMs: number;
 }
@@ -129,8 +143,8 @@ export async function drainOutbox(
   const skip = new Set<string>();
   for (;;) {
     const rows = sql
-      .exec<Row>(
-        `SELECT o.subscription, o.sequence, o.prev, e.body, e.received_at
+      .exec<DirectRow>(
+        `SELECT o.subscription, o.sequence, o.prev, o.through, e.body, e.received_at
          FROM outbox o JOIN events e ON e.sequence = o.sequence
          WHERE o.sent_at IS NULL ${skip.size === 0 ? "" : `AND o.subscription NOT IN (${[...skip].map(() => "?").join(", ")})`}
          ORDER BY o.subscription, o.sequence LIMIT 1000`,
@@ -141,7 +155,7 @@ export async function drainOutbox(
       if (failed !== undefined) throw failed;
       return sent;
     }
-    const bySubscription = new Map<string, Row[]>();
+    const bySubscription = new Map<string, DirectRow[]>();
     for (const row of rows) {
       // Pushed, not copied: a page of 1,000 rows for one subscription copied its list 1,000 times.
       const list = bySubscription.get(row.subscription);
@@ -157,19 +171,11 @@ export async function drainOutbox(
         continue;
       }
       if (route.direct !== undefined) {
-        // Direct: in order, one call per chunk; the call returns after the processor side committed, so the rows go.
+        // Direct: in order, by range rows; each call returns after the processor side committed, so the rows go.
         try {
-          for (const batch of chunk(runsOf(subRows, topic, partition, runEvents))) {
-            if (feed === undefined) throw new Error(`no feed for direct route ${subscription}`);
-            await feed(
-              route.direct,
-              batch.map((m) => m.body),
-            );
-            const first = batch[0]?.body.events[0]?.sequence ?? 0;
-            const last = batch.at(-1)?.body.events.at(-1)?.sequence ?? 0;
-            sql.exec(`DELETE FROM outbox WHERE subscription = ? AND sequence BETWEEN ? AND ?`, subscription, first, last);
-            sent += batch.reduce((n, m) => n + m.body.events.length, 0);
-          }
+          if (feed === undefined) throw new Error(`no feed for direct route ${subscription}`);
+          const target = { subscription, direct: route.direct, ...(route.filter === undefined ? {} : { filter: route.filter }) };
+          sent += await drainDirect(sql, target, subRows, { topic, partition }, feed, runEvents);
         } catch (err) {
           failed ??= err;
           skip.add(subscription);

@@ -2,9 +2,18 @@ import type { Route } from "../../../shared/subscriptions";
 import type { AlarmClient, LogHost, PartitionLogSeams } from "../host";
 import { isUnfiltered, type Routes } from "../routes";
 import { d1Acks } from "./acks";
-import { drainOutbox, OutboxWrites } from "./outbox";
+import type { DirectFilter } from "./direct";
+import { drainOutbox, ENVELOPE_KEYS, OutboxWrites } from "./outbox";
 import { acknowledgeCheckpoints, type RedeliveryHost, runRedelivery } from "./redelivery";
 import { nextCheck } from "./state";
+
+/** A direct route's filter for its range rows (delivery/direct.ts): none when every event matches it. */
+function directFilter(route: Route): { filter?: DirectFilter } {
+  if (isUnfiltered(route)) return {};
+  return {
+    filter: { matches: route.matches, envelopeOnly: route.keys !== undefined && [...route.keys].every((k) => ENVELOPE_KEYS.has(k)) },
+  };
+}
 
 /** When a relay attempt fails (or was never finished), the alarm tries again after this. */
 const RELAY_RETRY_MS = 2_000;
@@ -14,7 +23,7 @@ export interface DeliveryDeps {
   routes: Pick<Routes, "find">;
   /** The platform's D1 database, where subscriptions settle (delivery/acks.ts). */
   db: D1Database;
-  seams: Pick<PartitionLogSeams, "send" | "redeliveryMs" | "feed">;
+  seams: Pick<PartitionLogSeams, "send" | "redeliveryMs" | "feed" | "processLingerMs">;
   /** Asks the object to set its alarm again: a run time of this capability moved earlier. */
   reschedule(): Promise<void>;
 }
@@ -29,6 +38,8 @@ export class Delivery implements AlarmClient {
   /** The running relay, if any; a second request while it runs makes it loop once more. */
   private relaying: Promise<void> | undefined;
   private relayAgain = false;
+  /** A relay waiting out its linger (relayAfterCommit), if any. */
+  private lingering: ReturnType<typeof setTimeout> | undefined;
   private relayFailures = 0;
   /** The running redelivery pass, if any (one at a time). */
   private redelivering: Promise<void> | undefined;
@@ -76,6 +87,24 @@ export class Delivery implements AlarmClient {
     this.want(this.host.now() + RELAY_RETRY_MS);
   }
 
+  /**
+   * After a commit that queued rows for `routes`: relays now, except into a processor's instances
+   * (ADR 0056), where the relay lingers (host.ts PROCESS_LINGER_MS) so that the commits of that time reach
+   * the instance in one call — each call commits the instance's state once, so fewer, larger calls
+   * cost less per event. The rows are committed either way; the alarm stays the safety net.
+   */
+  relayAfterCommit(routes: readonly Route[]): void {
+    if (!routes.every((r) => r.direct?.stage === "process")) {
+      void this.relay();
+      return;
+    }
+    if (this.lingering !== undefined) return;
+    this.lingering = setTimeout(() => {
+      this.lingering = undefined;
+      void this.relay();
+    }, this.deps.seams.processLingerMs);
+  }
+
   /** Drains the outbox; at most one drain runs at a time, and a failure asks for the alarm with backoff. */
   relay(): Promise<void> {
     if (this.relaying !== undefined) {
@@ -89,7 +118,8 @@ export class Delivery implements AlarmClient {
     const routeOf = (subscription: string) => {
       const route = this.deps.routes.find(topic, subscription);
       if (route === undefined) return undefined;
-      return { queue: route.queue, timeoutMs: this.timeoutOf(route), ...(route.direct === undefined ? {} : { direct: route.direct }) };
+      if (route.direct === undefined) return { queue: route.queue, timeoutMs: this.timeoutOf(route) };
+      return { queue: route.queue, timeoutMs: this.timeoutOf(route), direct: route.direct, ...directFilter(route) };
     };
     this.relaying = (async () => {
       try {

@@ -51,6 +51,23 @@ export const deliveryMigration: SqlMigration = {
   },
 };
 
+/**
+ * A direct route's outbox row (a processor's feed, ADR 0056) covers a range: every event of one
+ * append transaction from `sequence` through `through` that its filter matched (the filter is
+ * applied again when the row is sent). One row per transaction instead of one per event; queue
+ * routes keep one row per event (`through` NULL), since each event is settled on its own.
+ */
+export const directRangesMigration: SqlMigration = {
+  id: 8,
+  name: "direct route ranges",
+  up: (db) => {
+    db.addColumn("outbox", "through", "INTEGER");
+  },
+};
+
+/** A row's events as counted for depths: a range row covers `through − sequence + 1` sequences. */
+const ROW_EVENTS = "(COALESCE(o.through, o.sequence) - o.sequence + 1)";
+
 /** The lowest sequence some subscription has not acknowledged (null: none). Trimming stops below it. */
 export function firstHeld(sql: SqlStorage): number | null {
   return sql.exec<{ s: number | null }>(`SELECT MIN(sequence) AS s FROM outbox`).one().s;
@@ -73,7 +90,8 @@ export interface DeliveryDepths {
 export function deliveryDepths(sql: SqlStorage): DeliveryDepths {
   const rows = sql
     .exec<{ subscription: string; unsent: number; in_transit: number }>(
-      `SELECT subscription, SUM(sent_at IS NULL) AS unsent, SUM(sent_at IS NOT NULL) AS in_transit FROM outbox GROUP BY subscription`,
+      `SELECT o.subscription, SUM(CASE WHEN o.sent_at IS NULL THEN ${ROW_EVENTS} ELSE 0 END) AS unsent,
+         SUM(o.sent_at IS NOT NULL) AS in_transit FROM outbox o GROUP BY o.subscription`,
     )
     .toArray();
   const redelivered = sql
@@ -112,7 +130,8 @@ export interface PendingDelivery {
 export function pendingDeliveries(sql: SqlStorage, sequence: number): PendingDelivery[] {
   return sql
     .exec<{ subscription: string; sends: number; sent_at: number | null; due_at: number | null }>(
-      `SELECT subscription, sends, sent_at, due_at FROM outbox WHERE sequence = ? ORDER BY subscription`,
+      `SELECT subscription, sends, sent_at, due_at FROM outbox WHERE sequence <= ? AND COALESCE(through, sequence) >= ? ORDER BY subscription`,
+      sequence,
       sequence,
     )
     .toArray()

@@ -21,9 +21,16 @@ export const ProcessorPartitionSchema = z
     partition: z.number().int().openapi({ description: "The partition of the internal topic `processor.<name>`: one instance each" }),
     watermark: time("The instance's watermark: the minimum over its non-idle inputs (null before its first input)"),
     inputs: z.array(ProcessorInputSchema),
-    applied: z.number().int().openapi({ description: "Internal-partition sequence applied through (0 right after a reset)" }),
+    applied: z.number().int().openapi({
+      description:
+        "Internal-partition sequence applied through (0 right after a reset); each internal event is a batch of one input run's inputs for this instance",
+    }),
     head: z.number().int().openapi({ description: "The internal partition's head sequence" }),
-    lag: z.number().int().openapi({ description: "head − applied: events of the internal partition not yet applied" }),
+    lag: z.number().int().openapi({ description: "head − applied: events (input batches) of the internal partition not yet applied" }),
+    inputsApplied: z
+      .number()
+      .int()
+      .openapi({ description: "Inputs (events of the input topic) applied since the instance was last reset" }),
     openWindows: z.number().int().openapi({ description: "Open windows (aggregates) or pending “a” events (patterns)" }),
     keys: z.number().int(),
     lateEvents: z
@@ -70,7 +77,10 @@ export const ProcessorSchema = z
     lowWatermark: time(
       "The lowest instance watermark: every window ending (+ grace) before it is final (null until every instance saw input)",
     ),
-    lag: z.number().int().openapi({ description: "Events not yet applied: waiting in the input topic's outboxes plus the instances' lag" }),
+    lag: z.number().int().openapi({
+      description:
+        "Not yet applied: events waiting in the input topic's outboxes plus the instances' lag (internal events, each a batch of inputs)",
+    }),
     inputLag: z
       .number()
       .int()
@@ -96,7 +106,7 @@ export const ProcessorResetSchema = z
         }),
       )
       .openapi({ description: "Every instance, reset: each rebuilds its state from sequence 1 of its internal partition" }),
-    events: z.number().int().openapi({ description: "Events the rebuild reads again (the heads, summed)" }),
+    events: z.number().int().openapi({ description: "Internal-topic events (input batches) the rebuild reads again (the heads, summed)" }),
     status: z.string().openapi({
       description:
         "Where to follow it: the rebuild is done once every partition's `applied` reaches its `rebuildThrough` and `catchingUp` is false",

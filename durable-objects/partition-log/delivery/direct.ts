@@ -1,0 +1,115 @@
+import { RUN_MAX_EVENTS } from "../../../sdk/messages";
+import type { DirectTarget, Route } from "../../../shared/subscriptions";
+import { chunk, type FeedRuns, type Row, runsOf } from "./runs";
+
+/**
+ * Sending a direct route's outbox rows (a processor's feed, ADR 0053/0056). A direct route's row
+ * is a range: the events of one append transaction, `sequence` through `through`, that its
+ * filter matched (OutboxWrites). Sending reads those events from the log in one query, applies
+ * the filter again to the ones in between (a transaction's events need not all match), and
+ * feeds them as runs, in order; a call returns once the other side committed them, so rows whose
+ * range was fed go. A failed call leaves the rows: the relay sends them again (what was already
+ * committed on the other side is a duplicate there, by id or by sequence).
+ */
+
+/** Events (sequences covered) one pass over a direct route reads at most; a pass always takes one row. */
+export const DIRECT_EVENTS_PER_PASS = 2000;
+
+/** The route's filter as the relay applies it to a range's events: absent for an unfiltered route. */
+export interface DirectFilter {
+  matches: Route["matches"];
+  /** The attributes the filter reads; when all are envelope columns, the event is not parsed. */
+  envelopeOnly: boolean;
+}
+
+export type DirectRow = Row & {
+  /** The range's last sequence (null: a row of one event, as rows were before ranges). */
+  through: number | null;
+};
+
+type EventRow = {
+  sequence: number;
+  body: string;
+  received_at: number;
+  id: string;
+  source: string;
+  type: string;
+  subject: string | null;
+  stream_version: number | null;
+};
+
+function matches(filter: DirectFilter | undefined, e: EventRow): boolean {
+  if (filter === undefined) return true;
+  if (!filter.envelopeOnly) return filter.matches(JSON.parse(e.body) as Record<string, unknown>);
+  return filter.matches({
+    id: e.id,
+    source: e.source,
+    type: e.type,
+    ...(e.subject !== null && { subject: e.subject }),
+    ...(e.stream_version !== null && { streamversion: e.stream_version }),
+  });
+}
+
+/**
+ * Feeds a direct route's unsent rows (ordered by sequence) from the first, up to
+ * DIRECT_EVENTS_PER_PASS sequences' worth; returns the events fed. Throws on the first failed call.
+ */
+export async function drainDirect(
+  sql: SqlStorage,
+  target: { subscription: string; direct: DirectTarget; filter?: DirectFilter },
+  rows: DirectRow[],
+  at: { topic: string; partition: number },
+  feed: FeedRuns,
+  runEvents: number = RUN_MAX_EVENTS,
+): Promise<number> {
+  const taken: DirectRow[] = [];
+  let covered = 0;
+  for (const row of rows) {
+    const span = (row.through ?? row.sequence) - row.sequence + 1;
+    if (taken.length > 0 && covered + span > DIRECT_EVENTS_PER_PASS) break;
+    taken.push(row);
+    covered += span;
+  }
+  const first = taken[0];
+  if (first === undefined) return 0;
+  const last = taken.reduce((m, r) => Math.max(m, r.through ?? r.sequence), first.sequence);
+  const events = sql
+    .exec<EventRow>(
+      `SELECT sequence, body, received_at, id, source, type, subject, stream_version FROM events WHERE sequence BETWEEN ? AND ? ORDER BY sequence`,
+      first.sequence,
+      last,
+    )
+    .toArray();
+  // Each row's events that the filter matches, chained: the first names the row's `prev`, the rest their predecessor.
+  const matched: Row[] = [];
+  let i = 0;
+  for (const row of taken) {
+    const end = row.through ?? row.sequence;
+    let prev = row.prev;
+    while (i < events.length && (events[i] as EventRow).sequence < row.sequence) i++;
+    for (; i < events.length && (events[i] as EventRow).sequence <= end; i++) {
+      const e = events[i] as EventRow;
+      if (!matches(target.filter, e)) continue;
+      matched.push({ subscription: target.subscription, sequence: e.sequence, prev, body: e.body, received_at: e.received_at });
+      prev = e.sequence;
+    }
+  }
+  const done = (through: number) =>
+    sql.exec(
+      `DELETE FROM outbox WHERE subscription = ? AND sequence >= ? AND COALESCE(through, sequence) <= ?`,
+      target.subscription,
+      first.sequence,
+      through,
+    );
+  for (const batch of chunk(runsOf(matched, at.topic, at.partition, runEvents))) {
+    await feed(
+      target.direct,
+      batch.map((m) => m.body),
+    );
+    // Rows wholly fed go now; one the call's end fell inside stays until the next call covers it.
+    done(batch.at(-1)?.body.events.at(-1)?.sequence ?? first.sequence - 1);
+  }
+  // Everything the taken rows matched was fed: what is left of them held only events the filter skips.
+  done(last);
+  return matched.length;
+}
