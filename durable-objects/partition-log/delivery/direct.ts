@@ -27,26 +27,22 @@ export type DirectRow = Row & {
   through: number | null;
 };
 
-type EventRow = {
-  sequence: number;
-  body: string;
-  received_at: number;
-  id: string;
-  source: string;
-  type: string;
-  subject: string | null;
-  stream_version: number | null;
-};
+/** An event as the relay reads it: sequence, body, commit time, then (for an envelope-only filter) id, source, type, subject, stream version. */
+type EventRow = [sequence: number, body: string, receivedAt: number, ...envelope: (string | number | null)[]];
+
+const BASE_COLUMNS = "sequence, body, received_at";
+const ENVELOPE_COLUMNS = `${BASE_COLUMNS}, id, source, type, subject, stream_version`;
 
 function matches(filter: DirectFilter | undefined, e: EventRow): boolean {
   if (filter === undefined) return true;
-  if (!filter.envelopeOnly) return filter.matches(JSON.parse(e.body) as Record<string, unknown>);
+  if (!filter.envelopeOnly) return filter.matches(JSON.parse(e[1]) as Record<string, unknown>);
+  const [, , , id, source, type, subject, streamVersion] = e;
   return filter.matches({
-    id: e.id,
-    source: e.source,
-    type: e.type,
-    ...(e.subject !== null && { subject: e.subject }),
-    ...(e.stream_version !== null && { streamversion: e.stream_version }),
+    id,
+    source,
+    type,
+    ...(subject !== null && { subject }),
+    ...(streamVersion !== null && { streamversion: streamVersion }),
   });
 }
 
@@ -73,25 +69,23 @@ export async function drainDirect(
   const first = taken[0];
   if (first === undefined) return 0;
   const last = taken.reduce((m, r) => Math.max(m, r.through ?? r.sequence), first.sequence);
-  const events = sql
-    .exec<EventRow>(
-      `SELECT sequence, body, received_at, id, source, type, subject, stream_version FROM events WHERE sequence BETWEEN ? AND ? ORDER BY sequence`,
-      first.sequence,
-      last,
-    )
-    .toArray();
+  // Arrays, not objects, and only the columns the filter reads: this runs for every routed event.
+  const columns = target.filter?.envelopeOnly === true ? ENVELOPE_COLUMNS : BASE_COLUMNS;
+  const events = [
+    ...sql.exec(`SELECT ${columns} FROM events WHERE sequence BETWEEN ? AND ? ORDER BY sequence`, first.sequence, last).raw(),
+  ] as unknown as EventRow[];
   // Each row's events that the filter matches, chained: the first names the row's `prev`, the rest their predecessor.
   const matched: Row[] = [];
   let i = 0;
   for (const row of taken) {
     const end = row.through ?? row.sequence;
     let prev = row.prev;
-    while (i < events.length && (events[i] as EventRow).sequence < row.sequence) i++;
-    for (; i < events.length && (events[i] as EventRow).sequence <= end; i++) {
+    while (i < events.length && (events[i] as EventRow)[0] < row.sequence) i++;
+    for (; i < events.length && (events[i] as EventRow)[0] <= end; i++) {
       const e = events[i] as EventRow;
       if (!matches(target.filter, e)) continue;
-      matched.push({ subscription: target.subscription, sequence: e.sequence, prev, body: e.body, received_at: e.received_at });
-      prev = e.sequence;
+      matched.push({ subscription: target.subscription, sequence: e[0], prev, body: e[1], received_at: e[2] });
+      prev = e[0];
     }
   }
   const done = (through: number) =>

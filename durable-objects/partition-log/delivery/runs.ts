@@ -6,6 +6,7 @@ import {
   RUN_MAX_EVENTS,
   type Run,
 } from "../../../sdk/messages";
+import { utf8Length } from "../../../shared/json";
 import type { DirectTarget } from "../../../shared/subscriptions";
 
 /**
@@ -26,7 +27,6 @@ export type Row = {
   received_at: number;
 };
 
-const encoder = new TextEncoder();
 /** A run's envelope and per-event fields, on top of its inline event text (an estimate, on the safe side). */
 const RUN_OVERHEAD_BYTES = 512;
 const RUN_EVENT_OVERHEAD_BYTES = 160;
@@ -47,7 +47,7 @@ export function runsOf(rows: Row[], topic: string, partition: number, maxEvents:
   let current: { run: Run; inline: number } | undefined;
   let last: number | undefined;
   for (const row of rows) {
-    const size = encoder.encode(row.body).byteLength;
+    const size = utf8Length(row.body);
     const ref = size > MAX_INLINE_EVENT_BYTES;
     const inline = ref ? 0 : size;
     if (
