@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { type Run, runSchema } from "../../sdk/messages";
 import { INTERNAL_BATCH_MAX_INPUTS, type Repartitioned, repartitionedBatchSchema, repartitionedSchema } from "../../shared/processors";
 
 /**
@@ -12,12 +11,42 @@ import { INTERNAL_BATCH_MAX_INPUTS, type Repartitioned, repartitionedBatchSchema
  */
 
 export const instanceArgs = z.object({ processor: z.string().min(1), instance: z.number().int().min(0) });
-export const feedArgs = instanceArgs.extend({ runs: z.array(runSchema).min(1) });
+
+/** A run's event as an instance takes it: parsed (`event`), as stored text (`stored`, ADR 0056), or by reference (`ref`). */
+const feedEventSchema = z
+  .object({
+    sequence: z.number().int().positive(),
+    committedAt: z.number().int().nonnegative(),
+    event: z.record(z.string(), z.unknown()).optional(),
+    stored: z.string().optional(),
+    ref: z.literal(true).optional(),
+  })
+  .refine((e) => [e.event !== undefined, e.stored !== undefined, e.ref === true].filter(Boolean).length === 1, {
+    message: "exactly one of event, stored and ref",
+  });
+
+/** A run of the internal partition (sdk/messages.ts `runSchema`, whose events may also come as stored text). */
+const feedRunSchema = z
+  .object({
+    v: z.literal(2),
+    subscription: z.string().min(1),
+    topic: z.string().min(1),
+    partition: z.number().int().nonnegative(),
+    prev: z.number().int().nonnegative(),
+    events: z.array(feedEventSchema).min(1).max(1000),
+  })
+  .refine((r) => r.events.every((e, i) => e.sequence > (i === 0 ? r.prev : (r.events[i - 1]?.sequence ?? 0))), {
+    message: "events must follow prev in increasing sequence order",
+  });
+
+export const feedArgs = instanceArgs.extend({ runs: z.array(feedRunSchema).min(1) });
 export type FeedArgs = z.output<typeof feedArgs>;
+/** A run as `feed` takes it. */
+export type FeedRun = FeedArgs["runs"][number];
 
 const FEED_KEYS = new Set(["processor", "instance", "runs"]);
 const RUN_KEYS = new Set(["v", "subscription", "topic", "partition", "prev", "events"]);
-const RUN_EVENT_KEYS = new Set(["sequence", "committedAt", "event", "ref"]);
+const RUN_EVENT_KEYS = new Set(["sequence", "committedAt", "event", "stored", "ref"]);
 const DATA_KEYS = new Set(["partition", "sequence", "committedAt", "id", "key", "eventTime", "value", "role", "trace"]);
 const TRACE_KEYS = new Set(["traceparent", "tracestate", "correlationid"]);
 const BATCH_KEYS = new Set(["inputs"]);
@@ -53,7 +82,7 @@ function isPlainRecord(value: unknown): value is Record<string, unknown> {
   return true;
 }
 
-function isPlainRun(run: unknown): run is Run {
+function isPlainRun(run: unknown): run is FeedRun {
   if (!isPlainObject(run) || !onlyKeys(run, RUN_KEYS)) return false;
   if (run.v !== 2 || !isText(run.subscription, 1) || !isText(run.topic, 1) || !isInt(run.partition, 0) || !isInt(run.prev, 0)) return false;
   const events = run.events;
@@ -63,9 +92,9 @@ function isPlainRun(run: unknown): run is Run {
     if (!isPlainObject(e) || !onlyKeys(e, RUN_EVENT_KEYS)) return false;
     if (!isInt(e.sequence, 1) || !isInt(e.committedAt, 0) || e.sequence <= last) return false;
     last = e.sequence;
-    const hasEvent = "event" in e;
-    if (hasEvent === "ref" in e) return false;
-    if (hasEvent ? !isPlainRecord(e.event) : e.ref !== true) return false;
+    const forms = Number("event" in e) + Number("stored" in e) + Number("ref" in e);
+    if (forms !== 1) return false;
+    if ("event" in e ? !isPlainRecord(e.event) : "stored" in e ? typeof e.stored !== "string" : e.ref !== true) return false;
   }
   return true;
 }

@@ -13,6 +13,7 @@ import {
   repartitioned,
 } from "../../shared/processors";
 import type { DirectTarget } from "../../shared/subscriptions";
+import type { StoredRun } from "../partition-log/delivery/runs";
 import { appendPrepared } from "./append";
 import { type ProcessorDeadLetter, recordDeadLetters } from "./dead-letters";
 import { packBatches, prepareInternalBatches } from "./internal-events";
@@ -33,13 +34,14 @@ const ENVELOPE_ROOM_BYTES = 1024;
  *   instance skips by its per-input-partition checkpoints).
  * - `process`: from a partition of the internal topic, to the processor instance of that partition.
  */
-export async function feedDirect(env: Env, target: DirectTarget, runs: Run[]): Promise<void> {
+export async function feedDirect(env: Env, target: DirectTarget, runs: Run[] | StoredRun[]): Promise<void> {
   if (target.stage === "process") {
     const instance = runs[0]?.partition ?? 0;
     await env.PROCESSOR.getByName(`${target.processor}/${instance}`).feed({ processor: target.processor, instance, runs });
     return;
   }
-  await repartition(env, target.processor, runs);
+  // The log sends this stage parsed events (an event given otherwise is read by reference).
+  await repartition(env, target.processor, runs as Run[]);
 }
 
 async function repartition(env: Env, processor: string, runs: Run[]): Promise<void> {

@@ -2,11 +2,10 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import config from "../../eventline.config";
 import { createLogger } from "../../sdk/logger";
-import type { Run } from "../../sdk/messages";
 import { partitionName } from "../../sdk/partition-name";
 import { advance, apply, type EngineState, nextWakeup, status } from "../../shared/processing";
 import { engineInput, type ProcessorPlan, processorPlans, type Repartitioned } from "../../shared/processors";
-import { instanceArgs, parseFeedArgs, parseInternalData } from "./feed-input";
+import { type FeedRun, instanceArgs, parseFeedArgs, parseInternalData } from "./feed-input";
 import { flushOutputs, type LateBody, resultBody, type TriggerTrace } from "./outputs";
 import { type OutputKind, ProcessorStore } from "./store";
 import type { InstanceStatus } from "./types";
@@ -31,6 +30,12 @@ const storedInputSchema = z.object({
     .transform(Number),
   data: z.unknown(),
 });
+
+/** An internal-topic event's data, from its stored text (how the log's relay sends it, ADR 0056). */
+function storedData(text: string): unknown {
+  const event: unknown = JSON.parse(text);
+  return typeof event === "object" && event !== null ? (event as { data?: unknown }).data : undefined;
+}
 
 /** One internal-topic event: its sequence, and the inputs it carries (ADR 0056). */
 interface Item {
@@ -124,7 +129,7 @@ export class Processor extends DurableObject<Env> {
   }
 
   /** Runs of the internal partition, from its log's relay: applied in order, committed before the call returns. */
-  async feed(input: { processor: string; instance: number; runs: Run[] }): Promise<{ applied: number; duplicates: number }> {
+  async feed(input: { processor: string; instance: number; runs: FeedRun[] }): Promise<{ applied: number; duplicates: number }> {
     const args = parseFeedArgs(input);
     const o = this.open(args.processor, args.instance);
     const items: Item[] = [];
@@ -136,7 +141,8 @@ export class Processor extends DurableObject<Env> {
           duplicates++;
           continue;
         }
-        if (e.sequence !== last + 1 || e.event === undefined) {
+        const data = e.stored !== undefined ? storedData(e.stored) : e.event?.data;
+        if (e.sequence !== last + 1 || (e.event === undefined && e.stored === undefined)) {
           // A gap (a reset, a call lost before this one) or an event sent by reference: read the partition back through it.
           if (items.length > 0) this.step(o, items.splice(0));
           await this.catchUp(o, e.sequence);
@@ -144,7 +150,7 @@ export class Processor extends DurableObject<Env> {
             throw new CatchingUp(`processor ${o.plan.config.name}/${o.instance} is catching up at ${o.applied + 1}`);
           continue;
         }
-        items.push({ sequence: e.sequence, inputs: parseInternalData(e.event.data) });
+        items.push({ sequence: e.sequence, inputs: parseInternalData(data) });
       }
     }
     const applied = items.reduce((n, item) => n + item.inputs.length, 0);

@@ -131,7 +131,7 @@ describe("processor host vs oracle (fast-check, crash points)", () => {
             }
           }
           const cuts = new Set(tickAt.map((t) => t.input));
-          const items: { sequence: number; committedAt: number; event: Record<string, unknown> }[] = [];
+          const items: ({ sequence: number; committedAt: number } & ({ event: Record<string, unknown> } | { stored: string }))[] = [];
           const batchEnds: number[] = [];
           for (let n = 0, k = 0; n < unique.length; k++) {
             let end = n + 1;
@@ -142,11 +142,10 @@ describe("processor host vs oracle (fast-check, crash points)", () => {
               inputs.unshift(again);
               totals.recut++;
             }
-            items.push({
-              sequence: items.length + 1,
-              committedAt: inputs.at(-1)?.committedAt ?? 0,
-              event: { id: `b${run}-${items.length + 1}`, data: { inputs } },
-            });
+            // As the log's relay sends it (stored text), or parsed, as a run of other origin may.
+            const event = { id: `b${run}-${items.length + 1}`, data: { inputs } };
+            const at = { sequence: items.length + 1, committedAt: inputs.at(-1)?.committedAt ?? 0 };
+            items.push(k % 2 === 0 ? { ...at, stored: JSON.stringify(event) } : { ...at, event });
             batchEnds.push(end);
             n = end;
           }

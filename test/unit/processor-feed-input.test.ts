@@ -38,6 +38,11 @@ const runEvents = fc.uniqueArray(fc.integer({ min: 1, max: 10_000 }), { minLengt
             event: { specversion: "1.0", id: `x/0/${sequence}`, data: d },
           })),
           fc.constant({ sequence, committedAt: 1_700_000_000_000, ref: true as const }),
+          data.map((d) => ({
+            sequence,
+            committedAt: 1_700_000_000_000 + sequence,
+            stored: JSON.stringify({ specversion: "1.0", id: `x/0/${sequence}`, data: { inputs: [d] } }),
+          })),
         ),
       ),
   ),
@@ -147,6 +152,12 @@ describe("feed input checks", () => {
     expect(() => parseFeedArgs({ processor: "p", instance: 0, runs: [{ ...base, events: [{ sequence: 1, committedAt: 1 }] }] })).toThrow(
       /exactly one/,
     );
+    expect(() => parseFeedArgs({ processor: "p", instance: 0, runs: [{ ...base, events: [{ ...ok, stored: "{}" }] }] })).toThrow(
+      /exactly one/,
+    );
+    expect(() =>
+      parseFeedArgs({ processor: "p", instance: 0, runs: [{ ...base, events: [{ sequence: 2, committedAt: 1, stored: 5 }] }] }),
+    ).toThrow();
     const stripped = parseFeedArgs({ processor: "p", instance: 0, extra: 1, runs: [{ ...base, events: [ok] }] });
     expect(stripped).not.toHaveProperty("extra");
     const d = { partition: 0, sequence: 1, committedAt: 1, id: "i", key: "k", eventTime: 1, trace: { traceparent: TRACE, other: "x" } };

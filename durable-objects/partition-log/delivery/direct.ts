@@ -1,6 +1,7 @@
+import type { Run } from "../../../sdk/messages";
 import { RUN_MAX_EVENTS } from "../../../sdk/messages";
 import type { DirectTarget, Route } from "../../../shared/subscriptions";
-import { chunk, type FeedRuns, type Row, runsOf } from "./runs";
+import { chunk, type FeedRuns, type Row, type RunMessage, runsOf, type StoredRun } from "./runs";
 
 /**
  * Sending a direct route's outbox rows (a processor's feed, ADR 0053/0056). A direct route's row
@@ -95,11 +96,13 @@ export async function drainDirect(
       first.sequence,
       through,
     );
-  for (const batch of chunk(runsOf(matched, at.topic, at.partition, runEvents))) {
-    await feed(
-      target.direct,
-      batch.map((m) => m.body),
-    );
+  // A processor's instances get the stored text (they parse it once); the re-partition stage reads the events here.
+  const runs =
+    target.direct.stage === "process"
+      ? runsOf(matched, at.topic, at.partition, runEvents, true)
+      : runsOf(matched, at.topic, at.partition, runEvents);
+  for (const batch of chunk<RunMessage<Run | StoredRun>>(runs)) {
+    await feed(target.direct, batch.map((m) => m.body) as Run[] | StoredRun[]);
     // Rows wholly fed go now; one the call's end fell inside stays until the next call covers it.
     done(batch.at(-1)?.body.events.at(-1)?.sequence ?? first.sequence - 1);
   }

@@ -16,8 +16,19 @@ import type { DirectTarget } from "../../../shared/subscriptions";
  */
 
 export type SendBatch = (binding: string, bodies: DeliveryMessage[]) => Promise<void>;
-/** How runs reach a direct route (a processor's feed, ADR 0053); resolves once the other side committed them. */
-export type FeedRuns = (target: DirectTarget, runs: Run[]) => Promise<void>;
+/**
+ * A run for a processor's instances (ADR 0056): each event as its stored text, which the instance
+ * parses once — the log neither parses it nor has the call deep-copy the parsed event.
+ */
+export type StoredRun = Omit<Run, "events"> & {
+  events: ({ sequence: number; committedAt: number; stored: string } | { sequence: number; committedAt: number; ref: true })[];
+};
+/**
+ * How runs reach a direct route (a processor's feed, ADR 0053); resolves once the other side
+ * committed them. The re-partition stage gets parsed events (it reads them); the instances get
+ * stored text.
+ */
+export type FeedRuns = (target: DirectTarget, runs: Run[] | StoredRun[]) => Promise<void>;
 
 export type Row = {
   subscription: string;
@@ -31,8 +42,8 @@ export type Row = {
 const RUN_OVERHEAD_BYTES = 512;
 const RUN_EVENT_OVERHEAD_BYTES = 160;
 
-export interface RunMessage {
-  body: Run;
+export interface RunMessage<R = Run> {
+  body: R;
   /** Estimated size of the message, for the sendBatch limits. */
   bytes: number;
 }
@@ -42,9 +53,17 @@ export interface RunMessage {
  * (a row whose `prev` is not the previous row starts a new run), at most `maxEvents` each and
  * MAX_INLINE_EVENT_BYTES of inline event text; an event larger than that travels by reference.
  */
-export function runsOf(rows: Row[], topic: string, partition: number, maxEvents: number = RUN_MAX_EVENTS): RunMessage[] {
-  const out: RunMessage[] = [];
-  let current: { run: Run; inline: number } | undefined;
+export function runsOf(rows: Row[], topic: string, partition: number, maxEvents?: number): RunMessage[];
+export function runsOf(rows: Row[], topic: string, partition: number, maxEvents: number, stored: true): RunMessage<StoredRun>[];
+export function runsOf(
+  rows: Row[],
+  topic: string,
+  partition: number,
+  maxEvents: number = RUN_MAX_EVENTS,
+  stored = false,
+): RunMessage<Run | StoredRun>[] {
+  const out: RunMessage<Run | StoredRun>[] = [];
+  let current: { run: Run | StoredRun; inline: number } | undefined;
   let last: number | undefined;
   for (const row of rows) {
     const size = utf8Length(row.body);
@@ -59,10 +78,9 @@ export function runsOf(rows: Row[], topic: string, partition: number, maxEvents:
       if (current !== undefined) out.push(sized(current));
       current = { run: { v: 2, subscription: row.subscription, topic, partition, prev: row.prev, events: [] }, inline: 0 };
     }
-    current.run.events.push(
-      ref
-        ? { sequence: row.sequence, committedAt: row.received_at, ref: true }
-        : { sequence: row.sequence, committedAt: row.received_at, event: JSON.parse(row.body) as Record<string, unknown> },
+    const at = { sequence: row.sequence, committedAt: row.received_at };
+    (current.run.events as unknown[]).push(
+      ref ? { ...at, ref: true } : stored ? { ...at, stored: row.body } : { ...at, event: JSON.parse(row.body) as Record<string, unknown> },
     );
     current.inline += inline;
     last = row.sequence;
@@ -71,14 +89,14 @@ export function runsOf(rows: Row[], topic: string, partition: number, maxEvents:
   return out;
 }
 
-function sized({ run, inline }: { run: Run; inline: number }): RunMessage {
+function sized<R extends Run | StoredRun>({ run, inline }: { run: R; inline: number }): RunMessage<R> {
   return { body: run, bytes: inline + RUN_OVERHEAD_BYTES + RUN_EVENT_OVERHEAD_BYTES * run.events.length };
 }
 
 /** Splits messages into sendBatch calls within the Queues limits (messages and bytes per call). */
-export function chunk(items: RunMessage[]): RunMessage[][] {
-  const out: RunMessage[][] = [];
-  let current: RunMessage[] = [];
+export function chunk<M extends { bytes: number }>(items: M[]): M[][] {
+  const out: M[][] = [];
+  let current: M[] = [];
   let size = 0;
   for (const item of items) {
     if (current.length > 0 && (current.length === MAX_BATCH_MESSAGES || size + item.bytes > MAX_BATCH_BYTES)) {
