@@ -157,7 +157,8 @@ async function settle(cpu, { quietCores = 0.05, stepMs = 500, maxMs = 30_000 } =
   }
 }
 
-export async function processorBench({ platform, queryD1, events, batchSize = 100, concurrency = 8, timeoutSec, cpu }) {
+/** `concurrency`: publish requests in flight — 16, as the batch-ingest scenario's connections (the ratio's denominator). */
+export async function processorBench({ platform, queryD1, events, batchSize = 100, concurrency = 16, timeoutSec, cpu }) {
   const plan = streamPlan({ events, keys: KEYS, minutes: MINUTES, start: START });
   const expected = expectedCounts(plan);
   // Earlier scenarios leave work behind in the same workerd (archive passes, redelivery checks):
