@@ -47,6 +47,36 @@ function matches(filter: DirectFilter | undefined, e: EventRow): boolean {
   });
 }
 
+/** The events of `rows` (ranges from `first` to `last`) that the route's filter matches, each naming its predecessor in the chain. */
+function rangeEvents(
+  sql: SqlStorage,
+  target: { subscription: string; filter?: DirectFilter },
+  rows: DirectRow[],
+  first: number,
+  last: number,
+): Row[] {
+  // Arrays, not objects, and only the columns the filter reads: this runs for every routed event.
+  const columns = target.filter?.envelopeOnly === true ? ENVELOPE_COLUMNS : BASE_COLUMNS;
+  const events = [
+    ...sql.exec(`SELECT ${columns} FROM events WHERE sequence BETWEEN ? AND ? ORDER BY sequence`, first, last).raw(),
+  ] as unknown as EventRow[];
+  // Each row's events that the filter matches, chained: the first names the row's `prev`, the rest their predecessor.
+  const matched: Row[] = [];
+  let i = 0;
+  for (const row of rows) {
+    const end = row.through ?? row.sequence;
+    let prev = row.prev;
+    while (i < events.length && (events[i] as EventRow)[0] < row.sequence) i++;
+    for (; i < events.length && (events[i] as EventRow)[0] <= end; i++) {
+      const e = events[i] as EventRow;
+      if (!matches(target.filter, e)) continue;
+      matched.push({ subscription: target.subscription, sequence: e[0], prev, body: e[1], received_at: e[2] });
+      prev = e[0];
+    }
+  }
+  return matched;
+}
+
 /**
  * Feeds a direct route's unsent rows (ordered by sequence) from the first, up to
  * DIRECT_EVENTS_PER_PASS sequences' worth; returns the events fed. Throws on the first failed call.
@@ -70,25 +100,12 @@ export async function drainDirect(
   const first = taken[0];
   if (first === undefined) return 0;
   const last = taken.reduce((m, r) => Math.max(m, r.through ?? r.sequence), first.sequence);
-  // Arrays, not objects, and only the columns the filter reads: this runs for every routed event.
-  const columns = target.filter?.envelopeOnly === true ? ENVELOPE_COLUMNS : BASE_COLUMNS;
-  const events = [
-    ...sql.exec(`SELECT ${columns} FROM events WHERE sequence BETWEEN ? AND ? ORDER BY sequence`, first.sequence, last).raw(),
-  ] as unknown as EventRow[];
-  // Each row's events that the filter matches, chained: the first names the row's `prev`, the rest their predecessor.
-  const matched: Row[] = [];
-  let i = 0;
-  for (const row of taken) {
-    const end = row.through ?? row.sequence;
-    let prev = row.prev;
-    while (i < events.length && (events[i] as EventRow)[0] < row.sequence) i++;
-    for (; i < events.length && (events[i] as EventRow)[0] <= end; i++) {
-      const e = events[i] as EventRow;
-      if (!matches(target.filter, e)) continue;
-      matched.push({ subscription: target.subscription, sequence: e[0], prev, body: e[1], received_at: e[2] });
-      prev = e[0];
-    }
-  }
+  // Rows of one event each (a command's append, a lone event) came with it, and it matched at commit: no read needed.
+  const matched = taken.every((r) => (r.through ?? r.sequence) === r.sequence)
+    ? taken.map(
+        (r): Row => ({ subscription: target.subscription, sequence: r.sequence, prev: r.prev, body: r.body, received_at: r.received_at }),
+      )
+    : rangeEvents(sql, target, taken, first.sequence, last);
   const done = (through: number) =>
     sql.exec(
       `DELETE FROM outbox WHERE subscription = ? AND sequence >= ? AND COALESCE(through, sequence) <= ?`,
