@@ -48,7 +48,7 @@ async function postBatch(platform, body) {
 }
 
 /** Batches of `batchSize` in stream order, each to one input partition in turn (as the batch-ingest scenario sends one partition's batch). */
-async function publish(platform, plan, batchSize, concurrency) {
+async function publish(platform, plan, batchSize, concurrency, prefix) {
   const spread = keysCoveringPartitions(PARTITIONS);
   const batches = Math.ceil(plan.events / batchSize);
   let next = 0;
@@ -57,7 +57,7 @@ async function publish(platform, plan, batchSize, concurrency) {
       const b = next++;
       const events = [];
       for (let i = b * batchSize; i < Math.min(plan.events, (b + 1) * batchSize); i++)
-        events.push(eventJson(`${idPrefix}-${i}`, spread[b % PARTITIONS], plan.key(i), plan.time(i)));
+        events.push(eventJson(`${prefix}-${i}`, spread[b % PARTITIONS], plan.key(i), plan.time(i)));
       await postBatch(platform, `[${events.join(",")}]`);
     }
   };
@@ -69,10 +69,7 @@ async function publish(platform, plan, batchSize, concurrency) {
   const tick = plan.tickTime({ outOfOrdernessMs: SPEC.outOfOrdernessMs, graceMs: GRACE_MS });
   await Promise.all(
     spread.map((pk, p) =>
-      postBatch(
-        platform,
-        `[${[...byInstance.values()].map((key, n) => eventJson(`${idPrefix}-tick-${p}-${n}`, pk, key, tick)).join(",")}]`,
-      ),
+      postBatch(platform, `[${[...byInstance.values()].map((key, n) => eventJson(`${prefix}-tick-${p}-${n}`, pk, key, tick)).join(",")}]`),
     ),
   );
   return PARTITIONS * PARTITIONS;
@@ -157,37 +154,98 @@ async function settle(cpu, { quietCores = 0.05, stepMs = 500, maxMs = 30_000 } =
   }
 }
 
-/** `concurrency`: publish requests in flight — 16, as the batch-ingest scenario's connections (the ratio's denominator). */
-export async function processorBench({ platform, queryD1, events, batchSize = 100, concurrency = 16, timeoutSec, cpu }) {
-  const plan = streamPlan({ events, keys: KEYS, minutes: MINUTES, start: START });
+/** Runs of the scenario; `processorBench` reports the median one (by events/s), as the ingest scenarios report the median of theirs. */
+export const PROCESSOR_RUNS = 3;
+/** Event time between the starts of two runs: a run's windows and ticks never reach the next one's. */
+const RUN_SPACING_MS = 2 * 3_600_000;
+
+/**
+ * `concurrency`: publish requests in flight — 16, as the batch-ingest scenario's connections (the
+ * ratio's denominator). `runs` runs one after another on the same processor, each with its own ids
+ * and its own event-time span; the median run (by events/s) is reported, every run under `runs`.
+ */
+export async function processorBench({
+  platform,
+  queryD1,
+  events,
+  batchSize = 100,
+  concurrency = 16,
+  timeoutSec,
+  cpu,
+  runs = PROCESSOR_RUNS,
+}) {
+  const all = [];
+  for (let run = 0; run < runs; run++) {
+    const r = await processorRun({ platform, queryD1, events, batchSize, concurrency, timeoutSec, cpu, run });
+    console.log(
+      `  run ${run + 1}/${runs}: ${r.eventsPerSec ?? "n/a"} events/s applied, workerd ${r.workerdCpuUsPerEvent ?? "n/a"} µs/event, results exact: ${r.results.exact}`,
+    );
+    all.push(r);
+  }
+  const ranked = [...all].sort((a, b) => (a.eventsPerSec ?? -1) - (b.eventsPerSec ?? -1));
+  const median = ranked[Math.floor((ranked.length - 1) / 2)];
+  return {
+    ...median,
+    // Every run must be complete and exact for the scenario to count as such.
+    complete: all.every((r) => r.complete),
+    results: { ...median.results, exact: all.every((r) => r.results.exact) },
+    runs: all.map((r, i) => ({
+      run: i + 1,
+      eventsPerSec: r.eventsPerSec,
+      workerdCpuUsPerEvent: r.workerdCpuUsPerEvent,
+      ms: r.ms,
+      ingestEventsPerSec: r.ingestEventsPerSec,
+      watermarkToResultP99Ms: r.watermarkToResultMs.p99,
+      resultsExact: r.results.exact,
+      eventTimeFrom: r.eventTimeSpan.from,
+    })),
+  };
+}
+
+async function processorRun({ platform, queryD1, events, batchSize, concurrency, timeoutSec, cpu, run }) {
+  const start = START + run * RUN_SPACING_MS;
+  const prefix = `${idPrefix}-r${run}`;
+  const plan = streamPlan({ events, keys: KEYS, minutes: MINUTES, start });
   const expected = expectedCounts(plan);
   // Earlier scenarios leave work behind in the same workerd (archive passes, redelivery checks):
   // start on a quiet server, as each ingest run does (bench/run.mjs repeats those that were not).
   const settled = await settle(cpu);
+  // Earlier runs' events and results stay: this run counts from where they end.
+  const [inputBefore, outputBefore] = await Promise.all([INPUT, OUTPUT].map((t) => topicStats(platform, t)));
+  const lateBefore = (await queryD1(`SELECT COUNT(*) AS n FROM dead_letters WHERE subscription = ?`, [ROUTE]))[0]?.n ?? 0;
   const cpuBefore = cpu?.();
   const started = Date.now();
-  const ticks = await publish(platform, plan, batchSize, concurrency);
+  const ticks = await publish(platform, plan, batchSize, concurrency, prefix);
   const published = Date.now();
   const inputs = events + ticks;
   const applied = await waitUntil(
     platform,
-    (input, internal) => input.head >= inputs && input.waiting === 0 && internal.waiting === 0,
+    (input, internal) => input.head >= inputBefore.head + inputs && input.waiting === 0 && internal.waiting === 0,
     started,
     timeoutSec,
     "processor",
   );
-  const finished = await waitUntil(platform, (_i, _n, output) => output.head >= expected.size, started, timeoutSec, "results");
+  const finished = await waitUntil(
+    platform,
+    (_i, _n, output) => output.head >= outputBefore.head + expected.size,
+    started,
+    timeoutSec,
+    "results",
+  );
   const cpuAfter = cpu?.();
 
-  // Read back: the internal topic holds each instance's inputs in the order it applied them.
-  const internal = await readTopic(platform, INTERNAL);
-  const results = (await readTopic(platform, OUTPUT)).map((e) => ({
-    key: e.data.key,
-    windowStart: Date.parse(e.data.windowStart),
-    windowEnd: Date.parse(e.data.windowEnd),
-    count: e.data.count,
-    committedAt: e.committedAt,
-  }));
+  // Read back: the internal topic holds each instance's inputs in the order it applied them (this run's: by id).
+  const internal = (await readTopic(platform, INTERNAL)).filter((e) => String(e.data.id).startsWith(`${prefix}-`));
+  const spanEnd = start + MINUTES * MINUTE_MS;
+  const results = (await readTopic(platform, OUTPUT))
+    .map((e) => ({
+      key: e.data.key,
+      windowStart: Date.parse(e.data.windowStart),
+      windowEnd: Date.parse(e.data.windowEnd),
+      count: e.data.count,
+      committedAt: e.committedAt,
+    }))
+    .filter((r) => r.windowStart >= start && r.windowStart < spanEnd);
   const instanceOfKey = new Map(internal.map((e) => [e.data.key, e.partition]));
   const movesByInstance = new Map();
   for (let i = 0; i < PARTITIONS; i++) {
@@ -216,9 +274,9 @@ export async function processorBench({ platform, queryD1, events, batchSize = 10
     },
     events,
     ticks,
-    eventTimeSpan: { from: iso(START), minutes: MINUTES, windowMs: MINUTE_MS },
+    eventTimeSpan: { from: iso(start), minutes: MINUTES, windowMs: MINUTE_MS },
     complete: applied.complete && finished.complete,
-    applied: applied.input.head - applied.input.waiting,
+    applied: applied.input.head - applied.input.waiting - inputBefore.head,
     internalEvents: applied.internal.head,
     // Inputs applied ÷ (last applied, to the 100 ms poll − first input commit).
     eventsPerSec: applied.complete ? Math.round((inputs / ms) * 1000) : null,
@@ -226,7 +284,7 @@ export async function processorBench({ platform, queryD1, events, batchSize = 10
     ingestEventsPerSec: Math.round((inputs / (published - started)) * 1000),
     publishMs: published - started,
     results: checkCounts(results, expected),
-    lateEvents: lateRows[0]?.n ?? null,
+    lateEvents: lateRows[0] === undefined ? null : lateRows[0].n - lateBefore,
     resultsAppendedMs: finished.at - firstCommit,
     ...cpuFigures(cpuBefore, cpuAfter, inputs, (finished.at - started) / 1000),
     watermarkToResultMs: latency.fromInput,

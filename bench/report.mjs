@@ -247,6 +247,12 @@ function replayLine(a) {
   );
 }
 
+/** "the median of N runs (a, b, c events/s); " when the scenario ran more than once. */
+function runsText(p, n) {
+  if (!Array.isArray(p.runs) || p.runs.length < 2) return "";
+  return `the median of ${p.runs.length} runs: ${p.runs.map((r) => `${n(r.eventsPerSec)} at ${n(r.workerdCpuUsPerEvent)} µs/event`).join(", ")}; its `;
+}
+
 /** The processor scenario in one paragraph (bench/processors.mjs), for the console and latest.md. */
 export function processorLine(p) {
   if (p === undefined) return "";
@@ -260,7 +266,7 @@ export function processorLine(p) {
   return (
     `Processor ${p.processor.name} (${p.processor.window}, count per key, ${n(p.processor.keys)} keys, ${p.processor.instances} instances; ` +
     `${n(p.events)} events over ${p.eventTimeSpan.minutes} minutes of event time + ${p.ticks} ticks, published in batches of ${p.settings.batchSize} with ${p.settings.concurrency} requests at a time: ${n(p.ingestEventsPerSec)} events/s published): ` +
-    `**${n(p.eventsPerSec)} events/s applied by every instance** (first input commit → last applied, ${n(p.ms)} ms${p.complete ? "" : `; INCOMPLETE after ${p.settings.timeoutSec} s: ${n(p.applied)} applied`}); ` +
+    `**${n(p.eventsPerSec)} events/s applied by every instance** (${runsText(p, n)}first input commit → last applied, ${n(p.ms)} ms${p.complete ? "" : `; INCOMPLETE after ${p.settings.timeoutSec} s: ${n(p.applied)} applied`}); ` +
     `workerd ${n(p.workerdCpuUsPerEvent)} µs/event (${n(p.otherCpuCores)} cores busy outside workerd meanwhile, this client included); ${exact}; ${n(p.lateEvents)} late events. ` +
     `Watermark → result appended (the input that moved the instance's watermark past end + grace, committed in ${p.processor.input} → the result committed in ${p.processor.output}): ` +
     `**p50 ${n(w.p50)} ms, p99 ${n(w.p99)} ms** (max ${n(w.max)} ms, ${n(w.samples)} results); from that input's commit in the internal topic: p50 ${n(i.p50)} ms, p99 ${n(i.p99)} ms` +
@@ -275,7 +281,7 @@ export function processorRatios(p, batch) {
     {
       name: "processor events/s ÷ batch ingest events/s",
       value,
-      of: `${p.label} (${p.events} events, 1,000 keys, tumbling 1-minute windows) ÷ ${batch.label} (median)`,
+      of: `${p.label} (${p.events} events, 1,000 keys, tumbling 1-minute windows${Array.isArray(p.runs) && p.runs.length > 1 ? `; median of ${p.runs.length} runs` : ""}) ÷ ${batch.label} (median)`,
       target: 0.5,
       pass: value !== null && value >= 0.5 && p.results.exact,
     },

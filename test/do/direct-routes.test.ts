@@ -157,6 +157,34 @@ describe("a direct route's outbox rows", () => {
   });
 });
 
+describe("a direct route's rows from before ranges (one per event, `through` NULL)", () => {
+  it("are fed as before, once, in order", async () => {
+    let down = true;
+    const calls = await recording("orders", 0, { fail: () => down });
+    const sequences = await append("orders", 0, [order("old1", "orders.paid"), order("old2", "orders.paid")]);
+    const log = env.PARTITION_LOG.getByName(partitionName("orders", 0));
+    await waitFor(
+      () => log.stats(),
+      (s) => s.outbox[PAID] === 2,
+    );
+    // What an object written before migration 8 holds: a row per routed event.
+    await runInDurableObject(log, (_log: PartitionLog, state) => {
+      const sql = state.storage.sql;
+      sql.exec(`DELETE FROM outbox WHERE subscription = ?`, PAID);
+      sql.exec(`INSERT INTO outbox (subscription, sequence, prev) VALUES (?, ?, 0)`, PAID, sequences[0]);
+      sql.exec(`INSERT INTO outbox (subscription, sequence, prev) VALUES (?, ?, ?)`, PAID, sequences[1], sequences[0]);
+    });
+    expect((await log.stats()).outbox[PAID]).toBe(2);
+    down = false;
+    await log.relay();
+    expect(fed(calls, PAID)).toEqual([
+      { sequence: sequences[0], prev: 0 },
+      { sequence: sequences[1], prev: undefined },
+    ]);
+    expect((await log.stats()).outbox).toEqual({});
+  });
+});
+
 describe("the relay into a processor's instances", () => {
   it("lingers after a commit, so commits close together reach the instance in one call", async () => {
     const topic = "processor.revenue-per-minute";
