@@ -69,21 +69,31 @@ const runEventSchema = z
   })
   .refine((e) => (e.event === undefined) === (e.ref === true), { message: "exactly one of event and ref" });
 
+/** A run's fields other than its events (the platform's processor feeds take runs whose events come in other forms too). */
+export const runHeadShape = {
+  v: z.literal(2),
+  subscription: z.string().min(1),
+  topic: z.string().min(1),
+  partition: z.number().int().nonnegative(),
+  /** The previous event of this partition routed to this subscription before the run's first (0: none). */
+  prev: z.number().int().nonnegative(),
+};
+
+/** A run's events follow `prev` in increasing sequence order: the check of every run schema. */
+export const runInOrder = [
+  (r: { prev: number; events: { sequence: number }[] }) =>
+    r.events.every((e, i) => e.sequence > (i === 0 ? r.prev : (r.events[i - 1]?.sequence ?? 0))),
+  { message: "events must follow prev in increasing sequence order" },
+] as const;
+
 export const runSchema = z
   .object({
-    v: z.literal(2),
-    subscription: z.string().min(1),
-    topic: z.string().min(1),
-    partition: z.number().int().nonnegative(),
-    /** The previous event of this partition routed to this subscription before the run's first (0: none). */
-    prev: z.number().int().nonnegative(),
+    ...runHeadShape,
     events: z.array(runEventSchema).min(1).max(1000),
     /** Set when a replay job sent the run; every event of it carries the mark (unchained: `prev` 0, ignored). */
     replay: replayMarkSchema.optional(),
   })
-  .refine((r) => r.events.every((e, i) => e.sequence > (i === 0 ? r.prev : (r.events[i - 1]?.sequence ?? 0))), {
-    message: "events must follow prev in increasing sequence order",
-  });
+  .refine(...runInOrder);
 
 export type Run = z.output<typeof runSchema>;
 /** The body of any delivery message, either version. */

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { runHeadShape, runInOrder } from "../../sdk/messages";
 import { INTERNAL_BATCH_MAX_INPUTS, type Repartitioned, repartitionedBatchSchema, repartitionedSchema } from "../../shared/processors";
 
 /**
@@ -26,18 +27,7 @@ const feedEventSchema = z
   });
 
 /** A run of the internal partition (sdk/messages.ts `runSchema`, whose events may also come as stored text). */
-const feedRunSchema = z
-  .object({
-    v: z.literal(2),
-    subscription: z.string().min(1),
-    topic: z.string().min(1),
-    partition: z.number().int().nonnegative(),
-    prev: z.number().int().nonnegative(),
-    events: z.array(feedEventSchema).min(1).max(1000),
-  })
-  .refine((r) => r.events.every((e, i) => e.sequence > (i === 0 ? r.prev : (r.events[i - 1]?.sequence ?? 0))), {
-    message: "events must follow prev in increasing sequence order",
-  });
+const feedRunSchema = z.object({ ...runHeadShape, events: z.array(feedEventSchema).min(1).max(1000) }).refine(...runInOrder);
 
 export const feedArgs = instanceArgs.extend({ runs: z.array(feedRunSchema).min(1) });
 export type FeedArgs = z.output<typeof feedArgs>;
