@@ -7,7 +7,9 @@ import { chunk, type FeedRuns, runsOf, type SendBatch } from "./runs";
  * The transactional outbox of a partition: one row per (subscription, sequence) written in the
  * same SQLite transaction as the event, kept until the subscription acknowledged the event (not
  * merely until the queue accepted a message: see durable-objects/delivery). So a committed event
- * reaches every matching subscription at least once, whatever fails in between.
+ * reaches every matching subscription at least once, whatever fails in between. A direct route (a
+ * processor's feed) has one row per transaction instead, a range of its matching events (ADR 0056,
+ * delivery/direct.ts).
  */
 
 /**
