@@ -68,9 +68,15 @@ const common = {
        * (`future_time`): one wrong clock would otherwise move the watermark past every real event.
        */
       maxAhead: duration("watermark.maxAhead").default("1h"),
+      /**
+       * While every input partition is idle: `hold` the watermark where the events left it, or let
+       * it follow the `clock` (now − outOfOrderness), so windows and absences close on a quiet
+       * stream and a later event older than that is late (ADR 0057).
+       */
+      whenIdle: z.enum(["hold", "clock"]).default("hold"),
     })
     .strict()
-    .default({ outOfOrderness: "0s", idleTimeout: "1m", maxAhead: "1h" }),
+    .default({ outOfOrderness: "0s", idleTimeout: "1m", maxAhead: "1h", whenIdle: "hold" }),
   /** How long after a window closes in event time late events are still taken. */
   grace: duration("grace").default("0s"),
   /** Partitions of the processor's internal re-partition topic (its parallelism); default: the input topic's. */
@@ -180,6 +186,8 @@ export function planProcessor(
   const watermark = {
     outOfOrdernessMs: durationMs(config.watermark.outOfOrderness),
     idleTimeoutMs: durationMs(config.watermark.idleTimeout),
+    // Only when set: a spec without it stays what it was (a changed spec rebuilds the processor).
+    ...(config.watermark.whenIdle === "clock" ? { whenIdle: "clock" as const } : {}),
   };
   const base = { name: config.name, partitions: inputPartitions, watermark, graceMs: durationMs(config.grace) };
   const declared =

@@ -4,7 +4,16 @@ import type { LateInput, ProcessorResult } from "./results";
 import { type ProcessorInput, type ProcessorSpec, type ProcessorSpecInput, processorSpecSchema } from "./spec";
 import type { EngineState } from "./state";
 import { takeDue } from "./timers";
-import { createWatermarkState, isIdle, nextIdleAt, observeClock, observeEvent, partitionWatermark, updateWatermark } from "./watermark";
+import {
+  allIdleAt,
+  createWatermarkState,
+  isIdle,
+  nextIdleAt,
+  observeClock,
+  observeEvent,
+  partitionWatermark,
+  updateWatermark,
+} from "./watermark";
 
 /**
  * The processing engine (ADR 0052): a deterministic state machine for one processor instance.
@@ -121,7 +130,15 @@ export function advance(state: EngineState, now: number): AdvanceOutcome {
 
 /** When the host should call `advance` next (a partition turns idle then), or null when nothing is waiting on processing time. */
 export function nextWakeup(state: EngineState): number | null {
-  return state.timers.length === 0 ? null : nextIdleAt(state.time, state.spec.watermark);
+  const first = state.timers[0];
+  if (first === undefined) return null;
+  const idle = nextIdleAt(state.time, state.spec.watermark);
+  if (state.spec.watermark.whenIdle !== "clock") return idle;
+  // Following the clock: the first timer fires once every input is idle and clock − out-of-orderness reaches it.
+  const allIdle = allIdleAt(state.time, state.spec.watermark);
+  if (allIdle === null) return idle;
+  const follow = Math.max(allIdle, first.at + state.spec.watermark.outOfOrdernessMs);
+  return idle === null ? follow : Math.min(idle, follow);
 }
 
 export interface ProcessorStatus {

@@ -12,11 +12,14 @@ const name = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, "a processor name is low
 /**
  * Watermark per input partition = max event time seen − `outOfOrdernessMs`. A partition that has
  * delivered nothing for more than `idleTimeoutMs` of processing time is left out of the combined
- * watermark (the minimum over the others).
+ * watermark (the minimum over the others). `whenIdle: "clock"` (ADR 0057): while every partition
+ * is idle, the watermark also follows processing time (clock − `outOfOrdernessMs`), so absences
+ * and windows close on a stream gone quiet; absent, it holds.
  */
 export const watermarkSpecSchema = z.strictObject({
   outOfOrdernessMs: ms("outOfOrdernessMs").min(0),
   idleTimeoutMs: ms("idleTimeoutMs").min(1),
+  whenIdle: z.literal("clock").optional(),
 });
 
 /** Hopping windows may overlap by at most this many windows per event (bounds the work and state per event). */

@@ -6,7 +6,9 @@ import type { WatermarkSpec } from "./spec";
  * are not idle; a partition is idle when the processing-time clock is more than `idleTimeoutMs`
  * past its last input (a partition that never delivered counts from the clock's first reading).
  * When every partition is idle the combined watermark is the maximum of theirs: nothing can hold
- * it back, and windows that hold data close. The combined watermark never moves back: a partition
+ * it back, and windows that hold data close; with `whenIdle: "clock"` it also follows processing
+ * time then (clock − out-of-orderness), so a stream gone quiet still closes its windows and
+ * absences (ADR 0057). The combined watermark never moves back: a partition
  * that wakes up behind it delivers late events rather than reopening closed windows.
  *
  * The processing-time clock only moves forward, by `advance(now)` and by inputs' `receivedTime`,
@@ -84,7 +86,23 @@ export function candidateWatermark(state: WatermarkState, spec: WatermarkSpec): 
     const w = partitionWatermark(p, spec);
     if (w !== null && (max === null || w > max)) max = w;
   }
+  // Every input is idle: with whenIdle "clock", event time follows processing time (ADR 0057).
+  if (spec.whenIdle === "clock" && state.clock !== null) {
+    const followed = state.clock - spec.outOfOrdernessMs;
+    if (max === null || followed > max) max = followed;
+  }
   return max;
+}
+
+/** When every partition is idle (the latest of their idle times), or null before the clock starts. */
+export function allIdleAt(state: WatermarkState, spec: WatermarkSpec): number | null {
+  let latest: number | null = null;
+  for (const p of state.partitions) {
+    const at = idleAt(state, p, spec);
+    if (at === null) return null;
+    if (latest === null || at > latest) latest = at;
+  }
+  return latest;
 }
 
 /** Recomputes the combined watermark; returns true when it moved forward. */

@@ -288,3 +288,17 @@ describe("stored state", () => {
     expect(() => restoreState(JSON.stringify(copy))).toThrow();
   });
 });
+
+describe('whenIdle "clock" for windows (ADR 0057)', () => {
+  it("closes a window on a stream gone quiet once clock − out-of-orderness passes its end + grace; held by default", () => {
+    const watermark = { outOfOrdernessMs: 5_000, idleTimeoutMs: 10_000 };
+    const steps = [ev(0, 1, "EUR", 1_000, { receivedTime: 1_000, value: { amount: 7 } }), { now: 60_000 + 2_000 + 5_000 }];
+    const held = run(aggregate({ watermark, graceMs: 2_000 }), steps);
+    expect(held.results).toEqual([]);
+    const followed = run(aggregate({ watermark: { ...watermark, whenIdle: "clock" }, graceMs: 2_000 }), steps);
+    expect(followed.results).toMatchObject([{ kind: "window", key: "EUR", windowStart: 0, aggregates: { count: 1, sum: 7 } }]);
+    // One ms earlier the window (end 60 s + grace 2 s) is still open.
+    const early = run(aggregate({ watermark: { ...watermark, whenIdle: "clock" }, graceMs: 2_000 }), [steps[0] as never, { now: 66_999 }]);
+    expect(early.results).toEqual([]);
+  });
+});

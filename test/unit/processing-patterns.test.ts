@@ -154,3 +154,56 @@ describe("a and no b within T (absence)", () => {
     expect(state.counters).toMatchObject({ late: 1, matches: 1 });
   });
 });
+
+describe('whenIdle "clock": on a stream gone quiet the watermark follows processing time (ADR 0057)', () => {
+  const clockSpec = (partitions = 1): ProcessorSpecInput => {
+    const base = pattern("absence", partitions);
+    return { ...base, watermark: { ...base.watermark, whenIdle: "clock" } } as ProcessorSpecInput;
+  };
+  // One order placed at event time 0, received at 0; nothing else ever arrives.
+  const placed = [a(0, 1, "o1", 0, { receivedTime: 0 })];
+
+  it("fires an absence with no later event, once the clock passes its deadline + out-of-orderness", () => {
+    const first = run(clockSpec(), placed);
+    // The wake-ups: when the input turns idle (10,001), then when clock − 30 s reaches the deadline (15 min).
+    expect(nextWakeup(first.state)).toBe(10_001);
+    const idle = run(clockSpec(), [{ now: 10_001 }], first.state);
+    expect(idle.results).toEqual([]);
+    expect(idle.state.time.watermark).toBe(10_001 - 30_000);
+    expect(nextWakeup(idle.state)).toBe(WITHIN + 30_000);
+    const early = run(clockSpec(), [{ now: WITHIN + 29_999 }], idle.state);
+    expect(early.results).toEqual([]);
+    const due = run(clockSpec(), [{ now: WITHIN + 30_000 }], early.state);
+    expect(pairs(due.results)).toEqual(["absence o1 p0s1→none"]);
+    expect(due.state.time.watermark).toBe(WITHIN);
+    expect(nextWakeup(due.state)).toBeNull();
+  });
+
+  it("holds, as by default, while the clock is not past the deadline or an input is still active", () => {
+    // Held (the default): the same quiet hour fires nothing.
+    const held = run(pattern("absence"), [...placed, { now: 10 * WITHIN }]);
+    expect(held.results).toEqual([]);
+    expect(held.state.time.watermark).toBe(-30_000);
+    // Two partitions, the other one delivering every 5 s: never all idle, so no clock-following.
+    const steps = [...placed, ...Array.from({ length: 200 }, (_, i) => b(1, i + 1, `k${i}`, 0, { receivedTime: (i + 1) * 5_000 }))];
+    const busy = run(clockSpec(2), steps);
+    expect(busy.results).toEqual([]);
+    expect(busy.state.time.watermark).toBe(-30_000);
+    // Once it too goes quiet, the clock takes over.
+    const quiet = run(clockSpec(2), [{ now: 200 * 5_000 + 10_001 }], busy.state);
+    expect(pairs(quiet.results)).toEqual(["absence o1 p0s1→none"]);
+  });
+
+  it("an event older than the followed watermark is late; an alert already fired stands", () => {
+    const fired = run(clockSpec(), [...placed, { now: WITHIN + 30_000 }]);
+    expect(pairs(fired.results)).toEqual(["absence o1 p0s1→none"]);
+    // The b for o1 comes in now: the alert is not taken back. An a timed at 0 arriving now is late.
+    const after = run(
+      clockSpec(),
+      [b(0, 2, "o1", 60_000, { receivedTime: WITHIN + 40_000 }), a(0, 3, "o2", 0, { receivedTime: WITHIN + 41_000 })],
+      fired.state,
+    );
+    expect(after.results).toEqual([]);
+    expect(after.late).toEqual(["p0s3"]);
+  });
+});

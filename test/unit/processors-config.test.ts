@@ -118,4 +118,14 @@ describe("processors in the config", () => {
     expect(["500ms", "30s", "1m", "15m", "1h", "1d"].map(durationMs)).toEqual([500, 30_000, 60_000, 900_000, 3_600_000, 86_400_000]);
     expect(() => durationMs("1w")).toThrow("not a duration");
   });
+
+  it('watermark.whenIdle: "hold" by default (the engine spec as before), "clock" passed on, anything else refused by name', () => {
+    const held = processorPlans(defineConfig(withProcessor({}))).get("per-key");
+    expect(held?.spec.watermark).toEqual({ outOfOrdernessMs: 0, idleTimeoutMs: 60_000 });
+    const explicit = processorPlans(defineConfig(withProcessor({ watermark: { whenIdle: "hold" } }))).get("per-key");
+    expect(explicit?.spec).toEqual(held?.spec);
+    const clock = processorPlans(defineConfig(withProcessor({ watermark: { outOfOrderness: "30s", whenIdle: "clock" } }))).get("per-key");
+    expect(clock?.spec.watermark).toEqual({ outOfOrdernessMs: 30_000, idleTimeoutMs: 60_000, whenIdle: "clock" });
+    expect(() => defineConfig(withProcessor({ watermark: { whenIdle: "always" } }))).toThrow(/watermark\.whenIdle/);
+  });
 });
