@@ -13,7 +13,7 @@ import { ask, duration, interactive, num, onInterrupt, printJson, progressBar, s
  * @typedef {{ name: string, kind: "aggregate" | "pattern", description?: string, input: { topic: string, filter?: unknown },
  *   key: string, eventTime: string, output: { topic: string, table: boolean }, internalTopic: string,
  *   window?: Record<string, string>, aggregates?: { name: string, op: string, field?: string }[], emit?: string,
- *   pattern?: { type: string, a: unknown, b: unknown, within: string }, watermark: { outOfOrderness: string, idleTimeout: string },
+ *   pattern?: { type: string, a: unknown, b: unknown, within: string }, watermark: { outOfOrderness: string, idleTimeout: string, whenIdle?: string },
  *   grace: string, lowWatermark: string | null, lag: number, openWindows: number, lateEvents: number, results: number,
  *   outputPerSecond: number, pendingOutputs: number, partitions: ProcessorPartition[] }} Processor
  * @typedef {{ processor: string, state: string, instances: { partition: number, rebuildThrough: number }[], events: number,
@@ -84,7 +84,10 @@ export const processorsShow = command({
     );
     console.log(`key        ${p.key}; event time: ${p.eventTime}`);
     console.log(`${p.kind === "pattern" ? "pattern" : "window "}    ${shapeText(p)}`);
-    console.log(`watermark  out-of-orderness ${p.watermark.outOfOrderness}, idle timeout ${p.watermark.idleTimeout}, grace ${p.grace}`);
+    const whenIdle = p.watermark.whenIdle === "clock" ? ", follows the clock when all inputs are idle" : "";
+    console.log(
+      `watermark  out-of-orderness ${p.watermark.outOfOrderness}, idle timeout ${p.watermark.idleTimeout}${whenIdle}, grace ${p.grace}`,
+    );
     console.log(`output     ${p.output.topic}${p.output.table ? " and D1 processor_windows" : ""}`);
     console.log(
       `state      low watermark ${time(p.lowWatermark)}, lag ${num(p.lag)}, open windows ${num(p.openWindows)}, late events ${num(p.lateEvents)}, ` +

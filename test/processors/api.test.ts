@@ -30,7 +30,7 @@ describe("processors API", () => {
         { name: "sum", op: "sum", field: "/data/amount" },
       ],
       emit: "final",
-      watermark: { outOfOrderness: "30s", idleTimeout: "10s" },
+      watermark: { outOfOrderness: "30s", idleTimeout: "10s", maxAhead: "1h", whenIdle: "hold" },
       grace: "30s",
       lowWatermark: null,
       openWindows: 0,

@@ -52,7 +52,7 @@ export interface ProcessorView {
   aggregates?: { name: string; op: string; field?: string }[];
   emit?: "final" | "updates";
   pattern?: { type: "sequence" | "absence"; a: FilterPattern; b: FilterPattern; within: string };
-  watermark: { outOfOrderness: string; idleTimeout: string };
+  watermark: { outOfOrderness: string; idleTimeout: string; maxAhead: string; whenIdle: "hold" | "clock" };
   grace: string;
   /** The lowest instance watermark: every result up to it is final (null before any input). */
   lowWatermark: string | null;
@@ -85,7 +85,7 @@ export function describeProcessor(
     eventTime: c.eventTime,
     output: { topic: c.output.topic, table: c.output.table },
     internalTopic: plan.repartitionTopic,
-    watermark: { ...c.watermark },
+    watermark: { ...c.watermark, whenIdle: c.watermark.whenIdle ?? "hold" },
     grace: c.grace,
   };
   if (c.kind === "aggregate") return { ...base, window: { ...c.window }, aggregates: c.aggregates.map((a) => ({ ...a })), emit: c.emit };

@@ -72,7 +72,14 @@ export const ProcessorSchema = z
       .object({ type: z.enum(["sequence", "absence"]), a: FilterSchema, b: FilterSchema, within: z.string() })
       .optional()
       .openapi({ description: "Patterns: the events that are “a” and “b”, and the time allowed between them" }),
-    watermark: z.object({ outOfOrderness: z.string(), idleTimeout: z.string() }),
+    watermark: z.object({
+      outOfOrderness: z.string(),
+      idleTimeout: z.string(),
+      maxAhead: z.string(),
+      whenIdle: z
+        .enum(["hold", "clock"])
+        .openapi({ description: "While every input is idle: hold the watermark, or follow the clock (ADR 0057)" }),
+    }),
     grace: z.string(),
     lowWatermark: time(
       "The lowest instance watermark: every window ending (+ grace) before it is final (null until every instance saw input)",
