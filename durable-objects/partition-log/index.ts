@@ -149,8 +149,8 @@ export class PartitionLog extends DurableObject<Env> {
     this.inFlight++;
     try {
       let result: AppendResult;
+      const routes = this.parts.routes.of(topic);
       try {
-        const routes = this.parts.routes.of(topic);
         const outbox = routes.length > 0 ? this.parts.delivery.outboxWrites(routes) : undefined;
         result = this.ctx.storage.transactionSync(() => this.parts.log.commit(topic, partition, events, outbox, expect));
         // Only once the transaction committed; a rollback leaves the in-memory state untouched.
@@ -179,7 +179,7 @@ export class PartitionLog extends DurableObject<Env> {
       // Relay right after the commit, without holding the caller's response. While the relay is
       // failing, the alarm retries it with backoff instead: each attempt reads the outbox backlog,
       // so retrying on every commit during a queue outage would make every append pay for it.
-      if (result.ok && result.queued > 0 && !this.parts.delivery.failing) this.parts.delivery.relayAfterCommit(this.parts.routes.of(topic));
+      if (result.ok && result.queued > 0 && !this.parts.delivery.failing) this.parts.delivery.relayAfterCommit(routes);
       return result;
     } finally {
       this.inFlight--;

@@ -2,6 +2,7 @@ import { parsePartitionName, partitionName } from "../../sdk/partition-name";
 import { formatSequence } from "../../shared/cloudevents";
 import { joinMembers, type Member, utf8Length } from "../../shared/json";
 import type { SqlMigration } from "../sql-migrations";
+import { envelopeView } from "./delivery/envelope";
 import type { OutboxWrites } from "./delivery/outbox";
 import type { LogHost, PartitionId, PartitionLogSeams } from "./host";
 import { type EventInput, type ExpectedVersion, versionMatches } from "./input";
@@ -212,13 +213,7 @@ export class EventLog {
           sequence,
           () => JSON.parse(body) as Record<string, unknown>,
           // The same values as in `body` (membersAgree checked them), without parsing it.
-          () => ({
-            id,
-            source,
-            type,
-            ...(subject !== undefined && { subject }),
-            ...(streamVersion !== null && { streamversion: streamVersion }),
-          }),
+          () => envelopeView(id, source, type, subject, streamVersion),
         );
       }
       out.push({ id, source, sequence, duplicate: false, ...(streamVersion !== null && { streamVersion }) });

@@ -141,7 +141,6 @@ export class Processor extends DurableObject<Env> {
           duplicates++;
           continue;
         }
-        const data = e.stored !== undefined ? storedData(e.stored) : e.event?.data;
         if (e.sequence !== last + 1 || (e.event === undefined && e.stored === undefined)) {
           // A gap (a reset, a call lost before this one) or an event sent by reference: read the partition back through it.
           if (items.length > 0) this.step(o, items.splice(0));
@@ -150,7 +149,7 @@ export class Processor extends DurableObject<Env> {
             throw new CatchingUp(`processor ${o.plan.config.name}/${o.instance} is catching up at ${o.applied + 1}`);
           continue;
         }
-        items.push({ sequence: e.sequence, inputs: parseInternalData(data) });
+        items.push({ sequence: e.sequence, inputs: parseInternalData(e.stored !== undefined ? storedData(e.stored) : e.event?.data) });
       }
     }
     const applied = items.reduce((n, item) => n + item.inputs.length, 0);

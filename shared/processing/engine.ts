@@ -128,7 +128,10 @@ export function advance(state: EngineState, now: number): AdvanceOutcome {
   return { state, results };
 }
 
-/** When the host should call `advance` next (a partition turns idle then), or null when nothing is waiting on processing time. */
+/**
+ * When the host should call `advance` next (a partition turns idle then; with whenIdle "clock", also when
+ * clock − out-of-orderness reaches the first timer once all are idle), or null when nothing is waiting on processing time.
+ */
 export function nextWakeup(state: EngineState): number | null {
   const first = state.timers[0];
   if (first === undefined) return null;

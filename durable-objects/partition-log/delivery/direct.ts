@@ -1,6 +1,6 @@
-import type { Run } from "../../../sdk/messages";
-import { RUN_MAX_EVENTS } from "../../../sdk/messages";
+import { RUN_MAX_EVENTS, type Run } from "../../../sdk/messages";
 import type { DirectTarget, Route } from "../../../shared/subscriptions";
+import { envelopeView } from "./envelope";
 import { chunk, type FeedRuns, type Row, type RunMessage, runsOf, type StoredRun } from "./runs";
 
 /**
@@ -28,8 +28,10 @@ export type DirectRow = Row & {
   through: number | null;
 };
 
-/** An event as the relay reads it: sequence, body, commit time, then (for an envelope-only filter) id, source, type, subject, stream version. */
+/** An event as the relay reads it: sequence, body, commit time, then (for an envelope-only filter) its envelope columns. */
 type EventRow = [sequence: number, body: string, receivedAt: number, ...envelope: (string | number | null)[]];
+/** An EventRow read with ENVELOPE_COLUMNS. */
+type EnvelopeRow = [number, string, number, id: string, source: string, type: string, subject: string | null, streamVersion: number | null];
 
 const BASE_COLUMNS = "sequence, body, received_at";
 const ENVELOPE_COLUMNS = `${BASE_COLUMNS}, id, source, type, subject, stream_version`;
@@ -37,14 +39,8 @@ const ENVELOPE_COLUMNS = `${BASE_COLUMNS}, id, source, type, subject, stream_ver
 function matches(filter: DirectFilter | undefined, e: EventRow): boolean {
   if (filter === undefined) return true;
   if (!filter.envelopeOnly) return filter.matches(JSON.parse(e[1]) as Record<string, unknown>);
-  const [, , , id, source, type, subject, streamVersion] = e;
-  return filter.matches({
-    id,
-    source,
-    type,
-    ...(subject !== null && { subject }),
-    ...(streamVersion !== null && { streamversion: streamVersion }),
-  });
+  const [, , , id, source, type, subject, streamVersion] = e as EnvelopeRow;
+  return filter.matches(envelopeView(id, source, type, subject, streamVersion));
 }
 
 /** The events of `rows` (ranges from `first` to `last`) that the route's filter matches, each naming its predecessor in the chain. */

@@ -1,6 +1,7 @@
 import { RUN_MAX_EVENTS } from "../../../sdk/messages";
 import type { DirectTarget, Route } from "../../../shared/subscriptions";
 import { type DirectFilter, type DirectRow, drainDirect } from "./direct";
+import { isEnvelopeOnly } from "./envelope";
 import { chunk, type FeedRuns, runsOf, type SendBatch } from "./runs";
 
 /**
@@ -11,21 +12,6 @@ import { chunk, type FeedRuns, runsOf, type SendBatch } from "./runs";
  * processor's feed) has one row per transaction instead, a range of its matching events (ADR 0056,
  * delivery/direct.ts).
  */
-
-/**
- * Attributes the log has as columns when it commits an event. A filter that reads only these is
- * evaluated without parsing the stored event (most filters look at type, source or subject).
- */
-export const ENVELOPE_KEYS: ReadonlySet<string> = new Set(["id", "source", "type", "subject", "streamversion"]);
-const envelopeOnly = new WeakMap<ReadonlySet<string>, boolean>();
-function isEnvelopeOnly(keys: ReadonlySet<string>): boolean {
-  let known = envelopeOnly.get(keys);
-  if (known === undefined) {
-    known = [...keys].every((k) => ENVELOPE_KEYS.has(k));
-    envelopeOnly.set(keys, known);
-  }
-  return known;
-}
 
 /**
  * The outbox writes of one append transaction: an outbox row for each committed event and each

@@ -3,7 +3,8 @@ import type { AlarmClient, LogHost, PartitionLogSeams } from "../host";
 import { isUnfiltered, type Routes } from "../routes";
 import { d1Acks } from "./acks";
 import type { DirectFilter } from "./direct";
-import { drainOutbox, ENVELOPE_KEYS, OutboxWrites } from "./outbox";
+import { isEnvelopeOnly } from "./envelope";
+import { drainOutbox, OutboxWrites } from "./outbox";
 import { acknowledgeCheckpoints, type RedeliveryHost, runRedelivery } from "./redelivery";
 import { nextCheck } from "./state";
 
@@ -11,7 +12,7 @@ import { nextCheck } from "./state";
 function directFilter(route: Route): { filter?: DirectFilter } {
   if (isUnfiltered(route)) return {};
   return {
-    filter: { matches: route.matches, envelopeOnly: route.keys !== undefined && [...route.keys].every((k) => ENVELOPE_KEYS.has(k)) },
+    filter: { matches: route.matches, envelopeOnly: route.keys !== undefined && isEnvelopeOnly(route.keys) },
   };
 }
 
