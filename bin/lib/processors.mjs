@@ -9,14 +9,15 @@ import { ask, duration, interactive, num, onInterrupt, printJson, progressBar, s
  * @typedef {{ partition: number, checkpoint: number | null, watermark: string | null, idle: boolean }} ProcessorInput
  * @typedef {{ partition: number, watermark: string | null, inputs: ProcessorInput[], applied: number, head: number, lag: number,
  *   openWindows: number, keys: number, lateEvents: number, results: number, pendingOutputs: number, outputPerSecond: number,
- *   lastOutputError: string | null, catchingUp: boolean }} ProcessorPartition
+ *   lastOutputError: string | null, catchingUp: boolean,
+ *   backfill?: { read: number, total: number } | null }} ProcessorPartition
  * @typedef {{ name: string, kind: "aggregate" | "pattern", description?: string, input: { topic: string, filter?: unknown },
  *   key: string, eventTime: string, output: { topic: string, table: boolean }, internalTopic: string,
  *   window?: Record<string, string>, aggregates?: { name: string, op: string, field?: string }[], emit?: string,
  *   pattern?: { type: string, a: unknown, b: unknown, within: string }, watermark: { outOfOrderness: string, idleTimeout: string, whenIdle?: string },
  *   grace: string, lowWatermark: string | null, lag: number, openWindows: number, lateEvents: number, results: number,
  *   outputPerSecond: number, pendingOutputs: number, partitions: ProcessorPartition[] }} Processor
- * @typedef {{ processor: string, state: string, instances: { partition: number, rebuildThrough: number }[], events: number,
+ * @typedef {{ processor: string, state: string, instances: { partition: number, rebuildThrough: number, inputThrough?: number[] }[], events: number,
  *   status: string }} ResetAnswer
  * @typedef {{ id: string, topic: string, partition: number, sequence: number, eventId: string | null, reason: string,
  *   error: string, deadLetteredAt: string, input: unknown }} ProcessorDeadLetter
@@ -106,7 +107,7 @@ export const processorsShow = command({
       x.results,
       x.pendingOutputs,
       inputsText(x.inputs),
-      x.catchingUp ? "catching up" : x.lastOutputError ? truncate(`output error: ${x.lastOutputError}`, 60) : "ok",
+      partitionState(x),
     ]);
     console.log(
       table(["PARTITION", "WATERMARK", "APPLIED", "HEAD", "LAG", "OPEN", "KEYS", "LATE", "RESULTS", "PENDING", "INPUTS", "STATE"], rows),
@@ -115,32 +116,43 @@ export const processorsShow = command({
   },
 });
 
+/** A partition's STATE cell. @param {ProcessorPartition} x */
+function partitionState(x) {
+  if (x.backfill) return `backfilling ${Math.floor((x.backfill.read / Math.max(1, x.backfill.total)) * 100)}%`;
+  if (x.catchingUp) return "catching up";
+  return x.lastOutputError ? truncate(`output error: ${x.lastOutputError}`, 60) : "ok";
+}
+
 /**
- * How far the rebuild is: per partition, what it applied up to the head it had at the reset.
+ * How far the rebuild is, in input events read: each instance reads the input topic's history
+ * through the heads it took at the reset (ADR 0058), then its partition from where it stood.
  * @param {Processor} p @param {ResetAnswer} reset
  */
 function rebuildProgress(p, reset) {
   let done = 0;
+  let total = 0;
   let finished = true;
   for (const target of reset.instances) {
     const x = p.partitions.find((q) => q.partition === target.partition);
-    const applied = Math.min(x?.applied ?? 0, target.rebuildThrough);
-    done += applied;
-    if (x === undefined || x.applied < target.rebuildThrough || x.catchingUp) finished = false;
+    const own = (target.inputThrough ?? []).reduce((n, h) => n + h, 0);
+    total += own;
+    done += x?.backfill ? Math.min(x.backfill.read, own) : x ? own : 0;
+    if (x === undefined || x.backfill || x.applied < target.rebuildThrough || x.catchingUp) finished = false;
   }
-  return { done, finished };
+  return { done, total, finished };
 }
 
 export const processorsReset = command({
   name: "processors reset",
   args: ["<name>"],
-  summary: "Drop a processor's window state and rebuild it from its internal topic, showing progress until it has caught up",
+  summary: "Drop a processor's window state and rebuild it from its input topic's history, showing progress until it has caught up",
   details: [
-    "Every instance forgets its state and reads its partition of processor.<name> again (archive, then log). Results come",
-    "back under the same ids, so none is appended twice. Asks for confirmation on a terminal unless --yes; without a terminal",
-    "--yes is required. Then polls the processor every 500 ms, drawing events re-read/total on stderr, until every partition",
-    "has applied what it held at the reset (exit 0). --detach returns after the reset; Ctrl-C stops watching (exit 130), the",
-    "rebuild goes on: follow it with `eventline processors show <name>`.",
+    "Every instance forgets its state and reads the input topic again from its first event (archive, then log), in commit",
+    "order, then continues with its partition of processor.<name>. Results come back under the same ids, so none is appended",
+    "twice. Asks for confirmation on a terminal unless --yes; without a terminal --yes is required. Then polls the processor",
+    "every 500 ms, drawing input events read/total on stderr (every instance reads the history: the total counts each), until",
+    "every partition has read it and caught up (exit 0). --detach returns after the reset; Ctrl-C stops watching (exit 130),",
+    "the rebuild goes on: follow it with `eventline processors show <name>`.",
   ].join("\n"),
   options: {
     yes: { type: "boolean", desc: "do not ask for confirmation" },
@@ -149,7 +161,7 @@ export const processorsReset = command({
   async run({ api, json, values, args: [name = ""] }) {
     if (!values.yes) {
       if (!interactive()) throw new UsageError("a reset drops the processor's state: pass --yes to confirm when not on a terminal");
-      const answer = await ask(`Drop the state of processor ${JSON.stringify(name)} and rebuild it from its internal topic? [y/N] `);
+      const answer = await ask(`Drop the state of processor ${JSON.stringify(name)} and rebuild it from its input topic? [y/N] `);
       if (!/^y(es)?$/i.test(answer)) {
         console.log("not reset");
         return 0;
@@ -160,12 +172,14 @@ export const processorsReset = command({
     const started = Date.now();
     if (values.detach) {
       if (json) return printJson(reset);
-      console.log(`processor ${reset.processor} reset on ${reset.instances.length} partitions: rebuilding ${num(reset.events)} events`);
+      console.log(
+        `processor ${reset.processor} reset on ${reset.instances.length} partitions: rebuilding from ${num(reset.events)} input events`,
+      );
       console.log(`follow it with: eventline processors show ${reset.processor}`);
       return 0;
     }
     process.stderr.write(
-      `processor ${reset.processor} reset on ${reset.instances.length} partitions: rebuilding ${num(reset.events)} events\n`,
+      `processor ${reset.processor} reset on ${reset.instances.length} partitions: rebuilding from ${num(reset.events)} input events\n`,
     );
     const bar = progressBar();
     let stop = false;
@@ -176,12 +190,12 @@ export const processorsReset = command({
     let p;
     for (;;) {
       p = await api("GET", reset.status);
-      const { done, finished } = rebuildProgress(p, reset);
-      const pct = reset.events > 0 ? Math.floor((done / reset.events) * 100) : 100;
+      const { done, total, finished } = rebuildProgress(p, reset);
+      const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
       bar.draw(
         done,
-        reset.events,
-        `rebuilding: ${num(done)}/${num(reset.events)} events ${pct}%, open windows ${num(p.openWindows)}, results ${num(p.results)}`,
+        total,
+        `rebuilding: ${num(done)}/${num(total)} input events read ${pct}%, open windows ${num(p.openWindows)}, results ${num(p.results)}`,
         finished,
       );
       if (finished) break;
@@ -197,7 +211,7 @@ export const processorsReset = command({
     restore();
     if (json) return printJson({ reset, processor: p });
     console.log(
-      `processor ${reset.processor} rebuilt: ${num(reset.events)} events re-read in ${duration((Date.now() - started) / 1000)}; ` +
+      `processor ${reset.processor} rebuilt from ${num(reset.events)} input events in ${duration((Date.now() - started) / 1000)}; ` +
         `lag ${num(p.lag)}, open windows ${num(p.openWindows)}, results ${num(p.results)}, late events ${num(p.lateEvents)}`,
     );
     return 0;

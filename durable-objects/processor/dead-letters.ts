@@ -1,3 +1,4 @@
+import type { ProcessorPlan } from "../../shared/processors";
 import { processorDeadLetterId, processorRouteOf } from "../../shared/processors-config";
 
 /** One input a processor could not use (late, without a key, timed too far ahead). */
@@ -46,4 +47,23 @@ export async function recordDeadLetters(
       ),
     ),
   );
+}
+
+/** An input event the processor cannot take (no key; an event time too far ahead of its commit), as its dead letter. */
+export function skippedLetter(
+  plan: ProcessorPlan,
+  s: { partition: number; sequence: number; committedAt: number; id: string; reason: "no_key" | "future_time" },
+): ProcessorDeadLetter {
+  const { key, watermark } = plan.config;
+  return {
+    partition: s.partition,
+    sequence: s.sequence,
+    eventId: s.id,
+    reason: s.reason,
+    error:
+      s.reason === "future_time"
+        ? `the event's time is more than ${watermark.maxAhead} (watermark.maxAhead) ahead of its commit at ${new Date(s.committedAt).toISOString()}`
+        : `the event has no usable key at ${key} (a string, number or boolean)`,
+    body: s,
+  };
 }

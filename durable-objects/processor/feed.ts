@@ -15,7 +15,7 @@ import {
 import type { DirectTarget } from "../../shared/subscriptions";
 import type { StoredRun } from "../partition-log/delivery/runs";
 import { appendPrepared } from "./append";
-import { type ProcessorDeadLetter, recordDeadLetters } from "./dead-letters";
+import { recordDeadLetters, skippedLetter } from "./dead-letters";
 import { packBatches, prepareInternalBatches } from "./internal-events";
 
 /** An internal batch's envelope and trace attributes, on top of its inputs' text. */
@@ -104,19 +104,6 @@ async function deadLetterSkipped(
   plan: ProcessorPlan,
   skipped: { partition: number; sequence: number; id: string; committedAt: number; reason: "no_key" | "future_time" }[],
 ): Promise<void> {
-  const { name, input, key, watermark } = plan.config;
-  const letters = skipped.map(
-    (s): ProcessorDeadLetter => ({
-      partition: s.partition,
-      sequence: s.sequence,
-      eventId: s.id,
-      reason: s.reason,
-      error:
-        s.reason === "future_time"
-          ? `the event's time is more than ${watermark.maxAhead} (watermark.maxAhead) ahead of its commit at ${new Date(s.committedAt).toISOString()}`
-          : `the event has no usable key at ${key} (a string, number or boolean)`,
-      body: s,
-    }),
-  );
-  await recordDeadLetters(db, name, input.topic, letters, Date.now());
+  const letters = skipped.map((s) => skippedLetter(plan, s));
+  await recordDeadLetters(db, plan.config.name, plan.config.input.topic, letters, Date.now());
 }

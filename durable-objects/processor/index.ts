@@ -5,6 +5,7 @@ import { createLogger } from "../../sdk/logger";
 import { partitionName } from "../../sdk/partition-name";
 import { advance, apply, type EngineState, nextWakeup, status } from "../../shared/processing";
 import { engineInput, type ProcessorPlan, processorPlans, type Repartitioned } from "../../shared/processors";
+import { type Backfill, backfillDone, backfillTotal, HistoryMerge, historyInputs, newBackfill } from "./backfill";
 import { type FeedRun, instanceArgs, parseFeedArgs, parseInternalData } from "./feed-input";
 import { flushOutputs, type LateBody, resultBody, type TriggerTrace } from "./outputs";
 import { type OutputKind, ProcessorStore } from "./store";
@@ -21,6 +22,12 @@ const FLUSH_RETRY_MS = 2_000;
 const FLUSH_RETRY_MAX_MS = 60_000;
 /** Results appended in the last minute: the output rate. */
 const RATE_WINDOW_MS = 60_000;
+/** Input events a backfill reads per page of one partition, and applies per step (one state commit). */
+const BACKFILL_PAGE = 1000;
+const BACKFILL_STEP = 2000;
+/** Backfill steps a feed call takes before it answers "catching up", and an alarm before it sets the next. */
+const FEED_BACKFILL_STEPS = 1;
+const ALARM_BACKFILL_STEPS = 10;
 
 /** An internal-topic event as the log stores it: `sequence` is a zero-padded decimal string (shared/cloudevents.ts); `data` a batch (or one legacy input). */
 const storedInputSchema = z.object({
@@ -43,6 +50,13 @@ interface Item {
   inputs: Repartitioned[];
 }
 
+/** A backfill step's work: history inputs, the dead letters found among them, and the backfill's position after them (null: done). */
+interface HistoryStep {
+  inputs: Repartitioned[];
+  skipped: unknown[];
+  backfill: Backfill | null;
+}
+
 /** Thrown to the partition log's relay: the instance is catching up (a reset, a gap); the relay sends again later. */
 export class CatchingUp extends Error {
   override readonly name = "CatchingUp";
@@ -60,6 +74,8 @@ export interface ProcessorSeams {
   forget(): void;
   /** Internal-topic events read per catch-up page (tests shrink it to make several pages of a few events). */
   catchUpPage: number;
+  /** Input events a backfill step applies (tests shrink it to make several steps of a few events). */
+  backfillStep: number;
 }
 
 interface Opened {
@@ -68,6 +84,12 @@ interface Opened {
   state: EngineState;
   /** The internal topic's sequence applied through. */
   applied: number;
+  /** False until the instance took its start: the heads it backfills through (ADR 0058). */
+  started: boolean;
+  /** The backfill under way (the internal topic waits for it), or null. */
+  backfill: Backfill | null;
+  /** Counts starts: a step prepared under an earlier start (a reset came in between) is not applied. */
+  epoch: number;
 }
 
 /**
@@ -88,8 +110,10 @@ export class Processor extends DurableObject<Env> {
       this.opened = undefined;
       this.traces.clear();
       this.catchingUp = false;
+      this.merge = undefined;
     },
     catchUpPage: CATCH_UP_PAGE,
+    backfillStep: BACKFILL_STEP,
   };
   private readonly store: ProcessorStore;
   private readonly logger = createLogger({ component: "processor" });
@@ -101,6 +125,11 @@ export class Processor extends DurableObject<Env> {
   private readonly appendedAt: { at: number; n: number }[] = [];
   private resultsAppended = 0;
   private catchingUp = false;
+  /** The backfill's read-ahead (memory only; its committed position is the backfill's `next`). */
+  private merge: HistoryMerge | undefined;
+  private starting: Promise<unknown> | undefined;
+  private backfilling: Promise<void> | undefined;
+  private epochs = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -116,7 +145,16 @@ export class Processor extends DurableObject<Env> {
     this.store.setMeta("identity", JSON.stringify({ processor, instance }));
     const loaded = this.store.load(plan.spec);
     if (loaded.specChanged) this.logger.warn("processor spec changed: rebuilding from its internal topic", { processor, instance });
-    this.opened = { plan, instance, state: loaded.state, applied: loaded.applied };
+    this.opened = {
+      plan,
+      instance,
+      state: loaded.state,
+      applied: loaded.applied,
+      started: loaded.started,
+      backfill: loaded.backfill,
+      epoch: this.epochs,
+    };
+    this.catchingUp ||= loaded.backfill !== null;
     return this.opened;
   }
 
@@ -131,7 +169,13 @@ export class Processor extends DurableObject<Env> {
   /** Runs of the internal partition, from its log's relay: applied in order, committed before the call returns. */
   async feed(input: { processor: string; instance: number; runs: FeedRun[] }): Promise<{ applied: number; duplicates: number }> {
     const args = parseFeedArgs(input);
-    const o = this.open(args.processor, args.instance);
+    const o = await this.ready(this.open(args.processor, args.instance), FEED_BACKFILL_STEPS);
+    if (o.backfill !== null) {
+      await this.schedule(o);
+      throw new CatchingUp(
+        `processor ${o.plan.config.name}/${o.instance} is backfilling from its input topic (${o.backfill.read} of ${backfillTotal(o.backfill)} events read)`,
+      );
+    }
     const items: Item[] = [];
     let duplicates = 0;
     for (const run of args.runs) {
@@ -158,33 +202,136 @@ export class Processor extends DurableObject<Env> {
     return { applied, duplicates };
   }
 
-  /** Applies inputs and commits state, checkpoint and outputs together; on failure the state is reloaded from storage. */
-  private step(o: Opened, items: Item[], now?: number): void {
+  /**
+   * Applies inputs (of internal-topic events, or of a backfill step) and commits state,
+   * checkpoints and outputs together; on failure the state is reloaded from storage.
+   */
+  private step(o: Opened, items: Item[], now?: number, history?: HistoryStep): void {
     const outputs: { kind: OutputKind; body: unknown }[] = [];
     let applied = o.applied;
     try {
-      for (const { sequence, inputs } of items) {
-        if (sequence <= applied) continue;
-        applied = sequence;
+      const applyInputs = (inputs: readonly Repartitioned[]) => {
         for (const input of inputs) {
           if (input.trace !== undefined) this.remember(input.id, input.trace);
           const out = apply(o.state, engineInput(input));
           for (const r of out.results) outputs.push({ kind: "result", body: resultBody(o.plan, r, this.traces.get(r.causationId)) });
           for (const l of out.late) outputs.push({ kind: "late", body: { input: l } satisfies LateBody });
         }
+      };
+      if (history !== undefined) {
+        applyInputs(history.inputs);
+        for (const body of history.skipped) outputs.push({ kind: "skipped", body });
+      }
+      for (const { sequence, inputs } of items) {
+        if (sequence <= applied) continue;
+        applied = sequence;
+        applyInputs(inputs);
       }
       if (now !== undefined) {
         for (const r of advance(o.state, now).results)
           outputs.push({ kind: "result", body: resultBody(o.plan, r, this.traces.get(r.causationId)) });
       }
       this.testing.beforeCommit();
-      this.store.commit(o.state, applied, outputs, Date.now());
+      const backfill = history === undefined ? o.backfill : history.backfill;
+      this.store.commit(o.state, applied, backfill, outputs, Date.now());
       o.applied = applied;
+      o.backfill = backfill;
     } catch (err) {
       // The engine changed the state in place: what was committed is the truth.
       this.opened = undefined;
+      this.merge = undefined;
       this.open(o.plan.config.name, o.instance);
       throw err;
+    }
+  }
+
+  /**
+   * The instance as it may take its internal partition: started (its first call takes the start)
+   * and with at most `steps` backfill steps applied; the answer's `backfill` is null once the
+   * history is read. Races between calls share the start and the backfill's steps.
+   */
+  private async ready(o: Opened, steps: number): Promise<Opened> {
+    if (!o.started) {
+      this.starting ??= this.begin(o).finally(() => {
+        this.starting = undefined;
+      });
+      await this.starting;
+    }
+    const current = this.opened ?? o;
+    if (current.backfill === null) return current;
+    if (this.backfilling === undefined) {
+      this.backfilling = this.backfill(current, steps).finally(() => {
+        this.backfilling = undefined;
+      });
+    }
+    await this.backfilling;
+    return this.opened ?? current;
+  }
+
+  /**
+   * Starts over from now (ADR 0058): reads the internal partition's head, then every input
+   * partition's head — in that order, so every input the internal topic holds up to its head is
+   * at or below the input heads — and commits a fresh state that backfills the input topic
+   * through those heads and then takes the internal partition after its head.
+   */
+  private async begin(o: Opened): Promise<{ rebuildThrough: number; inputThrough: number[] }> {
+    const internal = await this.env.PARTITION_LOG.getByName(partitionName(o.plan.repartitionTopic, o.instance)).stats();
+    const heads = await Promise.all(
+      Array.from({ length: o.plan.spec.partitions }, (_, p) =>
+        this.env.PARTITION_LOG.getByName(partitionName(o.plan.config.input.topic, p)).stats(),
+      ),
+    );
+    if (this.flushing !== undefined) await this.flushing;
+    const inputThrough = heads.map((h) => h.head);
+    const backfill = newBackfill(inputThrough, Date.now());
+    o.state = this.store.start(o.plan.spec, internal.head, backfill, Date.now());
+    o.applied = internal.head;
+    o.backfill = backfill;
+    o.started = true;
+    o.epoch = ++this.epochs;
+    this.merge = undefined;
+    // Internal events after its head wait for the backfill; the relay sends them (or a gap reads them) after it.
+    this.catchingUp = backfill !== null;
+    if (backfill !== null)
+      this.logger.info("processor backfilling from its input topic", {
+        processor: o.plan.config.name,
+        instance: o.instance,
+        events: backfillTotal(backfill),
+        internalFrom: internal.head + 1,
+      });
+    return { rebuildThrough: internal.head, inputThrough };
+  }
+
+  /** Up to `steps` backfill steps: input history in commit order, this instance's inputs applied and committed with the position. */
+  private async backfill(o: Opened, steps: number): Promise<void> {
+    const input = o.plan.config.input.topic;
+    const read = (p: number, from: number, limit: number) => this.env.PARTITION_LOG.getByName(partitionName(input, p)).read(from, limit);
+    for (let i = 0; i < steps; i++) {
+      const bf = o.backfill;
+      if (bf === null || this.opened !== o) return;
+      const epoch = o.epoch;
+      if (this.merge?.of !== bf) this.merge = new HistoryMerge(bf, read, Math.min(BACKFILL_PAGE, this.testing.backfillStep));
+      const merge = this.merge;
+      let taken: Awaited<ReturnType<HistoryMerge["take"]>>;
+      try {
+        taken = await merge.take(this.testing.backfillStep);
+      } catch (err) {
+        this.merge = undefined;
+        throw err;
+      }
+      // A reset started over while the pages were read: this step belongs to the old start.
+      if (this.opened !== o || o.epoch !== epoch || o.backfill !== bf) return;
+      const { inputs, skipped } = historyInputs(o.plan, o.instance, taken.events);
+      const position: Backfill = { ...bf, next: taken.next, read: bf.read + taken.events.length };
+      const done = taken.events.length === 0 || backfillDone(position);
+      this.step(o, [], undefined, { inputs, skipped, backfill: done ? null : position });
+      // The merge continues from the committed position: it is the backfill now.
+      if (!done && o.backfill !== null) this.merge = merge.continuing(o.backfill);
+      if (done) {
+        this.merge = undefined;
+        this.logger.info("processor backfill done", { processor: o.plan.config.name, instance: o.instance, events: position.read });
+        return;
+      }
     }
   }
 
@@ -200,12 +347,15 @@ export class Processor extends DurableObject<Env> {
   /** Reads the internal partition from the checkpoint (log, then archive) and applies it, through `through` or a bounded number of pages. */
   private async catchUp(o: Opened, through: number): Promise<void> {
     const stub = this.env.PARTITION_LOG.getByName(partitionName(o.plan.repartitionTopic, o.instance));
+    // The internal topic waits for the backfill: it continues from the head the backfill was taken with.
+    if (o.backfill !== null || !o.started) return;
+    const epoch = o.epoch;
     for (let step = 0; step < CATCH_UP_STEPS && o.applied < through; step++) {
       const from = o.applied + 1;
       const page = await stub.read(from, this.testing.catchUpPage);
       // A reset (or another catch-up) moved the checkpoint while the page was read: this page no
       // longer follows what is applied, so read again from where it stands now.
-      if (this.opened !== o) return;
+      if (this.opened !== o || o.epoch !== epoch) return;
       if (o.applied !== from - 1) continue;
       const items = page.events.map((text): Item => {
         const event = storedInputSchema.parse(JSON.parse(text));
@@ -275,8 +425,15 @@ export class Processor extends DurableObject<Env> {
 
   /** Timers (processing time moves; idle partitions stop holding the watermark), catch-up, and output retries. */
   override async alarm(): Promise<void> {
-    const o = this.reopen();
-    if (o === undefined) return;
+    const opened = this.reopen();
+    if (opened === undefined) return;
+    // A fresh instance starts, and the history is read, before anything else (ADR 0058).
+    const o = await this.ready(opened, ALARM_BACKFILL_STEPS);
+    if (o.backfill !== null) {
+      await this.flush(o);
+      await this.ctx.storage.setAlarm(Date.now());
+      return;
+    }
     // Whatever the internal partition holds beyond the checkpoint is applied first: processing time
     // may only move on once the instance has read what was committed before it, or busy inputs
     // with a backlog would look idle and their events late.
@@ -288,22 +445,28 @@ export class Processor extends DurableObject<Env> {
     await this.schedule(o);
   }
 
-  /** Drops the state and rebuilds it from the internal topic (log and archive); results are re-appended by id (duplicates). */
-  async reset(input: { processor: string; instance: number }): Promise<{ ok: true }> {
+  /**
+   * Drops the state and rebuilds it from the input topic's history (log and archive, ADR 0058),
+   * then takes the internal partition after its head now; results are re-appended by id
+   * (duplicates). Answers the heads the rebuild reads through.
+   */
+  async reset(input: { processor: string; instance: number }): Promise<{ ok: true; rebuildThrough: number; inputThrough: number[] }> {
     const args = instanceArgs.parse(input);
     const o = this.open(args.processor, args.instance);
-    if (this.flushing !== undefined) await this.flushing;
-    o.state = this.store.reset(o.plan.spec, Date.now());
-    o.applied = 0;
-    this.catchingUp = true;
+    const taken = await this.begin(o);
     await this.ctx.storage.setAlarm(Date.now());
-    return { ok: true };
+    return { ok: true, ...taken };
   }
 
-  /** What GET /v1/processors/{name} shows of this instance. */
-  status(input: { processor: string; instance: number }): InstanceStatus {
+  /** What GET /v1/processors/{name} shows of this instance; an instance not started yet starts (by its alarm). */
+  async status(input: { processor: string; instance: number }): Promise<InstanceStatus> {
     const args = instanceArgs.parse(input);
-    const o = this.open(args.processor, args.instance);
+    let o = this.open(args.processor, args.instance);
+    if (!o.started) {
+      // A view is often the first call a new processor's instance gets: it starts, and its alarm reads the history.
+      o = await this.ready(o, 0);
+      await this.schedule(o);
+    }
     const s = status(o.state);
     const now = Date.now();
     const recent = this.appendedAt.filter((a) => a.at >= now - RATE_WINDOW_MS).reduce((n, a) => n + a.n, 0);
@@ -320,6 +483,10 @@ export class Processor extends DurableObject<Env> {
       outputPerSecond: recent / (RATE_WINDOW_MS / 1000),
       lastOutputError: this.lastFlushError,
       catchingUp: this.catchingUp,
+      backfill:
+        o.backfill === null
+          ? null
+          : { read: o.backfill.read, total: backfillTotal(o.backfill), through: o.backfill.through, next: o.backfill.next },
     };
   }
 }

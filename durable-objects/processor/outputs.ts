@@ -116,7 +116,12 @@ async function handOn(deps: FlushDeps, rows: Output[]): Promise<number> {
     if (tableRows.length > 0) await upsertWindows(env.DB, plan.config.name, tableRows, deps.now());
     appended = kept.length;
   }
-  if (late.length > 0) await recordDeadLetters(env.DB, plan.config.name, plan.config.input.topic, late.map(lateLetter), deps.now());
+  // Late inputs, and input events a backfill found unusable (no key, too far ahead; ADR 0058).
+  const letters = [
+    ...late.map(lateLetter),
+    ...rows.filter((r) => r.kind === "skipped").map((r) => JSON.parse(r.body) as ProcessorDeadLetter),
+  ];
+  if (letters.length > 0) await recordDeadLetters(env.DB, plan.config.name, plan.config.input.topic, letters, deps.now());
   return appended;
 }
 

@@ -1,12 +1,14 @@
 import { canonicalJson } from "../../shared/json";
 import { createState, type EngineState, type ProcessorSpec, restoreState } from "../../shared/processing";
 import { migrate, type SqlMigration } from "../sql-migrations";
+import { type Backfill, backfillSchema } from "./backfill";
 
 /**
  * A processor instance's storage (ADR 0053): its engine state (which carries the per-input-partition
- * checkpoints), the internal-topic sequence it has applied through, and an outbox of what its steps
- * produced (results to append, late events to dead-letter, window rows to upsert). A step's state,
- * checkpoint and outputs are written in ONE transaction, so a crash either keeps all of a step or
+ * checkpoints), the internal-topic sequence it has applied through, its backfill's position (ADR
+ * 0058), and an outbox of what its steps produced (results to append, late and skipped inputs to
+ * dead-letter, window rows to upsert). A step's state, checkpoints and outputs are written in ONE
+ * transaction, so a crash either keeps all of a step or
  * none of it; outputs leave the outbox only after they were appended (idempotently, by id).
  */
 
@@ -22,8 +24,15 @@ const MIGRATIONS: readonly SqlMigration[] = [
       sql.exec(`CREATE TABLE outputs (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL)`);
     },
   },
+  {
+    id: 2,
+    name: "backfill position",
+    // NULL: no backfill under way (states written before backfills had none either).
+    up: (db) => db.addColumn("state", "backfill", "TEXT"),
+  },
 ];
 
+/** `skipped`: an input event a backfill found unusable (no key, too far ahead), a dead letter as the re-partition step records it. */
 export type OutputKind = "result" | "late" | "skipped";
 
 export type Output = {
@@ -38,6 +47,10 @@ export interface Loaded {
   applied: number;
   /** True when a stored state was dropped because the configured spec changed (a rebuild follows). */
   specChanged: boolean;
+  /** False when there is no state for the spec yet: the instance starts with a backfill. */
+  started: boolean;
+  /** The backfill under way, if any. */
+  backfill: Backfill | null;
 }
 
 export class ProcessorStore {
@@ -60,42 +73,58 @@ export class ProcessorStore {
   /** The stored state if it was made for `spec`; a fresh one otherwise (then `specChanged` says whether one was dropped). */
   load(spec: ProcessorSpec): Loaded {
     const row = this.sql
-      .exec<{ spec: string; json: string; applied: number }>(`SELECT spec, json, applied FROM state WHERE id = 1`)
+      .exec<{ spec: string; json: string; applied: number; backfill: string | null }>(
+        `SELECT spec, json, applied, backfill FROM state WHERE id = 1`,
+      )
       .toArray()[0];
     const wanted = canonicalJson(spec);
-    if (row === undefined) return { state: createState(spec), applied: 0, specChanged: false };
-    if (row.spec !== wanted) return { state: createState(spec), applied: 0, specChanged: true };
-    return { state: restoreState(row.json), applied: row.applied, specChanged: false };
+    const fresh = { state: createState(spec), applied: 0, started: false, backfill: null };
+    if (row === undefined) return { ...fresh, specChanged: false };
+    if (row.spec !== wanted) return { ...fresh, specChanged: true };
+    const backfill = row.backfill === null ? null : backfillSchema.parse(JSON.parse(row.backfill));
+    return { state: restoreState(row.json), applied: row.applied, specChanged: false, started: true, backfill };
   }
 
   /**
    * One step, in one transaction: the state, the internal checkpoint and the step's outputs. A
    * state of 1,000 keys is ~240 KB of JSON: callers commit once per batch, not per event.
    */
-  commit(state: EngineState, applied: number, outputs: { kind: OutputKind; body: unknown }[], now: number): void {
-    const spec = canonicalJson(state.spec);
-    const json = JSON.stringify(state);
+  commit(
+    state: EngineState,
+    applied: number,
+    backfill: Backfill | null,
+    outputs: { kind: OutputKind; body: unknown }[],
+    now: number,
+  ): void {
     this.storage.transactionSync(() => {
-      this.sql.exec(
-        `INSERT INTO state (id, spec, json, applied, updated_at) VALUES (1, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, json = excluded.json, applied = excluded.applied, updated_at = excluded.updated_at`,
-        spec,
-        json,
-        applied,
-        now,
-      );
+      this.writeState(state, applied, backfill, now);
       for (const o of outputs) this.sql.exec(`INSERT INTO outputs (kind, body) VALUES (?, ?)`, o.kind, JSON.stringify(o.body));
     });
   }
 
-  /** Forgets the state and the checkpoint (a reset): the next steps rebuild from the internal topic's first event. */
-  reset(spec: ProcessorSpec, now: number): EngineState {
+  private writeState(state: EngineState, applied: number, backfill: Backfill | null, now: number): void {
+    this.sql.exec(
+      `INSERT INTO state (id, spec, json, applied, backfill, updated_at) VALUES (1, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, json = excluded.json, applied = excluded.applied,
+         backfill = excluded.backfill, updated_at = excluded.updated_at`,
+      canonicalJson(state.spec),
+      JSON.stringify(state),
+      applied,
+      backfill === null ? null : JSON.stringify(backfill),
+      now,
+    );
+  }
+
+  /**
+   * Starts over (a new instance, a reset, a changed spec): a fresh state and no unsent outputs, the
+   * internal topic taken from `applied` on, after the backfill (ADR 0058).
+   */
+  start(spec: ProcessorSpec, applied: number, backfill: Backfill | null, now: number): EngineState {
     const state = createState(spec);
     this.storage.transactionSync(() => {
       this.sql.exec(`DELETE FROM outputs`);
-      this.sql.exec(`DELETE FROM state`);
+      this.writeState(state, applied, backfill, now);
     });
-    this.commit(state, 0, [], now);
     return state;
   }
 

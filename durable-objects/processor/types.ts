@@ -20,6 +20,8 @@ export interface InstanceStatus {
   resultsAppended: number;
   outputPerSecond: number;
   lastOutputError: string | null;
-  /** True while it reads its partition back (after a reset or a gap). */
+  /** True while it reads its history or its partition back (a new instance, a reset, a gap). */
   catchingUp: boolean;
+  /** Its backfill from the input topic while one is under way (ADR 0058): input events read of the total, per input partition the position and the end. */
+  backfill: { read: number; total: number; through: number[]; next: number[] } | null;
 }

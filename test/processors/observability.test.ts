@@ -143,8 +143,8 @@ describe("processors in GET /v1/health", () => {
 
   it("degraded while an instance's outputs fail with results waiting; ok again once handed on", async () => {
     const original = Processor.prototype.status;
-    vi.spyOn(Processor.prototype, "status").mockImplementation(function (this: Processor, input) {
-      const s = original.call(this, input);
+    vi.spyOn(Processor.prototype, "status").mockImplementation(async function (this: Processor, input) {
+      const s = await original.call(this, input);
       return input.processor === "revenue-per-minute" && input.instance === 0
         ? { ...s, pendingOutputs: 3, lastOutputError: "orders-revenue/0 did not answer" }
         : s;

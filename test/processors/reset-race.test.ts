@@ -61,9 +61,9 @@ describe("reset during a catch-up", () => {
       object.testing.catchUpPage = 2;
       await object.reset({ processor: PROCESSOR, instance });
       // Catch-up runs from the alarm; each run reads at most 5 pages, so run it until it is done.
-      for (let i = 0; i < 50 && object.status({ processor: PROCESSOR, instance }).catchingUp; i++) await object.alarm();
+      for (let i = 0; i < 50 && (await object.status({ processor: PROCESSOR, instance })).catchingUp; i++) await object.alarm();
       expect(raced).toBe(true);
-      const status = object.status({ processor: PROCESSOR, instance });
+      const status = await object.status({ processor: PROCESSOR, instance });
       expect(status.catchingUp).toBe(false);
       expect(status.applied).toBe(head);
       // Every event of the partition is in the rebuilt state, once: none was skipped by the race.

@@ -36,6 +36,13 @@ export interface ProcessorPartitionView {
   outputPerSecond: number;
   lastOutputError: string | null;
   catchingUp: boolean;
+  /** While the instance reads the input topic's history (ADR 0058): input events read of the total. */
+  backfill: BackfillProgress | null;
+}
+
+export interface BackfillProgress {
+  read: number;
+  total: number;
 }
 
 export interface ProcessorView {
@@ -65,6 +72,8 @@ export interface ProcessorView {
   results: number;
   outputPerSecond: number;
   pendingOutputs: number;
+  /** The instances' backfills under way, summed (null: none is). */
+  backfill: BackfillProgress | null;
   partitions: ProcessorPartitionView[];
 }
 
@@ -73,7 +82,16 @@ export function describeProcessor(
   plan: ProcessorPlan,
 ): Omit<
   ProcessorView,
-  "lowWatermark" | "lag" | "inputLag" | "openWindows" | "lateEvents" | "results" | "outputPerSecond" | "pendingOutputs" | "partitions"
+  | "lowWatermark"
+  | "lag"
+  | "inputLag"
+  | "openWindows"
+  | "lateEvents"
+  | "results"
+  | "outputPerSecond"
+  | "pendingOutputs"
+  | "backfill"
+  | "partitions"
 > {
   const c = plan.config;
   const base = {
@@ -113,7 +131,8 @@ export async function processorView(env: Env, config: EventlineConfig, plan: Pro
   const upstream = waiting.reduce((n, s) => n + (s.outbox[route] ?? 0), 0);
   const watermarks = partitions.map((p) => p.watermark);
   const low = watermarks.some((w) => w === null) ? null : ((watermarks as string[]).sort()[0] ?? null);
-  const sum = (f: (p: ProcessorPartitionView) => number) => partitions.reduce((n, p) => n + f(p), 0);
+  const sum = (f: (p: ProcessorPartitionView) => number) => sumOf(partitions, f);
+  const backfilling = partitions.flatMap((p) => (p.backfill === null ? [] : [p.backfill]));
   return {
     ...describeProcessor(plan),
     lowWatermark: low,
@@ -124,6 +143,7 @@ export async function processorView(env: Env, config: EventlineConfig, plan: Pro
     results: sum((p) => p.results),
     outputPerSecond: sum((p) => p.outputPerSecond),
     pendingOutputs: sum((p) => p.pendingOutputs),
+    backfill: backfilling.length === 0 ? null : { read: sumOf(backfilling, (b) => b.read), total: sumOf(backfilling, (b) => b.total) },
     partitions,
   };
 }
@@ -145,7 +165,12 @@ function partitionView(s: InstanceStatus, head: number): ProcessorPartitionView 
     outputPerSecond: s.outputPerSecond,
     lastOutputError: s.lastOutputError,
     catchingUp: s.catchingUp,
+    backfill: s.backfill === null ? null : { read: s.backfill.read, total: s.backfill.total },
   };
+}
+
+function sumOf<T>(list: readonly T[], f: (t: T) => number): number {
+  return list.reduce((n, t) => n + f(t), 0);
 }
 
 export async function allProcessorViews(env: Env, config: EventlineConfig): Promise<ProcessorView[]> {

@@ -16,6 +16,11 @@ const ProcessorInputSchema = z.object({
   idle: z.boolean().openapi({ description: "Idle (nothing for longer than watermark.idleTimeout): it no longer holds the watermark back" }),
 });
 
+const BackfillSchema = z.object({
+  read: z.number().int().openapi({ description: "Input events read so far (every partition's, whoever's key)" }),
+  total: z.number().int().openapi({ description: "Input events it reads in all: the input heads when it started, summed" }),
+});
+
 export const ProcessorPartitionSchema = z
   .object({
     partition: z.number().int().openapi({ description: "The partition of the internal topic `processor.<name>`: one instance each" }),
@@ -23,7 +28,7 @@ export const ProcessorPartitionSchema = z
     inputs: z.array(ProcessorInputSchema),
     applied: z.number().int().openapi({
       description:
-        "Internal-partition sequence applied through (0 right after a reset); each internal event is a batch of one input run's inputs for this instance",
+        "Internal-partition sequence applied through (right after a reset: the partition's head then, `rebuildThrough`; what came before is rebuilt from the input topic); each internal event is a batch of one input run's inputs for this instance",
     }),
     head: z.number().int().openapi({ description: "The internal partition's head sequence" }),
     lag: z.number().int().openapi({ description: "head − applied: events (input batches) of the internal partition not yet applied" }),
@@ -41,7 +46,13 @@ export const ProcessorPartitionSchema = z
     pendingOutputs: z.number().int().openapi({ description: "Results and late events committed but not yet appended / dead-lettered" }),
     outputPerSecond: z.number().openapi({ description: "Results appended per second over the last minute" }),
     lastOutputError: z.string().nullable(),
-    catchingUp: z.boolean().openapi({ description: "Reading its partition back (after a reset or a gap)" }),
+    catchingUp: z
+      .boolean()
+      .openapi({ description: "Reading its history (a new processor, a reset, a changed declaration) or its partition back (a gap)" }),
+    backfill: BackfillSchema.nullable().openapi({
+      description:
+        "While the instance reads the input topic's history (ADR 0058): input events read of the total. Null once it has read it (or had none to read)",
+    }),
   })
   .openapi("ProcessorPartition");
 
@@ -97,6 +108,10 @@ export const ProcessorSchema = z
     results: z.number().int(),
     outputPerSecond: z.number(),
     pendingOutputs: z.number().int(),
+    backfill: BackfillSchema.nullable().openapi({
+      description:
+        "While instances read the input topic's history: their input events read and to read, summed over the instances; null when none is",
+    }),
     partitions: z.array(ProcessorPartitionSchema),
   })
   .openapi("Processor");
@@ -109,11 +124,17 @@ export const ProcessorResetSchema = z
       .array(
         z.object({
           partition: z.number().int(),
-          rebuildThrough: z.number().int().openapi({ description: "The internal partition's head when the reset was taken" }),
+          rebuildThrough: z.number().int().openapi({
+            description: "The internal partition's head when the reset was taken: the instance continues with it after its backfill",
+          }),
+          inputThrough: z.array(z.number().int()).openapi({
+            description:
+              "Per input partition, its head when the reset was taken: the instance's backfill reads it from sequence 1 through there",
+          }),
         }),
       )
-      .openapi({ description: "Every instance, reset: each rebuilds its state from sequence 1 of its internal partition" }),
-    events: z.number().int().openapi({ description: "Internal-topic events (input batches) the rebuild reads again (the heads, summed)" }),
+      .openapi({ description: "Every instance, reset: each rebuilds its state from the input topic's history (ADR 0058)" }),
+    events: z.number().int().openapi({ description: "Input-topic events the rebuild reads again (the input heads at the reset, summed)" }),
     status: z.string().openapi({
       description:
         "Where to follow it: the rebuild is done once every partition's `applied` reaches its `rebuildThrough` and `catchingUp` is false",

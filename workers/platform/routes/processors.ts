@@ -1,6 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { partitionName } from "../../../sdk/partition-name";
 import { DeadLetterPageQuery, problemResponse } from "../../../shared/api-schemas";
 import type { EventlineConfig } from "../../../shared/config";
 import { EventlineError } from "../../../shared/errors";
@@ -57,9 +56,9 @@ const resetRoute = createRoute({
     access({ group: "admin", action: "admin", topic: processorTopic, audit: "processors.reset", resource: processorResource }),
   ] as const,
   tags: ["Processors"],
-  summary: "Drop a processor's window state on every instance and rebuild it from its internal topic (log and archive)",
+  summary: "Drop a processor's window state on every instance and rebuild it from its input topic's whole history (log and archive)",
   description:
-    "Each instance forgets its state, checkpoints and unsent outputs, then reads its partition of `processor.<name>` again from sequence 1 (the archive, then the log) and recomputes. Results are appended under the same deterministic ids, so a result already in the output topic is a duplicate, not a second event; window rows in D1 are upserted again; late events are dead-lettered again under the same ids (once). Follow the rebuild with GET /v1/processors/{name}: it is done once each partition's `applied` reaches `rebuildThrough` and `catchingUp` is false. A reset of a processor already rebuilding starts it over.",
+    "Each instance forgets its state, checkpoints and unsent outputs, then reads the input topic again from sequence 1 of every partition (the archive, then the log) through its head at the reset, in commit order across partitions, applies the inputs whose key is its own, and then continues with its partition of `processor.<name>` after that partition's head at the reset (`rebuildThrough`). Results are appended under the same deterministic ids, so a result already in the output topic is a duplicate, not a second event; window rows in D1 are upserted again; late events are dead-lettered again under the same ids (once). Follow the rebuild with GET /v1/processors/{name}: `backfill` shows the input events read of the total; it is done once `backfill` is null and `catchingUp` false on every partition. A reset of a processor already rebuilding starts it over.",
   request: { params: z.object({ name: ProcessorNameParam }) },
   responses: {
     202: { description: "Every instance was reset and is rebuilding", content: { "application/json": { schema: ProcessorResetSchema } } },
@@ -172,10 +171,13 @@ export function processorRoutes(config: EventlineConfig) {
           { retryAfter: 5 },
         );
       }
-      // Read after the reset: everything committed to the internal topic by then is rebuilt through.
-      const heads = await Promise.all(instances.map((i) => c.env.PARTITION_LOG.getByName(partitionName(plan.repartitionTopic, i)).stats()));
-      const rebuilt = instances.map((partition) => ({ partition, rebuildThrough: heads[partition]?.head ?? 0 }));
-      const events = rebuilt.reduce((n, r) => n + r.rebuildThrough, 0);
+      // What each instance took at its reset: the heads it reads the input topic through, and where its internal partition continues.
+      const rebuilt = instances.map((partition) => {
+        const o = outcomes[partition];
+        const taken = o?.status === "fulfilled" ? o.value : { rebuildThrough: 0, inputThrough: [] };
+        return { partition, rebuildThrough: taken.rebuildThrough, inputThrough: taken.inputThrough };
+      });
+      const events = Math.max(0, ...rebuilt.map((r) => r.inputThrough.reduce((n, h) => n + h, 0)));
       c.set("auditDetails", { instances: instances.length, events });
       c.get("log").info("processor reset", { processor: name, route: processorRouteOf(name), instances: instances.length, events });
       const status = `/v1/processors/${encodeURIComponent(name)}`;
