@@ -151,3 +151,24 @@ export function parseInternalData(data: unknown): Repartitioned[] {
   }
   return [parseRepartitioned(data)];
 }
+
+/** An internal-topic event as the log stores it: `sequence` is a zero-padded decimal string (shared/cloudevents.ts); `data` a batch (or one legacy input). */
+const storedInputSchema = z.object({
+  sequence: z
+    .string()
+    .regex(/^\d{1,20}$/)
+    .transform(Number),
+  data: z.unknown(),
+});
+
+/** An internal-topic event's data, from its stored text (how the log's relay sends it, ADR 0056). */
+export function storedData(text: string): unknown {
+  const event: unknown = JSON.parse(text);
+  return typeof event === "object" && event !== null ? (event as { data?: unknown }).data : undefined;
+}
+
+/** An internal-topic event as stored (a catch-up page's): its sequence and the inputs it carries. */
+export function storedItem(text: string): { sequence: number; inputs: Repartitioned[] } {
+  const event = storedInputSchema.parse(JSON.parse(text));
+  return { sequence: event.sequence, inputs: parseInternalData(event.data) };
+}

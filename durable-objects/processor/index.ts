@@ -1,17 +1,17 @@
 import { DurableObject } from "cloudflare:workers";
-import { z } from "zod";
 import config from "../../eventline.config";
 import { createLogger } from "../../sdk/logger";
 import { partitionName } from "../../sdk/partition-name";
 import { advance, apply, type EngineState, nextWakeup, status } from "../../shared/processing";
 import { engineInput, type ProcessorPlan, processorPlans, type Repartitioned } from "../../shared/processors";
 import { type Backfill, backfillDone, backfillTotal, HistoryMerge, historyInputs, newBackfill } from "./backfill";
-import { type FeedRun, instanceArgs, parseFeedArgs, parseInternalData } from "./feed-input";
+import { type FeedRun, instanceArgs, parseFeedArgs, parseInternalData, storedData, storedItem } from "./feed-input";
 import { flushOutputs, type LateBody, resultBody, type TriggerTrace } from "./outputs";
 import { type OutputKind, ProcessorStore } from "./store";
-import type { InstanceStatus } from "./types";
+import { CatchingUp, type HistoryStep, type InstanceStatus, type Item, type ProcessorSeams } from "./types";
 
-export type { InstanceStatus } from "./types";
+export type { InstanceStatus, ProcessorSeams } from "./types";
+export { CatchingUp } from "./types";
 
 /** Inputs whose trace context an instance remembers, for the results they cause later (a final closed by a later watermark). */
 const TRACE_MEMORY = 10_000;
@@ -28,55 +28,6 @@ const BACKFILL_STEP = 2000;
 /** Backfill steps a feed call takes before it answers "catching up", and an alarm before it sets the next. */
 const FEED_BACKFILL_STEPS = 1;
 const ALARM_BACKFILL_STEPS = 10;
-
-/** An internal-topic event as the log stores it: `sequence` is a zero-padded decimal string (shared/cloudevents.ts); `data` a batch (or one legacy input). */
-const storedInputSchema = z.object({
-  sequence: z
-    .string()
-    .regex(/^\d{1,20}$/)
-    .transform(Number),
-  data: z.unknown(),
-});
-
-/** An internal-topic event's data, from its stored text (how the log's relay sends it, ADR 0056). */
-function storedData(text: string): unknown {
-  const event: unknown = JSON.parse(text);
-  return typeof event === "object" && event !== null ? (event as { data?: unknown }).data : undefined;
-}
-
-/** One internal-topic event: its sequence, and the inputs it carries (ADR 0056). */
-interface Item {
-  sequence: number;
-  inputs: Repartitioned[];
-}
-
-/** A backfill step's work: history inputs, the dead letters found among them, and the backfill's position after them (null: done). */
-interface HistoryStep {
-  inputs: Repartitioned[];
-  skipped: unknown[];
-  backfill: Backfill | null;
-}
-
-/** Thrown to the partition log's relay: the instance is catching up (a reset, a gap); the relay sends again later. */
-export class CatchingUp extends Error {
-  override readonly name = "CatchingUp";
-}
-
-/** What tests change on one instance; production never touches it. */
-export interface ProcessorSeams {
-  /** Processing time for the alarm's advance (tests hold it still, then move it). */
-  now(): number;
-  /** Runs after a step was applied in memory, before its commit (a test throws: a crash before the commit). */
-  beforeCommit(): void;
-  /** Runs before committed outputs are handed on (a test throws: a crash between the commit and the append). */
-  beforeFlush(): Promise<void>;
-  /** Forgets everything held in memory, as an eviction or a crash does; storage is kept. */
-  forget(): void;
-  /** Internal-topic events read per catch-up page (tests shrink it to make several pages of a few events). */
-  catchUpPage: number;
-  /** Input events a backfill step applies (tests shrink it to make several steps of a few events). */
-  backfillStep: number;
-}
 
 interface Opened {
   plan: ProcessorPlan;
@@ -357,10 +308,7 @@ export class Processor extends DurableObject<Env> {
       // longer follows what is applied, so read again from where it stands now.
       if (this.opened !== o || o.epoch !== epoch) return;
       if (o.applied !== from - 1) continue;
-      const items = page.events.map((text): Item => {
-        const event = storedInputSchema.parse(JSON.parse(text));
-        return { sequence: event.sequence, inputs: parseInternalData(event.data) };
-      });
+      const items = page.events.map(storedItem);
       if (items.length > 0) this.step(o, items);
       if (items.length === 0 || o.applied >= page.head) {
         // Read through the partition's head: nothing is missing any more.

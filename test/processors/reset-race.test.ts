@@ -6,19 +6,20 @@ import { expectAccepted, postBatch, waitFor } from "../helpers";
 import { minute, paid, view } from "./fixtures";
 
 /**
- * A reset that lands while an instance is reading its internal partition back (a catch-up page
- * in flight): the page read from the old checkpoint must not be applied on top of the fresh
- * state, or the rebuilt state would miss everything before that page. The instance reads 2
- * internal events a page here (1,000 in production), so a partition of a few events needs
- * several pages; each POST below is its own input run, so its own internal event (a batch).
+ * A reset that lands while an instance is reading a page of its backfill from the input topic
+ * (ADR 0058) must not have that page applied on top of the fresh state, or the rebuilt state
+ * would miss or double what came before it. The instance reads 16 input events per backfill step
+ * here (2,000 in production), so a few events make several pages.
  */
 
 const EVENTS = 240;
 const POSTS = 8;
 const PROCESSOR = "revenue-per-minute";
 
-describe("reset during a catch-up", () => {
-  it("rebuilds from the first event when a reset comes in while a later page is being read", { timeout: 120_000 }, async () => {
+describe("reset during a backfill", () => {
+  it("rebuilds from the first event when a reset comes in while a later page of the input topic is being read", {
+    timeout: 120_000,
+  }, async () => {
     // One key, one instance: every event lands in the same internal partition, in one open window.
     const events = Array.from({ length: EVENTS }, (_, i) => paid(`race-${i}`, "EUR", 1, minute(30) + (i % 50) * 1_000));
     const per = EVENTS / POSTS;
@@ -35,7 +36,7 @@ describe("reset during a catch-up", () => {
 
     const stub = env.PROCESSOR.getByName(`${PROCESSOR}/${instance}`);
     await runInDurableObject(stub, async (object: Processor) => {
-      // The second page's read (from 1,001) lets a reset in before it answers.
+      // The first read of a later page of the raced topic lets a reset in before it answers.
       let raced = false;
       const logs = env.PARTITION_LOG;
       const racing = {
@@ -45,7 +46,7 @@ describe("reset during a catch-up", () => {
             const real = logs.getByName(name);
             return {
               read: async (from: number, limit: number) => {
-                if (from > 1 && !raced) {
+                if (from > 1 && !raced && name.startsWith("orders/")) {
                   raced = true;
                   await object.reset({ processor: PROCESSOR, instance });
                 }
@@ -59,6 +60,7 @@ describe("reset during a catch-up", () => {
       };
       Object.defineProperty(object, "env", { value: racing });
       object.testing.catchUpPage = 2;
+      object.testing.backfillStep = 16;
       await object.reset({ processor: PROCESSOR, instance });
       // Catch-up runs from the alarm; each run reads at most 5 pages, so run it until it is done.
       for (let i = 0; i < 50 && (await object.status({ processor: PROCESSOR, instance })).catchingUp; i++) await object.alarm();

@@ -30,6 +30,7 @@ const part = (over: Partial<ProcessorPartitionModel> = {}): ProcessorPartitionMo
   outputPerSecond: 0.05,
   lastOutputError: null,
   catchingUp: false,
+  backfillRemaining: 0,
   ...over,
 });
 
@@ -179,8 +180,8 @@ describe("processor model and Prometheus series", () => {
       outputPerSecond: 0.5,
       pendingOutputs: 0,
       partitions: [
-        { ...part({ partition: 0, lag: 2 }), inputs: [] },
-        { ...part({ partition: 1, watermark: null }), inputs: [] },
+        { ...part({ partition: 0, lag: 2 }), inputs: [], backfill: null },
+        { ...part({ partition: 1, watermark: null }), inputs: [], backfill: { read: 10, total: 40 } },
       ],
     } as unknown as ProcessorView;
     const now = Date.parse("2026-01-01T12:01:30.250Z");
@@ -193,9 +194,9 @@ describe("processor model and Prometheus series", () => {
       lag: 3,
       inputLag: 1,
     });
-    expect(m.partitions.map((p) => [p.partition, p.watermarkLagSeconds, p.lag])).toEqual([
-      [0, 90.25, 2],
-      [1, null, 0],
+    expect(m.partitions.map((p) => [p.partition, p.watermarkLagSeconds, p.lag, p.backfillRemaining])).toEqual([
+      [0, 90.25, 2, 0],
+      [1, null, 0, 30],
     ]);
     expect(processorModel({ ...view, lowWatermark: "2026-01-01T12:02:00.000Z" }, now).watermarkLagSeconds).toBe(0);
   });
@@ -204,7 +205,7 @@ describe("processor model and Prometheus series", () => {
     const m = proc(
       [
         part({ lag: 3, lateEvents: 2, results: 7, pendingOutputs: 1, lastOutputError: "x" }),
-        part({ partition: 1, watermark: null, watermarkLagSeconds: null, catchingUp: true }),
+        part({ partition: 1, watermark: null, watermarkLagSeconds: null, catchingUp: true, backfillRemaining: 30 }),
       ],
       { inputLag: 5, lowWatermark: null, watermarkLagSeconds: null },
     );
@@ -221,6 +222,8 @@ describe("processor model and Prometheus series", () => {
     expect(x.value("eventline_processor_output_failing", at(0))).toBe(1);
     expect(x.value("eventline_processor_output_failing", at(1))).toBe(0);
     expect(x.value("eventline_processor_catching_up", at(1))).toBe(1);
+    expect(x.value("eventline_processor_backfill_remaining", at(1))).toBe(30);
+    expect(x.value("eventline_processor_backfill_remaining", at(0))).toBe(0);
     expect(x.value("eventline_processor_output_per_second", at(0))).toBe(0.05);
     expect(x.value("eventline_processor_open_windows", at(0))).toBe(1);
     expect(x.value("eventline_processor_watermark_seconds", at(0))).toBe(Date.parse("2026-01-01T12:00:00.000Z") / 1000);

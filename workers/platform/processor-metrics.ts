@@ -30,6 +30,8 @@ export interface ProcessorPartitionModel {
   /** Why the last hand-on of results failed (null once one succeeds). */
   lastOutputError: string | null;
   catchingUp: boolean;
+  /** Input events the instance's backfill has still to read (ADR 0058; 0 when none is under way). */
+  backfillRemaining: number;
 }
 
 export interface ProcessorModel {
@@ -72,6 +74,7 @@ function partitionModel(p: ProcessorPartitionView, now: number): ProcessorPartit
     outputPerSecond: p.outputPerSecond,
     lastOutputError: p.lastOutputError,
     catchingUp: p.catchingUp,
+    backfillRemaining: p.backfill === null ? 0 : Math.max(0, p.backfill.total - p.backfill.read),
   };
 }
 
@@ -187,9 +190,15 @@ export function processorSeries(out: Exposition, processors: readonly ProcessorM
       );
       out.gauge(
         "eventline_processor_catching_up",
-        "1 while the instance reads its partition back (after a reset or a gap).",
+        "1 while the instance reads its history (a new processor, a reset) or its partition back (a gap).",
         at,
         i.catchingUp ? 1 : 0,
+      );
+      out.gauge(
+        "eventline_processor_backfill_remaining",
+        "Input events the instance's backfill from the input topic has still to read (0 when none is under way).",
+        at,
+        i.backfillRemaining,
       );
     }
   }
