@@ -76,12 +76,9 @@ const ProcessorMetricsSchema = z
           keys: z.number().int(),
           lastOutputError: z.string().nullable().openapi({ description: "Why the last hand-on of outputs failed; null once one succeeds" }),
           catchingUp: z.boolean().openapi({ description: "Reading its history (a new processor, a reset) or its partition back (a gap)" }),
-          backfillRemaining: z
-            .number()
-            .int()
-            .openapi({
-              description: "Input events its backfill from the input topic has still to read (ADR 0058); 0 when none is under way",
-            }),
+          backfillRemaining: z.number().int().openapi({
+            description: "Input events its backfill from the input topic has still to read (ADR 0058); 0 when none is under way",
+          }),
         }),
       )
       .openapi({ description: "Per instance" }),
