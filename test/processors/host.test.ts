@@ -146,7 +146,7 @@ describe("after a reset", () => {
 });
 
 describe("rebuild from the archive", () => {
-  it("after the internal topic is archived and trimmed, a reset recomputes the same results under the same ids", async () => {
+  it("after the input and internal topics are archived and trimmed, a reset recomputes the same results under the same ids", async () => {
     const t = minute(40);
     const events = ["A", "B", "C", "D"].flatMap((c, i) =>
       [0, 1].map((k) => ({
@@ -172,22 +172,25 @@ describe("rebuild from the archive", () => {
       (ids) => ids.length === 4,
       50_000,
     );
-    // Archive and trim the internal topic: from now on its events exist only in R2.
-    for (let q = 0; q < 4; q++) {
-      const log = env.PARTITION_LOG.getByName(partitionName(`processor.${NAME}`, q));
-      await runInDurableObject(log, (instance: PartitionLog) => {
-        instance.testing.retentionMs = 0;
-      });
-      await log.archiveNow();
-      expect((await log.stats()).count).toBe(0);
-    }
+    // Archive and trim both topics: from now on their events exist only in R2, where the backfill reads the input's (ADR 0058).
+    for (const topic of ["orders", `processor.${NAME}`])
+      for (let q = 0; q < 4; q++) {
+        const log = env.PARTITION_LOG.getByName(partitionName(topic, q));
+        await runInDurableObject(log, (instance: PartitionLog) => {
+          instance.testing.retentionMs = 0;
+        });
+        await log.archiveNow();
+        const stats = await log.stats();
+        expect(stats.count).toBe(0);
+        if (topic === "orders") expect(stats.archived?.last ?? 0).toBe(stats.head);
+      }
     const before = await Promise.all(
       [0, 1, 2, 3].map((q) => env.PROCESSOR.getByName(`${NAME}/${q}`).status({ processor: NAME, instance: q })),
     );
     for (let q = 0; q < 4; q++) await env.PROCESSOR.getByName(`${NAME}/${q}`).reset({ processor: NAME, instance: q });
     const rebuilt = await waitFor(
       () => Promise.all([0, 1, 2, 3].map((q) => env.PROCESSOR.getByName(`${NAME}/${q}`).status({ processor: NAME, instance: q }))),
-      (all) => all.every((s, q) => s.applied === before[q]?.applied && !s.catchingUp && s.pendingOutputs === 0),
+      (all) => all.every((s, q) => s.applied === before[q]?.applied && s.backfill === null && !s.catchingUp && s.pendingOutputs === 0),
       50_000,
     );
     expect(rebuilt.map((s) => s.counters.accepted)).toEqual(before.map((s) => s.counters.accepted));
