@@ -24,6 +24,8 @@ const FLUSH_RETRY_MAX_MS = 60_000;
 const RATE_WINDOW_MS = 60_000;
 /** Input events a backfill reads per page of one partition, and applies per step (one state commit). */
 const BACKFILL_PAGE = 1000;
+/** Input events a backfill holds read ahead at most, over every input partition (a page each). */
+const BACKFILL_BUFFER = 20_000;
 const BACKFILL_STEP = 2000;
 /** Backfill steps a feed call takes before it answers "catching up", and an alarm before it sets the next. */
 const FEED_BACKFILL_STEPS = 1;
@@ -158,6 +160,10 @@ export class Processor extends DurableObject<Env> {
    * checkpoints and outputs together; on failure the state is reloaded from storage.
    */
   private step(o: Opened, items: Item[], now?: number, history?: HistoryStep): void {
+    // The internal partition and processing time wait for the backfill: applied before the history,
+    // they would move checkpoints and clock past it (a reset can land while a feed awaits a page).
+    if (o.backfill !== null && history === undefined && (items.length > 0 || now !== undefined))
+      throw new CatchingUp(`processor ${o.plan.config.name}/${o.instance} is backfilling from its input topic`);
     const outputs: { kind: OutputKind; body: unknown }[] = [];
     let applied = o.applied;
     try {
@@ -261,7 +267,9 @@ export class Processor extends DurableObject<Env> {
       const bf = o.backfill;
       if (bf === null || this.opened !== o) return;
       const epoch = o.epoch;
-      if (this.merge?.of !== bf) this.merge = new HistoryMerge(bf, read, Math.min(BACKFILL_PAGE, this.testing.backfillStep));
+      // Read-ahead is a page per input partition: bounded in all, however many partitions there are.
+      const page = Math.max(16, Math.min(BACKFILL_PAGE, this.testing.backfillStep, Math.floor(BACKFILL_BUFFER / bf.through.length)));
+      if (this.merge?.of !== bf) this.merge = new HistoryMerge(bf, read, page);
       const merge = this.merge;
       let taken: Awaited<ReturnType<HistoryMerge["take"]>>;
       try {
