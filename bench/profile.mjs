@@ -126,7 +126,7 @@ try {
           .bind(...params)
           .all()
       ).results;
-    const r = await processorBench({ platform: urls.platformProcessors, queryD1, events, timeoutSec: 600, runs: 1 });
+    const r = await processorBench({ platform: urls.platformProcessors, queryD1, events, timeoutSec: 600, runs: 1, rebuild: false });
     console.log(
       `processor: ${r.eventsPerSec} events/s applied; results exact: ${r.results.exact}; watermark → result p99 ${r.watermarkToResultMs.p99} ms`,
     );

@@ -270,7 +270,18 @@ export function processorLine(p) {
     `workerd ${n(p.workerdCpuUsPerEvent)} µs/event (${n(p.otherCpuCores)} cores busy outside workerd meanwhile, this client included); ${exact}; ${n(p.lateEvents)} late events. ` +
     `Watermark → result appended (the input that moved the instance's watermark past end + grace, committed in ${p.processor.input} → the result committed in ${p.processor.output}): ` +
     `**p50 ${n(w.p50)} ms, p99 ${n(w.p99)} ms** (max ${n(w.max)} ms, ${n(w.samples)} results); from that input's commit in the internal topic: p50 ${n(i.p50)} ms, p99 ${n(i.p99)} ms` +
-    `${p.closedByAlarm > 0 ? `; ${n(p.closedByAlarm)} results closed by an instance's alarm (idle inputs), not timed` : ""}.`
+    `${p.closedByAlarm > 0 ? `; ${n(p.closedByAlarm)} results closed by an instance's alarm (idle inputs), not timed` : ""}.` +
+    backfillText(p.backfill, n)
+  );
+}
+
+/** The rebuild after the runs (ADR 0058), as a sentence of the processor paragraph. */
+function backfillText(b, n) {
+  if (b === undefined) return "";
+  const once = b.appliedOnce ? `all ${n(b.inputEvents)} applied once` : `APPLIED ${n(b.applied)} OF ${n(b.inputEvents)}`;
+  return (
+    ` Rebuild (a reset; every instance reads the input topic's ${n(b.inputEvents)} events back and catches up): ` +
+    `**${n(b.eventsPerSec)} input events/s** (${n(b.ms)} ms${b.complete ? "" : ", INCOMPLETE"}; ${n(b.readsPerSec)} events read/s over ${b.instances} instances); ${once}.`
   );
 }
 
@@ -295,6 +306,17 @@ export function processorRatios(p, batch) {
       target: null,
       pass: null,
     },
+    ...(p.backfill === undefined
+      ? []
+      : [
+          {
+            name: "processor rebuild input events/s ÷ batch ingest events/s",
+            value: p.backfill.eventsPerSec === null ? null : Math.round((p.backfill.eventsPerSec / batch.median) * 1000) / 1000,
+            of: `${p.backfill.label} (${p.backfill.inputEvents} events, ${p.backfill.instances} instances) ÷ ${batch.label} (median)`,
+            target: null,
+            pass: null,
+          },
+        ]),
     {
       name: "processor watermark → result appended p99 (ms)",
       value: p.watermarkToResultMs.p99,
@@ -302,6 +324,18 @@ export function processorRatios(p, batch) {
       target: null,
       pass: null,
     },
+  ];
+}
+
+/** The demo processors' one-time backfill of `orders` before the commands scenario (bench/processors.mjs startDemoProcessors). */
+function demoBackfillLines(b) {
+  if (b === undefined) return [];
+  const n = (x) => x.toLocaleString("en-US");
+  return [
+    `Before the commands scenario, the demo processors (${b.processors.join(", ")}) start on \`orders\`, which the ingest scenarios filled: ` +
+      `their ${b.instances} instances each read its ${n(b.inputEvents)} events back (ADR 0058) in ${n(b.ms)} ms` +
+      `${b.complete ? "" : " (INCOMPLETE)"}, ${n(Math.round(((b.inputEvents * b.instances) / Math.max(1, b.ms)) * 1000))} events read/s; the commands run after it.`,
+    "",
   ];
 }
 
@@ -346,6 +380,7 @@ export function markdown(results) {
     ...commandsLines(results),
     "",
     ...(results.processors === undefined ? [] : [processorLine(results.processors), ""]),
+    ...demoBackfillLines(results.demoProcessorsBackfill),
     ...archiveLines(results),
     "",
     disturbance(results),

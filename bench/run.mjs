@@ -18,7 +18,7 @@ import { endToEnd } from "./e2e.mjs";
 import { ONE_KEY, PARTITIONS, preflight, SPREAD_KEYS, scenarios, TOPIC } from "./ingest.mjs";
 import { liveBench } from "./live.mjs";
 import { load } from "./load.mjs";
-import { processorBench } from "./processors.mjs";
+import { processorBench, startDemoProcessors } from "./processors.mjs";
 import {
   commandsText,
   cpuRatio,
@@ -196,6 +196,11 @@ async function main() {
     const all = scenarios(server.urls, settings.batchSize);
     const pids = { server: server.child.pid, workerd: childPids(server.child.pid) };
     const { runs, acknowledged: measuredEvents } = await measure(all, pids);
+    console.log("Demo processors: starting them on the orders topic the ingest scenarios filled (a one-time backfill)…");
+    const demoProcessorsBackfill = await startDemoProcessors({ platform: server.urls.platform, timeoutSec: settings.processorTimeoutSec });
+    console.log(
+      `  ${demoProcessorsBackfill.instances} instances of ${demoProcessorsBackfill.processors.join(", ")} read ${demoProcessorsBackfill.inputEvents} events back in ${demoProcessorsBackfill.ms} ms (complete: ${demoProcessorsBackfill.complete})`,
+    );
     console.log("Commands on the orders demo (distinct orders, one hot order, command → visible)…");
     const commands = await commandBench({
       platform: server.urls.platform,
@@ -268,6 +273,8 @@ async function main() {
       archiveReplay,
       liveStreams: live,
       processors,
+      // The demo processors' one-time backfill of `orders` before the commands scenario (ADR 0058).
+      demoProcessorsBackfill,
       commands: {
         ...commands,
         settings: { durationSec: settings.commandSec, concurrency: settings.commandConcurrency },
