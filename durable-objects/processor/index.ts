@@ -97,7 +97,7 @@ export class Processor extends DurableObject<Env> {
     if (instance >= plan.instances) throw new Error(`processor ${processor} has ${plan.instances} instances, not ${instance + 1}`);
     this.store.setMeta("identity", JSON.stringify({ processor, instance }));
     const loaded = this.store.load(plan.spec);
-    if (loaded.specChanged) this.logger.warn("processor spec changed: rebuilding from its internal topic", { processor, instance });
+    if (loaded.specChanged) this.logger.warn("processor spec changed: rebuilding from its input topic", { processor, instance });
     this.opened = {
       plan,
       instance,
@@ -208,13 +208,7 @@ export class Processor extends DurableObject<Env> {
    * history is read. Races between calls share the start and the backfill's steps.
    */
   private async ready(o: Opened, steps: number): Promise<Opened> {
-    if (!o.started) {
-      this.starting ??= this.begin(o).finally(() => {
-        this.starting = undefined;
-      });
-      await this.starting;
-    }
-    const current = this.opened ?? o;
+    const current = await this.started(o);
     if (current.backfill === null) return current;
     if (this.backfilling === undefined) {
       this.backfilling = this.backfill(current, steps).finally(() => {
@@ -223,6 +217,17 @@ export class Processor extends DurableObject<Env> {
     }
     await this.backfilling;
     return this.opened ?? current;
+  }
+
+  /** The instance, started: its first call takes the start (calls that race share it). */
+  private async started(o: Opened): Promise<Opened> {
+    if (!o.started) {
+      this.starting ??= this.begin(o).finally(() => {
+        this.starting = undefined;
+      });
+      await this.starting;
+    }
+    return this.opened ?? o;
   }
 
   /**
@@ -246,6 +251,8 @@ export class Processor extends DurableObject<Env> {
     o.backfill = backfill;
     o.started = true;
     o.epoch = ++this.epochs;
+    // What storage now holds is this start: it is the instance in memory too (a failed step may have reloaded another meanwhile).
+    this.opened = o;
     this.merge = undefined;
     // Internal events after its head wait for the backfill; the relay sends them (or a gap reads them) after it.
     this.catchingUp = backfill !== null;
@@ -420,7 +427,7 @@ export class Processor extends DurableObject<Env> {
     let o = this.open(args.processor, args.instance);
     if (!o.started) {
       // A view is often the first call a new processor's instance gets: it starts, and its alarm reads the history.
-      o = await this.ready(o, 0);
+      o = await this.started(o);
       await this.schedule(o);
     }
     const s = status(o.state);
