@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { compileFilter, type Filter } from "../../shared/filter";
 import { partitionFor } from "../../shared/partitioner";
-import { type ProcessorPlan, type Repartitioned, repartitioned } from "../../shared/processors";
-import { type ProcessorDeadLetter, skippedLetter } from "./dead-letters";
+import type { ProcessorPlan, Repartitioned } from "../../shared/processors";
+import { inputOrLetter, type ProcessorDeadLetter } from "./dead-letters";
 
 /**
  * An instance's backfill (ADR 0058): before it takes its internal partition, a fresh instance (a
@@ -150,13 +150,11 @@ export function historyInputs(
   const skipped: ProcessorDeadLetter[] = [];
   for (const e of events) {
     if (!matches(e.event)) continue;
-    const at = { partition: e.partition, sequence: e.sequence, committedAt: e.committedAt };
-    const r = repartitioned(plan, e.event, at);
-    if ("skip" in r) {
-      if (r.skip !== "no_role" && instance === 0) skipped.push(skippedLetter(plan, { ...at, id: String(e.event.id), reason: r.skip }));
-      continue;
-    }
-    if (partitionFor({ id: r.id, partitionkey: r.key }, plan.instances) === instance) inputs.push(r);
+    const taken = inputOrLetter(plan, e.event, { partition: e.partition, sequence: e.sequence, committedAt: e.committedAt });
+    if (taken === null) continue;
+    if ("letter" in taken) {
+      if (instance === 0) skipped.push(taken.letter);
+    } else if (partitionFor({ id: taken.input.id, partitionkey: taken.input.key }, plan.instances) === instance) inputs.push(taken.input);
   }
   return { inputs, skipped };
 }

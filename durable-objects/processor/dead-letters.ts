@@ -1,4 +1,4 @@
-import type { ProcessorPlan } from "../../shared/processors";
+import { type ProcessorPlan, type Repartitioned, repartitioned } from "../../shared/processors";
 import { processorDeadLetterId, processorRouteOf } from "../../shared/processors-config";
 
 /** One input a processor could not use (late, without a key, timed too far ahead). */
@@ -49,8 +49,24 @@ export async function recordDeadLetters(
   );
 }
 
+/**
+ * What an input event is to the processor, as the re-partition step and a backfill both decide it:
+ * an input; a dead letter (no usable key, an event time too far ahead of its commit); or nothing
+ * (a pattern's event that is neither "a" nor "b").
+ */
+export function inputOrLetter(
+  plan: ProcessorPlan,
+  event: Record<string, unknown>,
+  at: { partition: number; sequence: number; committedAt: number },
+): { input: Repartitioned } | { letter: ProcessorDeadLetter } | null {
+  const r = repartitioned(plan, event, at);
+  if (!("skip" in r)) return { input: r };
+  if (r.skip === "no_role") return null;
+  return { letter: skippedLetter(plan, { ...at, id: String(event.id), reason: r.skip }) };
+}
+
 /** An input event the processor cannot take (no key; an event time too far ahead of its commit), as its dead letter. */
-export function skippedLetter(
+function skippedLetter(
   plan: ProcessorPlan,
   s: { partition: number; sequence: number; committedAt: number; id: string; reason: "no_key" | "future_time" },
 ): ProcessorDeadLetter {

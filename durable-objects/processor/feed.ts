@@ -6,16 +6,14 @@ import { findTopic } from "../../shared/config";
 import {
   INTERNAL_BATCH_MAX_BYTES,
   INTERNAL_BATCH_MAX_INPUTS,
-  type ProcessorPlan,
   processorPlans,
   processorSource,
   type Repartitioned,
-  repartitioned,
 } from "../../shared/processors";
 import type { DirectTarget } from "../../shared/subscriptions";
 import type { StoredRun } from "../partition-log/delivery/runs";
 import { appendPrepared } from "./append";
-import { recordDeadLetters, skippedLetter } from "./dead-letters";
+import { inputOrLetter, type ProcessorDeadLetter, recordDeadLetters } from "./dead-letters";
 import { packBatches, prepareInternalBatches } from "./internal-events";
 
 /** An internal batch's envelope and trace attributes, on top of its inputs' text. */
@@ -52,7 +50,7 @@ async function repartition(env: Env, processor: string, runs: Run[]): Promise<vo
   const source = `${processorSource(processor)}/input`;
   // Batches' bytes of input text: under the topic's event limit with room for the envelope.
   const maxBytes = Math.min(INTERNAL_BATCH_MAX_BYTES, Math.max(0, config.limits.maxEventBytes - ENVELOPE_ROOM_BYTES));
-  const skipped: { partition: number; sequence: number; committedAt: number; id: string; reason: "no_key" | "future_time" }[] = [];
+  const letters: ProcessorDeadLetter[] = [];
   // The runs of one call come from one partition's log, in order: their inputs make batches together.
   const byPartition = new Map<string, { topic: string; partition: number; inputs: Repartitioned[] }>();
   for (const run of runs) {
@@ -66,14 +64,10 @@ async function repartition(env: Env, processor: string, runs: Run[]): Promise<vo
     for (const e of run.events) {
       const event = e.event ?? (await readOne(env, run.topic, run.partition, e.sequence));
       if (event === undefined) continue;
-      const at = { partition: run.partition, sequence: e.sequence, committedAt: e.committedAt };
-      const r = repartitioned(plan, event, at);
-      if ("skip" in r) {
-        // A pattern's event that is neither "a" nor "b" is simply not an input; one without a key is a dead letter.
-        if (r.skip !== "no_role") skipped.push({ ...at, id: String(event.id), reason: r.skip });
-        continue;
-      }
-      inputs.push(r);
+      const taken = inputOrLetter(plan, event, { partition: run.partition, sequence: e.sequence, committedAt: e.committedAt });
+      if (taken === null) continue;
+      if ("input" in taken) inputs.push(taken.input);
+      else letters.push(taken.letter);
     }
   }
   const packed: ReturnType<typeof packBatches> = [];
@@ -89,21 +83,11 @@ async function repartition(env: Env, processor: string, runs: Run[]): Promise<vo
     const prepared = await prepareInternalBatches(packed, internal, config, newTraceparent());
     await appendPrepared(env, internal.name, prepared);
   }
-  if (skipped.length > 0) await deadLetterSkipped(env.DB, plan, skipped);
+  if (letters.length > 0) await recordDeadLetters(env.DB, plan.config.name, plan.config.input.topic, letters, Date.now());
 }
 
 async function readOne(env: Env, topic: string, partition: number, sequence: number): Promise<Record<string, unknown> | undefined> {
   const page = await env.PARTITION_LOG.getByName(partitionName(topic, partition)).read(sequence, 1);
   const text = page.events[0];
   return text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
-}
-
-/** Inputs the processor cannot take, as its dead letters (`no_key`, `future_time`), one per input position. */
-async function deadLetterSkipped(
-  db: D1Database,
-  plan: ProcessorPlan,
-  skipped: { partition: number; sequence: number; id: string; committedAt: number; reason: "no_key" | "future_time" }[],
-): Promise<void> {
-  const letters = skipped.map((s) => skippedLetter(plan, s));
-  await recordDeadLetters(db, plan.config.name, plan.config.input.topic, letters, Date.now());
 }

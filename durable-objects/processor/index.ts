@@ -274,9 +274,11 @@ export class Processor extends DurableObject<Env> {
       const bf = o.backfill;
       if (bf === null || this.opened !== o) return;
       const epoch = o.epoch;
-      // Read-ahead is a page per input partition: bounded in all, however many partitions there are.
-      const page = Math.max(16, Math.min(BACKFILL_PAGE, this.testing.backfillStep, Math.floor(BACKFILL_BUFFER / bf.through.length)));
-      if (this.merge?.of !== bf) this.merge = new HistoryMerge(bf, read, page);
+      if (this.merge?.of !== bf) {
+        // Read-ahead is a page per input partition: bounded in all, however many partitions there are.
+        const page = Math.max(16, Math.min(BACKFILL_PAGE, this.testing.backfillStep, Math.floor(BACKFILL_BUFFER / bf.through.length)));
+        this.merge = new HistoryMerge(bf, read, page);
+      }
       const merge = this.merge;
       let taken: Awaited<ReturnType<HistoryMerge["take"]>>;
       try {
@@ -446,10 +448,7 @@ export class Processor extends DurableObject<Env> {
       outputPerSecond: recent / (RATE_WINDOW_MS / 1000),
       lastOutputError: this.lastFlushError,
       catchingUp: this.catchingUp,
-      backfill:
-        o.backfill === null
-          ? null
-          : { read: o.backfill.read, total: backfillTotal(o.backfill), through: o.backfill.through, next: o.backfill.next },
+      backfill: o.backfill === null ? null : { read: o.backfill.read, total: backfillTotal(o.backfill) },
     };
   }
 }

@@ -1,6 +1,7 @@
 import type { ProcessorStatus } from "../../shared/processing";
 import type { Repartitioned } from "../../shared/processors";
 import type { Backfill } from "./backfill";
+import type { ProcessorDeadLetter } from "./dead-letters";
 
 /** One processor instance as GET /v1/processors/{name}, metrics and health see it. */
 export interface InstanceStatus {
@@ -24,8 +25,8 @@ export interface InstanceStatus {
   lastOutputError: string | null;
   /** True while it reads its history or its partition back (a new instance, a reset, a gap). */
   catchingUp: boolean;
-  /** Its backfill from the input topic while one is under way (ADR 0058): input events read of the total, per input partition the position and the end. */
-  backfill: { read: number; total: number; through: number[]; next: number[] } | null;
+  /** Its backfill from the input topic while one is under way (ADR 0058): input events read of the total. */
+  backfill: { read: number; total: number } | null;
 }
 
 /** One internal-topic event: its sequence, and the inputs it carries (ADR 0056). */
@@ -37,7 +38,7 @@ export interface Item {
 /** A backfill step's work: history inputs, the dead letters found among them, and the backfill's position after them (null: done). */
 export interface HistoryStep {
   inputs: Repartitioned[];
-  skipped: unknown[];
+  skipped: ProcessorDeadLetter[];
   backfill: Backfill | null;
 }
 

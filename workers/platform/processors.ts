@@ -165,7 +165,7 @@ function partitionView(s: InstanceStatus, head: number): ProcessorPartitionView 
     outputPerSecond: s.outputPerSecond,
     lastOutputError: s.lastOutputError,
     catchingUp: s.catchingUp,
-    backfill: s.backfill === null ? null : { read: s.backfill.read, total: s.backfill.total },
+    backfill: s.backfill,
   };
 }
 
