@@ -170,17 +170,14 @@ export const processorsReset = command({
     /** @type {ResetAnswer} */
     const reset = await api("POST", `/v1/processors/${seg(name)}/reset`);
     const started = Date.now();
+    const announced = `processor ${reset.processor} reset on ${reset.instances.length} partitions: rebuilding from ${num(reset.events)} input events`;
     if (values.detach) {
       if (json) return printJson(reset);
-      console.log(
-        `processor ${reset.processor} reset on ${reset.instances.length} partitions: rebuilding from ${num(reset.events)} input events`,
-      );
+      console.log(announced);
       console.log(`follow it with: eventline processors show ${reset.processor}`);
       return 0;
     }
-    process.stderr.write(
-      `processor ${reset.processor} reset on ${reset.instances.length} partitions: rebuilding from ${num(reset.events)} input events\n`,
-    );
+    process.stderr.write(`${announced}\n`);
     const bar = progressBar();
     let stop = false;
     const restore = onInterrupt(() => {
